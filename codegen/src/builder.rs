@@ -1,0 +1,277 @@
+//! The `build.rs` API: parse `.proto` files in pure Rust (no `protoc`), generate prost
+//! messages plus Brisk stubs, write one `<package>.rs` per protobuf package.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+use prost::Message as _;
+use protobuf::Message as _;
+
+use crate::comments::ProtoComments;
+use crate::emit::EmitOptions;
+use crate::error::{Error, ErrorKind};
+use crate::model::DEFAULT_CODEC_PATH;
+use crate::parse_error;
+use crate::prost::ServiceGenerator;
+
+/// Starts configuring code generation; finish with [`Builder::compile`].
+pub fn configure() -> Builder {
+    Builder::default()
+}
+
+/// Compiles one `.proto` file with default settings; its parent directory is the include path.
+///
+/// ```no_run
+/// // build.rs
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     brisk_codegen::compile_protos("proto/echo.proto")?;
+///     Ok(())
+/// }
+/// ```
+pub fn compile_protos(proto: impl AsRef<Path>) -> Result<(), Error> {
+    let proto = proto.as_ref();
+    let include = match proto.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    configure().compile(&[proto], &[include])
+}
+
+/// Settings for one code generation run. Created by [`configure`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Builder {
+    emit: EmitOptions,
+    codec_path: String,
+    out_dir: Option<PathBuf>,
+    emit_rerun_if_changed: Option<bool>,
+    extern_paths: Vec<(String, String)>,
+    type_attributes: Vec<(String, String)>,
+    field_attributes: Vec<(String, String)>,
+    message_attributes: Vec<(String, String)>,
+    bytes: Vec<String>,
+    btree_map: Vec<String>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            emit: EmitOptions::default(),
+            codec_path: DEFAULT_CODEC_PATH.to_owned(),
+            out_dir: None,
+            emit_rerun_if_changed: None,
+            extern_paths: Vec::new(),
+            type_attributes: Vec::new(),
+            field_attributes: Vec::new(),
+            message_attributes: Vec::new(),
+            bytes: Vec::new(),
+            btree_map: Vec::new(),
+        }
+    }
+}
+
+impl Builder {
+    /// Whether to generate the async clients `XClient` (default `true`).
+    pub fn build_client(mut self, enable: bool) -> Self {
+        self.emit.client = enable;
+        self
+    }
+
+    /// Whether to generate the service traits and `XServer` adapters (default `true`).
+    pub fn build_server(mut self, enable: bool) -> Self {
+        self.emit.server = enable;
+        self
+    }
+
+    /// Whether to generate the blocking clients `XBlockingClient` (default `true`). They wrap
+    /// the async clients, which are then generated as well.
+    pub fn build_blocking_client(mut self, enable: bool) -> Self {
+        self.emit.blocking_client = enable;
+        self
+    }
+
+    /// Where to write the generated files. Defaults to the `OUT_DIR` environment variable, as
+    /// Cargo sets it for build scripts, so `brisk::include_proto!("package")` finds them.
+    pub fn out_dir(mut self, out_dir: impl AsRef<Path>) -> Self {
+        self.out_dir = Some(out_dir.as_ref().to_owned());
+        self
+    }
+
+    /// Rust path of the codec type used by the stubs (default `::brisk::codegen::Prost`).
+    pub fn codec_path(mut self, codec_path: impl Into<String>) -> Self {
+        self.codec_path = codec_path.into();
+        self
+    }
+
+    /// Whether to print `cargo:rerun-if-changed` for the `.proto` files read. By default they
+    /// are printed when running inside a build script (`OUT_DIR` and `CARGO` are set).
+    pub fn emit_rerun_if_changed(mut self, enable: bool) -> Self {
+        self.emit_rerun_if_changed = Some(enable);
+        self
+    }
+
+    /// Uses existing Rust types for a protobuf path instead of generating them; see
+    /// [`prost_build::Config::extern_path`].
+    pub fn extern_path(
+        mut self,
+        proto_path: impl Into<String>,
+        rust_path: impl Into<String>,
+    ) -> Self {
+        self.extern_paths
+            .push((proto_path.into(), rust_path.into()));
+        self
+    }
+
+    /// Adds an attribute to matching messages and enums; see
+    /// [`prost_build::Config::type_attribute`].
+    pub fn type_attribute(mut self, path: impl AsRef<str>, attribute: impl AsRef<str>) -> Self {
+        self.type_attributes
+            .push((path.as_ref().to_owned(), attribute.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds an attribute to matching fields; see [`prost_build::Config::field_attribute`].
+    pub fn field_attribute(mut self, path: impl AsRef<str>, attribute: impl AsRef<str>) -> Self {
+        self.field_attributes
+            .push((path.as_ref().to_owned(), attribute.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds an attribute to matching messages; see
+    /// [`prost_build::Config::message_attribute`].
+    pub fn message_attribute(mut self, path: impl AsRef<str>, attribute: impl AsRef<str>) -> Self {
+        self.message_attributes
+            .push((path.as_ref().to_owned(), attribute.as_ref().to_owned()));
+        self
+    }
+
+    /// Generates `bytes::Bytes` instead of `Vec<u8>` for matching `bytes` fields; see
+    /// [`prost_build::Config::bytes`].
+    pub fn bytes(mut self, paths: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.bytes
+            .extend(paths.into_iter().map(|path| path.as_ref().to_owned()));
+        self
+    }
+
+    /// Generates `BTreeMap` instead of `HashMap` for matching map fields; see
+    /// [`prost_build::Config::btree_map`].
+    pub fn btree_map(mut self, paths: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.btree_map
+            .extend(paths.into_iter().map(|path| path.as_ref().to_owned()));
+        self
+    }
+
+    /// Parses `protos` (each must lie under one of `includes`; imports are looked up there,
+    /// `google/protobuf/*.proto` are built in), then writes one `<package>.rs` per protobuf
+    /// package to the output directory.
+    ///
+    /// Fails with `path:line:column: reason` for a broken `.proto`, and with one line per
+    /// method for streaming methods, which are not supported yet.
+    pub fn compile(
+        self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<(), Error> {
+        let protos: Vec<&Path> = protos.iter().map(AsRef::as_ref).collect();
+        let includes: Vec<&Path> = includes.iter().map(AsRef::as_ref).collect();
+        let rerun = self
+            .emit_rerun_if_changed
+            .unwrap_or_else(|| env::var_os("OUT_DIR").is_some() && env::var_os("CARGO").is_some());
+        if rerun {
+            for proto in &protos {
+                println!("cargo:rerun-if-changed={}", proto.display());
+            }
+        }
+
+        let parsed = protobuf_parse::Parser::new()
+            .pure()
+            .includes(&includes)
+            .inputs(&protos)
+            .parse_and_typecheck()
+            .map_err(|error| parse_error::from_protobuf_parse(error.as_ref(), &protos))?;
+
+        let inputs: Vec<&str> = parsed.relative_paths.iter().map(|p| p.to_str()).collect();
+        let mut comments = ProtoComments::default();
+        let mut files = Vec::with_capacity(parsed.file_descriptors.len());
+        for file in parsed.file_descriptors {
+            let name = file.name().to_owned();
+            let is_input = inputs.contains(&name.as_str());
+            // Built-in well-known types map to `::prost_types`; don't generate them again.
+            if !is_input && name.starts_with("google/protobuf/") {
+                continue;
+            }
+            if let Some(path) = find_in_includes(&includes, &name) {
+                if rerun && !is_input {
+                    println!("cargo:rerun-if-changed={}", path.display());
+                }
+                if let Ok(source) = std::fs::read_to_string(&path) {
+                    comments.add_file(file.package(), &source);
+                }
+            }
+            files.push(file);
+        }
+
+        let mut set = protobuf::descriptor::FileDescriptorSet::new();
+        set.file = files;
+        let bytes = set.write_to_bytes().map_err(|error| {
+            Error::with_source(
+                ErrorKind::Parse,
+                format!("cannot serialize file descriptors: {error}"),
+                error,
+            )
+        })?;
+        let set = prost_types::FileDescriptorSet::decode(bytes.as_slice()).map_err(|error| {
+            Error::with_source(
+                ErrorKind::Parse,
+                format!("cannot convert file descriptors for prost: {error}"),
+                error,
+            )
+        })?;
+
+        let generator = ServiceGenerator::new(self.emit)
+            .codec_path(self.codec_path.clone())
+            .with_comments(comments);
+        let errors = generator.errors();
+        let mut config = self.prost_config();
+        config.service_generator(Box::new(generator));
+        config.compile_fds(set)?;
+        errors.take()
+    }
+
+    fn prost_config(&self) -> prost_build::Config {
+        let mut config = prost_build::Config::new();
+        // prost's formatter re-parses the whole file and would drop the stubs'
+        // `// @generated by brisk-codegen` marker; the stubs are formatted already.
+        config.format(false);
+        if let Some(out_dir) = &self.out_dir {
+            config.out_dir(out_dir);
+        }
+        for (proto_path, rust_path) in &self.extern_paths {
+            config.extern_path(proto_path, rust_path);
+        }
+        for (path, attribute) in &self.type_attributes {
+            config.type_attribute(path, attribute);
+        }
+        for (path, attribute) in &self.field_attributes {
+            config.field_attribute(path, attribute);
+        }
+        for (path, attribute) in &self.message_attributes {
+            config.message_attribute(path, attribute);
+        }
+        if !self.bytes.is_empty() {
+            config.bytes(&self.bytes);
+        }
+        if !self.btree_map.is_empty() {
+            config.btree_map(&self.btree_map);
+        }
+        config
+    }
+}
+
+/// The file an import name (`a/b.proto`) resolves to: the first include dir that has it.
+fn find_in_includes(includes: &[&Path], name: &str) -> Option<PathBuf> {
+    includes
+        .iter()
+        .map(|include| include.join(name))
+        .find(|path| path.is_file())
+}

@@ -1,0 +1,4 @@
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    brisk_codegen::compile_protos("proto/echo.proto")?;
+    Ok(())
+}

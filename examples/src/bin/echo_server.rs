@@ -1,0 +1,48 @@
+//! brpc's echo server in Brisk: `cargo run --release --bin echo_server -- --listen 127.0.0.1:8000`.
+//! Runs until Ctrl-C (or SIGTERM), then stops gracefully.
+
+use brisk_examples::{echo::EchoServiceServer, init_logging, Args, Echo};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_logging();
+    let args = match Args::parse(&[]) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("echo_server: {e}\nusage: echo_server [--listen HOST:PORT]");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let listen = args.get_or("listen", "127.0.0.1:8000");
+    let server = match brisk::Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .start(&listen)
+        .await
+    {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("echo_server: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("echo server listening on {}", server.local_addr());
+    wait_for_signal().await;
+    tracing::info!("stopping: finishing calls in flight");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    std::process::ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,171 @@
+//! A server as the client sees it, and how calls get a connection to it.
+//!
+//! `single` connections are shared by every channel in the process that talks to the same
+//! server with the same protocol: the map below is consulted only when a channel is created,
+//! never per call. Each endpoint keeps its current connection in an `ArcSwap`, so the call path
+//! takes no lock unless it has to connect.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::runtime::Handle;
+
+use super::ConnectionType;
+use crate::transport::connection::Connection;
+use crate::{Protocol, Status};
+
+/// Idle pooled connections kept per server (brpc's pool cap).
+const MAX_IDLE_POOLED: usize = 100;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct EndpointKey {
+    addr: SocketAddr,
+    protocol: Protocol,
+    max_body_size: usize,
+}
+
+static ENDPOINTS: LazyLock<Mutex<HashMap<EndpointKey, Weak<Endpoint>>>> =
+    LazyLock::new(Default::default);
+
+/// One server, with its shared connection and its pool.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    addr: SocketAddr,
+    max_body_size: usize,
+    runtime: Handle,
+    single: ArcSwapOption<Connection>,
+    connecting: tokio::sync::Mutex<()>,
+    pool: Mutex<Vec<Arc<Connection>>>,
+}
+
+impl Endpoint {
+    /// The process-wide endpoint for `addr` (created on first use).
+    pub(crate) fn shared(
+        addr: SocketAddr,
+        protocol: Protocol,
+        max_body_size: usize,
+        runtime: &Handle,
+    ) -> Arc<Endpoint> {
+        let key = EndpointKey {
+            addr,
+            protocol,
+            max_body_size,
+        };
+        let mut map = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(endpoint) = map.get(&key).and_then(Weak::upgrade) {
+            return endpoint;
+        }
+        map.retain(|_, weak| weak.strong_count() > 0);
+        let endpoint = Arc::new(Endpoint {
+            addr,
+            max_body_size,
+            runtime: runtime.clone(),
+            single: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+            pool: Mutex::new(Vec::new()),
+        });
+        map.insert(key, Arc::downgrade(&endpoint));
+        endpoint
+    }
+
+    /// The server's address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A connection for one call attempt.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        kind: ConnectionType,
+        connect_timeout: Duration,
+    ) -> Result<Lease, Status> {
+        match kind {
+            ConnectionType::Single => Ok(Lease {
+                conn: self.single(connect_timeout).await?,
+                return_to: None,
+            }),
+            ConnectionType::Pooled => {
+                let idle = {
+                    let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                    pool.retain(|c| !c.is_broken());
+                    pool.pop()
+                };
+                let conn = match idle {
+                    Some(conn) => conn,
+                    None => self.connect(connect_timeout).await?,
+                };
+                Ok(Lease {
+                    conn,
+                    return_to: Some(Arc::clone(self)),
+                })
+            }
+            ConnectionType::Short => Ok(Lease {
+                conn: self.connect(connect_timeout).await?,
+                return_to: None,
+            }),
+        }
+    }
+
+    async fn single(&self, connect_timeout: Duration) -> Result<Arc<Connection>, Status> {
+        if let Some(conn) = self.single.load_full() {
+            if !conn.is_broken() {
+                return Ok(conn);
+            }
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(conn) = self.single.load_full() {
+            if !conn.is_broken() {
+                return Ok(conn);
+            }
+        }
+        let conn = self.connect(connect_timeout).await?;
+        self.single.store(Some(Arc::clone(&conn)));
+        Ok(conn)
+    }
+
+    async fn connect(&self, connect_timeout: Duration) -> Result<Arc<Connection>, Status> {
+        Connection::connect(
+            self.addr,
+            connect_timeout,
+            self.max_body_size,
+            &self.runtime,
+        )
+        .await
+    }
+
+    fn give_back(&self, conn: Arc<Connection>) {
+        if conn.is_broken() {
+            return;
+        }
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < MAX_IDLE_POOLED {
+            pool.push(conn);
+        }
+    }
+}
+
+/// A connection held for one attempt; pooled connections go back to their pool when dropped,
+/// short ones close.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    conn: Arc<Connection>,
+    return_to: Option<Arc<Endpoint>>,
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(endpoint) = self.return_to.take() {
+            endpoint.give_back(Arc::clone(&self.conn));
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! What generated code uses: the items `brisk-codegen`'s output refers to by absolute path.
+//!
+//! Application code rarely needs this module directly, except to implement [`Service`] by
+//! hand.
+
+pub use bytes::Bytes;
+
+pub use crate::channel::MethodDescriptor;
+pub use crate::codec::{MessageCodec, Prost};
+pub use crate::server::{unknown_method, Service, ServiceFuture, ServiceResponse};
+
+use crate::{errno, Status};
+
+/// Decodes a request with codec `C`; failure is EREQUEST, as in brpc.
+pub fn decode_request<C: MessageCodec<T>, T>(request: Bytes) -> Result<T, Status> {
+    C::decode(request).map_err(|e| {
+        Status::new(
+            errno::EREQUEST,
+            format!("Fail to parse request message: {e}"),
+        )
+    })
+}
+
+/// Encodes a response with codec `C`; failure is EINTERNAL.
+pub fn encode_response<C: MessageCodec<T>, T>(response: &T) -> Result<Bytes, Status> {
+    let mut buf = bytes::BytesMut::with_capacity(C::encoded_len(response));
+    C::encode(response, &mut buf)
+        .map_err(|e| Status::internal(format!("Fail to serialize response: {e}")))?;
+    Ok(buf.freeze())
+}

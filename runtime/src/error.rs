@@ -1,0 +1,219 @@
+//! Errors and brpc's error codes.
+//!
+//! Brisk reports every failure as a [`Status`]: a numeric code and a message. The codes are brpc's
+//! (`src/brpc/errno.proto`) so a brpc peer and a Brisk peer agree on what went wrong, plus the
+//! handful of system `errno` values brpc uses (`ECANCELED`, `ETIMEDOUT`, `ECONNREFUSED`, ...).
+
+use std::fmt;
+
+/// brpc's error codes, and the system errno values brpc reports, as `i32` constants.
+///
+/// ```
+/// use brisk::{errno, Status};
+/// let status = Status::new(errno::ENOMETHOD, "Fail to find method=example.EchoService/Nope");
+/// assert_eq!(status.code(), 1002);
+/// ```
+pub mod errno {
+    /// The service was not found on the server.
+    pub const ENOSERVICE: i32 = 1001;
+    /// The method was not found in the service.
+    pub const ENOMETHOD: i32 = 1002;
+    /// The request was malformed (undecodable payload, bad attachment size, ...).
+    pub const EREQUEST: i32 = 1003;
+    /// Authentication failed.
+    pub const ERPCAUTH: i32 = 1004;
+    /// Too many sub-calls of a parallel channel failed.
+    pub const ETOOMANYFAILS: i32 = 1005;
+    /// A parallel channel finished early (internal).
+    pub const EPCHANFINISH: i32 = 1006;
+    /// A backup request was sent (internal).
+    pub const EBACKUPREQUEST: i32 = 1007;
+    /// The call's deadline passed. Never retried.
+    pub const ERPCTIMEDOUT: i32 = 1008;
+    /// The connection broke during the call.
+    pub const EFAILEDSOCKET: i32 = 1009;
+    /// Bad HTTP call.
+    pub const EHTTP: i32 = 1010;
+    /// Too many bytes are waiting to be written to the connection.
+    pub const EOVERCROWDED: i32 = 1011;
+    /// The peer closed the connection.
+    pub const EEOF: i32 = 1014;
+    /// TLS error.
+    pub const ESSL: i32 = 1016;
+    /// Rejected by the load balancer's recovery throttling.
+    pub const EREJECT: i32 = 1018;
+    /// The server hit an internal error (also what a handler's code `<= 0` becomes).
+    pub const EINTERNAL: i32 = 2001;
+    /// The response was malformed (undecodable payload, bad attachment size, ...).
+    pub const ERESPONSE: i32 = 2002;
+    /// The server is stopping. Retried by clients, which go elsewhere.
+    pub const ELOGOFF: i32 = 2003;
+    /// The server's concurrency limit was reached.
+    pub const ELIMIT: i32 = 2004;
+    /// The connection was closed by the peer.
+    pub const ECLOSE: i32 = 2005;
+
+    /// System errno: invalid argument (misuse of the API).
+    pub const EINVAL: i32 = 22;
+    /// System errno: operation not permitted (e.g. a blocking call inside an async runtime).
+    pub const EPERM: i32 = 1;
+    /// System errno: connection reset by peer.
+    pub const ECONNRESET: i32 = 104;
+    /// System errno: *connect* timed out. Unlike [`ERPCTIMEDOUT`] this one is retried.
+    pub const ETIMEDOUT: i32 = 110;
+    /// System errno: connection refused.
+    pub const ECONNREFUSED: i32 = 111;
+    /// System errno: host unreachable or name not resolved.
+    pub const EHOSTDOWN: i32 = 112;
+    /// System errno: the call was cancelled (through its [`CallId`](crate::CallId) or by
+    /// dropping its future).
+    pub const ECANCELED: i32 = 125;
+
+    /// The symbolic name of a code, e.g. `"ERPCTIMEDOUT"` for 1008, or `None` if unknown.
+    pub fn name(code: i32) -> Option<&'static str> {
+        Some(match code {
+            ENOSERVICE => "ENOSERVICE",
+            ENOMETHOD => "ENOMETHOD",
+            EREQUEST => "EREQUEST",
+            ERPCAUTH => "ERPCAUTH",
+            ETOOMANYFAILS => "ETOOMANYFAILS",
+            EPCHANFINISH => "EPCHANFINISH",
+            EBACKUPREQUEST => "EBACKUPREQUEST",
+            ERPCTIMEDOUT => "ERPCTIMEDOUT",
+            EFAILEDSOCKET => "EFAILEDSOCKET",
+            EHTTP => "EHTTP",
+            EOVERCROWDED => "EOVERCROWDED",
+            EEOF => "EEOF",
+            ESSL => "ESSL",
+            EREJECT => "EREJECT",
+            EINTERNAL => "EINTERNAL",
+            ERESPONSE => "ERESPONSE",
+            ELOGOFF => "ELOGOFF",
+            ELIMIT => "ELIMIT",
+            ECLOSE => "ECLOSE",
+            EINVAL => "EINVAL",
+            EPERM => "EPERM",
+            ECONNRESET => "ECONNRESET",
+            ETIMEDOUT => "ETIMEDOUT",
+            ECONNREFUSED => "ECONNREFUSED",
+            EHOSTDOWN => "EHOSTDOWN",
+            ECANCELED => "ECANCELED",
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome of a failed call: a brpc error code and a human-readable message.
+///
+/// Handlers return it to fail a request (the client sees the same code), and clients get it
+/// back from every failed call.
+///
+/// ```
+/// use brisk::{errno, Status};
+/// let status = Status::new(errno::EREQUEST, "message too short");
+/// assert_eq!(status.to_string(), "[E1003]message too short");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Status {
+    code: i32,
+    message: String,
+}
+
+impl Status {
+    /// A status with `code` (see [`errno`]) and `message`.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Status {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// [`errno::EINTERNAL`] with `message`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Status::new(errno::EINTERNAL, message)
+    }
+
+    /// [`errno::EREQUEST`] with `message`: the request was not acceptable.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Status::new(errno::EREQUEST, message)
+    }
+
+    /// The error code, one of [`errno`] or an application-defined value.
+    pub fn code(&self) -> i32 {
+        self.code
+    }
+
+    /// The error text.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether a call that failed with this status may be tried again on a fresh connection,
+    /// as brpc's default retry policy decides: broken or refused connections, connect timeouts,
+    /// a stopping server. Never [`errno::ERPCTIMEDOUT`] or [`errno::ECANCELED`].
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.code,
+            errno::EFAILEDSOCKET
+                | errno::EEOF
+                | errno::ELOGOFF
+                | errno::ETIMEDOUT
+                | errno::ECONNREFUSED
+                | errno::ECONNRESET
+                | errno::EOVERCROWDED
+        )
+    }
+
+    pub(crate) fn from_io(context: impl fmt::Display, err: &std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        let code = match err.kind() {
+            ErrorKind::ConnectionRefused => errno::ECONNREFUSED,
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => errno::ECONNRESET,
+            ErrorKind::TimedOut => errno::ETIMEDOUT,
+            ErrorKind::UnexpectedEof => errno::EEOF,
+            _ => errno::EFAILEDSOCKET,
+        };
+        Status::new(code, format!("{context}: {err}"))
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[E{}]{}", self.code, self.message)
+    }
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Status");
+        d.field("code", &self.code);
+        if let Some(name) = errno::name(self.code) {
+            d.field("name", &name);
+        }
+        d.field("message", &self.message).finish()
+    }
+}
+
+impl std::error::Error for Status {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_matches_brpc_style() {
+        let s = Status::new(errno::ERPCTIMEDOUT, "Reached timeout=500ms");
+        assert_eq!(s.to_string(), "[E1008]Reached timeout=500ms");
+        assert!(format!("{s:?}").contains("ERPCTIMEDOUT"));
+    }
+
+    #[test]
+    fn retry_policy_matches_brpc_defaults() {
+        assert!(Status::new(errno::EFAILEDSOCKET, "").is_retryable());
+        assert!(Status::new(errno::ELOGOFF, "").is_retryable());
+        assert!(Status::new(errno::ECONNREFUSED, "").is_retryable());
+        assert!(!Status::new(errno::ERPCTIMEDOUT, "").is_retryable());
+        assert!(!Status::new(errno::ECANCELED, "").is_retryable());
+        assert!(!Status::new(errno::ENOMETHOD, "").is_retryable());
+    }
+}

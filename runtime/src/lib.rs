@@ -1,0 +1,94 @@
+//! # Brisk
+//!
+//! A fast RPC framework for Rust in the spirit of [Apache brpc]: real protocols that talk to
+//! real peers byte for byte, one connection carrying many calls, and typed stubs generated
+//! from `.proto` files.
+//!
+//! ## A tour
+//!
+//! - **Code generation** — `brisk-codegen` turns a `.proto` service into a service trait, a
+//!   server adapter, an async client and a blocking client, from `build.rs` with no `protoc`
+//!   needed. [`include_proto!`] pulls the generated code in.
+//! - **[`Server`]** — hosts many services on one port, dispatching by full
+//!   (`example.EchoService`) or short (`EchoService`) name; each request runs concurrently with
+//!   the others on its connection; errors reach the client with brpc's codes ([`errno`]);
+//!   stopping is graceful (ELOGOFF for late arrivals, calls in flight finish).
+//! - **[`Channel`]** — the client side. `single` connections (the default) are shared by every
+//!   call and every channel in the process and matched by correlation id; `pooled` and `short`
+//!   are there too. A deadline covers the whole call; broken connections are retried on a
+//!   fresh one; timeouts never are.
+//! - **[`Controller`]** — per-call options (timeout, retries, log id, attachment, compression)
+//!   and results (error, latency, remote side, retries), plus a [`CallId`] another task or
+//!   thread can join or cancel.
+//! - **baidu_std** ([`protocol::baidu_std`]) — brpc's protocol, byte-compatible with brpc 1.17,
+//!   with snappy, gzip and zlib payload compression ([`CompressType`]) and raw attachments.
+//! - **Speed** — frames from concurrent callers are batched into vectored writes by one writer
+//!   per connection; responses are cut from the read buffer without copying; no global lock
+//!   sits on the call path.
+//!
+//! ## Example
+//!
+//! ```ignore
+//! // build.rs: brisk_codegen::compile_protos("proto/echo.proto")?;
+//! mod echo { brisk::include_proto!("example"); }
+//! use echo::{EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer};
+//!
+//! struct Echo;
+//! impl EchoService for Echo {
+//!     async fn echo(&self, cntl: &mut brisk::ServerContext, req: EchoRequest)
+//!         -> Result<EchoResponse, brisk::Status> {
+//!         let attachment = cntl.request_attachment().clone();
+//!         cntl.set_response_attachment(attachment);
+//!         Ok(EchoResponse { message: req.message })
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), brisk::Status> {
+//! let server = brisk::Server::builder()
+//!     .add_service(EchoServiceServer::new(Echo))
+//!     .start("127.0.0.1:0")
+//!     .await?;
+//! let channel = brisk::Channel::connect(&server.local_addr().to_string()).await?;
+//! let client = EchoServiceClient::new(channel);
+//! let reply = client.echo(EchoRequest { message: "hi".into() }).await?;
+//! assert_eq!(reply.message, "hi");
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! [Apache brpc]: https://brpc.apache.org
+
+#![warn(missing_docs)]
+
+mod channel;
+pub mod codec;
+pub mod codegen;
+mod compress;
+mod controller;
+mod error;
+mod executor;
+pub mod protocol;
+mod server;
+mod transport;
+
+pub use channel::{Channel, ChannelBuilder, ChannelOptions, ConnectionType, MethodDescriptor};
+pub use compress::{compress, decompress, CompressType};
+pub use controller::{CallId, Controller};
+pub use error::{errno, Status};
+pub use protocol::Protocol;
+pub use server::{Server, ServerBuilder, ServerContext, ServerOptions};
+
+/// Includes the code `brisk-codegen` generated for protobuf package `$package` (messages and
+/// services) from `OUT_DIR`.
+///
+/// ```ignore
+/// pub mod echo {
+///     brisk::include_proto!("example");
+/// }
+/// ```
+#[macro_export]
+macro_rules! include_proto {
+    ($package:tt) => {
+        include!(concat!(env!("OUT_DIR"), concat!("/", $package, ".rs")));
+    };
+}

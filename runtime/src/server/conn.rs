@@ -1,0 +1,252 @@
+//! One server connection: cut frames, dispatch each request concurrently, write replies through
+//! the connection's batching writer.
+
+use std::any::Any;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use super::{InflightGuard, Phase, ServerContext, ServiceFuture, ServiceResponse, Shared};
+use crate::compress::{self, CompressType};
+use crate::errno;
+use crate::protocol::baidu_std::{decode_frame, encode_head, response_meta, Frame, HEADER_LEN};
+use crate::transport::writer::{self, FrameSender, OutFrame};
+use crate::transport::READ_CHUNK;
+
+/// Serves one accepted connection until the peer leaves, the input is bad, or the server closes.
+pub(crate) async fn serve_connection(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
+    let open = super::ConnectionGuard::new(&shared);
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(shared.local_addr);
+    let (mut reader, write_half) = stream.into_split();
+    let (sender, queue) = writer::queue();
+    let writer = tokio::spawn(async move {
+        let _open = open;
+        if let Err(e) = writer::write_loop(write_half, queue).await {
+            tracing::debug!(%remote, "write failed: {e}");
+        }
+    });
+
+    let mut phase = shared.phase.subscribe();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let bad_input = 'read: loop {
+        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            buf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) => break None,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%remote, "read failed: {e}");
+                    break None;
+                }
+            },
+            () = super::wait_for_phase(&mut phase, |p| p == Phase::Closed) => break None,
+        }
+        loop {
+            match decode_frame(&mut buf, shared.options.max_body_size) {
+                Ok(Some(frame)) => {
+                    if let Err(reason) = dispatch(frame, &sender, &shared, remote, local) {
+                        break 'read Some(reason);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => break 'read Some(e.to_string()),
+            }
+        }
+    };
+    if let Some(reason) = bad_input {
+        tracing::warn!(%remote, "closing connection: {reason}");
+        writer.abort();
+    }
+}
+
+/// Starts one request. Returns `Err` only when the connection must close.
+fn dispatch(
+    mut frame: Frame,
+    sender: &FrameSender,
+    shared: &Arc<Shared>,
+    remote: SocketAddr,
+    local: SocketAddr,
+) -> Result<(), String> {
+    let Some(request) = frame.meta.request.take() else {
+        return Err("baidu_std frame without request meta".to_owned());
+    };
+    let correlation_id = frame.meta.correlation_id.unwrap_or(0);
+    let reply_error = |code: i32, text: String| {
+        let _ = sender.send(error_frame(correlation_id, code, &text, local));
+    };
+
+    let inflight = InflightGuard::enter(shared);
+    if shared.phase_now() != Phase::Running {
+        reply_error(errno::ELOGOFF, "Server is stopping".to_owned());
+        return Ok(());
+    }
+    let Some((service, method)) = shared
+        .registry
+        .find(&request.service_name, &request.method_name)
+    else {
+        reply_error(
+            errno::ENOMETHOD,
+            format!(
+                "Fail to find method={}/{}",
+                request.service_name, request.method_name
+            ),
+        );
+        return Ok(());
+    };
+    let (payload, attachment) = match frame.split_body() {
+        Ok(parts) => parts,
+        Err(e) => {
+            reply_error(errno::EREQUEST, e);
+            return Ok(());
+        }
+    };
+    let wire_compress = frame.meta.compress_type.unwrap_or(0);
+    let Some(compress_type) = CompressType::from_wire(wire_compress) else {
+        reply_error(
+            errno::EREQUEST,
+            format!("unsupported compress_type={wire_compress}"),
+        );
+        return Ok(());
+    };
+
+    let context = ServerContext {
+        remote_side: remote,
+        local_side: local,
+        log_id: request.log_id.unwrap_or(0),
+        timeout_ms: request.timeout_ms,
+        request_attachment: attachment,
+        request_compress_type: compress_type,
+        response_attachment: Bytes::new(),
+        response_compress_type: CompressType::None,
+        user_fields: std::mem::take(&mut frame.meta.user_fields),
+    };
+    let service = Arc::clone(service);
+    let sender = sender.clone();
+    let max_body_size = shared.options.max_body_size;
+    tokio::spawn(async move {
+        let _inflight = inflight;
+        let frame = match compress::decompress(compress_type, payload, max_body_size) {
+            Err(e) => error_frame(
+                correlation_id,
+                errno::EREQUEST,
+                &format!("Fail to decompress request: {e}"),
+                local,
+            ),
+            Ok(payload) => match (CatchUnwind(service.call(method, context, payload))).await {
+                Ok(response) => response_frame(correlation_id, response, local),
+                Err(panic) => {
+                    let what = panic_message(&panic);
+                    tracing::error!(%remote, "handler panicked: {what}");
+                    error_frame(
+                        correlation_id,
+                        errno::EINTERNAL,
+                        &format!("handler panicked: {what}"),
+                        local,
+                    )
+                }
+            },
+        };
+        let _ = sender.send(frame);
+    });
+    Ok(())
+}
+
+fn response_frame(correlation_id: i64, response: ServiceResponse, local: SocketAddr) -> OutFrame {
+    let payload = match response.result {
+        Ok(payload) => payload,
+        Err(status) => {
+            let code = if status.code() <= 0 {
+                errno::EINTERNAL
+            } else {
+                status.code()
+            };
+            return error_frame(correlation_id, code, status.message(), local);
+        }
+    };
+    let compress_type = response.context.response_compress_type;
+    let payload = if compress_type == CompressType::None {
+        payload
+    } else {
+        let mut out = BytesMut::with_capacity(payload.len() / 2 + 16);
+        if let Err(e) = compress::compress(compress_type, &payload, &mut out) {
+            return error_frame(
+                correlation_id,
+                errno::EINTERNAL,
+                &format!("Fail to compress response: {e}"),
+                local,
+            );
+        }
+        out.freeze()
+    };
+    let attachment = response.context.response_attachment;
+    let meta = response_meta(
+        correlation_id,
+        compress_type.as_wire(),
+        attachment.len(),
+        None,
+    );
+    let mut head = BytesMut::with_capacity(HEADER_LEN + 32);
+    encode_head(&mut head, &meta, payload.len(), attachment.len());
+    OutFrame {
+        head: head.freeze(),
+        payload,
+        attachment,
+    }
+}
+
+/// An error reply as brpc writes it: no payload, and the text prefixed with the server's
+/// address and the code, e.g. `[127.0.0.1:8000][E1002]Fail to find method=...`.
+pub(crate) fn error_frame(
+    correlation_id: i64,
+    code: i32,
+    text: &str,
+    local: SocketAddr,
+) -> OutFrame {
+    let meta = response_meta(
+        correlation_id,
+        0,
+        0,
+        Some((code, format!("[{local}][E{code}]{text}"))),
+    );
+    let mut head = BytesMut::with_capacity(HEADER_LEN + 64 + text.len());
+    encode_head(&mut head, &meta, 0, 0);
+    OutFrame {
+        head: head.freeze(),
+        ..OutFrame::default()
+    }
+}
+
+/// Turns a panicking handler into an error reply instead of a lost request.
+struct CatchUnwind(ServiceFuture);
+
+impl Future for CatchUnwind {
+    type Output = Result<ServiceResponse, Box<dyn Any + Send>>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(response)) => Poll::Ready(Ok(response)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn Any + Send>) -> &str {
+    if let Some(s) = panic.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "unknown panic"
+    }
+}

@@ -1,0 +1,104 @@
+//! [`ServerContext`]: what a handler knows about its request, and what it can set on its
+//! response besides the message.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::CompressType;
+
+/// Per-request information and response options for a service handler (the server side of
+/// brpc's `Controller`).
+///
+/// ```
+/// use brisk::ServerContext;
+/// let mut cntl = ServerContext::new("127.0.0.1:5000".parse().unwrap(), "127.0.0.1:8000".parse().unwrap());
+/// cntl.set_response_attachment("bytes after the message");
+/// assert_eq!(cntl.log_id(), 0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerContext {
+    pub(crate) remote_side: SocketAddr,
+    pub(crate) local_side: SocketAddr,
+    pub(crate) log_id: i64,
+    pub(crate) timeout_ms: Option<i32>,
+    pub(crate) request_attachment: Bytes,
+    pub(crate) request_compress_type: CompressType,
+    pub(crate) response_attachment: Bytes,
+    pub(crate) response_compress_type: CompressType,
+    pub(crate) user_fields: HashMap<String, String>,
+}
+
+impl ServerContext {
+    /// A context for a request from `remote_side` received on `local_side` (for tests of
+    /// handlers; the server builds the real ones).
+    pub fn new(remote_side: SocketAddr, local_side: SocketAddr) -> Self {
+        ServerContext {
+            remote_side,
+            local_side,
+            log_id: 0,
+            timeout_ms: None,
+            request_attachment: Bytes::new(),
+            request_compress_type: CompressType::None,
+            response_attachment: Bytes::new(),
+            response_compress_type: CompressType::None,
+            user_fields: HashMap::new(),
+        }
+    }
+
+    /// The client's address.
+    pub fn remote_side(&self) -> SocketAddr {
+        self.remote_side
+    }
+
+    /// The address the request arrived on.
+    pub fn local_side(&self) -> SocketAddr {
+        self.local_side
+    }
+
+    /// The log id the client sent.
+    pub fn log_id(&self) -> i64 {
+        self.log_id
+    }
+
+    /// The client's timeout, when it sent one.
+    pub fn timeout_ms(&self) -> Option<i32> {
+        self.timeout_ms
+    }
+
+    /// Raw bytes the client sent after the request message.
+    pub fn request_attachment(&self) -> &Bytes {
+        &self.request_attachment
+    }
+
+    /// How the request message was compressed.
+    pub fn request_compress_type(&self) -> CompressType {
+        self.request_compress_type
+    }
+
+    /// Sets raw bytes to send after the response message.
+    pub fn set_response_attachment(&mut self, attachment: impl Into<Bytes>) {
+        self.response_attachment = attachment.into();
+    }
+
+    /// The response attachment set so far.
+    pub fn response_attachment(&self) -> &Bytes {
+        &self.response_attachment
+    }
+
+    /// Compresses the response message with `compress_type` (none by default, as in brpc).
+    pub fn set_response_compress_type(&mut self, compress_type: CompressType) {
+        self.response_compress_type = compress_type;
+    }
+
+    /// How the response message will be compressed.
+    pub fn response_compress_type(&self) -> CompressType {
+        self.response_compress_type
+    }
+
+    /// Key/value pairs the client put in `RpcMeta.user_fields`.
+    pub fn user_fields(&self) -> &HashMap<String, String> {
+        &self.user_fields
+    }
+}

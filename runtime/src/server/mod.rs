@@ -1,0 +1,322 @@
+//! [`Server`]: hosts services on one port, many calls per connection, with graceful stop.
+
+mod conn;
+mod context;
+mod registry;
+mod service;
+
+pub use context::ServerContext;
+pub use service::{unknown_method, Service, ServiceFuture, ServiceResponse};
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+use crate::protocol::baidu_std::DEFAULT_MAX_BODY_SIZE;
+use crate::Status;
+use registry::Registry;
+
+/// A server's options. Defaults are brpc's.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Largest request body accepted; a bigger frame closes its connection (default 64 MiB).
+    pub max_body_size: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+        }
+    }
+}
+
+/// Builds a [`Server`]: add services, set options, then start it on an address.
+#[derive(Default)]
+pub struct ServerBuilder {
+    services: Vec<Arc<dyn Service>>,
+    options: ServerOptions,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field(
+                "services",
+                &self
+                    .services
+                    .iter()
+                    .map(|s| s.full_name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl ServerBuilder {
+    /// Adds a service (a generated `XxxServer` adapter, or any [`Service`]).
+    pub fn add_service(mut self, service: impl Service) -> Self {
+        self.services.push(Arc::new(service));
+        self
+    }
+
+    /// Replaces all options.
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sets the largest request body accepted.
+    pub fn max_body_size(mut self, max_body_size: usize) -> Self {
+        self.options.max_body_size = max_body_size;
+        self
+    }
+
+    /// Binds `address` (`"127.0.0.1:8000"`, `"0.0.0.0:0"` for any free port) and starts serving
+    /// in the background of the current tokio runtime. Keep the returned [`Server`]: dropping it
+    /// stops the server.
+    pub async fn start(self, address: &str) -> Result<Server, Status> {
+        let registry = Registry::new(self.services)?;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|e| Status::from_io(format!("Fail to listen on {address}"), &e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Status::from_io("Fail to read the listening address", &e))?;
+        let (phase, _) = watch::channel(Phase::Running);
+        let shared = Arc::new(Shared {
+            registry,
+            options: self.options,
+            phase,
+            local_addr,
+            inflight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            connections: AtomicUsize::new(0),
+            connections_gone: Notify::new(),
+        });
+        tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        tracing::info!(%local_addr, services = ?shared.registry.names().collect::<Vec<_>>(), "server started");
+        Ok(Server { shared })
+    }
+
+    /// Starts on `address` and serves until the process ends.
+    pub async fn serve(self, address: &str) -> Result<(), Status> {
+        self.serve_with_shutdown(address, std::future::pending())
+            .await
+    }
+
+    /// Starts on `address`, serves until `signal` completes, then stops gracefully.
+    ///
+    /// ```no_run
+    /// # async fn demo(service: impl brisk::codegen::Service) -> Result<(), brisk::Status> {
+    /// brisk::Server::builder()
+    ///     .add_service(service)
+    ///     .serve_with_shutdown("0.0.0.0:8000", tokio::time::sleep(std::time::Duration::from_secs(60)))
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn serve_with_shutdown(
+        self,
+        address: &str,
+        signal: impl Future<Output = ()>,
+    ) -> Result<(), Status> {
+        let server = self.start(address).await?;
+        signal.await;
+        server.shutdown().await;
+        Ok(())
+    }
+}
+
+/// A running server. Stop it with [`stop`](Server::stop) + [`join`](Server::join), or
+/// [`shutdown`](Server::shutdown); dropping it stops it too.
+///
+/// Stopping is graceful, as in brpc: the listener closes, requests that arrive meanwhile are
+/// answered with ELOGOFF (clients retry elsewhere), calls in flight finish and their replies are
+/// written, then connections close.
+///
+/// ```no_run
+/// # async fn demo(service: impl brisk::codegen::Service) -> Result<(), brisk::Status> {
+/// let server = brisk::Server::builder().add_service(service).start("127.0.0.1:0").await?;
+/// println!("listening on {}", server.local_addr());
+/// server.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Starts building a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The address the server listens on (with the real port when started on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Full names of the hosted services.
+    pub fn service_names(&self) -> Vec<&'static str> {
+        self.shared.registry.names().collect()
+    }
+
+    /// Stops accepting connections; new requests get ELOGOFF. Returns at once.
+    pub fn stop(&self) {
+        self.shared.phase.send_if_modified(|p| {
+            let running = *p == Phase::Running;
+            if running {
+                *p = Phase::Stopping;
+            }
+            running
+        });
+    }
+
+    /// Waits for calls in flight to finish, then closes every connection once its replies are
+    /// written. Call after [`stop`](Server::stop).
+    pub async fn join(&self) {
+        self.shared.drain_and_close().await;
+    }
+
+    /// [`stop`](Server::stop), then [`join`](Server::join).
+    pub async fn shutdown(self) {
+        self.stop();
+        self.join().await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        let shared = Arc::clone(&self.shared);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { shared.drain_and_close().await });
+            }
+            Err(_) => {
+                shared.phase.send_replace(Phase::Closed);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.shared.local_addr)
+            .field("services", &self.shared.registry)
+            .field("phase", &*self.shared.phase.borrow())
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Stopping,
+    Closed,
+}
+
+/// State shared by the server handle, its accept loop and its connections.
+struct Shared {
+    registry: Registry,
+    options: ServerOptions,
+    phase: watch::Sender<Phase>,
+    local_addr: SocketAddr,
+    inflight: AtomicUsize,
+    idle: Notify,
+    connections: AtomicUsize,
+    connections_gone: Notify,
+}
+
+impl Shared {
+    fn phase_now(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    async fn drain_and_close(&self) {
+        wait_for_zero(&self.inflight, &self.idle).await;
+        self.phase.send_replace(Phase::Closed);
+        wait_for_zero(&self.connections, &self.connections_gone).await;
+    }
+}
+
+async fn wait_for_zero(counter: &AtomicUsize, notify: &Notify) {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if counter.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Resolves once the server's phase satisfies `done` (or the server is gone).
+async fn wait_for_phase(phase: &mut watch::Receiver<Phase>, done: impl Fn(Phase) -> bool) {
+    let _ = phase.wait_for(|p| done(*p)).await;
+}
+
+/// Counts a request from arrival to reply; the last one out wakes `join`.
+struct InflightGuard(Arc<Shared>);
+
+impl InflightGuard {
+    fn enter(shared: &Arc<Shared>) -> Self {
+        shared.inflight.fetch_add(1, Ordering::SeqCst);
+        InflightGuard(Arc::clone(shared))
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.0.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Counts an open connection until its writer has flushed and closed.
+struct ConnectionGuard(Arc<Shared>);
+
+impl ConnectionGuard {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        ConnectionGuard(Arc::clone(shared))
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.connections_gone.notify_waiters();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut phase = shared.phase.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    tokio::spawn(conn::serve_connection(stream, remote, Arc::clone(&shared)));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            () = wait_for_phase(&mut phase, |p| p != Phase::Running) => break,
+        }
+    }
+    tracing::info!(local_addr = %shared.local_addr, "server stopped accepting");
+}

@@ -1,0 +1,185 @@
+//! A client connection: one TCP stream carrying many concurrent calls, a reader task matching
+//! responses to calls by correlation id, and a batching writer task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+
+use super::pending::{PendingCall, PendingCalls};
+use super::writer::{self, FrameSender, OutFrame};
+use super::READ_CHUNK;
+use crate::protocol::baidu_std::decode_frame;
+use crate::{errno, Status};
+
+/// Unwritten bytes beyond which new calls fail with EOVERCROWDED (brpc's default).
+const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
+
+/// A connected client socket.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    sender: FrameSender,
+    pending: Arc<PendingCalls>,
+    reader: AbortHandle,
+    local_addr: SocketAddr,
+    remote_addr: SocketAddr,
+}
+
+impl Connection {
+    /// Connects to `addr` on `runtime` (whose driver will run the connection's tasks).
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        max_body_size: usize,
+        runtime: &Handle,
+    ) -> Result<Arc<Connection>, Status> {
+        let task = runtime.spawn(async move {
+            let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return Err(Status::from_io(format!("Fail to connect {addr}"), &e)),
+                Err(_) => {
+                    return Err(Status::new(
+                        errno::ETIMEDOUT,
+                        format!(
+                            "Fail to connect {addr}: connect timeout {}ms",
+                            connect_timeout.as_millis()
+                        ),
+                    ))
+                }
+            };
+            Ok(Connection::start(stream, addr, max_body_size))
+        });
+        task.await
+            .map_err(|e| Status::internal(format!("connect task failed: {e}")))?
+            .map(Arc::new)
+    }
+
+    fn start(stream: TcpStream, remote_addr: SocketAddr, max_body_size: usize) -> Connection {
+        let _ = stream.set_nodelay(true);
+        let local_addr = stream.local_addr().unwrap_or(remote_addr);
+        let (read_half, write_half) = stream.into_split();
+        let (sender, queue) = writer::queue();
+        let pending = Arc::new(PendingCalls::default());
+
+        let on_write_error = Arc::clone(&pending);
+        tokio::spawn(async move {
+            if let Err(e) = writer::write_loop(write_half, queue).await {
+                on_write_error.fail_all(&Status::from_io(
+                    format!("Fail to write to {remote_addr}"),
+                    &e,
+                ));
+            }
+        });
+        let reader = tokio::spawn(read_loop(
+            read_half,
+            Arc::clone(&pending),
+            max_body_size,
+            remote_addr,
+        ))
+        .abort_handle();
+        Connection {
+            sender,
+            pending,
+            reader,
+            local_addr,
+            remote_addr,
+        }
+    }
+
+    /// The server's address.
+    pub(crate) fn remote_addr(&self) -> SocketAddr {
+        self.remote_addr
+    }
+
+    /// Our side's address.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether the connection can no longer carry calls.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.pending.has_failed() || self.sender.is_closed()
+    }
+
+    /// Registers call `correlation_id` and queues its request frame.
+    pub(crate) fn start_call(
+        &self,
+        correlation_id: u64,
+        frame: OutFrame,
+    ) -> Result<PendingCall<'_>, Status> {
+        if self.sender.unwritten() > MAX_UNWRITTEN_BYTES {
+            return Err(Status::new(
+                errno::EOVERCROWDED,
+                format!(
+                    "more than {MAX_UNWRITTEN_BYTES} bytes wait to be written to {}",
+                    self.remote_addr
+                ),
+            ));
+        }
+        let call = self.pending.register(correlation_id)?;
+        self.sender.send(frame).map_err(|_| {
+            Status::new(
+                errno::EFAILEDSOCKET,
+                format!("connection to {} is closed", self.remote_addr),
+            )
+        })?;
+        Ok(call)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.pending
+            .fail_all(&Status::new(errno::EFAILEDSOCKET, "connection dropped"));
+    }
+}
+
+async fn read_loop(
+    mut io: OwnedReadHalf,
+    pending: Arc<PendingCalls>,
+    max_body_size: usize,
+    remote: SocketAddr,
+) {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let status = 'read: loop {
+        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            buf.reserve(READ_CHUNK);
+        }
+        match io.read_buf(&mut buf).await {
+            Ok(0) => break Status::new(errno::EEOF, format!("{remote} closed the connection")),
+            Ok(_) => {}
+            Err(e) => break Status::from_io(format!("Fail to read from {remote}"), &e),
+        }
+        loop {
+            match decode_frame(&mut buf, max_body_size) {
+                Ok(Some(frame)) => {
+                    let id = frame.meta.correlation_id.unwrap_or(0) as u64;
+                    if frame.meta.response.is_none() {
+                        tracing::warn!(%remote, "closing connection: baidu_std frame without response meta");
+                        break 'read Status::new(errno::ERESPONSE, "frame without response meta");
+                    }
+                    if !pending.complete(id, Ok(frame)) {
+                        tracing::debug!(%remote, id, "response for a call that is gone");
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%remote, "closing connection: {e}");
+                    break 'read Status::new(
+                        errno::ERESPONSE,
+                        format!("bad response from {remote}: {e}"),
+                    );
+                }
+            }
+        }
+    };
+    pending.fail_all(&status);
+}

@@ -1,0 +1,173 @@
+//! Calls waiting for their response on one connection, keyed by correlation id.
+//!
+//! Sharded so concurrent callers and the reader rarely meet on a lock; a call's entry is removed
+//! by the response, by a connection failure, or by the call giving up (its guard's `Drop`).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+use crate::protocol::baidu_std::Frame;
+use crate::{errno, Status};
+
+const SHARDS: usize = 16;
+
+type Reply = Result<Frame, Status>;
+type Waiters = HashMap<u64, oneshot::Sender<Reply>, BuildHasherDefault<IdHasher>>;
+
+/// The calls in flight on one connection.
+#[derive(Debug)]
+pub(crate) struct PendingCalls {
+    shards: [Mutex<Waiters>; SHARDS],
+    failed: AtomicBool,
+}
+
+impl Default for PendingCalls {
+    fn default() -> Self {
+        PendingCalls {
+            shards: std::array::from_fn(|_| Mutex::new(Waiters::default())),
+            failed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl PendingCalls {
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, Waiters> {
+        self.shards[(id as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers call `id`; fails if the connection has already failed.
+    pub(crate) fn register(&self, id: u64) -> Result<PendingCall<'_>, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.shard(id).insert(id, tx);
+        let call = PendingCall {
+            calls: self,
+            id,
+            rx,
+            armed: true,
+        };
+        // Checked after inserting: `fail_all` sets the flag before draining, so either it sees
+        // our entry or we see the flag.
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(Status::new(errno::EFAILEDSOCKET, "connection is broken"));
+        }
+        Ok(call)
+    }
+
+    /// Hands a response to its call. Returns false for an unknown id (the caller gave up).
+    pub(crate) fn complete(&self, id: u64, reply: Reply) -> bool {
+        match self.shard(id).remove(&id) {
+            Some(tx) => tx.send(reply).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Fails every waiting call (and every later registration) with `status`.
+    pub(crate) fn fail_all(&self, status: &Status) {
+        self.failed.store(true, Ordering::SeqCst);
+        for shard in &self.shards {
+            let drained: Vec<_> = shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .collect();
+            for (_, tx) in drained {
+                let _ = tx.send(Err(status.clone()));
+            }
+        }
+    }
+
+    /// Whether the connection failed.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
+    }
+}
+
+/// One registered call; removes its entry when dropped before its response arrived.
+#[derive(Debug)]
+pub(crate) struct PendingCall<'a> {
+    calls: &'a PendingCalls,
+    id: u64,
+    rx: oneshot::Receiver<Reply>,
+    armed: bool,
+}
+
+impl PendingCall<'_> {
+    /// Waits for the response (or the connection's failure).
+    pub(crate) async fn wait(mut self) -> Reply {
+        let reply = (&mut self.rx).await;
+        self.armed = false;
+        reply.unwrap_or_else(|_| Err(Status::new(errno::EFAILEDSOCKET, "connection closed")))
+    }
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.calls.shard(self.id).remove(&self.id);
+        }
+    }
+}
+
+/// Correlation ids are unique integers: a multiply-shift mix is all the hashing they need.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(id: i64) -> Frame {
+        Frame {
+            meta: crate::protocol::baidu_std::response_meta(id, 0, 0, None),
+            body: Bytes::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn response_reaches_its_call_and_dropped_calls_leave_nothing() {
+        let calls = PendingCalls::default();
+        let a = calls.register(1).unwrap();
+        let b = calls.register(2).unwrap();
+        assert!(calls.complete(2, Ok(frame(2))));
+        assert_eq!(b.wait().await.unwrap().meta.correlation_id, Some(2));
+        drop(a);
+        assert_eq!(calls.len(), 0);
+        assert!(!calls.complete(1, Ok(frame(1))));
+    }
+
+    #[tokio::test]
+    async fn failure_reaches_waiting_and_later_calls() {
+        let calls = PendingCalls::default();
+        let a = calls.register(7).unwrap();
+        calls.fail_all(&Status::new(errno::EFAILEDSOCKET, "reset"));
+        assert_eq!(a.wait().await.unwrap_err().code(), errno::EFAILEDSOCKET);
+        assert!(calls.register(8).is_err());
+        assert_eq!(calls.len(), 0);
+    }
+}
