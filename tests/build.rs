@@ -1,1 +1,4 @@
-fn main() {}
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    brisk_codegen::compile_protos("proto/test.proto")?;
+    Ok(())
+}

@@ -164,6 +164,9 @@ impl Channel {
         let response = reply.meta.response.clone().unwrap_or_default();
         let code = response.error_code.unwrap_or(0);
         if code != 0 {
+            if code == errno::ELOGOFF {
+                conn.mark_logged_off();
+            }
             return Err(Status::new(code, response.error_text.unwrap_or_default()));
         }
         let (payload, attachment) = reply

@@ -101,9 +101,12 @@ impl ServerBuilder {
             connections: AtomicUsize::new(0),
             connections_gone: Notify::new(),
         });
-        tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::info!(%local_addr, services = ?shared.registry.names().collect::<Vec<_>>(), "server started");
-        Ok(Server { shared })
+        Ok(Server {
+            shared,
+            accept_task: std::sync::Mutex::new(Some(accept_task)),
+        })
     }
 
     /// Starts on `address` and serves until the process ends.
@@ -150,6 +153,7 @@ impl ServerBuilder {
 /// ```
 pub struct Server {
     shared: Arc<Shared>,
+    accept_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Server {
@@ -168,15 +172,18 @@ impl Server {
         self.shared.registry.names().collect()
     }
 
-    /// Stops accepting connections; new requests get ELOGOFF. Returns at once.
-    pub fn stop(&self) {
-        self.shared.phase.send_if_modified(|p| {
-            let running = *p == Phase::Running;
-            if running {
-                *p = Phase::Stopping;
-            }
-            running
-        });
+    /// Stops accepting connections and returns once the listening port is released (so another
+    /// server may bind it). From now on new requests get ELOGOFF; calls in flight go on.
+    pub async fn stop(&self) {
+        self.shared.begin_stop();
+        let accept_task = self
+            .accept_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = accept_task {
+            let _ = task.await;
+        }
     }
 
     /// Waits for calls in flight to finish, then closes every connection once its replies are
@@ -187,14 +194,14 @@ impl Server {
 
     /// [`stop`](Server::stop), then [`join`](Server::join).
     pub async fn shutdown(self) {
-        self.stop();
+        self.stop().await;
         self.join().await;
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop();
+        self.shared.begin_stop();
         let shared = Arc::clone(&self.shared);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -237,6 +244,16 @@ struct Shared {
 }
 
 impl Shared {
+    fn begin_stop(&self) {
+        self.phase.send_if_modified(|p| {
+            let running = *p == Phase::Running;
+            if running {
+                *p = Phase::Stopping;
+            }
+            running
+        });
+    }
+
     fn phase_now(&self) -> Phase {
         *self.phase.borrow()
     }

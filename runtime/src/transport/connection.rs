@@ -2,6 +2,7 @@
 //! responses to calls by correlation id, and a batching writer task.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub(crate) struct Connection {
     sender: FrameSender,
     pending: Arc<PendingCalls>,
     reader: AbortHandle,
+    /// Set when the server said it is stopping (ELOGOFF): calls in flight finish here, new
+    /// calls go to a fresh connection.
+    logged_off: AtomicBool,
     local_addr: SocketAddr,
     remote_addr: SocketAddr,
 }
@@ -88,6 +92,7 @@ impl Connection {
             sender,
             pending,
             reader,
+            logged_off: AtomicBool::new(false),
             local_addr,
             remote_addr,
         }
@@ -103,9 +108,16 @@ impl Connection {
         self.local_addr
     }
 
-    /// Whether the connection can no longer carry calls.
+    /// Whether the connection can no longer carry new calls.
     pub(crate) fn is_broken(&self) -> bool {
-        self.pending.has_failed() || self.sender.is_closed()
+        self.pending.has_failed()
+            || self.sender.is_closed()
+            || self.logged_off.load(Ordering::Relaxed)
+    }
+
+    /// Stops new calls from using this connection (the server is stopping).
+    pub(crate) fn mark_logged_off(&self) {
+        self.logged_off.store(true, Ordering::Relaxed);
     }
 
     /// Registers call `correlation_id` and queues its request frame.
