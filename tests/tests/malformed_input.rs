@@ -401,8 +401,6 @@ async fn unknown_method_and_service_are_enomethod_with_brpc_text() {
 }
 
 #[tokio::test]
-#[ignore = "runtime differs from brpc: an unknown service name without a package gets ENOMETHOD \
-            (1002), brpc answers ENOSERVICE (1001) \"Fail to find service=<name>\""]
 async fn unknown_short_service_name_is_enoservice_like_brpc() {
     // brpc (baidu_rpc_protocol.cpp, ProcessRpcRequest): a service name without '.' is looked up
     // by short name first (for jprotobuf); when that fails the reply is ENOSERVICE.

@@ -94,19 +94,36 @@ fn dispatch(
         .registry
         .find(&request.service_name, &request.method_name)
     else {
-        reply_error(
-            errno::ENOMETHOD,
-            format!(
-                "Fail to find method={}/{}",
-                request.service_name, request.method_name
-            ),
-        );
+        // As brpc: a name without a package is looked up as a short service name first.
+        if !request.service_name.contains('.')
+            && !shared.registry.has_service(&request.service_name)
+        {
+            reply_error(
+                errno::ENOSERVICE,
+                format!("Fail to find service={}", request.service_name),
+            );
+        } else {
+            reply_error(
+                errno::ENOMETHOD,
+                format!(
+                    "Fail to find method={}/{}",
+                    request.service_name, request.method_name
+                ),
+            );
+        }
         return Ok(());
     };
     let (payload, attachment) = match frame.split_body() {
         Ok(parts) => parts,
-        Err(e) => {
-            reply_error(errno::EREQUEST, e);
+        Err(_) => {
+            reply_error(
+                errno::EREQUEST,
+                format!(
+                    "attachment_size={} is larger than request_size={}",
+                    frame.meta.attachment_size.unwrap_or(0),
+                    frame.body.len()
+                ),
+            );
             return Ok(());
         }
     };

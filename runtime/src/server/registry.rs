@@ -75,6 +75,11 @@ impl Registry {
         Some((&entry.service, index))
     }
 
+    /// Whether a service is registered under `name` (full or short).
+    pub(crate) fn has_service(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
     /// Full names of the services, in the order they were added.
     pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.entries.iter().map(|e| e.service.full_name())
