@@ -84,3 +84,55 @@ pub fn wire_sample(name: &str) -> std::path::PathBuf {
         .join("../../shared/wire")
         .join(name)
 }
+
+/// Raw-socket helpers for tests that speak baidu_std bytes directly.
+pub mod raw {
+    use std::time::Duration;
+
+    use brisk::protocol::baidu_std::{
+        decode_frame, encode_head, Frame, RpcMeta, DEFAULT_MAX_BODY_SIZE,
+    };
+    use bytes::BytesMut;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
+
+    /// Hang guard for socket reads; never used to wait for something to happen.
+    pub const HANG_GUARD: Duration = Duration::from_secs(5);
+
+    /// A whole frame: header, meta, payload, attachment.
+    pub fn frame_bytes(meta: &RpcMeta, payload: &[u8], attachment: &[u8]) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        encode_head(&mut buf, meta, payload.len(), attachment.len());
+        buf.extend_from_slice(payload);
+        buf.extend_from_slice(attachment);
+        buf.to_vec()
+    }
+
+    /// Reads one complete frame's bytes from `stream` (`buf` carries extra bytes over to the
+    /// next call); panics if the connection closes first.
+    pub async fn read_frame_bytes(stream: &mut TcpStream, buf: &mut BytesMut) -> Vec<u8> {
+        loop {
+            let mut probe = buf.clone();
+            if decode_frame(&mut probe, DEFAULT_MAX_BODY_SIZE)
+                .expect("valid frame")
+                .is_some()
+            {
+                let len = buf.len() - probe.len();
+                return buf.split_to(len).to_vec();
+            }
+            let n = tokio::time::timeout(HANG_GUARD, stream.read_buf(buf))
+                .await
+                .expect("a frame within the hang guard")
+                .expect("read");
+            assert_ne!(n, 0, "connection closed before a whole frame arrived");
+        }
+    }
+
+    /// Reads and decodes the next frame; panics if the connection closes first.
+    pub async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> Frame {
+        let bytes = read_frame_bytes(stream, buf).await;
+        decode_frame(&mut BytesMut::from(&bytes[..]), DEFAULT_MAX_BODY_SIZE)
+            .expect("valid frame")
+            .expect("whole frame")
+    }
+}

@@ -8,20 +8,17 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use brisk::protocol::baidu_std::{
-    decode_frame, encode_head, request_meta, response_meta, Frame, RpcMeta, DEFAULT_MAX_BODY_SIZE,
+    decode_frame, request_meta, response_meta, Frame, RpcMeta, DEFAULT_MAX_BODY_SIZE,
 };
 use brisk_tests::echo::{EchoRequest, EchoResponse, EchoServiceClient};
+use brisk_tests::raw::{frame_bytes, read_frame_bytes, HANG_GUARD};
 use brisk_tests::{start_server, wire_sample};
 use bytes::{Bytes, BytesMut};
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-
-/// Hang guard for socket reads; never used to wait for something to happen.
-const HANG_GUARD: Duration = Duration::from_secs(5);
 
 /// The correlation id of the `_0` samples (and of the error samples, which derive from them).
 const CID_0: i64 = 4294967298;
@@ -53,21 +50,12 @@ fn decode_sample(name: &str) -> Frame {
     frame
 }
 
-/// Header, meta, payload and attachment as one byte string.
-fn encode(meta: &RpcMeta, payload: &[u8], attachment: &[u8]) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    encode_head(&mut buf, meta, payload.len(), attachment.len());
-    buf.extend_from_slice(payload);
-    buf.extend_from_slice(attachment);
-    buf.to_vec()
-}
-
 /// A frame re-encoded with its meta changed by `edit`.
 fn reencode_with(frame: &Frame, edit: impl FnOnce(&mut RpcMeta)) -> Vec<u8> {
     let mut meta = frame.meta.clone();
     edit(&mut meta);
     let (payload, attachment) = frame.split_body().expect("body splits");
-    encode(&meta, &payload, &attachment)
+    frame_bytes(&meta, &payload, &attachment)
 }
 
 /// `(body_size, meta_size)` from a frame's header.
@@ -321,7 +309,7 @@ fn reencoding_every_sample_reproduces_it_byte_for_byte() {
             let frame = decode_sample(name);
             let (payload, attachment) = frame.split_body().unwrap();
             assert_eq!(
-                encode(&frame.meta, &payload, &attachment),
+                frame_bytes(&frame.meta, &payload, &attachment),
                 sample(name),
                 "{name}"
             );
@@ -351,11 +339,15 @@ fn request_meta_builds_brpc_request_bytes() {
             0,
             attachment.len(),
         );
-        assert_eq!(encode(&meta, &payload, attachment), sample(name), "{name}");
+        assert_eq!(
+            frame_bytes(&meta, &payload, attachment),
+            sample(name),
+            "{name}"
+        );
     }
     let meta = request_meta("example.EchoServicX", "Echo", 0, CID_0, 0, 0);
     assert_eq!(
-        encode(&meta, &payload, b""),
+        frame_bytes(&meta, &payload, b""),
         sample("err_req_unknown_service")
     );
 }
@@ -374,7 +366,11 @@ fn response_meta_builds_brpc_response_bytes() {
     ];
     for (name, cid, attachment) in cases {
         let meta = response_meta(cid, 0, attachment.len(), None);
-        assert_eq!(encode(&meta, &payload, attachment), sample(name), "{name}");
+        assert_eq!(
+            frame_bytes(&meta, &payload, attachment),
+            sample(name),
+            "{name}"
+        );
     }
     for (name, target) in [
         ("err_resp_unknown_method", "example.EchoService/Nope"),
@@ -382,29 +378,12 @@ fn response_meta_builds_brpc_response_bytes() {
     ] {
         let text = format!("[{BRPC_ADDR}][E1002]Fail to find method={target}");
         let meta = response_meta(CID_0, 0, 0, Some((1002, text)));
-        assert_eq!(encode(&meta, b"", b""), sample(name), "{name}");
+        assert_eq!(frame_bytes(&meta, b"", b""), sample(name), "{name}");
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // A Brisk server answering brpc's requests.
-
-/// Reads one complete frame's bytes from `stream` (with `buf` carrying over extra bytes).
-async fn read_frame_bytes(stream: &mut TcpStream, buf: &mut BytesMut) -> Vec<u8> {
-    loop {
-        let mut probe = buf.clone();
-        if let Some(frame) = decode_frame(&mut probe, DEFAULT_MAX_BODY_SIZE).expect("valid frame") {
-            let len = buf.len() - probe.len();
-            drop(frame);
-            return buf.split_to(len).to_vec();
-        }
-        let n = tokio::time::timeout(HANG_GUARD, stream.read_buf(buf))
-            .await
-            .expect("a reply within the hang guard")
-            .expect("read");
-        assert_ne!(n, 0, "connection closed before a whole frame arrived");
-    }
-}
 
 /// What a Brisk server at `addr` must answer to `request`: brpc's response, with brpc's address
 /// in the error text replaced by Brisk's.

@@ -5,12 +5,12 @@
 //! a bad request inside a good frame gets an error reply and the connection stays usable.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use brisk::protocol::baidu_std::{
-    decode_frame, encode_head, request_meta, response_meta, Frame, RpcMeta, DEFAULT_MAX_BODY_SIZE,
+    decode_frame, request_meta, response_meta, Frame, DEFAULT_MAX_BODY_SIZE,
 };
 use brisk_tests::echo::{EchoRequest, EchoServiceClient, EchoServiceServer};
+use brisk_tests::raw::{frame_bytes, read_frame, HANG_GUARD};
 use brisk_tests::test::{FailRequest, SleepRequest, TestServiceClient};
 use brisk_tests::{channel_to, start_server, Echo};
 use bytes::BytesMut;
@@ -18,23 +18,11 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Hang guard for reads and calls; never used to wait for something to happen.
-const HANG_GUARD: Duration = Duration::from_secs(5);
-
 fn echo_payload(message: &str) -> Vec<u8> {
     EchoRequest {
         message: message.into(),
     }
     .encode_to_vec()
-}
-
-/// A whole frame: header, meta, payload, attachment.
-fn frame_bytes(meta: &RpcMeta, payload: &[u8], attachment: &[u8]) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    encode_head(&mut buf, meta, payload.len(), attachment.len());
-    buf.extend_from_slice(payload);
-    buf.extend_from_slice(attachment);
-    buf.to_vec()
 }
 
 /// A valid Echo request with correlation id `cid`.
@@ -56,20 +44,6 @@ fn header(body_size: u32, meta_size: u32) -> Vec<u8> {
 
 async fn connect(server: &brisk::Server) -> TcpStream {
     TcpStream::connect(server.local_addr()).await.unwrap()
-}
-
-/// Reads the next frame; panics if the connection closes first.
-async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> Frame {
-    loop {
-        if let Some(frame) = decode_frame(buf, DEFAULT_MAX_BODY_SIZE).expect("valid frame") {
-            return frame;
-        }
-        let n = tokio::time::timeout(HANG_GUARD, stream.read_buf(buf))
-            .await
-            .expect("a reply within the hang guard")
-            .expect("read");
-        assert_ne!(n, 0, "connection closed before a whole reply arrived");
-    }
 }
 
 /// Sends `request` and returns the reply's `(correlation_id, error_code, error_text, frame)`.
