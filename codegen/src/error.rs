@@ -18,12 +18,22 @@ pub enum ErrorKind {
 
 /// An error from code generation. `Display` gives a message meant for a human reading a
 /// failed build (for `.proto` problems: `path:line:column: reason`); several problems found in
-/// one run are reported together, one per line.
-#[derive(Debug)]
+/// one run are reported together, one per line. `Debug` prints the same text, so a build script
+/// that returns the error from `main` shows a readable message.
 pub struct Error {
     kind: ErrorKind,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "brisk-codegen {:?} error:\n{}", self.kind, self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, "\ncaused by: {source}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {
