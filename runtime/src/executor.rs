@@ -34,8 +34,8 @@ pub(crate) fn background() -> &'static Runtime {
 ///
 /// `runtime`'s context is entered so timers and spawns inside the future work; the runtime's
 /// own workers drive the I/O. Unlike `Handle::block_on` this is allowed on any thread, including
-/// `spawn_blocking` threads; on an async worker thread it blocks that worker like any blocking
-/// call would.
+/// `spawn_blocking` threads and async worker threads (where it blocks the task, as any blocking
+/// call would: prefer the async client there).
 pub(crate) fn block_on<F: std::future::Future>(runtime: &Handle, future: F) -> F::Output {
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
@@ -51,14 +51,25 @@ pub(crate) fn block_on<F: std::future::Future>(runtime: &Handle, future: F) -> F
         }
     }
 
-    let _entered = runtime.enter();
-    let waker = Waker::from(Arc::new(Unparker(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
+    let park_until_done = move || {
+        let _entered = runtime.enter();
+        let waker = Waker::from(Arc::new(Unparker(thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+            thread::park();
         }
-        thread::park();
+    };
+    match Handle::try_current() {
+        // On a multi-threaded runtime, `block_in_place` hands this worker's other tasks to
+        // another thread first (and just runs the closure on non-worker threads), so blocking
+        // here cannot starve the connection's own I/O even on a one-worker runtime.
+        Ok(current) if current.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(park_until_done)
+        }
+        _ => park_until_done(),
     }
 }

@@ -12,7 +12,7 @@ use super::{Channel, MethodDescriptor};
 use crate::codec::MessageCodec;
 use crate::compress::{self, CompressType};
 use crate::controller::{CallState, FinishOnDrop};
-use crate::protocol::baidu_std::{encode_head, request_meta, HEADER_LEN};
+use crate::protocol::baidu_std::{check_sizes, encode_head, request_meta, HEADER_LEN};
 use crate::transport::writer::OutFrame;
 use crate::{errno, Controller, Status};
 
@@ -69,12 +69,27 @@ impl Channel {
         let compress_type = cntl.request_compress_type;
         let payload = encode_payload::<C, Req>(request, compress_type)?;
         let attachment = cntl.request_attachment.clone();
+        check_sizes(payload.len(), attachment.len())
+            .map_err(|e| Status::new(errno::EREQUEST, format!("request {e}")))?;
+        if payload.len() + attachment.len() > options.max_body_size {
+            // The server would close the shared connection on it (and retries would repeat
+            // that): refuse it here.
+            return Err(Status::new(
+                errno::EREQUEST,
+                format!(
+                    "request body of {} bytes exceeds max_body_size={}",
+                    payload.len() + attachment.len(),
+                    options.max_body_size
+                ),
+            ));
+        }
         let max_retry = cntl.max_retry.unwrap_or(options.max_retry);
         let timeout = cntl.timeout.or(options.timeout);
 
         let deadline = async {
-            match timeout {
-                Some(t) => tokio::time::sleep_until((started + t).into()).await,
+            // A timeout too large to add to the clock is no deadline at all.
+            match timeout.and_then(|t| started.checked_add(t)) {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => pending().await,
             }
         };
@@ -138,7 +153,7 @@ impl Channel {
         attachment: &Bytes,
     ) -> Result<Answer, Status> {
         let options = &self.inner.options;
-        let conn = self
+        let mut conn = self
             .inner
             .endpoint
             .acquire(options.connection_type, options.connect_timeout)
@@ -159,7 +174,9 @@ impl Channel {
             payload: payload.clone(),
             attachment: attachment.clone(),
         };
-        let reply = conn.start_call(correlation_id, frame)?.wait().await?;
+        let reply = conn.start_call(correlation_id, frame)?.wait().await;
+        conn.mark_answered();
+        let reply = reply?;
 
         let response = reply.meta.response.clone().unwrap_or_default();
         let code = response.error_code.unwrap_or(0);

@@ -14,7 +14,7 @@ use arc_swap::ArcSwapOption;
 use tokio::runtime::Handle;
 
 use super::ConnectionType;
-use crate::transport::connection::Connection;
+use crate::transport::connection::{ConnectError, Connection};
 use crate::{Protocol, Status};
 
 /// Idle pooled connections kept per server (brpc's pool cap).
@@ -35,7 +35,9 @@ static ENDPOINTS: LazyLock<Mutex<HashMap<EndpointKey, Weak<Endpoint>>>> =
 pub(crate) struct Endpoint {
     addr: SocketAddr,
     max_body_size: usize,
-    runtime: Handle,
+    /// Runs the endpoint's connections; replaced by Brisk's background runtime if it shuts
+    /// down while channels still use the endpoint.
+    runtime: Mutex<Handle>,
     single: ArcSwapOption<Connection>,
     connecting: tokio::sync::Mutex<()>,
     pool: Mutex<Vec<Arc<Connection>>>,
@@ -62,7 +64,7 @@ impl Endpoint {
         let endpoint = Arc::new(Endpoint {
             addr,
             max_body_size,
-            runtime: runtime.clone(),
+            runtime: Mutex::new(runtime.clone()),
             single: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
             pool: Mutex::new(Vec::new()),
@@ -86,6 +88,7 @@ impl Endpoint {
             ConnectionType::Single => Ok(Lease {
                 conn: self.single(connect_timeout).await?,
                 return_to: None,
+                answered: false,
             }),
             ConnectionType::Pooled => {
                 let idle = {
@@ -100,11 +103,13 @@ impl Endpoint {
                 Ok(Lease {
                     conn,
                     return_to: Some(Arc::clone(self)),
+                    answered: false,
                 })
             }
             ConnectionType::Short => Ok(Lease {
                 conn: self.connect(connect_timeout).await?,
                 return_to: None,
+                answered: false,
             }),
         }
     }
@@ -127,13 +132,29 @@ impl Endpoint {
     }
 
     async fn connect(&self, connect_timeout: Duration) -> Result<Arc<Connection>, Status> {
-        Connection::connect(
-            self.addr,
-            connect_timeout,
-            self.max_body_size,
-            &self.runtime,
-        )
-        .await
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match Connection::connect(self.addr, connect_timeout, self.max_body_size, &runtime).await {
+            Ok(conn) => Ok(conn),
+            Err(ConnectError::Failed(status)) => Err(status),
+            Err(ConnectError::RuntimeGone) => {
+                // The runtime this endpoint was created on has shut down while channels still
+                // use it: carry on with Brisk's background runtime.
+                let background = crate::executor::background().handle().clone();
+                *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = background.clone();
+                Connection::connect(self.addr, connect_timeout, self.max_body_size, &background)
+                    .await
+                    .map_err(|e| match e {
+                        ConnectError::Failed(status) => status,
+                        ConnectError::RuntimeGone => {
+                            Status::internal("Brisk's background runtime is gone")
+                        }
+                    })
+            }
+        }
     }
 
     fn give_back(&self, conn: Arc<Connection>) {
@@ -147,12 +168,21 @@ impl Endpoint {
     }
 }
 
-/// A connection held for one attempt; pooled connections go back to their pool when dropped,
-/// short ones close.
+/// A connection held for one attempt. A pooled connection goes back to its pool when dropped,
+/// but only once its call was answered (one call per pooled connection, as in brpc); short
+/// ones close.
 #[derive(Debug)]
 pub(crate) struct Lease {
     conn: Arc<Connection>,
     return_to: Option<Arc<Endpoint>>,
+    answered: bool,
+}
+
+impl Lease {
+    /// Records that the attempt's answer (or the connection's failure) arrived.
+    pub(crate) fn mark_answered(&mut self) {
+        self.answered = true;
+    }
 }
 
 impl std::ops::Deref for Lease {
@@ -165,7 +195,9 @@ impl std::ops::Deref for Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(endpoint) = self.return_to.take() {
-            endpoint.give_back(Arc::clone(&self.conn));
+            if self.answered {
+                endpoint.give_back(Arc::clone(&self.conn));
+            }
         }
     }
 }

@@ -8,29 +8,57 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::{InflightGuard, Phase, ServerContext, ServiceFuture, ServiceResponse, Shared};
+use super::{
+    wait_for_phase, ConnectionGuard, InflightGuard, Phase, ServerContext, ServiceFuture,
+    ServiceResponse, Shared,
+};
 use crate::compress::{self, CompressType};
 use crate::errno;
-use crate::protocol::baidu_std::{decode_frame, encode_head, response_meta, Frame, HEADER_LEN};
+use crate::protocol::baidu_std::{
+    check_sizes, decode_frame, encode_head, response_meta, Frame, HEADER_LEN,
+};
 use crate::transport::writer::{self, FrameSender, OutFrame};
 use crate::transport::READ_CHUNK;
 
+/// Unwritten reply bytes beyond which new requests get EOVERCROWDED (brpc's default), so a
+/// peer that sends without reading cannot grow the server's memory without bound.
+const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long replies may take to drain once the server closes, before a peer that does not
+/// read is cut off (so `join` always returns).
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
 /// Serves one accepted connection until the peer leaves, the input is bad, or the server closes.
-pub(crate) async fn serve_connection(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
-    let open = super::ConnectionGuard::new(&shared);
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    open: ConnectionGuard,
+) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.local_addr);
     let (mut reader, write_half) = stream.into_split();
     let (sender, queue) = writer::queue();
+    let mut closed = shared.phase.subscribe();
     let writer = tokio::spawn(async move {
         let _open = open;
-        if let Err(e) = writer::write_loop(write_half, queue).await {
-            tracing::debug!(%remote, "write failed: {e}");
+        let give_up = async {
+            wait_for_phase(&mut closed, |p| p == Phase::Closed).await;
+            tokio::time::sleep(CLOSE_GRACE).await;
+        };
+        tokio::select! {
+            written = writer::write_loop(write_half, queue) => {
+                if let Err(e) = written {
+                    tracing::debug!(%remote, "write failed: {e}");
+                }
+            }
+            () = give_up => tracing::warn!(%remote, "closing connection: replies not read within {CLOSE_GRACE:?} of server close"),
         }
     });
 
@@ -49,7 +77,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, remote: SocketAddr, shar
                     break None;
                 }
             },
-            () = super::wait_for_phase(&mut phase, |p| p == Phase::Closed) => break None,
+            () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => break None,
         }
         loop {
             match decode_frame(&mut buf, shared.options.max_body_size) {
@@ -88,6 +116,13 @@ fn dispatch(
     let inflight = InflightGuard::enter(shared);
     if shared.phase_now() != Phase::Running {
         reply_error(errno::ELOGOFF, "Server is stopping".to_owned());
+        return Ok(());
+    }
+    if sender.unwritten() > MAX_UNWRITTEN_BYTES {
+        reply_error(
+            errno::EOVERCROWDED,
+            format!("Connection to {remote} is overcrowded"),
+        );
         return Ok(());
     }
     let Some((service, method)) = shared
@@ -159,7 +194,7 @@ fn dispatch(
                 &format!("Fail to decompress request: {e}"),
                 local,
             ),
-            Ok(payload) => match (CatchUnwind(service.call(method, context, payload))).await {
+            Ok(payload) => match call_catching_panics(&*service, method, context, payload).await {
                 Ok(response) => response_frame(correlation_id, response, local),
                 Err(panic) => {
                     let what = panic_message(&panic);
@@ -206,6 +241,14 @@ fn response_frame(correlation_id: i64, response: ServiceResponse, local: SocketA
         out.freeze()
     };
     let attachment = response.context.response_attachment;
+    if let Err(e) = check_sizes(payload.len(), attachment.len()) {
+        return error_frame(
+            correlation_id,
+            errno::EINTERNAL,
+            &format!("response {e}"),
+            local,
+        );
+    }
     let meta = response_meta(
         correlation_id,
         compress_type.as_wire(),
@@ -243,7 +286,20 @@ pub(crate) fn error_frame(
     }
 }
 
-/// Turns a panicking handler into an error reply instead of a lost request.
+/// Runs `service.call`, turning a panic (while building the future or while polling it) into an
+/// `Err` instead of a lost request.
+async fn call_catching_panics(
+    service: &dyn super::Service,
+    method: usize,
+    context: ServerContext,
+    payload: Bytes,
+) -> Result<ServiceResponse, Box<dyn Any + Send>> {
+    let future =
+        std::panic::catch_unwind(AssertUnwindSafe(|| service.call(method, context, payload)))?;
+    CatchUnwind(future).await
+}
+
+/// Polls a service future, catching a panic.
 struct CatchUnwind(ServiceFuture);
 
 impl Future for CatchUnwind {

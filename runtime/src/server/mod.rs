@@ -324,7 +324,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
-                    tokio::spawn(conn::serve_connection(stream, remote, Arc::clone(&shared)));
+                    // Counted from accept on, so `join` never misses a connection.
+                    let open = ConnectionGuard::new(&shared);
+                    tokio::spawn(conn::serve_connection(stream, remote, Arc::clone(&shared), open));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

@@ -22,6 +22,15 @@ use crate::{errno, Status};
 /// Unwritten bytes beyond which new calls fail with EOVERCROWDED (brpc's default).
 const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
 
+/// Why [`Connection::connect`] failed.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    /// The connection could not be made.
+    Failed(Status),
+    /// The runtime asked to run the connection no longer runs tasks.
+    RuntimeGone,
+}
+
 /// A connected client socket.
 #[derive(Debug)]
 pub(crate) struct Connection {
@@ -42,7 +51,7 @@ impl Connection {
         connect_timeout: Duration,
         max_body_size: usize,
         runtime: &Handle,
-    ) -> Result<Arc<Connection>, Status> {
+    ) -> Result<Arc<Connection>, ConnectError> {
         let task = runtime.spawn(async move {
             let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await
             {
@@ -60,9 +69,14 @@ impl Connection {
             };
             Ok(Connection::start(stream, addr, max_body_size))
         });
-        task.await
-            .map_err(|e| Status::internal(format!("connect task failed: {e}")))?
-            .map(Arc::new)
+        match task.await {
+            Ok(connected) => connected.map(Arc::new).map_err(ConnectError::Failed),
+            // The runtime is shutting down (or gone) and cancelled the task.
+            Err(e) if e.is_cancelled() => Err(ConnectError::RuntimeGone),
+            Err(e) => Err(ConnectError::Failed(Status::internal(format!(
+                "connect task failed: {e}"
+            )))),
+        }
     }
 
     fn start(stream: TcpStream, remote_addr: SocketAddr, max_body_size: usize) -> Connection {
@@ -154,12 +168,26 @@ impl Drop for Connection {
     }
 }
 
+/// Fails the connection's calls if the reader stops for any reason, including its runtime
+/// shutting down and dropping it mid-read.
+struct FailOnDrop(Arc<PendingCalls>);
+
+impl Drop for FailOnDrop {
+    fn drop(&mut self) {
+        self.0.fail_all(&Status::new(
+            errno::EFAILEDSOCKET,
+            "connection reader stopped",
+        ));
+    }
+}
+
 async fn read_loop(
     mut io: OwnedReadHalf,
     pending: Arc<PendingCalls>,
     max_body_size: usize,
     remote: SocketAddr,
 ) {
+    let _fail_on_drop = FailOnDrop(Arc::clone(&pending));
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let status = 'read: loop {
         if buf.capacity() - buf.len() < READ_CHUNK / 2 {

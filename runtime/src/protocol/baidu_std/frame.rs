@@ -12,6 +12,9 @@ pub const MAGIC: &[u8; 4] = b"PRPC";
 /// Header length: magic, body size, meta size.
 pub const HEADER_LEN: usize = 12;
 
+/// Most buffer space reserved at once for a frame still arriving.
+const MAX_RESERVE: usize = 1024 * 1024;
+
 /// A decoded frame: its meta, and the body after the meta (payload then attachment).
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -130,7 +133,9 @@ pub fn decode_frame(buf: &mut BytesMut, max_body_size: usize) -> Result<Option<F
     }
     let frame_len = HEADER_LEN + body_size;
     if buf.len() < frame_len {
-        buf.reserve(frame_len - buf.len());
+        // Room for the rest of the frame, but never more than MAX_RESERVE ahead of the bytes
+        // that actually arrived: a header alone must not make us allocate max_body_size.
+        buf.reserve((frame_len - buf.len()).min(MAX_RESERVE));
         return Ok(None);
     }
     let mut frame = buf.split_to(frame_len).freeze();
@@ -231,6 +236,17 @@ mod tests {
             decode_frame(&mut wrong, 64 << 20),
             Err(FrameError::BadMagic(_))
         ));
+    }
+
+    #[test]
+    fn a_header_alone_reserves_a_bounded_amount() {
+        let mut buf = BytesMut::from(&b"PRPC\x03\xff\xff\xff\x00\x00\x00\x00"[..]);
+        assert!(decode_frame(&mut buf, 64 << 20).unwrap().is_none());
+        assert!(
+            buf.capacity() <= HEADER_LEN + MAX_RESERVE,
+            "{}",
+            buf.capacity()
+        );
     }
 
     #[test]

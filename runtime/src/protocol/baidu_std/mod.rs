@@ -19,6 +19,25 @@ use bytes::Bytes;
 /// brpc's default `max_body_size`: 64 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024 * 1024;
 
+/// Checks that a payload and attachment fit in one frame: the body size is a `u32` (with room
+/// left for the meta) and `attachment_size` an `i32`. Returns why not.
+pub fn check_sizes(payload_len: usize, attachment_len: usize) -> Result<(), String> {
+    const META_ROOM: usize = 64 * 1024;
+    if attachment_len > i32::MAX as usize {
+        return Err(format!(
+            "attachment of {attachment_len} bytes exceeds the protocol's {} bytes",
+            i32::MAX
+        ));
+    }
+    let body = payload_len.saturating_add(attachment_len);
+    if body > u32::MAX as usize - META_ROOM {
+        return Err(format!(
+            "body of {body} bytes exceeds the protocol's 4 GiB frame limit"
+        ));
+    }
+    Ok(())
+}
+
 /// The meta of a request, with the fields brpc's client always sets.
 pub fn request_meta(
     service_name: &str,
