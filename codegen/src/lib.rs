@@ -34,6 +34,12 @@
 //! (`google/protobuf/*.proto`) are built in and map to `::prost_types`; the crate using the
 //! generated code then needs `prost` (and `prost-types` when it uses well-known types).
 //!
+//! # Features
+//!
+//! - `build` (default): the `build.rs` front door above, with prost-build and protobuf-parse.
+//!   Turn it off (`default-features = false`) to get only the [model] and the [emitters](emit);
+//!   `brisk-macros` (`#[brisk::service]`) does, so those crates stay out of its users' builds.
+//!
 //! # Comments
 //!
 //! protobuf-parse does not record `source_code_info`, so prost sees no comments and generated
@@ -42,14 +48,21 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "build")]
 mod builder;
+#[cfg(feature = "build")]
 mod comments;
 pub mod emit;
+// Some constructors are only used by the `build` front door.
+#[cfg_attr(not(feature = "build"), allow(dead_code))]
 mod error;
 pub mod model;
+#[cfg(feature = "build")]
 mod parse_error;
+#[cfg(feature = "build")]
 pub mod prost;
 
+#[cfg(feature = "build")]
 pub use builder::{compile_protos, configure, Builder};
 pub use emit::EmitOptions;
 pub use error::{Error, ErrorKind};

@@ -1,12 +1,15 @@
 //! The IDL-agnostic service model.
 //!
 //! Every front door of Brisk's code generation fills in these two plain structs: the
-//! `build.rs` API (through prost, see [`crate::prost`]), and later a protoc plugin and the
+//! `build.rs` API (through prost, see `crate::prost`), the protoc plugin and the
 //! `#[brisk::service]` proc-macro. The emitters in [`crate::emit`] only ever see this model, so
 //! every front door produces the same Rust shapes.
 
 /// The codec path used when a front door does not pick one: Brisk's protobuf codec.
 pub const DEFAULT_CODEC_PATH: &str = "::brisk::codegen::Prost";
+
+/// The codec path for serde types carried as JSON (`#[brisk::service(codec = "json")]`).
+pub const JSON_CODEC_PATH: &str = "::brisk::codec::Json";
 
 /// One RPC service, e.g. `example.EchoService`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +29,9 @@ pub struct Service {
     /// Rust path of the codec type that (de)serializes messages, e.g.
     /// [`DEFAULT_CODEC_PATH`].
     pub codec_path: String,
+    /// Visibility of the generated items (trait, server adapter, clients) as Rust source:
+    /// `"pub"` (the default), `"pub(crate)"`, or `""` for private.
+    pub visibility: String,
 }
 
 impl Service {
@@ -40,6 +46,7 @@ impl Service {
             comments: Vec::new(),
             methods: Vec::new(),
             codec_path: DEFAULT_CODEC_PATH.to_owned(),
+            visibility: "pub".to_owned(),
         }
     }
 
@@ -78,10 +85,16 @@ pub struct Method {
     pub server_streaming: bool,
     /// Documentation lines (without the comment markers), emitted as `///` docs.
     pub comments: Vec<String>,
+    /// Whether the trait method takes `cntl: &mut ::brisk::ServerContext` before the request
+    /// (the default; `#[brisk::service]` traits may leave it out).
+    pub takes_context: bool,
+    /// Whether the trait method returns `Result<Response, ::brisk::Status>` (the default) or
+    /// just the response (an infallible handler). Clients always return a `Result`.
+    pub returns_result: bool,
 }
 
 impl Method {
-    /// A unary method with no comments.
+    /// A unary method with no comments, taking the server context and returning a `Result`.
     pub fn new(
         proto_name: impl Into<String>,
         rust_name: impl Into<String>,
@@ -96,6 +109,8 @@ impl Method {
             client_streaming: false,
             server_streaming: false,
             comments: Vec::new(),
+            takes_context: true,
+            returns_result: true,
         }
     }
 
@@ -122,5 +137,7 @@ mod tests {
         assert_eq!(service.full_name(), "EchoService");
         assert_eq!(service.codec_path, DEFAULT_CODEC_PATH);
         assert!(!method.is_streaming());
+        assert!(method.takes_context && method.returns_result);
+        assert_eq!(service.visibility, "pub");
     }
 }

@@ -32,6 +32,8 @@ pub fn convert_service(service: prost_build::Service, codec_path: &str) -> Resul
             client_streaming: method.client_streaming,
             server_streaming: method.server_streaming,
             comments: join_comments(method.comments),
+            takes_context: true,
+            returns_result: true,
         })
         .collect();
     let streaming = model.methods.iter().filter(|method| method.is_streaming());

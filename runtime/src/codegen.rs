@@ -6,6 +6,8 @@
 pub use bytes::Bytes;
 
 pub use crate::channel::MethodDescriptor;
+#[cfg(feature = "json")]
+pub use crate::codec::Json;
 pub use crate::codec::{MessageCodec, Prost};
 pub use crate::server::{unknown_method, Service, ServiceFuture, ServiceResponse};
 

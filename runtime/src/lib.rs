@@ -9,6 +9,9 @@
 //! - **Code generation** — `brisk-codegen` turns a `.proto` service into a service trait, a
 //!   server adapter, an async client and a blocking client, from `build.rs` with no `protoc`
 //!   needed. [`include_proto!`] pulls the generated code in.
+//! - **[`#[brisk::service]`](macro@service)** — the same four items from a plain Rust trait, no
+//!   `.proto`: prost messages (wire-compatible with a `.proto` service of the same name) or serde
+//!   types carried as JSON ([`codec::Json`], feature `json`, on by default).
 //! - **[`Server`]** — hosts many services on one port, dispatching by full
 //!   (`example.EchoService`) or short (`EchoService`) name; each request runs concurrently with
 //!   the others on its connection; errors reach the client with brpc's codes ([`errno`]);
@@ -56,6 +59,39 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Without a `.proto`:
+//!
+//! ```
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! pub struct Add { a: i64, b: i64 }
+//!
+//! #[brisk::service(package = "calc", codec = "json")]
+//! pub trait Calculator {
+//!     async fn add(&self, request: Add) -> i64;
+//! }
+//!
+//! struct Calc;
+//! impl Calculator for Calc {
+//!     async fn add(&self, request: Add) -> i64 {
+//!         request.a + request.b
+//!     }
+//! }
+//! # async fn run() -> Result<(), brisk::Status> {
+//! let server = brisk::Server::builder()
+//!     .add_service(CalculatorServer::new(Calc))
+//!     .start("127.0.0.1:0")
+//!     .await?;
+//! let channel = brisk::Channel::connect(&server.local_addr().to_string()).await?;
+//! assert_eq!(CalculatorClient::new(channel).add(Add { a: 1, b: 2 }).await?, 3);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! - `json` (default): [`codec::Json`], for `#[brisk::service(codec = "json")]` services of
+//!   serde types. It adds `serde` and `serde_json`; the macros already bring `syn`, so this
+//!   costs little, and `codec = "json"` works without extra set-up.
+//!
 //! [Apache brpc]: https://brpc.apache.org
 
 #![warn(missing_docs)]
@@ -77,6 +113,8 @@ pub use controller::{CallId, Controller};
 pub use error::{errno, Status};
 pub use protocol::Protocol;
 pub use server::{Server, ServerBuilder, ServerContext, ServerOptions};
+
+pub use brisk_macros::service;
 
 /// Includes the code `brisk-codegen` generated for protobuf package `$package` (messages and
 /// services) from `OUT_DIR`.

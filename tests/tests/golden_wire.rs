@@ -338,6 +338,7 @@ fn request_meta_builds_brpc_request_bytes() {
             cid,
             0,
             attachment.len(),
+            0,
         );
         assert_eq!(
             frame_bytes(&meta, &payload, attachment),
@@ -345,7 +346,7 @@ fn request_meta_builds_brpc_request_bytes() {
             "{name}"
         );
     }
-    let meta = request_meta("example.EchoServicX", "Echo", 0, CID_0, 0, 0);
+    let meta = request_meta("example.EchoServicX", "Echo", 0, CID_0, 0, 0, 0);
     assert_eq!(
         frame_bytes(&meta, &payload, b""),
         sample("err_req_unknown_service")

@@ -28,7 +28,7 @@ fn echo_payload(message: &str) -> Vec<u8> {
 /// A valid Echo request with correlation id `cid`.
 fn echo_frame(cid: i64, message: &str) -> Vec<u8> {
     frame_bytes(
-        &request_meta("example.EchoService", "Echo", 0, cid, 0, 0),
+        &request_meta("example.EchoService", "Echo", 0, cid, 0, 0, 0),
         &echo_payload(message),
         b"",
     )
@@ -281,7 +281,7 @@ async fn attachment_size_larger_than_body_is_erequest_and_connection_survives() 
     let (server, _arrivals) = start_server().await;
     let addr = server.local_addr();
     let mut stream = connect(&server).await;
-    let mut meta = request_meta("example.EchoService", "Echo", 0, 11, 0, 0);
+    let mut meta = request_meta("example.EchoService", "Echo", 0, 11, 0, 0, 0);
     meta.attachment_size = Some(100);
     let bad = frame_bytes(&meta, &echo_payload("hello world"), b"");
     let (cid, code, text, frame) = round_trip(&mut stream, &bad).await;
@@ -297,7 +297,7 @@ async fn undecodable_request_payload_is_erequest_and_connection_survives() {
     let (server, _arrivals) = start_server().await;
     let addr = server.local_addr();
     let mut stream = connect(&server).await;
-    let meta = request_meta("example.EchoService", "Echo", 0, 21, 0, 0);
+    let meta = request_meta("example.EchoService", "Echo", 0, 21, 0, 0, 0);
     let (cid, code, text, _) =
         round_trip(&mut stream, &frame_bytes(&meta, &[0xff, 0xff], b"")).await;
     assert_eq!((cid, code), (21, 1003), "{text}");
@@ -314,7 +314,7 @@ async fn empty_payload_missing_a_required_field_is_accepted() {
     // pins Brisk's current behaviour; see the report for the difference.
     let (server, _arrivals) = start_server().await;
     let mut stream = connect(&server).await;
-    let meta = request_meta("example.EchoService", "Echo", 0, 31, 0, 0);
+    let meta = request_meta("example.EchoService", "Echo", 0, 31, 0, 0, 0);
     let (cid, code, text, frame) = round_trip(&mut stream, &frame_bytes(&meta, b"", b"")).await;
     assert_eq!((cid, code), (31, 0), "{text}");
     let (payload, _) = frame.split_body().unwrap();
@@ -327,7 +327,7 @@ async fn unsupported_compress_type_is_erequest_and_connection_survives() {
     let (server, _arrivals) = start_server().await;
     let addr = server.local_addr();
     let mut stream = connect(&server).await;
-    let meta = request_meta("example.EchoService", "Echo", 0, 41, 4, 0);
+    let meta = request_meta("example.EchoService", "Echo", 0, 41, 4, 0, 0);
     let bad = frame_bytes(&meta, &echo_payload("hello world"), b"");
     let (cid, code, text, _) = round_trip(&mut stream, &bad).await;
     assert_eq!((cid, code), (41, 1003), "{text}");
@@ -341,7 +341,7 @@ async fn gzip_flag_on_a_plain_payload_is_erequest_and_connection_survives() {
     let (server, _arrivals) = start_server().await;
     let addr = server.local_addr();
     let mut stream = connect(&server).await;
-    let meta = request_meta("example.EchoService", "Echo", 0, 51, 2, 0);
+    let meta = request_meta("example.EchoService", "Echo", 0, 51, 2, 0, 0);
     let bad = frame_bytes(&meta, &echo_payload("hello world"), b"");
     let (cid, code, text, _) = round_trip(&mut stream, &bad).await;
     assert_eq!((cid, code), (51, 1003), "{text}");
@@ -361,7 +361,7 @@ async fn unknown_method_and_service_are_enomethod_with_brpc_text() {
         (62, "example.EchoServicX", "Echo"),
         (63, "brisk.test.TestService", "Echo"),
     ] {
-        let meta = request_meta(service, method, 0, cid, 0, 0);
+        let meta = request_meta(service, method, 0, cid, 0, 0, 0);
         let (got_cid, code, text, frame) =
             round_trip(&mut stream, &frame_bytes(&meta, &payload, b"")).await;
         assert_eq!((got_cid, code), (cid, 1002));
@@ -381,7 +381,7 @@ async fn unknown_short_service_name_is_enoservice_like_brpc() {
     let (server, _arrivals) = start_server().await;
     let addr = server.local_addr();
     let mut stream = connect(&server).await;
-    let meta = request_meta("NoSuchService", "Echo", 0, 65, 0, 0);
+    let meta = request_meta("NoSuchService", "Echo", 0, 65, 0, 0, 0);
     let (cid, code, text, _) =
         round_trip(&mut stream, &frame_bytes(&meta, &echo_payload("x"), b"")).await;
     assert_eq!((cid, code), (65, 1001), "{text}");
@@ -397,7 +397,7 @@ async fn known_short_service_name_with_unknown_method_is_enomethod() {
     let (server, _arrivals) = start_server().await;
     let addr = server.local_addr();
     let mut stream = connect(&server).await;
-    let meta = request_meta("EchoService", "Nope", 0, 67, 0, 0);
+    let meta = request_meta("EchoService", "Nope", 0, 67, 0, 0, 0);
     let (cid, code, text, _) =
         round_trip(&mut stream, &frame_bytes(&meta, &echo_payload("x"), b"")).await;
     assert_eq!((cid, code), (67, 1002), "{text}");
@@ -406,7 +406,7 @@ async fn known_short_service_name_with_unknown_method_is_enomethod() {
         format!("[{addr}][E1002]Fail to find method=EchoService/Nope")
     );
     // The short name itself is served.
-    let meta = request_meta("EchoService", "Echo", 0, 68, 0, 0);
+    let meta = request_meta("EchoService", "Echo", 0, 68, 0, 0, 0);
     let (cid, code, text, _) =
         round_trip(&mut stream, &frame_bytes(&meta, &echo_payload("x"), b"")).await;
     assert_eq!((cid, code), (68, 0), "{text}");
@@ -458,7 +458,7 @@ async fn handler_panic_is_einternal_and_server_keeps_serving() {
 
     // The raw connection that carried the panicking request stays usable too.
     let mut stream = connect(&server).await;
-    let meta = request_meta("brisk.test.TestService", "Fail", 0, 71, 0, 0);
+    let meta = request_meta("brisk.test.TestService", "Fail", 0, 71, 0, 0, 0);
     let bad = frame_bytes(&meta, &panic_request.encode_to_vec(), b"");
     let (cid, code, text, _) = round_trip(&mut stream, &bad).await;
     assert_eq!((cid, code), (71, 2001), "{text}");

@@ -35,7 +35,15 @@ async fn flood_without_reading(stream: &mut TcpStream, count: i64) {
     let attachment = vec![7u8; 1 << 20];
     let payload = echo("flood").encode_to_vec();
     for cid in 1..=count {
-        let meta = request_meta("example.EchoService", "Echo", 0, cid, 0, attachment.len());
+        let meta = request_meta(
+            "example.EchoService",
+            "Echo",
+            0,
+            cid,
+            0,
+            attachment.len(),
+            0,
+        );
         stream
             .write_all(&frame_bytes(&meta, &payload, &attachment))
             .await
@@ -65,7 +73,7 @@ async fn a_peer_that_does_not_read_gets_eovercrowded_instead_of_unbounded_memory
         "100 MiB of unread replies must hit the 64 MiB limit"
     );
     // Once drained, the connection serves normally again.
-    let meta = request_meta("example.EchoService", "Echo", 0, 1000, 0, 0);
+    let meta = request_meta("example.EchoService", "Echo", 0, 1000, 0, 0, 0);
     stream
         .write_all(&frame_bytes(&meta, &echo("after").encode_to_vec(), b""))
         .await
@@ -184,7 +192,7 @@ async fn a_service_that_panics_while_building_its_future_gets_einternal() {
         .await
         .unwrap();
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
-    let meta = request_meta("brisk.test.PanicsOnCall", "Boom", 0, 5, 0, 0);
+    let meta = request_meta("brisk.test.PanicsOnCall", "Boom", 0, 5, 0, 0, 0);
     stream
         .write_all(&frame_bytes(&meta, b"", b""))
         .await
@@ -194,7 +202,7 @@ async fn a_service_that_panics_while_building_its_future_gets_einternal() {
     assert_eq!(reply.meta.correlation_id, Some(5));
     assert_eq!(error_code(&reply), errno::EINTERNAL);
     // Same connection, next request: still served.
-    let meta = request_meta("example.EchoService", "Echo", 0, 6, 0, 0);
+    let meta = request_meta("example.EchoService", "Echo", 0, 6, 0, 0, 0);
     stream
         .write_all(&frame_bytes(
             &meta,

@@ -18,8 +18,11 @@ pub(crate) fn emit(model: &Checked<'_>) -> TokenStream {
     let client_ident = &model.client_ident;
     let blocking_ident = &model.blocking_ident;
     let full_name = &model.full_name;
-    let struct_docs =
-        format!(" Blocking client for `{full_name}`, for code outside an async runtime.");
+    let vis = &model.vis;
+    let struct_docs = docs(
+        &model.service.comments,
+        &format!("Blocking client for `{full_name}`, for code outside an async runtime."),
+    );
     let methods = model.methods.iter().map(|method| {
         let ident = &method.ident;
         let with_ident = &method.with_ident;
@@ -59,9 +62,9 @@ pub(crate) fn emit(model: &Checked<'_>) -> TokenStream {
         }
     });
     quote! {
-        #[doc = #struct_docs]
+        #struct_docs
         #[derive(Debug, Clone)]
-        pub struct #blocking_ident {
+        #vis struct #blocking_ident {
             inner: #client_ident,
         }
 

@@ -16,9 +16,12 @@ pub fn generate(service: &Service) -> Result<TokenStream, Error> {
 pub(crate) fn emit(model: &Checked<'_>) -> TokenStream {
     let client_ident = &model.client_ident;
     let full_name = &model.full_name;
+    let vis = &model.vis;
     let codec = &model.codec;
-    let struct_docs =
-        format!(" Async client for `{full_name}`. Cheap to clone; all methods take `&self`.");
+    let struct_docs = docs(
+        &model.service.comments,
+        &format!("Async client for `{full_name}`. Cheap to clone; all methods take `&self`."),
+    );
     let methods = model.methods.iter().map(|method| {
         let ident = &method.ident;
         let with_ident = &method.with_ident;
@@ -61,9 +64,9 @@ pub(crate) fn emit(model: &Checked<'_>) -> TokenStream {
         }
     });
     quote! {
-        #[doc = #struct_docs]
+        #struct_docs
         #[derive(Debug, Clone)]
-        pub struct #client_ident {
+        #vis struct #client_ident {
             channel: ::brisk::Channel,
         }
 

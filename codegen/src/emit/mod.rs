@@ -107,6 +107,7 @@ pub(crate) struct Checked<'a> {
     pub(crate) client_ident: Ident,
     pub(crate) blocking_ident: Ident,
     pub(crate) codec: syn::Type,
+    pub(crate) vis: syn::Visibility,
     pub(crate) methods: Vec<CheckedMethod<'a>>,
 }
 
@@ -136,6 +137,8 @@ impl<'a> Checked<'a> {
         };
         let codec = parse_type(&service.codec_path)
             .ok_or_else(|| invalid(format!("bad codec path `{}`", service.codec_path)))?;
+        let vis = syn::parse_str::<syn::Visibility>(&service.visibility)
+            .map_err(|_| invalid(format!("bad visibility `{}`", service.visibility)))?;
 
         let mut methods = Vec::with_capacity(service.methods.len());
         // Generated Rust method name -> proto method that produced it.
@@ -196,6 +199,7 @@ impl<'a> Checked<'a> {
             blocking_ident: type_ident("BlockingClient")?,
             full_name,
             codec,
+            vis,
             methods,
         })
     }
@@ -369,6 +373,28 @@ mod tests {
         let generated = text.find("Generated").unwrap();
         assert!(echoes < generated);
         assert!(text.contains(r"\\[x\\]"), "{text}");
+    }
+
+    #[test]
+    fn context_result_and_visibility_follow_the_model() {
+        let mut service = echo();
+        service.visibility = "pub(crate)".into();
+        service.methods[0].takes_context = false;
+        service.methods[0].returns_result = false;
+        let code = render(&service, &EmitOptions::default()).unwrap();
+        syn::parse_file(&code).unwrap();
+        assert!(code.contains("pub(crate) trait EchoService"), "{code}");
+        assert!(
+            code.contains("pub(crate) struct EchoServiceClient"),
+            "{code}"
+        );
+        assert!(code.contains("Output = EchoResponse"), "{code}");
+        assert!(code.contains("inner.echo(request)"), "{code}");
+        assert!(!code.contains("&mut ::brisk::ServerContext"), "{code}");
+        assert!(!code.contains("mut cntl: ::brisk::ServerContext"), "{code}");
+
+        service.visibility = "not a visibility".into();
+        assert!(validate(&service).is_err());
     }
 
     #[test]

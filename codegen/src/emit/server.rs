@@ -21,6 +21,7 @@ pub(crate) fn emit(model: &Checked<'_>) -> TokenStream {
 
 fn emit_trait(model: &Checked<'_>) -> TokenStream {
     let trait_ident = &model.trait_ident;
+    let vis = &model.vis;
     let trait_docs = docs(
         &model.service.comments,
         &format!(
@@ -36,20 +37,29 @@ fn emit_trait(model: &Checked<'_>) -> TokenStream {
             &method.method.comments,
             &format!("Handles `{}`.", method.full_name),
         );
+        let cntl = method
+            .method
+            .takes_context
+            .then(|| quote! { cntl: &mut ::brisk::ServerContext, });
+        let result = if method.method.returns_result {
+            quote! { ::core::result::Result<#output, ::brisk::Status> }
+        } else {
+            quote! { #output }
+        };
         quote! {
             #method_docs
             fn #ident(
                 &self,
-                cntl: &mut ::brisk::ServerContext,
+                #cntl
                 request: #input,
             ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<#output, ::brisk::Status>,
+                Output = #result,
             > + ::core::marker::Send;
         }
     });
     quote! {
         #trait_docs
-        pub trait #trait_ident: ::core::marker::Send + ::core::marker::Sync + 'static {
+        #vis trait #trait_ident: ::core::marker::Send + ::core::marker::Sync + 'static {
             #(#methods)*
         }
     }
@@ -58,6 +68,7 @@ fn emit_trait(model: &Checked<'_>) -> TokenStream {
 fn emit_server(model: &Checked<'_>) -> TokenStream {
     let trait_ident = &model.trait_ident;
     let server_ident = &model.server_ident;
+    let vis = &model.vis;
     let server_name = server_ident.to_string();
     let full_name = &model.full_name;
     let codec = &model.codec;
@@ -85,18 +96,33 @@ fn emit_server(model: &Checked<'_>) -> TokenStream {
             let ident = &method.ident;
             let input = &method.input;
             let output = &method.output;
+            let args = if method.method.takes_context {
+                quote! { &mut cntl, request }
+            } else {
+                quote! { request }
+            };
+            let handled = if method.method.returns_result {
+                quote! {
+                    match inner.#ident(#args).await {
+                        ::core::result::Result::Ok(response) => {
+                            ::brisk::codegen::encode_response::<#codec, #output>(&response)
+                        }
+                        ::core::result::Result::Err(status) => {
+                            ::core::result::Result::Err(status)
+                        }
+                    }
+                }
+            } else {
+                quote! {
+                    let response = inner.#ident(#args).await;
+                    ::brisk::codegen::encode_response::<#codec, #output>(&response)
+                }
+            };
             quote! {
                 #index => ::std::boxed::Box::pin(async move {
                     let result = match ::brisk::codegen::decode_request::<#codec, #input>(request) {
                         ::core::result::Result::Ok(request) => {
-                            match inner.#ident(&mut cntl, request).await {
-                                ::core::result::Result::Ok(response) => {
-                                    ::brisk::codegen::encode_response::<#codec, #output>(&response)
-                                }
-                                ::core::result::Result::Err(status) => {
-                                    ::core::result::Result::Err(status)
-                                }
-                            }
+                            #handled
                         }
                         ::core::result::Result::Err(status) => ::core::result::Result::Err(status),
                     };
@@ -104,11 +130,17 @@ fn emit_server(model: &Checked<'_>) -> TokenStream {
                 }),
             }
         });
+        // `mut` only when some handler borrows the context, so that no `unused_mut` fires.
+        let cntl = if model.methods.iter().any(|m| m.method.takes_context) {
+            quote! { mut cntl }
+        } else {
+            quote! { cntl }
+        };
         quote! {
             fn call(
                 &self,
                 method: usize,
-                mut cntl: ::brisk::ServerContext,
+                #cntl: ::brisk::ServerContext,
                 request: ::brisk::codegen::Bytes,
             ) -> ::brisk::codegen::ServiceFuture {
                 let inner = ::std::sync::Arc::clone(&self.inner);
@@ -122,7 +154,7 @@ fn emit_server(model: &Checked<'_>) -> TokenStream {
 
     quote! {
         #[doc = #struct_docs]
-        pub struct #server_ident<T> {
+        #vis struct #server_ident<T> {
             inner: ::std::sync::Arc<T>,
         }
 

@@ -101,6 +101,8 @@ impl<T: EchoService> ::brisk::codegen::Service for EchoServiceServer<T> {
         }
     }
 }
+/// Echoes the request's message back to the caller.
+///
 /// Async client for `example.EchoService`. Cheap to clone; all methods take `&self`.
 #[derive(Debug, Clone)]
 pub struct EchoServiceClient {
@@ -144,6 +146,8 @@ impl EchoServiceClient {
             .await
     }
 }
+/// Echoes the request's message back to the caller.
+///
 /// Blocking client for `example.EchoService`, for code outside an async runtime.
 #[derive(Debug, Clone)]
 pub struct EchoServiceBlockingClient {

@@ -103,7 +103,14 @@ impl Channel {
 
         let mut last_remote = None;
         let answer = loop {
-            let attempt = self.attempt(method, cntl.log_id, compress_type, &payload, &attachment);
+            let attempt = self.attempt(
+                method,
+                cntl.log_id,
+                compress_type,
+                <C as MessageCodec<Req>>::CONTENT_TYPE,
+                &payload,
+                &attachment,
+            );
             let outcome = tokio::select! {
                 biased;
                 () = &mut cancelled => Err(Status::new(errno::ECANCELED, "the call was cancelled")),
@@ -149,6 +156,7 @@ impl Channel {
         method: &MethodDescriptor,
         log_id: i64,
         compress_type: CompressType,
+        content_type: i32,
         payload: &Bytes,
         attachment: &Bytes,
     ) -> Result<Answer, Status> {
@@ -166,6 +174,7 @@ impl Channel {
             correlation_id as i64,
             compress_type.as_wire(),
             attachment.len(),
+            content_type,
         );
         let mut head = BytesMut::with_capacity(HEADER_LEN + 64);
         encode_head(&mut head, &meta, payload.len(), attachment.len());

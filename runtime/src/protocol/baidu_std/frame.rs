@@ -150,7 +150,7 @@ pub fn decode_frame(buf: &mut BytesMut, max_body_size: usize) -> Result<Option<F
 /// ```
 /// use bytes::BytesMut;
 /// use brisk::protocol::baidu_std::{decode_frame, encode_head, request_meta};
-/// let meta = request_meta("example.EchoService", "Echo", 0, 7, 0, 0);
+/// let meta = request_meta("example.EchoService", "Echo", 0, 7, 0, 0, 0);
 /// let mut buf = BytesMut::new();
 /// encode_head(&mut buf, &meta, 2, 0);
 /// buf.extend_from_slice(b"\x0a\x00");
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn round_trip_with_attachment() {
-        let meta = request_meta("example.EchoService", "Echo", 42, 9, 0, 3);
+        let meta = request_meta("example.EchoService", "Echo", 42, 9, 0, 3, 0);
         let mut buf = frame_bytes(&meta, b"payload", b"att");
         let frame = decode_frame(&mut buf, 1 << 20).unwrap().unwrap();
         assert!(buf.is_empty());

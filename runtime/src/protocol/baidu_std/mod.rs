@@ -38,7 +38,9 @@ pub fn check_sizes(payload_len: usize, attachment_len: usize) -> Result<(), Stri
     Ok(())
 }
 
-/// The meta of a request, with the fields brpc's client always sets.
+/// The meta of a request, with the fields brpc's client always sets. `content_type` is brpc's
+/// number for the payload's encoding: 0 protobuf, 1 JSON (see
+/// [`MessageCodec::CONTENT_TYPE`](crate::codec::MessageCodec::CONTENT_TYPE)).
 pub fn request_meta(
     service_name: &str,
     method_name: &str,
@@ -46,6 +48,7 @@ pub fn request_meta(
     correlation_id: i64,
     compress_type: i32,
     attachment_size: usize,
+    content_type: i32,
 ) -> RpcMeta {
     RpcMeta {
         request: Some(RpcRequestMeta {
@@ -54,6 +57,7 @@ pub fn request_meta(
             log_id: Some(log_id),
             ..Default::default()
         }),
+        content_type: Some(content_type),
         ..common_meta(correlation_id, compress_type, attachment_size)
     }
 }

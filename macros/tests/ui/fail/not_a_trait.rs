@@ -1,0 +1,4 @@
+#[brisk::service]
+pub struct S;
+
+fn main() {}
