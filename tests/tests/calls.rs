@@ -124,6 +124,19 @@ async fn channels_to_one_server_share_the_single_connection() {
     a.echo_with(&mut ca, echo("a")).await.unwrap();
     b.echo_with(&mut cb, echo("b")).await.unwrap();
     assert_eq!(ca.local_side(), cb.local_side());
+
+    // A different connection group gets its own connection.
+    let grouped = Channel::builder()
+        .connection_group("other")
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    let mut cc = Controller::new();
+    EchoServiceClient::new(grouped)
+        .echo_with(&mut cc, echo("c"))
+        .await
+        .unwrap();
+    assert_ne!(cc.local_side(), ca.local_side());
     server.shutdown().await;
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use tokio::runtime::Handle;
 
-use super::ConnectionType;
+use super::{ChannelOptions, ConnectionType};
 use crate::transport::connection::{ConnectError, Connection};
 use crate::{Protocol, Status};
 
@@ -25,6 +25,7 @@ struct EndpointKey {
     addr: SocketAddr,
     protocol: Protocol,
     max_body_size: usize,
+    connection_group: String,
 }
 
 static ENDPOINTS: LazyLock<Mutex<HashMap<EndpointKey, Weak<Endpoint>>>> =
@@ -44,17 +45,19 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    /// The process-wide endpoint for `addr` (created on first use).
+    /// The process-wide endpoint for `addr` and these options (created on first use).
+    /// Channels with the same protocol, body limit and connection group share it.
     pub(crate) fn shared(
         addr: SocketAddr,
-        protocol: Protocol,
-        max_body_size: usize,
+        options: &ChannelOptions,
         runtime: &Handle,
     ) -> Arc<Endpoint> {
+        let max_body_size = options.max_body_size;
         let key = EndpointKey {
             addr,
-            protocol,
+            protocol: options.protocol,
             max_body_size,
+            connection_group: options.connection_group.clone(),
         };
         let mut map = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(endpoint) = map.get(&key).and_then(Weak::upgrade) {

@@ -60,6 +60,10 @@ pub struct ChannelOptions {
     pub connection_type: ConnectionType,
     /// Largest response body accepted (default 64 MiB).
     pub max_body_size: usize,
+    /// Channels share `single` connections only within the same group (default: the empty
+    /// group), as brpc's `ChannelOptions.connection_group`: give channels different groups to
+    /// spread load over several connections to one server.
+    pub connection_group: String,
 }
 
 impl Default for ChannelOptions {
@@ -71,6 +75,7 @@ impl Default for ChannelOptions {
             protocol: Protocol::BaiduStd,
             connection_type: ConnectionType::Single,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            connection_group: String::new(),
         }
     }
 }
@@ -218,6 +223,13 @@ impl ChannelBuilder {
         self
     }
 
+    /// Puts the channel in a connection group: `single` connections are shared only within
+    /// a group.
+    pub fn connection_group(mut self, group: impl Into<String>) -> Self {
+        self.options.connection_group = group.into();
+        self
+    }
+
     /// Builds a channel to `address`, a `"host:port"` whose host is an IP address or a name to
     /// resolve. Connections are made by the first call, as in brpc.
     pub async fn connect(self, address: &str) -> Result<Channel, Status> {
@@ -234,12 +246,7 @@ impl ChannelBuilder {
     }
 
     fn build(self, addr: SocketAddr, runtime: Handle) -> Channel {
-        let endpoint = Endpoint::shared(
-            addr,
-            self.options.protocol,
-            self.options.max_body_size,
-            &runtime,
-        );
+        let endpoint = Endpoint::shared(addr, &self.options, &runtime);
         Channel {
             inner: Arc::new(ChannelInner {
                 options: self.options,
