@@ -61,8 +61,12 @@ pub mod model;
 mod parse_error;
 #[cfg(feature = "build")]
 pub mod prost;
+#[cfg(feature = "build")]
+mod prost_options;
 
 #[cfg(feature = "build")]
 pub use builder::{compile_protos, configure, Builder};
 pub use emit::EmitOptions;
 pub use error::{Error, ErrorKind};
+#[cfg(feature = "build")]
+pub use prost_options::ProstOptions;

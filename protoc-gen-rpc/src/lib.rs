@@ -196,7 +196,7 @@ pub fn generate(request: &CodeGeneratorRequest) -> Result<Vec<File>, Error> {
     Ok(output_files(
         generated,
         &wanted,
-        &options.default_package_filename,
+        &options.prost.default_package_filename,
     ))
 }
 

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use brisk_codegen::model::DEFAULT_CODEC_PATH;
-use brisk_codegen::EmitOptions;
+use brisk_codegen::{EmitOptions, ProstOptions};
 
 /// Every option name, for error messages and documentation.
 pub const OPTION_NAMES: &[&str] = &[
@@ -65,41 +65,8 @@ pub struct Options {
     pub emit: EmitOptions,
     /// Rust path of the stubs' codec (`codec_path`).
     pub codec_path: String,
-    /// `extern_path=.proto.path=::rust::path`, in order.
-    pub extern_paths: Vec<(String, String)>,
-    /// `bytes=.path`: `bytes::Bytes` for matching `bytes` fields.
-    pub bytes: Vec<String>,
-    /// `btree_map=.path`: `BTreeMap` for matching map fields.
-    pub btree_map: Vec<String>,
-    /// `boxed=.path`: `Box` matching fields.
-    pub boxed: Vec<String>,
-    /// `type_attribute=.path=#[attr]`.
-    pub type_attributes: Vec<(String, String)>,
-    /// `field_attribute=.path=#[attr]`.
-    pub field_attributes: Vec<(String, String)>,
-    /// `message_attribute=.path=#[attr]`.
-    pub message_attributes: Vec<(String, String)>,
-    /// `enum_attribute=.path=#[attr]`.
-    pub enum_attributes: Vec<(String, String)>,
-    /// `compile_well_known_types`: generate `google.protobuf` types instead of using
-    /// `::prost_types`.
-    pub compile_well_known_types: bool,
-    /// `disable_comments=.path`: no doc comments on matching messages, enums and fields.
-    pub disable_comments: Vec<String>,
-    /// `skip_debug=.path`: no `Debug` derive on matching messages and enums.
-    pub skip_debug: Vec<String>,
-    /// `retain_enum_prefix`: keep enum variant prefixes.
-    pub retain_enum_prefix: bool,
-    /// `enable_type_names`: implement `prost::Name` for messages.
-    pub enable_type_names: bool,
-    /// `type_name_domain=.path=domain`.
-    pub type_name_domains: Vec<(String, String)>,
-    /// `prost_path=::path`: where the `prost` crate is.
-    pub prost_path: Option<String>,
-    /// `prost_types_path=::path`: where the `prost-types` crate is.
-    pub prost_types_path: Option<String>,
-    /// `default_package_filename=name`: file name (without `.rs`) for files with no package.
-    pub default_package_filename: String,
+    /// prost's pass-throughs (`extern_path`, `bytes`, `btree_map`, attributes, ...).
+    pub prost: ProstOptions,
 }
 
 impl Default for Options {
@@ -107,23 +74,7 @@ impl Default for Options {
         Options {
             emit: EmitOptions::default(),
             codec_path: DEFAULT_CODEC_PATH.to_owned(),
-            extern_paths: Vec::new(),
-            bytes: Vec::new(),
-            btree_map: Vec::new(),
-            boxed: Vec::new(),
-            type_attributes: Vec::new(),
-            field_attributes: Vec::new(),
-            message_attributes: Vec::new(),
-            enum_attributes: Vec::new(),
-            compile_well_known_types: false,
-            disable_comments: Vec::new(),
-            skip_debug: Vec::new(),
-            retain_enum_prefix: false,
-            enable_type_names: false,
-            type_name_domains: Vec::new(),
-            prost_path: None,
-            prost_types_path: None,
-            default_package_filename: "_".to_owned(),
+            prost: ProstOptions::default(),
         }
     }
 }
@@ -215,25 +166,29 @@ impl Options {
             "blocking_client" => self.emit.blocking_client = item.bool()?,
             "codec_path" => self.codec_path = item.value("::rust::Codec")?,
             "extern_path" => self
+                .prost
                 .extern_paths
                 .push(item.key_value(".proto.path=::rust::path")?),
-            "bytes" => self.bytes.push(item.value(".path")?),
-            "btree_map" => self.btree_map.push(item.value(".path")?),
-            "boxed" => self.boxed.push(item.value(".path")?),
-            "type_attribute" => self.type_attributes.push(item.key_value(ATTR)?),
-            "field_attribute" => self.field_attributes.push(item.key_value(ATTR)?),
-            "message_attribute" => self.message_attributes.push(item.key_value(ATTR)?),
-            "enum_attribute" => self.enum_attributes.push(item.key_value(ATTR)?),
-            "compile_well_known_types" => self.compile_well_known_types = item.bool()?,
-            "disable_comments" => self.disable_comments.push(item.value(".path")?),
-            "skip_debug" => self.skip_debug.push(item.value(".path")?),
-            "retain_enum_prefix" => self.retain_enum_prefix = item.bool()?,
-            "enable_type_names" => self.enable_type_names = item.bool()?,
-            "type_name_domain" => self.type_name_domains.push(item.key_value(".path=domain")?),
-            "prost_path" => self.prost_path = Some(item.value("::prost")?),
-            "prost_types_path" => self.prost_types_path = Some(item.value("::prost_types")?),
+            "bytes" => self.prost.bytes.push(item.value(".path")?),
+            "btree_map" => self.prost.btree_map.push(item.value(".path")?),
+            "boxed" => self.prost.boxed.push(item.value(".path")?),
+            "type_attribute" => self.prost.type_attributes.push(item.key_value(ATTR)?),
+            "field_attribute" => self.prost.field_attributes.push(item.key_value(ATTR)?),
+            "message_attribute" => self.prost.message_attributes.push(item.key_value(ATTR)?),
+            "enum_attribute" => self.prost.enum_attributes.push(item.key_value(ATTR)?),
+            "compile_well_known_types" => self.prost.compile_well_known_types = item.bool()?,
+            "disable_comments" => self.prost.disable_comments.push(item.value(".path")?),
+            "skip_debug" => self.prost.skip_debug.push(item.value(".path")?),
+            "retain_enum_prefix" => self.prost.retain_enum_prefix = item.bool()?,
+            "enable_type_names" => self.prost.enable_type_names = item.bool()?,
+            "type_name_domain" => self
+                .prost
+                .type_name_domains
+                .push(item.key_value(".path=domain")?),
+            "prost_path" => self.prost.prost_path = Some(item.value("::prost")?),
+            "prost_types_path" => self.prost.prost_types_path = Some(item.value("::prost_types")?),
             "default_package_filename" => {
-                self.default_package_filename = item.value("name")?;
+                self.prost.default_package_filename = item.value("name")?;
             }
             other => {
                 return Err(OptionError::new(format!(
@@ -247,61 +202,7 @@ impl Options {
 
     /// A prost-build configuration with these options (without the service generator).
     pub fn prost_config(&self) -> prost_build::Config {
-        let mut config = prost_build::Config::new();
-        // prost's formatter would drop the stubs' `// @generated by brisk-codegen` line; both
-        // prost's messages and the stubs are laid out already.
-        config.format(false);
-        config.default_package_filename(&self.default_package_filename);
-        for (proto_path, rust_path) in &self.extern_paths {
-            config.extern_path(proto_path, rust_path);
-        }
-        // These setters replace earlier calls, so each gets all its paths at once.
-        if !self.bytes.is_empty() {
-            config.bytes(&self.bytes);
-        }
-        if !self.btree_map.is_empty() {
-            config.btree_map(&self.btree_map);
-        }
-        if !self.disable_comments.is_empty() {
-            config.disable_comments(&self.disable_comments);
-        }
-        if !self.skip_debug.is_empty() {
-            config.skip_debug(&self.skip_debug);
-        }
-        for path in &self.boxed {
-            config.boxed(path);
-        }
-        for (path, attribute) in &self.type_attributes {
-            config.type_attribute(path, attribute);
-        }
-        for (path, attribute) in &self.field_attributes {
-            config.field_attribute(path, attribute);
-        }
-        for (path, attribute) in &self.message_attributes {
-            config.message_attribute(path, attribute);
-        }
-        for (path, attribute) in &self.enum_attributes {
-            config.enum_attribute(path, attribute);
-        }
-        if self.compile_well_known_types {
-            config.compile_well_known_types();
-        }
-        if self.retain_enum_prefix {
-            config.retain_enum_prefix();
-        }
-        if self.enable_type_names {
-            config.enable_type_names();
-        }
-        for (path, domain) in &self.type_name_domains {
-            config.type_name_domain([path], domain);
-        }
-        if let Some(path) = &self.prost_path {
-            config.prost_path(path);
-        }
-        if let Some(path) = &self.prost_types_path {
-            config.prost_types_path(path);
-        }
-        config
+        self.prost.config()
     }
 }
 
@@ -327,7 +228,7 @@ mod tests {
 
         let options = Options::parse("server=true,compile_well_known_types").unwrap();
         assert!(options.emit.server);
-        assert!(options.compile_well_known_types);
+        assert!(options.prost.compile_well_known_types);
 
         let error = Options::parse("client=no").unwrap_err().to_string();
         assert!(error.contains("`client=false`"), "{error}");
@@ -342,11 +243,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            options.extern_paths,
+            options.prost.extern_paths,
             [(".google.protobuf".to_owned(), "::pbjson_types".to_owned())]
         );
         assert_eq!(
-            options.type_attributes,
+            options.prost.type_attributes,
             [(".pkg.Msg".to_owned(), "#[serde(rename = \"x\")]".to_owned())]
         );
     }
@@ -358,22 +259,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            options.type_attributes,
+            options.prost.type_attributes,
             [(".".to_owned(), "#[derive(Eq, Hash)]".to_owned())]
         );
         assert_eq!(
-            options.field_attributes,
+            options.prost.field_attributes,
             [(".a.b".to_owned(), r"#[doc = 'x\y\n']".to_owned())]
         );
-        assert_eq!(options.bytes, ["."]);
+        assert_eq!(options.prost.bytes, ["."]);
     }
 
     #[test]
     fn repeated_options_accumulate() {
         let options =
             Options::parse("bytes=.a,bytes=.b,btree_map=.,codec_path=::my::Codec").unwrap();
-        assert_eq!(options.bytes, [".a", ".b"]);
-        assert_eq!(options.btree_map, ["."]);
+        assert_eq!(options.prost.bytes, [".a", ".b"]);
+        assert_eq!(options.prost.btree_map, ["."]);
         assert_eq!(options.codec_path, "::my::Codec");
     }
 
