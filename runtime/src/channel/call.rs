@@ -12,7 +12,7 @@ use super::{Channel, MethodDescriptor};
 use crate::codec::MessageCodec;
 use crate::compress::{self, CompressType};
 use crate::controller::{CallState, FinishOnDrop};
-use crate::protocol::baidu_std::{check_sizes, encode_head, request_meta, HEADER_LEN};
+use crate::protocol::baidu_std::{check_sizes, encode_request_head, RequestHead, HEADER_LEN};
 use crate::transport::writer::OutFrame;
 use crate::{errno, Controller, Status};
 
@@ -167,17 +167,22 @@ impl Channel {
             .acquire(options.connection_type, options.connect_timeout)
             .await?;
         let correlation_id = NEXT_CORRELATION_ID.fetch_add(1, Ordering::Relaxed);
-        let meta = request_meta(
-            method.service(),
-            method.method(),
-            log_id,
-            correlation_id as i64,
-            compress_type.as_wire(),
-            attachment.len(),
-            content_type,
+        let mut head = BytesMut::with_capacity(
+            HEADER_LEN + 32 + method.service().len() + method.method().len(),
         );
-        let mut head = BytesMut::with_capacity(HEADER_LEN + 64);
-        encode_head(&mut head, &meta, payload.len(), attachment.len());
+        encode_request_head(
+            &mut head,
+            &RequestHead {
+                service_name: method.service(),
+                method_name: method.method(),
+                log_id,
+                correlation_id: correlation_id as i64,
+                compress_type: compress_type.as_wire(),
+                content_type,
+                payload_len: payload.len(),
+                attachment_len: attachment.len(),
+            },
+        );
         let frame = OutFrame {
             head: head.freeze(),
             payload: payload.clone(),
