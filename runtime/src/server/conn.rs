@@ -24,7 +24,7 @@ use crate::protocol::baidu_std::{
     check_sizes, decode_frame, encode_head, response_meta, Frame, HEADER_LEN,
 };
 use crate::transport::writer::{self, FrameSender, OutFrame};
-use crate::transport::READ_CHUNK;
+use crate::transport::{prepare_read_buffer, read_buffer};
 
 /// Unwritten reply bytes beyond which new requests get EOVERCROWDED (brpc's default), so a
 /// peer that sends without reading cannot grow the server's memory without bound.
@@ -63,11 +63,9 @@ pub(crate) async fn serve_connection(
     });
 
     let mut phase = shared.phase.subscribe();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = read_buffer();
     let bad_input = 'read: loop {
-        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-            buf.reserve(READ_CHUNK);
-        }
+        prepare_read_buffer(&mut buf);
         tokio::select! {
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) => break None,

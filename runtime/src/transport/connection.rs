@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -15,7 +14,7 @@ use tokio::task::AbortHandle;
 
 use super::pending::{PendingCall, PendingCalls};
 use super::writer::{self, FrameSender, OutFrame};
-use super::READ_CHUNK;
+use super::{prepare_read_buffer, read_buffer};
 use crate::protocol::baidu_std::decode_frame;
 use crate::{errno, Status};
 
@@ -188,11 +187,9 @@ async fn read_loop(
     remote: SocketAddr,
 ) {
     let _fail_on_drop = FailOnDrop(Arc::clone(&pending));
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = read_buffer();
     let status = 'read: loop {
-        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-            buf.reserve(READ_CHUNK);
-        }
+        prepare_read_buffer(&mut buf);
         match io.read_buf(&mut buf).await {
             Ok(0) => break Status::new(errno::EEOF, format!("{remote} closed the connection")),
             Ok(_) => {}
