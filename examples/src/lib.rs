@@ -1,5 +1,5 @@
 //! Shared pieces of Brisk's examples: the code generated from `proto/echo.proto`, the echo
-//! service, and a tiny command-line parser.
+//! service, a tiny command-line parser, and [`press`], the logic of the `press` load tester.
 
 use std::collections::HashMap;
 
@@ -7,6 +7,8 @@ use std::collections::HashMap;
 pub mod echo {
     brisk::include_proto!("example");
 }
+
+pub mod press;
 
 use echo::{EchoRequest, EchoResponse};
 

@@ -3,7 +3,8 @@
 //! Generated code names a codec type per service (`::brisk::codegen::Prost` for `.proto`
 //! services and `#[brisk::service]` traits of prost messages, [`Json`] for
 //! `#[brisk::service(codec = "json")]` traits of serde types). A codec implements
-//! [`MessageCodec<T>`] for each message type it can carry.
+//! [`MessageCodec<T>`] for each message type it can carry. [`Raw`] carries bytes encoded
+//! elsewhere, for tools that encode messages themselves.
 //!
 //! JSON is the only serde codec: it needs the `json` feature of `brisk` (on by default).
 
@@ -49,6 +50,37 @@ impl<T: prost::Message + Default> MessageCodec<T> for Prost {
 
     fn decode(src: Bytes) -> Result<T, String> {
         T::decode(src).map_err(|e| e.to_string())
+    }
+}
+
+/// The identity codec: payloads are [`Bytes`] already encoded by the caller, sent as they are
+/// and handed back undecoded. It is for tools that encode messages themselves (a load tester
+/// driven by a `.proto` file and dynamic messages, a proxy), with `content_type` 0 (protobuf).
+///
+/// ```
+/// use brisk::codec::{MessageCodec, Raw};
+/// use bytes::{Bytes, BytesMut};
+/// let mut buf = BytesMut::from(&b"head:"[..]);
+/// <Raw as MessageCodec<Bytes>>::encode(&Bytes::from_static(b"\x0a\x02hi"), &mut buf).unwrap();
+/// assert_eq!(&buf[..], b"head:\x0a\x02hi");
+/// let back = <Raw as MessageCodec<Bytes>>::decode(Bytes::from_static(b"\x0a\x02hi")).unwrap();
+/// assert_eq!(back, Bytes::from_static(b"\x0a\x02hi"));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Raw;
+
+impl MessageCodec<Bytes> for Raw {
+    fn encode(message: &Bytes, dst: &mut BytesMut) -> Result<(), String> {
+        dst.extend_from_slice(message);
+        Ok(())
+    }
+
+    fn encoded_len(message: &Bytes) -> usize {
+        message.len()
+    }
+
+    fn decode(src: Bytes) -> Result<Bytes, String> {
+        Ok(src)
     }
 }
 

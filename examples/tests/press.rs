@@ -1,0 +1,197 @@
+//! Runs the `press` binary against an echo server started in the test.
+
+use std::io::Write as _;
+use std::process::{Command, Output};
+
+use brisk_examples::echo::EchoServiceServer;
+use brisk_examples::Echo;
+
+const PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/echo.proto");
+
+fn input_file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .suffix(".json")
+        .tempfile()
+        .expect("temp file");
+    file.write_all(text.as_bytes()).expect("write input");
+    file
+}
+
+/// Runs `press` with `args` off the async workers, so the in-process server keeps serving.
+async fn press(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_press"))
+            .args(args)
+            .output()
+            .expect("run press")
+    })
+    .await
+    .expect("press runner")
+}
+
+fn args(server: &str, method: &str, input: &tempfile::NamedTempFile) -> Vec<String> {
+    [
+        "--proto",
+        PROTO,
+        "--method",
+        method,
+        "--server",
+        server,
+        "--input",
+        input.path().to_str().expect("utf-8 temp path"),
+        "--duration",
+        "1",
+        "--qps",
+        "200",
+        "--concurrency",
+        "4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The number after `name=` in the summary.
+fn field(stdout: &str, name: &str) -> u64 {
+    let start = stdout
+        .find(&format!("{name}="))
+        .unwrap_or_else(|| panic!("no {name}= in {stdout}"))
+        + name.len()
+        + 1;
+    let digits: String = stdout[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().expect("a number")
+}
+
+async fn echo_server() -> brisk::Server {
+    brisk::Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .start("127.0.0.1:0")
+        .await
+        .expect("start echo server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn press_paces_calls_to_the_requested_qps() {
+    let server = echo_server().await;
+    let input = input_file("{\"message\": \"hello\"}\n{\"message\": \"world\"}\n");
+    let out = press(args(
+        &server.local_addr().to_string(),
+        "example.EchoService.Echo",
+        &input,
+    ))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    let calls = field(&stdout, "calls");
+    assert!((100..=260).contains(&calls), "{calls} calls: {stdout}");
+    assert_eq!(field(&stdout, "errors"), 0, "{stdout}");
+    assert_eq!(field(&stdout, "ok"), calls, "{stdout}");
+    assert!(stdout.contains("p50="), "{stdout}");
+    assert!(stdout.contains("p999="), "{stdout}");
+    assert!(stderr.contains("[1s] qps="), "progress: {stderr}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn press_accepts_a_json_array_input() {
+    let server = echo_server().await;
+    let input = input_file(r#"[{"message": "a"}, {"message": "b"}, {"message": "c"}]"#);
+    let mut args = args(
+        &server.local_addr().to_string(),
+        "example.EchoService.Echo",
+        &input,
+    );
+    // As fast as possible, for a short while.
+    let qps = args.iter().position(|a| a == "--qps").expect("--qps") + 1;
+    args[qps] = "0".into();
+    let duration = args
+        .iter()
+        .position(|a| a == "--duration")
+        .expect("--duration")
+        + 1;
+    args[duration] = "0.3".into();
+    let out = press(args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(field(&stdout, "calls") > 0, "{stdout}");
+    assert_eq!(field(&stdout, "errors"), 0, "{stdout}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn press_lists_the_methods_for_an_unknown_one() {
+    let input = input_file(r#"{"message": "hi"}"#);
+    let out = press(args("127.0.0.1:1", "example.EchoService.Nope", &input)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no method `Nope`"), "{stderr}");
+    assert!(stderr.contains("example.EchoService.Echo"), "{stderr}");
+
+    let out = press(args("127.0.0.1:1", "example.Missing.Echo", &input)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("unknown service"), "{stderr}");
+    assert!(stderr.contains("example.EchoService.Echo"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn press_names_the_malformed_input_entry() {
+    let input = input_file("{\"message\": \"ok\"}\n{\"message\": }\n");
+    let out = press(args("127.0.0.1:1", "example.EchoService.Echo", &input)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("entry 2 (line 2)"), "{stderr}");
+    assert!(stderr.contains("invalid JSON"), "{stderr}");
+
+    let input = input_file(r#"[{"message": "ok"}, {"msg": "typo"}]"#);
+    let out = press(args("127.0.0.1:1", "example.EchoService.Echo", &input)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("entry 2"), "{stderr}");
+    assert!(stderr.contains("msg"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn press_counts_errors_by_code_when_nothing_listens() {
+    // A port that was just free: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let input = input_file(r#"{"message": "hi"}"#);
+    let out = press(args(
+        &format!("127.0.0.1:{port}"),
+        "example.EchoService.Echo",
+        &input,
+    ))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    let calls = field(&stdout, "calls");
+    assert!(calls > 0, "{stdout}");
+    assert_eq!(field(&stdout, "ok"), 0, "{stdout}");
+    assert_eq!(field(&stdout, "errors"), calls, "{stdout}");
+    assert!(stdout.contains("errors by code:"), "{stdout}");
+    assert!(stdout.contains("E111 ECONNREFUSED: "), "{stdout}");
+    assert!(stderr.contains("no call succeeded"), "{stderr}");
+}
+
+#[test]
+fn press_rejects_bad_arguments_with_usage() {
+    let out = Command::new(env!("CARGO_BIN_EXE_press"))
+        .args(["--proto", PROTO, "--qps", "many"])
+        .output()
+        .expect("run press");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("usage: press"), "{stderr}");
+}
