@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 
 const USAGE: &str = "usage: bench --server HOST:PORT [--protocol baidu_std] [--conns N] \
                      [--concurrency C] [--size BYTES] [--attachment-size BYTES] \
-                     [--duration SECONDS] [--warmup SECONDS]";
+                     [--duration SECONDS] [--warmup SECONDS] [--threads N]";
 
 struct Options {
     server: String,
@@ -60,8 +60,7 @@ struct Tally {
     first_error: Option<Status>,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let options = match parse() {
         Ok(options) => options,
         Err(e) => {
@@ -69,7 +68,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(options).await {
+    // `--threads N` tokio worker threads (default: one per CPU).
+    let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match Args::parse(&[]).and_then(|a| a.parse_or("threads", default_threads)) {
+        Ok(threads) => threads.max(1),
+        Err(e) => {
+            eprintln!("bench: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");

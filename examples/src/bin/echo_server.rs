@@ -3,13 +3,30 @@
 
 use brisk_examples::{echo::EchoServiceServer, init_logging, Args, Echo};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // `--threads N` tokio worker threads (default: one per CPU).
+    let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match Args::parse(&[]).and_then(|a| a.parse_or("threads", default_threads)) {
+        Ok(threads) => threads.max(1),
+        Err(e) => {
+            eprintln!("echo_server: {e}\nusage: echo_server [--listen HOST:PORT] [--threads N]");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(serve())
+}
+
+async fn serve() -> std::process::ExitCode {
     init_logging();
     let args = match Args::parse(&[]) {
         Ok(args) => args,
         Err(e) => {
-            eprintln!("echo_server: {e}\nusage: echo_server [--listen HOST:PORT]");
+            eprintln!("echo_server: {e}\nusage: echo_server [--listen HOST:PORT] [--threads N]");
             return std::process::ExitCode::from(2);
         }
     };

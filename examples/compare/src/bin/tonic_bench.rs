@@ -1,0 +1,199 @@
+//! Load generator for the tonic echo server, the twin of Brisk's `bench` (same flags, same
+//! measurement, same output line):
+//! `tonic_bench --server 127.0.0.1:8000 --conns 1 --concurrency 64 --size 16
+//! [--attachment-size 0] --duration 10 [--warmup 2] [--threads N]`.
+//!
+//! Runs `concurrency` calls in flight, spread over `conns` HTTP/2 connections, for `duration`
+//! seconds after `warmup` seconds that are not counted, then prints one line:
+//! `qps=… p50_us=… p99_us=… p999_us=… errors=…` (percentiles from an HDR histogram).
+//! gRPC has no attachment: with `--attachment-size N` each call sends `compare.Blob` with the N
+//! bytes in its `data` field (and gets them back) instead of `example.EchoRequest`.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brisk_compare::blob::blob_service_client::BlobServiceClient;
+use brisk_compare::blob::Blob;
+use brisk_compare::echo::echo_service_client::EchoServiceClient;
+use brisk_compare::echo::EchoRequest;
+use brisk_compare::{runtime, Args};
+use hdrhistogram::Histogram;
+use prost::bytes::Bytes;
+use tonic::transport::{Channel, Endpoint};
+
+const USAGE: &str = "usage: tonic_bench --server HOST:PORT [--conns N] [--concurrency C] \
+                     [--size BYTES] [--attachment-size BYTES] [--duration SECONDS] \
+                     [--warmup SECONDS] [--threads N]";
+
+struct Options {
+    server: String,
+    conns: usize,
+    concurrency: usize,
+    size: usize,
+    attachment_size: usize,
+    duration: Duration,
+    warmup: Duration,
+}
+
+fn parse(args: &Args) -> Result<Options, String> {
+    let options = Options {
+        server: args.get_or("server", "127.0.0.1:8000"),
+        conns: args.parse_or("conns", 1)?,
+        concurrency: args.parse_or("concurrency", 64)?,
+        size: args.parse_or("size", 16)?,
+        attachment_size: args.parse_or("attachment-size", 0)?,
+        duration: Duration::from_secs_f64(args.parse_or("duration", 10.0)?),
+        warmup: Duration::from_secs_f64(args.parse_or("warmup", 2.0)?),
+    };
+    if options.conns == 0 || options.concurrency == 0 {
+        return Err("--conns and --concurrency must be at least 1".into());
+    }
+    Ok(options)
+}
+
+/// One caller's results.
+struct Tally {
+    latencies_us: Histogram<u64>,
+    errors: u64,
+    first_error: Option<tonic::Status>,
+}
+
+fn main() -> ExitCode {
+    let parsed = Args::parse().and_then(|args| Ok((parse(&args)?, runtime(&args)?)));
+    let (options, runtime) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("tonic_bench: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tonic_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One call of the scenario: an echo of `message`, or of a blob when there is an attachment.
+async fn call(
+    echo: &mut EchoServiceClient<Channel>,
+    blob: &mut BlobServiceClient<Channel>,
+    message: &str,
+    data: &Bytes,
+) -> Result<(), tonic::Status> {
+    if data.is_empty() {
+        echo.echo(EchoRequest {
+            message: message.to_owned(),
+        })
+        .await?;
+    } else {
+        blob.echo(Blob {
+            message: message.to_owned(),
+            data: data.clone(),
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+async fn run(options: Options) -> Result<(), String> {
+    let uri = if options.server.contains("://") {
+        options.server.clone()
+    } else {
+        format!("http://{}", options.server)
+    };
+    // One Channel per connection: clones of a Channel share its HTTP/2 connection.
+    let mut channels = Vec::with_capacity(options.conns);
+    for _ in 0..options.conns {
+        let channel = Endpoint::from_shared(uri.clone())
+            .map_err(|e| format!("{uri}: {e}"))?
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| format!("connect {uri}: {e}"))?;
+        channels.push(channel);
+    }
+    let message = "x".repeat(options.size);
+    let data = Bytes::from(vec![b'a'; options.attachment_size]);
+    // Fail fast on a server that is not there, before any load.
+    call(
+        &mut EchoServiceClient::new(channels[0].clone()),
+        &mut BlobServiceClient::new(channels[0].clone()),
+        &message,
+        &data,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+
+    let started = Instant::now();
+    let measure_from = started + options.warmup;
+    let stop_at = measure_from + options.duration;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut callers = tokio::task::JoinSet::new();
+    for i in 0..options.concurrency {
+        let channel = channels[i % channels.len()].clone();
+        let mut echo = EchoServiceClient::new(channel.clone());
+        let mut blob = BlobServiceClient::new(channel);
+        let message = message.clone();
+        let data = data.clone();
+        let stop = Arc::clone(&stop);
+        callers.spawn(async move {
+            let mut tally = Tally {
+                latencies_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
+                errors: 0,
+                first_error: None,
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let result = call(&mut echo, &mut blob, &message, &data).await;
+                let done = Instant::now();
+                if done < measure_from || done > stop_at {
+                    continue;
+                }
+                match result {
+                    Ok(()) => {
+                        let us = (done - sent).as_micros().max(1) as u64;
+                        tally.latencies_us.saturating_record(us);
+                    }
+                    Err(e) => {
+                        tally.errors += 1;
+                        tally.first_error.get_or_insert(e);
+                    }
+                }
+            }
+            tally
+        });
+    }
+    tokio::time::sleep_until(stop_at.into()).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    let mut errors = 0;
+    let mut first_error = None;
+    while let Some(joined) = callers.join_next().await {
+        let tally = joined.map_err(|e| format!("caller task failed: {e}"))?;
+        all.add(&tally.latencies_us).expect("same bounds");
+        errors += tally.errors;
+        if first_error.is_none() {
+            first_error = tally.first_error;
+        }
+    }
+    if let Some(e) = first_error {
+        eprintln!("tonic_bench: first error: {e}");
+    }
+    let qps = all.len() as f64 / options.duration.as_secs_f64();
+    println!(
+        "qps={:.0} p50_us={} p99_us={} p999_us={} errors={}",
+        qps,
+        all.value_at_quantile(0.50),
+        all.value_at_quantile(0.99),
+        all.value_at_quantile(0.999),
+        errors
+    );
+    Ok(())
+}
