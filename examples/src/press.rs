@@ -88,81 +88,43 @@ pub struct Options {
 /// Parses `press`'s arguments (without the program name). Errors name the bad argument; print
 /// them with [`USAGE`].
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
-    let mut values: BTreeMap<String, String> = BTreeMap::new();
-    let mut includes = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument `{arg}`"))?;
-        let (name, value) = match name.split_once('=') {
-            Some((name, value)) => (name.to_owned(), value.to_owned()),
-            None => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| format!("--{name} needs a value"))?;
-                (name.to_owned(), value)
-            }
-        };
-        const KNOWN: &[&str] = &[
-            "proto",
-            "include",
-            "method",
-            "server",
-            "input",
-            "protocol",
-            "qps",
-            "duration",
-            "concurrency",
-            "timeout-ms",
-            "max-retry",
-            "connection-type",
-        ];
-        if !KNOWN.contains(&name.as_str()) {
-            return Err(format!("unknown option --{name}"));
-        }
-        if name == "include" {
-            includes.push(PathBuf::from(value));
-        } else if values.insert(name.clone(), value).is_some() {
-            return Err(format!("--{name} is given twice"));
-        }
-    }
-    let mut take = |name: &str| values.remove(name);
-    let required =
-        |value: Option<String>, name: &str| value.ok_or_else(|| format!("--{name} is required"));
-    fn number<T: std::str::FromStr>(
-        value: Option<String>,
-        name: &str,
-        default: T,
-    ) -> Result<T, String> {
-        match value {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("--{name}: cannot parse `{v}`")),
-            None => Ok(default),
-        }
-    }
-    let proto = PathBuf::from(required(take("proto"), "proto")?);
-    let method = required(take("method"), "method")?;
-    let server = required(take("server"), "server")?;
-    let input = PathBuf::from(required(take("input"), "input")?);
-    let protocol = take("protocol")
-        .unwrap_or_else(|| "baidu_std".to_owned())
+    const OPTIONS: &[&str] = &[
+        "proto",
+        "include",
+        "method",
+        "server",
+        "input",
+        "protocol",
+        "qps",
+        "duration",
+        "concurrency",
+        "timeout-ms",
+        "max-retry",
+        "connection-type",
+    ];
+    let args = crate::Args::parse_from(args, &[], OPTIONS)?;
+    let includes = args.get_all("include").map(PathBuf::from).collect();
+    let proto = PathBuf::from(args.required("proto")?);
+    let method = args.required("method")?.to_owned();
+    let server = args.required("server")?.to_owned();
+    let input = PathBuf::from(args.required("input")?);
+    let protocol = args
+        .get_or("protocol", "baidu_std")
         .parse()
         .map_err(|e: Status| format!("--protocol: {}", e.message()))?;
-    let qps = number(take("qps"), "qps", 100u64)?;
-    let duration = number(take("duration"), "duration", 10.0f64)?;
+    let qps = args.parse_or("qps", 100u64)?;
+    let duration = args.parse_or("duration", 10.0f64)?;
     if !duration.is_finite() || duration < 0.0 {
         return Err("--duration must be a number of seconds, 0 or more".into());
     }
-    let concurrency = number(take("concurrency"), "concurrency", 8usize)?;
+    let concurrency = args.parse_or("concurrency", 8usize)?;
     if concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
     }
-    let timeout_ms = number(take("timeout-ms"), "timeout-ms", 1000u64)?;
-    let max_retry = number(take("max-retry"), "max-retry", 3u32)?;
-    let connection_type = take("connection-type")
-        .unwrap_or_else(|| "single".to_owned())
+    let timeout_ms = args.parse_or("timeout-ms", 1000u64)?;
+    let max_retry = args.parse_or("max-retry", 3u32)?;
+    let connection_type = args
+        .get_or("connection-type", "single")
         .parse()
         .map_err(|e: Status| format!("--connection-type: {}", e.message()))?;
     Ok(Options {

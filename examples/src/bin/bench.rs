@@ -17,6 +17,19 @@ use brisk_examples::Args;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 
+/// The options bench accepts.
+const OPTIONS: &[&str] = &[
+    "server",
+    "protocol",
+    "conns",
+    "concurrency",
+    "size",
+    "attachment-size",
+    "duration",
+    "warmup",
+    "threads",
+];
+
 const USAGE: &str = "usage: bench --server HOST:PORT [--protocol baidu_std] [--conns N] \
                      [--concurrency C] [--size BYTES] [--attachment-size BYTES] \
                      [--duration SECONDS] [--warmup SECONDS] [--threads N]";
@@ -33,7 +46,7 @@ struct Options {
 }
 
 fn parse() -> Result<Options, String> {
-    let args = Args::parse(&[])?;
+    let args = Args::parse(&[], OPTIONS)?;
     let options = Options {
         server: args.get_or("server", "127.0.0.1:8000"),
         protocol: args
@@ -70,13 +83,14 @@ fn main() -> ExitCode {
     };
     // `--threads N` tokio worker threads (default: one per CPU).
     let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = match Args::parse(&[]).and_then(|a| a.parse_or("threads", default_threads)) {
-        Ok(threads) => threads.max(1),
-        Err(e) => {
-            eprintln!("bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let threads =
+        match Args::parse(&[], OPTIONS).and_then(|a| a.parse_or("threads", default_threads)) {
+            Ok(threads) => threads.max(1),
+            Err(e) => {
+                eprintln!("bench: {e}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()

@@ -49,7 +49,17 @@ fn main() -> ExitCode {
 }
 
 fn parse() -> Result<(Options, bool), String> {
-    let args = Args::parse(&["blocking"])?;
+    let args = Args::parse(
+        &["blocking"],
+        &[
+            "server",
+            "message",
+            "attachment",
+            "count",
+            "timeout-ms",
+            "connection-type",
+        ],
+    )?;
     let options = Options {
         server: args.get_or("server", "127.0.0.1:8000"),
         message: args.get_or("message", "hello world"),

@@ -1,12 +1,17 @@
 //! brpc's echo server in Brisk: `cargo run --release --bin echo_server -- --listen 127.0.0.1:8000`.
 //! Runs until Ctrl-C (or SIGTERM), then stops gracefully.
 
+/// The options echo_server accepts.
+const OPTIONS: &[&str] = &["listen", "threads"];
+
 use brisk_examples::{echo::EchoServiceServer, init_logging, Args, Echo};
 
 fn main() -> std::process::ExitCode {
     // `--threads N` tokio worker threads (default: one per CPU).
     let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = match Args::parse(&[]).and_then(|a| a.parse_or("threads", default_threads)) {
+    let threads = match Args::parse(&[], OPTIONS)
+        .and_then(|a| a.parse_or("threads", default_threads))
+    {
         Ok(threads) => threads.max(1),
         Err(e) => {
             eprintln!("echo_server: {e}\nusage: echo_server [--listen HOST:PORT] [--threads N]");
@@ -23,7 +28,7 @@ fn main() -> std::process::ExitCode {
 
 async fn serve() -> std::process::ExitCode {
     init_logging();
-    let args = match Args::parse(&[]) {
+    let args = match Args::parse(&[], OPTIONS) {
         Ok(args) => args,
         Err(e) => {
             eprintln!("echo_server: {e}\nusage: echo_server [--listen HOST:PORT] [--threads N]");
