@@ -25,8 +25,6 @@ pub fn decode_request<C: MessageCodec<T>, T>(request: Bytes) -> Result<T, Status
 
 /// Encodes a response with codec `C`; failure is EINTERNAL.
 pub fn encode_response<C: MessageCodec<T>, T>(response: &T) -> Result<Bytes, Status> {
-    let mut buf = bytes::BytesMut::with_capacity(C::encoded_len(response));
-    C::encode(response, &mut buf)
-        .map_err(|e| Status::internal(format!("Fail to serialize response: {e}")))?;
-    Ok(buf.freeze())
+    C::encode_to_bytes(response)
+        .map_err(|e| Status::internal(format!("Fail to serialize response: {e}")))
 }

@@ -225,11 +225,10 @@ fn encode_payload<C: MessageCodec<T>, T>(
     request: &T,
     compress_type: CompressType,
 ) -> Result<Bytes, Status> {
-    let mut buf = BytesMut::with_capacity(C::encoded_len(request));
-    C::encode(request, &mut buf)
+    let buf = C::encode_to_bytes(request)
         .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to serialize request: {e}")))?;
     if compress_type == CompressType::None {
-        return Ok(buf.freeze());
+        return Ok(buf);
     }
     let mut compressed = BytesMut::with_capacity(buf.len() / 2 + 16);
     compress::compress(compress_type, &buf, &mut compressed)
