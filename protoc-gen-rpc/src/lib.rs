@@ -186,7 +186,7 @@ pub fn generate(request: &CodeGeneratorRequest) -> Result<Vec<File>, Error> {
     let generator = brisk_codegen::prost::ServiceGenerator::new(options.emit)
         .codec_path(options.codec_path.clone());
     let errors = generator.errors();
-    let mut config = options.prost_config();
+    let mut config = options.prost.config();
     config.service_generator(Box::new(generator));
     let generated = config
         .generate(modules)

@@ -199,11 +199,6 @@ impl Options {
         }
         Ok(())
     }
-
-    /// A prost-build configuration with these options (without the service generator).
-    pub fn prost_config(&self) -> prost_build::Config {
-        self.prost.config()
-    }
 }
 
 #[cfg(test)]
@@ -314,7 +309,7 @@ mod tests {
                 _ => format!("{name}=x"),
             };
             let options = Options::parse(&item).unwrap_or_else(|e| panic!("{item}: {e}"));
-            let _ = options.prost_config();
+            let _ = options.prost.config();
         }
     }
 }
