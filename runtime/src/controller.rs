@@ -41,6 +41,11 @@ pub struct Controller {
     pub(crate) local_side: Option<SocketAddr>,
     pub(crate) latency: Duration,
     pub(crate) retried_count: u32,
+    pub(crate) request_code: Option<u64>,
+    pub(crate) backup_request: Option<Duration>,
+    /// The controllers of a combo channel's sub-calls ([`crate::combo`]); `None` for a
+    /// sub-channel the call did not use.
+    pub(crate) sub_controllers: Vec<Option<Controller>>,
     call: Option<Arc<CallState>>,
 }
 
@@ -59,12 +64,37 @@ impl Default for Controller {
             local_side: None,
             latency: Duration::ZERO,
             retried_count: 0,
+            request_code: None,
+            backup_request: None,
+            sub_controllers: Vec::new(),
             call: None,
         }
     }
 }
 
 impl Controller {
+    /// Sets the key consistent-hashing balancers (`c_murmurhash`, `c_md5`) route by: calls
+    /// with the same code go to the same server while the cluster does not change.
+    pub fn set_request_code(&mut self, code: u64) {
+        self.request_code = Some(code);
+    }
+
+    /// The request code, if set.
+    pub fn request_code(&self) -> Option<u64> {
+        self.request_code
+    }
+
+    /// Sends the same request to another server when no answer came within `delay`, and takes
+    /// whichever answer comes first (overrides the channel's `backup_request`).
+    pub fn set_backup_request(&mut self, delay: Duration) {
+        self.backup_request = Some(delay);
+    }
+
+    /// The backup-request delay set on this controller, if any.
+    pub fn backup_request(&self) -> Option<Duration> {
+        self.backup_request
+    }
+
     /// A controller with the channel's defaults.
     pub fn new() -> Self {
         Self::default()
@@ -175,6 +205,36 @@ impl Controller {
         self.retried_count
     }
 
+    /// The controller of sub-call `index` of the last call through a combo channel
+    /// ([`crate::combo`]): its error, remote side, latency and retries.
+    ///
+    /// A [`ParallelChannel`](crate::combo::ParallelChannel) or
+    /// [`PartitionChannel`](crate::combo::PartitionChannel) has one per sub-channel, in the
+    /// order they were added; `None` for a sub-channel the call mapper skipped (or that the
+    /// call never reached). A [`SelectiveChannel`](crate::combo::SelectiveChannel) has one: the
+    /// sub-call that answered, or the last one tried. Every call starts with none.
+    ///
+    /// ```no_run
+    /// # fn demo(cntl: &brisk::Controller) {
+    /// for i in 0..cntl.sub_count() {
+    ///     match cntl.sub(i) {
+    ///         Some(sub) if sub.failed() => println!("#{i} failed: {}", sub.error_text()),
+    ///         Some(sub) => println!("#{i} answered from {:?} in {:?}", sub.remote_side(), sub.latency()),
+    ///         None => println!("#{i} skipped"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn sub(&self, index: usize) -> Option<&Controller> {
+        self.sub_controllers.get(index).and_then(Option::as_ref)
+    }
+
+    /// How many sub-calls [`sub`](Controller::sub) can report on: the number of sub-channels
+    /// of the combo channel last called through (1 for a selective channel), 0 if none was.
+    pub fn sub_count(&self) -> usize {
+        self.sub_controllers.len()
+    }
+
     /// A handle to the next (or current) call made with this controller, which another task or
     /// thread can [`join`](CallId::join) or [`cancel`](CallId::cancel). Take it before the call.
     ///
@@ -206,6 +266,7 @@ impl Controller {
     /// Prepares for a call: clears the previous results and returns the call's state when a
     /// [`CallId`] was handed out for it.
     pub(crate) fn begin_call(&mut self) -> Option<Arc<CallState>> {
+        self.sub_controllers.clear();
         self.error = None;
         self.remote_side = None;
         self.local_side = None;

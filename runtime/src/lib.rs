@@ -20,6 +20,16 @@
 //!   call and every channel in the process and matched by correlation id; `pooled` and `short`
 //!   are there too. A deadline covers the whole call; broken connections are retried on a
 //!   fresh one; timeouts never are.
+//! - **Clusters** — [`ChannelBuilder::connect_cluster`] reaches every server a
+//!   [naming service](naming) lists (`list://`, `file://`, `http://`/`dns://`, `etcd://`)
+//!   through a [load balancer](lb) (`rr`, `wrr`, `random`, `wr`, `la`, `c_murmurhash`, `c_md5`,
+//!   `p2c`). Retries go to servers not yet tried ([`RetryPolicy`]); broken servers are isolated
+//!   and health-checked back; brpc's circuit breaker and backup requests
+//!   ([`BackupRequestPolicy`]) keep calls succeeding while servers come and go.
+//! - **[Combo channels](combo)** — [`ParallelChannel`] (fan-out with call mappers and
+//!   response mergers: rpcx's broadcast and forking), [`SelectiveChannel`] (balancing and
+//!   failover between groups of servers) and [`PartitionChannel`] (partitions from
+//!   naming-service tags), all usable wherever a [`Channel`] is.
 //! - **[`Controller`]** — per-call options (timeout, retries, log id, attachment, compression)
 //!   and results (error, latency, remote side, retries), plus a [`CallId`] another task or
 //!   thread can join or cancel.
@@ -99,15 +109,22 @@
 mod channel;
 pub mod codec;
 pub mod codegen;
+pub mod combo;
 mod compress;
 mod controller;
 mod error;
 mod executor;
+pub mod lb;
+pub mod naming;
 pub mod protocol;
 mod server;
 mod transport;
 
-pub use channel::{Channel, ChannelBuilder, ChannelOptions, ConnectionType, MethodDescriptor};
+pub use channel::{
+    BackupRequestPolicy, Channel, ChannelBuilder, ChannelOptions, ConnectionType,
+    DefaultRetryPolicy, MethodDescriptor, RateLimitedBackupPolicy, RetryPolicy,
+};
+pub use combo::{ParallelChannel, PartitionChannel, SelectiveChannel};
 pub use compress::{compress, decompress, CompressType};
 pub use controller::{CallId, Controller};
 pub use error::{errno, Status};

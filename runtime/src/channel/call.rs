@@ -1,17 +1,22 @@
-//! The unary call path: encode once, then attempt, retrying on a fresh connection while the
-//! failure allows it, all under one deadline and one cancellation signal.
+//! The unary call path: encode once, then attempt — on the one server, or on the server the
+//! load balancer picks — retrying on servers not yet tried while the retry policy allows,
+//! with an optional backup request, all under one deadline and one cancellation signal.
 
+use std::any::Any;
 use std::future::pending;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Channel, MethodDescriptor};
+use super::policy::{BackupRequestPolicy, FixedBackupDelay};
+use super::{Channel, Endpoint, MethodDescriptor, Target};
 use crate::codec::MessageCodec;
 use crate::compress::{self, CompressType};
-use crate::controller::{CallState, FinishOnDrop};
+use crate::controller::FinishOnDrop;
+use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::baidu_std::{check_sizes, encode_request_head, RequestHead, HEADER_LEN};
 use crate::transport::writer::OutFrame;
 use crate::{errno, Controller, Status};
@@ -19,13 +24,43 @@ use crate::{errno, Controller, Status};
 /// Correlation ids, unique per process, so each attempt (retries included) is distinct.
 static NEXT_CORRELATION_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A successful attempt: the response's payload, attachment and the connection's addresses.
-struct Answer {
-    payload: Bytes,
-    attachment: Bytes,
-    compress_type: CompressType,
-    remote: SocketAddr,
-    local: SocketAddr,
+/// A request encoded once, sent as is by every attempt.
+#[derive(Debug)]
+pub(crate) struct EncodedRequest {
+    pub(crate) payload: Bytes,
+    pub(crate) attachment: Bytes,
+    pub(crate) compress_type: CompressType,
+    pub(crate) content_type: i32,
+    pub(crate) log_id: i64,
+}
+
+/// A request as combo channels see it: encoded, and also typed (erased) so a call mapper can
+/// look at it and replace it.
+pub(crate) struct ErasedRequest<'a> {
+    pub(crate) encoded: EncodedRequest,
+    pub(crate) typed: &'a (dyn Any + Send + Sync),
+    /// Encodes a replacement request of the call's request type.
+    pub(crate) encode: fn(&(dyn Any + Send + Sync)) -> Result<Bytes, Status>,
+    /// Decodes a (decompressed) response payload into the call's response type.
+    pub(crate) decode: fn(Bytes) -> Result<Box<dyn Any + Send>, Status>,
+}
+
+/// A successful call's response: still encoded (with the connection's addresses), or already
+/// decoded and merged by a combo channel.
+pub(crate) enum Reply {
+    Encoded(Answer),
+    Decoded(Box<dyn Any + Send>),
+}
+
+/// A successful attempt: the response's (decompressed) payload, attachment and the
+/// connection's addresses.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) payload: Bytes,
+    pub(crate) attachment: Bytes,
+    pub(crate) compress_type: CompressType,
+    pub(crate) remote: SocketAddr,
+    pub(crate) local: SocketAddr,
 }
 
 impl Channel {
@@ -40,52 +75,38 @@ impl Channel {
     ) -> Result<Resp, Status>
     where
         C: MessageCodec<Req> + MessageCodec<Resp>,
+        Req: Send + Sync + 'static,
+        Resp: Send + 'static,
     {
         let started = Instant::now();
         let call_state = cntl.begin_call();
         let _finish = FinishOnDrop(call_state.clone());
-        let result = self
-            .call::<C, Req, Resp>(method, cntl, request, started, call_state.as_deref())
-            .await;
-        cntl.latency = started.elapsed();
-        if let Err(status) = &result {
-            cntl.error = Some(status.clone());
-        }
-        result
-    }
-
-    async fn call<C, Req, Resp>(
-        &self,
-        method: &MethodDescriptor,
-        cntl: &mut Controller,
-        request: &Req,
-        started: Instant,
-        call_state: Option<&CallState>,
-    ) -> Result<Resp, Status>
-    where
-        C: MessageCodec<Req> + MessageCodec<Resp>,
-    {
-        let options = &self.inner.options;
-        let compress_type = cntl.request_compress_type;
-        let payload = encode_payload::<C, Req>(request, compress_type)?;
-        let attachment = cntl.request_attachment.clone();
-        check_sizes(payload.len(), attachment.len())
-            .map_err(|e| Status::new(errno::EREQUEST, format!("request {e}")))?;
-        if payload.len() + attachment.len() > options.max_body_size {
-            // The server would close the shared connection on it (and retries would repeat
-            // that): refuse it here.
-            return Err(Status::new(
-                errno::EREQUEST,
-                format!(
-                    "request body of {} bytes exceeds max_body_size={}",
-                    payload.len() + attachment.len(),
-                    options.max_body_size
-                ),
-            ));
-        }
-        let max_retry = cntl.max_retry.unwrap_or(options.max_retry);
-        let timeout = cntl.timeout.or(options.timeout);
-
+        let timeout = cntl.timeout.or(self.inner.options.timeout);
+        let call = async {
+            let encoded = self.encode_request::<C, Req>(cntl, request)?;
+            let erased = ErasedRequest {
+                encoded,
+                typed: request,
+                encode: encode_erased::<C, Req>,
+                decode: decode_erased::<C, Resp>,
+            };
+            let reply = self.call_erased(method, cntl, &erased).await?;
+            match reply {
+                Reply::Encoded(answer) => <C as MessageCodec<Resp>>::decode(answer.payload)
+                    .map_err(|e| {
+                        Status::new(errno::ERESPONSE, format!("Fail to parse response: {e}"))
+                    }),
+                Reply::Decoded(response) => response.downcast::<Resp>().map(|r| *r).map_err(|_| {
+                    Status::new(
+                        errno::ERESPONSE,
+                        format!(
+                            "a response merger produced a type other than {}",
+                            std::any::type_name::<Resp>()
+                        ),
+                    )
+                }),
+            }
+        };
         let deadline = async {
             // A timeout too large to add to the clock is no deadline at all.
             match timeout.and_then(|t| started.checked_add(t)) {
@@ -94,76 +115,236 @@ impl Channel {
             }
         };
         let cancelled = async {
-            match call_state {
+            match call_state.as_deref() {
                 Some(state) => state.cancelled().await,
                 None => pending().await,
             }
         };
-        tokio::pin!(deadline, cancelled);
+        let result = tokio::select! {
+            biased;
+            () = cancelled => Err(Status::new(errno::ECANCELED, "the call was cancelled")),
+            () = deadline => Err(Status::new(
+                errno::ERPCTIMEDOUT,
+                format!("Reached timeout={}ms @{}", timeout.unwrap_or_default().as_millis(), self.describe_target()),
+            )),
+            result = call => result,
+        };
+        cntl.latency = started.elapsed();
+        if let Err(status) = &result {
+            cntl.error = Some(status.clone());
+        }
+        result
+    }
 
-        let mut last_remote = None;
-        let answer = loop {
-            let attempt = self.attempt(
-                method,
-                cntl.log_id,
-                compress_type,
-                <C as MessageCodec<Req>>::CONTENT_TYPE,
-                &payload,
-                &attachment,
-            );
-            let outcome = tokio::select! {
-                biased;
-                () = &mut cancelled => Err(Status::new(errno::ECANCELED, "the call was cancelled")),
-                () = &mut deadline => Err(Status::new(
-                    errno::ERPCTIMEDOUT,
-                    format!("Reached timeout={}ms @{}", timeout.unwrap_or_default().as_millis(), self.inner.endpoint.addr()),
-                )),
-                outcome = attempt => outcome,
+    /// Runs a call whose request is already encoded: on this channel's server or cluster, or
+    /// through its combo channel. No deadline or cancellation here: the caller races it.
+    /// Combo channels call this on their sub-channels.
+    pub(crate) async fn call_erased(
+        &self,
+        method: &MethodDescriptor,
+        cntl: &mut Controller,
+        request: &ErasedRequest<'_>,
+    ) -> Result<Reply, Status> {
+        match &self.inner.target {
+            Target::Combo(combo) => combo.call(method, cntl, request).await,
+            _ => Ok(Reply::Encoded(
+                self.call_encoded(method, cntl, &request.encoded).await?,
+            )),
+        }
+    }
+
+    /// Encodes (and compresses) the request once and checks its size.
+    pub(crate) fn encode_request<C: MessageCodec<Req>, Req>(
+        &self,
+        cntl: &Controller,
+        request: &Req,
+    ) -> Result<EncodedRequest, Status> {
+        let compress_type = cntl.request_compress_type;
+        let payload = encode_payload::<C, Req>(request, compress_type)?;
+        let attachment = cntl.request_attachment.clone();
+        check_sizes(payload.len(), attachment.len())
+            .map_err(|e| Status::new(errno::EREQUEST, format!("request {e}")))?;
+        let max_body_size = self.inner.options.max_body_size;
+        if payload.len() + attachment.len() > max_body_size {
+            // The server would close the shared connection on it (and retries would repeat
+            // that): refuse it here.
+            return Err(Status::new(
+                errno::EREQUEST,
+                format!(
+                    "request body of {} bytes exceeds max_body_size={max_body_size}",
+                    payload.len() + attachment.len(),
+                ),
+            ));
+        }
+        Ok(EncodedRequest {
+            payload,
+            attachment,
+            compress_type,
+            content_type: <C as MessageCodec<Req>>::CONTENT_TYPE,
+            log_id: cntl.log_id,
+        })
+    }
+
+    /// Sends an encoded request to the channel's server or cluster, with retries and backup
+    /// requests, and fills `cntl`'s results. No deadline here: the caller races it.
+    pub(crate) async fn call_encoded(
+        &self,
+        method: &MethodDescriptor,
+        cntl: &mut Controller,
+        request: &EncodedRequest,
+    ) -> Result<Answer, Status> {
+        let options = &self.inner.options;
+        let max_retry = cntl.max_retry.unwrap_or(options.max_retry);
+        let deadline = cntl
+            .timeout
+            .or(options.timeout)
+            .and_then(|t| Instant::now().checked_add(t));
+        let fixed_backup;
+        let backup_policy: Option<&dyn BackupRequestPolicy> = match cntl.backup_request {
+            Some(delay) => {
+                fixed_backup = FixedBackupDelay(delay);
+                Some(&fixed_backup)
+            }
+            None => options.backup_request_policy.as_deref(),
+        };
+        let backup_delay = backup_policy.and_then(|p| p.backup_delay(cntl));
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        let result = loop {
+            let server = match self.pick(cntl.request_code, &tried) {
+                Ok(server) => server,
+                // Nothing left to try: the last attempt's error says more than EHOSTDOWN.
+                Err(status) => break Err(cntl.error.take().unwrap_or(status)),
+            };
+            let addr = server.addr();
+            let first = self.attempt_on(server, method, request, deadline);
+            tokio::pin!(first);
+            let outcome = match backup_delay {
+                Some(delay) if cntl.retried_count < max_retry => {
+                    tokio::select! {
+                        outcome = &mut first => outcome,
+                        () = tokio::time::sleep(delay) => {
+                            match self.backup(cntl, backup_policy, &mut tried, addr, max_retry) {
+                                Some(second_server) => {
+                                    let second = self.attempt_on(second_server, method, request, deadline);
+                                    first_success(first, second).await
+                                }
+                                None => first.await,
+                            }
+                        }
+                    }
+                }
+                _ => first.await,
             };
             match outcome {
-                Ok(answer) => break answer,
-                Err(status) if status.is_retryable() && cntl.retried_count < max_retry => {
-                    cntl.retried_count += 1;
-                    last_remote = Some(self.inner.endpoint.addr());
-                    tracing::debug!(retry = cntl.retried_count, %status, "retrying call");
-                }
+                Ok(answer) => break Ok(answer),
                 Err(status) => {
-                    cntl.remote_side = last_remote.or(Some(self.inner.endpoint.addr()));
-                    return Err(status);
+                    if !tried.contains(&addr) {
+                        tried.push(addr);
+                    }
+                    cntl.remote_side = Some(addr);
+                    let retry = cntl.retried_count < max_retry
+                        && options.retry_policy.do_retry(&status, cntl);
+                    if !retry {
+                        break Err(status);
+                    }
+                    cntl.retried_count += 1;
+                    tracing::debug!(retry = cntl.retried_count, %status, "retrying call");
+                    // Kept so that running out of servers reports it.
+                    cntl.error = Some(status);
                 }
             }
         };
-
+        cntl.error = None;
+        if let Some(policy) = backup_policy {
+            policy.on_call_end(cntl);
+        }
+        let answer = result?;
         cntl.remote_side = Some(answer.remote);
         cntl.local_side = Some(answer.local);
         cntl.response_compress_type = answer.compress_type;
-        cntl.response_attachment = answer.attachment;
-        let payload =
-            compress::decompress(answer.compress_type, answer.payload, options.max_body_size)
-                .map_err(|e| {
-                    Status::new(
-                        errno::ERESPONSE,
-                        format!("Fail to decompress response: {e}"),
-                    )
+        cntl.response_attachment = answer.attachment.clone();
+        Ok(answer)
+    }
+
+    /// Decides on a backup request once its delay has passed; the server it goes to.
+    fn backup(
+        &self,
+        cntl: &mut Controller,
+        policy: Option<&dyn BackupRequestPolicy>,
+        tried: &mut Vec<SocketAddr>,
+        first: SocketAddr,
+        max_retry: u32,
+    ) -> Option<Picked<'_>> {
+        if cntl.retried_count >= max_retry || !policy.is_some_and(|p| p.do_backup(cntl)) {
+            return None;
+        }
+        tried.push(first);
+        let server = self.pick(cntl.request_code, tried).ok()?;
+        if !tried.contains(&server.addr()) {
+            tried.push(server.addr());
+        }
+        cntl.retried_count += 1;
+        tracing::debug!(first = %first, backup = %server.addr(), "sending a backup request");
+        Some(server)
+    }
+
+    /// The server for the next attempt.
+    fn pick(&self, request_code: Option<u64>, tried: &[SocketAddr]) -> Result<Picked<'_>, Status> {
+        match &self.inner.target {
+            Target::Single(endpoint) => Ok(Picked::Single(endpoint)),
+            Target::Cluster(cluster) => {
+                let backend = cluster.balancer().select(&SelectIn {
+                    request_code,
+                    excluded: tried,
                 })?;
-        <C as MessageCodec<Resp>>::decode(payload)
-            .map_err(|e| Status::new(errno::ERESPONSE, format!("Fail to parse response: {e}")))
+                Ok(Picked::Backend(backend))
+            }
+            Target::Combo(_) => Err(Status::internal("combo channels have no servers")),
+        }
+    }
+
+    /// One attempt on `server`, reporting its outcome to the balancer, the circuit breaker and
+    /// the health check (also when the attempt is dropped unfinished).
+    /// The report is made here, before the future is first polled, so every select gets its
+    /// feedback even if the attempt is dropped unpolled.
+    fn attempt_on<'a>(
+        &'a self,
+        server: Picked<'a>,
+        method: &'a MethodDescriptor,
+        request: &'a EncodedRequest,
+        deadline: Option<Instant>,
+    ) -> impl std::future::Future<Output = Result<Answer, Status>> + 'a {
+        let (endpoint, mut report) = match server {
+            Picked::Single(endpoint) => (Arc::clone(endpoint), None),
+            Picked::Backend(backend) => (
+                Arc::clone(backend.endpoint()),
+                Some(Report {
+                    channel: self,
+                    backend,
+                    begin: Instant::now(),
+                    deadline,
+                    error_code: None,
+                }),
+            ),
+        };
+        async move {
+            let outcome = self.attempt(&endpoint, method, request).await;
+            if let Some(report) = &mut report {
+                report.error_code = Some(outcome.as_ref().map_or_else(|s| s.code(), |_| 0));
+            }
+            outcome
+        }
     }
 
     /// One try on one connection.
     async fn attempt(
         &self,
+        endpoint: &Arc<Endpoint>,
         method: &MethodDescriptor,
-        log_id: i64,
-        compress_type: CompressType,
-        content_type: i32,
-        payload: &Bytes,
-        attachment: &Bytes,
+        request: &EncodedRequest,
     ) -> Result<Answer, Status> {
         let options = &self.inner.options;
-        let mut conn = self
-            .inner
-            .endpoint
+        let mut conn = endpoint
             .acquire(options.connection_type, options.connect_timeout)
             .await?;
         let correlation_id = NEXT_CORRELATION_ID.fetch_add(1, Ordering::Relaxed);
@@ -175,18 +356,18 @@ impl Channel {
             &RequestHead {
                 service_name: method.service(),
                 method_name: method.method(),
-                log_id,
+                log_id: request.log_id,
                 correlation_id: correlation_id as i64,
-                compress_type: compress_type.as_wire(),
-                content_type,
-                payload_len: payload.len(),
-                attachment_len: attachment.len(),
+                compress_type: request.compress_type.as_wire(),
+                content_type: request.content_type,
+                payload_len: request.payload.len(),
+                attachment_len: request.attachment.len(),
             },
         );
         let frame = OutFrame {
             head: head.freeze(),
-            payload: payload.clone(),
-            attachment: attachment.clone(),
+            payload: request.payload.clone(),
+            attachment: request.attachment.clone(),
         };
         let reply = conn.start_call(correlation_id, frame)?.wait().await;
         conn.mark_answered();
@@ -210,6 +391,13 @@ impl Channel {
                 format!("unsupported compress_type={wire_compress} in response"),
             )
         })?;
+        let payload =
+            compress::decompress(compress_type, payload, options.max_body_size).map_err(|e| {
+                Status::new(
+                    errno::ERESPONSE,
+                    format!("Fail to decompress response: {e}"),
+                )
+            })?;
         Ok(Answer {
             payload,
             attachment,
@@ -217,6 +405,105 @@ impl Channel {
             remote: conn.remote_addr(),
             local: conn.local_addr(),
         })
+    }
+}
+
+/// Where one attempt goes.
+pub(crate) enum Picked<'a> {
+    Single(&'a Arc<Endpoint>),
+    Backend(Backend),
+}
+
+impl Picked<'_> {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Picked::Single(endpoint) => endpoint.addr(),
+            Picked::Backend(backend) => backend.addr(),
+        }
+    }
+}
+
+/// Errors after which a cluster's server is isolated until a health check reconnects.
+fn breaks_connection(code: i32) -> bool {
+    matches!(
+        code,
+        errno::ECONNREFUSED
+            | errno::ECONNRESET
+            | errno::ETIMEDOUT
+            | errno::EFAILEDSOCKET
+            | errno::EEOF
+            | errno::ELOGOFF
+            | errno::EHOSTDOWN
+    )
+}
+
+/// Reports an attempt on a cluster's server when it ends, or when it is dropped unfinished
+/// (the deadline passed, the call was cancelled, a backup answered first).
+struct Report<'a> {
+    channel: &'a Channel,
+    backend: Backend,
+    begin: Instant,
+    deadline: Option<Instant>,
+    /// Set when the attempt finished; `None` means it was dropped.
+    error_code: Option<i32>,
+}
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(self.begin);
+        let (error_code, counts_for_breaker) = match self.error_code {
+            Some(code) => (code, true),
+            None if self.deadline.is_some_and(|d| now >= d) => (errno::ERPCTIMEDOUT, true),
+            None => (errno::ECANCELED, false),
+        };
+        let options = &self.channel.inner.options;
+        if let Target::Cluster(cluster) = &self.channel.inner.target {
+            cluster.balancer().feedback(&CallFeedback {
+                backend: &self.backend,
+                begin: self.begin,
+                latency,
+                error_code,
+            });
+        }
+        let endpoint = self.backend.endpoint();
+        if breaks_connection(error_code) {
+            endpoint.isolate(
+                options.health_check_interval,
+                options.health_check_interval,
+                options.connect_timeout,
+            );
+        } else if options.enable_circuit_breaker
+            && counts_for_breaker
+            && !endpoint.health().breaker().on_call_end(error_code, latency)
+        {
+            let isolation = endpoint.health().breaker().isolation_duration();
+            tracing::warn!(server = %self.backend.addr(), ?isolation, "circuit breaker tripped");
+            endpoint.isolate(
+                isolation,
+                options.health_check_interval,
+                options.connect_timeout,
+            );
+        }
+    }
+}
+
+/// Waits for the first of two attempts to succeed; if both fail, the later failure.
+async fn first_success<A, B>(first: A, second: B) -> Result<Answer, Status>
+where
+    A: std::future::Future<Output = Result<Answer, Status>>,
+    B: std::future::Future<Output = Result<Answer, Status>>,
+{
+    tokio::pin!(first, second);
+    tokio::select! {
+        outcome = &mut first => match outcome {
+            Ok(answer) => Ok(answer),
+            Err(_) => second.await,
+        },
+        outcome = &mut second => match outcome {
+            Ok(answer) => Ok(answer),
+            Err(_) => first.await,
+        },
     }
 }
 
@@ -234,4 +521,28 @@ fn encode_payload<C: MessageCodec<T>, T>(
     compress::compress(compress_type, &buf, &mut compressed)
         .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to compress request: {e}")))?;
     Ok(compressed.freeze())
+}
+
+fn encode_erased<C: MessageCodec<Req>, Req: 'static>(
+    request: &(dyn Any + Send + Sync),
+) -> Result<Bytes, Status> {
+    let request = request.downcast_ref::<Req>().ok_or_else(|| {
+        Status::new(
+            errno::EREQUEST,
+            format!(
+                "a call mapper produced a request that is not a {}",
+                std::any::type_name::<Req>()
+            ),
+        )
+    })?;
+    C::encode_to_bytes(request)
+        .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to serialize request: {e}")))
+}
+
+fn decode_erased<C: MessageCodec<Resp>, Resp: Send + 'static>(
+    payload: Bytes,
+) -> Result<Box<dyn Any + Send>, Status> {
+    C::decode(payload)
+        .map(|r| Box::new(r) as Box<dyn Any + Send>)
+        .map_err(|e| Status::new(errno::ERESPONSE, format!("Fail to parse response: {e}")))
 }

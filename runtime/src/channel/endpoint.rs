@@ -13,6 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use tokio::runtime::Handle;
 
+use super::health::Health;
 use super::{ChannelOptions, ConnectionType};
 use crate::transport::connection::{ConnectError, Connection};
 use crate::{Protocol, Status};
@@ -42,6 +43,7 @@ pub(crate) struct Endpoint {
     single: ArcSwapOption<Connection>,
     connecting: tokio::sync::Mutex<()>,
     pool: Mutex<Vec<Arc<Connection>>>,
+    health: Health,
 }
 
 impl Endpoint {
@@ -71,9 +73,29 @@ impl Endpoint {
             single: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
             pool: Mutex::new(Vec::new()),
+            health: Health::default(),
         });
         map.insert(key, Arc::downgrade(&endpoint));
         endpoint
+    }
+
+    /// An endpoint of its own, outside the process-wide map, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn detached(addr: SocketAddr) -> Arc<Endpoint> {
+        Arc::new(Endpoint {
+            addr,
+            max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY_SIZE,
+            runtime: Mutex::new(crate::executor::io_handle()),
+            single: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+            pool: Mutex::new(Vec::new()),
+            health: Health::default(),
+        })
+    }
+
+    /// Whether the server may take calls, and its circuit breaker.
+    pub(crate) fn health(&self) -> &Health {
+        &self.health
     }
 
     /// The server's address.
@@ -158,6 +180,44 @@ impl Endpoint {
                     })
             }
         }
+    }
+
+    /// Takes the server out of rotation (if it is not out already) and starts its health
+    /// check: after `first_probe`, and then every `interval`, try to connect; the first
+    /// connect that succeeds puts the server back, its connection ready for `single` calls.
+    /// The probe stops if every channel using the endpoint is dropped.
+    pub(crate) fn isolate(
+        self: &Arc<Self>,
+        first_probe: Duration,
+        interval: Duration,
+        connect_timeout: Duration,
+    ) {
+        if !self.health.isolate() {
+            return;
+        }
+        tracing::info!(server = %self.addr, ?first_probe, "server isolated; health check started");
+        let endpoint = Arc::downgrade(self);
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(first_probe).await;
+            loop {
+                let Some(this) = endpoint.upgrade() else {
+                    return;
+                };
+                if let Ok(conn) = this.connect(connect_timeout).await {
+                    this.single.store(Some(conn));
+                    this.health.revive();
+                    tracing::info!(server = %this.addr, "server revived by health check");
+                    return;
+                }
+                drop(this);
+                tokio::time::sleep(interval).await;
+            }
+        });
     }
 
     fn give_back(&self, conn: Arc<Connection>) {

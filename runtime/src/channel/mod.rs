@@ -2,7 +2,11 @@
 //! their answers; generated client stubs wrap one.
 
 mod call;
+mod circuit_breaker;
+mod cluster;
 mod endpoint;
+mod health;
+mod policy;
 
 use std::fmt;
 use std::future::Future;
@@ -12,9 +16,14 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
+use crate::lb::LoadBalancer;
+use crate::naming::{BoxFuture, NamingService, NamingServiceFilter};
 use crate::protocol::baidu_std::DEFAULT_MAX_BODY_SIZE;
-use crate::{errno, executor, Protocol, Status};
-use endpoint::Endpoint;
+use crate::{errno, executor, Controller, Protocol, Status};
+pub(crate) use call::{Answer, EncodedRequest, ErasedRequest, Reply};
+use cluster::Cluster;
+pub(crate) use endpoint::Endpoint;
+pub use policy::{BackupRequestPolicy, DefaultRetryPolicy, RateLimitedBackupPolicy, RetryPolicy};
 
 /// How a channel uses connections, as brpc's `ChannelOptions.connection_type`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -47,13 +56,24 @@ impl std::str::FromStr for ConnectionType {
 /// A channel's options. Defaults are brpc's.
 #[derive(Clone, Debug)]
 pub struct ChannelOptions {
-    /// Time allowed to establish a connection (default 200 ms).
+    /// Time allowed to establish a connection (default 200 ms). Also bounds each health-check
+    /// connect.
     pub connect_timeout: Duration,
     /// Deadline of a whole call, retries included (default 500 ms); `None` waits forever.
     pub timeout: Option<Duration>,
     /// Retries after a broken connection or a stopping server (default 3). Timeouts are never
-    /// retried.
+    /// retried. On a cluster, each retry goes to a server the call has not tried yet.
     pub max_retry: u32,
+    /// Decides which failures are retried (default [`DefaultRetryPolicy`]).
+    pub retry_policy: Arc<dyn RetryPolicy>,
+    /// Backup requests (default none): see [`ChannelBuilder::backup_request`].
+    pub backup_request_policy: Option<Arc<dyn BackupRequestPolicy>>,
+    /// How often an isolated server of a cluster is probed with a connect (default 3 s, as
+    /// brpc's `-health_check_interval`).
+    pub health_check_interval: Duration,
+    /// Isolates a cluster's server whose calls fail too often, brpc's circuit breaker
+    /// (default off, as in brpc).
+    pub enable_circuit_breaker: bool,
     /// The protocol (default baidu_std).
     pub protocol: Protocol,
     /// How connections are used (default single).
@@ -72,6 +92,10 @@ impl Default for ChannelOptions {
             connect_timeout: Duration::from_millis(200),
             timeout: Some(Duration::from_millis(500)),
             max_retry: 3,
+            retry_policy: Arc::new(DefaultRetryPolicy),
+            backup_request_policy: None,
+            health_check_interval: Duration::from_secs(3),
+            enable_circuit_breaker: false,
             protocol: Protocol::BaiduStd,
             connection_type: ConnectionType::Single,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
@@ -124,8 +148,30 @@ pub struct Channel {
 
 struct ChannelInner {
     options: ChannelOptions,
-    endpoint: Arc<Endpoint>,
+    target: Target,
     runtime: Handle,
+}
+
+/// What a channel sends its calls to.
+#[derive(Debug)]
+pub(crate) enum Target {
+    /// One server.
+    Single(Arc<Endpoint>),
+    /// The servers of a naming service, through a load balancer.
+    Cluster(Arc<Cluster>),
+    /// Other channels, combined ([`crate::combo`]).
+    Combo(Arc<dyn Combo>),
+}
+
+/// A channel made of other channels: how [`crate::combo`]'s channels plug into the call path.
+pub(crate) trait Combo: Send + Sync + fmt::Debug + 'static {
+    /// Runs one call. The caller applies the deadline and cancellation around it.
+    fn call<'a>(
+        &'a self,
+        method: &'a MethodDescriptor,
+        cntl: &'a mut Controller,
+        request: &'a ErasedRequest<'a>,
+    ) -> BoxFuture<'a, Result<Reply, Status>>;
 }
 
 impl Channel {
@@ -144,9 +190,43 @@ impl Channel {
         &self.inner.options
     }
 
-    /// The server's resolved address.
-    pub fn server_addr(&self) -> SocketAddr {
-        self.inner.endpoint.addr()
+    /// The server's resolved address, for a channel to one server (`None` for clusters and
+    /// combo channels).
+    pub fn server_addr(&self) -> Option<SocketAddr> {
+        match &self.inner.target {
+            Target::Single(endpoint) => Some(endpoint.addr()),
+            _ => None,
+        }
+    }
+
+    /// The addresses of a cluster channel's current servers (the single server's address for a
+    /// channel to one server; empty for combo channels).
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        match &self.inner.target {
+            Target::Single(endpoint) => vec![endpoint.addr()],
+            Target::Cluster(cluster) => cluster.servers().iter().map(|b| b.addr()).collect(),
+            Target::Combo(_) => Vec::new(),
+        }
+    }
+
+    /// A channel over `combo`, for combo channels' `into_channel`.
+    pub(crate) fn from_combo(combo: Arc<dyn Combo>, options: ChannelOptions) -> Channel {
+        Channel {
+            inner: Arc::new(ChannelInner {
+                options,
+                target: Target::Combo(combo),
+                runtime: executor::io_handle(),
+            }),
+        }
+    }
+
+    /// What the channel sends to, for error messages.
+    pub(crate) fn describe_target(&self) -> String {
+        match &self.inner.target {
+            Target::Single(endpoint) => endpoint.addr().to_string(),
+            Target::Cluster(cluster) => format!("{cluster:?}"),
+            Target::Combo(combo) => format!("{combo:?}"),
+        }
     }
 
     /// Runs a call to completion on the current thread, for blocking clients.
@@ -162,16 +242,26 @@ impl Channel {
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")
-            .field("server", &self.inner.endpoint.addr())
+            .field("target", &self.inner.target)
             .field("options", &self.inner.options)
             .finish()
     }
 }
 
 /// Builds a [`Channel`]; see [`ChannelOptions`] for the defaults.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ChannelBuilder {
     options: ChannelOptions,
+    filter: Option<Arc<dyn NamingServiceFilter>>,
+}
+
+impl fmt::Debug for ChannelBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelBuilder")
+            .field("options", &self.options)
+            .field("filter", &self.filter.is_some())
+            .finish()
+    }
 }
 
 impl ChannelBuilder {
@@ -205,6 +295,44 @@ impl ChannelBuilder {
         self
     }
 
+    /// Sets the policy that decides which failures are retried.
+    pub fn retry_policy(mut self, policy: impl RetryPolicy) -> Self {
+        self.options.retry_policy = Arc::new(policy);
+        self
+    }
+
+    /// Sends a backup request when a call has had no answer after `delay`: the same request
+    /// goes to another server of the cluster (or again to the one server) and the first answer
+    /// wins. The backup counts as a retry. `Controller::set_backup_request` overrides it per
+    /// call.
+    pub fn backup_request(self, delay: Duration) -> Self {
+        self.backup_request_policy(policy::FixedBackupDelay(delay))
+    }
+
+    /// Decides backup requests with `policy`, e.g. [`RateLimitedBackupPolicy`].
+    pub fn backup_request_policy(mut self, policy: impl BackupRequestPolicy) -> Self {
+        self.options.backup_request_policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// Sets how often an isolated server is probed.
+    pub fn health_check_interval(mut self, interval: Duration) -> Self {
+        self.options.health_check_interval = interval;
+        self
+    }
+
+    /// Turns brpc's circuit breaker on (or off).
+    pub fn enable_circuit_breaker(mut self, enable: bool) -> Self {
+        self.options.enable_circuit_breaker = enable;
+        self
+    }
+
+    /// Keeps only the servers `filter` accepts from the naming service's lists.
+    pub fn naming_filter(mut self, filter: impl NamingServiceFilter) -> Self {
+        self.filter = Some(Arc::new(filter));
+        self
+    }
+
     /// Sets the protocol.
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.options.protocol = protocol;
@@ -231,26 +359,102 @@ impl ChannelBuilder {
     }
 
     /// Builds a channel to `address`, a `"host:port"` whose host is an IP address or a name to
-    /// resolve. Connections are made by the first call, as in brpc.
+    /// resolve. Connections are made by the first call, as in brpc. A naming-service URL needs
+    /// a load balancer: use [`connect_cluster`](ChannelBuilder::connect_cluster).
     pub async fn connect(self, address: &str) -> Result<Channel, Status> {
+        if address.contains("://") {
+            return Err(Status::new(
+                errno::EINVAL,
+                format!("`{address}` is a naming service: give a load balancer too (connect_cluster(url, \"rr\"))"),
+            ));
+        }
         let addr = resolve(address).await?;
-        Ok(self.build(addr, executor::io_handle()))
+        Ok(self.build_single(addr, executor::io_handle()))
+    }
+
+    /// Builds a channel to the cluster `naming_url` lists ([`crate::naming`]), with the load
+    /// balancer `load_balancer` names ([`crate::lb`]). Waits for the naming service's first
+    /// list, and fails if it fails.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), brisk::Status> {
+    /// let channel = brisk::Channel::builder()
+    ///     .connect_cluster("list://127.0.0.1:8001,127.0.0.1:8002", "rr")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_cluster(
+        self,
+        naming_url: &str,
+        load_balancer: &str,
+    ) -> Result<Channel, Status> {
+        let naming = crate::naming::from_url(naming_url)?;
+        let balancer = crate::lb::from_spec(load_balancer)?;
+        self.connect_with(naming, balancer).await
+    }
+
+    /// [`connect_cluster`](ChannelBuilder::connect_cluster) with a naming service and a load
+    /// balancer of your own (or built with [`crate::naming::from_url`] and
+    /// [`crate::lb::from_spec`]).
+    pub async fn connect_with(
+        self,
+        naming: Box<dyn NamingService>,
+        balancer: Box<dyn LoadBalancer>,
+    ) -> Result<Channel, Status> {
+        let runtime = executor::io_handle();
+        let cluster = Cluster::start(
+            naming,
+            balancer,
+            self.filter.clone(),
+            self.options.clone(),
+            runtime.clone(),
+        )
+        .await?;
+        Ok(self.build(Target::Cluster(cluster), runtime))
     }
 
     /// [`connect`](ChannelBuilder::connect) for code outside an async runtime (blocking
     /// clients). Connections run on Brisk's background runtime.
     pub fn connect_blocking(self, address: &str) -> Result<Channel, Status> {
         let runtime = executor::background().handle().clone();
+        if address.contains("://") {
+            return Err(Status::new(
+                errno::EINVAL,
+                format!("`{address}` is a naming service: use connect_cluster_blocking(url, lb)"),
+            ));
+        }
         let addr = executor::block_on(&runtime, resolve(address))?;
-        Ok(self.build(addr, runtime))
+        Ok(self.build_single(addr, runtime))
     }
 
-    fn build(self, addr: SocketAddr, runtime: Handle) -> Channel {
+    /// [`connect_cluster`](ChannelBuilder::connect_cluster) for code outside an async runtime.
+    pub fn connect_cluster_blocking(
+        self,
+        naming_url: &str,
+        load_balancer: &str,
+    ) -> Result<Channel, Status> {
+        let runtime = executor::background().handle().clone();
+        let naming = crate::naming::from_url(naming_url)?;
+        let balancer = crate::lb::from_spec(load_balancer)?;
+        let filter = self.filter.clone();
+        let options = self.options.clone();
+        let cluster = executor::block_on(
+            &runtime,
+            Cluster::start(naming, balancer, filter, options, runtime.clone()),
+        )?;
+        Ok(self.build(Target::Cluster(cluster), runtime))
+    }
+
+    fn build_single(self, addr: SocketAddr, runtime: Handle) -> Channel {
         let endpoint = Endpoint::shared(addr, &self.options, &runtime);
+        self.build(Target::Single(endpoint), runtime)
+    }
+
+    fn build(self, target: Target, runtime: Handle) -> Channel {
         Channel {
             inner: Arc::new(ChannelInner {
                 options: self.options,
-                endpoint,
+                target,
                 runtime,
             }),
         }
@@ -258,7 +462,7 @@ impl ChannelBuilder {
 }
 
 /// Resolves `"host:port"` to the first address it names.
-async fn resolve(address: &str) -> Result<SocketAddr, Status> {
+pub(crate) async fn resolve(address: &str) -> Result<SocketAddr, Status> {
     if let Ok(addr) = address.parse::<SocketAddr>() {
         return Ok(addr);
     }

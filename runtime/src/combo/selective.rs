@@ -1,0 +1,432 @@
+//! [`SelectiveChannel`]: each call goes to one sub-channel, chosen round-robin; retries move
+//! to other sub-channels (brpc's `SelectiveChannel`).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::{deadline_after, nested, run_sub_call, sub_controller, SubCallGuard};
+use crate::channel::{Combo, ErasedRequest, Reply};
+use crate::naming::BoxFuture;
+use crate::{errno, Channel, ChannelOptions, Controller, MethodDescriptor, RetryPolicy, Status};
+
+/// How long a sub-channel whose call broke a connection is passed over (unless every other
+/// sub-channel was tried), as brpc's shortest isolation.
+const PASSED_OVER_FOR: Duration = Duration::from_millis(100);
+
+/// Identifies a sub-channel of a [`SelectiveChannel`], to remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelHandle(u64);
+
+/// Sends each call to one of its sub-channels, chosen round-robin, and retries a failed call
+/// on *another* sub-channel (brpc's `SelectiveChannel`): load balancing between groups of
+/// servers — one cluster channel per data center, say — rather than between servers.
+///
+/// - **Choice**: sub-channels take calls in turn. One whose last call failed with a broken,
+///   refused or unavailable connection is passed over for 100 ms, unless every other
+///   sub-channel has been tried.
+/// - **Retries**: a sub-call that fails, after the sub-channel's own retries, is retried on a
+///   sub-channel this call has not tried yet when the selective channel's retry policy
+///   ([`RetryPolicy`], default [`DefaultRetryPolicy`](crate::DefaultRetryPolicy)) says so —
+///   and always when the sub-channel had no server at all ([`errno::EHOSTDOWN`]), as brpc's
+///   default policy does — up to `max_retry` times (default 3, or
+///   [`Controller::set_max_retry`]). With nothing left to try, the last error is returned.
+/// - **Deadline**: the selective channel's `timeout` (default 500 ms, or the controller's)
+///   covers the call and every retry, overriding the sub-channels' timeouts.
+/// - **Changes**: [`add_channel`](SelectiveChannel::add_channel) and
+///   [`remove_channel`](SelectiveChannel::remove_channel) work while calls are running
+///   (calls in flight keep the sub-channel they picked); the call path takes no lock.
+/// - **Controller**: [`Controller::sub`]`(0)` is the controller of the sub-call that
+///   answered, or of the last one tried; `remote_side` and the response attachment are
+///   copied from it, and `retried_count` counts the moves to other sub-channels.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), brisk::Status> {
+/// use std::time::Duration;
+/// use brisk::combo::SelectiveChannel;
+///
+/// let selective = SelectiveChannel::builder()
+///     .add(brisk::Channel::builder().connect_cluster("list://10.0.0.1:8000,10.0.0.2:8000", "rr").await?)
+///     .add(brisk::Channel::builder().connect_cluster("list://10.1.0.1:8000,10.1.0.2:8000", "rr").await?)
+///     .timeout(Duration::from_millis(300))
+///     .max_retry(1)
+///     .build();
+/// let spare = selective.add_channel(brisk::Channel::connect("10.2.0.1:8000").await?);
+/// let channel: brisk::Channel = selective.clone().into();
+/// // let client = EchoServiceClient::new(channel);
+/// selective.remove_channel(spare);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SelectiveChannel {
+    inner: Arc<Selective>,
+}
+
+impl SelectiveChannel {
+    /// Starts building a selective channel.
+    pub fn builder() -> SelectiveChannelBuilder {
+        SelectiveChannelBuilder::default()
+    }
+
+    /// Adds a sub-channel; the next calls may use it. The handle removes it.
+    ///
+    /// Adding a selective channel to itself (directly or through other combo channels) makes
+    /// the calls that reach the loop fail with [`errno::EINVAL`] rather than recurse, and
+    /// keeps the channel alive until the loop is removed.
+    pub fn add_channel(&self, channel: impl Into<Channel>) -> ChannelHandle {
+        self.inner.add(channel.into())
+    }
+
+    /// Removes a sub-channel (calls in flight on it finish there). Returns whether it was
+    /// there.
+    pub fn remove_channel(&self, handle: ChannelHandle) -> bool {
+        let mut removed = false;
+        self.inner.subs.rcu(|subs| {
+            let kept: Vec<Arc<SelectiveSub>> = subs
+                .iter()
+                .filter(|sub| sub.handle != handle)
+                .cloned()
+                .collect();
+            removed = kept.len() != subs.len();
+            kept
+        });
+        removed
+    }
+
+    /// The handles of the current sub-channels, in the order they were added.
+    pub fn handles(&self) -> Vec<ChannelHandle> {
+        self.inner
+            .subs
+            .load()
+            .iter()
+            .map(|sub| sub.handle)
+            .collect()
+    }
+
+    /// The number of sub-channels.
+    pub fn channel_count(&self) -> usize {
+        self.inner.subs.load().len()
+    }
+
+    /// A [`Channel`] calling through this selective channel, for client stubs or to nest in
+    /// another combo channel. It keeps seeing sub-channels added and removed later.
+    pub fn into_channel(self) -> Channel {
+        let options = self.inner.options.clone();
+        Channel::from_combo(self.inner, options)
+    }
+}
+
+impl From<SelectiveChannel> for Channel {
+    fn from(channel: SelectiveChannel) -> Channel {
+        channel.into_channel()
+    }
+}
+
+impl fmt::Debug for SelectiveChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectiveChannel")
+            .field("channels", &*self.inner.subs.load())
+            .field("timeout", &self.inner.options.timeout)
+            .field("max_retry", &self.inner.options.max_retry)
+            .field("retry_policy", &self.inner.options.retry_policy)
+            .finish()
+    }
+}
+
+/// Builds a [`SelectiveChannel`]. Only the options below matter to it; the sub-channels keep
+/// their own for everything else.
+#[derive(Clone, Default)]
+pub struct SelectiveChannelBuilder {
+    channels: Vec<Channel>,
+    options: ChannelOptions,
+}
+
+impl fmt::Debug for SelectiveChannelBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectiveChannelBuilder")
+            .field("channels", &self.channels.len())
+            .field("timeout", &self.options.timeout)
+            .field("max_retry", &self.options.max_retry)
+            .finish()
+    }
+}
+
+impl SelectiveChannelBuilder {
+    /// Adds a sub-channel.
+    #[allow(clippy::should_implement_trait)] // brpc's AddChannel; a builder step, not `+`
+    pub fn add(mut self, channel: impl Into<Channel>) -> Self {
+        self.channels.push(channel.into());
+        self
+    }
+
+    /// Sets the deadline of a whole call, retries included (default 500 ms); it overrides
+    /// the sub-channels' timeouts. [`Controller::set_timeout`] overrides it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Calls wait without a deadline.
+    pub fn no_timeout(mut self) -> Self {
+        self.options.timeout = None;
+        self
+    }
+
+    /// Sets how many times a call moves to another sub-channel (default 3).
+    pub fn max_retry(mut self, max_retry: u32) -> Self {
+        self.options.max_retry = max_retry;
+        self
+    }
+
+    /// Sets the policy that decides which sub-call failures move the call to another
+    /// sub-channel.
+    pub fn retry_policy(mut self, policy: impl RetryPolicy) -> Self {
+        self.options.retry_policy = Arc::new(policy);
+        self
+    }
+
+    /// Builds the channel. One without sub-channels builds; its calls fail with
+    /// [`errno::EHOSTDOWN`] until one is added.
+    pub fn build(self) -> SelectiveChannel {
+        let selective = Arc::new(Selective {
+            subs: ArcSwap::from_pointee(Vec::new()),
+            next: AtomicUsize::new(0),
+            next_handle: AtomicU64::new(1),
+            options: self.options,
+        });
+        for channel in self.channels {
+            selective.add(channel);
+        }
+        SelectiveChannel { inner: selective }
+    }
+}
+
+struct Selective {
+    subs: ArcSwap<Vec<Arc<SelectiveSub>>>,
+    /// Round-robin position.
+    next: AtomicUsize,
+    next_handle: AtomicU64,
+    options: ChannelOptions,
+}
+
+struct SelectiveSub {
+    handle: ChannelHandle,
+    channel: Channel,
+    /// Milliseconds on [`clock_ms`] until which the sub-channel is passed over (0: never).
+    passed_over_until: AtomicU64,
+}
+
+impl fmt::Debug for SelectiveSub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.channel.describe_target())
+    }
+}
+
+impl fmt::Debug for Selective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SelectiveChannel{:?}", &*self.subs.load())
+    }
+}
+
+/// Milliseconds since the first use, for cheap atomic timestamps.
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Failures that say the sub-channel cannot reach its server(s) right now.
+fn unreachable(code: i32) -> bool {
+    matches!(
+        code,
+        errno::ECONNREFUSED
+            | errno::ECONNRESET
+            | errno::ETIMEDOUT
+            | errno::EFAILEDSOCKET
+            | errno::EEOF
+            | errno::ELOGOFF
+            | errno::EHOSTDOWN
+    )
+}
+
+impl Selective {
+    fn add(&self, channel: Channel) -> ChannelHandle {
+        let handle = ChannelHandle(self.next_handle.fetch_add(1, Ordering::Relaxed));
+        let sub = Arc::new(SelectiveSub {
+            handle,
+            channel,
+            passed_over_until: AtomicU64::new(0),
+        });
+        self.subs.rcu(|subs| {
+            let mut subs = Vec::clone(subs);
+            subs.push(Arc::clone(&sub));
+            subs
+        });
+        handle
+    }
+
+    /// The next sub-channel in turn that this call has not tried, preferring ones not passed
+    /// over.
+    fn pick(
+        &self,
+        subs: &[Arc<SelectiveSub>],
+        tried: &[ChannelHandle],
+    ) -> Option<Arc<SelectiveSub>> {
+        let n = subs.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let now = clock_ms();
+        let mut fallback = None;
+        for k in 0..n {
+            let sub = &subs[(start + k) % n];
+            if tried.contains(&sub.handle) {
+                continue;
+            }
+            if sub.passed_over_until.load(Ordering::Relaxed) <= now {
+                return Some(Arc::clone(sub));
+            }
+            fallback.get_or_insert(sub);
+        }
+        fallback.cloned()
+    }
+
+    async fn run(
+        &self,
+        method: &MethodDescriptor,
+        cntl: &mut Controller,
+        request: &ErasedRequest<'_>,
+    ) -> Result<Reply, Status> {
+        let max_retry = cntl.max_retry.unwrap_or(self.options.max_retry);
+        let timeout = cntl.timeout.or(self.options.timeout);
+        let deadline = deadline_after(timeout);
+        cntl.sub_controllers.clear();
+        cntl.retried_count = 0;
+        let mut tried: Vec<ChannelHandle> = Vec::new();
+        let mut last_error: Option<Status> = None;
+        loop {
+            let subs = self.subs.load_full();
+            let Some(sub) = self.pick(&subs, &tried) else {
+                return Err(last_error.unwrap_or_else(|| {
+                    Status::new(
+                        errno::EHOSTDOWN,
+                        "the SelectiveChannel has no sub-channels: add some before calling",
+                    )
+                }));
+            };
+            drop(subs);
+            if let Some(status) = &last_error {
+                cntl.retried_count += 1;
+                tracing::debug!(retry = cntl.retried_count, %status, "retrying on another sub-channel");
+            }
+            tried.push(sub.handle);
+            let sub_cntl = sub_controller(cntl, timeout, None, None);
+            cntl.sub_controllers = vec![None];
+            let slot = cntl.sub_controllers[0].insert(sub_cntl);
+            let guard = SubCallGuard::new(slot, deadline);
+            let result = run_sub_call(&sub.channel, method, guard, request).await;
+            if let Some(Some(sub_cntl)) = cntl.sub_controllers.first() {
+                cntl.remote_side = sub_cntl.remote_side;
+                cntl.local_side = sub_cntl.local_side;
+                if result.is_ok() {
+                    cntl.response_attachment = sub_cntl.response_attachment.clone();
+                    cntl.response_compress_type = sub_cntl.response_compress_type;
+                }
+            }
+            let status = match result {
+                Ok(reply) => {
+                    sub.passed_over_until.store(0, Ordering::Relaxed);
+                    return Ok(reply);
+                }
+                Err(status) => status,
+            };
+            if unreachable(status.code()) {
+                let until = clock_ms().saturating_add(PASSED_OVER_FOR.as_millis() as u64);
+                sub.passed_over_until.store(until, Ordering::Relaxed);
+            }
+            let retry = cntl.retried_count < max_retry
+                && (status.code() == errno::EHOSTDOWN
+                    || self.options.retry_policy.do_retry(&status, cntl));
+            if !retry {
+                return Err(status);
+            }
+            last_error = Some(status);
+        }
+    }
+}
+
+impl Combo for Selective {
+    fn call<'a>(
+        &'a self,
+        method: &'a MethodDescriptor,
+        cntl: &'a mut Controller,
+        request: &'a ErasedRequest<'a>,
+    ) -> BoxFuture<'a, Result<Reply, Status>> {
+        nested("SelectiveChannel", self.run(method, cntl, request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detached_channel() -> Channel {
+        // A channel that is never called: a parallel channel without sub-channels.
+        super::super::ParallelChannel::builder()
+            .build()
+            .into_channel()
+    }
+
+    #[test]
+    fn add_and_remove_keep_order_and_handles() {
+        let selective = SelectiveChannel::builder()
+            .add(detached_channel())
+            .add(detached_channel())
+            .build();
+        let handles = selective.handles();
+        assert_eq!(handles.len(), 2);
+        let third = selective.add_channel(detached_channel());
+        assert_eq!(selective.handles(), [handles[0], handles[1], third]);
+        assert!(selective.remove_channel(handles[0]));
+        assert!(!selective.remove_channel(handles[0]));
+        assert_eq!(selective.handles(), [handles[1], third]);
+        assert_eq!(selective.channel_count(), 2);
+    }
+
+    #[test]
+    fn pick_goes_round_robin_and_prefers_channels_not_passed_over() {
+        let selective = SelectiveChannel::builder()
+            .add(detached_channel())
+            .add(detached_channel())
+            .add(detached_channel())
+            .build();
+        let inner = &selective.inner;
+        let subs = inner.subs.load_full();
+        let picks: Vec<ChannelHandle> = (0..6)
+            .map(|_| inner.pick(&subs, &[]).unwrap().handle)
+            .collect();
+        assert_eq!(picks[..3], picks[3..]);
+        let mut distinct = picks[..3].to_vec();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3);
+
+        // Tried ones are never picked again; passed-over ones only as a last resort.
+        subs[1].passed_over_until.store(u64::MAX, Ordering::Relaxed);
+        for _ in 0..3 {
+            let pick = inner.pick(&subs, &[subs[0].handle]).unwrap();
+            assert_eq!(pick.handle, subs[2].handle);
+        }
+        let last = inner
+            .pick(&subs, &[subs[0].handle, subs[2].handle])
+            .unwrap();
+        assert_eq!(last.handle, subs[1].handle);
+        assert!(inner
+            .pick(&subs, &[subs[0].handle, subs[1].handle, subs[2].handle])
+            .is_none());
+    }
+}

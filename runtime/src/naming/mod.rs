@@ -1,0 +1,173 @@
+//! Naming services: where a cluster's servers are listed.
+//!
+//! A [`Channel`](crate::Channel) built with a naming-service URL and a load balancer reaches a
+//! whole cluster. The URL's scheme picks the naming service:
+//!
+//! | URL | servers come from |
+//! |---|---|
+//! | `list://10.0.0.1:8000,10.0.0.2:8000 tag` | the URL itself; a tag may follow an address after a space |
+//! | `file:///etc/servers` | a file, one `host:port [tag]` per line, `#` comments; re-read when it changes |
+//! | `http://host:port`, `dns://host:port` | every address the name resolves to, re-resolved every 5 s |
+//! | `etcd://127.0.0.1:2379/prefix` | the values of the etcd keys under `/prefix/`, watched (feature `etcd`) |
+//!
+//! Implement [`NamingService`] for any other source and pass it to
+//! [`ChannelBuilder::connect_with`](crate::ChannelBuilder::connect_with). A
+//! [`NamingServiceFilter`] drops servers before the load balancer sees them (by tag, say).
+
+mod dns;
+#[cfg(feature = "etcd")]
+mod etcd;
+mod file;
+mod list;
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use crate::{errno, Status};
+
+pub use dns::DnsNamingService;
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdNamingService;
+pub use file::FileNamingService;
+pub use list::ListNamingService;
+
+/// A boxed future, as naming services return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One server of a cluster: its address and an optional tag (brpc's `ServerNode`).
+///
+/// Tags mean what the load balancer or filter makes of them: `wrr` and `wr` read a weight
+/// (`"10"`), a [`PartitionChannel`](crate::combo::PartitionChannel) reads `"index/count"`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerNode {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// The tag, empty when none was given.
+    pub tag: String,
+}
+
+impl ServerNode {
+    /// A node without a tag.
+    pub fn new(addr: SocketAddr) -> Self {
+        ServerNode {
+            addr,
+            tag: String::new(),
+        }
+    }
+
+    /// A node with a tag.
+    pub fn with_tag(addr: SocketAddr, tag: impl Into<String>) -> Self {
+        ServerNode {
+            addr,
+            tag: tag.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServerNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.tag.is_empty() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{} {}", self.addr, self.tag)
+        }
+    }
+}
+
+/// A source of server lists.
+///
+/// The channel calls [`next`](NamingService::next) in a loop on a task of its own, for as
+/// long as the channel lives: the first call should answer at once (the channel waits for it
+/// before `connect` returns, and fails if it fails); later calls wait until the list may have
+/// changed (a period passed, a file changed, a watch fired) and return the whole new list.
+/// An error from a later call is logged, the old list is kept, and `next` is called again
+/// after a second.
+///
+/// ```
+/// use std::time::Duration;
+/// use brisk::naming::{BoxFuture, NamingService, ServerNode};
+///
+/// /// Servers from an in-house registry, polled every 10 s.
+/// #[derive(Debug)]
+/// struct Registry { first: bool }
+///
+/// impl NamingService for Registry {
+///     fn next(&mut self) -> BoxFuture<'_, Result<Vec<ServerNode>, brisk::Status>> {
+///         Box::pin(async move {
+///             if !std::mem::take(&mut self.first) {
+///                 tokio::time::sleep(Duration::from_secs(10)).await;
+///             }
+///             Ok(vec![ServerNode::new("127.0.0.1:8000".parse().unwrap())])
+///         })
+///     }
+/// }
+/// ```
+pub trait NamingService: Send + fmt::Debug + 'static {
+    /// The next full list of servers; see the trait's documentation for when to return.
+    fn next(&mut self) -> BoxFuture<'_, Result<Vec<ServerNode>, Status>>;
+}
+
+/// Decides which servers of a naming service's list a channel uses (brpc's
+/// `NamingServiceFilter`). Any `Fn(&ServerNode) -> bool` is one.
+///
+/// ```
+/// use brisk::naming::{NamingServiceFilter, ServerNode};
+/// let only_canary = |node: &ServerNode| node.tag == "canary";
+/// let node = ServerNode::with_tag("127.0.0.1:1".parse().unwrap(), "canary");
+/// assert!(only_canary.accept(&node));
+/// ```
+pub trait NamingServiceFilter: Send + Sync + 'static {
+    /// Whether the channel should use `node`.
+    fn accept(&self, node: &ServerNode) -> bool;
+}
+
+impl<F> NamingServiceFilter for F
+where
+    F: Fn(&ServerNode) -> bool + Send + Sync + 'static,
+{
+    fn accept(&self, node: &ServerNode) -> bool {
+        self(node)
+    }
+}
+
+/// The naming service a URL names (`list://`, `file://`, `http://`, `dns://`, `etcd://`).
+/// Unknown schemes and malformed URLs get [`errno::EINVAL`].
+pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Status> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(Status::new(
+            errno::EINVAL,
+            format!("`{url}` is not a naming service URL (scheme://...)"),
+        ));
+    };
+    match scheme {
+        "list" => Ok(Box::new(ListNamingService::parse(rest)?)),
+        "file" => Ok(Box::new(FileNamingService::new(rest)?)),
+        "http" | "dns" => Ok(Box::new(DnsNamingService::new(rest)?)),
+        "https" => Ok(Box::new(DnsNamingService::new(rest)?.with_default_port(443))),
+        #[cfg(feature = "etcd")]
+        "etcd" => Ok(Box::new(EtcdNamingService::new(rest)?)),
+        #[cfg(not(feature = "etcd"))]
+        "etcd" => Err(Status::new(
+            errno::EINVAL,
+            format!("`{url}`: etcd naming needs brisk's `etcd` feature"),
+        )),
+        other => Err(Status::new(
+            errno::EINVAL,
+            format!("`{url}`: unknown naming service `{other}` (expected list, file, http, dns or etcd)"),
+        )),
+    }
+}
+
+/// Parses one `host:port [tag]` entry, as `list://` items and `file://` lines are written.
+/// Hostnames are resolved (to their first address).
+pub(crate) async fn parse_entry(entry: &str) -> Result<ServerNode, Status> {
+    let entry = entry.trim();
+    let (address, tag) = match entry.split_once(char::is_whitespace) {
+        Some((address, tag)) => (address, tag.trim()),
+        None => (entry, ""),
+    };
+    let addr = crate::channel::resolve(address).await?;
+    Ok(ServerNode::with_tag(addr, tag))
+}
