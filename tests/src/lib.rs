@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub mod etcd;
 pub use brisk_examples::echo;
 pub use brisk_examples::Echo;
 

@@ -1,6 +1,12 @@
 //! brpc's echo client in Brisk:
 //! `cargo run --release --bin echo_client -- --server 127.0.0.1:8000 [--attachment foo] [--count N] [--blocking]`.
-//! Prints each reply's message and attachment; exits non-zero on error.
+//! Prints each reply's message, attachment and the server that answered; exits non-zero if a
+//! call failed.
+//!
+//! `--server` may also name a cluster through a naming service, with `--lb` picking the load
+//! balancer (default `rr`) and `--interval-ms` spacing the calls so servers can be started and
+//! stopped while it runs:
+//! `echo_client --server list://127.0.0.1:8001,127.0.0.1:8002 --lb rr --count 100 --interval-ms 200`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,11 +15,17 @@ use brisk::{Controller, Status};
 use brisk_examples::echo::{EchoRequest, EchoServiceBlockingClient, EchoServiceClient};
 use brisk_examples::{init_logging, Args};
 
-const USAGE: &str = "usage: echo_client [--server HOST:PORT] [--message TEXT] [--attachment BYTES] \
-                     [--count N] [--timeout-ms MS] [--connection-type single|pooled|short] [--blocking]";
+const USAGE: &str = "usage: echo_client [--server HOST:PORT|NAMING_URL] [--lb rr|wrr|random|wr|la|\
+                     c_murmurhash|c_md5|p2c] [--message TEXT] [--attachment BYTES] [--count N] \
+                     [--interval-ms MS] [--timeout-ms MS] [--max-retry N] [--backup-ms MS] \
+                     [--connection-type single|pooled|short] [--blocking]";
 
 struct Options {
     server: String,
+    lb: Option<String>,
+    interval: Duration,
+    max_retry: u32,
+    backup: Option<Duration>,
     message: String,
     attachment: String,
     count: u64,
@@ -53,6 +65,10 @@ fn parse() -> Result<(Options, bool), String> {
         &["blocking"],
         &[
             "server",
+            "lb",
+            "interval-ms",
+            "max-retry",
+            "backup-ms",
             "message",
             "attachment",
             "count",
@@ -62,6 +78,17 @@ fn parse() -> Result<(Options, bool), String> {
     )?;
     let options = Options {
         server: args.get_or("server", "127.0.0.1:8000"),
+        lb: args.get("lb").map(str::to_owned),
+        interval: Duration::from_millis(args.parse_or("interval-ms", 0)?),
+        max_retry: args.parse_or("max-retry", 3)?,
+        backup: match args.get("backup-ms") {
+            Some(ms) => {
+                Some(Duration::from_millis(ms.parse().map_err(|_| {
+                    format!("--backup-ms: `{ms}` is not a number")
+                })?))
+            }
+            None => None,
+        },
         message: args.get_or("message", "hello world"),
         attachment: args.get_or("attachment", ""),
         count: args.parse_or("count", 1)?,
@@ -74,9 +101,23 @@ fn parse() -> Result<(Options, bool), String> {
 }
 
 fn builder(options: &Options) -> brisk::ChannelBuilder {
-    brisk::Channel::builder()
+    let builder = brisk::Channel::builder()
         .timeout(options.timeout)
-        .connection_type(options.connection_type)
+        .max_retry(options.max_retry)
+        .connection_type(options.connection_type);
+    match options.backup {
+        Some(delay) => builder.backup_request(delay),
+        None => builder,
+    }
+}
+
+/// A naming-service URL with its balancer (default `rr`), or `None` for one server.
+fn cluster(options: &Options) -> Option<(&str, &str)> {
+    if options.server.contains("://") || options.lb.is_some() {
+        Some((&options.server, options.lb.as_deref().unwrap_or("rr")))
+    } else {
+        None
+    }
 }
 
 fn request(options: &Options, i: u64) -> (Controller, EchoRequest) {
@@ -99,23 +140,52 @@ fn report(i: u64, cntl: &Controller, message: &str) {
     );
 }
 
+/// Reports a failed call and keeps going, so a cluster can be watched while servers come
+/// and go; the first error is returned at the end.
+fn report_error(i: u64, cntl: &Controller, error: Status, first: &mut Option<Status>) {
+    eprintln!(
+        "call #{i} failed after {} retries: {error}",
+        cntl.retried_count()
+    );
+    first.get_or_insert(error);
+}
+
 async fn run_async(options: &Options) -> Result<(), Status> {
-    let client = EchoServiceClient::new(builder(options).connect(&options.server).await?);
+    let channel = match cluster(options) {
+        Some((url, lb)) => builder(options).connect_cluster(url, lb).await?,
+        None => builder(options).connect(&options.server).await?,
+    };
+    let client = EchoServiceClient::new(channel);
+    let mut first_error = None;
     for i in 0..options.count {
+        if i > 0 && !options.interval.is_zero() {
+            tokio::time::sleep(options.interval).await;
+        }
         let (mut cntl, req) = request(options, i);
-        let reply = client.echo_with(&mut cntl, req).await?;
-        report(i, &cntl, &reply.message);
+        match client.echo_with(&mut cntl, req).await {
+            Ok(reply) => report(i, &cntl, &reply.message),
+            Err(e) => report_error(i, &cntl, e, &mut first_error),
+        }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 fn run_blocking(options: &Options) -> Result<(), Status> {
-    let client =
-        EchoServiceBlockingClient::new(builder(options).connect_blocking(&options.server)?);
+    let channel = match cluster(options) {
+        Some((url, lb)) => builder(options).connect_cluster_blocking(url, lb)?,
+        None => builder(options).connect_blocking(&options.server)?,
+    };
+    let client = EchoServiceBlockingClient::new(channel);
+    let mut first_error = None;
     for i in 0..options.count {
+        if i > 0 && !options.interval.is_zero() {
+            std::thread::sleep(options.interval);
+        }
         let (mut cntl, req) = request(options, i);
-        let reply = client.echo_with(&mut cntl, req)?;
-        report(i, &cntl, &reply.message);
+        match client.echo_with(&mut cntl, req) {
+            Ok(reply) => report(i, &cntl, &reply.message),
+            Err(e) => report_error(i, &cntl, e, &mut first_error),
+        }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }

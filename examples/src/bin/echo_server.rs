@@ -1,23 +1,47 @@
 //! brpc's echo server in Brisk: `cargo run --release --bin echo_server -- --listen 127.0.0.1:8000`.
-//! Runs until Ctrl-C (or SIGTERM), then stops gracefully.
+//! Runs until Ctrl-C (or SIGTERM), then stops gracefully. `--log-requests` logs every request
+//! with the server's own address, so a person exercising a cluster sees who answered.
 
 /// The options echo_server accepts.
 const OPTIONS: &[&str] = &["listen", "threads"];
+/// Its flags.
+const FLAGS: &[&str] = &["log-requests"];
+const USAGE: &str = "usage: echo_server [--listen HOST:PORT] [--threads N] [--log-requests]";
 
-use brisk_examples::{echo::EchoServiceServer, init_logging, Args, Echo};
+use brisk_examples::echo::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
+use brisk_examples::{init_logging, Args, Echo};
+
+/// [`Echo`], logging each request with the address it arrived on.
+struct LoggedEcho;
+
+impl EchoService for LoggedEcho {
+    async fn echo(
+        &self,
+        cntl: &mut brisk::ServerContext,
+        request: EchoRequest,
+    ) -> Result<EchoResponse, brisk::Status> {
+        tracing::info!(
+            "{} answers log_id={} from {}: {:?}",
+            cntl.local_side(),
+            cntl.log_id(),
+            cntl.remote_side(),
+            request.message
+        );
+        Echo.echo(cntl, request).await
+    }
+}
 
 fn main() -> std::process::ExitCode {
     // `--threads N` tokio worker threads (default: one per CPU).
     let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = match Args::parse(&[], OPTIONS)
-        .and_then(|a| a.parse_or("threads", default_threads))
-    {
-        Ok(threads) => threads.max(1),
-        Err(e) => {
-            eprintln!("echo_server: {e}\nusage: echo_server [--listen HOST:PORT] [--threads N]");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let threads =
+        match Args::parse(FLAGS, OPTIONS).and_then(|a| a.parse_or("threads", default_threads)) {
+            Ok(threads) => threads.max(1),
+            Err(e) => {
+                eprintln!("echo_server: {e}\n{USAGE}");
+                return std::process::ExitCode::from(2);
+            }
+        };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -28,19 +52,21 @@ fn main() -> std::process::ExitCode {
 
 async fn serve() -> std::process::ExitCode {
     init_logging();
-    let args = match Args::parse(&[], OPTIONS) {
+    let args = match Args::parse(FLAGS, OPTIONS) {
         Ok(args) => args,
         Err(e) => {
-            eprintln!("echo_server: {e}\nusage: echo_server [--listen HOST:PORT] [--threads N]");
+            eprintln!("echo_server: {e}\n{USAGE}");
             return std::process::ExitCode::from(2);
         }
     };
     let listen = args.get_or("listen", "127.0.0.1:8000");
-    let server = match brisk::Server::builder()
-        .add_service(EchoServiceServer::new(Echo))
-        .start(&listen)
-        .await
-    {
+    let builder = brisk::Server::builder();
+    let builder = if args.flag("log-requests") {
+        builder.add_service(EchoServiceServer::new(LoggedEcho))
+    } else {
+        builder.add_service(EchoServiceServer::new(Echo))
+    };
+    let server = match builder.start(&listen).await {
         Ok(server) => server,
         Err(e) => {
             eprintln!("echo_server: {e}");
