@@ -43,6 +43,8 @@ pub struct Controller {
     pub(crate) retried_count: u32,
     pub(crate) request_code: Option<u64>,
     pub(crate) backup_request: Option<Duration>,
+    /// When the call in progress must end (set by the call path from the timeout).
+    pub(crate) deadline: Option<std::time::Instant>,
     /// The controllers of a combo channel's sub-calls ([`crate::combo`]); `None` for a
     /// sub-channel the call did not use.
     pub(crate) sub_controllers: Vec<Option<Controller>>,
@@ -66,6 +68,7 @@ impl Default for Controller {
             retried_count: 0,
             request_code: None,
             backup_request: None,
+            deadline: None,
             sub_controllers: Vec::new(),
             call: None,
         }

@@ -150,7 +150,8 @@ impl Status {
 
     /// Whether a call that failed with this status may be tried again on a fresh connection,
     /// as brpc's default retry policy decides: broken or refused connections, connect timeouts,
-    /// a stopping server. Never [`errno::ERPCTIMEDOUT`] or [`errno::ECANCELED`].
+    /// a stopping server (ELOGOFF), a server over its limits (EOVERCROWDED, ELIMIT), no
+    /// server to take it (EHOSTDOWN). Never [`errno::ERPCTIMEDOUT`] or [`errno::ECANCELED`].
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.code,
@@ -161,6 +162,8 @@ impl Status {
                 | errno::ECONNREFUSED
                 | errno::ECONNRESET
                 | errno::EOVERCROWDED
+                | errno::ELIMIT
+                | errno::EHOSTDOWN
         )
     }
 
@@ -212,6 +215,8 @@ mod tests {
         assert!(Status::new(errno::EFAILEDSOCKET, "").is_retryable());
         assert!(Status::new(errno::ELOGOFF, "").is_retryable());
         assert!(Status::new(errno::ECONNREFUSED, "").is_retryable());
+        assert!(Status::new(errno::ELIMIT, "").is_retryable());
+        assert!(Status::new(errno::EHOSTDOWN, "").is_retryable());
         assert!(!Status::new(errno::ERPCTIMEDOUT, "").is_retryable());
         assert!(!Status::new(errno::ECANCELED, "").is_retryable());
         assert!(!Status::new(errno::ENOMETHOD, "").is_retryable());

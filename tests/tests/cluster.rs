@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,8 @@ use brisk_tests::echo::{
 struct Behaviour {
     delay_ms: AtomicU64,
     failing: AtomicBool,
+    /// The code a failing server answers with (EINTERNAL when 0).
+    fail_code: AtomicI32,
 }
 
 #[derive(Clone)]
@@ -34,7 +36,11 @@ impl EchoService for ControlledEcho {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         if self.0.failing.load(Ordering::Relaxed) {
-            return Err(Status::new(errno::EINTERNAL, "asked to fail"));
+            let code = match self.0.fail_code.load(Ordering::Relaxed) {
+                0 => errno::EINTERNAL,
+                code => code,
+            };
+            return Err(Status::new(code, "asked to fail"));
         }
         Ok(EchoResponse {
             message: request.message,
@@ -691,4 +697,34 @@ async fn a_retry_policy_decides_what_is_retried() {
     }
     // rr's turn also moves on a retry, so most calls meet the failing server first.
     assert!((5..=10).contains(&retried), "{retried} retries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_codes_a_server_answers_with_do_not_isolate_it() {
+    let servers = [TestServer::start(), TestServer::start()];
+    // A middle tier forwarding its backend's failure: codes that would mean a broken
+    // connection had the connection failed.
+    servers[0].behaviour.failing.store(true, Ordering::Relaxed);
+    servers[0]
+        .behaviour
+        .fail_code
+        .store(errno::ECONNREFUSED, Ordering::Relaxed);
+    let url = list_url(&servers.iter().collect::<Vec<_>>(), &[]);
+    let client = EchoServiceClient::new(
+        Channel::builder()
+            .connect_cluster(&url, "rr")
+            .await
+            .unwrap(),
+    );
+    for _ in 0..4 {
+        // Retried (ECONNREFUSED is retryable) on the other server.
+        assert_eq!(
+            call(&client, &mut Controller::new()).await.unwrap(),
+            servers[1].addr
+        );
+    }
+    servers[0].behaviour.failing.store(false, Ordering::Relaxed);
+    // Still in rotation: no health check (3 s) to wait for.
+    let counts = distribution(&client, 10).await;
+    assert_eq!(counts.get(&servers[0].addr), Some(&5), "{counts:?}");
 }

@@ -82,6 +82,9 @@ impl Channel {
         let call_state = cntl.begin_call();
         let _finish = FinishOnDrop(call_state.clone());
         let timeout = cntl.timeout.or(self.inner.options.timeout);
+        // A timeout too large to add to the clock is no deadline at all.
+        let deadline_at = timeout.and_then(|t| started.checked_add(t));
+        cntl.deadline = deadline_at;
         let call = async {
             let encoded = self.encode_request::<C, Req>(cntl, request)?;
             let erased = ErasedRequest {
@@ -108,8 +111,7 @@ impl Channel {
             }
         };
         let deadline = async {
-            // A timeout too large to add to the clock is no deadline at all.
-            match timeout.and_then(|t| started.checked_add(t)) {
+            match deadline_at {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => pending().await,
             }
@@ -195,10 +197,11 @@ impl Channel {
     ) -> Result<Answer, Status> {
         let options = &self.inner.options;
         let max_retry = cntl.max_retry.unwrap_or(options.max_retry);
-        let deadline = cntl
-            .timeout
-            .or(options.timeout)
-            .and_then(|t| Instant::now().checked_add(t));
+        let deadline = cntl.deadline.or_else(|| {
+            cntl.timeout
+                .or(options.timeout)
+                .and_then(|t| Instant::now().checked_add(t))
+        });
         let fixed_backup;
         let backup_policy: Option<&dyn BackupRequestPolicy> = match cntl.backup_request {
             Some(delay) => {
@@ -212,8 +215,15 @@ impl Channel {
         let result = loop {
             let server = match self.pick(cntl.request_code, &tried) {
                 Ok(server) => server,
-                // Nothing left to try: the last attempt's error says more than EHOSTDOWN.
-                Err(status) => break Err(cntl.error.take().unwrap_or(status)),
+                // Nothing left to try: the last attempt's error says more than EHOSTDOWN,
+                // and the retry counted for it was never sent.
+                Err(status) => {
+                    if let Some(last) = cntl.error.take() {
+                        cntl.retried_count = cntl.retried_count.saturating_sub(1);
+                        break Err(last);
+                    }
+                    break Err(status);
+                }
             };
             let addr = server.addr();
             let first = self.attempt_on(server, method, request, deadline);
@@ -304,9 +314,8 @@ impl Channel {
     }
 
     /// One attempt on `server`, reporting its outcome to the balancer, the circuit breaker and
-    /// the health check (also when the attempt is dropped unfinished).
-    /// The report is made here, before the future is first polled, so every select gets its
-    /// feedback even if the attempt is dropped unpolled.
+    /// the health check (also when the attempt is dropped unfinished). The report is made
+    /// here, before the future is first polled, so every select gets its feedback.
     fn attempt_on<'a>(
         &'a self,
         server: Picked<'a>,
@@ -314,25 +323,31 @@ impl Channel {
         request: &'a EncodedRequest,
         deadline: Option<Instant>,
     ) -> impl std::future::Future<Output = Result<Answer, Status>> + 'a {
-        let (endpoint, mut report) = match server {
-            Picked::Single(endpoint) => (Arc::clone(endpoint), None),
-            Picked::Backend(backend) => (
-                Arc::clone(backend.endpoint()),
-                Some(Report {
-                    channel: self,
-                    backend,
-                    begin: Instant::now(),
-                    deadline,
-                    error_code: None,
-                }),
-            ),
+        let mut target = match server {
+            Picked::Single(endpoint) => Err(endpoint),
+            Picked::Backend(backend) => Ok(Report {
+                channel: self,
+                backend,
+                begin: Instant::now(),
+                deadline,
+                outcome: None,
+            }),
         };
         async move {
-            let outcome = self.attempt(&endpoint, method, request).await;
-            if let Some(report) = &mut report {
-                report.error_code = Some(outcome.as_ref().map_or_else(|s| s.code(), |_| 0));
+            let outcome = match &target {
+                Err(endpoint) => self.attempt(endpoint, method, request).await,
+                Ok(report) => {
+                    self.attempt(report.backend.endpoint(), method, request)
+                        .await
+                }
+            };
+            if let Ok(report) = &mut target {
+                report.outcome = Some(match &outcome {
+                    Ok(_) => (0, false),
+                    Err(failure) => (failure.status.code(), failure.transport),
+                });
             }
-            outcome
+            outcome.map_err(|failure| failure.status)
         }
     }
 
@@ -342,11 +357,12 @@ impl Channel {
         endpoint: &Arc<Endpoint>,
         method: &MethodDescriptor,
         request: &EncodedRequest,
-    ) -> Result<Answer, Status> {
+    ) -> Result<Answer, Failure> {
         let options = &self.inner.options;
         let mut conn = endpoint
             .acquire(options.connection_type, options.connect_timeout)
-            .await?;
+            .await
+            .map_err(Failure::transport)?;
         let correlation_id = NEXT_CORRELATION_ID.fetch_add(1, Ordering::Relaxed);
         let mut head = BytesMut::with_capacity(
             HEADER_LEN + 32 + method.service().len() + method.method().len(),
@@ -369,34 +385,42 @@ impl Channel {
             payload: request.payload.clone(),
             attachment: request.attachment.clone(),
         };
-        let reply = conn.start_call(correlation_id, frame)?.wait().await;
+        let reply = conn
+            .start_call(correlation_id, frame)
+            .map_err(Failure::transport)?
+            .wait()
+            .await;
         conn.mark_answered();
-        let reply = reply?;
+        let reply = reply.map_err(Failure::transport)?;
 
         let response = reply.meta.response.clone().unwrap_or_default();
         let code = response.error_code.unwrap_or(0);
         if code != 0 {
+            let status = Status::new(code, response.error_text.unwrap_or_default());
             if code == errno::ELOGOFF {
+                // The server is stopping: no new calls on this connection, and (in a
+                // cluster) none to this server until it is back.
                 conn.mark_logged_off();
+                return Err(Failure::transport(status));
             }
-            return Err(Status::new(code, response.error_text.unwrap_or_default()));
+            return Err(Failure::server(status));
         }
         let (payload, attachment) = reply
             .split_body()
-            .map_err(|e| Status::new(errno::ERESPONSE, e))?;
+            .map_err(|e| Failure::server(Status::new(errno::ERESPONSE, e)))?;
         let wire_compress = reply.meta.compress_type.unwrap_or(0);
         let compress_type = CompressType::from_wire(wire_compress).ok_or_else(|| {
-            Status::new(
+            Failure::server(Status::new(
                 errno::ERESPONSE,
                 format!("unsupported compress_type={wire_compress} in response"),
-            )
+            ))
         })?;
         let payload =
             compress::decompress(compress_type, payload, options.max_body_size).map_err(|e| {
-                Status::new(
+                Failure::server(Status::new(
                     errno::ERESPONSE,
                     format!("Fail to decompress response: {e}"),
-                )
+                ))
             })?;
         Ok(Answer {
             payload,
@@ -423,6 +447,30 @@ impl Picked<'_> {
     }
 }
 
+/// Why an attempt failed, and whether the connection (not the server's answer) failed.
+struct Failure {
+    status: Status,
+    /// Connecting, writing or reading failed, or the server is stopping: the server may be
+    /// down. Errors the server answered with never isolate it.
+    transport: bool,
+}
+
+impl Failure {
+    fn transport(status: Status) -> Self {
+        Failure {
+            status,
+            transport: true,
+        }
+    }
+
+    fn server(status: Status) -> Self {
+        Failure {
+            status,
+            transport: false,
+        }
+    }
+}
+
 /// Errors after which a cluster's server is isolated until a health check reconnects.
 fn breaks_connection(code: i32) -> bool {
     matches!(
@@ -444,18 +492,19 @@ struct Report<'a> {
     backend: Backend,
     begin: Instant,
     deadline: Option<Instant>,
-    /// Set when the attempt finished; `None` means it was dropped.
-    error_code: Option<i32>,
+    /// The error code (0 on success) and whether it was a transport failure, set when the
+    /// attempt finished; `None` means it was dropped.
+    outcome: Option<(i32, bool)>,
 }
 
 impl Drop for Report<'_> {
     fn drop(&mut self) {
         let now = Instant::now();
         let latency = now.saturating_duration_since(self.begin);
-        let (error_code, counts_for_breaker) = match self.error_code {
-            Some(code) => (code, true),
-            None if self.deadline.is_some_and(|d| now >= d) => (errno::ERPCTIMEDOUT, true),
-            None => (errno::ECANCELED, false),
+        let (error_code, transport, counts_for_breaker) = match self.outcome {
+            Some((code, transport)) => (code, transport, true),
+            None if self.deadline.is_some_and(|d| now >= d) => (errno::ERPCTIMEDOUT, false, true),
+            None => (errno::ECANCELED, false, false),
         };
         let options = &self.channel.inner.options;
         if let Target::Cluster(cluster) = &self.channel.inner.target {
@@ -467,7 +516,7 @@ impl Drop for Report<'_> {
             });
         }
         let endpoint = self.backend.endpoint();
-        if breaks_connection(error_code) {
+        if transport && breaks_connection(error_code) {
             endpoint.isolate(
                 options.health_check_interval,
                 options.health_check_interval,

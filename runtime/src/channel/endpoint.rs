@@ -18,6 +18,9 @@ use super::{ChannelOptions, ConnectionType};
 use crate::transport::connection::{ConnectError, Connection};
 use crate::{Protocol, Status};
 
+/// The shortest health-check interval honoured.
+const MIN_PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Idle pooled connections kept per server (brpc's pool cap).
 const MAX_IDLE_POOLED: usize = 100;
 
@@ -196,20 +199,27 @@ impl Endpoint {
             return;
         }
         tracing::info!(server = %self.addr, ?first_probe, "server isolated; health check started");
+        // An interval of zero would be a busy connect loop.
+        let interval = interval.max(MIN_PROBE_INTERVAL);
         let endpoint = Arc::downgrade(self);
-        let runtime = self
-            .runtime
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        runtime.spawn(async move {
+        // Brisk's background runtime lives as long as the process: a probe on the runtime of
+        // whichever channel created the endpoint would die with it and leave the server
+        // isolated for good.
+        crate::executor::background().spawn(async move {
             tokio::time::sleep(first_probe).await;
             loop {
                 let Some(this) = endpoint.upgrade() else {
                     return;
                 };
                 if let Ok(conn) = this.connect(connect_timeout).await {
-                    this.single.store(Some(conn));
+                    {
+                        // Keep a connection a call made meanwhile; else use the probe's.
+                        let _connecting = this.connecting.lock().await;
+                        let current = this.single.load();
+                        if current.as_ref().is_none_or(|c| c.is_broken()) {
+                            this.single.store(Some(conn));
+                        }
+                    }
                     this.health.revive();
                     tracing::info!(server = %this.addr, "server revived by health check");
                     return;

@@ -90,6 +90,7 @@ use crate::{errno, Controller, MethodDescriptor, Status};
 pub use parallel::{ParallelChannel, ParallelChannelBuilder};
 pub use partition::{
     DefaultPartitionParser, Partition, PartitionChannel, PartitionChannelBuilder, PartitionParser,
+    MAX_PARTITIONS,
 };
 pub use selective::{ChannelHandle, SelectiveChannel, SelectiveChannelBuilder};
 

@@ -10,6 +10,8 @@ use super::{CallMapper, ResponseMerger};
 use crate::naming::ServerNode;
 use crate::{errno, Channel, ChannelOptions, Status};
 
+/// The most partitions a [`PartitionChannel`] takes (each is a cluster channel of its own).
+pub const MAX_PARTITIONS: usize = 1024;
 /// Which partition a server serves: `index` of `count` (brpc's `Partition`, whose `count` is
 /// `num_partition_kinds`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -233,7 +235,7 @@ impl PartitionChannelBuilder {
     /// Builds the channel: one cluster channel per partition over the servers `naming_url`
     /// lists whose tag `parser` reads as a partition of `num_partitions`, each balanced by
     /// `load_balancer` (a [`crate::lb`] name). Fails with [`errno::EINVAL`] when
-    /// `num_partitions` is 0, and as [`ChannelBuilder::connect_cluster`] fails (a bad URL or
+    /// `num_partitions` is 0 or over [`MAX_PARTITIONS`], and as [`ChannelBuilder::connect_cluster`] fails (a bad URL or
     /// balancer, a naming service whose first list fails).
     ///
     /// [`ChannelBuilder::connect_cluster`]: crate::ChannelBuilder::connect_cluster
@@ -244,10 +246,12 @@ impl PartitionChannelBuilder {
         load_balancer: &str,
         parser: impl PartitionParser,
     ) -> Result<PartitionChannel, Status> {
-        if num_partitions == 0 {
+        if num_partitions == 0 || num_partitions > MAX_PARTITIONS {
             return Err(Status::new(
                 errno::EINVAL,
-                "a PartitionChannel needs at least one partition",
+                format!(
+                    "a PartitionChannel needs 1 to {MAX_PARTITIONS} partitions, not {num_partitions}"
+                ),
             ));
         }
         let parser: Arc<dyn PartitionParser> = Arc::new(parser);
