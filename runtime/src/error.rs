@@ -199,6 +199,22 @@ impl fmt::Debug for Status {
 
 impl std::error::Error for Status {}
 
+/// Codes that say a server cannot be reached right now (refused, reset, broken or timed-out
+/// connections, a stopping server, no server at all): a cluster isolates such a server until a
+/// health check reconnects, and a `SelectiveChannel` passes over such a sub-channel for a while.
+pub(crate) fn is_connection_failure(code: i32) -> bool {
+    matches!(
+        code,
+        errno::ECONNREFUSED
+            | errno::ECONNRESET
+            | errno::ETIMEDOUT
+            | errno::EFAILEDSOCKET
+            | errno::EEOF
+            | errno::ELOGOFF
+            | errno::EHOSTDOWN
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

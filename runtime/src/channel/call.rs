@@ -471,20 +471,6 @@ impl Failure {
     }
 }
 
-/// Errors after which a cluster's server is isolated until a health check reconnects.
-fn breaks_connection(code: i32) -> bool {
-    matches!(
-        code,
-        errno::ECONNREFUSED
-            | errno::ECONNRESET
-            | errno::ETIMEDOUT
-            | errno::EFAILEDSOCKET
-            | errno::EEOF
-            | errno::ELOGOFF
-            | errno::EHOSTDOWN
-    )
-}
-
 /// Reports an attempt on a cluster's server when it ends, or when it is dropped unfinished
 /// (the deadline passed, the call was cancelled, a backup answered first).
 struct Report<'a> {
@@ -516,7 +502,7 @@ impl Drop for Report<'_> {
             });
         }
         let endpoint = self.backend.endpoint();
-        if transport && breaks_connection(error_code) {
+        if transport && crate::error::is_connection_failure(error_code) {
             endpoint.isolate(
                 options.health_check_interval,
                 options.health_check_interval,

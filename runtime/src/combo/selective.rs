@@ -238,20 +238,6 @@ fn clock_ms() -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Failures that say the sub-channel cannot reach its server(s) right now.
-fn unreachable(code: i32) -> bool {
-    matches!(
-        code,
-        errno::ECONNREFUSED
-            | errno::ECONNRESET
-            | errno::ETIMEDOUT
-            | errno::EFAILEDSOCKET
-            | errno::EEOF
-            | errno::ELOGOFF
-            | errno::EHOSTDOWN
-    )
-}
-
 impl Selective {
     fn add(&self, channel: Channel) -> ChannelHandle {
         let handle = ChannelHandle(self.next_handle.fetch_add(1, Ordering::Relaxed));
@@ -344,7 +330,7 @@ impl Selective {
                 }
                 Err(status) => status,
             };
-            if unreachable(status.code()) {
+            if crate::error::is_connection_failure(status.code()) {
                 let until = clock_ms().saturating_add(PASSED_OVER_FOR.as_millis() as u64);
                 sub.passed_over_until.store(until, Ordering::Relaxed);
             }
