@@ -79,11 +79,11 @@ pub(crate) async fn serve_connection(
         }
         loop {
             match decode_frame(&mut buf, shared.options.max_body_size) {
-                Ok(Some(frame)) => {
-                    if let Err(reason) = dispatch(frame, &sender, &shared, remote, local) {
-                        break 'read Some(reason);
-                    }
-                }
+                Ok(Some(frame)) => match dispatch(frame, &sender, &shared, remote, local) {
+                    Ok(Some(request)) => run_inline_or_spawn(request).await,
+                    Ok(None) => {}
+                    Err(reason) => break 'read Some(reason),
+                },
                 Ok(None) => break,
                 Err(e) => break 'read Some(e.to_string()),
             }
@@ -95,14 +95,36 @@ pub(crate) async fn serve_connection(
     }
 }
 
-/// Starts one request. Returns `Err` only when the connection must close.
+/// A request being served: runs the handler and queues the reply.
+type RequestTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Polls a request once on the connection's own task: a handler that answers without waiting
+/// (most do) costs no spawned task and no trip through the scheduler. One that has to wait
+/// moves to a task of its own, so the connection's requests still run concurrently. (brpc runs
+/// the last request of each read in place for the same reason.)
+async fn run_inline_or_spawn(request: RequestTask) {
+    let mut request = Some(request);
+    std::future::poll_fn(move |cx| {
+        if let Some(mut request) = request.take() {
+            if request.as_mut().poll(cx).is_pending() {
+                // Its next poll, on the new task, registers that task's waker instead.
+                tokio::spawn(request);
+            }
+        }
+        Poll::Ready(())
+    })
+    .await
+}
+
+/// Starts one request: the task that serves it, or `None` when it was answered at once (with
+/// an error). Returns `Err` only when the connection must close.
 fn dispatch(
     mut frame: Frame,
     sender: &FrameSender,
     shared: &Arc<Shared>,
     remote: SocketAddr,
     local: SocketAddr,
-) -> Result<(), String> {
+) -> Result<Option<RequestTask>, String> {
     let Some(request) = frame.meta.request.take() else {
         return Err("baidu_std frame without request meta".to_owned());
     };
@@ -114,14 +136,14 @@ fn dispatch(
     let inflight = InflightGuard::enter(shared);
     if shared.phase_now() != Phase::Running {
         reply_error(errno::ELOGOFF, "Server is stopping".to_owned());
-        return Ok(());
+        return Ok(None);
     }
     if sender.unwritten() > MAX_UNWRITTEN_BYTES {
         reply_error(
             errno::EOVERCROWDED,
             format!("Connection to {remote} is overcrowded"),
         );
-        return Ok(());
+        return Ok(None);
     }
     let Some((service, method)) = shared
         .registry
@@ -144,7 +166,7 @@ fn dispatch(
                 ),
             );
         }
-        return Ok(());
+        return Ok(None);
     };
     let (payload, attachment) = match frame.split_body() {
         Ok(parts) => parts,
@@ -157,7 +179,7 @@ fn dispatch(
                     frame.body.len()
                 ),
             );
-            return Ok(());
+            return Ok(None);
         }
     };
     let wire_compress = frame.meta.compress_type.unwrap_or(0);
@@ -166,7 +188,7 @@ fn dispatch(
             errno::EREQUEST,
             format!("unsupported compress_type={wire_compress}"),
         );
-        return Ok(());
+        return Ok(None);
     };
 
     let context = ServerContext {
@@ -183,7 +205,7 @@ fn dispatch(
     let service = Arc::clone(service);
     let sender = sender.clone();
     let max_body_size = shared.options.max_body_size;
-    tokio::spawn(async move {
+    Ok(Some(Box::pin(async move {
         let _inflight = inflight;
         let frame = match compress::decompress(compress_type, payload, max_body_size) {
             Err(e) => error_frame(
@@ -207,8 +229,7 @@ fn dispatch(
             },
         };
         let _ = sender.send(frame);
-    });
-    Ok(())
+    })))
 }
 
 fn response_frame(correlation_id: i64, response: ServiceResponse, local: SocketAddr) -> OutFrame {

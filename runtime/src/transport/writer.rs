@@ -84,7 +84,22 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     mut queue: FrameReceiver,
 ) -> std::io::Result<()> {
     let mut batch = Vec::with_capacity(32);
+    let mut gather = GatherPolicy::default();
     while queue.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // The frame that woke us usually comes from one of many tasks a read batch made ready
+        // together (tokio runs a woken task next, in its LIFO slot). Let the others run first
+        // and queue their frames, so they all leave in one writev instead of one each.
+        if batch.len() < MAX_BATCH && gather.should_yield() {
+            let before = batch.len();
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_BATCH {
+                match queue.rx.try_recv() {
+                    Ok(frame) => batch.push(frame),
+                    Err(_) => break,
+                }
+            }
+            gather.record(batch.len() > before);
+        }
         let written = write_batch(&mut io, &batch).await;
         let len: usize = batch.iter().map(OutFrame::len).sum();
         queue.unwritten.fetch_sub(len, Ordering::Relaxed);
@@ -92,6 +107,34 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         written?;
     }
     io.shutdown().await
+}
+
+/// Whether the writer yields before writing, to gather frames from tasks about to run.
+///
+/// Yielding costs a trip through the scheduler (and, with nothing else to run, a poll of the
+/// I/O driver). It pays off when many calls are in flight and is waste when one is: so the
+/// writer keeps yielding while yields bring in more frames, and after one that brings none it
+/// writes at once, trying a yield again only every [`GatherPolicy::PROBE_EVERY`] batches.
+#[derive(Debug, Default)]
+struct GatherPolicy {
+    /// Batches to write without yielding before trying again.
+    skip: u32,
+}
+
+impl GatherPolicy {
+    const PROBE_EVERY: u32 = 16;
+
+    fn should_yield(&mut self) -> bool {
+        if self.skip == 0 {
+            return true;
+        }
+        self.skip -= 1;
+        false
+    }
+
+    fn record(&mut self, gathered_more: bool) {
+        self.skip = if gathered_more { 0 } else { Self::PROBE_EVERY };
+    }
 }
 
 async fn write_batch<W: AsyncWrite + Unpin>(io: &mut W, batch: &[OutFrame]) -> std::io::Result<()> {
@@ -140,5 +183,85 @@ mod tests {
         writer.await.unwrap().unwrap();
         assert_eq!(got, expected);
         assert_eq!(unwritten.load(Ordering::Relaxed), 0);
+    }
+
+    /// An `AsyncWrite` that accepts everything and counts its writes.
+    #[derive(Default)]
+    struct CountingWriter {
+        writes: Arc<AtomicUsize>,
+    }
+
+    impl AsyncWrite for CountingWriter {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            std::task::Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    // One worker: tokio runs a task another task woke next (its LIFO slot), which is what
+    // made the writer leave with one frame per write before it learnt to gather.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn frames_from_tasks_woken_together_leave_in_one_write() {
+        let writer = CountingWriter::default();
+        let writes = Arc::clone(&writer.writes);
+        let (tx, rx) = queue();
+        let write_task = tokio::spawn(write_loop(writer, rx));
+        for round in 0..3u8 {
+            // 64 callers made ready at once, as a read batch of responses does.
+            let go = Arc::new(tokio::sync::Semaphore::new(0));
+            let callers: Vec<_> = (0..64)
+                .map(|_| {
+                    let (tx, go) = (tx.clone(), Arc::clone(&go));
+                    tokio::spawn(async move {
+                        let _permit = go.acquire().await.unwrap();
+                        let frame = OutFrame {
+                            head: Bytes::from(vec![round; 16]),
+                            ..OutFrame::default()
+                        };
+                        tx.send(frame).unwrap();
+                    })
+                })
+                .collect();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            go.add_permits(64);
+            for caller in callers {
+                caller.await.unwrap();
+            }
+        }
+        drop(tx);
+        write_task.await.unwrap().unwrap();
+        let writes = writes.load(Ordering::Relaxed);
+        assert!(writes <= 9, "{writes} writes for 3 rounds of 64 frames");
     }
 }
