@@ -502,7 +502,15 @@ impl Drop for Report<'_> {
             });
         }
         let endpoint = self.backend.endpoint();
-        if transport && crate::error::is_connection_failure(error_code) {
+        let health = endpoint.health();
+        let isolate = if transport && error_code == errno::ETIMEDOUT {
+            // As brpc: one slow connect is not a dead server; three in a row are.
+            health.connect_timed_out()
+        } else {
+            health.connect_succeeded();
+            transport && crate::error::is_connection_failure(error_code)
+        };
+        if isolate {
             endpoint.isolate(
                 options.health_check_interval,
                 options.health_check_interval,
@@ -510,9 +518,9 @@ impl Drop for Report<'_> {
             );
         } else if options.enable_circuit_breaker
             && counts_for_breaker
-            && !endpoint.health().breaker().on_call_end(error_code, latency)
+            && !health.breaker().on_call_end(error_code, latency)
         {
-            let isolation = endpoint.health().breaker().isolation_duration();
+            let isolation = health.breaker().isolation_duration();
             tracing::warn!(server = %self.backend.addr(), ?isolation, "circuit breaker tripped");
             endpoint.isolate(
                 isolation,
