@@ -1,7 +1,7 @@
 //! Combo channels against real Brisk servers on loopback: `ParallelChannel` (mappers,
 //! mergers, limits, sub-controllers, deadline and cancellation, nesting), `SelectiveChannel`
-//! (round-robin, retries on other sub-channels, changes at runtime) and `PartitionChannel`
-//! (sub-channels from naming-service tags).
+//! (round-robin, retries on other sub-channels, backup requests, changes at runtime) and
+//! `PartitionChannel` (sub-channels from naming-service tags).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -872,6 +872,123 @@ async fn selective_retries_move_to_another_sub_channel() {
     assert_eq!(err.code(), errno::EINTERNAL);
     assert_eq!(cntl.retried_count(), 0);
     server.server.shutdown().await;
+}
+
+/// An echo service that answers after a delay: a slow cluster.
+struct SlowEcho(Duration);
+
+impl brisk_tests::echo::EchoService for SlowEcho {
+    async fn echo(
+        &self,
+        _cntl: &mut brisk::ServerContext,
+        request: EchoRequest,
+    ) -> Result<EchoResponse, brisk::Status> {
+        tokio::time::sleep(self.0).await;
+        Ok(EchoResponse {
+            message: request.message,
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selective_backup_requests_go_to_another_sub_channel() {
+    const SLOW: Duration = Duration::from_millis(500);
+    const BACKUP: Duration = Duration::from_millis(20);
+    // Generous: a backup answers in about BACKUP, the slow server only after SLOW.
+    const FAST_ENOUGH: Duration = Duration::from_millis(200);
+    let slow = Server::builder()
+        .add_service(EchoServiceServer::new(SlowEcho(SLOW)))
+        .start("127.0.0.1:0")
+        .await
+        .expect("server starts");
+    let fast = TestServer::start("fast").await;
+    // The slow sub-channel is first: a new selective channel's first call starts there.
+    let selective = |backup: Option<Duration>, slow_channel: Channel, fast_channel: Channel| {
+        let mut builder = SelectiveChannel::builder()
+            .add(slow_channel)
+            .add(fast_channel)
+            .timeout(TIMEOUT);
+        if let Some(delay) = backup {
+            builder = builder.backup_request(delay);
+        }
+        EchoServiceClient::new(builder.build().into())
+    };
+    let slow_channel = || brisk_tests::channel_to(&slow, TIMEOUT);
+
+    // Each call answers soon: from the fast sub-channel, directly or by a backup that
+    // counts as a retry; sub(0) is the sub-call that answered.
+    let check_fast = |cntl: &Controller, elapsed: Duration, reply: &EchoResponse, i: usize| {
+        assert_eq!(reply.message, i.to_string());
+        assert!(elapsed < FAST_ENOUGH, "call {i} took {elapsed:?}");
+        assert_eq!(cntl.remote_side(), Some(fast.addr()));
+        assert_eq!(cntl.sub_count(), 1);
+        let sub = cntl.sub(0).unwrap();
+        assert!(!sub.failed(), "{:?}", sub.error());
+        assert_eq!(sub.remote_side(), Some(fast.addr()));
+        assert_eq!(sub.retried_count(), 0);
+        assert_eq!(sub.backup_request(), None);
+        assert!(cntl.retried_count() <= 1);
+    };
+    let client = selective(Some(BACKUP), slow_channel().await, fast.channel().await);
+    let mut backups = 0;
+    for i in 0..6 {
+        let mut cntl = Controller::new();
+        let started = Instant::now();
+        let reply = client
+            .echo_with(&mut cntl, echo(&i.to_string()))
+            .await
+            .unwrap();
+        check_fast(&cntl, started.elapsed(), &reply, i);
+        backups += cntl.retried_count();
+    }
+    assert!(backups >= 1, "no call started on the slow sub-channel");
+
+    // The controller's delay works as well, on a channel without one.
+    let client = selective(None, slow_channel().await, fast.channel().await);
+    let mut backups = 0;
+    for i in 0..4 {
+        let mut cntl = Controller::new();
+        cntl.set_backup_request(BACKUP);
+        let started = Instant::now();
+        let reply = client
+            .echo_with(&mut cntl, echo(&i.to_string()))
+            .await
+            .unwrap();
+        check_fast(&cntl, started.elapsed(), &reply, i);
+        backups += cntl.retried_count();
+    }
+    assert!(backups >= 1, "no call started on the slow sub-channel");
+
+    // Without a backup, the calls that start on the slow sub-channel wait for it: half.
+    let client = selective(None, slow_channel().await, fast.channel().await);
+    let mut slow_calls = 0;
+    for i in 0..4 {
+        let mut cntl = Controller::new();
+        let started = Instant::now();
+        client
+            .echo_with(&mut cntl, echo(&i.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(cntl.retried_count(), 0);
+        if cntl.remote_side() == Some(slow.local_addr()) {
+            assert!(started.elapsed() >= SLOW - Duration::from_millis(50));
+            slow_calls += 1;
+        }
+    }
+    assert_eq!(slow_calls, 2);
+
+    // A backup is a retry: without retries left, none is sent.
+    let client = selective(Some(BACKUP), slow_channel().await, fast.channel().await);
+    let mut cntl = Controller::new();
+    cntl.set_max_retry(0);
+    let started = Instant::now();
+    client.echo_with(&mut cntl, echo("wait")).await.unwrap();
+    assert!(started.elapsed() >= SLOW - Duration::from_millis(50));
+    assert_eq!(cntl.retried_count(), 0);
+    assert_eq!(cntl.remote_side(), Some(slow.local_addr()));
+
+    slow.shutdown().await;
+    fast.server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! to other sub-channels (brpc's `SelectiveChannel`).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -34,14 +35,21 @@ pub struct ChannelHandle(u64);
 ///   and always when the sub-channel had no server at all ([`errno::EHOSTDOWN`]), as brpc's
 ///   default policy does — up to `max_retry` times (default 3, or
 ///   [`Controller::set_max_retry`]). With nothing left to try, the last error is returned.
+/// - **Backup requests**: with a backup delay
+///   ([`SelectiveChannelBuilder::backup_request`] or [`Controller::set_backup_request`]), a
+///   sub-call without an answer after the delay is raced against the same request on another
+///   sub-channel; the first success wins and the other sub-call is dropped. The backup counts
+///   as a retry (`retried_count`, within `max_retry`). The delay is not passed on to the
+///   sub-calls.
 /// - **Deadline**: the selective channel's `timeout` (default 500 ms, or the controller's)
 ///   covers the call and every retry, overriding the sub-channels' timeouts.
 /// - **Changes**: [`add_channel`](SelectiveChannel::add_channel) and
 ///   [`remove_channel`](SelectiveChannel::remove_channel) work while calls are running
 ///   (calls in flight keep the sub-channel they picked); the call path takes no lock.
 /// - **Controller**: [`Controller::sub`]`(0)` is the controller of the sub-call that
-///   answered, or of the last one tried; `remote_side` and the response attachment are
-///   copied from it, and `retried_count` counts the moves to other sub-channels.
+///   answered (the first one or its backup), or of the last one that failed; `remote_side`
+///   and the response attachment are copied from it, and `retried_count` counts the moves
+///   to other sub-channels, backups included.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), brisk::Status> {
@@ -132,6 +140,7 @@ impl fmt::Debug for SelectiveChannel {
             .field("timeout", &self.inner.options.timeout)
             .field("max_retry", &self.inner.options.max_retry)
             .field("retry_policy", &self.inner.options.retry_policy)
+            .field("backup_request", &self.inner.backup_request)
             .finish()
     }
 }
@@ -142,6 +151,7 @@ impl fmt::Debug for SelectiveChannel {
 pub struct SelectiveChannelBuilder {
     channels: Vec<Channel>,
     options: ChannelOptions,
+    backup_request: Option<Duration>,
 }
 
 impl fmt::Debug for SelectiveChannelBuilder {
@@ -150,6 +160,7 @@ impl fmt::Debug for SelectiveChannelBuilder {
             .field("channels", &self.channels.len())
             .field("timeout", &self.options.timeout)
             .field("max_retry", &self.options.max_retry)
+            .field("backup_request", &self.backup_request)
             .finish()
     }
 }
@@ -181,6 +192,17 @@ impl SelectiveChannelBuilder {
         self
     }
 
+    /// Sends a backup when a call has had no answer after `delay`: the same request goes to
+    /// *another* sub-channel, one this call has not tried, and the first success wins (if
+    /// one fails, the other is awaited) — brpc's recipe for backups across clusters. The
+    /// backup counts as a retry, so it is only sent while `max_retry` leaves one; without
+    /// another sub-channel to try, the call just waits. The delay is not passed on to the
+    /// sub-calls. [`Controller::set_backup_request`] overrides it per call.
+    pub fn backup_request(mut self, delay: Duration) -> Self {
+        self.backup_request = Some(delay);
+        self
+    }
+
     /// Sets the policy that decides which sub-call failures move the call to another
     /// sub-channel.
     pub fn retry_policy(mut self, policy: impl RetryPolicy) -> Self {
@@ -196,6 +218,7 @@ impl SelectiveChannelBuilder {
             next: AtomicUsize::new(0),
             next_handle: AtomicU64::new(1),
             options: self.options,
+            backup_request: self.backup_request,
         });
         for channel in self.channels {
             selective.add(channel);
@@ -210,6 +233,8 @@ struct Selective {
     next: AtomicUsize,
     next_handle: AtomicU64,
     options: ChannelOptions,
+    /// The backup delay of calls whose controller sets none.
+    backup_request: Option<Duration>,
 }
 
 struct SelectiveSub {
@@ -290,6 +315,7 @@ impl Selective {
         let max_retry = cntl.max_retry.unwrap_or(self.options.max_retry);
         let timeout = cntl.timeout.or(self.options.timeout);
         let deadline = deadline_after(timeout);
+        let backup_delay = cntl.backup_request.or(self.backup_request);
         cntl.sub_controllers.clear();
         cntl.retried_count = 0;
         let mut tried: Vec<ChannelHandle> = Vec::new();
@@ -310,30 +336,92 @@ impl Selective {
                 tracing::debug!(retry = cntl.retried_count, %status, "retrying on another sub-channel");
             }
             tried.push(sub.handle);
+            // Sub-calls never get the backup delay: this channel sends the backups.
             let sub_cntl = sub_controller(cntl, timeout, None, None);
+            // The backup's controller, made now: the first sub-call borrows `cntl`'s.
+            let backup_cntl = backup_delay
+                .filter(|_| cntl.retried_count < max_retry)
+                .map(|delay| (delay, sub_controller(cntl, timeout, None, None)));
+            // The first sub-call's controller is in `cntl` from the start, so a call dropped
+            // unfinished (deadline, cancellation) still reports it.
             cntl.sub_controllers = vec![None];
-            let slot = cntl.sub_controllers[0].insert(sub_cntl);
+            let Controller {
+                sub_controllers,
+                retried_count,
+                ..
+            } = &mut *cntl;
+            let slot = sub_controllers[0].insert(sub_cntl);
             let guard = SubCallGuard::new(slot, deadline);
-            let result = run_sub_call(&sub.channel, method, guard, request).await;
-            if let Some(Some(sub_cntl)) = cntl.sub_controllers.first() {
-                cntl.remote_side = sub_cntl.remote_side;
-                cntl.local_side = sub_cntl.local_side;
-                if result.is_ok() {
-                    cntl.response_attachment = sub_cntl.response_attachment.clone();
-                    cntl.response_compress_type = sub_cntl.response_compress_type;
+            let mut backup: Option<(Arc<SelectiveSub>, Controller)> = None;
+            let (answered, result) = match backup_cntl {
+                Some((delay, backup_cntl)) => {
+                    // Boxed: the race is a large future, and combo channels nest deeply.
+                    let (first_sub, tried, backup) = (&sub, &mut tried, &mut backup);
+                    Box::pin(async move {
+                        let first = run_sub_call(&first_sub.channel, method, guard, request);
+                        tokio::pin!(first);
+                        tokio::select! {
+                            result = &mut first => (Answered::First, result),
+                            () = tokio::time::sleep(delay) => {
+                                match self.backup(retried_count, tried, max_retry) {
+                                    Some(second_sub) => {
+                                        let (second_sub, second_cntl) =
+                                            backup.insert((second_sub, backup_cntl));
+                                        let second = run_sub_call(
+                                            &second_sub.channel,
+                                            method,
+                                            SubCallGuard::new(second_cntl, deadline),
+                                            request,
+                                        );
+                                        first_success(first, second).await
+                                    }
+                                    None => (Answered::First, first.await),
+                                }
+                            }
+                        }
+                    })
+                    .await
+                }
+                None => (
+                    Answered::First,
+                    run_sub_call(&sub.channel, method, guard, request).await,
+                ),
+            };
+            // Both sub-calls are over (finished or dropped): pass over the sub-channels whose
+            // sub-call broke a connection, and report the one whose outcome is the call's.
+            let first_cntl = cntl.sub_controllers[0].take();
+            let mut raced: Vec<(Arc<SelectiveSub>, Controller)> =
+                first_cntl.map(|c| (sub, c)).into_iter().collect();
+            raced.extend(backup);
+            for (raced_sub, raced_cntl) in &raced {
+                if raced_cntl
+                    .error
+                    .as_ref()
+                    .is_some_and(|status| crate::error::is_connection_failure(status.code()))
+                {
+                    let until = clock_ms().saturating_add(PASSED_OVER_FOR.as_millis() as u64);
+                    raced_sub.passed_over_until.store(until, Ordering::Relaxed);
                 }
             }
+            let index = match answered {
+                Answered::First => 0,
+                Answered::Backup => raced.len() - 1,
+            };
+            let (answered_sub, sub_cntl) = raced.swap_remove(index);
+            cntl.remote_side = sub_cntl.remote_side;
+            cntl.local_side = sub_cntl.local_side;
+            if result.is_ok() {
+                cntl.response_attachment = sub_cntl.response_attachment.clone();
+                cntl.response_compress_type = sub_cntl.response_compress_type;
+            }
+            cntl.sub_controllers[0] = Some(sub_cntl);
             let status = match result {
                 Ok(reply) => {
-                    sub.passed_over_until.store(0, Ordering::Relaxed);
+                    answered_sub.passed_over_until.store(0, Ordering::Relaxed);
                     return Ok(reply);
                 }
                 Err(status) => status,
             };
-            if crate::error::is_connection_failure(status.code()) {
-                let until = clock_ms().saturating_add(PASSED_OVER_FOR.as_millis() as u64);
-                sub.passed_over_until.store(until, Ordering::Relaxed);
-            }
             let retry = cntl.retried_count < max_retry
                 && (status.code() == errno::EHOSTDOWN
                     || self.options.retry_policy.do_retry(&status, cntl));
@@ -342,6 +430,51 @@ impl Selective {
             }
             last_error = Some(status);
         }
+    }
+
+    /// The sub-channel for a backup, once its delay has passed: one this call has not tried.
+    /// The backup counts as a retry.
+    fn backup(
+        &self,
+        retried_count: &mut u32,
+        tried: &mut Vec<ChannelHandle>,
+        max_retry: u32,
+    ) -> Option<Arc<SelectiveSub>> {
+        if *retried_count >= max_retry {
+            return None;
+        }
+        let subs = self.subs.load();
+        let sub = self.pick(&subs, tried)?;
+        tried.push(sub.handle);
+        *retried_count += 1;
+        tracing::debug!(backup = ?sub, "sending a backup request to another sub-channel");
+        Some(sub)
+    }
+}
+
+/// Which sub-call's outcome is the call's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answered {
+    First,
+    Backup,
+}
+
+/// Waits for the first of two sub-calls to succeed; if both fail, the later failure.
+async fn first_success<A, B>(first: A, second: B) -> (Answered, Result<Reply, Status>)
+where
+    A: Future<Output = Result<Reply, Status>>,
+    B: Future<Output = Result<Reply, Status>>,
+{
+    tokio::pin!(first, second);
+    tokio::select! {
+        outcome = &mut first => match outcome {
+            Ok(reply) => (Answered::First, Ok(reply)),
+            Err(_) => (Answered::Backup, second.await),
+        },
+        outcome = &mut second => match outcome {
+            Ok(reply) => (Answered::Backup, Ok(reply)),
+            Err(_) => (Answered::First, first.await),
+        },
     }
 }
 
