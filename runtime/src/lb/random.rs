@@ -183,15 +183,23 @@ pub(super) mod testing {
         }
     }
 
-    /// Index in `servers` of each of `count` selects.
+    /// Index in `servers` of each of `count` consecutive selects.
+    pub(crate) fn picks(lb: &dyn LoadBalancer, servers: &[Backend], count: usize) -> Vec<usize> {
+        (0..count)
+            .map(|_| {
+                let picked = lb.select(&any()).expect("a server");
+                servers
+                    .iter()
+                    .position(|b| *b == picked)
+                    .expect("a known server")
+            })
+            .collect()
+    }
+
+    /// How many of `count` selects picked each of `servers`.
     pub(crate) fn counts(lb: &dyn LoadBalancer, servers: &[Backend], count: usize) -> Vec<usize> {
         let mut hits = vec![0; servers.len()];
-        for _ in 0..count {
-            let picked = lb.select(&any()).expect("a server");
-            let i = servers
-                .iter()
-                .position(|b| *b == picked)
-                .expect("a known server");
+        for i in picks(lb, servers, count) {
             hits[i] += 1;
         }
         hits

@@ -86,22 +86,12 @@ mod tests {
     use super::super::random::testing::*;
     use super::*;
 
-    /// Position in `servers` of each of `count` selects.
-    fn order(lb: &RoundRobin, servers: &[Backend], count: usize) -> Vec<usize> {
-        (0..count)
-            .map(|_| {
-                let picked = lb.select(&any()).unwrap();
-                servers.iter().position(|b| *b == picked).unwrap()
-            })
-            .collect()
-    }
-
     #[test]
     fn rr_cycles_in_exact_order() {
         let servers = backends(7);
         let lb = RoundRobin::new();
         lb.reset(&servers);
-        let picks = order(&lb, &servers, 7 * 5);
+        let picks = picks(&lb, &servers, 7 * 5);
         for (i, pick) in picks.iter().enumerate() {
             assert_eq!(*pick, (picks[0] + i) % 7, "{picks:?}");
         }
@@ -113,7 +103,7 @@ mod tests {
         let lb = RoundRobin::new();
         lb.reset(&servers);
         isolate(&servers[2]);
-        let picks = order(&lb, &servers, 4 * 10);
+        let picks = picks(&lb, &servers, 4 * 10);
         let alive = [0, 1, 3, 4];
         let first = alive.iter().position(|i| *i == picks[0]).unwrap();
         for (i, pick) in picks.iter().enumerate() {

@@ -174,16 +174,6 @@ mod tests {
     use super::super::random::testing::*;
     use super::*;
 
-    /// Positions in `servers` of `count` consecutive selects.
-    fn sequence(lb: &WeightedRoundRobin, servers: &[Backend], count: usize) -> Vec<usize> {
-        (0..count)
-            .map(|_| {
-                let picked = lb.select(&any()).unwrap();
-                servers.iter().position(|b| *b == picked).unwrap()
-            })
-            .collect()
-    }
-
     #[test]
     fn wrr_is_exactly_proportional_over_whole_cycles() {
         for tags in [
@@ -199,7 +189,7 @@ mod tests {
             let lb = WeightedRoundRobin::new();
             lb.reset(&servers);
             // Start mid-cycle: any `cycle` consecutive turns are a whole cycle.
-            sequence(&lb, &servers, 3);
+            picks(&lb, &servers, 3);
             let hits = counts(&lb, &servers, cycle * 7);
             let expected: Vec<usize> = weights.iter().map(|w| w / divisor * 7).collect();
             assert_eq!(hits, expected, "{tags:?}");
@@ -220,7 +210,7 @@ mod tests {
             let lb = WeightedRoundRobin::new();
             lb.reset(&servers);
             let cycle = total as usize;
-            let seq = sequence(&lb, &servers, cycle * 2);
+            let seq = picks(&lb, &servers, cycle * 2);
             // Any window of the cycle holds each server's share of it, give or take under 2.
             for start in 0..cycle {
                 for len in 1..=cycle {
@@ -238,7 +228,7 @@ mod tests {
         let lb = WeightedRoundRobin::new();
         lb.reset(&servers);
         lb.next.store(0, Ordering::Relaxed);
-        assert_eq!(sequence(&lb, &servers, 7), [0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(picks(&lb, &servers, 7), [0, 0, 1, 0, 2, 0, 0]);
     }
 
     #[test]
@@ -246,7 +236,7 @@ mod tests {
         let servers = tagged(&["3", "3", "3", "3"]);
         let lb = WeightedRoundRobin::new();
         lb.reset(&servers);
-        let seq = sequence(&lb, &servers, 12);
+        let seq = picks(&lb, &servers, 12);
         for (i, s) in seq.iter().enumerate() {
             assert_eq!(*s, (seq[0] + i) % 4, "{seq:?}");
         }
@@ -263,7 +253,7 @@ mod tests {
         assert_eq!(hits, [100_000, 99_999, 3]);
         // Any stretch of turns is close to proportional, and the heavy servers alternate
         // rather than come in bursts.
-        let seq = sequence(&lb, &servers, 10_000);
+        let seq = picks(&lb, &servers, 10_000);
         for window in seq.windows(100) {
             let first = window.iter().filter(|s| **s == 0).count();
             assert!(first.abs_diff(50) <= 4, "{window:?}");
