@@ -9,7 +9,11 @@ pub use crate::channel::MethodDescriptor;
 #[cfg(feature = "json")]
 pub use crate::codec::Json;
 pub use crate::codec::{MessageCodec, Prost};
-pub use crate::server::{unknown_method, Service, ServiceFuture, ServiceResponse};
+pub use crate::server::{
+    unknown_method, MessageSchema, Service, ServiceFuture, ServiceResponse, StreamingFuture,
+    StreamingResponse,
+};
+pub use crate::streaming::{encode_stream, BytesStream, MethodKind, ResponseStream, Streaming};
 
 use crate::{errno, Status};
 
@@ -27,4 +31,28 @@ pub fn decode_request<C: MessageCodec<T>, T>(request: Bytes) -> Result<T, Status
 pub fn encode_response<C: MessageCodec<T>, T>(response: &T) -> Result<Bytes, Status> {
     C::encode_to_bytes(response)
         .map_err(|e| Status::internal(format!("Fail to serialize response: {e}")))
+}
+
+/// The one request of a server-streaming call: the first message of `requests`, which must
+/// hold exactly one (EREQUEST otherwise).
+pub async fn single_request<C: MessageCodec<T>, T>(requests: BytesStream) -> Result<T, Status> {
+    use futures_util::StreamExt;
+    let mut requests = requests;
+    let first = match requests.next().await {
+        Some(first) => first?,
+        None => {
+            return Err(Status::new(
+                errno::EREQUEST,
+                "a server-streaming call needs one request, got none",
+            ))
+        }
+    };
+    if let Some(extra) = requests.next().await {
+        extra?;
+        return Err(Status::new(
+            errno::EREQUEST,
+            "a server-streaming call takes one request, got more",
+        ));
+    }
+    decode_request::<C, T>(first)
 }

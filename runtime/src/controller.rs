@@ -48,6 +48,10 @@ pub struct Controller {
     /// The controllers of a combo channel's sub-calls ([`crate::combo`]); `None` for a
     /// sub-channel the call did not use.
     pub(crate) sub_controllers: Vec<Option<Controller>>,
+    /// Metadata sent with the request: HTTP/gRPC headers, baidu_std `user_fields`.
+    pub(crate) request_headers: Vec<(String, String)>,
+    /// Metadata the server answered with (HTTP headers, gRPC headers and trailers).
+    pub(crate) response_headers: Vec<(String, String)>,
     call: Option<Arc<CallState>>,
 }
 
@@ -70,6 +74,8 @@ impl Default for Controller {
             backup_request: None,
             deadline: None,
             sub_controllers: Vec::new(),
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
             call: None,
         }
     }
@@ -261,6 +267,42 @@ impl Controller {
         CallId { state }
     }
 
+    /// Adds a metadata entry to the request: an HTTP header on `http`, custom metadata on
+    /// `h2:grpc` (lowercase names; `-bin` names carry base64), a `user_fields` entry on
+    /// baidu_std.
+    ///
+    /// ```
+    /// let mut cntl = brisk::Controller::new();
+    /// cntl.set_request_header("x-request-id", "42");
+    /// assert_eq!(cntl.request_headers().next(), Some(("x-request-id", "42")));
+    /// ```
+    pub fn set_request_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.request_headers.push((name.into(), value.into()));
+    }
+
+    /// The request's metadata, in the order set.
+    pub fn request_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.request_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The first value of response metadata `name` (HTTP header, gRPC header or trailer),
+    /// compared without regard to case.
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        self.response_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All response metadata, in the order received.
+    pub fn response_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.response_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Clears results and options, for reuse in another call.
     pub fn reset(&mut self) {
         *self = Controller::default();
@@ -277,6 +319,7 @@ impl Controller {
         self.retried_count = 0;
         self.response_attachment = Bytes::new();
         self.response_compress_type = CompressType::None;
+        self.response_headers.clear();
         if self.call.as_ref().is_some_and(|s| s.is_finished()) {
             self.call = None;
         }

@@ -106,6 +106,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 mod channel;
 pub mod codec;
 pub mod codegen;
@@ -118,8 +119,10 @@ pub mod lb;
 pub mod naming;
 pub mod protocol;
 mod server;
+mod streaming;
 mod transport;
 
+pub use auth::{AuthContext, Authenticator};
 pub use channel::{
     BackupRequestPolicy, Channel, ChannelBuilder, ChannelOptions, ConnectionType,
     DefaultRetryPolicy, MethodDescriptor, RateLimitedBackupPolicy, RetryPolicy,
@@ -129,7 +132,8 @@ pub use compress::{compress, decompress, CompressType};
 pub use controller::{CallId, Controller};
 pub use error::{errno, Status};
 pub use protocol::Protocol;
-pub use server::{Server, ServerBuilder, ServerContext, ServerOptions};
+pub use server::{MessageSchema, Server, ServerBuilder, ServerContext, ServerOptions};
+pub use streaming::{BytesStream, MethodKind, ResponseStream, Streaming};
 
 pub use brisk_macros::service;
 

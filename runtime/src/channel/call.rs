@@ -19,7 +19,7 @@ use crate::controller::FinishOnDrop;
 use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::baidu_std::{check_sizes, encode_request_head, RequestHead, HEADER_LEN};
 use crate::transport::writer::OutFrame;
-use crate::{errno, Controller, Status};
+use crate::{errno, Controller, Protocol, Status};
 
 /// Correlation ids, unique per process, so each attempt (retries included) is distinct.
 static NEXT_CORRELATION_ID: AtomicU64 = AtomicU64::new(1);
@@ -32,6 +32,11 @@ pub(crate) struct EncodedRequest {
     pub(crate) compress_type: CompressType,
     pub(crate) content_type: i32,
     pub(crate) log_id: i64,
+    /// The controller's request metadata (HTTP headers, gRPC metadata).
+    pub(crate) headers: Vec<(String, String)>,
+    /// When the call must end: protocols that carry a deadline (gRPC's `grpc-timeout`) send
+    /// what is left of it.
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// A request as combo channels see it: encoded, and also typed (erased) so a call mapper can
@@ -61,6 +66,8 @@ pub(crate) struct Answer {
     pub(crate) compress_type: CompressType,
     pub(crate) remote: SocketAddr,
     pub(crate) local: SocketAddr,
+    /// Response metadata (HTTP headers, gRPC headers and trailers).
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl Channel {
@@ -184,6 +191,8 @@ impl Channel {
             compress_type,
             content_type: <C as MessageCodec<Req>>::CONTENT_TYPE,
             log_id: cntl.log_id,
+            headers: cntl.request_headers.clone(),
+            deadline: cntl.deadline,
         })
     }
 
@@ -273,6 +282,7 @@ impl Channel {
         cntl.local_side = Some(answer.local);
         cntl.response_compress_type = answer.compress_type;
         cntl.response_attachment = answer.attachment.clone();
+        cntl.response_headers.clone_from(&answer.headers);
         Ok(answer)
     }
 
@@ -359,6 +369,15 @@ impl Channel {
         request: &EncodedRequest,
     ) -> Result<Answer, Failure> {
         let options = &self.inner.options;
+        match options.protocol {
+            Protocol::BaiduStd => {}
+            Protocol::Http => {
+                return crate::transport::http::attempt(endpoint, options, method, request).await
+            }
+            Protocol::Grpc => {
+                return crate::transport::grpc::attempt(endpoint, options, method, request).await
+            }
+        }
         let mut conn = endpoint
             .acquire(options.connection_type, options.connect_timeout)
             .await
@@ -428,6 +447,7 @@ impl Channel {
             compress_type,
             remote: conn.remote_addr(),
             local: conn.local_addr(),
+            headers: Vec::new(),
         })
     }
 }
@@ -448,22 +468,24 @@ impl Picked<'_> {
 }
 
 /// Why an attempt failed, and whether the connection (not the server's answer) failed.
-struct Failure {
-    status: Status,
+pub(crate) struct Failure {
+    pub(crate) status: Status,
     /// Connecting, writing or reading failed, or the server is stopping: the server may be
     /// down. Errors the server answered with never isolate it.
-    transport: bool,
+    pub(crate) transport: bool,
 }
 
 impl Failure {
-    fn transport(status: Status) -> Self {
+    /// Connecting, writing or reading failed, or the server is going away.
+    pub(crate) fn transport(status: Status) -> Self {
         Failure {
             status,
             transport: true,
         }
     }
 
-    fn server(status: Status) -> Self {
+    /// The server answered with an error (or an undecodable response).
+    pub(crate) fn server(status: Status) -> Self {
         Failure {
             status,
             transport: false,

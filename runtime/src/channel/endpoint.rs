@@ -16,6 +16,8 @@ use tokio::runtime::Handle;
 use super::health::Health;
 use super::{ChannelOptions, ConnectionType};
 use crate::transport::connection::{ConnectError, Connection};
+use crate::transport::grpc::H2Slot;
+use crate::transport::http::HttpPool;
 use crate::{Protocol, Status};
 
 /// The shortest health-check interval honoured.
@@ -47,6 +49,10 @@ pub(crate) struct Endpoint {
     connecting: tokio::sync::Mutex<()>,
     pool: Mutex<Vec<Arc<Connection>>>,
     health: Health,
+    /// Idle HTTP/1.1 connections (protocol `http`).
+    pub(crate) http: HttpPool,
+    /// The HTTP/2 connection (protocol `h2:grpc`).
+    pub(crate) grpc: H2Slot,
 }
 
 impl Endpoint {
@@ -77,6 +83,8 @@ impl Endpoint {
             connecting: tokio::sync::Mutex::new(()),
             pool: Mutex::new(Vec::new()),
             health: Health::default(),
+            http: HttpPool::default(),
+            grpc: H2Slot::default(),
         });
         map.insert(key, Arc::downgrade(&endpoint));
         endpoint
@@ -93,6 +101,8 @@ impl Endpoint {
             connecting: tokio::sync::Mutex::new(()),
             pool: Mutex::new(Vec::new()),
             health: Health::default(),
+            http: HttpPool::default(),
+            grpc: H2Slot::default(),
         })
     }
 

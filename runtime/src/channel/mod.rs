@@ -1,12 +1,13 @@
 //! [`Channel`]: the client side of Brisk. A channel sends calls to a server and brings back
 //! their answers; generated client stubs wrap one.
 
-mod call;
+pub(crate) mod call;
 mod circuit_breaker;
 mod cluster;
-mod endpoint;
+pub(crate) mod endpoint;
 mod health;
 mod policy;
+mod streaming;
 
 use std::fmt;
 use std::future::Future;

@@ -440,6 +440,8 @@ impl Parallel {
                             compress_type: request.encoded.compress_type,
                             content_type: request.encoded.content_type,
                             log_id: request.encoded.log_id,
+                            headers: request.encoded.headers.clone(),
+                            deadline: request.encoded.deadline,
                         },
                         typed,
                         encode: request.encode,

@@ -1,6 +1,8 @@
 //! Wire protocols. Each codec here is pure: bytes in, frames out, no I/O.
 
 pub mod baidu_std;
+pub(crate) mod detect;
+pub mod grpc;
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +21,10 @@ pub enum Protocol {
     /// brpc's default binary protocol (`"baidu_std"`).
     #[default]
     BaiduStd,
+    /// HTTP/1.1, pb methods as `POST /Service/Method` (`"http"`).
+    Http,
+    /// gRPC over HTTP/2 (`"h2:grpc"`); the only protocol with streaming methods.
+    Grpc,
 }
 
 impl Protocol {
@@ -26,6 +32,8 @@ impl Protocol {
     pub fn name(self) -> &'static str {
         match self {
             Protocol::BaiduStd => "baidu_std",
+            Protocol::Http => "http",
+            Protocol::Grpc => "h2:grpc",
         }
     }
 }
@@ -41,9 +49,11 @@ impl FromStr for Protocol {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "baidu_std" => Ok(Protocol::BaiduStd),
+            "http" => Ok(Protocol::Http),
+            "h2:grpc" | "grpc" => Ok(Protocol::Grpc),
             other => Err(crate::Status::new(
                 crate::errno::EINVAL,
-                format!("unknown protocol `{other}` (supported: baidu_std)"),
+                format!("unknown protocol `{other}` (supported: baidu_std, http, h2:grpc)"),
             )),
         }
     }

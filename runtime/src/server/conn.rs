@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::{
@@ -23,6 +23,8 @@ use crate::errno;
 use crate::protocol::baidu_std::{
     check_sizes, decode_frame, encode_head, response_meta, Frame, HEADER_LEN,
 };
+use crate::protocol::detect::{detect, Detected};
+use crate::transport::rewind::Rewind;
 use crate::transport::writer::{self, FrameSender, OutFrame};
 use crate::transport::{prepare_read_buffer, read_buffer};
 
@@ -43,7 +45,100 @@ pub(crate) async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.local_addr);
-    let (mut reader, write_half) = stream.into_split();
+    let mut stream = stream;
+    let Some((detected, buf)) = read_prefix(&mut stream, &shared).await else {
+        return;
+    };
+    let peer = Peer {
+        remote,
+        local,
+        tls: false,
+    };
+    match detected {
+        Detected::BaiduStd => {
+            let (reader, writer) = stream.into_split();
+            serve_baidu_std(reader, writer, buf, peer, shared, open).await;
+        }
+        Detected::Tls => super::tls::serve_tls(stream, buf, peer, shared, open).await,
+        other => serve_detected(other, stream, buf, peer, shared, open).await,
+    }
+}
+
+/// Where a connection comes from and whether it is encrypted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer {
+    pub(crate) remote: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) tls: bool,
+}
+
+/// Reads until the first bytes tell the protocol; `None` if the connection ends (or the
+/// server closes) first.
+pub(crate) async fn read_prefix<S: AsyncRead + Unpin>(
+    io: &mut S,
+    shared: &Shared,
+) -> Option<(Detected, BytesMut)> {
+    let mut phase = shared.phase.subscribe();
+    let mut buf = read_buffer();
+    loop {
+        if let Some(detected) = detect(&buf) {
+            return Some((detected, buf));
+        }
+        prepare_read_buffer(&mut buf);
+        tokio::select! {
+            read = io.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            },
+            () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return None,
+        }
+    }
+}
+
+/// Serves a connection (plain or inside TLS) whose protocol is known, its first bytes in `buf`.
+pub(crate) async fn serve_detected<S>(
+    detected: Detected,
+    io: S,
+    buf: BytesMut,
+    peer: Peer,
+    shared: Arc<Shared>,
+    open: ConnectionGuard,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    match detected {
+        Detected::BaiduStd => {
+            let (reader, writer) = tokio::io::split(io);
+            serve_baidu_std(reader, writer, buf, peer, shared, open).await;
+        }
+        Detected::Http1 | Detected::Http2 => {
+            let http2 = detected == Detected::Http2;
+            let io = Rewind::new(buf.freeze(), io);
+            super::http::serve_http(io, http2, peer, shared, open).await;
+        }
+        Detected::Tls => {
+            tracing::warn!(remote = %peer.remote, "closing connection: TLS inside TLS");
+        }
+        Detected::Unknown(reason) => {
+            tracing::warn!(remote = %peer.remote, "closing connection: {reason}");
+        }
+    }
+}
+
+/// Serves baidu_std on a connection: cut frames, dispatch each request concurrently, write
+/// replies through the batching writer.
+async fn serve_baidu_std<R, W>(
+    mut reader: R,
+    write_half: W,
+    mut buf: BytesMut,
+    peer: Peer,
+    shared: Arc<Shared>,
+    open: ConnectionGuard,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    let Peer { remote, local, .. } = peer;
     let (sender, queue) = writer::queue();
     let mut closed = shared.phase.subscribe();
     let writer = tokio::spawn(async move {
@@ -63,10 +158,11 @@ pub(crate) async fn serve_connection(
     });
 
     let mut phase = shared.phase.subscribe();
-    let mut buf = read_buffer();
+    let mut first = true;
     let bad_input = 'read: loop {
-        prepare_read_buffer(&mut buf);
-        tokio::select! {
+        if !std::mem::take(&mut first) {
+            prepare_read_buffer(&mut buf);
+            tokio::select! {
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) => break None,
                 Ok(_) => {}
@@ -76,6 +172,7 @@ pub(crate) async fn serve_connection(
                 }
             },
             () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => break None,
+            }
         }
         loop {
             match decode_frame(&mut buf, shared.options.max_body_size) {
@@ -201,6 +298,8 @@ fn dispatch(
         response_attachment: Bytes::new(),
         response_compress_type: CompressType::None,
         user_fields: std::mem::take(&mut frame.meta.user_fields),
+        response_headers: Vec::new(),
+        auth_context: None,
     };
     let service = Arc::clone(service);
     let sender = sender.clone();

@@ -28,6 +28,10 @@ pub struct ServerContext {
     pub(crate) response_attachment: Bytes,
     pub(crate) response_compress_type: CompressType,
     pub(crate) user_fields: HashMap<String, String>,
+    /// Metadata to send back: HTTP response headers, gRPC initial metadata.
+    pub(crate) response_headers: Vec<(String, String)>,
+    /// The identity an [`Authenticator`](crate::Authenticator) verified, if any.
+    pub(crate) auth_context: Option<std::sync::Arc<crate::auth::AuthContext>>,
 }
 
 impl ServerContext {
@@ -44,6 +48,8 @@ impl ServerContext {
             response_attachment: Bytes::new(),
             response_compress_type: CompressType::None,
             user_fields: HashMap::new(),
+            response_headers: Vec::new(),
+            auth_context: None,
         }
     }
 
@@ -100,5 +106,23 @@ impl ServerContext {
     /// Key/value pairs the client put in `RpcMeta.user_fields`.
     pub fn user_fields(&self) -> &HashMap<String, String> {
         &self.user_fields
+    }
+
+    /// Adds metadata to the response: an HTTP header, or gRPC initial metadata.
+    pub fn set_response_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.response_headers.push((name.into(), value.into()));
+    }
+
+    /// The response metadata set so far.
+    pub fn response_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.response_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Who the client proved to be, when the server has an
+    /// [`Authenticator`](crate::Authenticator).
+    pub fn auth_context(&self) -> Option<&crate::auth::AuthContext> {
+        self.auth_context.as_deref()
     }
 }

@@ -2,11 +2,17 @@
 
 mod conn;
 mod context;
+mod grpc;
+mod http;
 mod registry;
 mod service;
+mod tls;
 
 pub use context::ServerContext;
-pub use service::{unknown_method, Service, ServiceFuture, ServiceResponse};
+pub use service::{
+    unknown_method, MessageSchema, Service, ServiceFuture, ServiceResponse, StreamingFuture,
+    StreamingResponse,
+};
 
 use std::fmt;
 use std::future::Future;

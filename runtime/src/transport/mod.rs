@@ -2,7 +2,10 @@
 //! multiplex many calls.
 
 pub(crate) mod connection;
+pub(crate) mod grpc;
+pub(crate) mod http;
 pub(crate) mod pending;
+pub(crate) mod rewind;
 pub(crate) mod writer;
 
 use bytes::BytesMut;
