@@ -115,11 +115,15 @@ mod compress;
 mod controller;
 mod error;
 mod executor;
+#[cfg(feature = "json")]
+mod json;
 pub mod lb;
 pub mod naming;
 pub mod protocol;
 mod server;
 mod streaming;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 
 pub use auth::{AuthContext, Authenticator};

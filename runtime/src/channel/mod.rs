@@ -85,6 +85,8 @@ pub struct ChannelOptions {
     /// group), as brpc's `ChannelOptions.connection_group`: give channels different groups to
     /// spread load over several connections to one server.
     pub connection_group: String,
+    /// Generates the credential sent to servers (default none): see [`crate::auth`].
+    pub authenticator: Option<Arc<dyn crate::Authenticator>>,
 }
 
 impl Default for ChannelOptions {
@@ -101,6 +103,7 @@ impl Default for ChannelOptions {
             connection_type: ConnectionType::Single,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             connection_group: String::new(),
+            authenticator: None,
         }
     }
 }

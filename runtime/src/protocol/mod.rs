@@ -3,6 +3,7 @@
 pub mod baidu_std;
 pub(crate) mod detect;
 pub mod grpc;
+pub mod http;
 
 use std::fmt;
 use std::str::FromStr;

@@ -406,7 +406,7 @@ pub(crate) fn error_frame(
 
 /// Runs `service.call`, turning a panic (while building the future or while polling it) into an
 /// `Err` instead of a lost request.
-async fn call_catching_panics(
+pub(crate) async fn call_catching_panics(
     service: &dyn super::Service,
     method: usize,
     context: ServerContext,
@@ -432,7 +432,7 @@ impl Future for CatchUnwind {
     }
 }
 
-fn panic_message(panic: &Box<dyn Any + Send>) -> &str {
+pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> &str {
     if let Some(s) = panic.downcast_ref::<&'static str>() {
         s
     } else if let Some(s) = panic.downcast_ref::<String>() {

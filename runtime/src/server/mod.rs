@@ -3,6 +3,7 @@
 mod conn;
 mod context;
 mod grpc;
+mod health;
 mod http;
 mod registry;
 mod service;
@@ -33,12 +34,15 @@ use registry::Registry;
 pub struct ServerOptions {
     /// Largest request body accepted; a bigger frame closes its connection (default 64 MiB).
     pub max_body_size: usize,
+    /// Verifies clients' credentials (default none): see [`crate::auth`].
+    pub authenticator: Option<Arc<dyn crate::Authenticator>>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            authenticator: None,
         }
     }
 }

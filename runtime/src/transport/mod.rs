@@ -6,6 +6,7 @@ pub(crate) mod grpc;
 pub(crate) mod http;
 pub(crate) mod pending;
 pub(crate) mod rewind;
+pub(crate) mod stream;
 pub(crate) mod writer;
 
 use bytes::BytesMut;

@@ -1,0 +1,1 @@
+//! Protobuf messages as JSON (canonical proto3 JSON mapping) for HTTP bodies, by descriptor.

@@ -1,0 +1,1 @@
+//! HTTP mapping of pb methods, free of I/O: paths, content types, error statuses and bodies.

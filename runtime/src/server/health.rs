@@ -1,0 +1,1 @@
+//! The standard gRPC health service, `grpc.health.v1.Health`.

@@ -1,0 +1,1 @@
+//! TLS with rustls: server certificates (SNI), client roots and server names.
