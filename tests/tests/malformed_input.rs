@@ -131,9 +131,36 @@ fn prefix(addr: SocketAddr, code: i32) -> String {
 // Input that closes the connection.
 
 #[tokio::test]
-async fn http_request_line_closes_connection() {
+async fn a_garbled_http_request_closes_connection() {
+    // Detected as HTTP/1.1 by its method, then refused by the HTTP parser: hyper answers
+    // 400 and closes.
     let (server, _arrivals) = start_server().await;
-    assert_closes_silently(&server, b"GET / HTTP/1.1\r\n\r\n").await;
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = expect_closed(&mut stream).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 400"),
+        "{reply}"
+    );
+    assert_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_plain_http_get_of_an_unknown_path_is_404() {
+    let (server, _arrivals) = start_server().await;
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = expect_closed(&mut stream).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+    assert!(reply.contains("\"error_code\":1001"), "{reply}");
 }
 
 #[tokio::test]

@@ -1,1 +1,291 @@
 //! HTTP mapping of pb methods, free of I/O: paths, content types, error statuses and bodies.
+//!
+//! A pb method is served as `POST /example.EchoService/Echo` (or the short
+//! `/EchoService/Echo`). Its body is the protobuf message (`application/proto`) or its JSON
+//! form (`application/json`, and any other content type, as in brpc). Errors come back with an
+//! HTTP status derived from the brpc error code and a JSON body:
+//!
+//! ```
+//! use brisk::protocol::http::{error_body, status_for_error_code};
+//! assert_eq!(status_for_error_code(brisk::errno::ENOMETHOD), 404);
+//! assert_eq!(
+//!     error_body(1002, "Fail to find method=example.EchoService/Nope"),
+//!     r#"{"error_code":1002,"error_text":"Fail to find method=example.EchoService/Nope"}"#,
+//! );
+//! ```
+
+use crate::errno;
+
+/// The content type of protobuf bodies Brisk sends.
+pub const PROTO_CONTENT_TYPE: &str = "application/proto";
+
+/// The content type of JSON bodies (and of error bodies).
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// Content types whose body is a protobuf message.
+const PROTO_CONTENT_TYPES: &[&str] = &[
+    "application/proto",
+    "application/x-protobuf",
+    "application/protobuf",
+];
+
+/// How a pb method's HTTP body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// The protobuf message's bytes.
+    Proto,
+    /// The message in protobuf's JSON mapping.
+    Json,
+}
+
+/// The body format a `Content-Type` header announces: protobuf for `application/proto`,
+/// `application/x-protobuf` and `application/protobuf` (parameters and case ignored), JSON for
+/// anything else or no header, as brpc does.
+///
+/// ```
+/// use brisk::protocol::http::{body_format, BodyFormat};
+/// assert_eq!(body_format(Some("application/x-protobuf")), BodyFormat::Proto);
+/// assert_eq!(body_format(Some("application/json; charset=utf-8")), BodyFormat::Json);
+/// assert_eq!(body_format(None), BodyFormat::Json);
+/// ```
+pub fn body_format(content_type: Option<&str>) -> BodyFormat {
+    let Some(content_type) = content_type else {
+        return BodyFormat::Json;
+    };
+    let essence = mime_essence(content_type);
+    if PROTO_CONTENT_TYPES
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(essence))
+    {
+        BodyFormat::Proto
+    } else {
+        BodyFormat::Json
+    }
+}
+
+/// Whether a content type is gRPC's (`application/grpc`, `application/grpc+proto`, ...).
+///
+/// ```
+/// assert!(brisk::protocol::http::is_grpc_content_type("application/grpc+proto"));
+/// assert!(!brisk::protocol::http::is_grpc_content_type("application/json"));
+/// ```
+pub fn is_grpc_content_type(content_type: &str) -> bool {
+    content_type
+        .get(..16)
+        .is_some_and(|start| start.eq_ignore_ascii_case("application/grpc"))
+}
+
+/// A content type without its parameters and surrounding spaces.
+fn mime_essence(content_type: &str) -> &str {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or(content_type)
+        .trim()
+}
+
+/// Splits a request path into service and method names: `/example.EchoService/Echo` →
+/// `("example.EchoService", "Echo")`. A query string is ignored; `None` unless the path has
+/// exactly two non-empty segments.
+///
+/// ```
+/// use brisk::protocol::http::split_path;
+/// assert_eq!(split_path("/EchoService/Echo?x=1"), Some(("EchoService", "Echo")));
+/// assert_eq!(split_path("/EchoService"), None);
+/// ```
+pub fn split_path(path: &str) -> Option<(&str, &str)> {
+    let path = path.split('?').next().unwrap_or(path);
+    let rest = path.strip_prefix('/')?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (service, method) = rest.split_once('/')?;
+    if service.is_empty() || method.is_empty() || method.contains('/') {
+        return None;
+    }
+    Some((service, method))
+}
+
+/// The HTTP status brpc answers a failed call with (brpc's `ErrorCodeToStatusCode`): 404 for
+/// a missing service or method, 401 for authentication, 400 for a bad request, 503 for a
+/// stopping or overloaded server, 403, 504 for timeouts, 500 for anything else.
+pub fn status_for_error_code(error_code: i32) -> u16 {
+    match error_code {
+        0 => 200,
+        errno::ENOSERVICE | errno::ENOMETHOD => 404,
+        errno::ERPCAUTH => 401,
+        errno::EREQUEST | errno::EINVAL => 400,
+        errno::ELIMIT | errno::ELOGOFF => 503,
+        errno::EPERM => 403,
+        errno::ERPCTIMEDOUT | errno::ETIMEDOUT => 504,
+        _ => 500,
+    }
+}
+
+/// The error code a client reports for an HTTP status that came without a brpc error body:
+/// the inverse of [`status_for_error_code`] where it is one to one, else `EHTTP`.
+pub fn error_code_for_status(status: u16) -> i32 {
+    match status {
+        200..=299 => 0,
+        400 | 413 | 415 => errno::EREQUEST,
+        401 => errno::ERPCAUTH,
+        403 => errno::EPERM,
+        404 => errno::ENOMETHOD,
+        500 => errno::EINTERNAL,
+        503 => errno::ELOGOFF,
+        504 => errno::ERPCTIMEDOUT,
+        _ => errno::EHTTP,
+    }
+}
+
+/// The JSON body of an error response: `{"error_code":N,"error_text":"..."}`.
+pub fn error_body(error_code: i32, error_text: &str) -> String {
+    let mut body = String::with_capacity(40 + error_text.len());
+    body.push_str("{\"error_code\":");
+    body.push_str(&error_code.to_string());
+    body.push_str(",\"error_text\":");
+    push_json_string(&mut body, error_text);
+    body.push('}');
+    body
+}
+
+/// Appends `text` as a JSON string literal, quotes included.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Reads an error body written by [`error_body`] (or by any server sending the same two
+/// fields): the code and text, or `None` when the body is not such an object.
+#[cfg(feature = "json")]
+pub fn parse_error_body(body: &[u8]) -> Option<(i32, String)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = value.get("error_code")?.as_i64()?;
+    let code = i32::try_from(code).ok()?;
+    let text = value
+        .get("error_text")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    Some((code, text.to_owned()))
+}
+
+/// Reads an error body written by [`error_body`]: without the `json` feature, always `None`.
+#[cfg(not(feature = "json"))]
+pub fn parse_error_body(body: &[u8]) -> Option<(i32, String)> {
+    let _ = body;
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_error_codes_as_brpc() {
+        let cases = [
+            (0, 200),
+            (errno::ENOSERVICE, 404),
+            (errno::ENOMETHOD, 404),
+            (errno::ERPCAUTH, 401),
+            (errno::EREQUEST, 400),
+            (errno::EINVAL, 400),
+            (errno::ELIMIT, 503),
+            (errno::ELOGOFF, 503),
+            (errno::EPERM, 403),
+            (errno::ERPCTIMEDOUT, 504),
+            (errno::ETIMEDOUT, 504),
+            (errno::EINTERNAL, 500),
+            (errno::ERESPONSE, 500),
+            (12345, 500),
+        ];
+        for (code, status) in cases {
+            assert_eq!(status_for_error_code(code), status, "code {code}");
+        }
+    }
+
+    #[test]
+    fn maps_statuses_back_to_codes() {
+        assert_eq!(error_code_for_status(200), 0);
+        assert_eq!(error_code_for_status(404), errno::ENOMETHOD);
+        assert_eq!(error_code_for_status(401), errno::ERPCAUTH);
+        assert_eq!(error_code_for_status(413), errno::EREQUEST);
+        assert_eq!(error_code_for_status(503), errno::ELOGOFF);
+        assert_eq!(error_code_for_status(504), errno::ERPCTIMEDOUT);
+        assert_eq!(error_code_for_status(418), errno::EHTTP);
+        assert_eq!(error_code_for_status(302), errno::EHTTP);
+    }
+
+    #[test]
+    fn error_bodies_escape_text() {
+        assert_eq!(
+            error_body(1003, "bad \"x\"\\\n\u{1}é"),
+            r#"{"error_code":1003,"error_text":"bad \"x\"\\\n\u0001é"}"#
+        );
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn error_bodies_round_trip() {
+        let text = "quote \" backslash \\ newline \n tab \t ctrl \u{7} unicode ü";
+        let body = error_body(-7, text);
+        assert_eq!(
+            parse_error_body(body.as_bytes()),
+            Some((-7, text.to_owned()))
+        );
+        assert_eq!(parse_error_body(b"not json"), None);
+        assert_eq!(parse_error_body(br#"{"error_text":"x"}"#), None);
+        assert_eq!(parse_error_body(br#"{"error_code":99999999999}"#), None);
+        assert_eq!(
+            parse_error_body(br#"{"error_code":1001}"#),
+            Some((1001, String::new()))
+        );
+    }
+
+    #[test]
+    fn content_types_choose_formats() {
+        assert_eq!(body_format(Some("application/proto")), BodyFormat::Proto);
+        assert_eq!(
+            body_format(Some("Application/Protobuf ")),
+            BodyFormat::Proto
+        );
+        assert_eq!(
+            body_format(Some("application/x-protobuf; charset=binary")),
+            BodyFormat::Proto
+        );
+        assert_eq!(body_format(Some("application/json")), BodyFormat::Json);
+        assert_eq!(
+            body_format(Some("application/x-www-form-urlencoded")),
+            BodyFormat::Json
+        );
+        assert_eq!(body_format(Some("")), BodyFormat::Json);
+        assert!(is_grpc_content_type("application/grpc"));
+        assert!(is_grpc_content_type("APPLICATION/GRPC+json"));
+        assert!(!is_grpc_content_type("application/gr"));
+        assert!(!is_grpc_content_type("application/proto"));
+    }
+
+    #[test]
+    fn paths_split_into_service_and_method() {
+        assert_eq!(
+            split_path("/example.EchoService/Echo"),
+            Some(("example.EchoService", "Echo"))
+        );
+        assert_eq!(
+            split_path("/EchoService/Echo/"),
+            Some(("EchoService", "Echo"))
+        );
+        assert_eq!(split_path("/a/b?c=/d"), Some(("a", "b")));
+        for bad in ["", "/", "//", "/a", "/a/", "//b", "/a/b/c", "a/b", "/a//b"] {
+            assert_eq!(split_path(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,16 +1,32 @@
 //! HTTP/1.1 and HTTP/2 connections (hyper): pb methods as `POST /Service/Method` with JSON or
 //! protobuf bodies, and gRPC (handed to [`super::grpc`]).
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::conn::Peer;
-use super::{ConnectionGuard, Shared};
+use super::conn::{call_catching_panics, panic_message, Peer};
+use super::registry::{Found, JsonBodies};
+use super::{wait_for_phase, ConnectionGuard, InflightGuard, Phase, ServerContext, Shared};
+use crate::compress::{self, CompressType};
+use crate::protocol::http::{
+    body_format, error_body, is_grpc_content_type, split_path, status_for_error_code, BodyFormat,
+    JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE,
+};
+use crate::streaming::MethodKind;
 use crate::transport::rewind::Rewind;
-use crate::Status;
+use crate::{errno, Status};
 
 /// The body of every response the server sends over HTTP (whole, or streamed for gRPC).
 pub(crate) type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Status>;
@@ -22,6 +38,16 @@ pub(crate) fn empty_body() -> ResponseBody {
         .boxed_unsync()
 }
 
+/// A whole response body.
+fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// How long a connection may take to finish its replies once the server closes.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
 /// Serves HTTP/1.1 (`http2 == false`) or HTTP/2 on a detected connection until it closes.
 pub(crate) async fn serve_http<S>(
     io: Rewind<S>,
@@ -32,6 +58,553 @@ pub(crate) async fn serve_http<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let _ = (io, http2, shared, open);
-    tracing::warn!(remote = %peer.remote, "closing connection: HTTP is not served yet");
+    let _open = open;
+    let io = TokioIo::new(io);
+    let closed = shared.phase.subscribe();
+    let handler_shared = Arc::clone(&shared);
+    let service = service_fn(move |request: Request<Incoming>| {
+        let shared = Arc::clone(&handler_shared);
+        async move { Ok::<_, Infallible>(handle(request, peer, shared).await) }
+    });
+    let served = if http2 {
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(io, service);
+        drive(connection, closed).await
+    } else {
+        let connection = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .serve_connection(io, service);
+        drive(connection, closed).await
+    };
+    if let Err(e) = served {
+        tracing::debug!(remote = %peer.remote, "HTTP connection ended: {e}");
+    }
+}
+
+/// A hyper server connection that can be asked to finish gracefully.
+trait GracefulConnection: Future<Output = Result<(), hyper::Error>> {
+    /// Stops taking new requests; the future completes once the ones in progress are answered.
+    fn shut_down(self: Pin<&mut Self>);
+}
+
+impl<I, S> GracefulConnection for hyper::server::conn::http1::Connection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = ResponseBody>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shut_down(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, E> GracefulConnection for hyper::server::conn::http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = ResponseBody>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, ResponseBody>,
+{
+    fn shut_down(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs a connection until it ends; once the server closes, shuts it down gracefully and
+/// gives it [`CLOSE_GRACE`] to finish.
+async fn drive<C: GracefulConnection>(
+    connection: C,
+    mut closed: tokio::sync::watch::Receiver<Phase>,
+) -> Result<(), hyper::Error> {
+    tokio::pin!(connection);
+    tokio::select! {
+        served = connection.as_mut() => return served,
+        () = wait_for_phase(&mut closed, |p| p == Phase::Closed) => {}
+    }
+    connection.as_mut().shut_down();
+    match tokio::time::timeout(CLOSE_GRACE, connection).await {
+        Ok(served) => served,
+        Err(_) => Ok(()),
+    }
+}
+
+/// Answers one request: gRPC, or a pb method.
+async fn handle(
+    request: Request<Incoming>,
+    peer: Peer,
+    shared: Arc<Shared>,
+) -> Response<ResponseBody> {
+    let grpc = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_grpc_content_type);
+    if grpc {
+        return super::grpc::serve(request, peer, shared).await;
+    }
+    if shared.phase_now() != Phase::Running {
+        return stopping().into_response();
+    }
+    match serve_pb(request, peer, &shared).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The answer to requests that arrive while the server stops: 503 ELOGOFF, so clients
+/// retry elsewhere.
+fn stopping() -> HttpError {
+    HttpError::from_code(errno::ELOGOFF, "Server is stopping")
+}
+
+/// A failed pb call: the status line, the brpc code and text, and headers the handler set.
+#[derive(Debug)]
+struct HttpError {
+    status: StatusCode,
+    code: i32,
+    text: String,
+    headers: Vec<(String, String)>,
+}
+
+impl HttpError {
+    /// An error whose HTTP status follows from its brpc code.
+    fn from_code(code: i32, text: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(status_for_error_code(code))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        HttpError {
+            status,
+            code,
+            text: text.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// An error with a status of its own (413, 415, 405).
+    fn with_status(status: StatusCode, code: i32, text: impl Into<String>) -> Self {
+        HttpError {
+            status,
+            code,
+            text: text.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn into_response(self) -> Response<ResponseBody> {
+        let mut response = Response::new(full_body(error_body(self.code, &self.text)));
+        *response.status_mut() = self.status;
+        add_handler_headers(response.headers_mut(), &self.headers);
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+        response
+    }
+}
+
+/// Serves a pb method: find it, authenticate, read and convert the body, run the handler,
+/// convert the response.
+async fn serve_pb(
+    request: Request<Incoming>,
+    peer: Peer,
+    shared: &Arc<Shared>,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let (parts, body) = request.into_parts();
+    let (found, format, auth_context) = match check_request(&parts, peer, shared) {
+        Ok(checked) => checked,
+        Err(error) => {
+            // Read (a bounded part of) the body first, so the connection stays usable and
+            // HTTP/2 clients see a finished stream rather than a reset one.
+            discard_body(body, shared.options.max_body_size).await;
+            return Err(error);
+        }
+    };
+    let content_type = header_str(&parts.headers, CONTENT_TYPE);
+    let max_body_size = shared.options.max_body_size;
+    let raw = read_body(&parts.headers, body, max_body_size).await?;
+    let raw = decode_content_encoding(&parts.headers, raw, max_body_size)?;
+    let payload = match format {
+        BodyFormat::Proto => raw,
+        BodyFormat::Json => request_from_json(found.json, &raw)?,
+    };
+
+    // Counted from here, not from arrival: a client slow to send its body must not hold up
+    // the server's `join`.
+    let _inflight = InflightGuard::enter(shared);
+    if shared.phase_now() != Phase::Running {
+        return Err(stopping());
+    }
+    let mut context = ServerContext::new(peer.remote, peer.local);
+    context.tls = peer.tls;
+    context.log_id = log_id(&parts.headers);
+    context.user_fields = user_fields(&parts.headers);
+    context.auth_context = auth_context;
+    let response =
+        match call_catching_panics(&**found.service, found.method, context, payload).await {
+            Ok(response) => response,
+            Err(panic) => {
+                let what = panic_message(&panic);
+                tracing::error!(remote = %peer.remote, "handler panicked: {what}");
+                return Err(HttpError::from_code(
+                    errno::EINTERNAL,
+                    format!("handler panicked: {what}"),
+                ));
+            }
+        };
+    let headers = response.context.response_headers;
+    let message = match response.result {
+        Ok(message) => message,
+        Err(status) => {
+            let code = if status.code() <= 0 {
+                errno::EINTERNAL
+            } else {
+                status.code()
+            };
+            let mut error = HttpError::from_code(code, status.message());
+            error.headers = headers;
+            return Err(error);
+        }
+    };
+    let (body, response_type) = match format {
+        BodyFormat::Proto => (message, content_type.unwrap_or(PROTO_CONTENT_TYPE)),
+        BodyFormat::Json => (response_to_json(found.json, message)?, JSON_CONTENT_TYPE),
+    };
+    let gzip = response.context.response_compress_type == CompressType::Gzip
+        && accepts_gzip(&parts.headers);
+    ok_response(body, response_type, &headers, gzip)
+}
+
+/// Checks a pb request before its body is read: method, credential, path, kind of method and
+/// body format. The method found, the body format and the verified identity.
+fn check_request<'a>(
+    parts: &http::request::Parts,
+    peer: Peer,
+    shared: &'a Shared,
+) -> Result<(Found<'a>, BodyFormat, Option<Arc<crate::AuthContext>>), HttpError> {
+    if parts.method != Method::POST && parts.method != Method::GET {
+        return Err(HttpError::with_status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            errno::EREQUEST,
+            format!("pb methods take POST (or GET), not {}", parts.method),
+        ));
+    }
+    let auth_context = authenticate(&parts.headers, shared, peer)?;
+    let found = find_method(shared, parts.uri.path())?;
+    if found
+        .service
+        .method_kinds()
+        .get(found.method)
+        .is_some_and(|kind: &MethodKind| kind.is_streaming())
+    {
+        return Err(HttpError::from_code(
+            errno::EREQUEST,
+            "streaming methods are served over gRPC only",
+        ));
+    }
+    let format = body_format(header_str(&parts.headers, CONTENT_TYPE));
+    if format == BodyFormat::Json && matches!(found.json, JsonBodies::Unsupported) {
+        return Err(HttpError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            errno::EREQUEST,
+            format!(
+                "{} has no JSON mapping: send the protobuf message with content-type {PROTO_CONTENT_TYPE}",
+                found.service.full_name()
+            ),
+        ));
+    }
+    Ok((found, format, auth_context))
+}
+
+/// Reads and drops a body that will not be used, up to [`MAX_DISCARDED_BODY`] bytes (and
+/// `limit`); a longer one is left unread (HTTP/1.1 then closes the connection).
+async fn discard_body(body: Incoming, limit: usize) {
+    let announced = hyper::body::Body::size_hint(&body).lower();
+    let cap = limit.min(MAX_DISCARDED_BODY);
+    if announced <= cap as u64 {
+        let _ = Limited::new(body, cap).collect().await;
+    }
+}
+
+/// Most bytes of an unusable request body read before answering it.
+const MAX_DISCARDED_BODY: usize = 1024 * 1024;
+
+/// The method a path names; 404 with ENOSERVICE or ENOMETHOD when there is none.
+fn find_method<'a>(shared: &'a Shared, path: &str) -> Result<Found<'a>, HttpError> {
+    let Some((service, method)) = split_path(path) else {
+        return Err(HttpError::from_code(
+            errno::ENOSERVICE,
+            format!("Fail to find service for path `{path}`: use /Service/Method"),
+        ));
+    };
+    if let Some(found) = shared.registry.find_for_http(service, method) {
+        return Ok(found);
+    }
+    if shared.registry.has_service(service) {
+        Err(HttpError::from_code(
+            errno::ENOMETHOD,
+            format!("Fail to find method={service}/{method}"),
+        ))
+    } else {
+        Err(HttpError::from_code(
+            errno::ENOSERVICE,
+            format!("Fail to find service={service}"),
+        ))
+    }
+}
+
+/// Verifies the `authorization` header when the server has an authenticator (401 ERPCAUTH on
+/// failure); the verified identity.
+fn authenticate(
+    headers: &HeaderMap,
+    shared: &Shared,
+    peer: Peer,
+) -> Result<Option<Arc<crate::AuthContext>>, HttpError> {
+    let Some(authenticator) = shared.options.authenticator.as_deref() else {
+        return Ok(None);
+    };
+    let fail =
+        |why: &str| HttpError::from_code(errno::ERPCAUTH, format!("Fail to authenticate: {why}"));
+    let credential = match headers.get(http::header::AUTHORIZATION) {
+        None => return Err(fail("no credential")),
+        Some(value) => value
+            .to_str()
+            .map_err(|_| fail("credential is not visible ASCII"))?,
+    };
+    authenticator
+        .verify_credential(credential, peer.remote)
+        .map(|who| Some(Arc::new(who)))
+        .map_err(|e| fail(e.message()))
+}
+
+/// Reads the whole body, at most `limit` bytes (413 beyond).
+async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, HttpError> {
+    let too_large = || {
+        HttpError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            errno::EREQUEST,
+            format!("request body is larger than max_body_size={limit}"),
+        )
+    };
+    let announced = header_str(headers, CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(HttpError::from_code(
+            errno::EREQUEST,
+            format!("Fail to read request body: {e}"),
+        )),
+    }
+}
+
+/// Undoes `Content-Encoding: gzip` (or `deflate`), bounded by `limit`.
+fn decode_content_encoding(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+) -> Result<Bytes, HttpError> {
+    let compress_type = match header_str(headers, CONTENT_ENCODING).map(str::trim) {
+        None | Some("") => return Ok(body),
+        Some(e) if e.eq_ignore_ascii_case("identity") => return Ok(body),
+        Some(e) if e.eq_ignore_ascii_case("gzip") => CompressType::Gzip,
+        Some(e) if e.eq_ignore_ascii_case("deflate") => CompressType::Zlib,
+        Some(other) => {
+            return Err(HttpError::with_status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                errno::EREQUEST,
+                format!("unsupported Content-Encoding `{other}` (gzip and deflate are)"),
+            ))
+        }
+    };
+    compress::decompress(compress_type, body, limit).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::FileTooLarge {
+            HttpError::with_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                errno::EREQUEST,
+                format!("decompressed request body is larger than max_body_size={limit}"),
+            )
+        } else {
+            HttpError::from_code(
+                errno::EREQUEST,
+                format!("Fail to decompress request body: {e}"),
+            )
+        }
+    })
+}
+
+/// A JSON request body → the bytes the handler takes (400 EREQUEST when it does not convert).
+fn request_from_json(json: JsonBodies<'_>, body: &[u8]) -> Result<Bytes, HttpError> {
+    match json {
+        JsonBodies::PassThrough => Ok(Bytes::copy_from_slice(body)),
+        #[cfg(feature = "json")]
+        JsonBodies::Transcoded(mapping) => mapping
+            .request_to_proto(body)
+            .map_err(|e| HttpError::from_code(errno::EREQUEST, e)),
+        _ => Err(HttpError::from_code(
+            errno::EREQUEST,
+            "this method takes protobuf bodies only",
+        )),
+    }
+}
+
+/// A handler's response bytes → the JSON body (500 EINTERNAL when they do not convert).
+fn response_to_json(json: JsonBodies<'_>, message: Bytes) -> Result<Bytes, HttpError> {
+    match json {
+        JsonBodies::PassThrough => Ok(message),
+        #[cfg(feature = "json")]
+        JsonBodies::Transcoded(mapping) => mapping
+            .response_to_json(message)
+            .map_err(|e| HttpError::from_code(errno::EINTERNAL, e)),
+        _ => Err(HttpError::from_code(
+            errno::EINTERNAL,
+            "this method has no JSON mapping",
+        )),
+    }
+}
+
+/// A 200 response carrying `body`, gzipped when the handler asked and the client accepts it.
+fn ok_response(
+    body: Bytes,
+    content_type: &str,
+    headers: &[(String, String)],
+    gzip: bool,
+) -> Result<Response<ResponseBody>, HttpError> {
+    let body = if gzip {
+        let mut out = BytesMut::with_capacity(body.len() / 2 + 32);
+        compress::compress(CompressType::Gzip, &body, &mut out).map_err(|e| {
+            HttpError::from_code(errno::EINTERNAL, format!("Fail to compress response: {e}"))
+        })?;
+        out.freeze()
+    } else {
+        body
+    };
+    let mut response = Response::new(full_body(body));
+    add_handler_headers(response.headers_mut(), headers);
+    let content_type = HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static(PROTO_CONTENT_TYPE));
+    response.headers_mut().insert(CONTENT_TYPE, content_type);
+    if gzip {
+        response
+            .headers_mut()
+            .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(response)
+}
+
+/// Adds the headers a handler set on its context; invalid ones are logged and skipped.
+fn add_handler_headers(map: &mut HeaderMap, headers: &[(String, String)]) {
+    for (name, value) in headers {
+        match (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                map.append(name, value);
+            }
+            _ => tracing::warn!(name, "dropping an invalid response header"),
+        }
+    }
+}
+
+/// A header's value, when present and visible ASCII.
+fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// brpc's `log-id` header (0 when absent or not a number).
+fn log_id(headers: &HeaderMap) -> i64 {
+    headers
+        .get("log-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The request's headers as user fields (names in lower case, values that are text).
+fn user_fields(headers: &HeaderMap) -> std::collections::HashMap<String, String> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
+/// Whether `Accept-Encoding` lists gzip.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let name = coding.split(';').next().unwrap_or("").trim();
+            name.eq_ignore_ascii_case("gzip")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn reads_log_id_and_user_fields() {
+        let map = headers(&[("log-id", " 42 "), ("X-Trace", "abc")]);
+        assert_eq!(log_id(&map), 42);
+        assert_eq!(log_id(&headers(&[("log-id", "x")])), 0);
+        let fields = user_fields(&map);
+        assert_eq!(fields.get("x-trace").map(String::as_str), Some("abc"));
+    }
+
+    #[test]
+    fn decodes_gzip_bodies_within_the_limit() {
+        let mut gz = BytesMut::new();
+        compress::compress(CompressType::Gzip, &[b'a'; 1000], &mut gz).unwrap();
+        let map = headers(&[("content-encoding", "gzip")]);
+        let body = decode_content_encoding(&map, gz.clone().freeze(), 2000).unwrap();
+        assert_eq!(&body[..], &[b'a'; 1000][..]);
+        let err = decode_content_encoding(&map, gz.freeze(), 100).unwrap_err();
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let err = decode_content_encoding(&map, Bytes::from_static(b"nope"), 100).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::BAD_REQUEST, errno::EREQUEST)
+        );
+        let br = headers(&[("content-encoding", "br")]);
+        let err = decode_content_encoding(&br, Bytes::new(), 100).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn gzip_is_used_only_when_accepted() {
+        assert!(accepts_gzip(&headers(&[(
+            "accept-encoding",
+            "deflate, GZIP;q=0.5"
+        )])));
+        assert!(!accepts_gzip(&headers(&[("accept-encoding", "br")])));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn error_responses_carry_json_and_handler_headers() {
+        let mut error = HttpError::from_code(errno::ENOMETHOD, "no such method");
+        error.headers = vec![
+            ("x-why".to_owned(), "because".to_owned()),
+            ("bad header".to_owned(), "x".to_owned()),
+        ];
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()["content-type"], JSON_CONTENT_TYPE);
+        assert_eq!(response.headers()["x-why"], "because");
+    }
 }

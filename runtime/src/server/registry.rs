@@ -3,12 +3,89 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::Service;
+use super::{MessageSchema, Service};
 use crate::{errno, Status};
 
 struct Entry {
     service: Arc<dyn Service>,
     methods: HashMap<&'static str, usize>,
+    bodies: HttpBodies,
+}
+
+/// How HTTP carries a service's messages, decided once when the server starts.
+enum HttpBodies {
+    /// Protobuf bodies only.
+    Opaque,
+    /// The service's messages are JSON already: bodies pass through.
+    Json,
+    /// Protobuf messages, mapped to and from JSON by their descriptors.
+    #[cfg(feature = "json")]
+    Described(crate::json::ServiceJson),
+}
+
+/// How an HTTP request's JSON body becomes a method's request (and its response JSON).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum JsonBodies<'a> {
+    /// No JSON mapping: only `application/proto` bodies are served.
+    Unsupported,
+    /// The method takes and returns JSON itself.
+    PassThrough,
+    /// Transcoded by the method's descriptors.
+    #[cfg(feature = "json")]
+    Transcoded(&'a crate::json::MethodJson),
+    #[doc(hidden)]
+    #[cfg(not(feature = "json"))]
+    _Unused(std::marker::PhantomData<&'a ()>),
+}
+
+/// A method found for a request: its service, index and JSON mapping.
+pub(crate) struct Found<'a> {
+    pub(crate) service: &'a Arc<dyn Service>,
+    pub(crate) method: usize,
+    pub(crate) json: JsonBodies<'a>,
+}
+
+impl HttpBodies {
+    /// Decodes the service's schema; a descriptor set that does not decode is logged and the
+    /// service served with protobuf bodies only.
+    fn new(service: &dyn Service) -> HttpBodies {
+        match service.schema() {
+            MessageSchema::Opaque => HttpBodies::Opaque,
+            MessageSchema::Json => HttpBodies::Json,
+            #[cfg(feature = "json")]
+            MessageSchema::Protobuf {
+                file_descriptor_set,
+            } => match crate::json::ServiceJson::new(
+                file_descriptor_set,
+                service.full_name(),
+                service.method_names(),
+            ) {
+                Ok(described) => HttpBodies::Described(described),
+                Err(e) => {
+                    tracing::warn!(
+                        service = service.full_name(),
+                        "serving protobuf bodies only over HTTP: {e}"
+                    );
+                    HttpBodies::Opaque
+                }
+            },
+            #[cfg(not(feature = "json"))]
+            MessageSchema::Protobuf { .. } => HttpBodies::Opaque,
+        }
+    }
+
+    fn for_method(&self, method: usize) -> JsonBodies<'_> {
+        let _ = method;
+        match self {
+            HttpBodies::Opaque => JsonBodies::Unsupported,
+            HttpBodies::Json => JsonBodies::PassThrough,
+            #[cfg(feature = "json")]
+            HttpBodies::Described(described) => match described.method(method) {
+                Some(mapping) => JsonBodies::Transcoded(mapping),
+                None => JsonBodies::Unsupported,
+            },
+        }
+    }
 }
 
 /// The services a server hosts, found by full (`example.EchoService`) or short
@@ -53,7 +130,12 @@ impl Registry {
                 .enumerate()
                 .map(|(i, name)| (*name, i))
                 .collect();
-            registry.entries.push(Entry { service, methods });
+            let bodies = HttpBodies::new(&*service);
+            registry.entries.push(Entry {
+                service,
+                methods,
+                bodies,
+            });
         }
         for (short, owners) in short_names {
             if let [only] = owners[..] {
@@ -75,6 +157,17 @@ impl Registry {
         Some((&entry.service, index))
     }
 
+    /// The service, method index and JSON mapping for an HTTP request.
+    pub(crate) fn find_for_http(&self, service: &str, method: &str) -> Option<Found<'_>> {
+        let entry = &self.entries[*self.by_name.get(service)?];
+        let index = *entry.methods.get(method)?;
+        Some(Found {
+            service: &entry.service,
+            method: index,
+            json: entry.bodies.for_method(index),
+        })
+    }
+
     /// Whether a service is registered under `name` (full or short).
     pub(crate) fn has_service(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
@@ -83,5 +176,53 @@ impl Registry {
     /// Full names of the services, in the order they were added.
     pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.entries.iter().map(|e| e.service.full_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{unknown_method, ServerContext, ServiceFuture};
+    use bytes::Bytes;
+
+    struct Fake(&'static str, MessageSchema);
+
+    impl Service for Fake {
+        fn full_name(&self) -> &'static str {
+            self.0
+        }
+        fn method_names(&self) -> &'static [&'static str] {
+            &["Get"]
+        }
+        fn call(&self, method: usize, context: ServerContext, _request: Bytes) -> ServiceFuture {
+            unknown_method(context, method)
+        }
+        fn schema(&self) -> MessageSchema {
+            self.1
+        }
+    }
+
+    #[test]
+    fn http_lookups_carry_each_services_json_mapping() {
+        let registry = Registry::new(vec![
+            Arc::new(Fake("a.Opaque", MessageSchema::Opaque)),
+            Arc::new(Fake("a.Json", MessageSchema::Json)),
+            Arc::new(Fake(
+                "a.Broken",
+                MessageSchema::Protobuf {
+                    file_descriptor_set: b"\xff\xff not a descriptor set",
+                },
+            )),
+        ])
+        .unwrap();
+        let json = |service: &str| registry.find_for_http(service, "Get").map(|f| f.json);
+        assert!(matches!(json("a.Opaque"), Some(JsonBodies::Unsupported)));
+        assert!(matches!(json("Json"), Some(JsonBodies::PassThrough)));
+        // A descriptor set that does not decode is served as opaque.
+        assert!(matches!(json("a.Broken"), Some(JsonBodies::Unsupported)));
+        assert!(registry.find_for_http("a.Json", "Put").is_none());
+        assert!(registry.find_for_http("a.Nope", "Get").is_none());
+        let found = registry.find_for_http("a.Json", "Get").unwrap();
+        assert_eq!((found.service.full_name(), found.method), ("a.Json", 0));
     }
 }

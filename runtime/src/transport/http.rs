@@ -1,14 +1,65 @@
-//! The `http` client protocol: pb methods as `POST /Service/Method` over HTTP/1.1.
+//! The `http` client protocol: pb methods as `POST /Service/Method` over HTTP/1.1, with
+//! protobuf bodies (`application/proto`), on pooled keep-alive connections.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
-use crate::channel::call::{Answer, EncodedRequest, Failure};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+use crate::channel::call::{generate_credential, Answer, EncodedRequest, Failure};
 use crate::channel::{ChannelOptions, Endpoint, MethodDescriptor};
+use crate::compress::{self, CompressType};
+use crate::protocol::http::{
+    error_code_for_status, parse_error_body, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE,
+};
 use crate::{errno, Status};
+
+/// Idle connections kept per endpoint; more are closed once their call ends.
+const MAX_IDLE_CONNECTIONS: usize = 16;
+
+/// One HTTP/1.1 connection: its sender and its local address.
+#[derive(Debug)]
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    local: SocketAddr,
+}
 
 /// An endpoint's idle HTTP/1.1 connections.
 #[derive(Debug, Default)]
-pub(crate) struct HttpPool {}
+pub(crate) struct HttpPool {
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl HttpPool {
+    /// An idle connection that is still open, if any.
+    fn take(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(connection) = idle.pop() {
+            if !connection.sender.is_closed() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection whose call has ended for the next call, unless it closed or the
+    /// pool is full.
+    fn give_back(&self, connection: Connection) {
+        if connection.sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_CONNECTIONS {
+            idle.push(connection);
+        }
+    }
+}
 
 /// One call attempt over HTTP/1.1 on `endpoint`.
 pub(crate) async fn attempt(
@@ -17,9 +68,334 @@ pub(crate) async fn attempt(
     method: &MethodDescriptor,
     request: &EncodedRequest,
 ) -> Result<Answer, Failure> {
-    let _ = (endpoint, options, method, request);
-    Err(Failure::server(Status::new(
-        errno::EINVAL,
-        "the http client protocol is not implemented yet",
-    )))
+    let remote = endpoint.addr();
+    let http_request = build_request(remote, options, method, request).map_err(Failure::server)?;
+    let (connection, response) = send(endpoint, options, http_request).await?;
+    let local = connection.local;
+    let (parts, body) = response.into_parts();
+    let body = read_body(body, options.max_body_size).await?;
+    // Only a connection whose response was read whole can carry the next call.
+    endpoint.http.give_back(connection);
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    if parts.status != StatusCode::OK {
+        return Err(failure_from_response(parts.status, &body));
+    }
+    let payload =
+        decode_body(&parts.headers, body, options.max_body_size).map_err(Failure::server)?;
+    Ok(Answer {
+        payload,
+        attachment: Bytes::new(),
+        compress_type: CompressType::None,
+        remote,
+        local,
+        headers,
+    })
+}
+
+/// The HTTP request for a call: `POST /{service}/{method}` with the payload as body.
+fn build_request(
+    remote: SocketAddr,
+    options: &ChannelOptions,
+    method: &MethodDescriptor,
+    request: &EncodedRequest,
+) -> Result<Request<Full<Bytes>>, Status> {
+    if !request.attachment.is_empty() {
+        return Err(Status::new(
+            errno::EREQUEST,
+            "the http protocol cannot carry a request attachment with a pb request",
+        ));
+    }
+    let encoding = match request.compress_type {
+        CompressType::None => None,
+        CompressType::Gzip => Some("gzip"),
+        CompressType::Zlib => Some("deflate"),
+        CompressType::Snappy => {
+            return Err(Status::new(
+                errno::EREQUEST,
+                "the http protocol cannot carry snappy-compressed requests (use gzip or zlib)",
+            ))
+        }
+    };
+    let content_type = if request.content_type == 1 {
+        JSON_CONTENT_TYPE
+    } else {
+        PROTO_CONTENT_TYPE
+    };
+    let path = format!("/{}/{}", method.service(), method.method());
+    let mut builder = Request::post(path)
+        .header(HOST, remote.to_string())
+        .header(CONTENT_TYPE, content_type);
+    if let Some(encoding) = encoding {
+        builder = builder.header(CONTENT_ENCODING, encoding);
+    }
+    if request.log_id != 0 {
+        builder = builder.header("log-id", request.log_id.to_string());
+    }
+    let mut http_request = builder
+        .body(Full::new(request.payload.clone()))
+        .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to build HTTP request: {e}")))?;
+    let headers = http_request.headers_mut();
+    for (name, value) in &request.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            Status::new(
+                errno::EREQUEST,
+                format!("invalid HTTP header name `{name}`"),
+            )
+        })?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            Status::new(
+                errno::EREQUEST,
+                format!("invalid value for HTTP header `{name}`"),
+            )
+        })?;
+        headers.append(name, value);
+    }
+    if let Some(authenticator) = options.authenticator.as_deref() {
+        let credential = generate_credential(authenticator)?;
+        let value = HeaderValue::from_str(&credential).map_err(|_| {
+            Status::new(
+                errno::ERPCAUTH,
+                "the credential is not a valid HTTP header value",
+            )
+        })?;
+        headers.insert(http::header::AUTHORIZATION, value);
+    }
+    Ok(http_request)
+}
+
+/// Sends `request` on an idle connection, or a new one; a pooled connection that closed before
+/// the request went out is replaced by a new one.
+async fn send(
+    endpoint: &Arc<Endpoint>,
+    options: &ChannelOptions,
+    request: Request<Full<Bytes>>,
+) -> Result<(Connection, Response<Incoming>), Failure> {
+    let mut request = request;
+    while let Some(mut connection) = endpoint.http.take() {
+        if connection.sender.ready().await.is_err() {
+            continue;
+        }
+        match connection.sender.try_send_request(request).await {
+            Ok(response) => return Ok((connection, response)),
+            Err(mut e) => match e.take_message() {
+                // Never sent: the connection closed meanwhile; try another.
+                Some(unsent) => request = unsent,
+                None => return Err(io_failure(endpoint.addr(), e.into_error())),
+            },
+        }
+    }
+    let mut connection = connect(endpoint, options).await?;
+    connection
+        .sender
+        .ready()
+        .await
+        .map_err(|e| io_failure(endpoint.addr(), e))?;
+    let response = connection
+        .sender
+        .send_request(request)
+        .await
+        .map_err(|e| io_failure(endpoint.addr(), e))?;
+    Ok((connection, response))
+}
+
+/// Opens a new HTTP/1.1 connection; its driver runs on a task of its own until it closes.
+async fn connect(
+    endpoint: &Arc<Endpoint>,
+    options: &ChannelOptions,
+) -> Result<Connection, Failure> {
+    let addr = endpoint.addr();
+    let io = crate::transport::stream::connect(addr, options, &[b"http/1.1"])
+        .await
+        .map_err(Failure::transport)?;
+    let local = io
+        .local_addr()
+        .map_err(|e| Failure::transport(Status::from_io(format!("Fail to connect {addr}"), &e)))?;
+    let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| io_failure(addr, e))?;
+    tokio::spawn(async move {
+        if let Err(e) = driver.await {
+            tracing::debug!(%addr, "HTTP connection ended: {e}");
+        }
+    });
+    Ok(Connection { sender, local })
+}
+
+/// A failed exchange on a connection: a transport failure (retried elsewhere).
+fn io_failure(addr: SocketAddr, error: hyper::Error) -> Failure {
+    let code = if error.is_timeout() {
+        errno::ETIMEDOUT
+    } else if error.is_incomplete_message() || error.is_closed() || error.is_canceled() {
+        errno::EEOF
+    } else {
+        errno::EFAILEDSOCKET
+    };
+    Failure::transport(Status::new(
+        code,
+        format!("HTTP exchange with {addr} failed: {error}"),
+    ))
+}
+
+/// Reads the whole response body, at most `limit` bytes (ERESPONSE beyond).
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Failure> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure::server(Status::new(
+            errno::ERESPONSE,
+            format!("response body is larger than max_body_size={limit}"),
+        ))),
+        Err(e) => Err(Failure::transport(Status::new(
+            errno::EEOF,
+            format!("Fail to read HTTP response body: {e}"),
+        ))),
+    }
+}
+
+/// Undoes the response's `Content-Encoding` (gzip, deflate), bounded by `limit`.
+fn decode_body(headers: &http::HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Status> {
+    let encoding = headers
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    let compress_type = if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
+        return Ok(body);
+    } else if encoding.eq_ignore_ascii_case("gzip") {
+        CompressType::Gzip
+    } else if encoding.eq_ignore_ascii_case("deflate") {
+        CompressType::Zlib
+    } else {
+        return Err(Status::new(
+            errno::ERESPONSE,
+            format!("unsupported Content-Encoding `{encoding}` in response"),
+        ));
+    };
+    compress::decompress(compress_type, body, limit).map_err(|e| {
+        Status::new(
+            errno::ERESPONSE,
+            format!("Fail to decompress response: {e}"),
+        )
+    })
+}
+
+/// The failure a non-200 response reports: the brpc error in its JSON body, else a code
+/// from the status. A stopping server (ELOGOFF) is a transport failure, so the call is
+/// retried on another server.
+fn failure_from_response(status: StatusCode, body: &[u8]) -> Failure {
+    let (code, text) = match parse_error_body(body) {
+        Some((code, text)) if code != 0 => (code, text),
+        _ => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+            (
+                error_code_for_status(status.as_u16()),
+                format!("HTTP status {status}: {text}"),
+            )
+        }
+    };
+    let status = Status::new(code, text);
+    if code == errno::ELOGOFF {
+        Failure::transport(status)
+    } else {
+        Failure::server(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(payload: &'static [u8]) -> EncodedRequest {
+        EncodedRequest {
+            payload: Bytes::from_static(payload),
+            attachment: Bytes::new(),
+            compress_type: CompressType::None,
+            content_type: 0,
+            log_id: 0,
+            headers: Vec::new(),
+            deadline: None,
+        }
+    }
+
+    const ECHO: MethodDescriptor = MethodDescriptor::new("example.EchoService", "Echo");
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:8000".parse().unwrap()
+    }
+
+    #[test]
+    fn builds_post_requests() {
+        let mut request = encoded(b"\x0a\x02hi");
+        request.log_id = 7;
+        request.compress_type = CompressType::Gzip;
+        request.headers = vec![("x-user".to_owned(), "ann".to_owned())];
+        let built = build_request(addr(), &ChannelOptions::default(), &ECHO, &request).unwrap();
+        assert_eq!(built.method(), http::Method::POST);
+        assert_eq!(built.uri().path(), "/example.EchoService/Echo");
+        let h = built.headers();
+        assert_eq!(h["host"], "127.0.0.1:8000");
+        assert_eq!(h["content-type"], "application/proto");
+        assert_eq!(h["content-encoding"], "gzip");
+        assert_eq!(h["log-id"], "7");
+        assert_eq!(h["x-user"], "ann");
+        assert!(h.get("authorization").is_none());
+    }
+
+    #[test]
+    fn refuses_what_http_cannot_carry() {
+        let mut with_attachment = encoded(b"");
+        with_attachment.attachment = Bytes::from_static(b"foo");
+        let e =
+            build_request(addr(), &ChannelOptions::default(), &ECHO, &with_attachment).unwrap_err();
+        assert_eq!(e.code(), errno::EREQUEST);
+        let mut snappy = encoded(b"");
+        snappy.compress_type = CompressType::Snappy;
+        let e = build_request(addr(), &ChannelOptions::default(), &ECHO, &snappy).unwrap_err();
+        assert_eq!(e.code(), errno::EREQUEST);
+        let mut bad_header = encoded(b"");
+        bad_header.headers = vec![("bad name".to_owned(), "x".to_owned())];
+        let e = build_request(addr(), &ChannelOptions::default(), &ECHO, &bad_header).unwrap_err();
+        assert_eq!(e.code(), errno::EREQUEST);
+    }
+
+    #[test]
+    fn error_responses_become_failures() {
+        let f = failure_from_response(
+            StatusCode::NOT_FOUND,
+            br#"{"error_code":1002,"error_text":"Fail to find method"}"#,
+        );
+        assert_eq!(
+            (f.status.code(), f.status.message(), f.transport),
+            (errno::ENOMETHOD, "Fail to find method", false)
+        );
+        let f = failure_from_response(StatusCode::BAD_GATEWAY, b"upstream down");
+        assert_eq!(f.status.code(), errno::EHTTP);
+        assert!(
+            f.status.message().contains("upstream down"),
+            "{}",
+            f.status.message()
+        );
+        let f = failure_from_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            br#"{"error_code":2003,"error_text":"stopping"}"#,
+        );
+        assert!(f.transport, "ELOGOFF is retried elsewhere");
+    }
+
+    #[test]
+    fn response_bodies_are_decompressed_within_the_limit() {
+        let mut gz = bytes::BytesMut::new();
+        compress::compress(CompressType::Gzip, &[7u8; 100], &mut gz).unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let body = decode_body(&headers, gz.clone().freeze(), 1000).unwrap();
+        assert_eq!(&body[..], &[7u8; 100][..]);
+        let e = decode_body(&headers, gz.freeze(), 10).unwrap_err();
+        assert_eq!(e.code(), errno::ERESPONSE);
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("br"));
+        assert!(decode_body(&headers, Bytes::new(), 10).is_err());
+    }
 }

@@ -20,11 +20,6 @@ impl<S> Rewind<S> {
     pub(crate) fn new(prefix: Bytes, inner: S) -> Self {
         Rewind { prefix, inner }
     }
-
-    /// The inner stream (for its addresses, TLS state and the like).
-    pub(crate) fn inner(&self) -> &S {
-        &self.inner
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
