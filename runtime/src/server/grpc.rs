@@ -1,13 +1,60 @@
 //! gRPC calls on an HTTP/2 connection: unary and streaming methods, `grpc-timeout`,
 //! `grpc-status`, metadata, gzip, and `grpc.health.v1.Health`.
+//!
+//! Every failure is answered as gRPC does: HTTP 200 with `grpc-status` and a percent-encoded
+//! `grpc-message`, in trailers after the messages or alone in a trailers-only response. The
+//! status comes from the Brisk error code as brpc maps it, and the message is brpc's
+//! `[server address][E<code>]<text>`, so the exact code survives for people reading it.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use hyper::body::Incoming;
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::FutureExt;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use tokio::time::{Instant, Sleep};
 
-use super::conn::Peer;
+use super::conn::{call_catching_panics, panic_message, Peer};
 use super::http::ResponseBody;
-use super::Shared;
+use super::{health, InflightGuard, Phase, ServerContext, Shared};
+use crate::compress::CompressType;
+use crate::protocol::grpc::{self, code, grpc_status_from_errno, percent_encode};
+use crate::streaming::BytesStream;
+use crate::transport::grpc::{message_bytes, message_chunks, BodyMessages, Reader};
+use crate::{errno, Status};
+
+/// A gRPC error to answer with: a gRPC status code and its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct GrpcError {
+    /// The `grpc-status`.
+    pub(super) code: u32,
+    /// The `grpc-message`, not yet percent-encoded.
+    pub(super) message: String,
+}
+
+impl GrpcError {
+    /// The answer to a Brisk failure on the server at `local`: brpc's status for its code, and
+    /// brpc's `[address][E<code>]text` message. Codes `<= 0` become EINTERNAL, as on baidu_std.
+    pub(super) fn from_status(status: &Status, local: SocketAddr) -> Self {
+        let errno_code = if status.code() <= 0 {
+            errno::EINTERNAL
+        } else {
+            status.code()
+        };
+        GrpcError {
+            code: grpc_status_from_errno(errno_code),
+            message: format!("[{local}][E{errno_code}]{}", status.message()),
+        }
+    }
+}
 
 /// Answers one gRPC call (a request whose content-type is `application/grpc...`).
 pub(crate) async fn serve(
@@ -15,17 +62,498 @@ pub(crate) async fn serve(
     peer: Peer,
     shared: Arc<Shared>,
 ) -> http::Response<ResponseBody> {
-    let _ = (request, peer, shared);
-    let mut response = http::Response::new(super::http::empty_body());
-    let headers = response.headers_mut();
-    headers.insert(
-        "content-type",
-        http::HeaderValue::from_static("application/grpc"),
+    let inflight = InflightGuard::enter(&shared);
+    let (parts, body) = request.into_parts();
+    let local = peer.local;
+    let fail = |status: Status| failure_response(&GrpcError::from_status(&status, local), &[]);
+    if parts.method != http::Method::POST {
+        return fail(Status::new(
+            errno::EREQUEST,
+            format!("gRPC calls are POST, not {}", parts.method),
+        ));
+    }
+    let Some((service_name, method_name)) = split_path(parts.uri.path()) else {
+        return fail(Status::new(
+            errno::ENOMETHOD,
+            format!("Fail to find method={}", parts.uri.path()),
+        ));
+    };
+    if service_name == health::SERVICE && !shared.registry.has_service(health::SERVICE) {
+        return health::serve(method_name, body, peer, shared, inflight).await;
+    }
+    if shared.phase_now() != Phase::Running {
+        return fail(Status::new(errno::ELOGOFF, "Server is stopping"));
+    }
+    let Some((service, method)) = shared.registry.find(service_name, method_name) else {
+        return fail(Status::new(
+            errno::ENOMETHOD,
+            format!("Fail to find method={service_name}/{method_name}"),
+        ));
+    };
+    let service = Arc::clone(service);
+    let call = match Call::prepare(&parts.headers, peer, &shared) {
+        Ok(call) => call,
+        Err(error) => return failure_response(&error, &[]),
+    };
+    let messages = BodyMessages::new(
+        body,
+        call.context.request_compress_type,
+        shared.options.max_body_size,
+        Reader::Server,
     );
-    headers.insert("grpc-status", http::HeaderValue::from_static("12"));
-    headers.insert(
-        "grpc-message",
-        http::HeaderValue::from_static("gRPC is not implemented yet"),
-    );
+    let kind = service
+        .method_kinds()
+        .get(method)
+        .copied()
+        .unwrap_or_default();
+    if kind.is_streaming() {
+        serve_streaming(&*service, method, call, messages, inflight).await
+    } else {
+        serve_unary(&*service, method, call, messages).await
+    }
+}
+
+/// `/package.Service/Method` → (`package.Service`, `Method`).
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    if service.is_empty() || method.is_empty() || method.contains('/') {
+        return None;
+    }
+    Some((service, method))
+}
+
+/// A call that passed the checks: its context, deadline and response options.
+struct Call {
+    context: ServerContext,
+    deadline: Option<Instant>,
+    /// Whether the client accepts gzip-compressed responses.
+    accepts_gzip: bool,
+    local: SocketAddr,
+}
+
+impl Call {
+    /// Reads the headers: credential, encoding, timeout, metadata.
+    fn prepare(headers: &HeaderMap, peer: Peer, shared: &Shared) -> Result<Call, GrpcError> {
+        let fail = |status: Status| GrpcError::from_status(&status, peer.local);
+        let auth_context = authenticate(headers, shared, peer.remote).map_err(fail)?;
+        let encoding = header_str(headers, "grpc-encoding").unwrap_or("identity");
+        let Some(request_compress_type) = grpc::parse_encoding(encoding) else {
+            return Err(GrpcError {
+                code: code::UNIMPLEMENTED,
+                message: format!(
+                    "[{}]grpc-encoding `{encoding}` is not supported (supported: identity, gzip)",
+                    peer.local
+                ),
+            });
+        };
+        let timeout = header_str(headers, "grpc-timeout").and_then(|value| {
+            let parsed = grpc::parse_timeout(value);
+            if parsed.is_none() {
+                tracing::debug!(remote = %peer.remote, value, "ignoring a bad grpc-timeout");
+            }
+            parsed
+        });
+        let mut context = ServerContext::new(peer.remote, peer.local);
+        context.tls = peer.tls;
+        context.log_id = header_str(headers, "log-id")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        context.timeout_ms = timeout.map(grpc::timeout_millis);
+        context.request_compress_type = request_compress_type;
+        context.user_fields = custom_metadata(headers);
+        context.auth_context = auth_context;
+        Ok(Call {
+            context,
+            deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
+            accepts_gzip: header_str(headers, "grpc-accept-encoding")
+                .is_some_and(grpc::accepts_gzip),
+            local: peer.local,
+        })
+    }
+
+    fn timed_out(&self) -> Status {
+        Status::new(
+            errno::ERPCTIMEDOUT,
+            format!(
+                "Reached timeout={}ms",
+                self.context.timeout_ms.unwrap_or_default()
+            ),
+        )
+    }
+}
+
+/// Verifies the `authorization` header when the server has an authenticator.
+fn authenticate(
+    headers: &HeaderMap,
+    shared: &Shared,
+    remote: SocketAddr,
+) -> Result<Option<Arc<crate::AuthContext>>, Status> {
+    let Some(authenticator) = shared.options.authenticator.as_deref() else {
+        return Ok(None);
+    };
+    let fail = |why: &str| Status::new(errno::ERPCAUTH, format!("Fail to authenticate: {why}"));
+    let credential = match headers.get(http::header::AUTHORIZATION) {
+        None => return Err(fail("no credential")),
+        Some(value) => value
+            .to_str()
+            .map_err(|_| fail("the credential is not text"))?,
+    };
+    authenticator
+        .verify_credential(credential, remote)
+        .map(|who| Some(Arc::new(who)))
+        .map_err(|e| fail(e.message()))
+}
+
+/// A header's value, when it is text.
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Headers that are part of the protocol, never custom metadata.
+fn is_reserved(name: &str) -> bool {
+    name.starts_with("grpc-")
+        || name.starts_with(':')
+        || matches!(
+            name,
+            "content-type"
+                | "content-length"
+                | "te"
+                | "host"
+                | "user-agent"
+                | "connection"
+                | "accept-encoding"
+                | "authorization"
+                | "log-id"
+        )
+}
+
+/// The request's custom metadata (text values only; the last of repeated names wins).
+fn custom_metadata(headers: &HeaderMap) -> HashMap<String, String> {
+    headers
+        .iter()
+        .filter(|(name, _)| !is_reserved(name.as_str()))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
+/// A response head: 200, `application/grpc`, and the handler's metadata (invalid or reserved
+/// names are left out).
+fn response_head(metadata: &[(String, String)], gzip: bool) -> http::response::Builder {
+    let mut builder = http::Response::builder()
+        .status(http::StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, grpc::CONTENT_TYPE)
+        .header("grpc-accept-encoding", "gzip");
+    if gzip {
+        builder = builder.header("grpc-encoding", "gzip");
+    }
+    if let Some(headers) = builder.headers_mut() {
+        for (name, value) in metadata {
+            let name = name.to_ascii_lowercase();
+            if is_reserved(&name) {
+                continue;
+            }
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                (Ok(name), Ok(value)) => {
+                    headers.append(name, value);
+                }
+                _ => tracing::debug!(
+                    name,
+                    "dropping response metadata that is not a valid header"
+                ),
+            }
+        }
+    }
+    builder
+}
+
+/// `grpc-status` (and `grpc-message` unless OK), for trailers or a trailers-only head.
+fn status_headers(code: u32, message: &str, headers: &mut HeaderMap) {
+    headers.insert("grpc-status", HeaderValue::from(code));
+    if code != code::OK && !message.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
+            headers.insert("grpc-message", value);
+        }
+    }
+}
+
+fn trailers(code: u32, message: &str) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    status_headers(code, message, &mut map);
+    map
+}
+
+/// A trailers-only response: the status in the head, no body.
+pub(super) fn failure_response(
+    error: &GrpcError,
+    metadata: &[(String, String)],
+) -> http::Response<ResponseBody> {
+    let mut response = response_head(metadata, false)
+        .body(super::http::empty_body())
+        .unwrap_or_else(|_| http::Response::new(super::http::empty_body()));
+    status_headers(error.code, &error.message, response.headers_mut());
     response
+}
+
+/// A response with one message and OK trailers.
+pub(super) fn message_response(
+    payload: Bytes,
+    gzip: bool,
+    metadata: &[(String, String)],
+    local: SocketAddr,
+) -> http::Response<ResponseBody> {
+    let payload = if gzip {
+        match grpc::gzip(&payload) {
+            Ok(packed) => packed,
+            Err(e) => {
+                let status = Status::internal(format!("Fail to compress response: {e}"));
+                return failure_response(&GrpcError::from_status(&status, local), metadata);
+            }
+        }
+    } else {
+        payload
+    };
+    let chunks = match message_chunks(gzip, payload) {
+        Ok(chunks) => chunks,
+        Err(e) => {
+            let status = Status::internal(format!("response {}", e.message()));
+            return failure_response(&GrpcError::from_status(&status, local), metadata);
+        }
+    };
+    let frames = chunks
+        .into_iter()
+        .map(Frame::data)
+        .chain(std::iter::once(Frame::trailers(trailers(code::OK, ""))))
+        .map(Ok);
+    let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+    response_head(metadata, gzip)
+        .body(body)
+        .unwrap_or_else(|_| http::Response::new(super::http::empty_body()))
+}
+
+/// Runs `work` until `deadline`, if any; `None` once it has passed.
+async fn until<F: Future>(deadline: Option<Instant>, work: F) -> Option<F::Output> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+/// A unary method: one request message in, one response message out.
+async fn serve_unary(
+    service: &dyn super::Service,
+    method: usize,
+    call: Call,
+    mut messages: BodyMessages,
+) -> http::Response<ResponseBody> {
+    let local = call.local;
+    let deadline = call.deadline;
+    let timed_out = call.timed_out();
+    let accepts_gzip = call.accepts_gzip;
+    let context = call.context;
+    let work = async move {
+        let payload = match single_message(&mut messages).await {
+            Ok(payload) => payload,
+            Err(status) => return Err((status, Vec::new())),
+        };
+        drop(messages);
+        match call_catching_panics(service, method, context, payload).await {
+            Ok(response) => {
+                let context = response.context;
+                match response.result {
+                    Ok(payload) => Ok((payload, context)),
+                    Err(status) => Err((status, context.response_headers)),
+                }
+            }
+            Err(panic) => {
+                let what = panic_message(&panic);
+                tracing::error!("gRPC handler panicked: {what}");
+                Err((
+                    Status::internal(format!("handler panicked: {what}")),
+                    Vec::new(),
+                ))
+            }
+        }
+    };
+    match until(deadline, work).await {
+        None => failure_response(&GrpcError::from_status(&timed_out, local), &[]),
+        Some(Err((status, metadata))) => {
+            failure_response(&GrpcError::from_status(&status, local), &metadata)
+        }
+        Some(Ok((payload, context))) => {
+            let gzip = accepts_gzip && context.response_compress_type == CompressType::Gzip;
+            message_response(payload, gzip, &context.response_headers, local)
+        }
+    }
+}
+
+/// Exactly one message, and the end of the body.
+pub(super) async fn single_message(messages: &mut BodyMessages) -> Result<Bytes, Status> {
+    let first = match messages.next_message().await {
+        Some(first) => first?,
+        None => {
+            return Err(Status::new(
+                errno::EREQUEST,
+                "a unary call needs one request message, got none",
+            ))
+        }
+    };
+    match messages.next_message().await {
+        None => Ok(first),
+        Some(Err(status)) => Err(status),
+        Some(Ok(_)) => Err(Status::new(
+            errno::EREQUEST,
+            "a unary call takes one request message, got more",
+        )),
+    }
+}
+
+/// A streaming method: request messages flow to the handler as they arrive, its responses
+/// go out as it yields them, then the trailers.
+async fn serve_streaming(
+    service: &dyn super::Service,
+    method: usize,
+    call: Call,
+    messages: BodyMessages,
+    inflight: InflightGuard,
+) -> http::Response<ResponseBody> {
+    let local = call.local;
+    let deadline = call.deadline;
+    let timed_out = call.timed_out();
+    let requests: BytesStream = Box::pin(messages);
+    let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        service.call_streaming(method, call.context, requests)
+    }));
+    let future = match started {
+        Ok(future) => future,
+        Err(panic) => return panicked(&panic, local, &[]),
+    };
+    let response = match until(deadline, AssertUnwindSafe(future).catch_unwind()).await {
+        None => return failure_response(&GrpcError::from_status(&timed_out, local), &[]),
+        Some(Err(panic)) => return panicked(&panic, local, &[]),
+        Some(Ok(response)) => response,
+    };
+    let context = response.context;
+    let stream = match response.result {
+        Ok(stream) => stream,
+        Err(status) => {
+            return failure_response(
+                &GrpcError::from_status(&status, local),
+                &context.response_headers,
+            )
+        }
+    };
+    let gzip = call.accepts_gzip && context.response_compress_type == CompressType::Gzip;
+    let frames = ResponseFrames {
+        messages: Some(stream),
+        deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+        timed_out,
+        gzip,
+        local,
+        _inflight: inflight,
+    };
+    streaming_response(frames, &context.response_headers, gzip)
+}
+
+/// A response whose messages stream out of `frames`.
+pub(super) fn streaming_response(
+    frames: ResponseFrames,
+    metadata: &[(String, String)],
+    gzip: bool,
+) -> http::Response<ResponseBody> {
+    response_head(metadata, gzip)
+        .body(StreamBody::new(frames).boxed_unsync())
+        .unwrap_or_else(|_| http::Response::new(super::http::empty_body()))
+}
+
+fn panicked(
+    panic: &Box<dyn std::any::Any + Send>,
+    local: SocketAddr,
+    metadata: &[(String, String)],
+) -> http::Response<ResponseBody> {
+    let what = panic_message(panic);
+    tracing::error!("gRPC handler panicked: {what}");
+    let status = Status::internal(format!("handler panicked: {what}"));
+    failure_response(&GrpcError::from_status(&status, local), metadata)
+}
+
+/// A handler's response stream as HTTP/2 body frames: one DATA chunk per message, then the
+/// trailers (OK, the status of an `Err` item, DEADLINE_EXCEEDED, or INTERNAL for a panic).
+/// Counts as a request in flight until it ends or the client goes away.
+pub(super) struct ResponseFrames {
+    /// The encoded responses; `None` once the trailers are out.
+    pub(super) messages: Option<BytesStream>,
+    /// When the call must end, from `grpc-timeout`.
+    pub(super) deadline: Option<Pin<Box<Sleep>>>,
+    /// The status the call ends with at its deadline.
+    pub(super) timed_out: Status,
+    /// Whether messages are gzip-compressed.
+    pub(super) gzip: bool,
+    /// The server's address, for error messages.
+    pub(super) local: SocketAddr,
+    /// Counts the call as in flight while its responses stream.
+    pub(super) _inflight: InflightGuard,
+}
+
+impl ResponseFrames {
+    fn end(&mut self, status: Option<&Status>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        self.messages = None;
+        self.deadline = None;
+        let trailers = match status {
+            None => trailers(code::OK, ""),
+            Some(status) => {
+                let error = GrpcError::from_status(status, self.local);
+                trailers(error.code, &error.message)
+            }
+        };
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn encode(&self, message: &[u8]) -> Result<Bytes, Status> {
+        if self.gzip {
+            let packed = grpc::gzip(message)
+                .map_err(|e| Status::internal(format!("Fail to compress response: {e}")))?;
+            message_bytes(true, &packed)
+        } else {
+            message_bytes(false, message)
+        }
+    }
+}
+
+impl Stream for ResponseFrames {
+    type Item = Result<Frame<Bytes>, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(messages) = this.messages.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let expired = this
+            .deadline
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+        if expired {
+            let status = this.timed_out.clone();
+            return this.end(Some(&status));
+        }
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| messages.as_mut().poll_next(cx)));
+        match polled {
+            Ok(Poll::Ready(Some(Ok(message)))) => match this.encode(&message) {
+                Ok(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                Err(status) => this.end(Some(&status)),
+            },
+            Ok(Poll::Ready(Some(Err(status)))) => this.end(Some(&status)),
+            Ok(Poll::Ready(None)) => this.end(None),
+            Err(panic) => {
+                let what = panic_message(&panic).to_owned();
+                tracing::error!("gRPC response stream panicked: {what}");
+                this.end(Some(&Status::internal(format!("handler panicked: {what}"))))
+            }
+            Ok(Poll::Pending) => Poll::Pending,
+        }
+    }
 }

@@ -1,1 +1,173 @@
-//! The standard gRPC health service, `grpc.health.v1.Health`.
+//! The standard gRPC health service, `grpc.health.v1.Health`, answered by the server itself
+//! (unless a service of that name is registered).
+//!
+//! `Check` answers SERVING for the empty service name (the whole server) and for every hosted
+//! service, NOT_SERVING once the server is stopping, and gRPC status NOT_FOUND for a service
+//! the server does not host. `Watch` streams the current status (SERVICE_UNKNOWN for an
+//! unknown service), then NOT_SERVING once the server stops, and ends. Health calls need no
+//! credential, so load balancers can probe.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use prost::Message;
+
+use super::conn::Peer;
+use super::grpc::{failure_response, message_response, single_message, GrpcError, ResponseFrames};
+use super::http::ResponseBody;
+use super::{wait_for_phase, InflightGuard, Phase, Shared};
+use crate::compress::CompressType;
+use crate::protocol::grpc::code;
+use crate::streaming::BytesStream;
+use crate::transport::grpc::{BodyMessages, Reader};
+use crate::{errno, Status};
+
+/// The health service's full name.
+pub(super) const SERVICE: &str = "grpc.health.v1.Health";
+
+/// Largest health request accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, Message)]
+pub(super) struct HealthCheckRequest {
+    /// The service asked about; empty for the whole server.
+    #[prost(string, tag = "1")]
+    pub(super) service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse`.
+#[derive(Clone, PartialEq, Message)]
+pub(super) struct HealthCheckResponse {
+    /// A [`ServingStatus`] value.
+    #[prost(enumeration = "ServingStatus", tag = "1")]
+    pub(super) status: i32,
+}
+
+/// `grpc.health.v1.HealthCheckResponse.ServingStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub(super) enum ServingStatus {
+    /// Not known.
+    Unknown = 0,
+    /// Taking calls.
+    Serving = 1,
+    /// Not taking calls.
+    NotServing = 2,
+    /// No such service (only `Watch` answers it).
+    ServiceUnknown = 3,
+}
+
+/// Answers a call to the health service's `method`.
+pub(super) async fn serve(
+    method: &str,
+    body: Incoming,
+    peer: Peer,
+    shared: Arc<Shared>,
+    inflight: InflightGuard,
+) -> http::Response<ResponseBody> {
+    let local = peer.local;
+    let fail = |status: Status| failure_response(&GrpcError::from_status(&status, local), &[]);
+    let watch = match method {
+        "Check" => false,
+        "Watch" => true,
+        other => {
+            return fail(Status::new(
+                errno::ENOMETHOD,
+                format!("Fail to find method={SERVICE}/{other}"),
+            ))
+        }
+    };
+    let mut messages = BodyMessages::new(body, CompressType::Gzip, MAX_REQUEST, Reader::Server);
+    let request = match single_message(&mut messages).await {
+        Ok(payload) => payload,
+        Err(status) => return fail(status),
+    };
+    let request = match HealthCheckRequest::decode(request) {
+        Ok(request) => request,
+        Err(e) => {
+            return fail(Status::new(
+                errno::EREQUEST,
+                format!("Fail to parse HealthCheckRequest: {e}"),
+            ))
+        }
+    };
+    let status = serving_status(&shared, &request.service);
+    if !watch {
+        return match status {
+            ServingStatus::ServiceUnknown => failure_response(
+                &GrpcError {
+                    code: code::NOT_FOUND,
+                    message: format!("unknown service `{}`", request.service),
+                },
+                &[],
+            ),
+            status => message_response(encode(status), false, &[], local),
+        };
+    }
+    let updates = watch_updates(shared, status);
+    let frames = ResponseFrames {
+        messages: Some(updates),
+        deadline: None,
+        timed_out: Status::new(errno::ERPCTIMEDOUT, "Reached timeout"),
+        gzip: false,
+        local,
+        _inflight: inflight,
+    };
+    super::grpc::streaming_response(frames, &[], false)
+}
+
+/// The health of `service` ("" for the server) as of now.
+fn serving_status(shared: &Shared, service: &str) -> ServingStatus {
+    let known = service.is_empty() || service == SERVICE || shared.registry.has_service(service);
+    if !known {
+        ServingStatus::ServiceUnknown
+    } else if shared.phase_now() == Phase::Running {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
+fn encode(status: ServingStatus) -> Bytes {
+    HealthCheckResponse {
+        status: status as i32,
+    }
+    .encode_to_vec()
+    .into()
+}
+
+/// `Watch`'s messages: the current status, then (for a known service) NOT_SERVING once the
+/// server stops; the stream ends when the server stops.
+fn watch_updates(shared: Arc<Shared>, current: ServingStatus) -> BytesStream {
+    use futures_util::StreamExt;
+    let first = futures_util::stream::once(std::future::ready(Ok(encode(current))));
+    if current == ServingStatus::NotServing {
+        return Box::pin(first);
+    }
+    let mut phase = shared.phase.subscribe();
+    drop(shared);
+    let known = current != ServingStatus::ServiceUnknown;
+    let later = futures_util::stream::once(async move {
+        wait_for_phase(&mut phase, |p| p != Phase::Running).await;
+    })
+    .filter_map(move |()| std::future::ready(known.then(|| Ok(encode(ServingStatus::NotServing)))));
+    Box::pin(first.chain(later))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_match_grpc_health_v1() {
+        // service = "a.B" (field 1, length-delimited).
+        let request = HealthCheckRequest::decode(&b"\x0a\x03a.B"[..]).unwrap();
+        assert_eq!(request.service, "a.B");
+        // status = SERVING (field 1, varint 1).
+        assert_eq!(&encode(ServingStatus::Serving)[..], b"\x08\x01");
+        assert_eq!(&encode(ServingStatus::NotServing)[..], b"\x08\x02");
+        assert_eq!(&encode(ServingStatus::ServiceUnknown)[..], b"\x08\x03");
+    }
+}

@@ -1,0 +1,1055 @@
+//! gRPC over HTTP/2 (`h2:grpc`): a real Brisk server and a real Brisk client on loopback, all
+//! four method kinds, deadlines, errors, metadata, gzip, size limits, the health service, bad
+//! input from a hand-driven HTTP/2 client, and brpc's own h2:grpc client traffic replayed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brisk::codec::Raw;
+use brisk::codegen::{
+    BytesStream, MethodKind, Service, ServiceFuture, ServiceResponse, StreamingFuture,
+    StreamingResponse,
+};
+use brisk::{errno, AuthContext, Authenticator, Channel, CompressType, Controller, Protocol};
+use brisk::{MethodDescriptor, Server, ServerContext, Status, Streaming};
+use brisk_tests::echo::{EchoRequest, EchoServiceClient};
+use brisk_tests::{wire_sample, Echo};
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{stream, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Generous, only so a broken build fails instead of hanging.
+const HANG_GUARD: Duration = Duration::from_secs(20);
+
+const SERVICE: &str = "brisk.grpctest.Streamer";
+const ECHO: MethodDescriptor = MethodDescriptor::new(SERVICE, "Echo");
+const SPLIT: MethodDescriptor = MethodDescriptor::new(SERVICE, "Split");
+const CONCAT: MethodDescriptor = MethodDescriptor::new(SERVICE, "Concat");
+const CHAT: MethodDescriptor = MethodDescriptor::new(SERVICE, "Chat");
+const HEALTH_CHECK: MethodDescriptor = MethodDescriptor::new("grpc.health.v1.Health", "Check");
+const HEALTH_WATCH: MethodDescriptor = MethodDescriptor::new("grpc.health.v1.Health", "Watch");
+
+/// A hand-written service with every method kind, on raw bytes:
+/// - `Echo` (unary) echoes, except for a few commands (see [`echo`]);
+/// - `Split` (server streaming) answers each comma-separated part; a part `err` fails;
+/// - `Concat` (client streaming) joins all requests with commas;
+/// - `Chat` (bidi) answers `re:<request>` to each request as it arrives.
+struct Streamer;
+
+impl Service for Streamer {
+    fn full_name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn method_names(&self) -> &'static [&'static str] {
+        &["Echo", "Split", "Concat", "Chat"]
+    }
+
+    fn method_kinds(&self) -> &'static [MethodKind] {
+        &[
+            MethodKind::Unary,
+            MethodKind::ServerStreaming,
+            MethodKind::ClientStreaming,
+            MethodKind::BidiStreaming,
+        ]
+    }
+
+    fn call(&self, method: usize, context: ServerContext, request: Bytes) -> ServiceFuture {
+        Box::pin(async move {
+            let mut context = context;
+            let result = match method {
+                0 => echo(&mut context, request).await,
+                _ => Err(Status::new(errno::ENOMETHOD, "not unary")),
+            };
+            ServiceResponse::new(context, result)
+        })
+    }
+
+    fn call_streaming(
+        &self,
+        method: usize,
+        context: ServerContext,
+        requests: BytesStream,
+    ) -> StreamingFuture {
+        Box::pin(async move {
+            let result: Result<BytesStream, Status> = match method {
+                1 => split(requests).await,
+                2 => concat(requests).await,
+                3 => Ok(Box::pin(requests.map(|request| {
+                    request.map(|r| Bytes::from([&b"re:"[..], &r[..]].concat()))
+                }))),
+                _ => Err(Status::new(errno::ENOMETHOD, "not streaming")),
+            };
+            StreamingResponse { context, result }
+        })
+    }
+}
+
+/// `fail` fails with EREQUEST, `custom` with code 4242, `sleep` sleeps 30 s, `timeout` answers
+/// the client's timeout, `meta` answers metadata `x-req` and sets `x-resp`, `who` answers the
+/// authenticated user, `gzip` answers compressed, `panic` panics, `big` answers 2 MiB; anything
+/// else is echoed.
+async fn echo(context: &mut ServerContext, request: Bytes) -> Result<Bytes, Status> {
+    match &request[..] {
+        b"fail" => Err(Status::new(errno::EREQUEST, "bad input: fail")),
+        b"custom" => Err(Status::new(4242, "custom failure")),
+        b"sleep" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(request)
+        }
+        b"timeout" => Ok(format!("{:?}", context.timeout_ms()).into()),
+        b"meta" => {
+            context.set_response_header("x-resp", "pong");
+            let value = context.user_fields().get("x-req").cloned();
+            let mut keys: Vec<&String> = context.user_fields().keys().collect();
+            keys.sort();
+            Ok(format!("x-req={value:?} keys={keys:?}").into())
+        }
+        b"who" => Ok(context
+            .auth_context()
+            .map_or("nobody".to_owned(), |who| who.user.clone())
+            .into()),
+        b"panic" => panic!("asked to panic"),
+        b"big" => Ok(vec![b'b'; 2 << 20].into()),
+        _ if request.starts_with(b"gzip") => {
+            context.set_response_compress_type(CompressType::Gzip);
+            Ok(format!("{:?}", context.request_compress_type()).into())
+        }
+        _ => Ok(request),
+    }
+}
+
+async fn split(mut requests: BytesStream) -> Result<BytesStream, Status> {
+    let request = match requests.next().await {
+        Some(request) => request?,
+        None => return Err(Status::new(errno::EREQUEST, "no request")),
+    };
+    let parts: Vec<Result<Bytes, Status>> = request
+        .split(|b| *b == b',')
+        .map(|part| {
+            if part == b"err" {
+                Err(Status::new(errno::EREQUEST, "asked to fail mid-stream"))
+            } else {
+                Ok(Bytes::copy_from_slice(part))
+            }
+        })
+        .collect();
+    Ok(Box::pin(stream::iter(parts)))
+}
+
+async fn concat(mut requests: BytesStream) -> Result<BytesStream, Status> {
+    let mut parts = Vec::new();
+    while let Some(request) = requests.next().await {
+        parts.push(request?);
+    }
+    let joined = parts.join(&b","[..]);
+    Ok(Box::pin(stream::once(
+        async move { Ok(Bytes::from(joined)) },
+    )))
+}
+
+/// `user:secret` credentials.
+#[derive(Debug)]
+struct Secret(&'static str);
+
+impl Authenticator for Secret {
+    fn generate_credential(&self) -> Result<String, Status> {
+        Ok(self.0.to_owned())
+    }
+
+    fn verify_credential(&self, credential: &str, _: SocketAddr) -> Result<AuthContext, Status> {
+        match credential.split_once(':') {
+            Some((user, "secret")) => Ok(AuthContext {
+                user: user.to_owned(),
+                ..AuthContext::default()
+            }),
+            _ => Err(Status::new(errno::ERPCAUTH, "wrong secret")),
+        }
+    }
+}
+
+async fn start(builder: brisk::ServerBuilder) -> Server {
+    builder
+        .add_service(Streamer)
+        .add_service(brisk_tests::echo::EchoServiceServer::new(Echo))
+        .start("127.0.0.1:0")
+        .await
+        .expect("server starts")
+}
+
+async fn start_default() -> Server {
+    start(Server::builder()).await
+}
+
+async fn grpc_channel(server: &Server) -> Channel {
+    Channel::builder()
+        .protocol(Protocol::Grpc)
+        .timeout(HANG_GUARD)
+        .connect(&server.local_addr().to_string())
+        .await
+        .expect("channel")
+}
+
+async fn unary(channel: &Channel, cntl: &mut Controller, request: &[u8]) -> Result<Bytes, Status> {
+    channel
+        .unary::<Raw, Bytes, Bytes>(&ECHO, cntl, &Bytes::copy_from_slice(request))
+        .await
+}
+
+async fn collect(mut responses: Streaming<Bytes>) -> (Vec<Bytes>, Result<(), Status>) {
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(HANG_GUARD, responses.message()).await {
+            Err(_) => panic!("stream hung"),
+            Ok(Ok(Some(message))) => got.push(message),
+            Ok(Ok(None)) => return (got, Ok(())),
+            Ok(Err(status)) => return (got, Err(status)),
+        }
+    }
+}
+
+fn byte_stream(items: &[&str]) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
+    let items: Vec<Bytes> = items
+        .iter()
+        .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+        .collect();
+    stream::iter(items)
+}
+
+#[tokio::test]
+async fn unary_calls_round_trip() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    let mut cntl = Controller::new();
+    let reply = unary(&channel, &mut cntl, b"hello").await.unwrap();
+    assert_eq!(&reply[..], b"hello");
+    assert_eq!(cntl.response_header("grpc-status"), Some("0"));
+    assert_eq!(
+        cntl.response_header("content-type"),
+        Some("application/grpc")
+    );
+    assert_eq!(cntl.remote_side(), Some(server.local_addr()));
+    // Many calls share the connection, concurrently.
+    let calls = (0..50).map(|i| {
+        let channel = channel.clone();
+        async move {
+            let text = format!("call {i}");
+            let mut cntl = Controller::new();
+            let reply = unary(&channel, &mut cntl, text.as_bytes()).await.unwrap();
+            assert_eq!(reply, text.as_bytes());
+        }
+    });
+    futures_util::future::join_all(calls).await;
+    // An empty message is a message too.
+    assert!(unary(&channel, &mut Controller::new(), b"")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn generated_clients_speak_grpc() {
+    let server = start_default().await;
+    let client = EchoServiceClient::new(grpc_channel(&server).await);
+    let reply = client
+        .echo(EchoRequest {
+            message: "hi over h2".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.message, "hi over h2");
+}
+
+#[tokio::test]
+async fn server_streaming() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    let mut cntl = Controller::new();
+    let responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&SPLIT, &mut cntl, byte_stream(&["a,b,c"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        cntl.response_header("content-type"),
+        Some("application/grpc")
+    );
+    let (got, end) = collect(responses).await;
+    assert_eq!(got, ["a", "b", "c"]);
+    end.unwrap();
+
+    // An Err item ends the stream with its status, after what came before it.
+    let responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(
+            &SPLIT,
+            &mut Controller::new(),
+            byte_stream(&["x,err,y"]),
+        )
+        .await
+        .unwrap();
+    let (got, end) = collect(responses).await;
+    assert_eq!(got, ["x"]);
+    let status = end.unwrap_err();
+    assert_eq!(
+        status.code(),
+        errno::EINVAL,
+        "INVALID_ARGUMENT, as brpc maps it: {status}"
+    );
+    assert!(
+        status.message().contains("[E1003]asked to fail mid-stream"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn client_streaming() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    let responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(
+            &CONCAT,
+            &mut Controller::new(),
+            byte_stream(&["x", "y", "z"]),
+        )
+        .await
+        .unwrap();
+    let (got, end) = collect(responses).await;
+    end.unwrap();
+    assert_eq!(got, ["x,y,z"]);
+
+    let responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&CONCAT, &mut Controller::new(), byte_stream(&[]))
+        .await
+        .unwrap();
+    let (got, end) = collect(responses).await;
+    end.unwrap();
+    assert_eq!(got, [""]);
+}
+
+#[tokio::test]
+async fn bidi_streaming_interleaves() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let requests = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    tx.send(Bytes::from_static(b"1")).unwrap();
+    let mut responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&CHAT, &mut Controller::new(), requests)
+        .await
+        .unwrap();
+    // Each answer arrives before the next request is even sent.
+    for i in 1..=5 {
+        let reply = tokio::time::timeout(HANG_GUARD, responses.message())
+            .await
+            .expect("reply in time")
+            .unwrap()
+            .expect("a reply");
+        assert_eq!(reply, format!("re:{i}").as_bytes());
+        if i < 5 {
+            tx.send(Bytes::from(format!("{}", i + 1))).unwrap();
+        }
+    }
+    drop(tx);
+    let (rest, end) = collect(responses).await;
+    assert!(rest.is_empty());
+    end.unwrap();
+}
+
+#[tokio::test]
+async fn deadlines_bound_calls() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+
+    // The server sees the client's grpc-timeout.
+    let mut cntl = Controller::new();
+    cntl.set_timeout(Duration::from_secs(7));
+    let reply = unary(&channel, &mut cntl, b"timeout").await.unwrap();
+    let millis: i32 = std::str::from_utf8(&reply)
+        .unwrap()
+        .trim_start_matches("Some(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap();
+    assert!((6000..=7000).contains(&millis), "{millis}");
+
+    // The client gives up at its deadline.
+    let mut cntl = Controller::new();
+    cntl.set_timeout(Duration::from_millis(300));
+    let status = unary(&channel, &mut cntl, b"sleep").await.unwrap_err();
+    assert_eq!(status.code(), errno::ERPCTIMEDOUT, "{status}");
+
+    // The server enforces grpc-timeout by itself: DEADLINE_EXCEEDED.
+    let reply = raw_call(
+        &server,
+        "/brisk.grpctest.Streamer/Echo",
+        &[("grpc-timeout", "200m")],
+        framed(b"sleep"),
+    )
+    .await;
+    assert_eq!(reply.grpc_status(), Some(4), "{reply:?}");
+    assert!(reply.grpc_message().contains("[E1008]"), "{reply:?}");
+
+    // A streaming call's deadline covers the whole stream.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let requests = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let mut cntl = Controller::new();
+    cntl.set_timeout(Duration::from_millis(400));
+    let responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&CHAT, &mut cntl, requests)
+        .await
+        .unwrap();
+    tx.send(Bytes::from_static(b"one")).unwrap();
+    let (got, end) = collect(responses).await;
+    assert_eq!(got, ["re:one"]);
+    assert_eq!(end.unwrap_err().code(), errno::ERPCTIMEDOUT);
+    drop(tx);
+
+    // The connection is still good.
+    assert_eq!(
+        &unary(&channel, &mut Controller::new(), b"ok")
+            .await
+            .unwrap()[..],
+        b"ok"
+    );
+}
+
+#[tokio::test]
+async fn handler_errors_become_statuses() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    let mut cntl = Controller::new();
+    let status = unary(&channel, &mut cntl, b"fail").await.unwrap_err();
+    assert_eq!(status.code(), errno::EINVAL, "INVALID_ARGUMENT: {status}");
+    assert!(
+        status.message().ends_with("[E1003]bad input: fail"),
+        "{status}"
+    );
+    assert_eq!(cntl.error_code(), errno::EINVAL);
+
+    let status = unary(&channel, &mut Controller::new(), b"custom")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), errno::EINTERNAL, "{status}");
+    assert!(
+        status.message().contains("[E4242]custom failure"),
+        "{status}"
+    );
+
+    let status = unary(&channel, &mut Controller::new(), b"panic")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), errno::EINTERNAL, "{status}");
+    assert!(status.message().contains("asked to panic"), "{status}");
+
+    let reply = raw_call(
+        &server,
+        "/brisk.grpctest.Streamer/Echo",
+        &[],
+        framed(b"fail"),
+    )
+    .await;
+    assert_eq!(reply.grpc_status(), Some(3));
+    assert!(reply.trailers.is_none(), "trailers-only: {reply:?}");
+    assert!(reply.data.is_empty());
+}
+
+#[tokio::test]
+async fn metadata_flows_both_ways() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    let mut cntl = Controller::new();
+    cntl.set_request_header("x-req", "ping");
+    let reply = unary(&channel, &mut cntl, b"meta").await.unwrap();
+    // Only custom metadata: no content-type, te, user-agent, grpc-* or authorization.
+    assert_eq!(
+        std::str::from_utf8(&reply).unwrap(),
+        r#"x-req=Some("ping") keys=["x-req"]"#
+    );
+    assert_eq!(cntl.response_header("x-resp"), Some("pong"));
+    // On a streaming call the response headers are there before the first message.
+    let mut cntl = Controller::new();
+    cntl.set_request_header("x-trace", "t1");
+    let responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&SPLIT, &mut cntl, byte_stream(&["m"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        cntl.response_header("content-type"),
+        Some("application/grpc")
+    );
+    let (got, end) = collect(responses).await;
+    end.unwrap();
+    assert_eq!(got, ["m"]);
+}
+
+#[tokio::test]
+async fn gzip_requests_and_responses() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    let mut cntl = Controller::new();
+    cntl.set_request_compress_type(CompressType::Gzip);
+    let reply = unary(&channel, &mut cntl, b"gzip please").await.unwrap();
+    assert_eq!(&reply[..], b"Gzip", "the handler saw a gzip request");
+    assert_eq!(cntl.response_compress_type(), CompressType::Gzip);
+    assert_eq!(cntl.response_header("grpc-encoding"), Some("gzip"));
+
+    // Streaming messages are compressed one by one.
+    let mut cntl = Controller::new();
+    cntl.set_request_compress_type(CompressType::Gzip);
+    let responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&CONCAT, &mut cntl, byte_stream(&["p", "q"]))
+        .await
+        .unwrap();
+    let (got, end) = collect(responses).await;
+    end.unwrap();
+    assert_eq!(got, ["p,q"]);
+
+    // Compressions gRPC does not know are refused before sending.
+    let mut cntl = Controller::new();
+    cntl.set_request_compress_type(CompressType::Snappy);
+    assert_eq!(
+        unary(&channel, &mut cntl, b"x").await.unwrap_err().code(),
+        errno::EREQUEST
+    );
+
+    // By hand: a gzip message is decompressed; an unknown encoding is UNIMPLEMENTED; a
+    // compressed flag without an encoding is refused.
+    let packed = brisk::protocol::grpc::gzip(b"gzip by hand").unwrap();
+    let mut body = BytesMut::new();
+    brisk::protocol::grpc::encode_message(true, &packed, &mut body).unwrap();
+    let reply = raw_call(
+        &server,
+        "/brisk.grpctest.Streamer/Echo",
+        &[("grpc-encoding", "gzip")],
+        body.to_vec(),
+    )
+    .await;
+    assert_eq!(reply.grpc_status(), Some(0), "{reply:?}");
+    assert_eq!(
+        &reply.data[5..],
+        b"Gzip",
+        "not compressed: the client did not accept gzip"
+    );
+    let reply = raw_call(
+        &server,
+        "/brisk.grpctest.Streamer/Echo",
+        &[("grpc-encoding", "snappy")],
+        framed(b"x"),
+    )
+    .await;
+    assert_eq!(reply.grpc_status(), Some(12), "{reply:?}");
+    let reply = raw_call(&server, "/brisk.grpctest.Streamer/Echo", &[], body.to_vec()).await;
+    assert_eq!(reply.grpc_status(), Some(3), "{reply:?}");
+}
+
+#[tokio::test]
+async fn large_messages_and_the_size_limit() {
+    let server = start(Server::builder().max_body_size(5 << 20)).await;
+    let channel = grpc_channel(&server).await;
+    let big: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let reply = unary(&channel, &mut Controller::new(), &big).await.unwrap();
+    assert_eq!(reply.len(), big.len());
+    assert!(reply[..] == big[..]);
+
+    // Streamed too.
+    let responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(
+            &CHAT,
+            &mut Controller::new(),
+            stream::iter(vec![Bytes::from(big.clone()), Bytes::from_static(b"small")]),
+        )
+        .await
+        .unwrap();
+    let (got, end) = collect(responses).await;
+    end.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].len(), big.len() + 3);
+
+    // Over the server's limit: RESOURCE_EXHAUSTED.
+    let huge = vec![7u8; 6 << 20];
+    let mut cntl = Controller::new();
+    cntl.set_max_retry(0);
+    let status = unary(&channel, &mut cntl, &huge).await.unwrap_err();
+    assert_eq!(status.code(), errno::ELIMIT, "{status}");
+    assert!(status.message().contains("max_body_size"), "{status}");
+    let reply = raw_call(&server, "/brisk.grpctest.Streamer/Echo", &[], framed(&huge)).await;
+    assert_eq!(reply.grpc_status(), Some(8), "{reply:?}");
+
+    // Over the client's limit: ERESPONSE.
+    let small_client = Channel::builder()
+        .protocol(Protocol::Grpc)
+        .timeout(HANG_GUARD)
+        .max_body_size(1 << 20)
+        .connection_group("small")
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    let status = unary(&small_client, &mut Controller::new(), b"big")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), errno::ERESPONSE, "{status}");
+    assert!(status.message().contains("max_body_size"), "{status}");
+    // And it refuses to send more than that.
+    let status = unary(&small_client, &mut Controller::new(), &big[..2 << 20])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), errno::EREQUEST, "{status}");
+
+    // The connection survives all of it.
+    assert_eq!(
+        &unary(&channel, &mut Controller::new(), b"ok")
+            .await
+            .unwrap()[..],
+        b"ok"
+    );
+}
+
+#[tokio::test]
+async fn unknown_methods_and_services() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    for method in [
+        MethodDescriptor::new(SERVICE, "Nope"),
+        MethodDescriptor::new("brisk.grpctest.Nothing", "Echo"),
+    ] {
+        let status = channel
+            .unary::<Raw, Bytes, Bytes>(&method, &mut Controller::new(), &Bytes::new())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), errno::ENOMETHOD, "{status}");
+        assert!(
+            status.message().contains("Fail to find method="),
+            "{status}"
+        );
+    }
+    let reply = raw_call(&server, "/no-slash-here", &[], framed(b"")).await;
+    assert_eq!(reply.grpc_status(), Some(12), "{reply:?}");
+    // Non-streaming protocols cannot call streaming methods.
+    let baidu = Channel::connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    let status = baidu
+        .streaming::<Raw, Bytes, Bytes, _>(&SPLIT, &mut Controller::new(), byte_stream(&["a"]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), errno::EREQUEST);
+    assert!(status.message().contains("h2:grpc"), "{status}");
+}
+
+fn health_request(service: &str) -> Bytes {
+    let mut buf = vec![0x0a, service.len() as u8];
+    buf.extend_from_slice(service.as_bytes());
+    buf.into()
+}
+
+#[tokio::test]
+async fn health_service() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    for service in ["", SERVICE, "example.EchoService"] {
+        let reply = channel
+            .unary::<Raw, Bytes, Bytes>(
+                &HEALTH_CHECK,
+                &mut Controller::new(),
+                &health_request(service),
+            )
+            .await
+            .unwrap();
+        assert_eq!(&reply[..], b"\x08\x01", "{service:?} is SERVING");
+    }
+    let reply = raw_call(
+        &server,
+        "/grpc.health.v1.Health/Check",
+        &[],
+        framed(&health_request("no.Such")),
+    )
+    .await;
+    assert_eq!(reply.grpc_status(), Some(5), "NOT_FOUND: {reply:?}");
+
+    // Watch: the current status, then NOT_SERVING when the server stops.
+    let mut watch = channel
+        .streaming::<Raw, Bytes, Bytes, _>(
+            &HEALTH_WATCH,
+            &mut Controller::new(),
+            stream::iter(vec![health_request("")]),
+        )
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(HANG_GUARD, watch.message())
+        .await
+        .unwrap();
+    assert_eq!(&first.unwrap().unwrap()[..], b"\x08\x01");
+    server.stop().await;
+    let (rest, end) = collect(watch).await;
+    end.unwrap();
+    assert_eq!(rest, [&b"\x08\x02"[..]]);
+
+    // A stopping server says NOT_SERVING, and refuses calls with UNAVAILABLE.
+    let reply = channel
+        .unary::<Raw, Bytes, Bytes>(&HEALTH_CHECK, &mut Controller::new(), &health_request(""))
+        .await
+        .unwrap();
+    assert_eq!(&reply[..], b"\x08\x02");
+    let mut cntl = Controller::new();
+    cntl.set_max_retry(0);
+    let status = unary(&channel, &mut cntl, b"late").await.unwrap_err();
+    assert_eq!(status.code(), errno::ELOGOFF, "{status}");
+    server.join().await;
+}
+
+#[tokio::test]
+async fn authentication_per_request() {
+    let server = start(Server::builder().authenticator(Arc::new(Secret("server:unused")))).await;
+    let good = Channel::builder()
+        .protocol(Protocol::Grpc)
+        .timeout(HANG_GUARD)
+        .authenticator(Arc::new(Secret("alice:secret")))
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        &unary(&good, &mut Controller::new(), b"who").await.unwrap()[..],
+        b"alice"
+    );
+    let bad = Channel::builder()
+        .protocol(Protocol::Grpc)
+        .timeout(HANG_GUARD)
+        .authenticator(Arc::new(Secret("mallory:guess")))
+        .connection_group("bad")
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    let status = unary(&bad, &mut Controller::new(), b"who")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), errno::ERPCAUTH, "{status}");
+    assert!(status.message().contains("[E1004]"), "{status}");
+    let reply = raw_call(
+        &server,
+        "/brisk.grpctest.Streamer/Echo",
+        &[],
+        framed(b"who"),
+    )
+    .await;
+    assert_eq!(reply.grpc_status(), Some(16), "UNAUTHENTICATED: {reply:?}");
+}
+
+#[tokio::test]
+async fn truncated_and_malformed_bodies() {
+    let server = start_default().await;
+    // A message cut short by the end of the stream.
+    let reply = raw_call(
+        &server,
+        "/brisk.grpctest.Streamer/Echo",
+        &[],
+        vec![0, 0, 0, 0, 10, b'a', b'b'],
+    )
+    .await;
+    assert_eq!(reply.grpc_status(), Some(3), "{reply:?}");
+    assert!(
+        reply.grpc_message().contains("ended inside a message"),
+        "{reply:?}"
+    );
+    // Half a prefix; a bad flag; no message; two messages to a unary method.
+    for body in [
+        vec![0, 0],
+        vec![9, 0, 0, 0, 0],
+        Vec::new(),
+        [framed(b"a"), framed(b"b")].concat(),
+    ] {
+        let reply = raw_call(&server, "/brisk.grpctest.Streamer/Echo", &[], body.clone()).await;
+        assert_eq!(reply.grpc_status(), Some(3), "{body:?}: {reply:?}");
+    }
+    // The same into a streaming method ends its stream with an error.
+    let reply = raw_call(
+        &server,
+        "/brisk.grpctest.Streamer/Concat",
+        &[],
+        [framed(b"a"), vec![0, 0, 0, 0, 10, b'x']].concat(),
+    )
+    .await;
+    assert_eq!(reply.grpc_status(), Some(3), "{reply:?}");
+    // The server is fine afterwards.
+    let channel = grpc_channel(&server).await;
+    assert_eq!(
+        &unary(&channel, &mut Controller::new(), b"ok")
+            .await
+            .unwrap()[..],
+        b"ok"
+    );
+}
+
+#[tokio::test]
+async fn baidu_std_shares_the_port() {
+    let server = start_default().await;
+    let grpc = EchoServiceClient::new(grpc_channel(&server).await);
+    let baidu = EchoServiceClient::new(
+        Channel::builder()
+            .timeout(HANG_GUARD)
+            .connect(&server.local_addr().to_string())
+            .await
+            .unwrap(),
+    );
+    for client in [&grpc, &baidu, &grpc] {
+        let reply = client
+            .echo(EchoRequest {
+                message: "both".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(reply.message, "both");
+    }
+}
+
+#[tokio::test]
+async fn clusters_stream_and_calls_can_be_cancelled() {
+    let a = start_default().await;
+    let b = start_default().await;
+    let channel = Channel::builder()
+        .protocol(Protocol::Grpc)
+        .timeout(HANG_GUARD)
+        .connect_cluster(
+            &format!("list://{},{}", a.local_addr(), b.local_addr()),
+            "rr",
+        )
+        .await
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..4 {
+        let mut cntl = Controller::new();
+        let responses = channel
+            .streaming::<Raw, Bytes, Bytes, _>(&SPLIT, &mut cntl, byte_stream(&["a,b"]))
+            .await
+            .unwrap();
+        seen.insert(cntl.remote_side().unwrap());
+        let (got, end) = collect(responses).await;
+        end.unwrap();
+        assert_eq!(got, ["a", "b"]);
+        let mut cntl = Controller::new();
+        assert_eq!(&unary(&channel, &mut cntl, b"u").await.unwrap()[..], b"u");
+        seen.insert(cntl.remote_side().unwrap());
+    }
+    assert_eq!(seen.len(), 2, "both servers took calls: {seen:?}");
+
+    // A CallId cancels a streaming call mid-stream.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let requests = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let mut cntl = Controller::new();
+    let id = cntl.call_id();
+    let mut responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&CHAT, &mut cntl, requests)
+        .await
+        .unwrap();
+    tx.send(Bytes::from_static(b"x")).unwrap();
+    let first = tokio::time::timeout(HANG_GUARD, responses.message())
+        .await
+        .unwrap();
+    assert_eq!(&first.unwrap().unwrap()[..], b"re:x");
+    id.cancel();
+    let (rest, end) = collect(responses).await;
+    assert!(rest.is_empty());
+    assert_eq!(end.unwrap_err().code(), errno::ECANCELED);
+    tokio::time::timeout(HANG_GUARD, id.join())
+        .await
+        .expect("the call is finished");
+}
+
+#[tokio::test]
+async fn blocking_clients_call_over_grpc() {
+    let server = start_default().await;
+    let addr = server.local_addr().to_string();
+    let replies = tokio::task::spawn_blocking(move || {
+        let channel = Channel::builder()
+            .protocol(Protocol::Grpc)
+            .timeout(HANG_GUARD)
+            .connect_blocking(&addr)
+            .unwrap();
+        (0..3)
+            .map(|i| {
+                let request = Bytes::from(format!("blocking {i}"));
+                channel
+                    .block_on(channel.unary::<Raw, Bytes, Bytes>(
+                        &ECHO,
+                        &mut Controller::new(),
+                        &request,
+                    ))
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    });
+    let replies = tokio::time::timeout(HANG_GUARD, replies)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replies, ["blocking 0", "blocking 1", "blocking 2"]);
+}
+
+/// brpc 1.17's echo_client -protocol=h2:grpc, byte for byte: two calls on one connection.
+#[tokio::test]
+async fn brpc_h2grpc_client_traffic_replays() {
+    let server = start_default().await;
+    let c2s = std::fs::read(wire_sample("h2grpc_c2s.bin")).expect("sample");
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream.write_all(&c2s).await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    let mut ended = 0;
+    while ended < 2 {
+        let n = tokio::time::timeout(HANG_GUARD, stream.read_buf(&mut buf))
+            .await
+            .expect("the server answers both calls")
+            .unwrap();
+        assert_ne!(n, 0, "connection closed early; frames so far: {frames:?}");
+        while let Some(frame) = next_h2_frame(&mut buf) {
+            if frame.kind == 1 && frame.flags & 1 != 0 {
+                ended += 1;
+            }
+            frames.push(frame);
+        }
+    }
+    let data: Vec<u8> = frames
+        .iter()
+        .filter(|f| f.kind == 0)
+        .flat_map(|f| f.payload.clone())
+        .collect();
+    let hello = b"\x0a\x0bhello world";
+    let echoed = data.windows(hello.len()).filter(|w| w == hello).count();
+    assert_eq!(echoed, 2, "{frames:?}");
+    for stream_id in [1, 3] {
+        let data: Vec<u8> = frames
+            .iter()
+            .filter(|f| f.kind == 0 && f.stream == stream_id)
+            .flat_map(|f| f.payload.clone())
+            .collect();
+        assert_eq!(
+            data,
+            [&b"\0\0\0\0\x0d"[..], hello].concat(),
+            "stream {stream_id}"
+        );
+    }
+    for goaway in frames.iter().filter(|f| f.kind == 7) {
+        let code = u32::from_be_bytes(goaway.payload[4..8].try_into().unwrap());
+        assert_eq!(code, 0, "GOAWAY with an error: {goaway:?}");
+    }
+    assert!(
+        !frames.iter().any(|f| f.kind == 3),
+        "no stream was reset: {frames:?}"
+    );
+}
+
+/// One HTTP/2 frame, as read off the wire.
+#[derive(Debug)]
+struct H2Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+fn next_h2_frame(buf: &mut BytesMut) -> Option<H2Frame> {
+    if buf.len() < 9 {
+        return None;
+    }
+    let len = (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+    if buf.len() < 9 + len {
+        return None;
+    }
+    let kind = buf[3];
+    let flags = buf[4];
+    let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+    buf.advance(9);
+    let payload = buf.split_to(len).to_vec();
+    Some(H2Frame {
+        kind,
+        flags,
+        stream,
+        payload,
+    })
+}
+
+/// A message with its 5-byte prefix.
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    brisk::protocol::grpc::encode_message(false, message, &mut buf).unwrap();
+    buf.to_vec()
+}
+
+/// What a hand-driven HTTP/2 client got back.
+#[derive(Debug)]
+struct RawReply {
+    headers: http::HeaderMap,
+    data: Vec<u8>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl RawReply {
+    fn status_source(&self) -> &http::HeaderMap {
+        self.trailers.as_ref().unwrap_or(&self.headers)
+    }
+
+    fn grpc_status(&self) -> Option<u32> {
+        self.status_source()
+            .get("grpc-status")?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    fn grpc_message(&self) -> String {
+        let raw = self
+            .status_source()
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        brisk::protocol::grpc::percent_decode(raw)
+    }
+}
+
+/// One gRPC request from a plain hyper HTTP/2 client, with `body` as is.
+async fn raw_call(
+    server: &Server,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> RawReply {
+    let call = async {
+        let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let mut request = http::Request::post(format!("http://{}{path}", server.local_addr()))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
+        sender.ready().await.unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        let (parts, mut body) = response.into_parts();
+        let mut data = Vec::new();
+        let mut trailers = None;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.unwrap();
+            match frame.into_data() {
+                Ok(chunk) => data.extend_from_slice(&chunk),
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            }
+        }
+        RawReply {
+            headers: parts.headers,
+            data,
+            trailers,
+        }
+    };
+    tokio::time::timeout(HANG_GUARD, call)
+        .await
+        .expect("raw call hung")
+}
