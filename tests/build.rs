@@ -1,4 +1,5 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    brisk_codegen::compile_protos("proto/test.proto")?;
+    // `brisk.test` (unary) and `interop` (all four method kinds, for the gRPC tests).
+    brisk_codegen::configure().compile(&["proto/test.proto", "proto/interop.proto"], &["proto"])?;
     Ok(())
 }

@@ -162,8 +162,11 @@ impl Builder {
     /// `google/protobuf/*.proto` are built in), then writes one `<package>.rs` per protobuf
     /// package to the output directory.
     ///
-    /// Fails with `path:line:column: reason` for a broken `.proto`, and with one line per
-    /// method for streaming methods, which are not supported yet.
+    /// Each file that has services also gets a `FILE_DESCRIPTOR_SET` constant (the encoded
+    /// `google.protobuf.FileDescriptorSet` of the package's files and all their imports), which
+    /// its servers return from `schema()`.
+    ///
+    /// Fails with `path:line:column: reason` for a broken `.proto`.
     pub fn compile(
         self,
         protos: &[impl AsRef<Path>],
@@ -189,6 +192,8 @@ impl Builder {
 
         let inputs: Vec<&str> = parsed.relative_paths.iter().map(|p| p.to_str()).collect();
         let mut comments = ProtoComments::default();
+        // Every parsed file, for the descriptor sets; those to generate, for prost.
+        let all = to_prost(parsed.file_descriptors.clone())?;
         let mut files = Vec::with_capacity(parsed.file_descriptors.len());
         for file in parsed.file_descriptors {
             let name = file.name().to_owned();
@@ -207,27 +212,14 @@ impl Builder {
             }
             files.push(file);
         }
-
-        let mut set = protobuf::descriptor::FileDescriptorSet::new();
-        set.file = files;
-        let bytes = set.write_to_bytes().map_err(|error| {
-            Error::with_source(
-                ErrorKind::Parse,
-                format!("cannot serialize file descriptors: {error}"),
-                error,
-            )
-        })?;
-        let set = prost_types::FileDescriptorSet::decode(bytes.as_slice()).map_err(|error| {
-            Error::with_source(
-                ErrorKind::Parse,
-                format!("cannot convert file descriptors for prost: {error}"),
-                error,
-            )
-        })?;
+        let set = prost_types::FileDescriptorSet {
+            file: to_prost(files)?,
+        };
 
         let generator = ServiceGenerator::new(self.emit)
             .codec_path(self.codec_path.clone())
-            .with_comments(comments);
+            .with_comments(comments)
+            .file_descriptors(all);
         let errors = generator.errors();
         let mut config = self.prost_config();
         config.service_generator(Box::new(generator));
@@ -242,6 +234,30 @@ impl Builder {
         }
         config
     }
+}
+
+/// protobuf-parse's descriptors as prost's (through their encoding).
+fn to_prost(
+    files: Vec<protobuf::descriptor::FileDescriptorProto>,
+) -> Result<Vec<prost_types::FileDescriptorProto>, Error> {
+    let mut set = protobuf::descriptor::FileDescriptorSet::new();
+    set.file = files;
+    let bytes = set.write_to_bytes().map_err(|error| {
+        Error::with_source(
+            ErrorKind::Parse,
+            format!("cannot serialize file descriptors: {error}"),
+            error,
+        )
+    })?;
+    prost_types::FileDescriptorSet::decode(bytes.as_slice())
+        .map(|set| set.file)
+        .map_err(|error| {
+            Error::with_source(
+                ErrorKind::Parse,
+                format!("cannot convert file descriptors for prost: {error}"),
+                error,
+            )
+        })
 }
 
 /// The file an import name (`a/b.proto`) resolves to: the first include dir that has it.

@@ -8,7 +8,7 @@ use std::fmt;
 pub enum ErrorKind {
     /// A `.proto` file could not be read, parsed or type-checked.
     Parse,
-    /// The input uses something Brisk cannot generate yet (e.g. a streaming method).
+    /// The input uses something Brisk cannot generate.
     Unsupported,
     /// The model is not valid Rust: clashing method names or an unparsable type path.
     InvalidModel,

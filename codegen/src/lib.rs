@@ -23,14 +23,21 @@
 //! `brisk::include_proto!("example")`. For `service EchoService` this generates:
 //!
 //! - `trait EchoService`: implement it with plain `async fn`s, one per RPC, taking
-//!   `&mut brisk::ServerContext` and the request;
+//!   `&mut brisk::ServerContext` and the request (a `brisk::Streaming<Req>` of requests when the
+//!   client streams) and returning the response (a `brisk::ResponseStream<Resp>` when the server
+//!   streams);
 //! - `EchoServiceServer<T>`: serves an implementation, implementing `brisk::codegen::Service`;
 //! - `EchoServiceClient`: async client over a `brisk::Channel`, with `echo(req)` and
-//!   `echo_with(&mut Controller, req)`;
-//! - `EchoServiceBlockingClient`: the same calls, blocking.
+//!   `echo_with(&mut Controller, req)`; streaming methods take any `Stream` of requests and
+//!   return a `brisk::Streaming<Resp>` of responses where they stream;
+//! - `EchoServiceBlockingClient`: the same calls, blocking (unary methods only);
+//! - `FILE_DESCRIPTOR_SET`: the encoded `google.protobuf.FileDescriptorSet` of the package's
+//!   files and their imports, which the servers return from `schema()` so HTTP can carry their
+//!   messages as JSON.
 //!
-//! A broken `.proto` fails the build with `path:line:column: reason`. Streaming methods are
-//! rejected for now (they arrive with the gRPC work). Well-known types
+//! All four method kinds are generated: unary, server-, client- and bidi-streaming (streaming
+//! calls need the `h2:grpc` protocol). A broken `.proto` fails the build with
+//! `path:line:column: reason`. Well-known types
 //! (`google/protobuf/*.proto`) are built in and map to `::prost_types`; the crate using the
 //! generated code then needs `prost` (and `prost-types` when it uses well-known types).
 //!

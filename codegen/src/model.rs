@@ -32,6 +32,22 @@ pub struct Service {
     /// Visibility of the generated items (trait, server adapter, clients) as Rust source:
     /// `"pub"` (the default), `"pub(crate)"`, or `""` for private.
     pub visibility: String,
+    /// What the server adapter's `schema()` answers: how HTTP can describe the messages.
+    pub schema: Schema,
+}
+
+/// Where a generated server's `schema()` (`::brisk::codegen::MessageSchema`) comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Schema {
+    /// No `schema()` is generated: the runtime's default, `MessageSchema::Opaque`.
+    #[default]
+    Opaque,
+    /// `MessageSchema::Json`: the messages are JSON already (the JSON codec).
+    Json,
+    /// `MessageSchema::Protobuf`, with the encoded `google.protobuf.FileDescriptorSet` found in
+    /// the `&'static [u8]` constant at this Rust path (relative to the generated code), e.g.
+    /// `"FILE_DESCRIPTOR_SET"`.
+    Protobuf(String),
 }
 
 impl Service {
@@ -47,6 +63,7 @@ impl Service {
             methods: Vec::new(),
             codec_path: DEFAULT_CODEC_PATH.to_owned(),
             visibility: "pub".to_owned(),
+            schema: Schema::Opaque,
         }
     }
 
@@ -118,6 +135,52 @@ impl Method {
     pub fn is_streaming(&self) -> bool {
         self.client_streaming || self.server_streaming
     }
+
+    /// The method's kind, from its two streaming flags.
+    pub fn kind(&self) -> MethodKind {
+        match (self.client_streaming, self.server_streaming) {
+            (false, false) => MethodKind::Unary,
+            (false, true) => MethodKind::ServerStreaming,
+            (true, false) => MethodKind::ClientStreaming,
+            (true, true) => MethodKind::BidiStreaming,
+        }
+    }
+}
+
+/// The four kinds of RPC method, as `.proto` declares them with `stream` (mirrors the runtime's
+/// `brisk::MethodKind`, whose variant of the same name the generated code names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MethodKind {
+    /// One request, one response.
+    Unary,
+    /// One request, a stream of responses.
+    ServerStreaming,
+    /// A stream of requests, one response.
+    ClientStreaming,
+    /// Streams both ways.
+    BidiStreaming,
+}
+
+impl MethodKind {
+    /// The variant's name, as in `::brisk::codegen::MethodKind::<name>`.
+    pub fn variant_name(self) -> &'static str {
+        match self {
+            MethodKind::Unary => "Unary",
+            MethodKind::ServerStreaming => "ServerStreaming",
+            MethodKind::ClientStreaming => "ClientStreaming",
+            MethodKind::BidiStreaming => "BidiStreaming",
+        }
+    }
+
+    /// A short human name: `"unary"`, `"server-streaming"`, `"client-streaming"`, `"bidi-streaming"`.
+    pub fn description(self) -> &'static str {
+        match self {
+            MethodKind::Unary => "unary",
+            MethodKind::ServerStreaming => "server-streaming",
+            MethodKind::ClientStreaming => "client-streaming",
+            MethodKind::BidiStreaming => "bidi-streaming",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +202,20 @@ mod tests {
         assert!(!method.is_streaming());
         assert!(method.takes_context && method.returns_result);
         assert_eq!(service.visibility, "pub");
+        assert_eq!(service.schema, Schema::Opaque);
+        assert_eq!(method.kind(), MethodKind::Unary);
+    }
+
+    #[test]
+    fn kinds_follow_the_streaming_flags() {
+        let mut method = Method::new("M", "m", "A", "B");
+        method.server_streaming = true;
+        assert_eq!(method.kind(), MethodKind::ServerStreaming);
+        method.client_streaming = true;
+        assert_eq!(method.kind(), MethodKind::BidiStreaming);
+        method.server_streaming = false;
+        assert_eq!(method.kind(), MethodKind::ClientStreaming);
+        assert!(method.is_streaming());
+        assert_eq!(method.kind().variant_name(), "ClientStreaming");
     }
 }

@@ -2,20 +2,31 @@
 //! the [`model`](crate::model) and appends the emitted stubs to prost's output, so stubs and
 //! messages of a package share one file and message types resolve by prost's own paths.
 //!
-//! Problems (e.g. a streaming method) cannot be returned from the `ServiceGenerator` hook, so
+//! Problems (e.g. an invalid model) cannot be returned from the `ServiceGenerator` hook, so
 //! they are recorded and read back through [`GeneratorErrors`] after prost ran.
+//!
+//! Given the parsed `.proto` files ([`ServiceGenerator::file_descriptors`]), the generator also
+//! ends each package's file with [`FILE_DESCRIPTOR_SET_CONST`], the encoded
+//! `google.protobuf.FileDescriptorSet` of the package's files and everything they import, and its
+//! servers answer `Service::schema()` with it.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use prost::Message as _;
+use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
 use crate::comments::ProtoComments;
 use crate::emit::{self, EmitOptions};
-use crate::error::{Error, ErrorKind};
-use crate::model::{Method, Service, DEFAULT_CODEC_PATH};
+use crate::error::Error;
+use crate::model::{Method, Schema, Service, DEFAULT_CODEC_PATH};
 
-/// Converts one prost service into the model, using `codec_path` as its codec.
-///
-/// Fails (one error per method, joined) when a method streams in either direction, which Brisk
-/// cannot generate yet.
+/// The name of the constant holding a generated file's encoded `FileDescriptorSet`.
+pub const FILE_DESCRIPTOR_SET_CONST: &str = "FILE_DESCRIPTOR_SET";
+
+/// Converts one prost service into the model, using `codec_path` as its codec. All four method
+/// kinds (unary, server-, client- and bidi-streaming) are supported, so this does not fail
+/// today; the `Result` leaves room for constructs Brisk cannot generate.
 pub fn convert_service(service: prost_build::Service, codec_path: &str) -> Result<Service, Error> {
     let mut model = Service::new(service.proto_name, service.package);
     model.rust_name = service.name;
@@ -36,21 +47,7 @@ pub fn convert_service(service: prost_build::Service, codec_path: &str) -> Resul
             returns_result: true,
         })
         .collect();
-    let streaming = model.methods.iter().filter(|method| method.is_streaming());
-    let errors = streaming.map(|method| {
-        Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "streaming method `{}` is not supported yet (streaming RPC arrives with the \
-                 gRPC work)",
-                model.method_full_name(method)
-            ),
-        )
-    });
-    match Error::combine(errors) {
-        Some(error) => Err(error),
-        None => Ok(model),
-    }
+    Ok(model)
 }
 
 /// Leading comments, then (after an empty line) trailing ones; detached comments are dropped.
@@ -106,6 +103,7 @@ pub struct ServiceGenerator {
     codec_path: String,
     comments: ProtoComments,
     errors: GeneratorErrors,
+    files: Option<Vec<FileDescriptorProto>>,
 }
 
 impl ServiceGenerator {
@@ -116,7 +114,19 @@ impl ServiceGenerator {
             codec_path: DEFAULT_CODEC_PATH.to_owned(),
             comments: ProtoComments::default(),
             errors: GeneratorErrors::default(),
+            files: None,
         }
+    }
+
+    /// Describes the messages with `files`: the `.proto` files being compiled and everything
+    /// they import, dependencies included (e.g. `CodeGeneratorRequest.proto_file`). Each
+    /// package's generated file then ends with a [`FILE_DESCRIPTOR_SET_CONST`] constant holding
+    /// the encoded `FileDescriptorSet` of the package's files and their transitive imports
+    /// (without source info), and the package's servers return it from `schema()` as
+    /// `MessageSchema::Protobuf`. Without it, servers keep the default schema.
+    pub fn file_descriptors(mut self, files: Vec<FileDescriptorProto>) -> Self {
+        self.files = Some(files);
+        self
     }
 
     /// Uses another codec type (a Rust path) for all services.
@@ -157,6 +167,9 @@ impl prost_build::ServiceGenerator for ServiceGenerator {
     fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
         let rendered = convert_service(service, &self.codec_path).and_then(|mut service| {
             self.fill_missing_comments(&mut service);
+            if self.options.server && self.files.is_some() {
+                service.schema = Schema::Protobuf(FILE_DESCRIPTOR_SET_CONST.to_owned());
+            }
             emit::render(&service, &self.options)
         });
         match rendered {
@@ -168,6 +181,101 @@ impl prost_build::ServiceGenerator for ServiceGenerator {
             }
             Err(error) => self.errors.push(error),
         }
+    }
+
+    fn finalize_package(&mut self, package: &str, buf: &mut String) {
+        let Some(files) = &self.files else {
+            return;
+        };
+        if !self.options.server {
+            return;
+        }
+        let set = package_descriptor_set(files, package);
+        buf.push('\n');
+        buf.push_str(&render_descriptor_constant(package, &set.encode_to_vec()));
+    }
+}
+
+/// The files of `package` and, transitively, everything they import, dependencies before the
+/// files that import them, without source info. Imports missing from `files` are left out.
+pub fn package_descriptor_set(files: &[FileDescriptorProto], package: &str) -> FileDescriptorSet {
+    let by_name: HashMap<&str, &FileDescriptorProto> =
+        files.iter().map(|file| (file.name(), file)).collect();
+    let mut seen = HashSet::new();
+    let mut ordered = Vec::new();
+    // Iterative post-order walk, so a deep import chain cannot overflow the stack.
+    for root in files.iter().filter(|file| file.package() == package) {
+        if !seen.insert(root.name()) {
+            continue;
+        }
+        let mut stack = vec![(root, 0usize)];
+        while let Some((file, next)) = stack.pop() {
+            if let Some(dependency) = file.dependency.get(next) {
+                stack.push((file, next + 1));
+                if let Some(&found) = by_name.get(dependency.as_str()) {
+                    if seen.insert(found.name()) {
+                        stack.push((found, 0));
+                    }
+                }
+            } else {
+                let mut file = file.clone();
+                file.source_code_info = None;
+                ordered.push(file);
+            }
+        }
+    }
+    FileDescriptorSet { file: ordered }
+}
+
+/// Width of one line of the byte-string literal, in escaped characters.
+const LITERAL_LINE_WIDTH: usize = 96;
+
+/// The Rust source of the descriptor-set constant: a byte-string literal split over lines with
+/// `\`-newline continuations, so the generated file stays readable.
+pub fn render_descriptor_constant(package: &str, bytes: &[u8]) -> String {
+    let shown = if package.is_empty() {
+        "(no package)".to_owned()
+    } else {
+        format!("`{package}`")
+    };
+    let mut out = format!(
+        "/// The encoded `google.protobuf.FileDescriptorSet` of package {shown}:\n\
+         /// its `.proto` files and everything they import. The servers above return it from\n\
+         /// `schema()`, so HTTP can carry their messages as JSON.\n\
+         pub const {FILE_DESCRIPTOR_SET_CONST}: &[u8] = b\"\\\n"
+    );
+    let mut line = String::new();
+    for &byte in bytes {
+        let escaped = escape_byte(byte, line.is_empty());
+        if line.len() + escaped.len() > LITERAL_LINE_WIDTH {
+            out.push_str("    ");
+            out.push_str(&line);
+            out.push_str("\\\n");
+            line.clear();
+            line.push_str(&escape_byte(byte, true));
+        } else {
+            line.push_str(&escaped);
+        }
+    }
+    out.push_str("    ");
+    out.push_str(&line);
+    out.push_str("\";\n");
+    out
+}
+
+/// One byte inside a byte-string literal. A space that starts a line is escaped, since a
+/// `\`-newline continuation swallows the whitespace that follows it.
+fn escape_byte(byte: u8, line_start: bool) -> String {
+    match byte {
+        b'\\' => "\\\\".to_owned(),
+        b'"' => "\\\"".to_owned(),
+        b'\n' => "\\n".to_owned(),
+        b'\r' => "\\r".to_owned(),
+        b'\t' => "\\t".to_owned(),
+        b'\0' => "\\0".to_owned(),
+        b' ' if !line_start => " ".to_owned(),
+        0x21..=0x7e => char::from(byte).to_string(),
+        _ => format!("\\x{byte:02x}"),
     }
 }
 
@@ -210,20 +318,133 @@ mod tests {
     }
 
     #[test]
-    fn streaming_is_recorded_not_emitted() {
+    fn streaming_is_emitted() {
         use prost_build::ServiceGenerator as _;
         let mut generator = ServiceGenerator::new(EmitOptions::default());
         let errors = generator.errors();
         let mut buf = String::new();
         generator.generate(prost_service(true), &mut buf);
-        assert!(buf.is_empty());
-        let error = errors.take().unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Unsupported);
-        assert_eq!(
-            error.to_string(),
-            "streaming method `example.EchoService.Foo` is not supported yet (streaming RPC \
-             arrives with the gRPC work)"
+        errors.take().unwrap();
+        assert!(
+            buf.contains("requests: ::brisk::Streaming<EchoRequest>"),
+            "{buf}"
         );
-        assert!(errors.take().is_ok(), "errors are taken once");
+        assert!(buf.contains("fn call_streaming("), "{buf}");
+        // Without descriptors there is no schema and no constant.
+        generator.finalize_package("example", &mut buf);
+        assert!(!buf.contains("fn schema("), "{buf}");
+        assert!(!buf.contains(FILE_DESCRIPTOR_SET_CONST), "{buf}");
+    }
+
+    fn file(name: &str, package: &str, deps: &[&str]) -> FileDescriptorProto {
+        FileDescriptorProto {
+            name: Some(name.into()),
+            package: Some(package.into()),
+            dependency: deps.iter().map(|dep| (*dep).to_owned()).collect(),
+            source_code_info: Some(Default::default()),
+            ..Default::default()
+        }
+    }
+
+    fn names(set: &FileDescriptorSet) -> Vec<&str> {
+        set.file.iter().map(|file| file.name()).collect()
+    }
+
+    #[test]
+    fn descriptor_set_holds_the_package_and_its_transitive_imports() {
+        let files = vec![
+            file(
+                "app.proto",
+                "app",
+                &["mid.proto", "google/protobuf/empty.proto"],
+            ),
+            file("other.proto", "other", &[]),
+            file("mid.proto", "mid", &["base.proto"]),
+            file("base.proto", "base", &[]),
+            file("google/protobuf/empty.proto", "google.protobuf", &[]),
+            file("app2.proto", "app", &["base.proto", "missing.proto"]),
+        ];
+        let set = package_descriptor_set(&files, "app");
+        assert_eq!(
+            names(&set),
+            [
+                "base.proto",
+                "mid.proto",
+                "google/protobuf/empty.proto",
+                "app.proto",
+                "app2.proto"
+            ]
+        );
+        assert!(set.file.iter().all(|file| file.source_code_info.is_none()));
+        assert_eq!(
+            names(&package_descriptor_set(&files, "base")),
+            ["base.proto"]
+        );
+        assert!(package_descriptor_set(&files, "nope").file.is_empty());
+    }
+
+    #[test]
+    fn import_cycles_do_not_loop() {
+        let files = vec![
+            file("a.proto", "a", &["b.proto"]),
+            file("b.proto", "b", &["a.proto"]),
+        ];
+        assert_eq!(
+            names(&package_descriptor_set(&files, "a")),
+            ["b.proto", "a.proto"]
+        );
+    }
+
+    #[test]
+    fn descriptor_constant_round_trips_through_rust() {
+        let mut bytes: Vec<u8> = (0..=255u8).collect();
+        bytes.extend_from_slice(b"   spaces \\ \" quotes\n");
+        bytes.extend(std::iter::repeat_n(b' ', 300));
+        for data in [Vec::new(), bytes] {
+            let code = render_descriptor_constant("a.b", &data);
+            assert!(code.lines().all(|line| line.len() <= 110), "{code}");
+            let file = syn::parse_file(&code).unwrap();
+            let syn::Item::Const(item) = &file.items[0] else {
+                panic!("not a const: {code}");
+            };
+            assert_eq!(item.ident, FILE_DESCRIPTOR_SET_CONST);
+            let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::ByteStr(literal),
+                ..
+            }) = &*item.expr
+            else {
+                panic!("not a byte string: {code}");
+            };
+            assert_eq!(literal.value(), data);
+        }
+    }
+
+    #[test]
+    fn generator_with_descriptors_emits_schema_and_constant() {
+        use prost_build::ServiceGenerator as _;
+        let files = vec![file("echo.proto", "example", &[])];
+        let mut generator =
+            ServiceGenerator::new(EmitOptions::default()).file_descriptors(files.clone());
+        let mut buf = String::new();
+        generator.generate(prost_service(false), &mut buf);
+        generator.finalize_package("example", &mut buf);
+        generator.errors().take().unwrap();
+        assert!(
+            buf.contains("file_descriptor_set: FILE_DESCRIPTOR_SET"),
+            "{buf}"
+        );
+        assert_eq!(buf.matches("pub const FILE_DESCRIPTOR_SET").count(), 1);
+        syn::parse_file(&buf).unwrap();
+
+        // No server, no schema: nothing needs the constant.
+        let mut generator = ServiceGenerator::new(EmitOptions {
+            server: false,
+            ..EmitOptions::default()
+        })
+        .file_descriptors(files);
+        let mut buf = String::new();
+        generator.generate(prost_service(false), &mut buf);
+        generator.finalize_package("example", &mut buf);
+        assert!(!buf.contains(FILE_DESCRIPTOR_SET_CONST), "{buf}");
     }
 }

@@ -141,17 +141,80 @@ fn missing_import_names_the_importing_line() {
 }
 
 #[test]
-fn streaming_method_is_not_supported_yet() {
-    let error = compile(&["streaming.proto"], &protos()).unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Unsupported);
-    let message = error.to_string();
-    for method in ["Foo", "Bar"] {
-        let expected = format!(
-            "streaming method `example.EchoService.{method}` is not supported yet (streaming \
-             RPC arrives with the gRPC work)"
-        );
-        assert!(message.contains(&expected), "{message}");
+fn streaming_methods_generate_every_kind() {
+    let out = compile(&["streaming.proto"], &protos()).unwrap();
+    let code = generated(&out, "example.rs");
+    for expected in [
+        // The trait: a stream of requests for `Foo`, a stream of responses for `Bar`.
+        "requests: ::brisk::Streaming<EchoRequest>,",
+        "::brisk::ResponseStream<EchoResponse>",
+        // The adapter.
+        "fn method_kinds(&self) -> &'static [::brisk::codegen::MethodKind]",
+        "::brisk::codegen::MethodKind::ClientStreaming",
+        "::brisk::codegen::MethodKind::ServerStreaming",
+        "fn call_streaming(",
+        "::brisk::codegen::single_request::<",
+        "needs protocol h2:grpc",
+        // The async client.
+        "requests: impl ::brisk::codegen::Stream<",
+        "::brisk::Streaming<EchoResponse>",
+        // The blocking client names what it leaves out.
+        "Streaming methods (`Foo`, `Bar`) are left out",
+    ] {
+        assert!(code.contains(expected), "missing `{expected}` in:\n{code}");
     }
+    let blocking = &code[code.find("pub struct EchoServiceBlockingClient").unwrap()..];
+    assert!(blocking.contains("pub fn echo("), "{blocking}");
+    assert!(!blocking.contains("pub fn foo("), "{blocking}");
+    assert!(!blocking.contains("pub fn bar("), "{blocking}");
+}
+
+#[test]
+fn descriptor_set_constant_holds_well_known_imports() {
+    let out = compile(&["proto3.proto"], &protos()).unwrap();
+    let code = generated(&out, "shop.v1.rs");
+    assert_eq!(
+        code.matches("pub const FILE_DESCRIPTOR_SET: &[u8] = b\"")
+            .count(),
+        1
+    );
+    assert!(
+        code.contains("file_descriptor_set: FILE_DESCRIPTOR_SET"),
+        "{code}"
+    );
+    let file = syn::parse_file(&code).unwrap();
+    let bytes = file
+        .items
+        .iter()
+        .find_map(|item| match item {
+            syn::Item::Const(item) if item.ident == "FILE_DESCRIPTOR_SET" => match &*item.expr {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::ByteStr(literal),
+                    ..
+                }) => Some(literal.value()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("a byte-string constant");
+    // Well-known imports are in the set: their names are in the encoding, before the file.
+    let text = String::from_utf8_lossy(&bytes);
+    let timestamp = text
+        .find("google/protobuf/timestamp.proto")
+        .expect("timestamp import");
+    let shop = text.find("\u{12}\u{7}shop.v1").expect("the file's package");
+    assert!(timestamp < shop, "imports come first");
+
+    // A file with services but no server emitted needs no constant.
+    let out = tempfile::tempdir().unwrap();
+    brisk_codegen::configure()
+        .build_server(false)
+        .out_dir(out.path())
+        .emit_rerun_if_changed(false)
+        .compile(&[protos().join("proto3.proto")], &[protos()])
+        .unwrap();
+    let code = generated(&out, "shop.v1.rs");
+    assert!(!code.contains("FILE_DESCRIPTOR_SET"), "{code}");
 }
 
 #[test]

@@ -35,7 +35,26 @@
 //!
 //! `async fn name(&self, request: Req) -> Resp` or
 //! `async fn name(&self, cntl: &mut brisk::ServerContext, request: Req) -> Resp`, where `Resp`
-//! is either `Result<Response, brisk::Status>` or a plain `Response`. Anything else (a method
+//! is either `Result<Response, brisk::Status>` or a plain `Response`.
+//!
+//! Streaming methods (served over `h2:grpc`) write the stream types of the `brisk` crate:
+//!
+//! ```ignore
+//! // server streaming: one request, a stream of responses
+//! async fn watch(&self, request: Req) -> Result<brisk::ResponseStream<Resp>, brisk::Status>;
+//! // client streaming: a stream of requests, one response
+//! async fn upload(&self, requests: brisk::Streaming<Req>) -> Result<Resp, brisk::Status>;
+//! // bidi streaming
+//! async fn chat(&self, requests: brisk::Streaming<Req>)
+//!     -> Result<brisk::ResponseStream<Resp>, brisk::Status>;
+//! ```
+//!
+//! The clients then take `impl brisk::codegen::Stream<Item = Req> + Send + 'static` where the
+//! client streams and return `brisk::Streaming<Resp>` where the server streams; the blocking
+//! client leaves streaming methods out. With `codec = "json"` the server's `schema()` is
+//! `MessageSchema::Json`.
+//!
+//! Anything else (a method
 //! that is not async, no `&self`, generics or lifetimes, patterns, several requests, `impl
 //! Trait` arguments, default bodies, associated types or consts, clashing names) is a compile
 //! error that says what to write instead.
@@ -43,7 +62,7 @@
 use std::collections::HashMap;
 
 use brisk_codegen::emit::{self, EmitOptions};
-use brisk_codegen::model::{Method, Service, DEFAULT_CODEC_PATH, JSON_CODEC_PATH};
+use brisk_codegen::model::{Method, Schema, Service, DEFAULT_CODEC_PATH, JSON_CODEC_PATH};
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::{
@@ -209,6 +228,10 @@ fn build_service(args: &ServiceArgs, item: &ItemTrait, errors: &mut Errors) -> S
         _ => DEFAULT_CODEC_PATH,
     }
     .to_owned();
+    // JSON messages describe themselves; prost ones have no descriptors here (the default).
+    if args.codec.as_deref() == Some("json") {
+        service.schema = Schema::Json;
+    }
 
     if let Some(unsafety) = &item.unsafety {
         errors.at(
@@ -539,19 +562,50 @@ fn build_method(function: &TraitItemFn, errors: &mut Errors) -> Option<(Method, 
             (true, None)
         }
     };
+    let mut client_streaming = false;
     let input_type = request.map(|request| {
         if let Type::Reference(reference) = &*request.ty {
-            fail(
-                reference,
-                format!("requests are received by value: write {signature} with an owned type"),
-            );
+            let message = if stream_of(&reference.elem, STREAMING).is_some() {
+                "a stream of requests is received by value: write \
+                 `requests: brisk::Streaming<Req>`"
+                    .to_owned()
+            } else {
+                format!("requests are received by value: write {signature} with an owned type")
+            };
+            fail(reference, message);
+            return request.ty.to_token_stream().to_string();
         }
-        request.ty.to_token_stream().to_string()
+        let ty = match stream_of(&request.ty, STREAMING) {
+            Some(Ok(inner)) => {
+                client_streaming = true;
+                inner
+            }
+            Some(Err(())) => {
+                fail(
+                    &request.ty,
+                    "a stream of requests is `brisk::Streaming<Req>`, with one request type".into(),
+                );
+                return request.ty.to_token_stream().to_string();
+            }
+            None => &*request.ty,
+        };
+        if let Some(token) = find_ident(ty.to_token_stream(), RESPONSE_STREAM) {
+            fail(
+                &token,
+                "`ResponseStream` is what a server-streaming handler returns; a stream of \
+                 requests is received as `requests: brisk::Streaming<Req>`"
+                    .into(),
+            );
+        } else if let Some(token) = find_ident(ty.to_token_stream(), STREAMING) {
+            fail(&token, misplaced_streaming());
+        }
+        ty.to_token_stream().to_string()
     });
 
-    // The response: `Result<Resp, brisk::Status>` or `Resp`.
-    let (output_type, returns_result) = match &sig.output {
-        ReturnType::Default => ("()".to_owned(), false),
+    // The response: `Result<Resp, brisk::Status>` or `Resp`, where `Resp` may be
+    // `brisk::ResponseStream<Resp>`.
+    let (output, returns_result) = match &sig.output {
+        ReturnType::Default => (None, false),
         ReturnType::Type(_, ty) => {
             if let Some(token) = find_impl(ty.to_token_stream()) {
                 fail(
@@ -568,8 +622,8 @@ fn build_method(function: &TraitItemFn, errors: &mut Errors) -> Option<(Method, 
                 );
             }
             match result_type(ty) {
-                ResultType::NotResult => (ty.to_token_stream().to_string(), false),
-                ResultType::Status(output) => (output.to_token_stream().to_string(), true),
+                ResultType::NotResult => (Some(&**ty), false),
+                ResultType::Status(output) => (Some(output), true),
                 ResultType::OtherError => {
                     fail(
                         ty,
@@ -578,10 +632,45 @@ fn build_method(function: &TraitItemFn, errors: &mut Errors) -> Option<(Method, 
                          cannot fail"
                             .into(),
                     );
-                    (String::new(), true)
+                    (None, true)
                 }
             }
         }
+    };
+    let mut server_streaming = false;
+    let output_type = match output {
+        None => "()".to_owned(),
+        Some(output) => match stream_of(output, RESPONSE_STREAM) {
+            Some(Err(())) => {
+                fail(
+                    output,
+                    "a stream of responses is `brisk::ResponseStream<Resp>`, with one response \
+                     type"
+                        .into(),
+                );
+                output.to_token_stream().to_string()
+            }
+            found => {
+                let ty = match found {
+                    Some(Ok(inner)) => {
+                        server_streaming = true;
+                        inner
+                    }
+                    _ => output,
+                };
+                if let Some(token) = find_ident(ty.to_token_stream(), STREAMING) {
+                    fail(
+                        &token,
+                        "`Streaming` is what a handler receives; a stream of responses is \
+                         returned as `-> Result<brisk::ResponseStream<Resp>, brisk::Status>`"
+                            .into(),
+                    );
+                } else if let Some(token) = find_ident(ty.to_token_stream(), RESPONSE_STREAM) {
+                    fail(&token, misplaced_response_stream());
+                }
+                ty.to_token_stream().to_string()
+            }
+        },
     };
 
     let rust_name = ident.to_string();
@@ -598,7 +687,55 @@ fn build_method(function: &TraitItemFn, errors: &mut Errors) -> Option<(Method, 
     method.comments = comments;
     method.takes_context = takes_context;
     method.returns_result = returns_result;
+    method.client_streaming = client_streaming;
+    method.server_streaming = server_streaming;
     Some((method, wire_span))
+}
+
+/// The runtime's stream of received messages, `brisk::Streaming<T>`.
+const STREAMING: &str = "Streaming";
+/// The runtime's stream of sent messages, `brisk::ResponseStream<T>`.
+const RESPONSE_STREAM: &str = "ResponseStream";
+
+fn misplaced_streaming() -> String {
+    "`Streaming` can only be the whole request type: write \
+     `requests: brisk::Streaming<Req>` for a stream of requests"
+        .into()
+}
+
+fn misplaced_response_stream() -> String {
+    "`ResponseStream` can only be the whole response type: write \
+     `-> Result<brisk::ResponseStream<Resp>, brisk::Status>` for a stream of responses"
+        .into()
+}
+
+/// Recognises `…::Name<T>` (by its last segment, like `Status` and `ServerContext`):
+/// `Some(Ok(T))`, `Some(Err(()))` when the arguments are not exactly one type, `None` when `ty`
+/// is something else.
+fn stream_of<'a>(ty: &'a Type, name: &str) -> Option<Result<&'a Type, ()>> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return Some(Err(()));
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [GenericArgument::Type(inner)] => Some(Ok(inner)),
+        _ => Some(Err(())),
+    }
+}
+
+/// The first identifier `name` in `tokens`, if any.
+fn find_ident(tokens: TokenStream, name: &str) -> Option<TokenTree> {
+    tokens.into_iter().find_map(|tree| match &tree {
+        TokenTree::Ident(ident) if ident == name => Some(tree),
+        TokenTree::Group(group) => find_ident(group.stream(), name),
+        _ => None,
+    })
 }
 
 /// Requests are bound to a plain name (`request: T` or `_: T`).
@@ -771,6 +908,7 @@ mod tests {
         let mut service = Service::new("Echo", "p");
         service.visibility = "pub (crate)".into();
         service.codec_path = JSON_CODEC_PATH.into();
+        service.schema = Schema::Json;
         service.comments = vec![" Echoes.".into()];
         service
             .methods
@@ -782,5 +920,59 @@ mod tests {
         service.methods[0].takes_context = false;
         let expected = emit::generate(&service, &EmitOptions::default()).unwrap();
         assert_eq!(out.to_string(), expected.to_string());
+    }
+
+    #[test]
+    fn stream_types_set_the_method_kind() {
+        let item: TokenStream = syn::parse_quote! {
+            pub trait Streams {
+                async fn watch(&self, request: A) -> Result<brisk::ResponseStream<B>, brisk::Status>;
+                async fn upload(&self, requests: brisk::Streaming<A>) -> B;
+                async fn chat(
+                    &self,
+                    cntl: &mut brisk::ServerContext,
+                    requests: Streaming<A>,
+                ) -> ResponseStream<B>;
+            }
+        };
+        let mut errors = Errors::default();
+        let service = build_service(
+            &ServiceArgs::default(),
+            &syn::parse2(item).unwrap(),
+            &mut errors,
+        );
+        errors.finish().unwrap();
+        let kinds: Vec<_> = service
+            .methods
+            .iter()
+            .map(|m| (m.input_type.as_str(), m.output_type.as_str(), m.kind()))
+            .collect();
+        use brisk_codegen::model::MethodKind::*;
+        assert_eq!(
+            kinds,
+            [
+                ("A", "B", ServerStreaming),
+                ("A", "B", ClientStreaming),
+                ("A", "B", BidiStreaming)
+            ]
+        );
+        assert_eq!(service.schema, Schema::Opaque);
+    }
+
+    #[test]
+    fn misplaced_stream_types_are_errors() {
+        for item in [
+            quote::quote! { trait T { async fn f(&self, r: brisk::ResponseStream<A>) -> B; } },
+            quote::quote! { trait T { async fn f(&self, r: A) -> Result<Streaming<B>, Status>; } },
+            quote::quote! { trait T { async fn f(&self, r: Vec<Streaming<A>>) -> B; } },
+            quote::quote! { trait T { async fn f(&self, r: A) -> Option<ResponseStream<B>>; } },
+            quote::quote! { trait T { async fn f(&self, r: Streaming) -> B; } },
+            quote::quote! { trait T { async fn f(&self, r: Streaming<A, C>) -> B; } },
+        ] {
+            let message = expand(TokenStream::new(), item.clone())
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("Stream"), "{item}: {message}");
+        }
     }
 }

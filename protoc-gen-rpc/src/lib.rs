@@ -7,7 +7,10 @@
 //! plain `include!` picks it up. Everything lands in one file: no insertion points, no second
 //! plugin. Imported files are handed to prost so their types resolve, but only packages holding
 //! a `file_to_generate` get an output file. `.proto` comments become doc comments (protoc gives
-//! plugins the source info).
+//! plugins the source info). All four method kinds are generated (unary, server-, client- and
+//! bidi-streaming), and a file with services ends with `FILE_DESCRIPTOR_SET`, the encoded
+//! `google.protobuf.FileDescriptorSet` of its package's files and their imports, which its
+//! servers return from `schema()`.
 //!
 //! ```sh
 //! cargo install --path protoc-gen-rpc
@@ -47,8 +50,8 @@
 //!
 //! # Errors
 //!
-//! Bad options and constructs Brisk cannot generate yet (streaming methods) are reported in
-//! `CodeGeneratorResponse.error`, which protoc prints; the plugin never panics (a bug inside
+//! Bad options and models Brisk cannot generate (e.g. methods whose Rust names clash) are
+//! reported in `CodeGeneratorResponse.error`, which protoc prints; the plugin never panics (a bug inside
 //! prost or the emitters is caught and reported as an internal error).
 
 #![warn(missing_docs)]
@@ -184,7 +187,8 @@ pub fn generate(request: &CodeGeneratorRequest) -> Result<Vec<File>, Error> {
         .collect();
 
     let generator = brisk_codegen::prost::ServiceGenerator::new(options.emit)
-        .codec_path(options.codec_path.clone());
+        .codec_path(options.codec_path.clone())
+        .file_descriptors(request.proto_file.clone());
     let errors = generator.errors();
     let mut config = options.prost.config();
     config.service_generator(Box::new(generator));
@@ -337,18 +341,25 @@ mod tests {
     }
 
     #[test]
-    fn streaming_method_is_an_error_in_the_response() {
+    fn streaming_method_and_descriptor_set_are_generated() {
         let response = run(&request(
             "",
             vec![echo_file("p", "p.proto", true)],
             &["p.proto"],
         ));
-        assert!(response.file.is_empty());
-        let error = response.error.unwrap();
-        assert!(error.contains("`p.EchoService.Echo`"), "{error}");
-        assert_eq!(
-            response.supported_features,
-            Some(Feature::Proto3Optional as u64)
+        assert_eq!(response.error, None);
+        let content = response.file[0].content();
+        assert!(
+            content.contains("-> ::core::result::Result<::brisk::Streaming<EchoResponse>"),
+            "{content}"
+        );
+        assert!(
+            content.contains("pub const FILE_DESCRIPTOR_SET: &[u8]"),
+            "{content}"
+        );
+        assert!(
+            content.contains("file_descriptor_set: FILE_DESCRIPTOR_SET"),
+            "{content}"
         );
     }
 

@@ -248,18 +248,22 @@ fn bad_option_fails_protoc_with_the_plugins_message() {
 }
 
 #[test]
-fn streaming_method_is_an_error_naming_it() {
+fn streaming_proto_generates_every_part() {
     let out = tempfile::tempdir().unwrap();
-    let output = run_protoc(out.path(), &[], &[&protos()], &["streaming.proto"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("--rpc_out: streaming method `streaming.Ticker.Watch` is not supported"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("Ticker.Once"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(file_names(out.path()).is_empty());
+    generate(out.path(), &[], &[&protos()], &["streaming.proto"]);
+    assert_eq!(file_names(out.path()), ["streaming.rs"]);
+    let code = read(out.path(), "streaming.rs");
+    syn::parse_file(&code).expect("generated code parses");
+    for expected in [
+        "::brisk::ResponseStream<Tick>",
+        "fn call_streaming(",
+        "::brisk::codegen::MethodKind::ServerStreaming",
+        "::core::result::Result<::brisk::Streaming<Tick>, ::brisk::Status>",
+        "Streaming methods (`Watch`) are left out",
+        "pub const FILE_DESCRIPTOR_SET: &[u8] = b\"",
+    ] {
+        assert!(code.contains(expected), "missing `{expected}` in:\n{code}");
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The plugin's output for `tests/protos/` (checked in under `tests/generated/`, kept current by
 //! the snapshot test) compiles and serves calls: proto2 with nested messages, proto3 with
-//! well-known types, maps, oneofs and `optional`, and two packages importing each other.
+//! well-known types, maps, oneofs and `optional`, two packages importing each other, and a
+//! server-streaming method next to a unary one.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -29,6 +30,11 @@ mod multi {
     pub mod app {
         include!("generated/multi.app.rs");
     }
+}
+
+#[allow(dead_code)]
+mod streaming {
+    include!("generated/streaming.rs");
 }
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -290,5 +296,73 @@ async fn two_packages_with_imports_on_one_server() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), brisk::errno::EREQUEST);
+    server.shutdown().await;
+}
+
+struct Ticker;
+
+impl streaming::Ticker for Ticker {
+    async fn once(
+        &self,
+        _cntl: &mut ServerContext,
+        request: streaming::Tick,
+    ) -> Result<streaming::Tick, Status> {
+        Ok(streaming::Tick { n: request.n + 1 })
+    }
+
+    async fn watch(
+        &self,
+        _cntl: &mut ServerContext,
+        request: streaming::Tick,
+    ) -> Result<brisk::ResponseStream<streaming::Tick>, Status> {
+        let next = streaming::Tick { n: request.n * 2 };
+        Ok(Box::pin(brisk::codegen::once(std::future::ready(Ok(next)))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_streaming_next_to_unary() {
+    use brisk::codegen::{MessageSchema, MethodKind, Prost, Service as _};
+    use prost::Message as _;
+
+    let adapter = streaming::TickerServer::new(Ticker);
+    assert_eq!(
+        adapter.method_kinds(),
+        [MethodKind::Unary, MethodKind::ServerStreaming]
+    );
+    assert_eq!(
+        adapter.schema(),
+        MessageSchema::Protobuf {
+            file_descriptor_set: streaming::FILE_DESCRIPTOR_SET
+        }
+    );
+    // The adapter runs the streaming method on its own, without a transport.
+    let cntl = ServerContext::new(
+        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.1:2".parse().unwrap(),
+    );
+    let request = brisk::codegen::Bytes::from(streaming::Tick { n: 21 }.encode_to_vec());
+    let requests: brisk::BytesStream =
+        Box::pin(brisk::codegen::once(std::future::ready(Ok(request))));
+    let response = adapter.call_streaming(1, cntl, requests).await;
+    let mut replies =
+        brisk::Streaming::<streaming::Tick>::responses::<Prost>(response.result.unwrap());
+    assert_eq!(
+        replies.message().await.unwrap(),
+        Some(streaming::Tick { n: 42 })
+    );
+    assert_eq!(replies.message().await.unwrap(), None);
+
+    // The unary method works over baidu_std; the streaming one is refused there.
+    let (server, channel) = start(brisk::Server::builder().add_service(adapter)).await;
+    let client = streaming::TickerClient::new(channel.clone());
+    assert_eq!(
+        client.once(streaming::Tick { n: 1 }).await.unwrap(),
+        streaming::Tick { n: 2 }
+    );
+    let blocking = streaming::TickerBlockingClient::new(channel);
+    let answer = tokio::task::spawn_blocking(move || blocking.once(streaming::Tick { n: 5 })).await;
+    assert_eq!(answer.unwrap().unwrap(), streaming::Tick { n: 6 });
+    assert!(client.watch(streaming::Tick { n: 1 }).await.is_err());
     server.shutdown().await;
 }

@@ -107,6 +107,7 @@ fn plugin_test_protos() {
             "proto3/types.proto",
             "multi/common/money.proto",
             "multi/app/pay.proto",
+            "streaming.proto",
         ],
         &manifest_dir().join("tests/generated"),
         &[
@@ -114,6 +115,7 @@ fn plugin_test_protos() {
             "multi.common.rs",
             "p2.echo.rs",
             "p3.types.rs",
+            "streaming.rs",
         ],
     );
 }

@@ -4,6 +4,10 @@
 //! hand.
 
 pub use bytes::Bytes;
+/// The stream trait generated streaming stubs take and return.
+pub use futures_core::Stream;
+/// A one-item stream: a server-streaming call's single request.
+pub use futures_util::stream::once;
 
 pub use crate::channel::MethodDescriptor;
 #[cfg(feature = "json")]

@@ -148,6 +148,11 @@ impl<T: TestService> ::brisk::codegen::Service for TestServiceServer<T> {
             _ => ::brisk::codegen::unknown_method(cntl, method),
         }
     }
+    fn schema(&self) -> ::brisk::codegen::MessageSchema {
+        ::brisk::codegen::MessageSchema::Protobuf {
+            file_descriptor_set: FILE_DESCRIPTOR_SET,
+        }
+    }
 }
 /// Async client for `brisk.test.TestService`. Cheap to clone; all methods take `&self`.
 #[derive(Debug, Clone)]
@@ -271,3 +276,15 @@ impl TestServiceBlockingClient {
         self.inner.channel().block_on(self.inner.fail_with(cntl, request))
     }
 }
+
+/// The encoded `google.protobuf.FileDescriptorSet` of package `brisk.test`:
+/// its `.proto` files and everything they import. The servers above return it from
+/// `schema()`, so HTTP can carry their messages as JSON.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\xe3\x02\n\ntest.proto\x12\nbrisk.test\"8\n\x0cSleepRequest\x12\x16\n\x06millis\x18\x01 \x01(\
+    \rR\x06millis\x12\x10\n\x03tag\x18\x02 \x01(\tR\x03tag\"!\n\rSleepResponse\x12\x10\n\x03tag\x18\
+    \x01 \x01(\tR\x03tag\"K\n\x0bFailRequest\x12\x12\n\x04code\x18\x01 \x01(\x05R\x04code\x12\x12\n\
+    \x04text\x18\x02 \x01(\tR\x04text\x12\x14\n\x05panic\x18\x03 \x01(\x08R\x05panic\"\x0e\n\x0cFail\
+    Response2\x86\x01\n\x0bTestService\x12<\n\x05Sleep\x12\x18.brisk.test.SleepRequest\x1a\x19.brisk\
+    .test.SleepResponse\x129\n\x04Fail\x12\x17.brisk.test.FailRequest\x1a\x18.brisk.test.FailRespons\
+    eb\x06proto3";

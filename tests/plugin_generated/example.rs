@@ -100,6 +100,11 @@ impl<T: EchoService> ::brisk::codegen::Service for EchoServiceServer<T> {
             _ => ::brisk::codegen::unknown_method(cntl, method),
         }
     }
+    fn schema(&self) -> ::brisk::codegen::MessageSchema {
+        ::brisk::codegen::MessageSchema::Protobuf {
+            file_descriptor_set: FILE_DESCRIPTOR_SET,
+        }
+    }
 }
 /// Echoes the request's message back; the request attachment comes back too.
 ///
@@ -182,3 +187,11 @@ impl EchoServiceBlockingClient {
         self.inner.channel().block_on(self.inner.echo_with(cntl, request))
     }
 }
+
+/// The encoded `google.protobuf.FileDescriptorSet` of package `example`:
+/// its `.proto` files and everything they import. The servers above return it from
+/// `schema()`, so HTTP can carry their messages as JSON.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\xb1\x01\n\necho.proto\x12\x07example\"'\n\x0bEchoRequest\x12\x18\n\x07message\x18\x01 \x02(\t\
+    R\x07message\"(\n\x0cEchoResponse\x12\x18\n\x07message\x18\x01 \x02(\tR\x07message2B\n\x0bEchoSe\
+    rvice\x123\n\x04Echo\x12\x14.example.EchoRequest\x1a\x15.example.EchoResponseB\x03\x80\x01\x01";

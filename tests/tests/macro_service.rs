@@ -1,6 +1,7 @@
 //! `#[brisk::service]` end to end: macro services on a real `brisk::Server`, called over
 //! loopback with their generated async and blocking clients, and wire compatibility with the
-//! code generated from `examples/proto/echo.proto` in both directions.
+//! code generated from `examples/proto/echo.proto` in both directions, and streaming methods
+//! of all four kinds over `h2:grpc`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -316,4 +317,129 @@ fn macro_service_has_the_proto_names() {
         calc.method_names(),
         ["Add", "Count", "Annotate", "FailWith"]
     );
+    // JSON messages describe themselves; prost ones have no descriptors in the macro door.
+    assert_eq!(calc.schema(), brisk::MessageSchema::Json);
+    assert_eq!(macro_server.schema(), brisk::MessageSchema::Opaque);
+    assert!(calc.method_kinds().is_empty(), "all unary: the default");
+}
+
+/// Streaming in the macro door: all four kinds, prost messages.
+#[brisk::service(package = "brisk.macro")]
+pub trait Streams {
+    /// Unary, next to the streaming methods.
+    async fn upper(&self, request: EchoRequest) -> Result<EchoResponse, Status>;
+    /// Server streaming: the message's words, one by one.
+    async fn words(
+        &self,
+        request: EchoRequest,
+    ) -> Result<brisk::ResponseStream<EchoResponse>, brisk::Status>;
+    /// Client streaming: the messages joined with `+`.
+    async fn join(&self, requests: brisk::Streaming<EchoRequest>) -> Result<EchoResponse, Status>;
+    /// Bidi, infallible, with the context: each message reversed.
+    async fn reverse(
+        &self,
+        cntl: &mut ServerContext,
+        requests: brisk::Streaming<EchoRequest>,
+    ) -> brisk::ResponseStream<EchoResponse>;
+}
+
+struct StreamsImpl;
+
+fn reply(message: impl Into<String>) -> EchoResponse {
+    EchoResponse {
+        message: message.into(),
+    }
+}
+
+impl Streams for StreamsImpl {
+    async fn upper(&self, request: EchoRequest) -> Result<EchoResponse, Status> {
+        Ok(reply(request.message.to_uppercase()))
+    }
+
+    async fn words(
+        &self,
+        request: EchoRequest,
+    ) -> Result<brisk::ResponseStream<EchoResponse>, Status> {
+        let words: Vec<Result<EchoResponse, Status>> = request
+            .message
+            .split(' ')
+            .map(|word| Ok(reply(word)))
+            .collect();
+        Ok(Box::pin(futures_util::stream::iter(words)))
+    }
+
+    async fn join(
+        &self,
+        mut requests: brisk::Streaming<EchoRequest>,
+    ) -> Result<EchoResponse, Status> {
+        let mut parts = Vec::new();
+        while let Some(request) = requests.message().await? {
+            parts.push(request.message);
+        }
+        Ok(reply(parts.join("+")))
+    }
+
+    async fn reverse(
+        &self,
+        _cntl: &mut ServerContext,
+        requests: brisk::Streaming<EchoRequest>,
+    ) -> brisk::ResponseStream<EchoResponse> {
+        use futures_util::StreamExt;
+        Box::pin(
+            requests.map(|request| Ok(reply(request?.message.chars().rev().collect::<String>()))),
+        )
+    }
+}
+
+fn request(message: &str) -> EchoRequest {
+    EchoRequest {
+        message: message.to_owned(),
+    }
+}
+
+async fn collect(mut replies: brisk::Streaming<EchoResponse>) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(reply) = replies.message().await.expect("a reply") {
+        out.push(reply.message);
+    }
+    out
+}
+
+/// Waits for `future`, failing the test instead of hanging it.
+async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(TIMEOUT * 2, future)
+        .await
+        .expect("the call finishes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn macro_streaming_methods_over_h2_grpc() {
+    let server = start(StreamsServer::new(StreamsImpl)).await;
+    let channel = brisk::Channel::builder()
+        .protocol(brisk::Protocol::Grpc)
+        .timeout(TIMEOUT)
+        .connect(&server.local_addr().to_string())
+        .await
+        .expect("h2:grpc channel");
+    let client = StreamsClient::new(channel);
+
+    let upper = within(client.upper(request("hi"))).await;
+    assert_eq!(upper.unwrap().message, "HI");
+
+    let words =
+        within(async { collect(client.words(request("a b c")).await.expect("words")).await }).await;
+    assert_eq!(words, ["a", "b", "c"]);
+
+    let parts = futures_util::stream::iter([request("x"), request("y")]);
+    let mut cntl = Controller::new();
+    let joined = within(client.join_with(&mut cntl, parts)).await;
+    assert_eq!(joined.unwrap().message, "x+y");
+
+    let reversed = within(async {
+        let requests = futures_util::stream::iter([request("abc"), request("de")]);
+        collect(client.reverse(requests).await.expect("reverse")).await
+    })
+    .await;
+    assert_eq!(reversed, ["cba", "ed"]);
+    server.shutdown().await;
 }

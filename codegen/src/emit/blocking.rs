@@ -19,11 +19,26 @@ pub(crate) fn emit(model: &Checked<'_>) -> TokenStream {
     let blocking_ident = &model.blocking_ident;
     let full_name = &model.full_name;
     let vis = &model.vis;
-    let struct_docs = docs(
-        &model.service.comments,
-        &format!("Blocking client for `{full_name}`, for code outside an async runtime."),
-    );
-    let methods = model.methods.iter().map(|method| {
+    let mut generated =
+        format!("Blocking client for `{full_name}`, for code outside an async runtime.");
+    let streaming: Vec<String> = model
+        .methods
+        .iter()
+        .filter(|method| method.method.is_streaming())
+        .map(|method| format!("`{}`", method.method.proto_name))
+        .collect();
+    if !streaming.is_empty() {
+        generated.push_str(&format!(
+            " Streaming methods ({}) are left out: call them on the async `{client_ident}`.",
+            streaming.join(", ")
+        ));
+    }
+    let struct_docs = docs(&model.service.comments, &generated);
+    let unary = model
+        .methods
+        .iter()
+        .filter(|method| !method.method.is_streaming());
+    let methods = unary.map(|method| {
         let ident = &method.ident;
         let with_ident = &method.with_ident;
         let input = &method.input;

@@ -138,6 +138,11 @@ impl<T: Payments> ::brisk::codegen::Service for PaymentsServer<T> {
             _ => ::brisk::codegen::unknown_method(cntl, method),
         }
     }
+    fn schema(&self) -> ::brisk::codegen::MessageSchema {
+        ::brisk::codegen::MessageSchema::Protobuf {
+            file_descriptor_set: FILE_DESCRIPTOR_SET,
+        }
+    }
 }
 /// Takes payments.
 ///
@@ -265,3 +270,18 @@ impl PaymentsBlockingClient {
         self.inner.channel().block_on(self.inner.balance_with(cntl, request))
     }
 }
+
+/// The encoded `google.protobuf.FileDescriptorSet` of package `multi.app`:
+/// its `.proto` files and everything they import. The servers above return it from
+/// `schema()`, so HTTP can carry their messages as JSON.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\x8c\x02\n\x18multi/common/money.proto\x12\x0cmulti.common\"9\n\x05Money\x12\x1a\n\x08currency\
+    \x18\x01 \x01(\tR\x08currency\x12\x14\n\x05units\x18\x02 \x01(\x03R\x05units\"U\n\x0eConvertRequ\
+    est\x12'\n\x04from\x18\x01 \x01(\x0b2\x13.multi.common.MoneyR\x04from\x12\x1a\n\x08currency\x18\
+    \x02 \x01(\tR\x08currency2H\n\x08Exchange\x12<\n\x07Convert\x12\x1c.multi.common.ConvertRequest\
+    \x1a\x13.multi.common.Moneyb\x06proto3\n\xe8\x02\n\x13multi/app/pay.proto\x12\tmulti.app\x1a\x18\
+    multi/common/money.proto\"S\n\nPayRequest\x12\x18\n\x07account\x18\x01 \x01(\tR\x07account\x12+\
+    \n\x06amount\x18\x02 \x01(\x0b2\x13.multi.common.MoneyR\x06amount\"V\n\x0bPayResponse\x12\x18\n\
+    \x07receipt\x18\x01 \x01(\tR\x07receipt\x12-\n\x07balance\x18\x02 \x01(\x0b2\x13.multi.common.Mo\
+    neyR\x07balance2w\n\x08Payments\x124\n\x03Pay\x12\x15.multi.app.PayRequest\x1a\x16.multi.app.Pay\
+    Response\x125\n\x07Balance\x12\x15.multi.app.PayRequest\x1a\x13.multi.common.Moneyb\x06proto3";

@@ -105,6 +105,11 @@ impl<T: Exchange> ::brisk::codegen::Service for ExchangeServer<T> {
             _ => ::brisk::codegen::unknown_method(cntl, method),
         }
     }
+    fn schema(&self) -> ::brisk::codegen::MessageSchema {
+        ::brisk::codegen::MessageSchema::Protobuf {
+            file_descriptor_set: FILE_DESCRIPTOR_SET,
+        }
+    }
 }
 /// Converts between currencies.
 ///
@@ -187,3 +192,13 @@ impl ExchangeBlockingClient {
         self.inner.channel().block_on(self.inner.convert_with(cntl, request))
     }
 }
+
+/// The encoded `google.protobuf.FileDescriptorSet` of package `multi.common`:
+/// its `.proto` files and everything they import. The servers above return it from
+/// `schema()`, so HTTP can carry their messages as JSON.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\x8c\x02\n\x18multi/common/money.proto\x12\x0cmulti.common\"9\n\x05Money\x12\x1a\n\x08currency\
+    \x18\x01 \x01(\tR\x08currency\x12\x14\n\x05units\x18\x02 \x01(\x03R\x05units\"U\n\x0eConvertRequ\
+    est\x12'\n\x04from\x18\x01 \x01(\x0b2\x13.multi.common.MoneyR\x04from\x12\x1a\n\x08currency\x18\
+    \x02 \x01(\tR\x08currency2H\n\x08Exchange\x12<\n\x07Convert\x12\x1c.multi.common.ConvertRequest\
+    \x1a\x13.multi.common.Moneyb\x06proto3";

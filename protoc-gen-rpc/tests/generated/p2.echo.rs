@@ -155,6 +155,11 @@ impl<T: EchoService> ::brisk::codegen::Service for EchoServiceServer<T> {
             _ => ::brisk::codegen::unknown_method(cntl, method),
         }
     }
+    fn schema(&self) -> ::brisk::codegen::MessageSchema {
+        ::brisk::codegen::MessageSchema::Protobuf {
+            file_descriptor_set: FILE_DESCRIPTOR_SET,
+        }
+    }
 }
 /// Echoes requests back.
 ///
@@ -286,3 +291,15 @@ impl EchoServiceBlockingClient {
         self.inner.channel().block_on(self.inner.shout_with(cntl, request))
     }
 }
+
+/// The encoded `google.protobuf.FileDescriptorSet` of package `p2.echo`:
+/// its `.proto` files and everything they import. The servers above return it from
+/// `schema()`, so HTTP can carry their messages as JSON.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\x85\x03\n\x11proto2/echo.proto\x12\x07p2.echo\"\x8b\x01\n\x0bEchoRequest\x12\x18\n\x07message\
+    \x18\x01 \x02(\tR\x07message\x12\x19\n\x06repeat\x18\x02 \x01(\x05:\x011R\x06repeat\x12,\n\x04ta\
+    gs\x18\x03 \x03(\x0b2\x18.p2.echo.EchoRequest.TagR\x04tags\x1a\x19\n\x03Tag\x12\x12\n\x04name\
+    \x18\x01 \x01(\tR\x04name\"_\n\x0cEchoResponse\x12\x18\n\x07message\x18\x01 \x02(\tR\x07message\
+    \x125\n\tfirst_tag\x18\x02 \x01(\x0b2\x18.p2.echo.EchoRequest.TagR\x08firstTag2x\n\x0bEchoServic\
+    e\x123\n\x04Echo\x12\x14.p2.echo.EchoRequest\x1a\x15.p2.echo.EchoResponse\x124\n\x05Shout\x12\
+    \x14.p2.echo.EchoRequest\x1a\x15.p2.echo.EchoResponse";

@@ -236,6 +236,11 @@ impl<T: EventLog> ::brisk::codegen::Service for EventLogServer<T> {
             _ => ::brisk::codegen::unknown_method(cntl, method),
         }
     }
+    fn schema(&self) -> ::brisk::codegen::MessageSchema {
+        ::brisk::codegen::MessageSchema::Protobuf {
+            file_descriptor_set: FILE_DESCRIPTOR_SET,
+        }
+    }
 }
 /// Records and lists events.
 ///
@@ -397,3 +402,35 @@ impl EventLogBlockingClient {
         self.inner.channel().block_on(self.inner.now_with(cntl, request))
     }
 }
+
+/// The encoded `google.protobuf.FileDescriptorSet` of package `p3.types`:
+/// its `.proto` files and everything they import. The servers above return it from
+/// `schema()`, so HTTP can carry their messages as JSON.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\xfb\x01\n\x1egoogle/protobuf/duration.proto\x12\x0fgoogle.protobuf\":\n\x08Duration\x12\x18\n\
+    \x07seconds\x18\x01 \x01(\x03R\x07seconds\x12\x14\n\x05nanos\x18\x02 \x01(\x05R\x05nanosB\x83\
+    \x01\n\x13com.google.protobufB\rDurationProtoP\x01Z1google.golang.org/protobuf/types/known/durat\
+    ionpb\xf8\x01\x01\xa2\x02\x03GPB\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3\n\xbe\x01\
+    \n\x1bgoogle/protobuf/empty.proto\x12\x0fgoogle.protobuf\"\x07\n\x05EmptyB}\n\x13com.google.prot\
+    obufB\nEmptyProtoP\x01Z.google.golang.org/protobuf/types/known/emptypb\xf8\x01\x01\xa2\x02\x03GP\
+    B\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3\n\xff\x01\n\x1fgoogle/protobuf/timestamp.\
+    proto\x12\x0fgoogle.protobuf\";\n\tTimestamp\x12\x18\n\x07seconds\x18\x01 \x01(\x03R\x07seconds\
+    \x12\x14\n\x05nanos\x18\x02 \x01(\x05R\x05nanosB\x85\x01\n\x13com.google.protobufB\x0eTimestampP\
+    rotoP\x01Z2google.golang.org/protobuf/types/known/timestamppb\xf8\x01\x01\xa2\x02\x03GPB\xaa\x02\
+    \x1eGoogle.Protobuf.WellKnownTypesb\x06proto3\n\xa9\x07\n\x12proto3/types.proto\x12\x08p3.types\
+    \x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf\
+    /timestamp.proto\"\xbc\x04\n\x05Event\x12(\n\x04kind\x18\x01 \x01(\x0e2\x14.p3.types.Event.KindR\
+    \x04kind\x12*\n\x02at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02at\x12-\n\x04took\x18\
+    \x03 \x01(\x0b2\x19.google.protobuf.DurationR\x04took\x12\x17\n\x04note\x18\x04 \x01(\tH\x01R\
+    \x04note\x88\x01\x01\x126\n\x07details\x18\x05 \x03(\x0b2\x1c.p3.types.Event.DetailsEntryR\x07de\
+    tails\x12\x14\n\x04host\x18\x06 \x01(\tH\0R\x04host\x12\x14\n\x04port\x18\x07 \x01(\rH\0R\x04por\
+    t\x12\x18\n\x07payload\x18\x08 \x01(\x0cR\x07payload\x1as\n\x06Detail\x12\x10\n\x03key\x18\x01 \
+    \x01(\tR\x03key\x125\n\x06deeper\x18\x02 \x01(\x0b2\x1d.p3.types.Event.Detail.DeeperR\x06deeper\
+    \x1a \n\x06Deeper\x12\x16\n\x06values\x18\x01 \x03(\x03R\x06values\x1aR\n\x0cDetailsEntry\x12\
+    \x10\n\x03key\x18\x01 \x01(\tR\x03key\x12,\n\x05value\x18\x02 \x01(\x0b2\x16.p3.types.Event.Deta\
+    ilR\x05value:\x028\x01\";\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\0\x12\x0e\n\nKIND_START\
+    \x10\x01\x12\r\n\tKIND_STOP\x10\x02B\x08\n\x06targetB\x07\n\x05_note\"4\n\tEventList\x12'\n\x06e\
+    vents\x18\x01 \x03(\x0b2\x0f.p3.types.EventR\x06events2\xad\x01\n\x08EventLog\x121\n\x06Record\
+    \x12\x0f.p3.types.Event\x1a\x16.google.protobuf.Empty\x123\n\x04List\x12\x16.google.protobuf.Emp\
+    ty\x1a\x13.p3.types.EventList\x129\n\x03Now\x12\x16.google.protobuf.Empty\x1a\x1a.google.protobu\
+    f.Timestampb\x06proto3";
