@@ -18,6 +18,7 @@ use super::{ChannelOptions, ConnectionType};
 use crate::transport::connection::{ConnectError, Connection};
 use crate::transport::grpc::H2Slot;
 use crate::transport::http::HttpPool;
+use crate::transport::stream::Security;
 use crate::{Protocol, Status};
 
 /// The shortest health-check interval honoured.
@@ -32,6 +33,7 @@ struct EndpointKey {
     protocol: Protocol,
     max_body_size: usize,
     connection_group: String,
+    security: Security,
 }
 
 static ENDPOINTS: LazyLock<Mutex<HashMap<EndpointKey, Weak<Endpoint>>>> =
@@ -42,6 +44,8 @@ static ENDPOINTS: LazyLock<Mutex<HashMap<EndpointKey, Weak<Endpoint>>>> =
 pub(crate) struct Endpoint {
     addr: SocketAddr,
     max_body_size: usize,
+    /// TLS or not, for every connection to the server.
+    security: Security,
     /// Runs the endpoint's connections; replaced by Brisk's background runtime if it shuts
     /// down while channels still use the endpoint.
     runtime: Mutex<Handle>,
@@ -69,6 +73,7 @@ impl Endpoint {
             protocol: options.protocol,
             max_body_size,
             connection_group: options.connection_group.clone(),
+            security: Security::of(options),
         };
         let mut map = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(endpoint) = map.get(&key).and_then(Weak::upgrade) {
@@ -78,6 +83,7 @@ impl Endpoint {
         let endpoint = Arc::new(Endpoint {
             addr,
             max_body_size,
+            security: key.security.clone(),
             runtime: Mutex::new(runtime.clone()),
             single: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
@@ -96,6 +102,7 @@ impl Endpoint {
         Arc::new(Endpoint {
             addr,
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY_SIZE,
+            security: Security::default(),
             runtime: Mutex::new(crate::executor::io_handle()),
             single: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
@@ -175,7 +182,15 @@ impl Endpoint {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        match Connection::connect(self.addr, connect_timeout, self.max_body_size, &runtime).await {
+        match Connection::connect_secured(
+            self.addr,
+            connect_timeout,
+            self.max_body_size,
+            &self.security,
+            &runtime,
+        )
+        .await
+        {
             Ok(conn) => Ok(conn),
             Err(ConnectError::Failed(status)) => Err(status),
             Err(ConnectError::RuntimeGone) => {
@@ -183,14 +198,20 @@ impl Endpoint {
                 // use it: carry on with Brisk's background runtime.
                 let background = crate::executor::background().handle().clone();
                 *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = background.clone();
-                Connection::connect(self.addr, connect_timeout, self.max_body_size, &background)
-                    .await
-                    .map_err(|e| match e {
-                        ConnectError::Failed(status) => status,
-                        ConnectError::RuntimeGone => {
-                            Status::internal("Brisk's background runtime is gone")
-                        }
-                    })
+                Connection::connect_secured(
+                    self.addr,
+                    connect_timeout,
+                    self.max_body_size,
+                    &self.security,
+                    &background,
+                )
+                .await
+                .map_err(|e| match e {
+                    ConnectError::Failed(status) => status,
+                    ConnectError::RuntimeGone => {
+                        Status::internal("Brisk's background runtime is gone")
+                    }
+                })
             }
         }
     }

@@ -16,13 +16,44 @@ use crate::{errno, Status};
 pub(crate) enum ClientIo {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS over TCP.
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl ClientIo {
     /// The local address of the underlying socket.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().local_addr()
+    }
+
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream {
         match self {
-            ClientIo::Plain(s) => s.local_addr(),
+            ClientIo::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            ClientIo::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+/// How a client secures its connections to a server: TLS or not (feature `tls`). Part of
+/// what makes connections shareable: channels share a server's connections only when this is
+/// equal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Security {
+    /// TLS options, with the server name already taken from the channel's address.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ClientTlsOptions>,
+}
+
+impl Security {
+    /// The security `options` ask for.
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    pub(crate) fn of(options: &ChannelOptions) -> Self {
+        Security {
+            #[cfg(feature = "tls")]
+            tls: options.tls.clone(),
         }
     }
 }
@@ -34,8 +65,32 @@ pub(crate) async fn connect(
     options: &ChannelOptions,
     alpn: &[&[u8]],
 ) -> Result<ClientIo, Status> {
-    let _ = alpn;
-    let connect_timeout = options.connect_timeout;
+    connect_secured(addr, options.connect_timeout, &Security::of(options), alpn).await
+}
+
+/// Connects to `addr` within `connect_timeout`, with TCP_NODELAY; then runs the TLS handshake
+/// (within its own timeout) when `security` asks for TLS, offering `alpn`.
+#[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+pub(crate) async fn connect_secured(
+    addr: SocketAddr,
+    connect_timeout: std::time::Duration,
+    security: &Security,
+    alpn: &[&[u8]],
+) -> Result<ClientIo, Status> {
+    let stream = connect_tcp(addr, connect_timeout).await?;
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &security.tls {
+        let stream = tls.handshake(stream, addr, alpn).await?;
+        return Ok(ClientIo::Tls(Box::new(stream)));
+    }
+    Ok(ClientIo::Plain(stream))
+}
+
+/// A TCP connection to `addr` within `connect_timeout`, with TCP_NODELAY.
+async fn connect_tcp(
+    addr: SocketAddr,
+    connect_timeout: std::time::Duration,
+) -> Result<TcpStream, Status> {
     let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(Status::from_io(format!("Fail to connect {addr}"), &e)),
@@ -50,7 +105,7 @@ pub(crate) async fn connect(
         }
     };
     let _ = stream.set_nodelay(true);
-    Ok(ClientIo::Plain(stream))
+    Ok(stream)
 }
 
 impl AsyncRead for ClientIo {
@@ -61,6 +116,8 @@ impl AsyncRead for ClientIo {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            ClientIo::Tls(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -73,6 +130,8 @@ impl AsyncWrite for ClientIo {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             ClientIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            ClientIo::Tls(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -83,24 +142,32 @@ impl AsyncWrite for ClientIo {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             ClientIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "tls")]
+            ClientIo::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             ClientIo::Plain(s) => s.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            ClientIo::Tls(s) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            ClientIo::Tls(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            ClientIo::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
