@@ -371,17 +371,35 @@ impl Channel {
         let options = &self.inner.options;
         match options.protocol {
             Protocol::BaiduStd => {}
+            // Boxed: their state machines are large, and inlined they would grow every
+            // baidu_std call's future (and the stack of nested combo channels) with them.
             Protocol::Http => {
-                return crate::transport::http::attempt(endpoint, options, method, request).await
+                return Box::pin(crate::transport::http::attempt(
+                    endpoint, options, method, request,
+                ))
+                .await
             }
             Protocol::Grpc => {
-                return crate::transport::grpc::attempt(endpoint, options, method, request).await
+                return Box::pin(crate::transport::grpc::attempt(
+                    endpoint, options, method, request,
+                ))
+                .await
             }
         }
         let mut conn = endpoint
             .acquire(options.connection_type, options.connect_timeout)
             .await
             .map_err(Failure::transport)?;
+        let credential = if conn.needs_credential() {
+            options
+                .authenticator
+                .as_deref()
+                .map(generate_credential)
+                .transpose()
+                .map_err(Failure::server)?
+        } else {
+            None
+        };
         let correlation_id = NEXT_CORRELATION_ID.fetch_add(1, Ordering::Relaxed);
         let mut head = BytesMut::with_capacity(
             HEADER_LEN + 32 + method.service().len() + method.method().len(),
@@ -397,6 +415,8 @@ impl Channel {
                 content_type: request.content_type,
                 payload_len: request.payload.len(),
                 attachment_len: request.attachment.len(),
+                authentication_data: credential.as_deref().map(str::as_bytes),
+                user_fields: &request.headers,
             },
         );
         let frame = OutFrame {
@@ -411,6 +431,7 @@ impl Channel {
             .await;
         conn.mark_answered();
         let reply = reply.map_err(Failure::transport)?;
+        conn.mark_server_answered();
 
         let response = reply.meta.response.clone().unwrap_or_default();
         let code = response.error_code.unwrap_or(0);
@@ -450,6 +471,18 @@ impl Channel {
             headers: Vec::new(),
         })
     }
+}
+
+/// The credential an authenticator generates for a request; its failure is ERPCAUTH.
+pub(crate) fn generate_credential(
+    authenticator: &dyn crate::Authenticator,
+) -> Result<String, Status> {
+    authenticator.generate_credential().map_err(|e| {
+        Status::new(
+            errno::ERPCAUTH,
+            format!("Fail to generate credential: {}", e.message()),
+        )
+    })
 }
 
 /// Where one attempt goes.

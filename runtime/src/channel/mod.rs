@@ -87,6 +87,9 @@ pub struct ChannelOptions {
     pub connection_group: String,
     /// Generates the credential sent to servers (default none): see [`crate::auth`].
     pub authenticator: Option<Arc<dyn crate::Authenticator>>,
+    /// Wraps connections in TLS (default none; feature `tls`): see [`ChannelBuilder::tls`].
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ClientTlsOptions>,
 }
 
 impl Default for ChannelOptions {
@@ -104,6 +107,8 @@ impl Default for ChannelOptions {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             connection_group: String::new(),
             authenticator: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -343,6 +348,13 @@ impl ChannelBuilder {
         self
     }
 
+    /// Sends credentials from `authenticator`: with a connection's first requests on baidu_std,
+    /// in the `authorization` header of every request on HTTP and gRPC.
+    pub fn authenticator(mut self, authenticator: Arc<dyn crate::Authenticator>) -> Self {
+        self.options.authenticator = Some(authenticator);
+        self
+    }
+
     /// Sets the connection type.
     pub fn connection_type(mut self, connection_type: ConnectionType) -> Self {
         self.options.connection_type = connection_type;
@@ -362,10 +374,24 @@ impl ChannelBuilder {
         self
     }
 
+    /// Wraps every connection in TLS with `options` (feature `tls`). Without a server name
+    /// in `options`, the host of the address given to [`connect`](ChannelBuilder::connect) is
+    /// used when it is a name, else the server's IP address.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, options: crate::tls::ClientTlsOptions) -> Self {
+        self.options.tls = Some(options);
+        self
+    }
+
     /// Builds a channel to `address`, a `"host:port"` whose host is an IP address or a name to
     /// resolve. Connections are made by the first call, as in brpc. A naming-service URL needs
     /// a load balancer: use [`connect_cluster`](ChannelBuilder::connect_cluster).
-    pub async fn connect(self, address: &str) -> Result<Channel, Status> {
+    ///
+    /// As in brpc, `http://host[:port]` selects protocol `http` (if the protocol is still
+    /// baidu_std), and `https://host[:port]` does too, with TLS (feature `tls`; default port
+    /// 443, server name `host`).
+    pub async fn connect(mut self, address: &str) -> Result<Channel, Status> {
+        let address = &self.apply_web_scheme(address)?;
         if address.contains("://") {
             return Err(Status::new(
                 errno::EINVAL,
@@ -419,8 +445,9 @@ impl ChannelBuilder {
 
     /// [`connect`](ChannelBuilder::connect) for code outside an async runtime (blocking
     /// clients). Connections run on Brisk's background runtime.
-    pub fn connect_blocking(self, address: &str) -> Result<Channel, Status> {
+    pub fn connect_blocking(mut self, address: &str) -> Result<Channel, Status> {
         let runtime = executor::background().handle().clone();
+        let address = &self.apply_web_scheme(address)?;
         if address.contains("://") {
             return Err(Status::new(
                 errno::EINVAL,
@@ -449,6 +476,43 @@ impl ChannelBuilder {
         Ok(self.build(Target::Cluster(cluster), runtime))
     }
 
+    /// Strips `http://` or `https://` from `address`, applying what they mean (protocol
+    /// `http`, TLS); fills in the TLS server name from the host when it is a name. Returns
+    /// `host:port`; other addresses come back as they are.
+    fn apply_web_scheme(&mut self, address: &str) -> Result<String, Status> {
+        let web = parse_web_address(address)?;
+        let address = match &web {
+            Some(web) => {
+                if self.options.protocol == Protocol::BaiduStd {
+                    self.options.protocol = Protocol::Http;
+                }
+                web.host_port.clone()
+            }
+            None => address.to_owned(),
+        };
+        let tls_wanted = web.as_ref().is_some_and(|w| w.tls);
+        #[cfg(feature = "tls")]
+        {
+            if tls_wanted && self.options.tls.is_none() {
+                self.options.tls = Some(crate::tls::ClientTlsOptions::new());
+            }
+            if let Some(tls) = self.options.tls.take() {
+                self.options.tls = Some(match (tls.server_name(), host_name(&address)) {
+                    (None, Some(host)) => tls.with_server_name(host),
+                    _ => tls,
+                });
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        if tls_wanted {
+            return Err(Status::new(
+                errno::EINVAL,
+                format!("`{address}`: https needs brisk's `tls` feature"),
+            ));
+        }
+        Ok(address)
+    }
+
     fn build_single(self, addr: SocketAddr, runtime: Handle) -> Channel {
         let endpoint = Endpoint::shared(addr, &self.options, &runtime);
         self.build(Target::Single(endpoint), runtime)
@@ -463,6 +527,56 @@ impl ChannelBuilder {
             }),
         }
     }
+}
+
+/// An `http://` or `https://` address, as `host:port`.
+#[derive(Debug, PartialEq, Eq)]
+struct WebAddress {
+    host_port: String,
+    tls: bool,
+}
+
+/// Parses `http://host[:port][/]` and `https://host[:port][/]` (default ports 80 and 443);
+/// `None` for any other address. A path after the host is an error: a channel names a server.
+fn parse_web_address(address: &str) -> Result<Option<WebAddress>, Status> {
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return Ok(None);
+    };
+    let (tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
+        "http" => (false, 80),
+        "https" => (true, 443),
+        _ => return Ok(None),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains('/') {
+        return Err(Status::new(
+            errno::EINVAL,
+            format!("`{address}` is not {scheme}://host[:port]"),
+        ));
+    }
+    // `[::1]` and `host` lack a port; `[::1]:80` and `host:80` have one.
+    let has_port = match rest.rfind(']') {
+        Some(end) => rest[end..].contains(':'),
+        None => rest.contains(':'),
+    };
+    let host_port = if has_port {
+        rest.to_owned()
+    } else {
+        format!("{rest}:{default_port}")
+    };
+    Ok(Some(WebAddress { host_port, tls }))
+}
+
+/// The host of `host:port` when it is a name rather than an IP address (the TLS server name
+/// a channel asks for by default).
+#[cfg(feature = "tls")]
+fn host_name(host_port: &str) -> Option<String> {
+    let (host, _) = host_port.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    Some(host.to_owned())
 }
 
 /// Resolves `"host:port"` to the first address it names.
@@ -502,6 +616,98 @@ pub(crate) async fn resolve(address: &str) -> Result<SocketAddr, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn web_addresses_give_host_port_and_tls() {
+        let web = |host_port: &str, tls| {
+            Some(WebAddress {
+                host_port: host_port.into(),
+                tls,
+            })
+        };
+        assert_eq!(
+            parse_web_address("https://a.test:8443").unwrap(),
+            web("a.test:8443", true)
+        );
+        assert_eq!(
+            parse_web_address("https://a.test/").unwrap(),
+            web("a.test:443", true)
+        );
+        assert_eq!(
+            parse_web_address("HTTP://127.0.0.1").unwrap(),
+            web("127.0.0.1:80", false)
+        );
+        assert_eq!(
+            parse_web_address("http://[::1]").unwrap(),
+            web("[::1]:80", false)
+        );
+        assert_eq!(
+            parse_web_address("https://[::1]:8443").unwrap(),
+            web("[::1]:8443", true)
+        );
+        for other in [
+            "127.0.0.1:80",
+            "list://a:1,b:2",
+            "file:///x",
+            "dns://a:1",
+            "etcd://a/b",
+        ] {
+            assert_eq!(parse_web_address(other).unwrap(), None, "{other}");
+        }
+        for bad in ["https://", "http://a:1/path", "https:///"] {
+            assert_eq!(
+                parse_web_address(bad).unwrap_err().code(),
+                errno::EINVAL,
+                "{bad}"
+            );
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_server_names_default_to_host_names_only() {
+        assert_eq!(host_name("localhost:80").as_deref(), Some("localhost"));
+        assert_eq!(host_name("127.0.0.1:80"), None);
+        assert_eq!(host_name("[::1]:80"), None);
+        assert_eq!(host_name("nohost"), None);
+    }
+
+    #[tokio::test]
+    async fn web_schemes_select_http_and_tls() {
+        let channel = Channel::builder()
+            .connect("http://127.0.0.1:1")
+            .await
+            .unwrap();
+        assert_eq!(channel.options().protocol, Protocol::Http);
+        let grpc = Channel::builder()
+            .protocol(Protocol::Grpc)
+            .connect("http://127.0.0.1:1")
+            .await
+            .unwrap();
+        assert_eq!(grpc.options().protocol, Protocol::Grpc);
+        #[cfg(feature = "tls")]
+        {
+            let channel = Channel::builder()
+                .connect("https://localhost:1")
+                .await
+                .unwrap();
+            assert_eq!(channel.options().protocol, Protocol::Http);
+            let tls = channel.options().tls.as_ref().expect("https turns TLS on");
+            assert_eq!(tls.server_name(), Some("localhost"));
+            let named = Channel::builder()
+                .tls(crate::tls::ClientTlsOptions::new().with_server_name("x.test"))
+                .connect("localhost:1")
+                .await
+                .unwrap();
+            let tls = named.options().tls.as_ref().unwrap();
+            assert_eq!(
+                tls.server_name(),
+                Some("x.test"),
+                "an explicit name is kept"
+            );
+            assert_eq!(named.options().protocol, Protocol::BaiduStd);
+        }
+    }
 
     #[tokio::test]
     async fn resolves_names_and_rejects_bad_addresses() {

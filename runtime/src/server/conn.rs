@@ -18,8 +18,8 @@ use super::{
     wait_for_phase, ConnectionGuard, InflightGuard, Phase, ServerContext, ServiceFuture,
     ServiceResponse, Shared,
 };
+use crate::auth::AuthContext;
 use crate::compress::{self, CompressType};
-use crate::errno;
 use crate::protocol::baidu_std::{
     check_sizes, decode_frame, encode_head, response_meta, Frame, HEADER_LEN,
 };
@@ -27,6 +27,7 @@ use crate::protocol::detect::{detect, Detected};
 use crate::transport::rewind::Rewind;
 use crate::transport::writer::{self, FrameSender, OutFrame};
 use crate::transport::{prepare_read_buffer, read_buffer};
+use crate::{errno, Status};
 
 /// Unwritten reply bytes beyond which new requests get EOVERCROWDED (brpc's default), so a
 /// peer that sends without reading cannot grow the server's memory without bound.
@@ -49,6 +50,10 @@ pub(crate) async fn serve_connection(
     let Some((detected, buf)) = read_prefix(&mut stream, &shared).await else {
         return;
     };
+    if detected != Detected::Tls && super::tls::rejects_plaintext(&shared) {
+        tracing::warn!(%remote, "closing connection: plaintext on a server that requires TLS");
+        return;
+    }
     let peer = Peer {
         remote,
         local,
@@ -159,7 +164,10 @@ async fn serve_baidu_std<R, W>(
 
     let mut phase = shared.phase.subscribe();
     let mut first = true;
-    let bad_input = 'read: loop {
+    // As brpc: the first request's credential is verified once for the whole connection.
+    let mut identity: Option<Arc<AuthContext>> = None;
+    let mut authenticated = shared.options.authenticator.is_none();
+    let closing = 'read: loop {
         if !std::mem::take(&mut first) {
             prepare_read_buffer(&mut buf);
             tokio::select! {
@@ -176,20 +184,79 @@ async fn serve_baidu_std<R, W>(
         }
         loop {
             match decode_frame(&mut buf, shared.options.max_body_size) {
-                Ok(Some(frame)) => match dispatch(frame, &sender, &shared, remote, local) {
-                    Ok(Some(request)) => run_inline_or_spawn(request).await,
-                    Ok(None) => {}
-                    Err(reason) => break 'read Some(reason),
-                },
+                Ok(Some(frame)) => {
+                    if !authenticated {
+                        match authenticate(&frame, &shared, remote) {
+                            Ok(who) => {
+                                identity = who.map(Arc::new);
+                                authenticated = true;
+                            }
+                            Err(status) => {
+                                let correlation_id = frame.meta.correlation_id.unwrap_or(0);
+                                let _ = sender.send(error_frame(
+                                    correlation_id,
+                                    errno::ERPCAUTH,
+                                    status.message(),
+                                    local,
+                                ));
+                                break 'read Some(Closing::AuthFailed(status));
+                            }
+                        }
+                    }
+                    match dispatch(frame, &sender, &shared, peer, &identity) {
+                        Ok(Some(request)) => run_inline_or_spawn(request).await,
+                        Ok(None) => {}
+                        Err(reason) => break 'read Some(Closing::BadInput(reason)),
+                    }
+                }
                 Ok(None) => break,
-                Err(e) => break 'read Some(e.to_string()),
+                Err(e) => break 'read Some(Closing::BadInput(e.to_string())),
             }
         }
     };
-    if let Some(reason) = bad_input {
-        tracing::warn!(%remote, "closing connection: {reason}");
-        writer.abort();
+    match closing {
+        Some(Closing::BadInput(reason)) => {
+            tracing::warn!(%remote, "closing connection: {reason}");
+            writer.abort();
+        }
+        // The writer sends the ERPCAUTH reply, then closes the connection.
+        Some(Closing::AuthFailed(status)) => {
+            tracing::warn!(%remote, "closing connection: {}", status.message());
+        }
+        None => {}
     }
+}
+
+/// Why the server closes a baidu_std connection.
+enum Closing {
+    /// A frame it cannot parse: nothing more on the connection can be trusted.
+    BadInput(String),
+    /// The first request's credential failed verification (its reply is still sent).
+    AuthFailed(Status),
+}
+
+/// Verifies the credential of a connection's first request with the server's authenticator;
+/// the identity on success (`None` without an authenticator).
+fn authenticate(
+    frame: &Frame,
+    shared: &Shared,
+    remote: SocketAddr,
+) -> Result<Option<AuthContext>, Status> {
+    let Some(authenticator) = shared.options.authenticator.as_deref() else {
+        return Ok(None);
+    };
+    let fail = |why: &str| Status::new(errno::ERPCAUTH, format!("Fail to authenticate: {why}"));
+    let credential = frame
+        .meta
+        .authentication_data
+        .as_deref()
+        .ok_or_else(|| fail("no credential"))?;
+    let credential =
+        std::str::from_utf8(credential).map_err(|_| fail("credential is not UTF-8"))?;
+    authenticator
+        .verify_credential(credential, remote)
+        .map(Some)
+        .map_err(|e| fail(e.message()))
 }
 
 /// A request being served: runs the handler and queues the reply.
@@ -219,9 +286,10 @@ fn dispatch(
     mut frame: Frame,
     sender: &FrameSender,
     shared: &Arc<Shared>,
-    remote: SocketAddr,
-    local: SocketAddr,
+    peer: Peer,
+    identity: &Option<Arc<AuthContext>>,
 ) -> Result<Option<RequestTask>, String> {
+    let Peer { remote, local, tls } = peer;
     let Some(request) = frame.meta.request.take() else {
         return Err("baidu_std frame without request meta".to_owned());
     };
@@ -299,7 +367,8 @@ fn dispatch(
         response_compress_type: CompressType::None,
         user_fields: std::mem::take(&mut frame.meta.user_fields),
         response_headers: Vec::new(),
-        auth_context: None,
+        auth_context: identity.clone(),
+        tls,
     };
     let service = Arc::clone(service);
     let sender = sender.clone();

@@ -32,6 +32,8 @@ pub struct ServerContext {
     pub(crate) response_headers: Vec<(String, String)>,
     /// The identity an [`Authenticator`](crate::Authenticator) verified, if any.
     pub(crate) auth_context: Option<std::sync::Arc<crate::auth::AuthContext>>,
+    /// Whether the request came over TLS.
+    pub(crate) tls: bool,
 }
 
 impl ServerContext {
@@ -50,6 +52,7 @@ impl ServerContext {
             user_fields: HashMap::new(),
             response_headers: Vec::new(),
             auth_context: None,
+            tls: false,
         }
     }
 
@@ -118,6 +121,11 @@ impl ServerContext {
         self.response_headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Whether the request came over TLS (brpc's `is_ssl`).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Who the client proved to be, when the server has an

@@ -36,6 +36,10 @@ pub struct ServerOptions {
     pub max_body_size: usize,
     /// Verifies clients' credentials (default none): see [`crate::auth`].
     pub authenticator: Option<Arc<dyn crate::Authenticator>>,
+    /// TLS on the port (default none: TLS handshakes are closed): see
+    /// [`ServerBuilder::tls`].
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ServerTlsOptions>,
 }
 
 impl Default for ServerOptions {
@@ -43,6 +47,8 @@ impl Default for ServerOptions {
         ServerOptions {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             authenticator: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -89,10 +95,33 @@ impl ServerBuilder {
         self
     }
 
+    /// Verifies clients with `authenticator`: once per connection on baidu_std (the first
+    /// request's credential), per request on HTTP and gRPC (the `authorization` header).
+    /// Failures get ERPCAUTH; on baidu_std the connection is then closed, as in brpc.
+    pub fn authenticator(mut self, authenticator: Arc<dyn crate::Authenticator>) -> Self {
+        self.options.authenticator = Some(authenticator);
+        self
+    }
+
+    /// Serves TLS on the port with `options`' certificates (feature `tls`). Plaintext is still
+    /// accepted on the same port unless [`force`](crate::tls::ServerTlsOptions::force) is set.
+    /// Certificates are loaded by [`start`](ServerBuilder::start), which fails with EINVAL if
+    /// one is unusable.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, options: crate::tls::ServerTlsOptions) -> Self {
+        self.options.tls = Some(options);
+        self
+    }
+
     /// Binds `address` (`"127.0.0.1:8000"`, `"0.0.0.0:0"` for any free port) and starts serving
     /// in the background of the current tokio runtime. Keep the returned [`Server`]: dropping it
     /// stops the server.
-    pub async fn start(self, address: &str) -> Result<Server, Status> {
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+    pub async fn start(mut self, address: &str) -> Result<Server, Status> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.options.tls.as_mut() {
+            tls.prepare()?;
+        }
         let registry = Registry::new(self.services)?;
         let listener = TcpListener::bind(address)
             .await

@@ -1,4 +1,4 @@
-//! A client connection: one TCP stream carrying many concurrent calls, a reader task matching
+//! A client connection: one TCP (or TLS) stream carrying many concurrent calls, a reader task matching
 //! responses to calls by correlation id, and a batching writer task.
 
 use std::net::SocketAddr;
@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
 use super::pending::{PendingCall, PendingCalls};
+use super::stream::{self, ClientIo, Security};
 use super::writer::{self, FrameSender, OutFrame};
 use super::{prepare_read_buffer, read_buffer};
 use crate::protocol::baidu_std::decode_frame;
@@ -39,34 +38,27 @@ pub(crate) struct Connection {
     /// Set when the server said it is stopping (ELOGOFF): calls in flight finish here, new
     /// calls go to a fresh connection.
     logged_off: AtomicBool,
+    /// Set once the server has answered a call: it has verified the credential (a rejected
+    /// one closes the connection), so later requests need not carry one.
+    answered: AtomicBool,
     local_addr: SocketAddr,
     remote_addr: SocketAddr,
 }
 
 impl Connection {
-    /// Connects to `addr` on `runtime` (whose driver will run the connection's tasks).
-    pub(crate) async fn connect(
+    /// Connects to `addr` on `runtime` (whose driver will run the connection's tasks), over
+    /// TLS when `security` asks for it.
+    pub(crate) async fn connect_secured(
         addr: SocketAddr,
         connect_timeout: Duration,
         max_body_size: usize,
+        security: &Security,
         runtime: &Handle,
     ) -> Result<Arc<Connection>, ConnectError> {
+        let security = security.clone();
         let task = runtime.spawn(async move {
-            let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await
-            {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return Err(Status::from_io(format!("Fail to connect {addr}"), &e)),
-                Err(_) => {
-                    return Err(Status::new(
-                        errno::ETIMEDOUT,
-                        format!(
-                            "Fail to connect {addr}: connect timeout {}ms",
-                            connect_timeout.as_millis()
-                        ),
-                    ))
-                }
-            };
-            Ok(Connection::start(stream, addr, max_body_size))
+            let io = stream::connect_secured(addr, connect_timeout, &security, &[]).await?;
+            Ok(Connection::start(io, addr, max_body_size))
         });
         match task.await {
             Ok(connected) => connected.map(Arc::new).map_err(ConnectError::Failed),
@@ -78,10 +70,47 @@ impl Connection {
         }
     }
 
-    fn start(stream: TcpStream, remote_addr: SocketAddr, max_body_size: usize) -> Connection {
-        let _ = stream.set_nodelay(true);
-        let local_addr = stream.local_addr().unwrap_or(remote_addr);
-        let (read_half, write_half) = stream.into_split();
+    /// Starts the reader and writer tasks of a connected stream: plain TCP splits into owned
+    /// halves without a lock; TLS needs `tokio::io::split`.
+    fn start(io: ClientIo, remote_addr: SocketAddr, max_body_size: usize) -> Connection {
+        let local_addr = io.local_addr().unwrap_or(remote_addr);
+        match io {
+            ClientIo::Plain(stream) => {
+                let (read_half, write_half) = stream.into_split();
+                Self::run(
+                    read_half,
+                    write_half,
+                    local_addr,
+                    remote_addr,
+                    max_body_size,
+                )
+            }
+            #[cfg(feature = "tls")]
+            ClientIo::Tls(stream) => {
+                let (read_half, write_half) = tokio::io::split(stream);
+                Self::run(
+                    read_half,
+                    write_half,
+                    local_addr,
+                    remote_addr,
+                    max_body_size,
+                )
+            }
+        }
+    }
+
+    /// Spawns the writer and reader tasks over the two halves of a connected stream.
+    fn run<R, W>(
+        read_half: R,
+        write_half: W,
+        local_addr: SocketAddr,
+        remote_addr: SocketAddr,
+        max_body_size: usize,
+    ) -> Connection
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
         let (sender, queue) = writer::queue();
         let pending = Arc::new(PendingCalls::default());
 
@@ -106,6 +135,7 @@ impl Connection {
             pending,
             reader,
             logged_off: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
             local_addr,
             remote_addr,
         }
@@ -126,6 +156,19 @@ impl Connection {
         self.pending.has_failed()
             || self.sender.is_closed()
             || self.logged_off.load(Ordering::Relaxed)
+    }
+
+    /// Whether requests still carry the authenticator's credential: until the server first
+    /// answers, since calls sent together may reach it in any order and it verifies the first.
+    pub(crate) fn needs_credential(&self) -> bool {
+        !self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Records that the server answered a call on this connection.
+    pub(crate) fn mark_server_answered(&self) {
+        if !self.answered.load(Ordering::Relaxed) {
+            self.answered.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Stops new calls from using this connection (the server is stopping).
@@ -180,8 +223,8 @@ impl Drop for FailOnDrop {
     }
 }
 
-async fn read_loop(
-    mut io: OwnedReadHalf,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut io: R,
     pending: Arc<PendingCalls>,
     max_body_size: usize,
     remote: SocketAddr,
