@@ -1,0 +1,854 @@
+//! Brisk's gRPC against a real gRPC implementation, grpcio (Python, on gRPC's C core), both
+//! ways, over real sockets on 127.0.0.1:
+//!
+//! - `grpcio_client_*`: `tests/python/interop_client.py` runs one case against a Brisk server
+//!   implementing `interop.Interop` (`tests/proto/interop.proto`) in Rust;
+//! - `brisk_client_*`: Brisk's generated `InteropClient` on an `h2:grpc` channel calls
+//!   `tests/python/interop_server.py`.
+//!
+//! Needs `python3` with grpcio: `pip install -q -r tests/python/requirements.txt`. The Python
+//! stubs are generated once per run under `CARGO_TARGET_TMPDIR`. Every Python process is killed
+//! when its guard drops, and the server also exits when its stdin (a pipe held by the guard)
+//! closes, so even a killed test run leaves no process behind.
+//!
+//! The gzip tests run through a byte-counting TCP relay, which shows that each side really
+//! sent gzip (both the request and the reply are far smaller than the messages).
+//!
+//! Error codes follow brpc's `ErrorCodeToGrpcStatus` / `GrpcStatusToErrorCode`
+//! (`src/brpc/grpc.cpp`): EREQUEST → INVALID_ARGUMENT → EINVAL, ENOSERVICE/ENOMETHOD →
+//! UNIMPLEMENTED → ENOMETHOD, ERPCTIMEDOUT ↔ DEADLINE_EXCEEDED.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use brisk::{
+    errno, Channel, CompressType, Controller, MethodDescriptor, Protocol, ResponseStream,
+    ServerContext, Status, Streaming,
+};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Code generated from `tests/proto/interop.proto`.
+#[allow(dead_code)] // not every generated item is used here
+mod interop {
+    brisk::include_proto!("interop");
+}
+
+use interop::{Interop, InteropClient, InteropServer, Msg};
+
+/// The longest a Python process may take (start-up included) before the test gives up on it.
+const PROCESS_GUARD: Duration = Duration::from_secs(180);
+/// The channel's deadline for calls that are not about deadlines.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// What installs grpcio.
+const PIP_HINT: &str = "pip install -q -r tests/python/requirements.txt";
+/// The size of the big-message cases.
+const BIG_BLOB_BYTES: usize = 4 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Python processes
+
+/// `tests/python/`.
+fn python_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
+}
+
+/// `tests/proto/interop.proto`.
+fn proto_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/interop.proto")
+}
+
+/// A child process killed (and reaped) when dropped.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a finished process left: exit status and its output.
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    fn report(&self) -> String {
+        format!(
+            "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `command` to completion with its output in anonymous files, killing it after `limit`.
+fn run_with_limit(command: &mut Command, limit: Duration) -> Result<Finished, String> {
+    let mut stdout = tempfile::tempfile().map_err(|e| format!("temp file: {e}"))?;
+    let mut stderr = tempfile::tempfile().map_err(|e| format!("temp file: {e}"))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(clone_file(&stdout)?)
+        .stderr(clone_file(&stderr)?)
+        .spawn()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let mut guard = ChildGuard(child);
+    let started = Instant::now();
+    let status = loop {
+        match guard.0.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > limit => {
+                return Err(format!("{command:?} still running after {limit:?}; killed"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for {command:?}: {e}")),
+        }
+    };
+    Ok(Finished {
+        status,
+        stdout: read_all(&mut stdout)?,
+        stderr: read_all(&mut stderr)?,
+    })
+}
+
+fn clone_file(file: &File) -> Result<File, String> {
+    file.try_clone().map_err(|e| format!("dup: {e}"))
+}
+
+fn read_all(file: &mut File) -> Result<String, String> {
+    let mut text = String::new();
+    file.rewind().map_err(|e| format!("rewind: {e}"))?;
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(text)
+}
+
+/// A `python3` command running `script` from `tests/python/`.
+fn python(script: &str) -> Command {
+    let mut command = Command::new("python3");
+    command
+        .arg(python_dir().join(script))
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    command
+}
+
+/// The stubs directory, made once per test process; panics with the pip command to run when
+/// grpcio is missing.
+fn stubs() -> &'static Path {
+    static STUBS: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match STUBS.get_or_init(prepare_python) {
+        Ok(dir) => dir,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Checks that grpcio is importable and generates the stubs (content-addressed by the proto, so
+/// concurrent and later runs share them safely).
+fn prepare_python() -> Result<PathBuf, String> {
+    let check = run_with_limit(
+        Command::new("python3").args(["-c", "import grpc, grpc_tools"]),
+        PROCESS_GUARD,
+    )
+    .map_err(|e| {
+        format!("python3 is needed for the gRPC interop tests ({e}); then run: {PIP_HINT}")
+    })?;
+    if !check.status.success() {
+        return Err(format!(
+            "grpcio is not importable by python3; run: {PIP_HINT}\n{}",
+            check.report()
+        ));
+    }
+    let proto = std::fs::read(proto_file()).map_err(|e| format!("interop.proto: {e}"))?;
+    let mut hasher = DefaultHasher::new();
+    proto.hash(&mut hasher);
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("grpc-interop");
+    let dir = base.join(format!("stubs-{:016x}", hasher.finish()));
+    if dir.join("interop_pb2_grpc.py").exists() {
+        return Ok(dir);
+    }
+    // Generated aside, then renamed into place whole.
+    let scratch = base.join(format!("gen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let generated = run_with_limit(python("interop_common.py").arg(&scratch), PROCESS_GUARD)?;
+    if !generated.status.success() {
+        return Err(format!(
+            "generating the Python stubs failed: {}",
+            generated.report()
+        ));
+    }
+    if std::fs::rename(&scratch, &dir).is_err() {
+        // Another run won the race; its stubs are the same.
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    if dir.join("interop_pb2_grpc.py").exists() {
+        Ok(dir)
+    } else {
+        Err(format!("no stubs in {}", dir.display()))
+    }
+}
+
+/// `interop_server.py` on a free loopback port; killed on drop.
+struct PyServer {
+    _child: ChildGuard,
+    port: u16,
+}
+
+impl PyServer {
+    /// Starts the server and waits (up to [`PROCESS_GUARD`]) for the port it prints.
+    fn start() -> PyServer {
+        let mut child = python("interop_server.py")
+            .args(["--port", "0", "--stubs"])
+            .arg(stubs())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 interop_server.py starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let guard = ChildGuard(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(read.map(|_| line));
+        });
+        let line = match rx.recv_timeout(PROCESS_GUARD) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => panic!("reading interop_server.py's port: {e}"),
+            Err(_) => panic!("interop_server.py printed no port within {PROCESS_GUARD:?}"),
+        };
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            panic!("interop_server.py printed {line:?} instead of its port (see its stderr)")
+        });
+        PyServer {
+            _child: guard,
+            port,
+        }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Runs `interop_client.py --case case` against `address` and panics with its output unless it
+/// passes.
+fn run_grpcio_client(address: &str, case: &str) {
+    let finished = run_with_limit(
+        python("interop_client.py")
+            .args(["--target", address, "--case", case, "--stubs"])
+            .arg(stubs()),
+        PROCESS_GUARD,
+    )
+    .unwrap_or_else(|e| panic!("interop_client.py --case {case}: {e}"));
+    assert!(
+        finished.status.success(),
+        "interop_client.py --case {case} against Brisk failed: {}",
+        finished.report()
+    );
+    assert!(
+        finished.stdout.contains(&format!("ok {case}")),
+        "interop_client.py --case {case} did not report success: {}",
+        finished.report()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A byte-counting TCP relay: shows whether a peer really compressed what it sent
+
+/// Forwards every connection to `target`, counting the bytes each way (so a test can tell a
+/// gzip-compressed message from a plain one without parsing HTTP/2). Stops accepting on drop.
+struct Relay {
+    address: SocketAddr,
+    upstream: Arc<AtomicU64>,
+    downstream: Arc<AtomicU64>,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("relay binds");
+        let address = listener.local_addr().expect("relay address");
+        let upstream = Arc::new(AtomicU64::new(0));
+        let downstream = Arc::new(AtomicU64::new(0));
+        let (up, down) = (upstream.clone(), downstream.clone());
+        let acceptor = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::spawn(pump(in_read, out_write, up.clone()));
+                tokio::spawn(pump(out_read, in_write, down.clone()));
+            }
+        });
+        Relay {
+            address,
+            upstream,
+            downstream,
+            acceptor,
+        }
+    }
+
+    /// Bytes sent so far from clients to the target, and back.
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.upstream.load(Ordering::SeqCst),
+            self.downstream.load(Ordering::SeqCst),
+        )
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}
+
+/// Copies `from` to `to`, adding what it copies to `count`, until either side closes.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, count: Arc<AtomicU64>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        count.fetch_add(n as u64, Ordering::SeqCst);
+    }
+    let _ = to.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Brisk server
+
+/// `interop.Interop` as the proto's comments define it.
+struct InteropImpl;
+
+/// Applies a request's `sleep_ms`, then its `fail_code` (a Brisk error code).
+async fn obey(request: &Msg) -> Result<(), Status> {
+    if request.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(
+            request.sleep_ms.unsigned_abs().into(),
+        ))
+        .await;
+    }
+    if request.fail_code != 0 {
+        return Err(Status::new(request.fail_code, request.text.clone()));
+    }
+    Ok(())
+}
+
+/// The echo of a request: its text, seq and blob.
+fn echo_of(request: Msg) -> Msg {
+    Msg {
+        text: request.text,
+        seq: request.seq,
+        blob: request.blob,
+        ..Msg::default()
+    }
+}
+
+impl Interop for InteropImpl {
+    async fn unary(&self, cntl: &mut ServerContext, request: Msg) -> Result<Msg, Status> {
+        obey(&request).await?;
+        let mut reply = echo_of(request);
+        if let Some(value) = cntl.user_fields().get("x-echo").cloned() {
+            reply.text = format!("{}|{value}", reply.text);
+            cntl.set_response_header("x-echoed", value);
+        }
+        if cntl.request_compress_type() == CompressType::Gzip {
+            cntl.set_response_compress_type(CompressType::Gzip);
+        }
+        Ok(reply)
+    }
+
+    async fn server_stream(
+        &self,
+        _cntl: &mut ServerContext,
+        request: Msg,
+    ) -> Result<ResponseStream<Msg>, Status> {
+        obey(&request).await?;
+        let replies = (0..request.seq.max(0)).map(move |i| {
+            Ok(Msg {
+                text: format!("{}-{i}", request.text),
+                seq: i,
+                ..Msg::default()
+            })
+        });
+        Ok(Box::pin(futures_util::stream::iter(
+            replies.collect::<Vec<_>>(),
+        )))
+    }
+
+    async fn client_stream(
+        &self,
+        _cntl: &mut ServerContext,
+        mut requests: Streaming<Msg>,
+    ) -> Result<Msg, Status> {
+        let mut texts = Vec::new();
+        let mut blob = Vec::new();
+        while let Some(request) = requests.message().await? {
+            obey(&request).await?;
+            texts.push(request.text);
+            blob.extend_from_slice(&request.blob);
+        }
+        Ok(Msg {
+            seq: i32::try_from(texts.len()).unwrap_or(i32::MAX),
+            text: texts.join(","),
+            blob,
+            ..Msg::default()
+        })
+    }
+
+    async fn bidi(
+        &self,
+        _cntl: &mut ServerContext,
+        requests: Streaming<Msg>,
+    ) -> Result<ResponseStream<Msg>, Status> {
+        Ok(Box::pin(requests.then(|request| async move {
+            let request = request?;
+            obey(&request).await?;
+            Ok(echo_of(request))
+        })))
+    }
+}
+
+/// A Brisk server with `interop.Interop` on a free loopback port.
+async fn start_brisk() -> brisk::Server {
+    brisk::Server::builder()
+        .add_service(InteropServer::new(InteropImpl))
+        .start("127.0.0.1:0")
+        .await
+        .expect("Brisk server starts")
+}
+
+/// Runs one grpcio client case against a fresh Brisk server.
+async fn grpcio_client_case(case: &'static str) {
+    let server = start_brisk().await;
+    let address = server.local_addr().to_string();
+    let outcome = tokio::task::spawn_blocking(move || run_grpcio_client(&address, case)).await;
+    server.shutdown().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+macro_rules! grpcio_client_cases {
+    ($($test:ident => $case:literal),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                grpcio_client_case($case).await;
+            }
+        )*
+    };
+}
+
+grpcio_client_cases! {
+    grpcio_client_unary => "unary",
+    grpcio_client_unary_metadata => "unary_metadata",
+    grpcio_client_server_stream => "server_stream",
+    grpcio_client_client_stream => "client_stream",
+    grpcio_client_bidi => "bidi",
+    grpcio_client_deadline => "deadline",
+    grpcio_client_error => "error",
+    grpcio_client_big => "big",
+    grpcio_client_unimplemented => "unimplemented",
+    grpcio_client_health => "health",
+}
+
+/// The uncompressed size of what the `gzip` case of `interop_client.py` sends: a unary call
+/// of 60,000 text bytes and 100,000 zero bytes, then a 3-message client stream of 3,000 bytes.
+const GRPCIO_GZIP_CASE_BYTES: u64 = 163_000;
+
+/// The `gzip` case through a counting relay: the call must succeed and what grpcio sent must be
+/// far smaller than the messages (it really was gzip, and Brisk really inflated it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_client_gzip() {
+    let server = start_brisk().await;
+    let relay = Relay::start(server.local_addr()).await;
+    let address = relay.address.to_string();
+    let outcome = tokio::task::spawn_blocking(move || run_grpcio_client(&address, "gzip")).await;
+    let (upstream, downstream) = relay.counts();
+    drop(relay);
+    server.shutdown().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    assert!(
+        upstream < GRPCIO_GZIP_CASE_BYTES / 4,
+        "grpcio sent {upstream} bytes for {GRPCIO_GZIP_CASE_BYTES} bytes of messages: not gzip?"
+    );
+    // The Brisk handler answers gzip requests in gzip (`set_response_compress_type`).
+    assert!(
+        downstream < GRPCIO_GZIP_CASE_BYTES / 4,
+        "Brisk answered with {downstream} bytes for {GRPCIO_GZIP_CASE_BYTES} bytes of replies: not gzip?"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Brisk client against grpcio
+
+/// A grpcio server and an `h2:grpc` channel to it (keep the server alive while calling).
+async fn grpcio_server() -> (PyServer, Channel) {
+    let server = match tokio::task::spawn_blocking(PyServer::start).await {
+        Ok(server) => server,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    let channel = Channel::builder()
+        .protocol(Protocol::Grpc)
+        .timeout(CALL_TIMEOUT)
+        .connect(&server.address())
+        .await
+        .expect("h2:grpc channel to grpcio");
+    (server, channel)
+}
+
+/// Waits for `future` with a hang guard (the calls carry their own deadlines too).
+async fn guarded<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(CALL_TIMEOUT + Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within the hang guard"))
+}
+
+fn msg(text: &str, seq: i32) -> Msg {
+    Msg {
+        text: text.to_owned(),
+        seq,
+        ..Msg::default()
+    }
+}
+
+/// `len` bytes that do not compress (xorshift), to carry real payload sizes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// All the messages of `stream`, failing on an error.
+async fn collect(mut stream: Streaming<Msg>) -> Vec<Msg> {
+    let mut all = Vec::new();
+    while let Some(message) = guarded("next streamed message", stream.message())
+        .await
+        .expect("streamed message")
+    {
+        all.push(message);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_unary() {
+    let (_server, channel) = grpcio_server().await;
+    let client = InteropClient::new(channel);
+    let request = Msg {
+        text: "hello".into(),
+        seq: 7,
+        blob: vec![0, 1, 0xfe, 0xff],
+        ..Msg::default()
+    };
+    let reply = guarded("unary", client.unary(request.clone()))
+        .await
+        .expect("unary");
+    assert_eq!(reply, request);
+    let empty = guarded("empty unary", client.unary(Msg::default()))
+        .await
+        .expect("empty unary");
+    assert_eq!(empty, Msg::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_metadata() {
+    let (_server, channel) = grpcio_server().await;
+    let client = InteropClient::new(channel);
+
+    let mut cntl = Controller::new();
+    cntl.set_request_header("x-echo", "v-42");
+    let reply = guarded(
+        "unary with x-echo",
+        client.unary_with(&mut cntl, msg("meta", 1)),
+    )
+    .await
+    .expect("unary with x-echo");
+    assert_eq!(reply.text, "meta|v-42");
+    assert_eq!(reply.seq, 1);
+    assert_eq!(cntl.response_header("x-echoed"), Some("v-42"));
+
+    let mut cntl = Controller::new();
+    let reply = guarded(
+        "unary without x-echo",
+        client.unary_with(&mut cntl, msg("meta", 1)),
+    )
+    .await
+    .expect("unary without x-echo");
+    assert_eq!(reply.text, "meta");
+    assert_eq!(cntl.response_header("x-echoed"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_server_stream() {
+    let (_server, channel) = grpcio_server().await;
+    let client = InteropClient::new(channel);
+    let replies = guarded("server_stream", client.server_stream(msg("s", 5)))
+        .await
+        .expect("server_stream starts");
+    let got: Vec<(String, i32)> = collect(replies)
+        .await
+        .into_iter()
+        .map(|m| (m.text, m.seq))
+        .collect();
+    let want: Vec<(String, i32)> = (0..5).map(|i| (format!("s-{i}"), i)).collect();
+    assert_eq!(got, want);
+
+    let none = guarded("empty server_stream", client.server_stream(msg("none", 0)))
+        .await
+        .expect("empty server_stream starts");
+    assert!(collect(none).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_client_stream() {
+    let (_server, channel) = grpcio_server().await;
+    let client = InteropClient::new(channel);
+    let blobs: [&[u8]; 3] = [b"1", b"22", b"\x00\xff\x00"];
+    let requests: Vec<Msg> = ["a", "bb", "ccc"]
+        .iter()
+        .zip(blobs)
+        .map(|(text, blob)| Msg {
+            text: (*text).to_owned(),
+            blob: blob.to_vec(),
+            ..Msg::default()
+        })
+        .collect();
+    let reply = guarded(
+        "client_stream",
+        client.client_stream(futures_util::stream::iter(requests)),
+    )
+    .await
+    .expect("client_stream");
+    assert_eq!(reply.text, "a,bb,ccc");
+    assert_eq!(reply.seq, 3);
+    assert_eq!(&reply.blob[..], b"122\x00\xff\x00");
+
+    let reply = guarded(
+        "empty client_stream",
+        client.client_stream(futures_util::stream::iter(Vec::<Msg>::new())),
+    )
+    .await
+    .expect("empty client_stream");
+    assert_eq!((reply.text.as_str(), reply.seq), ("", 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_bidi() {
+    let (_server, channel) = grpcio_server().await;
+    let client = InteropClient::new(channel);
+    // Ping-pong: each request goes out only after the previous echo came back, so the
+    // exchange works only if both sides really stream. The first ping is queued before the
+    // call starts (a server need not send headers before its first message).
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Msg>();
+    let requests = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|message| (message, rx))
+    });
+    tx.send(msg("ping-0", 0)).expect("queue ping 0");
+    let mut replies = guarded("bidi", client.bidi(requests))
+        .await
+        .expect("bidi starts");
+    for i in 0..4 {
+        if i > 0 {
+            tx.send(msg(&format!("ping-{i}"), i)).expect("queue ping");
+        }
+        let reply = guarded("bidi echo", replies.message())
+            .await
+            .expect("bidi echo")
+            .unwrap_or_else(|| panic!("the reply stream ended before echo {i}"));
+        assert_eq!(
+            (reply.text.as_str(), reply.seq),
+            (format!("ping-{i}").as_str(), i)
+        );
+    }
+    drop(tx);
+    assert_eq!(
+        guarded("end of bidi", replies.message())
+            .await
+            .expect("clean end"),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_deadline() {
+    let (_server, channel) = grpcio_server().await;
+    let client = InteropClient::new(channel);
+    let mut cntl = Controller::new();
+    cntl.set_timeout(Duration::from_millis(500));
+    let slow = Msg {
+        text: "slow".into(),
+        sleep_ms: 5000,
+        ..Msg::default()
+    };
+    let started = Instant::now();
+    let status = guarded("slow unary", client.unary_with(&mut cntl, slow))
+        .await
+        .expect_err("a call slower than its deadline fails");
+    assert_eq!(status.code(), errno::ERPCTIMEDOUT, "{status:?}");
+    // The deadline, not the server's reply, ended the call.
+    assert!(
+        started.elapsed() < Duration::from_millis(4500),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The channel still works.
+    let reply = guarded("unary after a timeout", client.unary(msg("after", 0)))
+        .await
+        .expect("unary after a timeout");
+    assert_eq!(reply.text, "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_error() {
+    let (_server, channel) = grpcio_server().await;
+    let client = InteropClient::new(channel);
+    let text = "bad request: café 100% {x}";
+    let failing = Msg {
+        text: text.into(),
+        fail_code: 3, // gRPC INVALID_ARGUMENT
+        ..Msg::default()
+    };
+    let status = guarded("failing unary", client.unary(failing))
+        .await
+        .expect_err("grpcio aborts the call");
+    // brpc's GrpcStatusToErrorCode: INVALID_ARGUMENT → EINVAL.
+    assert_eq!(status.code(), errno::EINVAL, "{status:?}");
+    assert!(
+        status.message().contains(text),
+        "the message should carry grpc-message {text:?}: {status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_gzip() {
+    let server = tokio::task::spawn_blocking(PyServer::start).await;
+    let server = server.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let target: SocketAddr = server.address().parse().expect("address");
+    let relay = Relay::start(target).await;
+    let channel = Channel::builder()
+        .protocol(Protocol::Grpc)
+        .timeout(CALL_TIMEOUT)
+        .connect(&relay.address.to_string())
+        .await
+        .expect("h2:grpc channel through the relay");
+    let client = InteropClient::new(channel);
+    let request = Msg {
+        text: "compress me ".repeat(5000),
+        seq: 3,
+        blob: vec![0u8; 100_000],
+        ..Msg::default()
+    };
+    let plain_size = 160_000;
+    let mut cntl = Controller::new();
+    cntl.set_request_compress_type(CompressType::Gzip);
+    // Also asks grpcio to gzip its response (it does when the client accepts gzip).
+    cntl.set_request_header("x-gzip-response", "1");
+    let reply = guarded("gzip unary", client.unary_with(&mut cntl, request.clone()))
+        .await
+        .expect("gzip-compressed unary");
+    assert_eq!(reply, request);
+    let (upstream, downstream) = relay.counts();
+    assert!(
+        upstream < plain_size / 4,
+        "Brisk sent {upstream} bytes for a {plain_size}-byte message: not gzip?"
+    );
+    // grpcio compresses its reply only if Brisk announced gzip in grpc-accept-encoding.
+    assert!(
+        downstream < plain_size / 4,
+        "grpcio answered with {downstream} bytes for a {plain_size}-byte message: not gzip?"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_big() {
+    let (_server, channel) = grpcio_server().await;
+    let client = InteropClient::new(channel);
+    let blob = noise(BIG_BLOB_BYTES, 0x5eed);
+    let request = Msg {
+        text: "big".into(),
+        blob: blob.clone(),
+        ..Msg::default()
+    };
+    let reply = guarded("4 MiB unary", client.unary(request))
+        .await
+        .expect("4 MiB unary");
+    assert_eq!(reply.blob.len(), BIG_BLOB_BYTES);
+    assert!(
+        reply.blob[..] == blob[..],
+        "the 4 MiB blob came back changed"
+    );
+
+    // Two 2 MiB requests streamed, one 4 MiB reply.
+    let halves: Vec<Msg> = blob
+        .chunks(BIG_BLOB_BYTES / 2)
+        .map(|chunk| Msg {
+            blob: chunk.to_vec(),
+            ..Msg::default()
+        })
+        .collect();
+    let reply = guarded(
+        "4 MiB client_stream",
+        client.client_stream(futures_util::stream::iter(halves)),
+    )
+    .await
+    .expect("4 MiB client_stream");
+    assert_eq!(reply.seq, 2);
+    assert!(
+        reply.blob[..] == blob[..],
+        "the streamed blob came back changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_unknown_method() {
+    let (_server, channel) = grpcio_server().await;
+    for (service, method) in [
+        ("interop.Interop", "NoSuchMethod"),
+        ("no.such.Service", "Unary"),
+    ] {
+        let mut cntl = Controller::new();
+        let descriptor = MethodDescriptor::new(service, method);
+        let request = Msg::default();
+        let call = channel.unary::<brisk::codec::Prost, Msg, Msg>(&descriptor, &mut cntl, &request);
+        let status = guarded("unknown method", call)
+            .await
+            .expect_err("grpcio answers UNIMPLEMENTED");
+        // brpc's GrpcStatusToErrorCode: UNIMPLEMENTED → ENOMETHOD.
+        assert_eq!(
+            status.code(),
+            errno::ENOMETHOD,
+            "/{service}/{method}: {status:?}"
+        );
+    }
+}
