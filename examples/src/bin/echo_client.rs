@@ -7,6 +7,9 @@
 //! balancer (default `rr`) and `--interval-ms` spacing the calls so servers can be started and
 //! stopped while it runs:
 //! `echo_client --server list://127.0.0.1:8001,127.0.0.1:8002 --lb rr --count 100 --interval-ms 200`.
+//!
+//! `--protocol` picks how calls travel: `baidu_std` (default), `http` (JSON-free: protobuf
+//! bodies over HTTP/1.1) or `h2:grpc`; the echo server answers all three on one port.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,7 +21,8 @@ use brisk_examples::{init_logging, Args};
 const USAGE: &str = "usage: echo_client [--server HOST:PORT|NAMING_URL] [--lb rr|wrr|random|wr|la|\
                      c_murmurhash|c_md5|p2c] [--message TEXT] [--attachment BYTES] [--count N] \
                      [--interval-ms MS] [--timeout-ms MS] [--max-retry N] [--backup-ms MS] \
-                     [--connection-type single|pooled|short] [--blocking]";
+                     [--connection-type single|pooled|short] [--protocol baidu_std|http|h2:grpc] \
+                     [--blocking]";
 
 struct Options {
     server: String,
@@ -31,6 +35,7 @@ struct Options {
     count: u64,
     timeout: Duration,
     connection_type: brisk::ConnectionType,
+    protocol: brisk::Protocol,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,7 @@ fn parse() -> Result<(Options, bool), String> {
             "count",
             "timeout-ms",
             "connection-type",
+            "protocol",
         ],
     )?;
     let options = Options {
@@ -96,6 +102,9 @@ fn parse() -> Result<(Options, bool), String> {
         connection_type: args
             .parse_or("connection-type", brisk::ConnectionType::Single)
             .map_err(|_| "--connection-type: expected single, pooled or short".to_owned())?,
+        protocol: args
+            .parse_or("protocol", brisk::Protocol::BaiduStd)
+            .map_err(|_| "--protocol: expected baidu_std, http or h2:grpc".to_owned())?,
     };
     Ok((options, args.flag("blocking")))
 }
@@ -104,7 +113,8 @@ fn builder(options: &Options) -> brisk::ChannelBuilder {
     let builder = brisk::Channel::builder()
         .timeout(options.timeout)
         .max_retry(options.max_retry)
-        .connection_type(options.connection_type);
+        .connection_type(options.connection_type)
+        .protocol(options.protocol);
     match options.backup {
         Some(delay) => builder.backup_request(delay),
         None => builder,
@@ -113,7 +123,8 @@ fn builder(options: &Options) -> brisk::ChannelBuilder {
 
 /// A naming-service URL with its balancer (default `rr`), or `None` for one server.
 fn cluster(options: &Options) -> Option<(&str, &str)> {
-    if options.server.contains("://") || options.lb.is_some() {
+    let web = options.server.starts_with("http://") || options.server.starts_with("https://");
+    if (options.server.contains("://") && !web) || options.lb.is_some() {
         Some((&options.server, options.lb.as_deref().unwrap_or("rr")))
     } else {
         None
