@@ -1053,3 +1053,37 @@ async fn raw_call(
         .await
         .expect("raw call hung")
 }
+
+#[tokio::test]
+async fn stalled_clients_do_not_hold_shutdown() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    // A bidi call whose client never ends its requests, and a unary call whose body never
+    // ends: neither may keep `shutdown` waiting.
+    // Calls that outlive the test's guard: only the server may end them.
+    let long = Duration::from_secs(600);
+    let mut cntl = Controller::new();
+    cntl.set_timeout(long);
+    let chat = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&CHAT, &mut cntl, stream::pending::<Bytes>())
+        .await
+        .expect("the stream opens");
+    let unary_channel = channel.clone();
+    let stalled_unary = tokio::spawn(async move {
+        let mut cntl = Controller::new();
+        cntl.set_timeout(long);
+        unary_channel
+            .streaming::<Raw, Bytes, Bytes, _>(&ECHO, &mut cntl, stream::pending::<Bytes>())
+            .await
+            .map(|_| ())
+    });
+    // Let the unary call's headers reach the server.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(HANG_GUARD, server.shutdown())
+        .await
+        .expect("shutdown finishes although clients stall");
+    // The stream ended with an error, not cleanly.
+    let (_, end) = collect(chat).await;
+    assert!(end.is_err(), "{end:?}");
+    let _ = tokio::time::timeout(HANG_GUARD, stalled_unary).await;
+}

@@ -229,6 +229,9 @@ pub struct Message {
     pub data: Bytes,
 }
 
+/// The most a decoder reserves beyond the bytes it holds.
+const MAX_RESERVE_AHEAD: usize = 256 * 1024;
+
 /// Cuts messages out of body chunks as they arrive, refusing messages larger than a limit
 /// before buffering them.
 #[derive(Debug)]
@@ -269,8 +272,11 @@ impl MessageDecoder {
         }
         let total = PREFIX_LEN + len;
         if self.buf.len() < total {
-            // Room for the whole message at once instead of doubling per chunk.
-            self.buf.reserve(total - self.buf.len());
+            // Room for the whole message at once instead of doubling per chunk, but no more
+            // than a chunk's worth ahead of what arrived: a peer's 5-byte prefix alone must
+            // not make the decoder allocate the size it claims.
+            self.buf
+                .reserve((total - self.buf.len()).min(MAX_RESERVE_AHEAD));
             return Ok(None);
         }
         self.buf.advance(PREFIX_LEN);
@@ -440,6 +446,19 @@ pub fn gunzip(message: Bytes, limit: usize) -> std::io::Result<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_size_is_not_reserved_up_front() {
+        let mut decoder = MessageDecoder::new(64 << 20);
+        // Five bytes claiming a 60 MiB message.
+        decoder.push(&[0, 0x03, 0xc0, 0, 0]);
+        assert!(decoder.decode().unwrap().is_none());
+        assert!(
+            decoder.buf.capacity() <= MAX_RESERVE_AHEAD + 64,
+            "{}",
+            decoder.buf.capacity()
+        );
+    }
 
     #[test]
     fn messages_round_trip_across_any_chunking() {

@@ -62,7 +62,6 @@ pub(crate) async fn serve(
     peer: Peer,
     shared: Arc<Shared>,
 ) -> http::Response<ResponseBody> {
-    let inflight = InflightGuard::enter(&shared);
     let (parts, body) = request.into_parts();
     let local = peer.local;
     let fail = |status: Status| failure_response(&GrpcError::from_status(&status, local), &[]);
@@ -79,11 +78,16 @@ pub(crate) async fn serve(
         ));
     };
     if service_name == health::SERVICE && !shared.registry.has_service(health::SERVICE) {
-        return health::serve(method_name, body, peer, shared, inflight).await;
+        return health::serve(method_name, body, peer, shared).await;
     }
     if shared.phase_now() != Phase::Running {
         return fail(Status::new(errno::ELOGOFF, "Server is stopping"));
     }
+    // The credential first: callers without one learn nothing of the methods.
+    let call = match Call::prepare(&parts.headers, peer, &shared) {
+        Ok(call) => call,
+        Err(error) => return failure_response(&error, &[]),
+    };
     let Some((service, method)) = shared.registry.find(service_name, method_name) else {
         return fail(Status::new(
             errno::ENOMETHOD,
@@ -91,10 +95,6 @@ pub(crate) async fn serve(
         ));
     };
     let service = Arc::clone(service);
-    let call = match Call::prepare(&parts.headers, peer, &shared) {
-        Ok(call) => call,
-        Err(error) => return failure_response(&error, &[]),
-    };
     let messages = BodyMessages::new(
         body,
         call.context.request_compress_type,
@@ -107,9 +107,9 @@ pub(crate) async fn serve(
         .copied()
         .unwrap_or_default();
     if kind.is_streaming() {
-        serve_streaming(&*service, method, call, messages, inflight).await
+        serve_streaming(&*service, method, call, messages, &shared).await
     } else {
-        serve_unary(&*service, method, call, messages).await
+        serve_unary(&*service, method, call, messages, &shared).await
     }
 }
 
@@ -349,6 +349,7 @@ async fn serve_unary(
     method: usize,
     call: Call,
     mut messages: BodyMessages,
+    shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
     let local = call.local;
     let deadline = call.deadline;
@@ -361,6 +362,9 @@ async fn serve_unary(
             Err(status) => return Err((status, Vec::new())),
         };
         drop(messages);
+        // Counted from here, as on HTTP: a client that never sends its body must not hold
+        // `Server::join`.
+        let _inflight = InflightGuard::enter(shared);
         match call_catching_panics(service, method, context, payload).await {
             Ok(response) => {
                 let context = response.context;
@@ -419,8 +423,9 @@ async fn serve_streaming(
     method: usize,
     call: Call,
     messages: BodyMessages,
-    inflight: InflightGuard,
+    shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
+    let inflight = StreamGuard::new(shared);
     let local = call.local;
     let deadline = call.deadline;
     let timed_out = call.timed_out();
@@ -454,7 +459,7 @@ async fn serve_streaming(
         timed_out,
         gzip,
         local,
-        _inflight: inflight,
+        inflight,
     };
     streaming_response(frames, &context.response_headers, gzip)
 }
@@ -496,7 +501,56 @@ pub(super) struct ResponseFrames {
     /// The server's address, for error messages.
     pub(super) local: SocketAddr,
     /// Counts the call as in flight while its responses stream.
-    pub(super) _inflight: InflightGuard,
+    pub(super) inflight: StreamGuard,
+}
+
+/// How long streams may go on once the server is stopping, before they end with ELOGOFF and
+/// stop counting as calls in flight.
+const STREAM_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Counts a streaming call as in flight, but gives the count up once the server has been
+/// stopping for [`STREAM_STOP_GRACE`]: a stream its client keeps open, or stops reading,
+/// must not hold `Server::join` forever. (The connection is then closed with the server.)
+pub(super) struct StreamGuard {
+    slot: Arc<std::sync::Mutex<Option<InflightGuard>>>,
+    /// Dropped with the stream, which ends the watching task.
+    _ended: tokio::sync::oneshot::Sender<()>,
+}
+
+impl StreamGuard {
+    /// Counts a new stream.
+    pub(super) fn new(shared: &Arc<Shared>) -> Self {
+        let slot = Arc::new(std::sync::Mutex::new(Some(InflightGuard::enter(shared))));
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut phase = shared.phase.subscribe();
+        let watched = Arc::downgrade(&slot);
+        tokio::spawn(async move {
+            let stop_grace_over = async {
+                super::wait_for_phase(&mut phase, |p| p != Phase::Running).await;
+                tokio::time::sleep(STREAM_STOP_GRACE).await;
+            };
+            tokio::select! {
+                _ = ended_rx => {}
+                () = stop_grace_over => {
+                    if let Some(slot) = watched.upgrade() {
+                        slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    }
+                }
+            }
+        });
+        StreamGuard {
+            slot,
+            _ended: ended_tx,
+        }
+    }
+
+    /// Whether the server gave up waiting for this stream.
+    fn released(&self) -> bool {
+        self.slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
 }
 
 impl ResponseFrames {
@@ -539,6 +593,9 @@ impl Stream for ResponseFrames {
         if expired {
             let status = this.timed_out.clone();
             return this.end(Some(&status));
+        }
+        if this.inflight.released() {
+            return this.end(Some(&Status::new(errno::ELOGOFF, "Server is stopping")));
         }
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| messages.as_mut().poll_next(cx)));
         match polled {

@@ -14,9 +14,11 @@ use hyper::body::Incoming;
 use prost::Message;
 
 use super::conn::Peer;
-use super::grpc::{failure_response, message_response, single_message, GrpcError, ResponseFrames};
+use super::grpc::{
+    failure_response, message_response, single_message, GrpcError, ResponseFrames, StreamGuard,
+};
 use super::http::ResponseBody;
-use super::{wait_for_phase, InflightGuard, Phase, Shared};
+use super::{wait_for_phase, Phase, Shared};
 use crate::compress::CompressType;
 use crate::protocol::grpc::code;
 use crate::streaming::BytesStream;
@@ -65,7 +67,6 @@ pub(super) async fn serve(
     body: Incoming,
     peer: Peer,
     shared: Arc<Shared>,
-    inflight: InflightGuard,
 ) -> http::Response<ResponseBody> {
     let local = peer.local;
     let fail = |status: Status| failure_response(&GrpcError::from_status(&status, local), &[]);
@@ -106,6 +107,7 @@ pub(super) async fn serve(
             status => message_response(encode(status), false, &[], local),
         };
     }
+    let inflight = StreamGuard::new(&shared);
     let updates = watch_updates(shared, status);
     let frames = ResponseFrames {
         messages: Some(updates),
@@ -113,7 +115,7 @@ pub(super) async fn serve(
         timed_out: Status::new(errno::ERPCTIMEDOUT, "Reached timeout"),
         gzip: false,
         local,
-        _inflight: inflight,
+        inflight,
     };
     super::grpc::streaming_response(frames, &[], false)
 }

@@ -28,6 +28,9 @@ use crate::streaming::MethodKind;
 use crate::transport::rewind::Rewind;
 use crate::{errno, Status};
 
+/// Streams one HTTP/2 connection may have open at once (hyper's default is 200).
+const MAX_CONCURRENT_STREAMS: u32 = 128;
+
 /// The body of every response the server sends over HTTP (whole, or streamed for gRPC).
 pub(crate) type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Status>;
 
@@ -69,6 +72,8 @@ pub(crate) async fn serve_http<S>(
     let served = if http2 {
         let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
+            // Each stream may buffer a body up to max_body_size: bound how many at once.
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .serve_connection(io, service);
         drive(connection, closed).await
     } else {
@@ -522,10 +527,12 @@ fn log_id(headers: &HeaderMap) -> i64 {
         .unwrap_or(0)
 }
 
-/// The request's headers as user fields (names in lower case, values that are text).
+/// The request's headers as user fields (names in lower case, values that are text), except
+/// the credential, which handlers must not pass on.
 fn user_fields(headers: &HeaderMap) -> std::collections::HashMap<String, String> {
     headers
         .iter()
+        .filter(|(name, _)| *name != http::header::AUTHORIZATION)
         .filter_map(|(name, value)| {
             Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
         })

@@ -18,7 +18,7 @@ use hyper::body::{Body, Frame, Incoming};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::channel::call::{generate_credential, Answer, EncodedRequest, Failure};
+use crate::channel::call::{Answer, EncodedRequest, Failure};
 use crate::channel::{ChannelOptions, Endpoint, MethodDescriptor};
 use crate::compress::CompressType;
 use crate::protocol::grpc::{
@@ -292,7 +292,7 @@ impl RequestHead<'_> {
     pub(crate) fn build(&self, options: &ChannelOptions) -> Result<http::request::Parts, Status> {
         let uri = format!(
             "http://{}/{}/{}",
-            self.addr,
+            super::authority(self.addr, options),
             self.method.service(),
             self.method.method()
         );
@@ -332,14 +332,7 @@ impl RequestHead<'_> {
         if self.log_id != 0 {
             headers.insert("log-id", HeaderValue::from(self.log_id));
         }
-        if let Some(authenticator) = options.authenticator.as_deref() {
-            let credential = generate_credential(authenticator)?;
-            let value = HeaderValue::from_str(&credential).map_err(|_| {
-                Status::new(
-                    errno::ERPCAUTH,
-                    "the credential is not a valid header value",
-                )
-            })?;
+        if let Some(value) = super::authorization(options)? {
             headers.insert(http::header::AUTHORIZATION, value);
         }
         for (name, value) in self.headers {

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use crate::channel::call::{generate_credential, Answer, EncodedRequest, Failure};
+use crate::channel::call::{Answer, EncodedRequest, Failure};
 use crate::channel::{ChannelOptions, Endpoint, MethodDescriptor};
 use crate::compress::{self, CompressType};
 use crate::protocol::http::{
@@ -127,7 +127,7 @@ fn build_request(
     };
     let path = format!("/{}/{}", method.service(), method.method());
     let mut builder = Request::post(path)
-        .header(HOST, remote.to_string())
+        .header(HOST, super::authority(remote, options))
         .header(CONTENT_TYPE, content_type);
     if let Some(encoding) = encoding {
         builder = builder.header(CONTENT_ENCODING, encoding);
@@ -154,14 +154,7 @@ fn build_request(
         })?;
         headers.append(name, value);
     }
-    if let Some(authenticator) = options.authenticator.as_deref() {
-        let credential = generate_credential(authenticator)?;
-        let value = HeaderValue::from_str(&credential).map_err(|_| {
-            Status::new(
-                errno::ERPCAUTH,
-                "the credential is not a valid HTTP header value",
-            )
-        })?;
+    if let Some(value) = super::authorization(options)? {
         headers.insert(http::header::AUTHORIZATION, value);
     }
     Ok(http_request)
