@@ -164,7 +164,8 @@ impl Builder {
     ///
     /// Each file that has services also gets a `FILE_DESCRIPTOR_SET` constant (the encoded
     /// `google.protobuf.FileDescriptorSet` of the package's files and all their imports), which
-    /// its servers return from `schema()`.
+    /// its servers return from `schema()` and its clients attach to their methods (for JSON
+    /// over HTTP).
     ///
     /// Fails with `path:line:column: reason` for a broken `.proto`.
     pub fn compile(

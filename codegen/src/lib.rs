@@ -32,8 +32,8 @@
 //!   return a `brisk::Streaming<Resp>` of responses where they stream;
 //! - `EchoServiceBlockingClient`: the same calls, blocking (unary methods only);
 //! - `FILE_DESCRIPTOR_SET`: the encoded `google.protobuf.FileDescriptorSet` of the package's
-//!   files and their imports, which the servers return from `schema()` so HTTP can carry their
-//!   messages as JSON.
+//!   files and their imports, which the servers return from `schema()` and the clients attach
+//!   to their methods, so HTTP can carry the messages as JSON.
 //!
 //! All four method kinds are generated: unary, server-, client- and bidi-streaming (streaming
 //! calls need the `h2:grpc` protocol). A broken `.proto` fails the build with

@@ -123,7 +123,8 @@ impl ServiceGenerator {
     /// package's generated file then ends with a [`FILE_DESCRIPTOR_SET_CONST`] constant holding
     /// the encoded `FileDescriptorSet` of the package's files and their transitive imports
     /// (without source info), and the package's servers return it from `schema()` as
-    /// `MessageSchema::Protobuf`. Without it, servers keep the default schema.
+    /// `MessageSchema::Protobuf` and its clients attach it to their `MethodDescriptor`s.
+    /// Without it, servers keep the default schema.
     pub fn file_descriptors(mut self, files: Vec<FileDescriptorProto>) -> Self {
         self.files = Some(files);
         self
@@ -167,7 +168,9 @@ impl prost_build::ServiceGenerator for ServiceGenerator {
     fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
         let rendered = convert_service(service, &self.codec_path).and_then(|mut service| {
             self.fill_missing_comments(&mut service);
-            if self.options.server && self.files.is_some() {
+            // Servers answer `schema()` with it; clients attach it to their methods (for
+            // JSON over HTTP).
+            if (self.options.server || self.options.client) && self.files.is_some() {
                 service.schema = Schema::Protobuf(FILE_DESCRIPTOR_SET_CONST.to_owned());
             }
             emit::render(&service, &self.options)
@@ -187,7 +190,7 @@ impl prost_build::ServiceGenerator for ServiceGenerator {
         let Some(files) = &self.files else {
             return;
         };
-        if !self.options.server {
+        if !self.options.server && !self.options.client {
             return;
         }
         let set = package_descriptor_set(files, package);
@@ -436,10 +439,26 @@ mod tests {
         assert_eq!(buf.matches("pub const FILE_DESCRIPTOR_SET").count(), 1);
         syn::parse_file(&buf).unwrap();
 
-        // No server, no schema: nothing needs the constant.
+        // A client alone still carries the descriptors, for JSON over HTTP.
         let mut generator = ServiceGenerator::new(EmitOptions {
             server: false,
             ..EmitOptions::default()
+        })
+        .file_descriptors(files.clone());
+        let mut buf = String::new();
+        generator.generate(prost_service(false), &mut buf);
+        generator.finalize_package("example", &mut buf);
+        assert!(
+            buf.contains(".with_file_descriptor_set(FILE_DESCRIPTOR_SET)"),
+            "{buf}"
+        );
+        assert_eq!(buf.matches("pub const FILE_DESCRIPTOR_SET").count(), 1);
+
+        // Neither server nor client: nothing needs the constant.
+        let mut generator = ServiceGenerator::new(EmitOptions {
+            server: false,
+            client: false,
+            blocking_client: false,
         })
         .file_descriptors(files);
         let mut buf = String::new();

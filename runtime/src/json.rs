@@ -76,6 +76,38 @@ impl MethodJson {
     pub(crate) fn response_to_json(&self, proto: Bytes) -> Result<Bytes, String> {
         proto_to_json(&self.output, proto)
     }
+
+    /// The client's side: method `service`.`method` as described by `file_descriptor_set`.
+    pub(crate) fn for_client(
+        file_descriptor_set: &[u8],
+        service: &str,
+        method: &str,
+    ) -> Result<MethodJson, String> {
+        ServiceJson::new(file_descriptor_set, service, &[method])?
+            .methods
+            .pop()
+            .flatten()
+            .ok_or_else(|| format!("the descriptors do not describe {service}.{method}"))
+    }
+
+    /// A request's protobuf bytes → its JSON body (the client's side).
+    pub(crate) fn request_to_json(&self, proto: Bytes) -> Result<Bytes, String> {
+        proto_to_json(&self.input, proto)
+    }
+
+    /// A JSON response body → the protobuf encoding of the output message (the client's
+    /// side). Fields the client does not know are skipped, for servers newer than it.
+    pub(crate) fn response_to_proto(&self, json: &[u8]) -> Result<Bytes, String> {
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let options = DeserializeOptions::new().deny_unknown_fields(false);
+        let message = DynamicMessage::deserialize_with_options(
+            self.output.clone(),
+            &mut deserializer,
+            &options,
+        )
+        .map_err(|e| format!("Fail to parse JSON as {}: {e}", self.output.full_name()))?;
+        Ok(Bytes::from(message.encode_to_vec()))
+    }
 }
 
 /// JSON → protobuf bytes of message type `desc`.

@@ -185,9 +185,10 @@ impl TestServiceClient {
         request: SleepRequest,
     ) -> ::core::result::Result<SleepResponse, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "brisk.test.TestService",
-            "Sleep",
-        );
+                "brisk.test.TestService",
+                "Sleep",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
                 ::brisk::codegen::Prost,
@@ -213,9 +214,10 @@ impl TestServiceClient {
         request: FailRequest,
     ) -> ::core::result::Result<FailResponse, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "brisk.test.TestService",
-            "Fail",
-        );
+                "brisk.test.TestService",
+                "Fail",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
                 ::brisk::codegen::Prost,

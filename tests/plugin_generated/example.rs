@@ -139,9 +139,10 @@ impl EchoServiceClient {
         request: EchoRequest,
     ) -> ::core::result::Result<EchoResponse, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "example.EchoService",
-            "Echo",
-        );
+                "example.EchoService",
+                "Echo",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
                 ::brisk::codegen::Prost,

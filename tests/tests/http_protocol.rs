@@ -1140,3 +1140,138 @@ async fn generated_services_serve_json_without_a_wrapper() {
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.json(), serde_json::json!({"message": "generated"}));
 }
+
+/// A one-shot HTTP server: answers the first request on the first connection with
+/// `response`, and hands back the request it read.
+async fn one_shot_server(response: &'static str) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Headers, then as much body as Content-Length says.
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the client closed early");
+            request.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&request).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        stream.write_all(response.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn http_json_channels_send_and_read_json() {
+    let body = r#"{"message":"hi from json","fieldFromTheFuture":1}"#;
+    let response: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_boxed_str(),
+    );
+    let (addr, server) = one_shot_server(response).await;
+    let channel = brisk::Channel::builder()
+        .protocol(Protocol::Http)
+        .http_json(true)
+        .timeout(HANG_GUARD)
+        .connect(&addr.to_string())
+        .await
+        .unwrap();
+    let reply = EchoServiceClient::new(channel)
+        .echo(EchoRequest {
+            message: "hi".into(),
+        })
+        .await
+        .expect("a JSON reply maps back, unknown fields skipped");
+    assert_eq!(reply.message, "hi from json");
+    let request = server.await.unwrap().to_ascii_lowercase();
+    assert!(
+        request.starts_with("post /example.echoservice/echo http/1.1"),
+        "{request}"
+    );
+    assert!(
+        request.contains("content-type: application/json"),
+        "{request}"
+    );
+    assert!(request.ends_with(r#"{"message":"hi"}"#), "{request}");
+}
+
+#[tokio::test]
+async fn http_json_round_trips_with_a_brisk_server() {
+    let server = brisk::Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let channel = brisk::Channel::builder()
+        .protocol(Protocol::Http)
+        .http_json(true)
+        .timeout(HANG_GUARD)
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    let client = EchoServiceClient::new(channel);
+    let mut cntl = brisk::Controller::new();
+    cntl.set_request_compress_type(brisk::CompressType::Gzip);
+    let reply = client
+        .echo_with(
+            &mut cntl,
+            EchoRequest {
+                message: "über".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.message, "über");
+    assert_eq!(
+        cntl.response_header("content-type"),
+        Some("application/json")
+    );
+}
+
+#[tokio::test]
+async fn http_json_without_descriptors_is_erequest() {
+    let server = brisk::Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let channel = brisk::Channel::builder()
+        .protocol(Protocol::Http)
+        .http_json(true)
+        .timeout(HANG_GUARD)
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    const BARE: brisk::MethodDescriptor =
+        brisk::MethodDescriptor::new("example.EchoService", "Echo");
+    let err = channel
+        .unary::<brisk::codec::Prost, EchoRequest, brisk_tests::echo::EchoResponse>(
+            &BARE,
+            &mut brisk::Controller::new(),
+            &EchoRequest {
+                message: "x".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), brisk::errno::EREQUEST, "{err}");
+    assert!(err.message().contains("descriptors"), "{err}");
+}

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{docs, Checked, CheckedMethod};
+use super::{docs, Checked, CheckedMethod, SchemaTokens};
 use crate::error::Error;
 use crate::model::Service;
 
@@ -85,6 +85,14 @@ fn emit_method(model: &Checked<'_>, method: &CheckedMethod<'_>) -> TokenStream {
     } else {
         quote! { #output }
     };
+    // The method's descriptors ride along when the package has them (JSON over HTTP).
+    let descriptor = match &model.schema {
+        Some(SchemaTokens::Protobuf(constant)) => quote! {
+            ::brisk::codegen::MethodDescriptor::new(#full_name, #proto_name)
+                .with_file_descriptor_set(#constant)
+        },
+        _ => quote! { ::brisk::codegen::MethodDescriptor::new(#full_name, #proto_name) },
+    };
     let streaming = quote! {
         self.channel
             .streaming::<#codec, #input, #output, _>(&METHOD, cntl, #arg)
@@ -141,8 +149,7 @@ fn emit_method(model: &Checked<'_>, method: &CheckedMethod<'_>) -> TokenStream {
             cntl: &mut ::brisk::Controller,
             #param,
         ) -> ::core::result::Result<#response, ::brisk::Status> {
-            const METHOD: ::brisk::codegen::MethodDescriptor =
-                ::brisk::codegen::MethodDescriptor::new(#full_name, #proto_name);
+            const METHOD: ::brisk::codegen::MethodDescriptor = #descriptor;
             #body
         }
     }

@@ -177,9 +177,10 @@ impl PaymentsClient {
         request: PayRequest,
     ) -> ::core::result::Result<PayResponse, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "multi.app.Payments",
-            "Pay",
-        );
+                "multi.app.Payments",
+                "Pay",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
                 ::brisk::codegen::Prost,
@@ -205,9 +206,10 @@ impl PaymentsClient {
         request: PayRequest,
     ) -> ::core::result::Result<super::common::Money, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "multi.app.Payments",
-            "Balance",
-        );
+                "multi.app.Payments",
+                "Balance",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
                 ::brisk::codegen::Prost,

@@ -144,9 +144,10 @@ impl ExchangeClient {
         request: ConvertRequest,
     ) -> ::core::result::Result<Money, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "multi.common.Exchange",
-            "Convert",
-        );
+                "multi.common.Exchange",
+                "Convert",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
                 ::brisk::codegen::Prost,

@@ -196,9 +196,10 @@ impl EchoServiceClient {
         request: EchoRequest,
     ) -> ::core::result::Result<EchoResponse, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "p2.echo.EchoService",
-            "Echo",
-        );
+                "p2.echo.EchoService",
+                "Echo",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
                 ::brisk::codegen::Prost,
@@ -224,9 +225,10 @@ impl EchoServiceClient {
         request: EchoRequest,
     ) -> ::core::result::Result<EchoResponse, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "p2.echo.EchoService",
-            "Shout",
-        );
+                "p2.echo.EchoService",
+                "Shout",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
                 ::brisk::codegen::Prost,

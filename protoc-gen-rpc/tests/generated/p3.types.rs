@@ -275,9 +275,10 @@ impl EventLogClient {
         request: Event,
     ) -> ::core::result::Result<(), ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "p3.types.EventLog",
-            "Record",
-        );
+                "p3.types.EventLog",
+                "Record",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<::brisk::codegen::Prost, Event, ()>(&METHOD, cntl, &request)
             .await
@@ -299,9 +300,10 @@ impl EventLogClient {
         request: (),
     ) -> ::core::result::Result<EventList, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "p3.types.EventLog",
-            "List",
-        );
+                "p3.types.EventLog",
+                "List",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<::brisk::codegen::Prost, (), EventList>(&METHOD, cntl, &request)
             .await
@@ -323,9 +325,10 @@ impl EventLogClient {
         request: (),
     ) -> ::core::result::Result<::prost_types::Timestamp, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "p3.types.EventLog",
-            "Now",
-        );
+                "p3.types.EventLog",
+                "Now",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
                 ::brisk::codegen::Prost,

@@ -208,9 +208,10 @@ impl TickerClient {
         request: Tick,
     ) -> ::core::result::Result<Tick, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "streaming.Ticker",
-            "Once",
-        );
+                "streaming.Ticker",
+                "Once",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<::brisk::codegen::Prost, Tick, Tick>(&METHOD, cntl, &request)
             .await
@@ -230,9 +231,10 @@ impl TickerClient {
         request: Tick,
     ) -> ::core::result::Result<::brisk::Streaming<Tick>, ::brisk::Status> {
         const METHOD: ::brisk::codegen::MethodDescriptor = ::brisk::codegen::MethodDescriptor::new(
-            "streaming.Ticker",
-            "Watch",
-        );
+                "streaming.Ticker",
+                "Watch",
+            )
+            .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         let request = ::brisk::codegen::once(::core::future::ready(request));
         self.channel
             .streaming::<::brisk::codegen::Prost, Tick, Tick, _>(&METHOD, cntl, request)

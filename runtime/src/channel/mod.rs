@@ -87,6 +87,9 @@ pub struct ChannelOptions {
     pub connection_group: String,
     /// Generates the credential sent to servers (default none): see [`crate::auth`].
     pub authenticator: Option<Arc<dyn crate::Authenticator>>,
+    /// On protocol `http`, sends pb requests as JSON (protobuf's canonical mapping) instead of
+    /// `application/proto` (default false): see [`ChannelBuilder::http_json`].
+    pub http_json: bool,
     /// Wraps connections in TLS (default none; feature `tls`): see [`ChannelBuilder::tls`].
     #[cfg(feature = "tls")]
     pub tls: Option<crate::tls::ClientTlsOptions>,
@@ -107,6 +110,7 @@ impl Default for ChannelOptions {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             connection_group: String::new(),
             authenticator: None,
+            http_json: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -118,12 +122,31 @@ impl Default for ChannelOptions {
 pub struct MethodDescriptor {
     service: &'static str,
     method: &'static str,
+    file_descriptor_set: Option<&'static [u8]>,
 }
 
 impl MethodDescriptor {
     /// `service` is the full protobuf name (`example.EchoService`), `method` as in the `.proto`.
     pub const fn new(service: &'static str, method: &'static str) -> Self {
-        MethodDescriptor { service, method }
+        MethodDescriptor {
+            service,
+            method,
+            file_descriptor_set: None,
+        }
+    }
+
+    /// Attaches the encoded `google.protobuf.FileDescriptorSet` describing the method's
+    /// messages (generated clients do), so `http` channels can send them as JSON
+    /// ([`ChannelBuilder::http_json`]).
+    pub const fn with_file_descriptor_set(mut self, file_descriptor_set: &'static [u8]) -> Self {
+        self.file_descriptor_set = Some(file_descriptor_set);
+        self
+    }
+
+    /// The descriptors attached with
+    /// [`with_file_descriptor_set`](MethodDescriptor::with_file_descriptor_set).
+    pub fn file_descriptor_set(&self) -> Option<&'static [u8]> {
+        self.file_descriptor_set
     }
 
     /// The full service name.
@@ -345,6 +368,15 @@ impl ChannelBuilder {
     /// Sets the protocol.
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.options.protocol = protocol;
+        self
+    }
+
+    /// On protocol `http`, sends requests as JSON bodies (`application/json`, protobuf's
+    /// canonical JSON mapping) and reads JSON responses, as brpc's HTTP clients do, instead of
+    /// protobuf bodies (`application/proto`). Needs the method's descriptors, which generated
+    /// clients of `.proto` services carry; methods without them fail with EREQUEST.
+    pub fn http_json(mut self, json: bool) -> Self {
+        self.options.http_json = json;
         self
     }
 

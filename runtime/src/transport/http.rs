@@ -1,5 +1,6 @@
 //! The `http` client protocol: pb methods as `POST /Service/Method` over HTTP/1.1, with
-//! protobuf bodies (`application/proto`), on pooled keep-alive connections.
+//! protobuf bodies (`application/proto`) or, with `http_json`, JSON bodies mapped by the
+//! method's descriptors, on pooled keep-alive connections.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,79 @@ use crate::protocol::http::{
     error_code_for_status, parse_error_body, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE,
 };
 use crate::{errno, Status};
+
+#[cfg(feature = "json")]
+use crate::json::MethodJson;
+
+/// Without the `json` feature no method has a JSON mapping.
+#[cfg(not(feature = "json"))]
+#[derive(Debug)]
+enum MethodJson {}
+
+#[cfg(not(feature = "json"))]
+impl MethodJson {
+    fn request_to_json(&self, _: Bytes) -> Result<Bytes, String> {
+        match *self {}
+    }
+
+    fn response_to_proto(&self, _: &[u8]) -> Result<Bytes, String> {
+        match *self {}
+    }
+}
+
+/// The JSON mapping a call's bodies need: `None` for protobuf bodies (the default) and for
+/// codecs whose payload is JSON already; with `http_json`, the method's mapping from its
+/// descriptors, decoded once per method and kept.
+fn json_mapping(
+    options: &ChannelOptions,
+    method: &MethodDescriptor,
+    request: &EncodedRequest,
+) -> Result<Option<MethodJson>, Status> {
+    if !options.http_json || request.content_type == 1 {
+        return Ok(None);
+    }
+    let Some(file_descriptor_set) = method.file_descriptor_set() else {
+        return Err(Status::new(
+            errno::EREQUEST,
+            format!(
+                "http_json needs the descriptors of {}.{} (generated clients of .proto \
+                 services carry them)",
+                method.service(),
+                method.method()
+            ),
+        ));
+    };
+    #[cfg(feature = "json")]
+    {
+        use std::collections::HashMap;
+        use std::sync::LazyLock;
+        type Key = (usize, &'static str, &'static str);
+        static MAPPINGS: LazyLock<Mutex<HashMap<Key, MethodJson>>> =
+            LazyLock::new(Default::default);
+        let key = (
+            file_descriptor_set.as_ptr() as usize,
+            method.service(),
+            method.method(),
+        );
+        let mut mappings = MAPPINGS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mapping) = mappings.get(&key) {
+            return Ok(Some(mapping.clone()));
+        }
+        let mapping =
+            MethodJson::for_client(file_descriptor_set, method.service(), method.method())
+                .map_err(|e| Status::new(errno::EREQUEST, e))?;
+        mappings.insert(key, mapping.clone());
+        Ok(Some(mapping))
+    }
+    #[cfg(not(feature = "json"))]
+    {
+        let _ = file_descriptor_set;
+        Err(Status::new(
+            errno::EREQUEST,
+            "http_json needs brisk's `json` feature",
+        ))
+    }
+}
 
 /// Idle connections kept per endpoint; more are closed once their call ends.
 const MAX_IDLE_CONNECTIONS: usize = 16;
@@ -69,7 +143,9 @@ pub(crate) async fn attempt(
     request: &EncodedRequest,
 ) -> Result<Answer, Failure> {
     let remote = endpoint.addr();
-    let http_request = build_request(remote, options, method, request).map_err(Failure::server)?;
+    let json = json_mapping(options, method, request).map_err(Failure::server)?;
+    let http_request =
+        build_request(remote, options, method, request, json.as_ref()).map_err(Failure::server)?;
     let (connection, response) = send(endpoint, options, http_request).await?;
     let local = connection.local;
     let (parts, body) = response.into_parts();
@@ -86,6 +162,15 @@ pub(crate) async fn attempt(
     }
     let payload =
         decode_body(&parts.headers, body, options.max_body_size).map_err(Failure::server)?;
+    let payload = match &json {
+        Some(json) => json.response_to_proto(&payload).map_err(|e| {
+            Failure::server(Status::new(
+                errno::ERESPONSE,
+                format!("Fail to parse response: {e}"),
+            ))
+        })?,
+        None => payload,
+    };
     Ok(Answer {
         payload,
         attachment: Bytes::new(),
@@ -102,6 +187,7 @@ fn build_request(
     options: &ChannelOptions,
     method: &MethodDescriptor,
     request: &EncodedRequest,
+    json: Option<&MethodJson>,
 ) -> Result<Request<Full<Bytes>>, Status> {
     if !request.attachment.is_empty() {
         return Err(Status::new(
@@ -120,10 +206,22 @@ fn build_request(
             ))
         }
     };
-    let content_type = if request.content_type == 1 {
-        JSON_CONTENT_TYPE
-    } else {
-        PROTO_CONTENT_TYPE
+    let (content_type, encoding, body) = match json {
+        // JSON goes out uncompressed: the payload is decompressed to be mapped.
+        Some(json) => {
+            let proto = compress::decompress(
+                request.compress_type,
+                request.payload.clone(),
+                options.max_body_size,
+            )
+            .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to decompress: {e}")))?;
+            let body = json
+                .request_to_json(proto)
+                .map_err(|e| Status::new(errno::EREQUEST, e))?;
+            (JSON_CONTENT_TYPE, None, body)
+        }
+        None if request.content_type == 1 => (JSON_CONTENT_TYPE, encoding, request.payload.clone()),
+        None => (PROTO_CONTENT_TYPE, encoding, request.payload.clone()),
     };
     let path = format!("/{}/{}", method.service(), method.method());
     let mut builder = Request::post(path)
@@ -136,7 +234,7 @@ fn build_request(
         builder = builder.header("log-id", request.log_id.to_string());
     }
     let mut http_request = builder
-        .body(Full::new(request.payload.clone()))
+        .body(Full::new(body))
         .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to build HTTP request: {e}")))?;
     let headers = http_request.headers_mut();
     for (name, value) in &request.headers {
@@ -325,7 +423,8 @@ mod tests {
         request.log_id = 7;
         request.compress_type = CompressType::Gzip;
         request.headers = vec![("x-user".to_owned(), "ann".to_owned())];
-        let built = build_request(addr(), &ChannelOptions::default(), &ECHO, &request).unwrap();
+        let built =
+            build_request(addr(), &ChannelOptions::default(), &ECHO, &request, None).unwrap();
         assert_eq!(built.method(), http::Method::POST);
         assert_eq!(built.uri().path(), "/example.EchoService/Echo");
         let h = built.headers();
@@ -341,16 +440,24 @@ mod tests {
     fn refuses_what_http_cannot_carry() {
         let mut with_attachment = encoded(b"");
         with_attachment.attachment = Bytes::from_static(b"foo");
-        let e =
-            build_request(addr(), &ChannelOptions::default(), &ECHO, &with_attachment).unwrap_err();
+        let e = build_request(
+            addr(),
+            &ChannelOptions::default(),
+            &ECHO,
+            &with_attachment,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.code(), errno::EREQUEST);
         let mut snappy = encoded(b"");
         snappy.compress_type = CompressType::Snappy;
-        let e = build_request(addr(), &ChannelOptions::default(), &ECHO, &snappy).unwrap_err();
+        let e =
+            build_request(addr(), &ChannelOptions::default(), &ECHO, &snappy, None).unwrap_err();
         assert_eq!(e.code(), errno::EREQUEST);
         let mut bad_header = encoded(b"");
         bad_header.headers = vec![("bad name".to_owned(), "x".to_owned())];
-        let e = build_request(addr(), &ChannelOptions::default(), &ECHO, &bad_header).unwrap_err();
+        let e = build_request(addr(), &ChannelOptions::default(), &ECHO, &bad_header, None)
+            .unwrap_err();
         assert_eq!(e.code(), errno::EREQUEST);
     }
 
