@@ -246,6 +246,10 @@ def parse_args():
         default="brisk",
         help="what serves: fail_code means a Brisk errno or a gRPC status (case error)",
     )
+    parser.add_argument("--ca", default=None, help="PEM file of the CA: connect over TLS")
+    parser.add_argument(
+        "--server-name", default=None, help="the name to verify the server's certificate for"
+    )
     return parser.parse_args()
 
 
@@ -268,7 +272,15 @@ def main():
     pb2, pb2_grpc = interop_common.load_stubs(args.stubs)
     import grpc
 
-    channel = grpc.insecure_channel(args.target, options=interop_common.GRPC_OPTIONS)
+    if args.ca:
+        with open(args.ca, "rb") as ca:
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca.read())
+        options = list(interop_common.GRPC_OPTIONS)
+        if args.server_name:
+            options.append(("grpc.ssl_target_name_override", args.server_name))
+        channel = grpc.secure_channel(args.target, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(args.target, options=interop_common.GRPC_OPTIONS)
     try:
         grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT_S)
     except grpc.FutureTimeoutError:

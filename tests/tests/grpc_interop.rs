@@ -247,10 +247,16 @@ impl PyServer {
 /// Runs `interop_client.py --case case` against `address` and panics with its output unless it
 /// passes.
 fn run_grpcio_client(address: &str, case: &str) {
+    run_grpcio_client_with(address, case, &[]);
+}
+
+/// [`run_grpcio_client`] with more arguments for `interop_client.py` (e.g. `--ca`).
+fn run_grpcio_client_with(address: &str, case: &str, extra: &[&str]) {
     let finished = run_with_limit(
         python("interop_client.py")
             .args(["--target", address, "--case", case, "--stubs"])
-            .arg(stubs()),
+            .arg(stubs())
+            .args(extra),
         PROCESS_GUARD,
     )
     .unwrap_or_else(|e| panic!("interop_client.py --case {case}: {e}"));
@@ -850,5 +856,39 @@ async fn brisk_client_unknown_method() {
             errno::ENOMETHOD,
             "/{service}/{method}: {status:?}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_client_over_tls() {
+    // A self-signed certificate: the grpcio client trusts it as its root.
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let server = brisk::Server::builder()
+        .add_service(InteropServer::new(InteropImpl))
+        .tls(
+            brisk::tls::ServerTlsOptions::from_pem(
+                cert_pem.clone(),
+                certified.key_pair.serialize_pem(),
+            )
+            .force(true),
+        )
+        .start("127.0.0.1:0")
+        .await
+        .expect("Brisk server starts");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert_pem).unwrap();
+    let address = server.local_addr().to_string();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let ca = ca.to_str().unwrap().to_owned();
+        for case in ["unary", "server_stream", "bidi"] {
+            run_grpcio_client_with(&address, case, &["--ca", &ca, "--server-name", "localhost"]);
+        }
+    })
+    .await;
+    server.shutdown().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
     }
 }

@@ -444,3 +444,56 @@ async fn grpc_over_tls_with_alpn_h2() {
     assert_eq!(echo(channel, "again").await.unwrap(), "again");
     server.shutdown().await;
 }
+
+/// Runs curl (installed by the test command) with `args`; its stdout.
+fn curl(args: &[&str]) -> String {
+    let output = std::process::Command::new("curl")
+        .args(args)
+        .output()
+        .expect("curl runs (the README's test command installs it)");
+    assert!(
+        output.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_calls_json_over_tls_with_http1_and_h2() {
+    let pki = make_pki();
+    let server = start(Some(server_tls(&pki).force(true))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let url = format!(
+        "https://localhost:{}/example.EchoService/Echo",
+        server.local_addr().port()
+    );
+    let ca = ca.to_str().unwrap().to_owned();
+    for version in ["--http1.1", "--http2"] {
+        let (url, ca) = (url.clone(), ca.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            curl(&[
+                "-sS",
+                version,
+                "--cacert",
+                &ca,
+                "-d",
+                r#"{"message":"over tls"}"#,
+                "-w",
+                " %{http_version}",
+                &url,
+            ])
+        })
+        .await
+        .unwrap();
+        let expected_version = if version == "--http2" { "2" } else { "1.1" };
+        assert_eq!(
+            out,
+            format!(r#"{{"message":"over tls"}} {expected_version}"#),
+            "{version}"
+        );
+    }
+    server.shutdown().await;
+}
