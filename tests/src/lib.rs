@@ -11,6 +11,110 @@ pub mod test {
     brisk::include_proto!("brisk.test");
 }
 
+/// Code generated from `proto/interop.proto` (package `interop`), and the service as the
+/// proto's comments define it, shared by the gRPC and interop tests.
+pub mod interop {
+    brisk::include_proto!("interop");
+
+    use std::time::Duration;
+
+    use brisk::{CompressType, ResponseStream, ServerContext, Status, Streaming};
+    use futures_util::StreamExt;
+
+    /// `interop.Interop` as the proto's comments define it.
+    #[derive(Debug)]
+    pub struct InteropImpl;
+
+    /// Applies a request's `sleep_ms`, then its `fail_code` (a Brisk error code).
+    async fn obey(request: &Msg) -> Result<(), Status> {
+        if request.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(
+                request.sleep_ms.unsigned_abs().into(),
+            ))
+            .await;
+        }
+        if request.fail_code != 0 {
+            return Err(Status::new(request.fail_code, request.text.clone()));
+        }
+        Ok(())
+    }
+
+    /// The echo of a request: its text, seq and blob.
+    fn echo_of(request: Msg) -> Msg {
+        Msg {
+            text: request.text,
+            seq: request.seq,
+            blob: request.blob,
+            ..Msg::default()
+        }
+    }
+
+    impl Interop for InteropImpl {
+        async fn unary(&self, cntl: &mut ServerContext, request: Msg) -> Result<Msg, Status> {
+            obey(&request).await?;
+            let mut reply = echo_of(request);
+            if let Some(value) = cntl.user_fields().get("x-echo").cloned() {
+                reply.text = format!("{}|{value}", reply.text);
+                cntl.set_response_header("x-echoed", value);
+            }
+            if cntl.request_compress_type() == CompressType::Gzip {
+                cntl.set_response_compress_type(CompressType::Gzip);
+            }
+            Ok(reply)
+        }
+
+        async fn server_stream(
+            &self,
+            _cntl: &mut ServerContext,
+            request: Msg,
+        ) -> Result<ResponseStream<Msg>, Status> {
+            obey(&request).await?;
+            let replies = (0..request.seq.max(0)).map(move |i| {
+                Ok(Msg {
+                    text: format!("{}-{i}", request.text),
+                    seq: i,
+                    ..Msg::default()
+                })
+            });
+            Ok(Box::pin(futures_util::stream::iter(
+                replies.collect::<Vec<_>>(),
+            )))
+        }
+
+        async fn client_stream(
+            &self,
+            _cntl: &mut ServerContext,
+            mut requests: Streaming<Msg>,
+        ) -> Result<Msg, Status> {
+            let mut texts = Vec::new();
+            let mut blob = Vec::new();
+            while let Some(request) = requests.message().await? {
+                obey(&request).await?;
+                texts.push(request.text);
+                blob.extend_from_slice(&request.blob);
+            }
+            Ok(Msg {
+                seq: i32::try_from(texts.len()).unwrap_or(i32::MAX),
+                text: texts.join(","),
+                blob,
+                ..Msg::default()
+            })
+        }
+
+        async fn bidi(
+            &self,
+            _cntl: &mut ServerContext,
+            requests: Streaming<Msg>,
+        ) -> Result<ResponseStream<Msg>, Status> {
+            Ok(Box::pin(requests.then(|request| async move {
+                let request = request?;
+                obey(&request).await?;
+                Ok(echo_of(request))
+            })))
+        }
+    }
+}
+
 use test::{FailRequest, FailResponse, SleepRequest, SleepResponse};
 use tokio::sync::mpsc;
 

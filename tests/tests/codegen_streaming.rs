@@ -11,90 +11,16 @@ use std::time::Duration;
 
 use brisk::codegen::{BytesStream, MessageSchema, MethodKind, Prost, Service as _};
 use brisk::{
-    errno, Channel, Controller, MethodDescriptor, Protocol, ResponseStream, ServerContext, Status,
-    Streaming,
+    errno, Channel, Controller, MethodDescriptor, Protocol, ServerContext, Status, Streaming,
 };
 use bytes::Bytes;
-use futures_util::{stream, StreamExt};
+use futures_util::stream;
 use prost::Message as _;
 
 /// Code generated from `tests/proto/interop.proto`.
-#[allow(dead_code)] // the blocking client is not used here
-mod interop {
-    brisk::include_proto!("interop");
-}
+use brisk_tests::interop::{self, InteropClient, InteropImpl, InteropServer, Msg};
 
-use interop::{Interop, InteropClient, InteropServer, Msg};
-
-/// Generous, only so that a broken transport fails the test instead of hanging it.
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `interop.Interop` as its `.proto` describes it.
-struct InteropImpl;
-
-fn fail_if_asked(request: &Msg) -> Result<(), Status> {
-    if request.fail_code != 0 {
-        return Err(Status::new(request.fail_code, request.text.clone()));
-    }
-    Ok(())
-}
-
-impl Interop for InteropImpl {
-    async fn unary(&self, _cntl: &mut ServerContext, request: Msg) -> Result<Msg, Status> {
-        fail_if_asked(&request)?;
-        Ok(request)
-    }
-
-    async fn server_stream(
-        &self,
-        _cntl: &mut ServerContext,
-        request: Msg,
-    ) -> Result<ResponseStream<Msg>, Status> {
-        fail_if_asked(&request)?;
-        let replies: Vec<Result<Msg, Status>> = (0..request.seq.max(0))
-            .map(|i| {
-                Ok(Msg {
-                    text: format!("{}-{i}", request.text),
-                    seq: i,
-                    ..Msg::default()
-                })
-            })
-            .collect();
-        Ok(Box::pin(stream::iter(replies)))
-    }
-
-    async fn client_stream(
-        &self,
-        _cntl: &mut ServerContext,
-        mut requests: Streaming<Msg>,
-    ) -> Result<Msg, Status> {
-        let mut texts = Vec::new();
-        let mut blob = Vec::new();
-        while let Some(request) = requests.message().await? {
-            fail_if_asked(&request)?;
-            texts.push(request.text);
-            blob.extend_from_slice(&request.blob);
-        }
-        Ok(Msg {
-            seq: i32::try_from(texts.len()).unwrap_or(i32::MAX),
-            text: texts.join(","),
-            blob,
-            ..Msg::default()
-        })
-    }
-
-    async fn bidi(
-        &self,
-        _cntl: &mut ServerContext,
-        requests: Streaming<Msg>,
-    ) -> Result<ResponseStream<Msg>, Status> {
-        Ok(Box::pin(requests.map(|request| {
-            let request = request?;
-            fail_if_asked(&request)?;
-            Ok(request)
-        })))
-    }
-}
 
 fn msg(text: &str, seq: i32) -> Msg {
     Msg {

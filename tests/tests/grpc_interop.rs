@@ -29,22 +29,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use brisk::{
-    errno, Channel, CompressType, Controller, MethodDescriptor, Protocol, ResponseStream,
-    ServerContext, Status, Streaming,
-};
-use futures_util::StreamExt;
+use brisk::{errno, Channel, CompressType, Controller, MethodDescriptor, Protocol, Streaming};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Code generated from `tests/proto/interop.proto`.
-#[allow(dead_code)] // not every generated item is used here
-mod interop {
-    brisk::include_proto!("interop");
-}
-
-use interop::{Interop, InteropClient, InteropServer, Msg};
+use brisk_tests::interop::{InteropClient, InteropImpl, InteropServer, Msg};
 
 /// The longest a Python process may take (start-up included) before the test gives up on it.
 const PROCESS_GUARD: Duration = Duration::from_secs(180);
@@ -343,98 +333,6 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, count: Arc<Atomic
 
 // ---------------------------------------------------------------------------------------------
 // The Brisk server
-
-/// `interop.Interop` as the proto's comments define it.
-struct InteropImpl;
-
-/// Applies a request's `sleep_ms`, then its `fail_code` (a Brisk error code).
-async fn obey(request: &Msg) -> Result<(), Status> {
-    if request.sleep_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(
-            request.sleep_ms.unsigned_abs().into(),
-        ))
-        .await;
-    }
-    if request.fail_code != 0 {
-        return Err(Status::new(request.fail_code, request.text.clone()));
-    }
-    Ok(())
-}
-
-/// The echo of a request: its text, seq and blob.
-fn echo_of(request: Msg) -> Msg {
-    Msg {
-        text: request.text,
-        seq: request.seq,
-        blob: request.blob,
-        ..Msg::default()
-    }
-}
-
-impl Interop for InteropImpl {
-    async fn unary(&self, cntl: &mut ServerContext, request: Msg) -> Result<Msg, Status> {
-        obey(&request).await?;
-        let mut reply = echo_of(request);
-        if let Some(value) = cntl.user_fields().get("x-echo").cloned() {
-            reply.text = format!("{}|{value}", reply.text);
-            cntl.set_response_header("x-echoed", value);
-        }
-        if cntl.request_compress_type() == CompressType::Gzip {
-            cntl.set_response_compress_type(CompressType::Gzip);
-        }
-        Ok(reply)
-    }
-
-    async fn server_stream(
-        &self,
-        _cntl: &mut ServerContext,
-        request: Msg,
-    ) -> Result<ResponseStream<Msg>, Status> {
-        obey(&request).await?;
-        let replies = (0..request.seq.max(0)).map(move |i| {
-            Ok(Msg {
-                text: format!("{}-{i}", request.text),
-                seq: i,
-                ..Msg::default()
-            })
-        });
-        Ok(Box::pin(futures_util::stream::iter(
-            replies.collect::<Vec<_>>(),
-        )))
-    }
-
-    async fn client_stream(
-        &self,
-        _cntl: &mut ServerContext,
-        mut requests: Streaming<Msg>,
-    ) -> Result<Msg, Status> {
-        let mut texts = Vec::new();
-        let mut blob = Vec::new();
-        while let Some(request) = requests.message().await? {
-            obey(&request).await?;
-            texts.push(request.text);
-            blob.extend_from_slice(&request.blob);
-        }
-        Ok(Msg {
-            seq: i32::try_from(texts.len()).unwrap_or(i32::MAX),
-            text: texts.join(","),
-            blob,
-            ..Msg::default()
-        })
-    }
-
-    async fn bidi(
-        &self,
-        _cntl: &mut ServerContext,
-        requests: Streaming<Msg>,
-    ) -> Result<ResponseStream<Msg>, Status> {
-        Ok(Box::pin(requests.then(|request| async move {
-            let request = request?;
-            obey(&request).await?;
-            Ok(echo_of(request))
-        })))
-    }
-}
 
 /// A Brisk server with `interop.Interop` on a free loopback port.
 async fn start_brisk() -> brisk::Server {

@@ -882,12 +882,27 @@ async fn requests_are_authenticated_one_by_one() {
 // --- The `http` channel protocol ------------------------------------------------------------
 
 async fn http_channel(address: &str) -> Channel {
+    http_channel_with(address, false).await
+}
+
+/// An `http` channel that sends JSON bodies when `json` is set.
+async fn http_channel_with(address: &str, json: bool) -> Channel {
     Channel::builder()
         .protocol(Protocol::Http)
+        .http_json(json)
         .timeout(HANG_GUARD)
         .connect(address)
         .await
         .expect("channel")
+}
+
+/// A server with only the echo service (its generated adapter, descriptors included).
+async fn start_echo() -> brisk::Server {
+    brisk::Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1187,13 +1202,7 @@ async fn http_json_channels_send_and_read_json() {
         .into_boxed_str(),
     );
     let (addr, server) = one_shot_server(response).await;
-    let channel = brisk::Channel::builder()
-        .protocol(Protocol::Http)
-        .http_json(true)
-        .timeout(HANG_GUARD)
-        .connect(&addr.to_string())
-        .await
-        .unwrap();
+    let channel = http_channel_with(&addr.to_string(), true).await;
     let reply = EchoServiceClient::new(channel)
         .echo(EchoRequest {
             message: "hi".into(),
@@ -1215,18 +1224,8 @@ async fn http_json_channels_send_and_read_json() {
 
 #[tokio::test]
 async fn http_json_round_trips_with_a_brisk_server() {
-    let server = brisk::Server::builder()
-        .add_service(EchoServiceServer::new(Echo))
-        .start("127.0.0.1:0")
-        .await
-        .unwrap();
-    let channel = brisk::Channel::builder()
-        .protocol(Protocol::Http)
-        .http_json(true)
-        .timeout(HANG_GUARD)
-        .connect(&server.local_addr().to_string())
-        .await
-        .unwrap();
+    let server = start_echo().await;
+    let channel = http_channel_with(&server.local_addr().to_string(), true).await;
     let client = EchoServiceClient::new(channel);
     let mut cntl = brisk::Controller::new();
     cntl.set_request_compress_type(brisk::CompressType::Gzip);
@@ -1248,18 +1247,8 @@ async fn http_json_round_trips_with_a_brisk_server() {
 
 #[tokio::test]
 async fn http_json_without_descriptors_is_erequest() {
-    let server = brisk::Server::builder()
-        .add_service(EchoServiceServer::new(Echo))
-        .start("127.0.0.1:0")
-        .await
-        .unwrap();
-    let channel = brisk::Channel::builder()
-        .protocol(Protocol::Http)
-        .http_json(true)
-        .timeout(HANG_GUARD)
-        .connect(&server.local_addr().to_string())
-        .await
-        .unwrap();
+    let server = start_echo().await;
+    let channel = http_channel_with(&server.local_addr().to_string(), true).await;
     const BARE: brisk::MethodDescriptor =
         brisk::MethodDescriptor::new("example.EchoService", "Echo");
     let err = channel
