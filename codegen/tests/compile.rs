@@ -205,10 +205,25 @@ fn descriptor_set_constant_holds_well_known_imports() {
     let shop = text.find("\u{12}\u{7}shop.v1").expect("the file's package");
     assert!(timestamp < shop, "imports come first");
 
-    // A file with services but no server emitted needs no constant.
+    // A client alone still carries the constant (its methods attach it, for JSON over HTTP).
     let out = tempfile::tempdir().unwrap();
     brisk_codegen::configure()
         .build_server(false)
+        .out_dir(out.path())
+        .emit_rerun_if_changed(false)
+        .compile(&[protos().join("proto3.proto")], &[protos()])
+        .unwrap();
+    let code = generated(&out, "shop.v1.rs");
+    assert!(
+        code.contains(".with_file_descriptor_set(FILE_DESCRIPTOR_SET)"),
+        "{code}"
+    );
+
+    // Neither server nor client emitted: nothing needs the constant.
+    let out = tempfile::tempdir().unwrap();
+    brisk_codegen::configure()
+        .build_server(false)
+        .build_client(false)
         .out_dir(out.path())
         .emit_rerun_if_changed(false)
         .compile(&[protos().join("proto3.proto")], &[protos()])

@@ -152,6 +152,10 @@ async fn run(options: Options) -> Result<(), Status> {
                 let sent = Instant::now();
                 let result = client.echo_with(&mut cntl, request).await;
                 let done = Instant::now();
+                if result.is_err() {
+                    // A call refused before any I/O never yields: let the stop timer run.
+                    tokio::task::yield_now().await;
+                }
                 if done < measure_from || done > stop_at {
                     continue;
                 }

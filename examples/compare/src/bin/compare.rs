@@ -3,12 +3,19 @@
 //! `cargo build --release -p brisk-examples` (Brisk's `echo_server` and `bench`) and
 //! `cargo build --release --manifest-path examples/compare/Cargo.toml` (tonic's twins).
 //!
-//! For each scenario and run it starts one framework's echo server pinned to one CPU
-//! (`taskset -c 0`), waits until its port accepts, drives it with that framework's own load
-//! generator pinned to another (`taskset -c 1`), reads both processes' CPU time from `/proc`
-//! over the measured part of the run, stops the server, then does the same for the other
-//! framework (Brisk first on even runs, tonic first on odd ones). It prints the median of the
-//! runs, metric by metric, as a Markdown table.
+//! Three contenders (see [`Contender`]): Brisk over baidu_std, Brisk over gRPC (`h2:grpc`, the
+//! same `echo_server`, which serves both protocols on one port) and tonic (gRPC). For each
+//! scenario and run it starts one contender's echo server pinned to one CPU (`taskset -c 0`),
+//! waits until its port accepts, drives it with that contender's load generator pinned to
+//! another (`taskset -c 1`), reads both processes' CPU time from `/proc` over the measured part
+//! of the run, stops the server, then does the same for the next contender. The order rotates
+//! from run to run (run `r` starts with contender `r mod 3`), so each one goes first, second and
+//! last equally often over a multiple of three runs. It prints the median of the runs, metric by
+//! metric, as a Markdown table, with each Brisk column's QPS as a ratio of tonic's.
+//!
+//! gRPC has no attachment, so Brisk's `h2:grpc` column skips the scenario with one (`n/a`):
+//! Brisk's client refuses to send an attachment over `h2:grpc` ("h2:grpc cannot carry an
+//! attachment"), and its echo service has no `bytes` field to carry the bytes instead.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -91,18 +98,51 @@ fn bytes(n: usize) -> String {
     }
 }
 
+/// One server and the load generator that drives it.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Framework {
-    Brisk,
+enum Contender {
+    /// Brisk's `echo_server`, driven by `bench --protocol baidu_std`.
+    BriskBaiduStd,
+    /// The same `echo_server` (gRPC on the same port), driven by `bench --protocol h2:grpc`.
+    BriskGrpc,
+    /// tonic's `tonic_echo_server`, driven by `tonic_bench`.
     Tonic,
 }
 
-impl Framework {
+/// All contenders, in the table's column order (tonic, the reference, last).
+const CONTENDERS: [Contender; 3] = [
+    Contender::BriskBaiduStd,
+    Contender::BriskGrpc,
+    Contender::Tonic,
+];
+
+impl Contender {
     fn name(self) -> &'static str {
         match self {
-            Framework::Brisk => "Brisk",
-            Framework::Tonic => "tonic",
+            Contender::BriskBaiduStd => "Brisk baidu_std",
+            Contender::BriskGrpc => "Brisk h2:grpc",
+            Contender::Tonic => "tonic",
         }
+    }
+
+    /// Its position in [`CONTENDERS`] (which lists the variants in declaration order).
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `--protocol` given to Brisk's `bench`; `None` for tonic, whose client has no such
+    /// option.
+    fn protocol(self) -> Option<&'static str> {
+        match self {
+            Contender::BriskBaiduStd => Some("baidu_std"),
+            Contender::BriskGrpc => Some("h2:grpc"),
+            Contender::Tonic => None,
+        }
+    }
+
+    /// Whether it can run `scenario`: gRPC cannot carry Brisk's attachment.
+    fn supports(self, scenario: &Scenario) -> bool {
+        self != Contender::BriskGrpc || scenario.attachment == 0
     }
 }
 
@@ -120,10 +160,13 @@ struct Options {
 }
 
 impl Options {
-    fn binaries(&self, framework: Framework) -> (&Path, &Path) {
-        match framework {
-            Framework::Brisk => (&self.brisk_server, &self.brisk_bench),
-            Framework::Tonic => (&self.tonic_server, &self.tonic_bench),
+    /// The server and client binaries of `contender`.
+    fn binaries(&self, contender: Contender) -> (&Path, &Path) {
+        match contender {
+            Contender::BriskBaiduStd | Contender::BriskGrpc => {
+                (&self.brisk_server, &self.brisk_bench)
+            }
+            Contender::Tonic => (&self.tonic_server, &self.tonic_bench),
         }
     }
 }
@@ -173,7 +216,7 @@ fn parse() -> Result<Options, String> {
     Ok(options)
 }
 
-/// What one run of one framework measured.
+/// What one run of one contender measured.
 #[derive(Clone, Copy, Default)]
 struct Sample {
     qps: f64,
@@ -202,23 +245,21 @@ fn main() -> ExitCode {
     let load_before = load_average();
     let mut results = Vec::new();
     for scenario in SCENARIOS {
-        let mut samples = [Vec::new(), Vec::new()];
+        let mut samples: [Vec<Sample>; 3] = Default::default();
+        let mut first_errors: [Option<String>; 3] = Default::default();
         for run in 0..options.runs {
-            let order = if run % 2 == 0 {
-                [Framework::Brisk, Framework::Tonic]
-            } else {
-                [Framework::Tonic, Framework::Brisk]
-            };
-            for framework in order {
+            let mut order = CONTENDERS;
+            order.rotate_left(run % CONTENDERS.len());
+            for contender in order.into_iter().filter(|c| c.supports(&scenario)) {
                 eprint!(
-                    "compare: {} — run {}/{} — {:5}: ",
+                    "compare: {} — run {}/{} — {:15}: ",
                     scenario.label(),
                     run + 1,
                     options.runs,
-                    framework.name()
+                    contender.name()
                 );
-                match run_one(&options, framework, scenario, tick) {
-                    Ok(sample) => {
+                match run_one(&options, contender, scenario, tick) {
+                    Ok((sample, client_stderr)) => {
                         eprintln!(
                             "qps={:.0} p50_us={} p99_us={} p999_us={} errors={} cpu server={:.0}% client={:.0}%",
                             sample.qps,
@@ -229,31 +270,82 @@ fn main() -> ExitCode {
                             sample.server_cpu,
                             sample.client_cpu
                         );
-                        samples[(framework == Framework::Tonic) as usize].push(sample);
+                        if !client_stderr.is_empty() {
+                            eprintln!("compare:   client stderr: {client_stderr}");
+                            first_errors[contender.index()].get_or_insert(client_stderr);
+                        }
+                        samples[contender.index()].push(sample);
                     }
                     Err(e) => eprintln!("failed: {e}"),
                 }
             }
         }
-        let [brisk, tonic] = samples;
-        results.push((scenario, median(&brisk), median(&tonic)));
+        let outcomes = CONTENDERS.map(|contender| {
+            let i = contender.index();
+            if !contender.supports(&scenario) {
+                Outcome::NotApplicable
+            } else {
+                median(&samples[i]).map_or(Outcome::Failed, |median| Outcome::Measured {
+                    median,
+                    client_stderr: first_errors[i].take(),
+                })
+            }
+        });
+        results.push((scenario, outcomes));
     }
     let load = format!("{load_before} before, {} after", load_average());
     print!("{}", report(&options, &results, &load));
-    if results.iter().any(|(_, b, t)| b.is_none() || t.is_none()) {
+    let failed = results
+        .iter()
+        .flat_map(|(_, outcomes)| outcomes)
+        .any(|outcome| matches!(outcome, Outcome::Failed));
+    if failed {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }
 
-/// Starts `framework`'s server, drives it with its client, and stops it.
+/// One contender's result for one scenario.
+enum Outcome {
+    /// It cannot run the scenario (see [`Contender::supports`]).
+    NotApplicable,
+    /// No run succeeded.
+    Failed,
+    /// The median of the successful runs, and what its client first wrote to stderr (its first
+    /// error, when some calls failed), if anything.
+    Measured {
+        median: Sample,
+        client_stderr: Option<String>,
+    },
+}
+
+impl Outcome {
+    fn sample(&self) -> Option<&Sample> {
+        match self {
+            Outcome::Measured { median, .. } => Some(median),
+            Outcome::NotApplicable | Outcome::Failed => None,
+        }
+    }
+
+    /// The sample formatted by `f`, or why there is none.
+    fn show(&self, f: impl Fn(&Sample) -> String) -> String {
+        match self {
+            Outcome::NotApplicable => "n/a".into(),
+            Outcome::Failed => "failed".into(),
+            Outcome::Measured { median, .. } => f(median),
+        }
+    }
+}
+
+/// Starts `contender`'s server, drives it with its client, and stops it. Returns what was
+/// measured and the client's stderr (trimmed; empty when all went well).
 fn run_one(
     options: &Options,
-    framework: Framework,
+    contender: Contender,
     scenario: Scenario,
     tick: f64,
-) -> Result<Sample, String> {
-    let (server_bin, bench_bin) = options.binaries(framework);
+) -> Result<(Sample, String), String> {
+    let (server_bin, bench_bin) = options.binaries(contender);
     let addr = free_port()?;
     let threads = options.threads.to_string();
     let mut server = Command::new("taskset")
@@ -266,27 +358,42 @@ fn run_one(
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("start {}: {e}", server_bin.display()))?;
-    let result = drive(options, bench_bin, &mut server, addr, scenario, tick);
+    let result = drive(
+        options,
+        contender,
+        bench_bin,
+        &mut server,
+        addr,
+        scenario,
+        tick,
+    );
     let _ = server.kill();
     let _ = server.wait();
     result
 }
 
+/// Runs `contender`'s client against the server at `addr`; see [`run_one`].
 fn drive(
     options: &Options,
+    contender: Contender,
     bench_bin: &Path,
     server: &mut Child,
     addr: SocketAddr,
     scenario: Scenario,
     tick: f64,
-) -> Result<Sample, String> {
+) -> Result<(Sample, String), String> {
     wait_until_accepting(server, addr)?;
     let children_before = children_cpu_ticks()?;
-    let client = Command::new("taskset")
+    let mut client = Command::new("taskset");
+    client
         .arg("-c")
         .arg(&options.client_cpu)
         .arg(bench_bin)
-        .args(["--server", &addr.to_string()])
+        .args(["--server", &addr.to_string()]);
+    if let Some(protocol) = contender.protocol() {
+        client.args(["--protocol", protocol]);
+    }
+    let client = client
         .args(["--conns", &scenario.conns.to_string()])
         .args(["--concurrency", &scenario.concurrency.to_string()])
         .args(["--size", &scenario.size.to_string()])
@@ -312,12 +419,12 @@ fn drive(
     let wall = from.elapsed().as_secs_f64();
     let client_total = children_cpu_ticks()? - children_before;
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     if !output.status.success() {
         return Err(format!(
-            "client {}: {}{}",
+            "client {}: {}{stderr}",
             output.status,
-            stdout.trim(),
-            String::from_utf8_lossy(&output.stderr).trim()
+            stdout.trim()
         ));
     }
     let field = |name: &str| -> Result<f64, String> {
@@ -328,7 +435,7 @@ fn drive(
             .ok_or_else(|| format!("no `{name}=` in the client's output `{}`", stdout.trim()))
     };
     let percent = |ticks: u64| ticks as f64 / tick / wall * 100.0;
-    Ok(Sample {
+    let sample = Sample {
         qps: field("qps")?,
         p50_us: field("p50_us")?,
         p99_us: field("p99_us")?,
@@ -336,7 +443,8 @@ fn drive(
         errors: field("errors")?,
         server_cpu: percent(server_to.saturating_sub(server_from)),
         client_cpu: percent(client_total.saturating_sub(client_from)),
-    })
+    };
+    Ok((sample, stderr))
 }
 
 /// A loopback port nobody listens on (the server binds it right after).
@@ -431,13 +539,10 @@ fn load_average() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn report(
-    options: &Options,
-    results: &[(Scenario, Option<Sample>, Option<Sample>)],
-    load: &str,
-) -> String {
+/// The Markdown report: a header describing the setup, one table row per scenario, notes.
+fn report(options: &Options, results: &[(Scenario, [Outcome; 3])], load: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "\n## Brisk vs tonic — echo\n");
+    let _ = writeln!(out, "\n## Brisk (baidu_std, h2:grpc) vs tonic — echo\n");
     let _ = writeln!(
         out,
         "- date: {}",
@@ -452,7 +557,8 @@ fn report(
     );
     let _ = writeln!(
         out,
-        "- tonic {} (hyper {}, h2 {}), default settings; Brisk baidu_std, default settings",
+        "- tonic {} (hyper {}, h2 {}), default settings; Brisk baidu_std and h2:grpc (one \
+         `echo_server` serving both on one port), default settings",
         locked_version("tonic"),
         locked_version("hyper"),
         locked_version("h2")
@@ -460,7 +566,8 @@ fn report(
     let _ = writeln!(
         out,
         "- each side: server pinned to CPU {}, client to CPU {} (`taskset`), {} tokio worker \
-         thread(s) each; median of {} run(s) of {} s after {} s warm-up, frameworks alternated",
+         thread(s) each; median of {} run(s) of {} s after {} s warm-up, order of the three \
+         rotated from run to run",
         options.server_cpu,
         options.client_cpu,
         options.threads,
@@ -473,48 +580,74 @@ fn report(
         "- load average (1 min): {load} (anything above ~2 means other work shared the CPUs)"
     );
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "| scenario | Brisk QPS | tonic QPS | Brisk/tonic | Brisk p50/p99/p999 µs | \
-         tonic p50/p99/p999 µs | Brisk CPU server/client | tonic CPU server/client |"
+
+    // Columns: QPS of each contender, each Brisk QPS over tonic's, then latency and CPU of each.
+    let brisk: Vec<Contender> = CONTENDERS
+        .into_iter()
+        .filter(|&c| c != Contender::Tonic)
+        .collect();
+    let tonic = Contender::Tonic.index();
+    let mut header = vec!["scenario".to_owned()];
+    header.extend(CONTENDERS.iter().map(|c| format!("{} QPS", c.name())));
+    header.extend(brisk.iter().map(|c| format!("{}/tonic", c.name())));
+    header.extend(
+        CONTENDERS
+            .iter()
+            .map(|c| format!("{} p50/p99/p999 µs", c.name())),
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut errors = Vec::new();
-    for (scenario, brisk, tonic) in results {
-        let qps = |s: &Option<Sample>| s.map_or("failed".into(), |s| format!("{:.0}", s.qps));
-        let lat = |s: &Option<Sample>| {
-            s.map_or("—".into(), |s| {
-                format!("{:.0} / {:.0} / {:.0}", s.p50_us, s.p99_us, s.p999_us)
-            })
-        };
-        let cpu = |s: &Option<Sample>| {
-            s.map_or("—".into(), |s| {
-                format!("{:.0}% / {:.0}%", s.server_cpu, s.client_cpu)
-            })
-        };
-        let ratio = match (brisk, tonic) {
-            (Some(b), Some(t)) if t.qps > 0.0 => format!("{:.2}×", b.qps / t.qps),
-            _ => "—".into(),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            scenario.label(),
-            qps(brisk),
-            qps(tonic),
-            ratio,
-            lat(brisk),
-            lat(tonic),
-            cpu(brisk),
-            cpu(tonic)
+    header.extend(
+        CONTENDERS
+            .iter()
+            .map(|c| format!("{} CPU server/client", c.name())),
+    );
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(header.len() - 1));
+
+    let mut notes = Vec::new();
+    for (scenario, outcomes) in results {
+        let mut row = vec![scenario.label()];
+        row.extend(outcomes.iter().map(|o| o.show(|s| format!("{:.0}", s.qps))));
+        row.extend(
+            brisk
+                .iter()
+                .map(|c| match (&outcomes[c.index()], outcomes[tonic].sample()) {
+                    (Outcome::NotApplicable, _) => "n/a".into(),
+                    (Outcome::Measured { median, .. }, Some(t)) if t.qps > 0.0 => {
+                        format!("{:.2}×", median.qps / t.qps)
+                    }
+                    _ => "—".into(),
+                }),
         );
-        for (name, sample) in [("Brisk", brisk), ("tonic", tonic)] {
-            if let Some(s) = sample.filter(|s| s.errors > 0.0) {
-                errors.push(format!(
-                    "{name}, {}: {} errors (median)",
-                    scenario.label(),
-                    s.errors
-                ));
+        row.extend(
+            outcomes.iter().map(|o| {
+                o.show(|s| format!("{:.0} / {:.0} / {:.0}", s.p50_us, s.p99_us, s.p999_us))
+            }),
+        );
+        row.extend(
+            outcomes
+                .iter()
+                .map(|o| o.show(|s| format!("{:.0}% / {:.0}%", s.server_cpu, s.client_cpu))),
+        );
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+
+        for (contender, outcome) in CONTENDERS.iter().zip(outcomes) {
+            if let Outcome::Measured {
+                median,
+                client_stderr,
+            } = outcome
+            {
+                if median.errors > 0.0 {
+                    let mut note = format!(
+                        "{}, {}: {} errors (median)",
+                        contender.name(),
+                        scenario.label(),
+                        median.errors
+                    );
+                    if let Some(stderr) = client_stderr {
+                        let _ = write!(note, "; client stderr: `{stderr}`");
+                    }
+                    notes.push(note);
+                }
             }
         }
     }
@@ -523,12 +656,14 @@ fn report(
         out,
         "CPU is user + system time from `/proc/<pid>/stat` over the measured part of the run, in % \
          of one core. The 1 MiB scenario uses Brisk's real attachment \
-         (`Controller::set_request_attachment`, echoed back as the response attachment); gRPC has \
-         no attachment, so tonic sends the same bytes in a `bytes` field (`compare.Blob`, as \
-         `Bytes`) and gets them back. Both frameworks run with their default settings (tonic: \
-         hyper's 1 MiB HTTP/2 stream and connection windows on the server side)."
+         (`Controller::set_request_attachment`, echoed back as the response attachment) over \
+         baidu_std; gRPC has no attachment, so tonic sends the same bytes in a `bytes` field \
+         (`compare.Blob`, as `Bytes`) and gets them back, and Brisk's h2:grpc column is n/a \
+         there (its client refuses an attachment over h2:grpc, and its echo service has no \
+         `bytes` field). All run with their default settings (tonic: hyper's 1 MiB HTTP/2 \
+         stream and connection windows on the server side)."
     );
-    for line in errors {
+    for line in notes {
         let _ = writeln!(out, "\n**{line}**");
     }
     out
