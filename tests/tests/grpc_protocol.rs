@@ -1087,3 +1087,45 @@ async fn stalled_clients_do_not_hold_shutdown() {
     assert!(end.is_err(), "{end:?}");
     let _ = tokio::time::timeout(HANG_GUARD, stalled_unary).await;
 }
+
+#[tokio::test]
+async fn ended_calls_reset_their_request_streams() {
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    // Two bidi calls whose requests never end: one reaches its deadline, the other is dropped
+    // by its caller. Each must reset its HTTP/2 stream, so the server's handlers see their
+    // request streams end and no call is left for shutdown's 3 s grace to cut.
+    let mut cntl = Controller::new();
+    cntl.set_timeout(Duration::from_millis(300));
+    let timed = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&CHAT, &mut cntl, stream::pending::<Bytes>())
+        .await
+        .expect("the stream opens");
+    let dropped = channel
+        .streaming::<Raw, Bytes, Bytes, _>(
+            &CHAT,
+            &mut Controller::new(),
+            stream::pending::<Bytes>(),
+        )
+        .await
+        .expect("the stream opens");
+    let (_, end) = collect(timed).await;
+    assert_eq!(end.unwrap_err().code(), errno::ERPCTIMEDOUT);
+    drop(dropped);
+    // The connection still carries calls.
+    assert_eq!(
+        &unary(&channel, &mut Controller::new(), b"ok")
+            .await
+            .unwrap()[..],
+        b"ok"
+    );
+    let started = std::time::Instant::now();
+    tokio::time::timeout(HANG_GUARD, server.shutdown())
+        .await
+        .expect("shutdown finishes");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shutdown waited {:?} for calls the client had ended",
+        started.elapsed()
+    );
+}

@@ -13,8 +13,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
@@ -26,7 +24,7 @@ use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::grpc;
 use crate::transport::grpc::{
     call_result, check_response_head, header_pairs, message_bytes, request_compression,
-    BodyMessages, ClientBody, Reader, RequestHead,
+    BodyMessages, Reader, RequestChunks, RequestHead, ResponseBody,
 };
 use crate::{errno, Controller, Protocol, Status, Streaming};
 
@@ -56,23 +54,15 @@ impl Channel {
         let started = Instant::now();
         let call_state = cntl.begin_call();
         let result = self
-            .start_streaming(
-                method,
-                cntl,
-                call_state,
-                started,
-                move |compressed, stop| {
-                    RequestFrames {
-                        requests: Box::pin(requests),
-                        encode: <C as MessageCodec<Req>>::encode_to_bytes,
-                        compressed,
-                        stop,
-                        done: false,
-                        _request: PhantomData,
-                    }
-                    .boxed()
-                },
-            )
+            .start_streaming(method, cntl, call_state, started, move |compressed| {
+                Box::pin(RequestFrames {
+                    requests: Box::pin(requests),
+                    encode: <C as MessageCodec<Req>>::encode_to_bytes,
+                    compressed,
+                    done: false,
+                    _request: PhantomData,
+                })
+            })
             .await;
         cntl.latency = started.elapsed();
         match result {
@@ -91,7 +81,7 @@ impl Channel {
         cntl: &mut Controller,
         call_state: Option<Arc<CallState>>,
         started: Instant,
-        body: impl FnOnce(bool, oneshot::Receiver<()>) -> ClientBody,
+        body: impl FnOnce(bool) -> RequestChunks,
     ) -> Result<ResponseMessages, Status> {
         let options = &self.inner.options;
         if options.protocol != Protocol::Grpc {
@@ -124,7 +114,8 @@ impl Channel {
         }
         .build(options)?;
         let (stop_requests, stop) = oneshot::channel();
-        let request = http::Request::from_parts(head, body(compressed, stop));
+        let request = http::Request::from_parts(head, ());
+        let chunks = body(compressed);
         let timed_out = || {
             Status::new(
                 errno::ERPCTIMEDOUT,
@@ -137,7 +128,7 @@ impl Channel {
         let endpoint = Arc::clone(&route.endpoint);
         let send = async {
             let conn = endpoint.grpc.connection(addr, options).await?;
-            let response = conn.send(request).await?;
+            let response = conn.send_streaming(request, chunks, stop).await?;
             Ok::<_, Status>((conn, response))
         };
         let mut deadline_sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into())));
@@ -260,14 +251,13 @@ async fn maybe<F: Future<Output = ()> + Unpin>(future: Option<&mut F>) {
     }
 }
 
-/// The caller's requests as HTTP/2 body frames, one message each. Stops with an error (which
-/// resets the HTTP/2 stream, so the server never takes a cut-short stream for a whole one)
-/// once the response side is done or dropped.
+/// The caller's requests as HTTP/2 body chunks, one message each. A request that cannot be
+/// encoded ends it with an error, which resets the HTTP/2 stream (so the server never takes a
+/// cut-short stream for a whole one); so does the call's end, through the pump's `stop`.
 struct RequestFrames<S, Req> {
     requests: Pin<Box<S>>,
     encode: fn(&Req) -> Result<Bytes, String>,
     compressed: bool,
-    stop: oneshot::Receiver<()>,
     done: bool,
     _request: PhantomData<fn(Req)>,
 }
@@ -277,10 +267,6 @@ where
     S: Stream<Item = Req> + Send + 'static,
     Req: Send + 'static,
 {
-    fn boxed(self) -> ClientBody {
-        StreamBody::new(self).boxed_unsync()
-    }
-
     fn frame(&self, request: &Req) -> Result<Bytes, Status> {
         let payload = (self.encode)(request)
             .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to serialize request: {e}")))?;
@@ -300,19 +286,12 @@ where
     S: Stream<Item = Req> + Send + 'static,
     Req: Send + 'static,
 {
-    type Item = Result<Frame<Bytes>, Status>;
+    type Item = Result<Bytes, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
-        }
-        if Pin::new(&mut this.stop).poll(cx).is_ready() {
-            this.done = true;
-            return Poll::Ready(Some(Err(Status::new(
-                errno::ECANCELED,
-                "the call ended before its requests",
-            ))));
         }
         match this.requests.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
@@ -321,7 +300,7 @@ where
                 Poll::Ready(None)
             }
             Poll::Ready(Some(request)) => match this.frame(&request) {
-                Ok(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                Ok(chunk) => Poll::Ready(Some(Ok(chunk))),
                 Err(status) => {
                     tracing::warn!(%status, "streaming call reset");
                     this.done = true;
@@ -335,7 +314,7 @@ where
 /// The response messages of a streaming call, ending with the status of its trailers, with
 /// ERPCTIMEDOUT at the deadline, or with ECANCELED when the call is cancelled.
 struct ResponseMessages {
-    messages: BodyMessages,
+    messages: BodyMessages<ResponseBody>,
     /// The response head carried `grpc-status: 0` (a trailers-only success).
     head_ok: bool,
     deadline: Option<Pin<Box<Sleep>>>,

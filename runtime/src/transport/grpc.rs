@@ -2,21 +2,22 @@
 //! server, and the gRPC message stream both ends read from an HTTP/2 body.
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
+use h2::client::{ResponseFuture, SendRequest};
+use h2::{RecvStream, SendStream};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Body, Frame, Incoming};
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::oneshot;
 
 use crate::channel::call::{Answer, EncodedRequest, Failure};
 use crate::channel::{ChannelOptions, Endpoint, MethodDescriptor};
@@ -27,8 +28,9 @@ use crate::protocol::grpc::{
 };
 use crate::{errno, Status};
 
-/// The body of every request the client sends.
-pub(crate) type ClientBody = UnsyncBoxBody<Bytes, Status>;
+/// The messages of a streaming call's request body, each with its 5-byte prefix; an error
+/// resets the HTTP/2 stream.
+pub(crate) type RequestChunks = Pin<Box<dyn Stream<Item = Result<Bytes, Status>> + Send>>;
 
 /// Payloads up to this size are copied behind their prefix into one DATA chunk; larger ones
 /// go out as they are, after a 5-byte chunk.
@@ -36,6 +38,10 @@ const COPY_LIMIT: usize = 16 * 1024;
 
 /// What Brisk sends as `user-agent`.
 const USER_AGENT: &str = concat!("grpc-brisk/", env!("CARGO_PKG_VERSION"));
+
+/// Streams the client may open before the server's SETTINGS say how many it allows (hyper's
+/// choice too).
+const INITIAL_MAX_SEND_STREAMS: usize = 100;
 
 /// An endpoint's HTTP/2 connection, shared by all calls to it: connected on first use and
 /// again once it has closed. Calls clone its sender; no lock is held on the call path.
@@ -45,9 +51,13 @@ pub(crate) struct H2Slot {
     connecting: tokio::sync::Mutex<()>,
 }
 
-/// One HTTP/2 connection.
+/// One HTTP/2 connection, driven by its own task. Calls talk to it through `h2` directly:
+/// a unary call queues its HEADERS and its DATA (with END_STREAM) from the caller's task and
+/// reads the response there, so no task is spawned per call.
 pub(crate) struct H2Conn {
-    sender: SendRequest<ClientBody>,
+    sender: SendRequest<Bytes>,
+    /// Set by the connection's task once the connection has ended.
+    closed: Arc<AtomicBool>,
     /// The server's address.
     pub(crate) remote: SocketAddr,
     /// The local address of the connection.
@@ -62,7 +72,7 @@ impl fmt::Debug for H2Conn {
             .field("remote", &self.remote)
             .field("local", &self.local)
             .field("secure", &self.secure)
-            .field("closed", &self.sender.is_closed())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -89,7 +99,7 @@ impl H2Slot {
     fn open(&self) -> Option<Arc<H2Conn>> {
         self.current
             .load_full()
-            .filter(|conn| !conn.sender.is_closed())
+            .filter(|conn| !conn.closed.load(Ordering::Acquire))
     }
 }
 
@@ -118,12 +128,14 @@ async fn connect(addr: SocketAddr, options: &ChannelOptions) -> Result<H2Conn, S
     let local = io
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    let mut builder = h2::client::Builder::new();
     builder
-        .initial_stream_window_size(4 << 20)
+        .enable_push(false)
+        .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+        .initial_window_size(4 << 20)
         .initial_connection_window_size(8 << 20)
         .max_header_list_size(1 << 20);
-    let handshake = builder.handshake::<_, ClientBody>(TokioIo::new(io));
+    let handshake = builder.handshake::<_, Bytes>(io);
     let (sender, connection) = match tokio::time::timeout(options.connect_timeout, handshake).await
     {
         Ok(Ok(parts)) => parts,
@@ -143,13 +155,17 @@ async fn connect(addr: SocketAddr, options: &ChannelOptions) -> Result<H2Conn, S
             ))
         }
     };
+    let closed = Arc::new(AtomicBool::new(false));
+    let ended = Arc::clone(&closed);
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(server = %addr, "HTTP/2 connection ended: {e}");
         }
+        ended.store(true, Ordering::Release);
     });
     Ok(H2Conn {
         sender,
+        closed,
         remote: addr,
         local,
         secure,
@@ -157,11 +173,12 @@ async fn connect(addr: SocketAddr, options: &ChannelOptions) -> Result<H2Conn, S
 }
 
 impl H2Conn {
-    /// Sends one request and waits for the response head. Failures are the connection's.
-    pub(crate) async fn send(
+    /// Opens a stream for `request` once the connection has room for one more (the server's
+    /// MAX_CONCURRENT_STREAMS). Failures are the connection's.
+    async fn open(
         &self,
-        mut request: http::Request<ClientBody>,
-    ) -> Result<http::Response<Incoming>, Status> {
+        mut request: http::Request<()>,
+    ) -> Result<(ResponseFuture, SendStream<Bytes>), Status> {
         if self.secure {
             let mut uri = request.uri().clone().into_parts();
             uri.scheme = Some(http::uri::Scheme::HTTPS);
@@ -169,15 +186,176 @@ impl H2Conn {
                 *request.uri_mut() = uri;
             }
         }
-        let mut sender = self.sender.clone();
-        let broken = |e: hyper::Error| {
-            Status::new(
-                errno::EFAILEDSOCKET,
-                format!("HTTP/2 call to {} failed: {e}", self.remote),
-            )
-        };
-        sender.ready().await.map_err(broken)?;
-        sender.send_request(request).await.map_err(broken)
+        let mut sender = self
+            .sender
+            .clone()
+            .ready()
+            .await
+            .map_err(|e| self.broken(e))?;
+        sender
+            .send_request(request, false)
+            .map_err(|e| self.broken(e))
+    }
+
+    /// Sends a request whose whole body is `chunks` (the last one ends the stream) and waits
+    /// for the response head.
+    pub(crate) async fn send(
+        &self,
+        request: http::Request<()>,
+        chunks: Vec<Bytes>,
+    ) -> Result<http::Response<ResponseBody>, Status> {
+        let (response, mut body) = self.open(request).await?;
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            body.send_data(chunk, i == last)
+                .map_err(|e| self.broken(e))?;
+        }
+        self.response(response).await
+    }
+
+    /// Sends a request whose body is `chunks`, as they come, from a task of its own; the body
+    /// is cut short (the stream reset) when `stop` fires or is dropped. Waits for the response
+    /// head.
+    pub(crate) async fn send_streaming(
+        &self,
+        request: http::Request<()>,
+        chunks: RequestChunks,
+        stop: oneshot::Receiver<()>,
+    ) -> Result<http::Response<ResponseBody>, Status> {
+        let (response, body) = self.open(request).await?;
+        crate::executor::io_handle().spawn(RequestPump { body, chunks, stop });
+        self.response(response).await
+    }
+
+    async fn response(
+        &self,
+        response: ResponseFuture,
+    ) -> Result<http::Response<ResponseBody>, Status> {
+        let response = response.await.map_err(|e| self.broken(e))?;
+        Ok(response.map(ResponseBody::new))
+    }
+
+    fn broken(&self, e: h2::Error) -> Status {
+        Status::new(
+            errno::EFAILEDSOCKET,
+            format!("HTTP/2 call to {} failed: {e}", self.remote),
+        )
+    }
+}
+
+/// Feeds a streaming call's request messages into its HTTP/2 stream, one at a time as flow
+/// control lets them out. Ends the stream after the last one; resets it on an error, when the
+/// server resets it, or when the call has ended (`stop`).
+struct RequestPump {
+    body: SendStream<Bytes>,
+    chunks: RequestChunks,
+    stop: oneshot::Receiver<()>,
+}
+
+impl Future for RequestPump {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if Pin::new(&mut this.stop).poll(cx).is_ready() {
+                this.body.send_reset(h2::Reason::CANCEL);
+                return Poll::Ready(());
+            }
+            this.body.reserve_capacity(1);
+            if this.body.capacity() == 0 {
+                match ready!(this.body.poll_capacity(cx)) {
+                    Some(Ok(0)) => continue,
+                    Some(Ok(_)) => {}
+                    // The stream is gone (reset by the server, or the connection closed).
+                    Some(Err(_)) | None => return Poll::Ready(()),
+                }
+            } else if this.body.poll_reset(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            match ready!(this.chunks.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => {
+                    if this.body.send_data(chunk, false).is_err() {
+                        return Poll::Ready(());
+                    }
+                }
+                Some(Err(status)) => {
+                    tracing::debug!(%status, "streaming call reset");
+                    this.body.send_reset(h2::Reason::CANCEL);
+                    return Poll::Ready(());
+                }
+                None => {
+                    let _ = this.body.send_data(Bytes::new(), true);
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+}
+
+/// A response body read straight from `h2`: its DATA frames (each one's flow-control window
+/// given back as it is read), then its trailers.
+pub(crate) struct ResponseBody {
+    recv: RecvStream,
+    data_done: bool,
+    finished: bool,
+}
+
+impl ResponseBody {
+    fn new(recv: RecvStream) -> Self {
+        ResponseBody {
+            recv,
+            data_done: false,
+            finished: false,
+        }
+    }
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("data_done", &self.data_done)
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        if !this.data_done {
+            match ready!(this.recv.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    let _ = this.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(e)) => {
+                    this.finished = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => this.data_done = true,
+            }
+        }
+        let trailers = ready!(this.recv.poll_trailers(cx));
+        this.finished = true;
+        match trailers {
+            Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Ok(None) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished
     }
 }
 
@@ -204,14 +382,14 @@ pub(crate) async fn attempt(
         compressed,
     };
     let parts = head.build(options).map_err(Failure::server)?;
-    let body = unary_body(compressed, request.payload.clone()).map_err(Failure::server)?;
+    let chunks = message_chunks(compressed, request.payload.clone()).map_err(Failure::server)?;
     let conn = endpoint
         .grpc
         .connection(endpoint.addr(), options)
         .await
         .map_err(Failure::transport)?;
     let response = conn
-        .send(http::Request::from_parts(parts, body))
+        .send(http::Request::from_parts(parts, ()), chunks)
         .await
         .map_err(Failure::transport)?;
     let (parts, body) = response.into_parts();
@@ -344,15 +522,6 @@ impl RequestHead<'_> {
         }
         Ok(parts)
     }
-}
-
-/// A whole body holding one message.
-fn unary_body(compressed: bool, payload: Bytes) -> Result<ClientBody, Status> {
-    let frames = message_chunks(compressed, payload)?;
-    Ok(StreamBody::new(futures_util::stream::iter(
-        frames.into_iter().map(|chunk| Ok(Frame::data(chunk))),
-    ))
-    .boxed_unsync())
 }
 
 /// One message as DATA chunks: prefix and payload together when small, apart (without
@@ -505,8 +674,8 @@ impl Reader {
 
 /// The gRPC messages of an HTTP/2 body, decompressed, as they arrive; keeps the trailers.
 /// A framing error, a message over the limit or a broken body ends it with an error.
-pub(crate) struct BodyMessages {
-    body: Incoming,
+pub(crate) struct BodyMessages<B = Incoming> {
+    body: B,
     decoder: MessageDecoder,
     encoding: CompressType,
     limit: usize,
@@ -515,7 +684,7 @@ pub(crate) struct BodyMessages {
     done: bool,
 }
 
-impl fmt::Debug for BodyMessages {
+impl<B> fmt::Debug for BodyMessages<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BodyMessages")
             .field("encoding", &self.encoding)
@@ -526,15 +695,14 @@ impl fmt::Debug for BodyMessages {
     }
 }
 
-impl BodyMessages {
+impl<B> BodyMessages<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: fmt::Display,
+{
     /// Reads `body`, whose compressed messages use `encoding`, accepting messages of at most
     /// `limit` bytes (before and after decompression).
-    pub(crate) fn new(
-        body: Incoming,
-        encoding: CompressType,
-        limit: usize,
-        reader: Reader,
-    ) -> Self {
+    pub(crate) fn new(body: B, encoding: CompressType, limit: usize, reader: Reader) -> Self {
         BodyMessages {
             body,
             decoder: MessageDecoder::new(limit),
@@ -633,7 +801,11 @@ impl BodyMessages {
     }
 }
 
-impl Stream for BodyMessages {
+impl<B> Stream for BodyMessages<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: fmt::Display,
+{
     type Item = Result<Bytes, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
