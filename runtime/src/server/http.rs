@@ -66,8 +66,10 @@ pub(crate) async fn serve_http<S>(
     let closed = shared.phase.subscribe();
     let handler_shared = Arc::clone(&shared);
     let service = service_fn(move |request: Request<Incoming>| {
-        let shared = Arc::clone(&handler_shared);
-        async move { Ok::<_, Infallible>(handle(request, peer, shared).await) }
+        // Boxed: hyper moves each request's future into a task of its own (and moves it
+        // again as the task ends), and the whole call's state machine is several KiB.
+        let handling = Box::pin(handle(request, peer, Arc::clone(&handler_shared)));
+        async move { Ok::<_, Infallible>(handling.await) }
     });
     let served = if http2 {
         let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
