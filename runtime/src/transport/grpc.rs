@@ -19,6 +19,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::body::{Body, Frame, Incoming};
 use tokio::sync::oneshot;
 
+use super::gather::{Gathering, Queued};
 use crate::channel::call::{Answer, EncodedRequest, Failure};
 use crate::channel::{ChannelOptions, Endpoint, MethodDescriptor};
 use crate::compress::CompressType;
@@ -58,6 +59,8 @@ pub(crate) struct H2Conn {
     sender: SendRequest<Bytes>,
     /// Set by the connection's task once the connection has ended.
     closed: Arc<AtomicBool>,
+    /// Requests queued on the connection, for its task's [`Gathering`].
+    queued: Arc<Queued>,
     /// The server's address.
     pub(crate) remote: SocketAddr,
     /// The local address of the connection.
@@ -156,9 +159,11 @@ async fn connect(addr: SocketAddr, options: &ChannelOptions) -> Result<H2Conn, S
         }
     };
     let closed = Arc::new(AtomicBool::new(false));
+    let queued = Arc::new(Queued::default());
+    let driver = Gathering::new(connection, Arc::clone(&queued));
     let ended = Arc::clone(&closed);
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
+        if let Err(e) = driver.await {
             tracing::debug!(server = %addr, "HTTP/2 connection ended: {e}");
         }
         ended.store(true, Ordering::Release);
@@ -166,6 +171,7 @@ async fn connect(addr: SocketAddr, options: &ChannelOptions) -> Result<H2Conn, S
     Ok(H2Conn {
         sender,
         closed,
+        queued,
         remote: addr,
         local,
         secure,
@@ -210,6 +216,7 @@ impl H2Conn {
             body.send_data(chunk, i == last)
                 .map_err(|e| self.broken(e))?;
         }
+        self.queued.add();
         self.response(response).await
     }
 
@@ -223,6 +230,7 @@ impl H2Conn {
         stop: oneshot::Receiver<()>,
     ) -> Result<http::Response<ResponseBody>, Status> {
         let (response, body) = self.open(request).await?;
+        self.queued.add();
         crate::executor::io_handle().spawn(RequestPump { body, chunks, stop });
         self.response(response).await
     }

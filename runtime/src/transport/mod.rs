@@ -2,6 +2,7 @@
 //! multiplex many calls.
 
 pub(crate) mod connection;
+pub(crate) mod gather;
 pub(crate) mod grpc;
 pub(crate) mod http;
 pub(crate) mod pending;

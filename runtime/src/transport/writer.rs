@@ -9,6 +9,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::gather::GatherPolicy;
+
 /// Frames taken from the queue per batch, at most.
 const MAX_BATCH: usize = 256;
 
@@ -107,34 +109,6 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         written?;
     }
     io.shutdown().await
-}
-
-/// Whether the writer yields before writing, to gather frames from tasks about to run.
-///
-/// Yielding costs a trip through the scheduler (and, with nothing else to run, a poll of the
-/// I/O driver). It pays off when many calls are in flight and is waste when one is: so the
-/// writer keeps yielding while yields bring in more frames, and after one that brings none it
-/// writes at once, trying a yield again only every [`GatherPolicy::PROBE_EVERY`] batches.
-#[derive(Debug, Default)]
-struct GatherPolicy {
-    /// Batches to write without yielding before trying again.
-    skip: u32,
-}
-
-impl GatherPolicy {
-    const PROBE_EVERY: u32 = 16;
-
-    fn should_yield(&mut self) -> bool {
-        if self.skip == 0 {
-            return true;
-        }
-        self.skip -= 1;
-        false
-    }
-
-    fn record(&mut self, gathered_more: bool) {
-        self.skip = if gathered_more { 0 } else { Self::PROBE_EVERY };
-    }
 }
 
 async fn write_batch<W: AsyncWrite + Unpin>(io: &mut W, batch: &[OutFrame]) -> std::io::Result<()> {
