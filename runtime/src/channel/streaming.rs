@@ -24,7 +24,7 @@ use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::grpc;
 use crate::transport::grpc::{
     call_result, check_response_head, header_pairs, message_bytes, request_compression,
-    BodyMessages, Reader, RequestChunks, RequestHead, ResponseBody,
+    BodyMessages, H2ResponseBody, Reader, RequestChunks, RequestHead,
 };
 use crate::{errno, Controller, Protocol, Status, Streaming};
 
@@ -314,7 +314,7 @@ where
 /// The response messages of a streaming call, ending with the status of its trailers, with
 /// ERPCTIMEDOUT at the deadline, or with ECANCELED when the call is cancelled.
 struct ResponseMessages {
-    messages: BodyMessages<ResponseBody>,
+    messages: BodyMessages<H2ResponseBody>,
     /// The response head carried `grpc-status: 0` (a trailers-only success).
     head_ok: bool,
     deadline: Option<Pin<Box<Sleep>>>,

@@ -209,7 +209,7 @@ impl H2Conn {
         &self,
         request: http::Request<()>,
         chunks: Vec<Bytes>,
-    ) -> Result<http::Response<ResponseBody>, Status> {
+    ) -> Result<http::Response<H2ResponseBody>, Status> {
         let (response, mut body) = self.open(request).await?;
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.into_iter().enumerate() {
@@ -228,7 +228,7 @@ impl H2Conn {
         request: http::Request<()>,
         chunks: RequestChunks,
         stop: oneshot::Receiver<()>,
-    ) -> Result<http::Response<ResponseBody>, Status> {
+    ) -> Result<http::Response<H2ResponseBody>, Status> {
         let (response, body) = self.open(request).await?;
         self.queued.add();
         crate::executor::io_handle().spawn(RequestPump { body, chunks, stop });
@@ -238,9 +238,9 @@ impl H2Conn {
     async fn response(
         &self,
         response: ResponseFuture,
-    ) -> Result<http::Response<ResponseBody>, Status> {
+    ) -> Result<http::Response<H2ResponseBody>, Status> {
         let response = response.await.map_err(|e| self.broken(e))?;
-        Ok(response.map(ResponseBody::new))
+        Ok(response.map(H2ResponseBody::new))
     }
 
     fn broken(&self, e: h2::Error) -> Status {
@@ -303,15 +303,15 @@ impl Future for RequestPump {
 
 /// A response body read straight from `h2`: its DATA frames (each one's flow-control window
 /// given back as it is read), then its trailers.
-pub(crate) struct ResponseBody {
+pub(crate) struct H2ResponseBody {
     recv: RecvStream,
     data_done: bool,
     finished: bool,
 }
 
-impl ResponseBody {
+impl H2ResponseBody {
     fn new(recv: RecvStream) -> Self {
-        ResponseBody {
+        H2ResponseBody {
             recv,
             data_done: false,
             finished: false,
@@ -319,16 +319,16 @@ impl ResponseBody {
     }
 }
 
-impl fmt::Debug for ResponseBody {
+impl fmt::Debug for H2ResponseBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseBody")
+        f.debug_struct("H2ResponseBody")
             .field("data_done", &self.data_done)
             .field("finished", &self.finished)
             .finish()
     }
 }
 
-impl Body for ResponseBody {
+impl Body for H2ResponseBody {
     type Data = Bytes;
     type Error = h2::Error;
 
