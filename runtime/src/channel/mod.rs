@@ -438,6 +438,12 @@ impl ChannelBuilder {
     /// balancer `load_balancer` names ([`crate::lb`]). Waits for the naming service's first
     /// list, and fails if it fails.
     ///
+    /// `http://host[:port]` and `https://host[:port]` name every address `host` resolves to
+    /// and, as [`connect`](ChannelBuilder::connect) does for one server, select protocol
+    /// `http` (if the protocol is still baidu_std); `https://` turns TLS on with `host` as the
+    /// server name (feature `tls`). `dns://host:port` resolves the same way and changes
+    /// nothing else.
+    ///
     /// ```no_run
     /// # async fn demo() -> Result<(), brisk::Status> {
     /// let channel = brisk::Channel::builder()
@@ -446,10 +452,11 @@ impl ChannelBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn connect_cluster(
-        self,
+        mut self,
         naming_url: &str,
         load_balancer: &str,
     ) -> Result<Channel, Status> {
+        self.apply_naming_scheme(naming_url)?;
         let naming = crate::naming::from_url(naming_url)?;
         let balancer = crate::lb::from_spec(load_balancer)?;
         self.connect_with(naming, balancer).await
@@ -492,10 +499,11 @@ impl ChannelBuilder {
 
     /// [`connect_cluster`](ChannelBuilder::connect_cluster) for code outside an async runtime.
     pub fn connect_cluster_blocking(
-        self,
+        mut self,
         naming_url: &str,
         load_balancer: &str,
     ) -> Result<Channel, Status> {
+        self.apply_naming_scheme(naming_url)?;
         let runtime = executor::background().handle().clone();
         let naming = crate::naming::from_url(naming_url)?;
         let balancer = crate::lb::from_spec(load_balancer)?;
@@ -514,22 +522,48 @@ impl ChannelBuilder {
     fn apply_web_scheme(&mut self, address: &str) -> Result<String, Status> {
         let web = parse_web_address(address)?;
         let address = match &web {
-            Some(web) => {
-                if self.options.protocol == Protocol::BaiduStd {
-                    self.options.protocol = Protocol::Http;
-                }
-                web.host_port.clone()
-            }
+            Some(web) => web.host_port.clone(),
             None => address.to_owned(),
         };
-        let tls_wanted = web.as_ref().is_some_and(|w| w.tls);
+        self.apply_scheme(web.map(|web| web.tls), host_name(&address))?;
+        Ok(address)
+    }
+
+    /// Applies what an `http://` or `https://` naming URL means, as
+    /// [`apply_web_scheme`](Self::apply_web_scheme) does for one server: protocol `http`, TLS
+    /// for `https://`, and the URL's host as the TLS server name. Other naming services leave
+    /// the options as they are (each server's TLS name is then its IP address).
+    fn apply_naming_scheme(&mut self, naming_url: &str) -> Result<(), Status> {
+        let Some((scheme, rest)) = naming_url.split_once("://") else {
+            return Ok(());
+        };
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "http" => false,
+            "https" => true,
+            _ => return Ok(()),
+        };
+        let host = crate::naming::DnsNamingService::new(rest)?
+            .host()
+            .to_owned();
+        let host = host.parse::<std::net::IpAddr>().is_err().then_some(host);
+        self.apply_scheme(Some(tls), host)
+    }
+
+    /// `web_tls` is `Some(tls)` for an `http://` (false) or `https://` (true) address: it
+    /// selects protocol `http` (when the protocol is still baidu_std) and, for `https://`,
+    /// TLS. With TLS on and no server name given, `host` (a name, not an IP) becomes it.
+    fn apply_scheme(&mut self, web_tls: Option<bool>, host: Option<String>) -> Result<(), Status> {
+        if web_tls.is_some() && self.options.protocol == Protocol::BaiduStd {
+            self.options.protocol = Protocol::Http;
+        }
+        let tls_wanted = web_tls == Some(true);
         #[cfg(feature = "tls")]
         {
             if tls_wanted && self.options.tls.is_none() {
                 self.options.tls = Some(crate::tls::ClientTlsOptions::new());
             }
             if let Some(tls) = self.options.tls.take() {
-                self.options.tls = Some(match (tls.server_name(), host_name(&address)) {
+                self.options.tls = Some(match (tls.server_name(), host) {
                     (None, Some(host)) => tls.with_server_name(host),
                     _ => tls,
                 });
@@ -537,12 +571,13 @@ impl ChannelBuilder {
         }
         #[cfg(not(feature = "tls"))]
         if tls_wanted {
+            let _ = host;
             return Err(Status::new(
                 errno::EINVAL,
-                format!("`{address}`: https needs brisk's `tls` feature"),
+                "https needs brisk's `tls` feature",
             ));
         }
-        Ok(address)
+        Ok(())
     }
 
     fn build_single(self, addr: SocketAddr, runtime: Handle) -> Channel {
@@ -601,7 +636,6 @@ fn parse_web_address(address: &str) -> Result<Option<WebAddress>, Status> {
 
 /// The host of `host:port` when it is a name rather than an IP address (the TLS server name
 /// a channel asks for by default).
-#[cfg(feature = "tls")]
 fn host_name(host_port: &str) -> Option<String> {
     let (host, _) = host_port.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -738,6 +772,41 @@ mod tests {
                 "an explicit name is kept"
             );
             assert_eq!(named.options().protocol, Protocol::BaiduStd);
+        }
+    }
+
+    #[tokio::test]
+    async fn web_naming_urls_select_http_and_tls_for_clusters() {
+        let channel = Channel::builder()
+            .connect_cluster("http://127.0.0.1:1", "rr")
+            .await
+            .unwrap();
+        assert_eq!(channel.options().protocol, Protocol::Http);
+        let dns = Channel::builder()
+            .connect_cluster("dns://127.0.0.1:1", "rr")
+            .await
+            .unwrap();
+        assert_eq!(dns.options().protocol, Protocol::BaiduStd);
+        let bad = Channel::builder()
+            .connect_cluster("https://:443", "rr")
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), errno::EINVAL, "{bad}");
+        #[cfg(feature = "tls")]
+        {
+            let channel = Channel::builder()
+                .connect_cluster("HTTPS://localhost:1", "rr")
+                .await
+                .unwrap();
+            assert_eq!(channel.options().protocol, Protocol::Http);
+            let tls = channel.options().tls.as_ref().expect("https turns TLS on");
+            assert_eq!(tls.server_name(), Some("localhost"));
+            let by_ip = Channel::builder()
+                .connect_cluster_blocking("https://127.0.0.1:1", "rr")
+                .unwrap();
+            let tls = by_ip.options().tls.as_ref().expect("https turns TLS on");
+            assert_eq!(tls.server_name(), None, "each server's IP is its name");
+            assert!(dns.options().tls.is_none());
         }
     }
 

@@ -141,7 +141,7 @@ pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Status> {
             format!("`{url}` is not a naming service URL (scheme://...)"),
         ));
     };
-    match scheme {
+    match scheme.to_ascii_lowercase().as_str() {
         "list" => Ok(Box::new(ListNamingService::parse(rest)?)),
         "file" => Ok(Box::new(FileNamingService::new(rest)?)),
         "http" | "dns" => Ok(Box::new(DnsNamingService::new(rest)?)),
