@@ -8,7 +8,8 @@
 //! connections instead.
 //!
 //! A channel given [`ClientTlsOptions`] ([`ChannelBuilder::tls`](crate::ChannelBuilder::tls))
-//! wraps every connection in TLS; `https://host:port` does the same with default options.
+//! wraps every connection in TLS; `https://host:port` does the same with default options
+//! (the Mozilla roots; [`ClientTlsOptions::system_roots`] trusts the operating system's store).
 //!
 //! ```no_run
 //! # async fn demo(service: impl brisk::codegen::Service) -> Result<(), brisk::Status> {
@@ -469,6 +470,8 @@ enum Trust {
     WebPki,
     /// The certificates of a CA bundle.
     Bundle(Arc<[CertificateDer<'static>]>),
+    /// The usable certificates of the operating system's trust store.
+    System(Arc<[CertificateDer<'static>]>),
     /// A rustls configuration given whole.
     Config(Arc<ClientConfig>),
 }
@@ -478,6 +481,7 @@ impl PartialEq for Trust {
         match (self, other) {
             (Trust::WebPki, Trust::WebPki) => true,
             (Trust::Bundle(a), Trust::Bundle(b)) => a == b,
+            (Trust::System(a), Trust::System(b)) => a == b,
             (Trust::Config(a), Trust::Config(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
@@ -491,7 +495,7 @@ impl Hash for Trust {
         std::mem::discriminant(self).hash(state);
         match self {
             Trust::WebPki => {}
-            Trust::Bundle(certs) => certs.hash(state),
+            Trust::Bundle(certs) | Trust::System(certs) => certs.hash(state),
             Trust::Config(config) => (Arc::as_ptr(config) as usize).hash(state),
         }
     }
@@ -502,6 +506,7 @@ impl Hash for Trust {
 /// addresses use [`ClientTlsOptions::new`].
 ///
 /// - **Trust**: the Mozilla root certificates by default ([`new`](ClientTlsOptions::new)), or
+///   the operating system's trust store ([`system_roots`](ClientTlsOptions::system_roots)), or
 ///   a CA bundle ([`from_ca_pem`](ClientTlsOptions::from_ca_pem),
 ///   [`from_ca_file`](ClientTlsOptions::from_ca_file)), or a whole rustls configuration
 ///   ([`from_config`](ClientTlsOptions::from_config), e.g. for client certificates).
@@ -553,6 +558,7 @@ impl fmt::Debug for ClientTlsOptions {
         let trust = match &self.trust {
             Trust::WebPki => "webpki roots".to_owned(),
             Trust::Bundle(certs) => format!("CA bundle of {} certificates", certs.len()),
+            Trust::System(certs) => format!("system trust store of {} certificates", certs.len()),
             Trust::Config(_) => "custom rustls config".to_owned(),
         };
         f.debug_struct("ClientTlsOptions")
@@ -582,6 +588,44 @@ impl ClientTlsOptions {
     /// Trusts the Mozilla root certificates (the webpki-roots crate), as browsers do.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Trusts the operating system's trust store, as brpc (through OpenSSL) and curl do:
+    /// on Linux the distribution's bundle (`/etc/ssl/certs` and the like, or the files that
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR` name), on macOS the keychain, on Windows the system
+    /// store. The store is read now, once; certificates rustls cannot use are skipped.
+    ///
+    /// [`errno::EINVAL`] if the store holds no usable certificate (say a container without
+    /// the `ca-certificates` package), with what went wrong reading it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), brisk::Status> {
+    /// use brisk::tls::ClientTlsOptions;
+    /// let channel = brisk::Channel::builder()
+    ///     .tls(ClientTlsOptions::system_roots()?)
+    ///     .connect("https://internal.example.com")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn system_roots() -> Result<Self, Status> {
+        let loaded = rustls_native_certs::load_native_certs();
+        let usable: Vec<CertificateDer<'static>> = loaded
+            .certs
+            .into_iter()
+            .filter(|cert| RootCertStore::empty().add(cert.clone()).is_ok())
+            .collect();
+        if usable.is_empty() {
+            let reasons: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
+            return Err(invalid(format!(
+                "TLS: the system trust store has no usable CA certificate{}",
+                if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", reasons.join("; "))
+                }
+            )));
+        }
+        Ok(Self::with_trust(Trust::System(usable.into())))
     }
 
     /// Trusts the CA certificates in `ca_pem` (one or more `CERTIFICATE` blocks) and nothing
@@ -640,7 +684,9 @@ impl ClientTlsOptions {
                     Trust::WebPki => RootCertStore {
                         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
                     },
-                    Trust::Bundle(certs) => trust_store(certs).map_err(invalid)?,
+                    Trust::Bundle(certs) | Trust::System(certs) => {
+                        trust_store(certs).map_err(invalid)?
+                    }
                 };
                 let config = ClientConfig::builder_with_provider(provider())
                     .with_safe_default_protocol_versions()

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub mod etcd;
+pub mod pki;
 pub use brisk_examples::echo;
 pub use brisk_examples::Echo;
 

@@ -8,69 +8,13 @@ use brisk::tls::rustls;
 use brisk::tls::{ClientTlsOptions, ServerTlsOptions};
 use brisk::{errno, Channel, Protocol, Server, Status};
 use brisk_tests::echo::{EchoRequest, EchoServiceClient, EchoServiceServer};
+use brisk_tests::pki::Pki;
 use brisk_tests::Echo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Generous bound on anything that must not hang (never used to wait for something).
 const HANG_GUARD: Duration = Duration::from_secs(20);
-
-/// A CA and certificates it signed.
-struct Pki {
-    ca_pem: String,
-    /// For `localhost` and `127.0.0.1`.
-    server: Leaf,
-    /// For `other.test` and `*.wild.test`.
-    other: Leaf,
-}
-
-/// A certificate (PEM and DER) and its key.
-struct Leaf {
-    cert_pem: String,
-    cert_der: Vec<u8>,
-    key_pem: String,
-}
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    fn sign(&self, names: &[&str]) -> Leaf {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names.clone()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, &names[0]);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            cert_der: cert.der().to_vec(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-}
-
-fn make_pki() -> Pki {
-    let ca = Ca::new("Brisk test CA");
-    Pki {
-        ca_pem: ca.cert.pem(),
-        server: ca.sign(&["localhost", "127.0.0.1"]),
-        other: ca.sign(&["other.test", "*.wild.test"]),
-    }
-}
 
 fn server_tls(pki: &Pki) -> ServerTlsOptions {
     ServerTlsOptions::from_pem(pki.server.cert_pem.clone(), pki.server.key_pem.clone())
@@ -108,7 +52,7 @@ async fn echo(channel: Channel, message: &str) -> Result<String, Status> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baidu_std_over_tls_with_a_ca_bundle() {
-    let pki = make_pki();
+    let pki = Pki::new();
     // Forced, so a call that silently went out in plaintext would fail.
     let server = start(Some(server_tls(&pki).force(true))).await;
     let port = server.local_addr().port();
@@ -154,7 +98,7 @@ async fn baidu_std_over_tls_with_a_ca_bundle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_and_tls_share_the_port() {
-    let pki = make_pki();
+    let pki = Pki::new();
     let server = start(Some(server_tls(&pki))).await;
     let address = server.local_addr().to_string();
     let tls = builder()
@@ -177,7 +121,7 @@ async fn plaintext_and_tls_share_the_port() {
     }
     // The TLS channel really speaks TLS there: distrusting the certificate fails it.
     let distrusting = builder()
-        .tls(ca_options(&make_pki()))
+        .tls(ca_options(&Pki::new()))
         .connect(&address)
         .await
         .unwrap();
@@ -190,7 +134,7 @@ async fn plaintext_and_tls_share_the_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_tls_rejects_plaintext() {
-    let pki = make_pki();
+    let pki = Pki::new();
     let server = start(Some(server_tls(&pki).force(true))).await;
     let address = server.local_addr().to_string();
 
@@ -269,7 +213,7 @@ fn rustls_pem_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sni_picks_the_certificate() {
-    let pki = make_pki();
+    let pki = Pki::new();
     let options = server_tls(&pki).sni_cert(
         ["other.test", "*.wild.test"],
         pki.other.cert_pem.clone(),
@@ -303,8 +247,8 @@ async fn sni_picks_the_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_the_wrong_ca_fails_clearly() {
-    let pki = make_pki();
-    let stranger = make_pki(); // another CA, same names
+    let pki = Pki::new();
+    let stranger = Pki::new(); // another CA, same names
     let server = start(Some(server_tls(&pki))).await;
     let channel = builder()
         .tls(ca_options(&stranger))
@@ -330,7 +274,7 @@ async fn a_client_with_the_wrong_ca_fails_clearly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_to_a_server_without_tls_fails_clearly() {
-    let pki = make_pki();
+    let pki = Pki::new();
     let server = start(None).await;
     let channel = builder()
         .tls(ca_options(&pki))
@@ -344,7 +288,7 @@ async fn tls_to_a_server_without_tls_fails_clearly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_handshake_is_cut_off() {
-    let pki = make_pki();
+    let pki = Pki::new();
     let options = server_tls(&pki).handshake_timeout(Duration::from_millis(300));
     let server = start(Some(options)).await;
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
@@ -367,8 +311,8 @@ async fn a_stalled_handshake_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_certificates_fail_the_start() {
-    let pki = make_pki();
-    let stranger = make_pki();
+    let pki = Pki::new();
+    let stranger = Pki::new();
     let cases = [
         ServerTlsOptions::from_pem("not a pem", pki.server.key_pem.clone()),
         ServerTlsOptions::from_pem(pki.server.cert_pem.clone(), "not a pem"),
@@ -413,7 +357,7 @@ async fn bad_certificates_fail_the_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_over_tls_with_an_https_address() {
-    let pki = make_pki();
+    let pki = Pki::new();
     let server = start(Some(server_tls(&pki))).await;
     let channel = builder()
         .tls(ca_options(&pki))
@@ -431,8 +375,34 @@ async fn http_over_tls_with_an_https_address() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_named_by_an_https_url_uses_tls() {
+    let pki = Pki::new();
+    let server = start(Some(server_tls(&pki).force(true))).await;
+    // `localhost` may resolve to ::1 too, where nothing listens: retries go to 127.0.0.1.
+    let channel = builder()
+        .max_retry(3)
+        .tls(ca_options(&pki))
+        .connect_cluster(
+            &format!("https://localhost:{}", server.local_addr().port()),
+            "rr",
+        )
+        .await
+        .unwrap();
+    assert_eq!(channel.options().protocol, Protocol::Http);
+    assert_eq!(
+        channel.options().tls.as_ref().unwrap().server_name(),
+        Some("localhost"),
+        "the URL's host is the name the certificate is checked against"
+    );
+    for message in ["cluster", "over", "https"] {
+        assert_eq!(echo(channel.clone(), message).await.unwrap(), message);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_over_tls_with_alpn_h2() {
-    let pki = make_pki();
+    let pki = Pki::new();
     let server = start(Some(server_tls(&pki))).await;
     let channel = builder()
         .protocol(Protocol::Grpc)
@@ -461,7 +431,7 @@ fn curl(args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_calls_json_over_tls_with_http1_and_h2() {
-    let pki = make_pki();
+    let pki = Pki::new();
     let server = start(Some(server_tls(&pki).force(true))).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
