@@ -149,6 +149,59 @@ async fn a_garbled_http_request_closes_connection() {
     assert_serves(&server).await;
 }
 
+/// The HTTP/2 frames in `bytes` as `(type, stream id, payload)`; a truncated last frame is
+/// left out.
+fn h2_frames(bytes: &[u8]) -> Vec<(u8, u32, &[u8])> {
+    let mut frames = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 9 {
+        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        if rest.len() < 9 + len {
+            break;
+        }
+        let stream = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff;
+        frames.push((rest[3], stream, &rest[9..9 + len]));
+        rest = &rest[9 + len..];
+    }
+    frames
+}
+
+#[tokio::test]
+async fn a_bad_h2_preface_closes_connection() {
+    // `PRI * HTTP/2.0` then something other than `SM`: neither HTTP/2 nor HTTP/1.1.
+    let (server, _arrivals) = start_server().await;
+    assert_closes_silently(&server, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n").await;
+    // The preface cut short, then the client half-closes: nothing to serve.
+    let mut stream = connect(&server).await;
+    stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    stream.shutdown().await.unwrap();
+    assert!(expect_closed(&mut stream).await.is_empty());
+    assert_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_good_h2_preface_then_garbage_gets_goaway_protocol_error() {
+    // The preface is right but what follows is not a SETTINGS frame (RFC 9113 §3.4): the
+    // server answers GOAWAY with PROTOCOL_ERROR (1) and closes.
+    let (server, _arrivals) = start_server().await;
+    let mut stream = connect(&server).await;
+    let mut bad = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // A 4-byte PING-typed frame on stream 1 where SETTINGS must come (and PING is 8 bytes).
+    bad.extend_from_slice(&[0, 0, 4, 0x6, 0, 0, 0, 0, 1, 1, 2, 3, 4]);
+    stream.write_all(&bad).await.unwrap();
+    let reply = expect_closed(&mut stream).await;
+    let frames = h2_frames(&reply);
+    let goaway = frames
+        .iter()
+        .find(|(kind, _, _)| *kind == 0x7)
+        .unwrap_or_else(|| panic!("a GOAWAY frame in {frames:?}"));
+    let (_, stream_id, payload) = goaway;
+    assert_eq!(*stream_id, 0);
+    let code = u32::from_be_bytes(payload[4..8].try_into().unwrap());
+    assert_eq!(code, 1, "PROTOCOL_ERROR");
+    assert_serves(&server).await;
+}
+
 #[tokio::test]
 async fn a_plain_http_get_of_an_unknown_path_is_404() {
     let (server, _arrivals) = start_server().await;
