@@ -24,8 +24,9 @@ use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::grpc;
 use crate::transport::grpc::{
     call_result, check_response_head, header_pairs, message_bytes, request_compression,
-    BodyMessages, H2ResponseBody, Reader, RequestChunks, RequestHead,
+    BodyMessages, Reader, RequestChunks, RequestHead,
 };
+use crate::transport::h2_body::H2Body;
 use crate::{errno, Controller, Protocol, Status, Streaming};
 
 impl Channel {
@@ -314,7 +315,7 @@ where
 /// The response messages of a streaming call, ending with the status of its trailers, with
 /// ERPCTIMEDOUT at the deadline, or with ECANCELED when the call is cancelled.
 struct ResponseMessages {
-    messages: BodyMessages<H2ResponseBody>,
+    messages: BodyMessages<H2Body>,
     /// The response head carried `grpc-status: 0` (a trailers-only success).
     head_ok: bool,
     deadline: Option<Pin<Box<Sleep>>>,

@@ -116,10 +116,13 @@ pub(crate) async fn serve_detected<S>(
             let (reader, writer) = tokio::io::split(io);
             serve_baidu_std(reader, writer, buf, peer, shared, open).await;
         }
-        Detected::Http1 | Detected::Http2 => {
-            let http2 = detected == Detected::Http2;
+        Detected::Http1 => {
             let io = Rewind::new(buf.freeze(), io);
-            super::http::serve_http(io, http2, peer, shared, open).await;
+            super::http::serve_http1(io, peer, shared, open).await;
+        }
+        Detected::Http2 => {
+            let io = Rewind::new(buf.freeze(), io);
+            super::h2::serve_h2(io, peer, shared, open).await;
         }
         Detected::Tls => {
             tracing::warn!(remote = %peer.remote, "closing connection: TLS inside TLS");
@@ -266,7 +269,7 @@ type RequestTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// (most do) costs no spawned task and no trip through the scheduler. One that has to wait
 /// moves to a task of its own, so the connection's requests still run concurrently. (brpc runs
 /// the last request of each read in place for the same reason.)
-async fn run_inline_or_spawn(request: RequestTask) {
+pub(super) async fn run_inline_or_spawn(request: RequestTask) {
     let mut request = Some(request);
     std::future::poll_fn(move |cx| {
         if let Some(mut request) = request.take() {

@@ -19,7 +19,9 @@ use futures_core::Stream;
 use futures_util::FutureExt;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
+
+use super::request_body::RequestBody;
 use tokio::time::{Instant, Sleep};
 
 use super::conn::{call_catching_panics, panic_message, Peer};
@@ -58,7 +60,7 @@ impl GrpcError {
 
 /// Answers one gRPC call (a request whose content-type is `application/grpc...`).
 pub(crate) async fn serve(
-    request: http::Request<Incoming>,
+    request: http::Request<RequestBody>,
     peer: Peer,
     shared: Arc<Shared>,
 ) -> http::Response<ResponseBody> {
@@ -348,7 +350,7 @@ async fn serve_unary(
     service: &dyn super::Service,
     method: usize,
     call: Call,
-    mut messages: BodyMessages,
+    mut messages: BodyMessages<RequestBody>,
     shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
     let local = call.local;
@@ -396,7 +398,9 @@ async fn serve_unary(
 }
 
 /// Exactly one message, and the end of the body.
-pub(super) async fn single_message(messages: &mut BodyMessages) -> Result<Bytes, Status> {
+pub(super) async fn single_message(
+    messages: &mut BodyMessages<RequestBody>,
+) -> Result<Bytes, Status> {
     let first = match messages.next_message().await {
         Some(first) => first?,
         None => {
@@ -422,7 +426,7 @@ async fn serve_streaming(
     service: &dyn super::Service,
     method: usize,
     call: Call,
-    messages: BodyMessages,
+    messages: BodyMessages<RequestBody>,
     shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
     let inflight = StreamGuard::new(shared);

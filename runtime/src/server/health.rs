@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
+use super::request_body::RequestBody;
 use bytes::Bytes;
-use hyper::body::Incoming;
 use prost::Message;
 
 use super::conn::Peer;
@@ -64,7 +64,7 @@ pub(super) enum ServingStatus {
 /// Answers a call to the health service's `method`.
 pub(super) async fn serve(
     method: &str,
-    body: Incoming,
+    body: RequestBody,
     peer: Peer,
     shared: Arc<Shared>,
 ) -> http::Response<ResponseBody> {

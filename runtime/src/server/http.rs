@@ -2,8 +2,6 @@
 //! protobuf bodies, and gRPC (handed to [`super::grpc`]).
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +10,10 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CON
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+
+use super::request_body::RequestBody;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::conn::{call_catching_panics, panic_message, Peer};
@@ -27,9 +27,6 @@ use crate::protocol::http::{
 use crate::streaming::MethodKind;
 use crate::transport::rewind::Rewind;
 use crate::{errno, Status};
-
-/// Streams one HTTP/2 connection may have open at once (hyper's default is 200).
-const MAX_CONCURRENT_STREAMS: u32 = 128;
 
 /// The body of every response the server sends over HTTP (whole, or streamed for gRPC).
 pub(crate) type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Status>;
@@ -49,12 +46,11 @@ fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
 }
 
 /// How long a connection may take to finish its replies once the server closes.
-const CLOSE_GRACE: Duration = Duration::from_secs(3);
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
-/// Serves HTTP/1.1 (`http2 == false`) or HTTP/2 on a detected connection until it closes.
-pub(crate) async fn serve_http<S>(
+/// Serves HTTP/1.1 on a detected connection until it closes (HTTP/2 is [`super::h2`]'s).
+pub(crate) async fn serve_http1<S>(
     io: Rewind<S>,
-    http2: bool,
     peer: Peer,
     shared: Arc<Shared>,
     open: ConnectionGuard,
@@ -63,83 +59,34 @@ pub(crate) async fn serve_http<S>(
 {
     let _open = open;
     let io = TokioIo::new(io);
-    let closed = shared.phase.subscribe();
+    let mut closed = shared.phase.subscribe();
     let handler_shared = Arc::clone(&shared);
     let service = service_fn(move |request: Request<Incoming>| {
-        // Boxed: hyper moves each request's future into a task of its own (and moves it
-        // again as the task ends), and the whole call's state machine is several KiB.
-        let handling = Box::pin(handle(request, peer, Arc::clone(&handler_shared)));
+        let request = request.map(RequestBody::Http1);
+        let handling = handle(request, peer, Arc::clone(&handler_shared));
         async move { Ok::<_, Infallible>(handling.await) }
     });
-    let served = if http2 {
-        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            // Each stream may buffer a body up to max_body_size: bound how many at once.
-            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-            .serve_connection(io, service);
-        drive(connection, closed).await
-    } else {
-        let connection = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .timer(TokioTimer::new())
-            .serve_connection(io, service);
-        drive(connection, closed).await
+    let connection = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .serve_connection(io, service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = wait_for_phase(&mut closed, |p| p == Phase::Closed) => {
+            // Finish the request in progress, within the grace period.
+            connection.as_mut().graceful_shutdown();
+            tokio::time::timeout(CLOSE_GRACE, connection).await.unwrap_or(Ok(()))
+        }
     };
     if let Err(e) = served {
         tracing::debug!(remote = %peer.remote, "HTTP connection ended: {e}");
     }
 }
 
-/// A hyper server connection that can be asked to finish gracefully.
-trait GracefulConnection: Future<Output = Result<(), hyper::Error>> {
-    /// Stops taking new requests; the future completes once the ones in progress are answered.
-    fn shut_down(self: Pin<&mut Self>);
-}
-
-impl<I, S> GracefulConnection for hyper::server::conn::http1::Connection<I, S>
-where
-    S: hyper::service::HttpService<Incoming, ResBody = ResponseBody>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn shut_down(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-impl<I, S, E> GracefulConnection for hyper::server::conn::http2::Connection<I, S, E>
-where
-    S: hyper::service::HttpService<Incoming, ResBody = ResponseBody>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, ResponseBody>,
-{
-    fn shut_down(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-/// Runs a connection until it ends; once the server closes, shuts it down gracefully and
-/// gives it [`CLOSE_GRACE`] to finish.
-async fn drive<C: GracefulConnection>(
-    connection: C,
-    mut closed: tokio::sync::watch::Receiver<Phase>,
-) -> Result<(), hyper::Error> {
-    tokio::pin!(connection);
-    tokio::select! {
-        served = connection.as_mut() => return served,
-        () = wait_for_phase(&mut closed, |p| p == Phase::Closed) => {}
-    }
-    connection.as_mut().shut_down();
-    match tokio::time::timeout(CLOSE_GRACE, connection).await {
-        Ok(served) => served,
-        Err(_) => Ok(()),
-    }
-}
-
 /// Answers one request: gRPC, or a pb method.
-async fn handle(
-    request: Request<Incoming>,
+pub(super) async fn handle(
+    request: Request<RequestBody>,
     peer: Peer,
     shared: Arc<Shared>,
 ) -> Response<ResponseBody> {
@@ -212,7 +159,7 @@ impl HttpError {
 /// Serves a pb method: find it, authenticate, read and convert the body, run the handler,
 /// convert the response.
 async fn serve_pb(
-    request: Request<Incoming>,
+    request: Request<RequestBody>,
     peer: Peer,
     shared: &Arc<Shared>,
 ) -> Result<Response<ResponseBody>, HttpError> {
@@ -324,7 +271,7 @@ fn check_request<'a>(
 
 /// Reads and drops a body that will not be used, up to [`MAX_DISCARDED_BODY`] bytes (and
 /// `limit`); a longer one is left unread (HTTP/1.1 then closes the connection).
-async fn discard_body(body: Incoming, limit: usize) {
+async fn discard_body(body: RequestBody, limit: usize) {
     let announced = hyper::body::Body::size_hint(&body).lower();
     let cap = limit.min(MAX_DISCARDED_BODY);
     if announced <= cap as u64 {
@@ -384,7 +331,11 @@ fn authenticate(
 }
 
 /// Reads the whole body, at most `limit` bytes (413 beyond).
-async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, HttpError> {
+async fn read_body(
+    headers: &HeaderMap,
+    body: RequestBody,
+    limit: usize,
+) -> Result<Bytes, HttpError> {
     let too_large = || {
         HttpError::with_status(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -3,9 +3,11 @@
 mod conn;
 mod context;
 mod grpc;
+mod h2;
 mod health;
 mod http;
 mod registry;
+mod request_body;
 mod service;
 mod tls;
 

@@ -14,12 +14,13 @@ use arc_swap::ArcSwapOption;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use h2::client::{ResponseFuture, SendRequest};
-use h2::{RecvStream, SendStream};
+use h2::SendStream;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::{Body, Incoming};
 use tokio::sync::oneshot;
 
 use super::gather::{Gathering, Queued};
+use super::h2_body::H2Body;
 use crate::channel::call::{Answer, EncodedRequest, Failure};
 use crate::channel::{ChannelOptions, Endpoint, MethodDescriptor};
 use crate::compress::CompressType;
@@ -209,7 +210,7 @@ impl H2Conn {
         &self,
         request: http::Request<()>,
         chunks: Vec<Bytes>,
-    ) -> Result<http::Response<H2ResponseBody>, Status> {
+    ) -> Result<http::Response<H2Body>, Status> {
         let (response, mut body) = self.open(request).await?;
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.into_iter().enumerate() {
@@ -228,19 +229,16 @@ impl H2Conn {
         request: http::Request<()>,
         chunks: RequestChunks,
         stop: oneshot::Receiver<()>,
-    ) -> Result<http::Response<H2ResponseBody>, Status> {
+    ) -> Result<http::Response<H2Body>, Status> {
         let (response, body) = self.open(request).await?;
         self.queued.add();
         crate::executor::io_handle().spawn(RequestPump { body, chunks, stop });
         self.response(response).await
     }
 
-    async fn response(
-        &self,
-        response: ResponseFuture,
-    ) -> Result<http::Response<H2ResponseBody>, Status> {
+    async fn response(&self, response: ResponseFuture) -> Result<http::Response<H2Body>, Status> {
         let response = response.await.map_err(|e| self.broken(e))?;
-        Ok(response.map(H2ResponseBody::new))
+        Ok(response.map(H2Body::new))
     }
 
     fn broken(&self, e: h2::Error) -> Status {
@@ -298,72 +296,6 @@ impl Future for RequestPump {
                 }
             }
         }
-    }
-}
-
-/// A response body read straight from `h2`: its DATA frames (each one's flow-control window
-/// given back as it is read), then its trailers.
-pub(crate) struct H2ResponseBody {
-    recv: RecvStream,
-    data_done: bool,
-    finished: bool,
-}
-
-impl H2ResponseBody {
-    fn new(recv: RecvStream) -> Self {
-        H2ResponseBody {
-            recv,
-            data_done: false,
-            finished: false,
-        }
-    }
-}
-
-impl fmt::Debug for H2ResponseBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("H2ResponseBody")
-            .field("data_done", &self.data_done)
-            .field("finished", &self.finished)
-            .finish()
-    }
-}
-
-impl Body for H2ResponseBody {
-    type Data = Bytes;
-    type Error = h2::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        let this = self.get_mut();
-        if this.finished {
-            return Poll::Ready(None);
-        }
-        if !this.data_done {
-            match ready!(this.recv.poll_data(cx)) {
-                Some(Ok(data)) => {
-                    let _ = this.recv.flow_control().release_capacity(data.len());
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Some(Err(e)) => {
-                    this.finished = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                None => this.data_done = true,
-            }
-        }
-        let trailers = ready!(this.recv.poll_trailers(cx));
-        this.finished = true;
-        match trailers {
-            Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
-            Ok(None) => Poll::Ready(None),
-            Err(e) => Poll::Ready(Some(Err(e))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.finished
     }
 }
 

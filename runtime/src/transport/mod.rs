@@ -4,6 +4,7 @@
 pub(crate) mod connection;
 pub(crate) mod gather;
 pub(crate) mod grpc;
+pub(crate) mod h2_body;
 pub(crate) mod http;
 pub(crate) mod pending;
 pub(crate) mod rewind;
