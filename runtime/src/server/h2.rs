@@ -26,7 +26,7 @@ use super::conn::{run_inline_or_spawn, Peer};
 use super::http::{handle, ResponseBody, CLOSE_GRACE};
 use super::request_body::RequestBody;
 use super::{wait_for_phase, ConnectionGuard, Phase, Shared};
-use crate::transport::h2_body::H2Body;
+use crate::transport::h2_body::{poll_send_capacity, H2Body};
 use crate::transport::rewind::Rewind;
 
 /// Streams one connection may have open at once: each may buffer a body up to max_body_size.
@@ -177,9 +177,9 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// Feeds a response body into its stream: data frames once the stream has send capacity (one
-/// frame at a time, as hyper does, so a slow reader holds at most one frame queued), then the
-/// trailers or the end of the stream. Stops when the client resets the stream.
+/// Feeds a response body into its stream: data frames as the stream has send capacity
+/// ([`poll_send_capacity`]), then the trailers or the end of the stream. Stops when the client
+/// resets the stream.
 struct BodyPipe {
     body: ResponseBody,
     stream: SendStream<Bytes>,
@@ -191,14 +191,8 @@ impl Future for BodyPipe {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         loop {
-            this.stream.reserve_capacity(1);
-            if this.stream.capacity() == 0 {
-                match ready!(this.stream.poll_capacity(cx)) {
-                    Some(Ok(0)) => continue,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return Poll::Ready(()),
-                }
-            } else if this.stream.poll_reset(cx).is_ready() {
+            if !ready!(poll_send_capacity(&mut this.stream, cx)) {
+                // The client reset the stream, or the connection is gone.
                 return Poll::Ready(());
             }
             let frame = match ready!(Pin::new(&mut this.body).poll_frame(cx)) {

@@ -20,7 +20,7 @@ use hyper::body::{Body, Incoming};
 use tokio::sync::oneshot;
 
 use super::gather::{Gathering, Queued};
-use super::h2_body::H2Body;
+use super::h2_body::{poll_send_capacity, H2Body};
 use crate::channel::call::{Answer, EncodedRequest, Failure};
 use crate::channel::{ChannelOptions, Endpoint, MethodDescriptor};
 use crate::compress::CompressType;
@@ -268,15 +268,8 @@ impl Future for RequestPump {
                 this.body.send_reset(h2::Reason::CANCEL);
                 return Poll::Ready(());
             }
-            this.body.reserve_capacity(1);
-            if this.body.capacity() == 0 {
-                match ready!(this.body.poll_capacity(cx)) {
-                    Some(Ok(0)) => continue,
-                    Some(Ok(_)) => {}
-                    // The stream is gone (reset by the server, or the connection closed).
-                    Some(Err(_)) | None => return Poll::Ready(()),
-                }
-            } else if this.body.poll_reset(cx).is_ready() {
+            if !ready!(poll_send_capacity(&mut this.body, cx)) {
+                // The stream is gone (reset by the server, or the connection closed).
                 return Poll::Ready(());
             }
             match ready!(this.chunks.as_mut().poll_next(cx)) {

@@ -1,12 +1,12 @@
-//! HTTP/2 bodies read straight from `h2`, without hyper in between (the h2:grpc client and
-//! the HTTP/2 server).
+//! HTTP/2 bodies read from and written to `h2` directly, without hyper in between (the
+//! h2:grpc client and the HTTP/2 server).
 
 use std::fmt;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use h2::RecvStream;
+use h2::{RecvStream, SendStream};
 use hyper::body::{Body, Frame};
 
 /// A body read straight from `h2` (a client's response, a server's request): its DATA
@@ -72,5 +72,28 @@ impl Body for H2Body {
 
     fn is_end_stream(&self) -> bool {
         self.finished || self.recv.is_end_stream()
+    }
+}
+
+/// Waits until `stream` may send: `Ready(true)` once it has some capacity, `Ready(false)` once
+/// it is gone (reset by the peer, or its connection closed), which is watched for as long as
+/// the caller then waits for its next frame.
+///
+/// Bodies are sent a frame at a time after this, as hyper does: a frame larger than the window
+/// waits in h2's buffer, so a slow reader holds at most one frame queued.
+pub(crate) fn poll_send_capacity(
+    stream: &mut SendStream<Bytes>,
+    cx: &mut Context<'_>,
+) -> Poll<bool> {
+    loop {
+        stream.reserve_capacity(1);
+        if stream.capacity() > 0 {
+            return Poll::Ready(stream.poll_reset(cx).is_pending());
+        }
+        match ready!(stream.poll_capacity(cx)) {
+            Some(Ok(0)) => continue,
+            Some(Ok(_)) => return Poll::Ready(true),
+            Some(Err(_)) | None => return Poll::Ready(false),
+        }
     }
 }
