@@ -226,3 +226,36 @@ impl Future for BodyPipe {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_specific_headers_are_stripped() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("te", "gzip"),
+            ("x-kept", "1"),
+        ] {
+            headers.insert(HeaderName::from_static(name), value.parse().unwrap());
+        }
+        strip_connection_headers(&mut headers);
+        let left: Vec<&str> = headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(left, ["x-kept"]);
+
+        let mut trailers_te = HeaderMap::new();
+        trailers_te.insert(TE, "trailers".parse().unwrap());
+        strip_connection_headers(&mut trailers_te);
+        assert_eq!(
+            trailers_te.get(TE).unwrap(),
+            "trailers",
+            "TE: trailers is allowed"
+        );
+    }
+}
