@@ -456,6 +456,50 @@ async fn handler_errors_become_statuses() {
     assert!(reply.data.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_wait_do_not_hold_up_their_connection() {
+    // The server runs handlers in place on the connection's task until one has to wait: the
+    // waiting ones (30 s sleeps) must move off it, and the answers of the others, many at once,
+    // must all come back, on the one connection the channel has.
+    let server = start_default().await;
+    let channel = grpc_channel(&server).await;
+    let sleepers: Vec<_> = (0..8)
+        .map(|_| {
+            let channel = channel.clone();
+            tokio::spawn(async move {
+                let mut cntl = Controller::new();
+                cntl.set_timeout(Duration::from_secs(60));
+                unary(&channel, &mut cntl, b"sleep").await
+            })
+        })
+        .collect();
+    let calls = (0..200).map(|i| {
+        let channel = channel.clone();
+        async move {
+            let request = format!("call {i}");
+            let reply = unary(&channel, &mut Controller::new(), request.as_bytes()).await;
+            (request, reply)
+        }
+    });
+    let replies = tokio::time::timeout(HANG_GUARD, futures_util::future::join_all(calls))
+        .await
+        .expect("the other calls are answered while the sleepers sleep");
+    for (request, reply) in replies {
+        assert_eq!(reply.unwrap(), request.as_bytes());
+    }
+    for sleeper in &sleepers {
+        assert!(!sleeper.is_finished(), "sleepers still sleep");
+    }
+    // Cancelled calls reset their streams, and the server drops their handlers: stopping does
+    // not wait out the sleeps.
+    for sleeper in sleepers {
+        sleeper.abort();
+    }
+    tokio::time::timeout(HANG_GUARD, server.shutdown())
+        .await
+        .expect("cancelled calls end their handlers");
+}
+
 #[tokio::test]
 async fn metadata_flows_both_ways() {
     let server = start_default().await;

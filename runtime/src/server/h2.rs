@@ -115,8 +115,11 @@ where
             let request = request.map(|body| RequestBody::Http2(H2Body::new(body)));
             let shared = Arc::clone(shared);
             run_inline_or_spawn(Box::pin(async move {
-                let response = handle(request, peer, shared).await;
-                respond_with(respond, response).await;
+                let mut respond = respond;
+                let handling = handle(request, peer, shared);
+                if let Some(response) = unless_reset(&mut respond, handling).await {
+                    respond_with(respond, response).await;
+                }
             }))
             .await;
         }
@@ -147,6 +150,23 @@ where
             Poll::Pending => return Poll::Ready(Ok(true)),
         }
     }
+}
+
+/// Runs `handling` until it answers, or drops it (`None`) once the client has reset the
+/// stream (a call it cancelled, or a deadline it gave up at) or the connection is gone, so
+/// abandoned calls stop using the server, as hyper's server does.
+async fn unless_reset<F: Future>(
+    respond: &mut SendResponse<Bytes>,
+    handling: F,
+) -> Option<F::Output> {
+    let mut handling = std::pin::pin!(handling);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(response) = handling.as_mut().poll(cx) {
+            return Poll::Ready(Some(response));
+        }
+        respond.poll_reset(cx).map(|_| None)
+    })
+    .await
 }
 
 /// Sends `response` on the stream: its head, then its body as flow control lets it out.
