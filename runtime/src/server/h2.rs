@@ -8,16 +8,21 @@
 //! flow control, moves to a task. (hyper's server spawned a task per request and wrote each
 //! answer on its own: a syscall per answer.)
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use h2::server::{Connection, SendResponse};
-use h2::{RecvStream, SendStream};
-use http::header::{HeaderMap, HeaderName, CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+use h2::RecvStream;
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING,
+    UPGRADE,
+};
 use http::{Request, Response};
 use hyper::body::Body;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,7 +31,7 @@ use super::conn::{run_inline_or_spawn, Peer};
 use super::http::{handle, ResponseBody, CLOSE_GRACE};
 use super::request_body::RequestBody;
 use super::{wait_for_phase, ConnectionGuard, Phase, Shared};
-use crate::transport::h2_body::{poll_send_capacity, H2Body};
+use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::rewind::Rewind;
 
 /// Streams one connection may have open at once: each may buffer a body up to max_body_size.
@@ -79,14 +84,14 @@ pub(crate) async fn serve_h2<S>(
         },
         () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return,
     };
-    let mut batch = VecDeque::new();
+    let mut accepted = Accepted::default();
     let served = tokio::select! {
-        served = serve_requests(&mut connection, &mut batch, peer, &shared) => served,
+        served = serve_requests(&mut connection, &mut accepted, peer, &shared) => served,
         () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => {
             // GOAWAY: calls in progress finish (new ones on this connection get ELOGOFF),
             // within the grace period.
             connection.graceful_shutdown();
-            tokio::time::timeout(CLOSE_GRACE, serve_requests(&mut connection, &mut batch, peer, &shared))
+            tokio::time::timeout(CLOSE_GRACE, serve_requests(&mut connection, &mut accepted, peer, &shared))
                 .await
                 .unwrap_or(Ok(()))
         }
@@ -99,7 +104,7 @@ pub(crate) async fn serve_h2<S>(
 /// Accepts and starts requests until the connection ends.
 async fn serve_requests<S>(
     connection: &mut Connection<Rewind<S>, Bytes>,
-    batch: &mut VecDeque<Accepted>,
+    accepted: &mut Accepted,
     peer: Peer,
     shared: &Arc<Shared>,
 ) -> Result<(), h2::Error>
@@ -108,11 +113,14 @@ where
 {
     loop {
         // Writes the answers queued since the last poll, together, and reads what came.
-        if !std::future::poll_fn(|cx| accept_ready(connection, cx, batch)).await? {
+        if !std::future::poll_fn(|cx| accepted.poll_more(connection, cx)).await? {
             return Ok(());
         }
-        for (request, respond) in batch.drain(..batch.len().min(WRITE_EVERY)) {
-            let request = request.map(|body| RequestBody::Http2(H2Body::new(body)));
+        let group = accepted.waiting.len().min(WRITE_EVERY);
+        for (request, respond) in accepted.waiting.drain(..group) {
+            let length = content_length(request.headers());
+            let request = request
+                .map(|body| RequestBody::Http2(H2Body::new(body).with_content_length(length)));
             let shared = Arc::clone(shared);
             run_inline_or_spawn(Box::pin(async move {
                 let mut respond = respond;
@@ -126,28 +134,61 @@ where
     }
 }
 
-/// A request and the handle that answers it.
-type Accepted = (Request<RecvStream>, SendResponse<Bytes>);
+/// The `content-length` a request announces (h2 checks its DATA frames add up to it).
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
-/// Moves every request the connection has received into `batch`: `Ready(Ok(true))` once there
-/// is at least one, `Ready(Ok(false))` when the connection has ended.
-fn accept_ready<S>(
-    connection: &mut Connection<Rewind<S>, Bytes>,
-    cx: &mut Context<'_>,
-    batch: &mut VecDeque<Accepted>,
-) -> Poll<Result<bool, h2::Error>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    loop {
-        match connection.poll_accept(cx) {
-            Poll::Ready(Some(Ok(accepted))) => batch.push_back(accepted),
-            // What was accepted first is served first; the error (or the end) comes again.
-            Poll::Ready(Some(Err(e))) if batch.is_empty() => return Poll::Ready(Err(e)),
-            Poll::Ready(None) if batch.is_empty() => return Poll::Ready(Ok(false)),
-            Poll::Ready(_) => return Poll::Ready(Ok(true)),
-            Poll::Pending if batch.is_empty() => return Poll::Pending,
-            Poll::Pending => return Poll::Ready(Ok(true)),
+/// Requests accepted and not started yet, and how the connection ended if it did while some
+/// were waiting (h2 tells that only once).
+#[derive(Default)]
+struct Accepted {
+    waiting: VecDeque<(Request<RecvStream>, SendResponse<Bytes>)>,
+    ended: Option<Result<(), h2::Error>>,
+}
+
+impl Accepted {
+    /// Moves every request the connection has received into `waiting`: `Ready(Ok(true))` once
+    /// some are waiting, `Ready(Ok(false))` or the error once the connection has ended and none
+    /// are.
+    fn poll_more<S>(
+        &mut self,
+        connection: &mut Connection<Rewind<S>, Bytes>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<bool, h2::Error>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if let Some(ended) = self.ended.take() {
+            if self.waiting.is_empty() {
+                return Poll::Ready(ended.map(|()| false));
+            }
+            self.ended = Some(ended);
+            return Poll::Ready(Ok(true));
+        }
+        loop {
+            let ended = match connection.poll_accept(cx) {
+                Poll::Ready(Some(Ok(request))) => {
+                    self.waiting.push_back(request);
+                    continue;
+                }
+                Poll::Ready(Some(Err(e))) => Err(e),
+                Poll::Ready(None) => Ok(()),
+                Poll::Pending if self.waiting.is_empty() => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(Ok(true)),
+            };
+            if self.waiting.is_empty() {
+                return Poll::Ready(ended.map(|()| false));
+            }
+            // What was accepted is served first.
+            self.ended = Some(ended);
+            return Poll::Ready(Ok(true));
         }
     }
 }
@@ -173,77 +214,98 @@ async fn unless_reset<F: Future>(
 async fn respond_with(mut respond: SendResponse<Bytes>, response: Response<ResponseBody>) {
     let (mut head, body) = response.into_parts();
     strip_connection_headers(&mut head.headers);
+    if let Some(date) = date_header() {
+        head.headers.entry(DATE).or_insert(date);
+    }
     let end = body.is_end_stream();
-    let Ok(stream) = respond.send_response(Response::from_parts(head, ()), end) else {
-        // The client reset the stream, or the connection is gone.
-        return;
+    if !end {
+        if let Some(length) = body.size_hint().exact() {
+            head.headers.entry(CONTENT_LENGTH).or_insert(length.into());
+        }
+    }
+    let stream = match respond.send_response(Response::from_parts(head, ()), end) {
+        Ok(stream) => stream,
+        Err(e) => {
+            // Headers h2 refuses, or a stream already gone: reset it as a server failure.
+            tracing::debug!("HTTP/2 response head not sent: {e}");
+            respond.send_reset(h2::Reason::INTERNAL_ERROR);
+            return;
+        }
     };
     if !end {
-        BodyPipe { body, stream }.await;
+        let sender = BodySender::new(stream);
+        BodyPipe { body, sender }.await;
     }
 }
 
-/// HTTP/2 forbids the connection-specific headers of HTTP/1.1 (RFC 9113 §8.2.2); a handler
-/// may have set some.
+/// The `Date` header (RFC 9110 §6.6.1), formatted once a second per thread.
+fn date_header() -> Option<HeaderValue> {
+    thread_local! {
+        static CACHED: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if let Some((at, value)) = &*cached {
+            if *at == second {
+                return Some(value.clone());
+            }
+        }
+        let value = HeaderValue::from_str(&httpdate::fmt_http_date(now)).ok()?;
+        *cached = Some((second, value.clone()));
+        Some(value)
+    })
+}
+
+/// HTTP/2 forbids the connection-specific headers of HTTP/1.1 in responses (RFC 9113 §8.2.2),
+/// `TE` among them; a handler may have set some. Headers a `Connection` header names go too.
 fn strip_connection_headers(headers: &mut HeaderMap) {
-    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+    if let Some(connection) = headers.remove(CONNECTION) {
+        if let Ok(names) = connection.to_str() {
+            for name in names.split(',') {
+                headers.remove(name.trim());
+            }
+        }
+    }
+    for name in [TE, TRANSFER_ENCODING, UPGRADE] {
         headers.remove(name);
     }
     for name in ["keep-alive", "proxy-connection"] {
         headers.remove(HeaderName::from_static(name));
     }
-    if headers.get(TE).is_some_and(|te| te != "trailers") {
-        headers.remove(TE);
-    }
 }
 
-/// Feeds a response body into its stream: data frames as the stream has send capacity
-/// ([`poll_send_capacity`]), then the trailers or the end of the stream. Stops when the client
-/// resets the stream.
+/// Feeds a response body into its stream ([`BodySender`]): data frames as flow control lets
+/// them out, then the trailers or the end of the stream. Stops when the client resets the
+/// stream.
 struct BodyPipe {
     body: ResponseBody,
-    stream: SendStream<Bytes>,
+    sender: BodySender,
 }
 
 impl Future for BodyPipe {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        loop {
-            if !ready!(poll_send_capacity(&mut this.stream, cx)) {
-                // The client reset the stream, or the connection is gone.
-                return Poll::Ready(());
-            }
-            let frame = match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
-                Some(Ok(frame)) => frame,
+        let BodyPipe { body, sender } = self.get_mut();
+        sender.poll_send(cx, |cx| {
+            Poll::Ready(match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                None => Outgoing::End,
                 Some(Err(status)) => {
                     tracing::debug!("response body failed: {status}");
-                    this.stream.send_reset(h2::Reason::INTERNAL_ERROR);
-                    return Poll::Ready(());
+                    Outgoing::Reset(h2::Reason::INTERNAL_ERROR)
                 }
-                None => {
-                    let _ = this.stream.send_data(Bytes::new(), true);
-                    return Poll::Ready(());
-                }
-            };
-            match frame.into_data() {
-                Ok(data) => {
-                    let end = this.body.is_end_stream();
-                    if this.stream.send_data(data, end).is_err() || end {
-                        return Poll::Ready(());
-                    }
-                }
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        let _ = this.stream.send_trailers(trailers);
-                    } else {
-                        let _ = this.stream.send_data(Bytes::new(), true);
-                    }
-                    return Poll::Ready(());
-                }
-            }
-        }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => Outgoing::Data(data, body.is_end_stream()),
+                    Err(frame) => match frame.into_trailers() {
+                        Ok(trailers) => Outgoing::Trailers(trailers),
+                        // No other kind of frame exists; end the stream if one ever does.
+                        Err(_) => Outgoing::End,
+                    },
+                },
+            })
+        })
     }
 }
 
@@ -255,12 +317,13 @@ mod tests {
     fn connection_specific_headers_are_stripped() {
         let mut headers = HeaderMap::new();
         for (name, value) in [
-            ("connection", "close"),
+            ("connection", "close, x-hop"),
+            ("x-hop", "1"),
             ("keep-alive", "timeout=5"),
             ("proxy-connection", "keep-alive"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
-            ("te", "gzip"),
+            ("te", "trailers"),
             ("x-kept", "1"),
         ] {
             headers.insert(HeaderName::from_static(name), value.parse().unwrap());
@@ -268,14 +331,23 @@ mod tests {
         strip_connection_headers(&mut headers);
         let left: Vec<&str> = headers.keys().map(|name| name.as_str()).collect();
         assert_eq!(left, ["x-kept"]);
+    }
 
-        let mut trailers_te = HeaderMap::new();
-        trailers_te.insert(TE, "trailers".parse().unwrap());
-        strip_connection_headers(&mut trailers_te);
-        assert_eq!(
-            trailers_te.get(TE).unwrap(),
-            "trailers",
-            "TE: trailers is allowed"
-        );
+    #[test]
+    fn responses_carry_a_date() {
+        let date = date_header().expect("a date");
+        let parsed = httpdate::parse_http_date(date.to_str().unwrap()).unwrap();
+        let age = SystemTime::now().duration_since(parsed).unwrap();
+        assert!(age.as_secs() < 5, "{date:?}");
+    }
+
+    #[test]
+    fn content_lengths_are_read_from_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(content_length(&headers), None);
+        headers.insert(CONTENT_LENGTH, " 42".parse().unwrap());
+        assert_eq!(content_length(&headers), Some(42));
+        headers.insert(CONTENT_LENGTH, "lots".parse().unwrap());
+        assert_eq!(content_length(&headers), None);
     }
 }

@@ -20,7 +20,7 @@ use hyper::body::{Body, Incoming};
 use tokio::sync::oneshot;
 
 use super::gather::{Gathering, Queued};
-use super::h2_body::{poll_send_capacity, H2Body};
+use super::h2_body::{BodySender, H2Body, Outgoing};
 use crate::channel::call::{Answer, EncodedRequest, Failure};
 use crate::channel::{ChannelOptions, Endpoint, MethodDescriptor};
 use crate::compress::CompressType;
@@ -232,7 +232,11 @@ impl H2Conn {
     ) -> Result<http::Response<H2Body>, Status> {
         let (response, body) = self.open(request).await?;
         self.queued.add();
-        crate::executor::io_handle().spawn(RequestPump { body, chunks, stop });
+        crate::executor::io_handle().spawn(RequestPump {
+            sender: BodySender::new(body),
+            chunks,
+            stop,
+        });
         self.response(response).await
     }
 
@@ -253,7 +257,7 @@ impl H2Conn {
 /// control lets them out. Ends the stream after the last one; resets it on an error, when the
 /// server resets it, or when the call has ended (`stop`).
 struct RequestPump {
-    body: SendStream<Bytes>,
+    sender: BodySender,
     chunks: RequestChunks,
     stop: oneshot::Receiver<()>,
 }
@@ -262,33 +266,25 @@ impl Future for RequestPump {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        loop {
-            if Pin::new(&mut this.stop).poll(cx).is_ready() {
-                this.body.send_reset(h2::Reason::CANCEL);
-                return Poll::Ready(());
-            }
-            if !ready!(poll_send_capacity(&mut this.body, cx)) {
-                // The stream is gone (reset by the server, or the connection closed).
-                return Poll::Ready(());
-            }
-            match ready!(this.chunks.as_mut().poll_next(cx)) {
-                Some(Ok(chunk)) => {
-                    if this.body.send_data(chunk, false).is_err() {
-                        return Poll::Ready(());
-                    }
-                }
+        let RequestPump {
+            sender,
+            chunks,
+            stop,
+        } = self.get_mut();
+        if Pin::new(stop).poll(cx).is_ready() {
+            sender.reset(h2::Reason::CANCEL);
+            return Poll::Ready(());
+        }
+        sender.poll_send(cx, |cx| {
+            Poll::Ready(match ready!(chunks.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => Outgoing::Data(chunk, false),
                 Some(Err(status)) => {
                     tracing::debug!(%status, "streaming call reset");
-                    this.body.send_reset(h2::Reason::CANCEL);
-                    return Poll::Ready(());
+                    Outgoing::Reset(h2::Reason::CANCEL)
                 }
-                None => {
-                    let _ = this.body.send_data(Bytes::new(), true);
-                    return Poll::Ready(());
-                }
-            }
-        }
+                None => Outgoing::End,
+            })
+        })
     }
 }
 

@@ -6,13 +6,16 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use h2::{RecvStream, SendStream};
-use hyper::body::{Body, Frame};
+use h2::{Reason, RecvStream, SendStream};
+use http::HeaderMap;
+use hyper::body::{Body, Frame, SizeHint};
 
 /// A body read straight from `h2` (a client's response, a server's request): its DATA
 /// frames, each one's flow-control window given back as it is read, then its trailers.
 pub(crate) struct H2Body {
     recv: RecvStream,
+    /// Bytes still to come, when the sender announced a `content-length`.
+    remaining: Option<u64>,
     data_done: bool,
     finished: bool,
 }
@@ -21,9 +24,17 @@ impl H2Body {
     pub(crate) fn new(recv: RecvStream) -> Self {
         H2Body {
             recv,
+            remaining: None,
             data_done: false,
             finished: false,
         }
+    }
+
+    /// Reports `length` (a request's `content-length`, which h2 holds the sender to) as the
+    /// body's size, less what has been read.
+    pub(crate) fn with_content_length(mut self, length: Option<u64>) -> Self {
+        self.remaining = length;
+        self
     }
 }
 
@@ -52,6 +63,9 @@ impl Body for H2Body {
             match ready!(this.recv.poll_data(cx)) {
                 Some(Ok(data)) => {
                     let _ = this.recv.flow_control().release_capacity(data.len());
+                    if let Some(remaining) = &mut this.remaining {
+                        *remaining = remaining.saturating_sub(data.len() as u64);
+                    }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Some(Err(e)) => {
@@ -73,27 +87,106 @@ impl Body for H2Body {
     fn is_end_stream(&self) -> bool {
         self.finished || self.recv.is_end_stream()
     }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.remaining {
+            _ if self.finished => SizeHint::with_exact(0),
+            Some(remaining) => SizeHint::with_exact(remaining),
+            None => SizeHint::default(),
+        }
+    }
 }
 
-/// Waits until `stream` may send: `Ready(true)` once it has some capacity, `Ready(false)` once
-/// it is gone (reset by the peer, or its connection closed), which is watched for as long as
-/// the caller then waits for its next frame.
-///
-/// Bodies are sent a frame at a time after this, as hyper does: a frame larger than the window
-/// waits in h2's buffer, so a slow reader holds at most one frame queued.
-pub(crate) fn poll_send_capacity(
-    stream: &mut SendStream<Bytes>,
-    cx: &mut Context<'_>,
-) -> Poll<bool> {
-    loop {
-        stream.reserve_capacity(1);
-        if stream.capacity() > 0 {
-            return Poll::Ready(stream.poll_reset(cx).is_pending());
+/// What a body has next for a [`BodySender`].
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A data frame; `true` if it ends the stream.
+    Data(Bytes, bool),
+    /// The trailers, which end the stream.
+    Trailers(HeaderMap),
+    /// The end of the stream, with nothing more to send.
+    End,
+    /// The body failed: reset the stream with this reason.
+    Reset(Reason),
+}
+
+/// Sends a body into an HTTP/2 stream as flow control allows, as hyper does: the next frame is
+/// taken from the body first and only then is send capacity reserved (one byte: a frame larger
+/// than the window waits in h2's buffer, so a slow reader holds at most one frame queued, and
+/// a body with nothing to send pins no connection window); a reset by the peer is watched for
+/// throughout.
+#[derive(Debug)]
+pub(crate) struct BodySender {
+    stream: SendStream<Bytes>,
+    /// A data frame taken from the body, waiting for capacity.
+    waiting: Option<(Bytes, bool)>,
+}
+
+impl BodySender {
+    pub(crate) fn new(stream: SendStream<Bytes>) -> Self {
+        BodySender {
+            stream,
+            waiting: None,
         }
-        match ready!(stream.poll_capacity(cx)) {
-            Some(Ok(0)) => continue,
-            Some(Ok(_)) => return Poll::Ready(true),
-            Some(Err(_)) | None => return Poll::Ready(false),
+    }
+
+    /// Resets the stream with `reason`.
+    pub(crate) fn reset(&mut self, reason: Reason) {
+        self.stream.send_reset(reason);
+    }
+
+    /// Sends what `next` yields until the stream is finished: `Ready` once it has ended (the
+    /// body's end sent, or the stream reset by either side, or its connection gone).
+    pub(crate) fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut next: impl FnMut(&mut Context<'_>) -> Poll<Outgoing>,
+    ) -> Poll<()> {
+        loop {
+            if self.stream.poll_reset(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            if let Some((data, end)) = self.waiting.take() {
+                while self.stream.capacity() == 0 {
+                    match self.stream.poll_capacity(cx) {
+                        Poll::Pending => {
+                            self.waiting = Some((data, end));
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Some(Ok(0))) => {}
+                        Poll::Ready(Some(Ok(_))) => break,
+                        Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
+                    }
+                }
+                if self.stream.send_data(data, end).is_err() || end {
+                    return Poll::Ready(());
+                }
+                continue;
+            }
+            match ready!(next(cx)) {
+                Outgoing::Data(data, end) if data.is_empty() => {
+                    if self.stream.send_data(data, end).is_err() || end {
+                        return Poll::Ready(());
+                    }
+                }
+                Outgoing::Data(data, end) => {
+                    self.stream.reserve_capacity(1);
+                    self.waiting = Some((data, end));
+                }
+                Outgoing::Trailers(trailers) => {
+                    self.stream.reserve_capacity(0);
+                    let _ = self.stream.send_trailers(trailers);
+                    return Poll::Ready(());
+                }
+                Outgoing::End => {
+                    let _ = self.stream.send_data(Bytes::new(), true);
+                    return Poll::Ready(());
+                }
+                Outgoing::Reset(reason) => {
+                    self.stream.send_reset(reason);
+                    return Poll::Ready(());
+                }
+            }
         }
     }
 }
