@@ -91,9 +91,8 @@ pub(crate) async fn serve_h2<S>(
             // GOAWAY: calls in progress finish (new ones on this connection get ELOGOFF),
             // within the grace period.
             connection.graceful_shutdown();
-            tokio::time::timeout(CLOSE_GRACE, serve_requests(&mut connection, &mut accepted, peer, &shared))
-                .await
-                .unwrap_or(Ok(()))
+            let finishing = serve_requests(&mut connection, &mut accepted, peer, &shared);
+            tokio::time::timeout(CLOSE_GRACE, finishing).await.unwrap_or(Ok(()))
         }
     };
     if let Err(e) = served {
