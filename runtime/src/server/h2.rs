@@ -11,12 +11,14 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use h2::server::{Connection, SendResponse};
 use h2::RecvStream;
 use http::header::{
@@ -27,7 +29,7 @@ use http::{Request, Response};
 use hyper::body::Body;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::conn::{run_inline_or_spawn, Peer};
+use super::conn::{panic_message, run_inline_or_spawn, Peer};
 use super::http::{handle, ResponseBody, CLOSE_GRACE};
 use super::request_body::RequestBody;
 use super::{wait_for_phase, ConnectionGuard, Phase, Shared};
@@ -121,13 +123,23 @@ where
             let request = request
                 .map(|body| RequestBody::Http2(H2Body::new(body).with_content_length(length)));
             let shared = Arc::clone(shared);
-            run_inline_or_spawn(Box::pin(async move {
+            let serving = async move {
                 let mut respond = respond;
                 let handling = handle(request, peer, shared);
                 if let Some(response) = unless_reset(&mut respond, handling).await {
                     respond_with(respond, response).await;
                 }
-            }))
+            };
+            // Handlers' panics are caught where they are called; this catches Brisk's own, so
+            // that one bad request costs its stream (reset as the handle drops) and not the
+            // connection whose task it may be running on.
+            run_inline_or_spawn(Box::pin(AssertUnwindSafe(serving).catch_unwind().map(
+                |served| {
+                    if let Err(panic) = served {
+                        tracing::error!("HTTP/2 request panicked: {}", panic_message(&panic));
+                    }
+                },
+            )))
             .await;
         }
     }
