@@ -20,12 +20,11 @@ use futures_util::FutureExt;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-
-use super::request_body::RequestBody;
 use tokio::time::{Instant, Sleep};
 
 use super::conn::{call_catching_panics, panic_message, Peer};
 use super::http::ResponseBody;
+use super::request_body::RequestBody;
 use super::{health, InflightGuard, Phase, ServerContext, Shared};
 use crate::compress::CompressType;
 use crate::protocol::grpc::{self, code, grpc_status_from_errno, percent_encode};

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use super::request_body::RequestBody;
 use bytes::Bytes;
 use prost::Message;
 
@@ -18,6 +17,7 @@ use super::grpc::{
     failure_response, message_response, single_message, GrpcError, ResponseFrames, StreamGuard,
 };
 use super::http::ResponseBody;
+use super::request_body::RequestBody;
 use super::{wait_for_phase, Phase, Shared};
 use crate::compress::CompressType;
 use crate::protocol::grpc::code;

@@ -10,14 +10,13 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CON
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-
-use super::request_body::RequestBody;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::conn::{call_catching_panics, panic_message, Peer};
 use super::registry::{Found, JsonBodies};
+use super::request_body::RequestBody;
 use super::{wait_for_phase, ConnectionGuard, InflightGuard, Phase, ServerContext, Shared};
 use crate::compress::{self, CompressType};
 use crate::protocol::http::{
