@@ -30,7 +30,7 @@ use hyper::body::Body;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::conn::{panic_message, run_inline_or_spawn, Peer};
-use super::http::{handle, ResponseBody, CLOSE_GRACE};
+use super::http::{content_length, handle, ResponseBody, CLOSE_GRACE};
 use super::request_body::RequestBody;
 use super::{wait_for_phase, ConnectionGuard, Phase, Shared};
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
@@ -143,17 +143,6 @@ where
             .await;
         }
     }
-}
-
-/// The `content-length` a request announces (h2 checks its DATA frames add up to it).
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Requests accepted and not started yet, and how the connection ended if it did while some
@@ -350,15 +339,5 @@ mod tests {
         let parsed = httpdate::parse_http_date(date.to_str().unwrap()).unwrap();
         let age = SystemTime::now().duration_since(parsed).unwrap();
         assert!(age.as_secs() < 5, "{date:?}");
-    }
-
-    #[test]
-    fn content_lengths_are_read_from_headers() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(content_length(&headers), None);
-        headers.insert(CONTENT_LENGTH, " 42".parse().unwrap());
-        assert_eq!(content_length(&headers), Some(42));
-        headers.insert(CONTENT_LENGTH, "lots".parse().unwrap());
-        assert_eq!(content_length(&headers), None);
     }
 }

@@ -342,7 +342,7 @@ async fn read_body(
             format!("request body is larger than max_body_size={limit}"),
         )
     };
-    let announced = header_str(headers, CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    let announced = content_length(headers);
     if announced.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
@@ -470,6 +470,11 @@ fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&st
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The `content-length` a request announces, if it is a number.
+pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, CONTENT_LENGTH)?.trim().parse().ok()
+}
+
 /// brpc's `log-id` header (0 when absent or not a number).
 fn log_id(headers: &HeaderMap) -> i64 {
     headers
@@ -507,6 +512,16 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_lengths_are_read_from_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(content_length(&headers), None);
+        headers.insert(CONTENT_LENGTH, " 42".parse().unwrap());
+        assert_eq!(content_length(&headers), Some(42));
+        headers.insert(CONTENT_LENGTH, "lots".parse().unwrap());
+        assert_eq!(content_length(&headers), None);
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
