@@ -16,7 +16,7 @@ use futures_core::Stream;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::SendStream;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use tokio::sync::oneshot;
 
 use super::gather::{Gathering, Queued};
@@ -603,7 +603,7 @@ impl Reader {
 
 /// The gRPC messages of an HTTP/2 body, decompressed, as they arrive; keeps the trailers.
 /// A framing error, a message over the limit or a broken body ends it with an error.
-pub(crate) struct BodyMessages<B = Incoming> {
+pub(crate) struct BodyMessages<B> {
     body: B,
     decoder: MessageDecoder,
     encoding: CompressType,
