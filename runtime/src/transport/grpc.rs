@@ -212,6 +212,10 @@ impl H2Conn {
         chunks: Vec<Bytes>,
     ) -> Result<http::Response<H2Body>, Status> {
         let (response, mut body) = self.open(request).await?;
+        if chunks.is_empty() {
+            body.send_data(Bytes::new(), true)
+                .map_err(|e| self.broken(e))?;
+        }
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.into_iter().enumerate() {
             body.send_data(chunk, i == last)
