@@ -458,10 +458,9 @@ pub async fn run_until(options: Options, stop: impl Future<Output = ()>) -> Resu
         .connect(&options.server)
         .await
         .map_err(|e| format!("--server `{}`: {}", options.server, e.message()))?;
-    // MethodDescriptor wants 'static names: leaked once per run, which a CLI can afford.
-    let descriptor = brisk::MethodDescriptor::new(
-        Box::leak(method.parent_service().full_name().into()),
-        Box::leak(method.name().into()),
+    let descriptor = brisk::MethodDescriptor::from_names(
+        method.parent_service().full_name().to_owned(),
+        method.name().to_owned(),
     );
 
     let started = Instant::now();
@@ -484,7 +483,7 @@ pub async fn run_until(options: Options, stop: impl Future<Output = ()>) -> Resu
         tallies.push(Arc::clone(&tally));
         tasks.spawn(caller(
             channel.clone(),
-            descriptor,
+            descriptor.clone(),
             Arc::clone(&shared),
             tally,
             stop_rx.clone(),

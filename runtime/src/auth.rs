@@ -36,7 +36,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::Status;
+use crate::{errno, Status};
 
 /// Generates credentials on the client and verifies them on the server. One type usually does
 /// both, shared by a [`ChannelBuilder`](crate::ChannelBuilder) and a
@@ -68,4 +68,14 @@ pub struct AuthContext {
     pub starter: String,
     /// Whether the client is a service rather than a person.
     pub is_service: bool,
+}
+
+/// The credential `authenticator` generates for a request; its failure is ERPCAUTH.
+pub(crate) fn generate_credential(authenticator: &dyn Authenticator) -> Result<String, Status> {
+    authenticator.generate_credential().map_err(|e| {
+        Status::new(
+            errno::ERPCAUTH,
+            format!("Fail to generate credential: {}", e.message()),
+        )
+    })
 }

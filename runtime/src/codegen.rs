@@ -9,10 +9,10 @@ pub use futures_core::Stream;
 /// A one-item stream: a server-streaming call's single request.
 pub use futures_util::stream::once;
 
-pub use crate::channel::MethodDescriptor;
 #[cfg(feature = "json")]
 pub use crate::codec::Json;
 pub use crate::codec::{MessageCodec, Prost};
+pub use crate::method::MethodDescriptor;
 pub use crate::server::{
     unknown_method, MessageSchema, Service, ServiceFuture, ServiceResponse, StreamingFuture,
     StreamingResponse,

@@ -118,6 +118,7 @@ mod executor;
 #[cfg(feature = "json")]
 mod json;
 pub mod lb;
+mod method;
 pub mod naming;
 pub mod protocol;
 mod server;
@@ -128,15 +129,19 @@ mod transport;
 
 pub use auth::{AuthContext, Authenticator};
 pub use channel::{
-    BackupRequestPolicy, Channel, ChannelBuilder, ChannelOptions, ConnectionType,
-    DefaultRetryPolicy, MethodDescriptor, RateLimitedBackupPolicy, RetryPolicy,
+    BackupRequestPolicy, Channel, ChannelBuilder, ChannelOptions, DefaultRetryPolicy,
+    RateLimitedBackupPolicy, RetryPolicy,
 };
 pub use combo::{ParallelChannel, PartitionChannel, SelectiveChannel};
 pub use compress::{compress, decompress, CompressType};
 pub use controller::{CallId, Controller};
 pub use error::{errno, Status};
-pub use protocol::Protocol;
-pub use server::{MessageSchema, Server, ServerBuilder, ServerContext, ServerOptions};
+pub use method::MethodDescriptor;
+pub use protocol::{ConnectionType, Protocol};
+pub use server::{
+    MessageSchema, Server, ServerBuilder, ServerContext, ServerOptions, Service, ServiceFuture,
+    ServiceResponse, StreamingFuture, StreamingResponse,
+};
 pub use streaming::{BytesStream, MethodKind, ResponseStream, Streaming};
 
 pub use brisk_macros::service;

@@ -245,7 +245,7 @@ async fn guarded<F: std::future::Future>(what: &str, future: F) -> F::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_methods_refused_over_baidu_std() {
     let server = start_server().await;
-    let channel = channel(&server, Protocol::BaiduStd).await;
+    let channel = channel(&server, Protocol::BAIDU_STD).await;
     let client = InteropClient::new(channel.clone());
     let echoed = guarded("unary", client.unary(msg("plain", 7))).await;
     assert_eq!(echoed.unwrap(), msg("plain", 7));
@@ -270,7 +270,7 @@ async fn streaming_methods_refused_over_baidu_std() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_four_kinds_over_h2_grpc() {
     let server = start_server().await;
-    let client = InteropClient::new(channel(&server, Protocol::Grpc).await);
+    let client = InteropClient::new(channel(&server, Protocol::GRPC).await);
 
     let echoed = guarded("unary", client.unary(msg("u", 1))).await;
     assert_eq!(echoed.expect("unary over h2:grpc"), msg("u", 1));

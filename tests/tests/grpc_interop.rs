@@ -417,7 +417,7 @@ async fn grpcio_server() -> (PyServer, Channel) {
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
     let channel = Channel::builder()
-        .protocol(Protocol::Grpc)
+        .protocol(Protocol::GRPC)
         .timeout(CALL_TIMEOUT)
         .connect(&server.address())
         .await
@@ -661,7 +661,7 @@ async fn brisk_client_gzip() {
     let target: SocketAddr = server.address().parse().expect("address");
     let relay = Relay::start(target).await;
     let channel = Channel::builder()
-        .protocol(Protocol::Grpc)
+        .protocol(Protocol::GRPC)
         .timeout(CALL_TIMEOUT)
         .connect(&relay.address.to_string())
         .await

@@ -187,7 +187,7 @@ async fn start_default() -> Server {
 
 async fn grpc_channel(server: &Server) -> Channel {
     Channel::builder()
-        .protocol(Protocol::Grpc)
+        .protocol(Protocol::GRPC)
         .timeout(HANG_GUARD)
         .connect(&server.local_addr().to_string())
         .await
@@ -561,9 +561,9 @@ async fn gzip_requests_and_responses() {
 
     // By hand: a gzip message is decompressed; an unknown encoding is UNIMPLEMENTED; a
     // compressed flag without an encoding is refused.
-    let packed = brisk::protocol::grpc::gzip(b"gzip by hand").unwrap();
-    let mut body = BytesMut::new();
-    brisk::protocol::grpc::encode_message(true, &packed, &mut body).unwrap();
+    let mut packed = BytesMut::new();
+    brisk::compress(CompressType::Gzip, b"gzip by hand", &mut packed).unwrap();
+    let body = prefixed(true, &packed);
     let reply = raw_call(
         &server,
         "/brisk.grpctest.Streamer/Echo",
@@ -624,7 +624,7 @@ async fn large_messages_and_the_size_limit() {
 
     // Over the client's limit: ERESPONSE.
     let small_client = Channel::builder()
-        .protocol(Protocol::Grpc)
+        .protocol(Protocol::GRPC)
         .timeout(HANG_GUARD)
         .max_body_size(1 << 20)
         .connection_group("small")
@@ -748,7 +748,7 @@ async fn health_service() {
 async fn authentication_per_request() {
     let server = start(Server::builder().authenticator(Arc::new(Secret("server:unused")))).await;
     let good = Channel::builder()
-        .protocol(Protocol::Grpc)
+        .protocol(Protocol::GRPC)
         .timeout(HANG_GUARD)
         .authenticator(Arc::new(Secret("alice:secret")))
         .connect(&server.local_addr().to_string())
@@ -759,7 +759,7 @@ async fn authentication_per_request() {
         b"alice"
     );
     let bad = Channel::builder()
-        .protocol(Protocol::Grpc)
+        .protocol(Protocol::GRPC)
         .timeout(HANG_GUARD)
         .authenticator(Arc::new(Secret("mallory:guess")))
         .connection_group("bad")
@@ -853,7 +853,7 @@ async fn clusters_stream_and_calls_can_be_cancelled() {
     let a = start_default().await;
     let b = start_default().await;
     let channel = Channel::builder()
-        .protocol(Protocol::Grpc)
+        .protocol(Protocol::GRPC)
         .timeout(HANG_GUARD)
         .connect_cluster(
             &format!("list://{},{}", a.local_addr(), b.local_addr()),
@@ -907,7 +907,7 @@ async fn blocking_clients_call_over_grpc() {
     let addr = server.local_addr().to_string();
     let replies = tokio::task::spawn_blocking(move || {
         let channel = Channel::builder()
-            .protocol(Protocol::Grpc)
+            .protocol(Protocol::GRPC)
             .timeout(HANG_GUARD)
             .connect_blocking(&addr)
             .unwrap();
@@ -1016,9 +1016,38 @@ fn next_h2_frame(buf: &mut BytesMut) -> Option<H2Frame> {
 
 /// A message with its 5-byte prefix.
 fn framed(message: &[u8]) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    brisk::protocol::grpc::encode_message(false, message, &mut buf).unwrap();
-    buf.to_vec()
+    prefixed(false, message)
+}
+
+/// A message with its 5-byte prefix: the compressed flag and the big-endian length.
+fn prefixed(compressed: bool, message: &[u8]) -> Vec<u8> {
+    let mut buf = vec![u8::from(compressed)];
+    buf.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    buf.extend_from_slice(message);
+    buf
+}
+
+/// Undoes gRPC's percent-encoding of `grpc-message`.
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a hand-driven HTTP/2 client got back.
@@ -1049,7 +1078,7 @@ impl RawReply {
             .get("grpc-message")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        brisk::protocol::grpc::percent_decode(raw)
+        percent_decode(raw)
     }
 }
 

@@ -859,7 +859,7 @@ async fn requests_are_authenticated_one_by_one() {
         let addr = server.local_addr().to_string();
         async move {
             let channel = Channel::builder()
-                .protocol(Protocol::Http)
+                .protocol(Protocol::HTTP)
                 .timeout(HANG_GUARD)
                 .authenticator(Arc::new(Token(token)))
                 .connect(&addr)
@@ -888,7 +888,7 @@ async fn http_channel(address: &str) -> Channel {
 /// An `http` channel that sends JSON bodies when `json` is set.
 async fn http_channel_with(address: &str, json: bool) -> Channel {
     Channel::builder()
-        .protocol(Protocol::Http)
+        .protocol(Protocol::HTTP)
         .http_json(json)
         .timeout(HANG_GUARD)
         .connect(address)
@@ -1001,7 +1001,7 @@ async fn http_channels_report_server_errors() {
     };
     let err = EchoServiceClient::new(
         Channel::builder()
-            .protocol(Protocol::Http)
+            .protocol(Protocol::HTTP)
             .timeout(HANG_GUARD)
             .max_retry(0)
             .connect(&format!("127.0.0.1:{port}"))
@@ -1063,7 +1063,7 @@ async fn http_channels_check_what_servers_send() {
     );
     let addr = canned_server(big).await;
     let channel = Channel::builder()
-        .protocol(Protocol::Http)
+        .protocol(Protocol::HTTP)
         .timeout(HANG_GUARD)
         .max_body_size(100)
         .max_retry(0)
@@ -1097,7 +1097,7 @@ async fn http_channels_balance_over_a_list() {
     let second = start_default().await;
     let url = format!("list://{},{}", first.local_addr(), second.local_addr());
     let channel = Channel::builder()
-        .protocol(Protocol::Http)
+        .protocol(Protocol::HTTP)
         .timeout(HANG_GUARD)
         .connect_cluster(&url, "rr")
         .await

@@ -416,7 +416,7 @@ async fn within<F: std::future::Future>(future: F) -> F::Output {
 async fn macro_streaming_methods_over_h2_grpc() {
     let server = start(StreamsServer::new(StreamsImpl)).await;
     let channel = brisk::Channel::builder()
-        .protocol(brisk::Protocol::Grpc)
+        .protocol(brisk::Protocol::GRPC)
         .timeout(TIMEOUT)
         .connect(&server.local_addr().to_string())
         .await

@@ -63,7 +63,7 @@ async fn baidu_std_over_tls_with_a_ca_bundle() {
         .connect(&format!("localhost:{port}"))
         .await
         .unwrap();
-    assert_eq!(by_name.options().protocol, Protocol::BaiduStd);
+    assert_eq!(by_name.options().protocol, Protocol::BAIDU_STD);
     assert_eq!(
         by_name.options().tls.as_ref().unwrap().server_name(),
         Some("localhost")
@@ -364,7 +364,7 @@ async fn http_over_tls_with_an_https_address() {
         .connect(&format!("https://localhost:{}", server.local_addr().port()))
         .await
         .unwrap();
-    assert_eq!(channel.options().protocol, Protocol::Http);
+    assert_eq!(channel.options().protocol, Protocol::HTTP);
     assert_eq!(
         channel.options().tls.as_ref().unwrap().server_name(),
         Some("localhost")
@@ -388,7 +388,7 @@ async fn a_cluster_named_by_an_https_url_uses_tls() {
         )
         .await
         .unwrap();
-    assert_eq!(channel.options().protocol, Protocol::Http);
+    assert_eq!(channel.options().protocol, Protocol::HTTP);
     assert_eq!(
         channel.options().tls.as_ref().unwrap().server_name(),
         Some("localhost"),
@@ -405,7 +405,7 @@ async fn grpc_over_tls_with_alpn_h2() {
     let pki = Pki::new();
     let server = start(Some(server_tls(&pki))).await;
     let channel = builder()
-        .protocol(Protocol::Grpc)
+        .protocol(Protocol::GRPC)
         .tls(ca_options(&pki))
         .connect(&format!("localhost:{}", server.local_addr().port()))
         .await

@@ -110,7 +110,7 @@ async fn run(options: Options) -> Result<(), Status> {
     let mut clients = Vec::with_capacity(options.conns);
     for conn in 0..options.conns {
         let channel = Channel::builder()
-            .protocol(options.protocol)
+            .protocol(options.protocol.clone())
             .timeout(Duration::from_secs(5))
             .connection_group(format!("bench-{conn}"))
             .connect(&options.server)

@@ -103,7 +103,7 @@ fn parse() -> Result<(Options, bool), String> {
             .parse_or("connection-type", brisk::ConnectionType::Single)
             .map_err(|_| "--connection-type: expected single, pooled or short".to_owned())?,
         protocol: args
-            .parse_or("protocol", brisk::Protocol::BaiduStd)
+            .parse_or("protocol", brisk::Protocol::BAIDU_STD)
             .map_err(|_| "--protocol: expected baidu_std, http or h2:grpc".to_owned())?,
     };
     Ok((options, args.flag("blocking")))
@@ -114,7 +114,7 @@ fn builder(options: &Options) -> brisk::ChannelBuilder {
         .timeout(options.timeout)
         .max_retry(options.max_retry)
         .connection_type(options.connection_type)
-        .protocol(options.protocol);
+        .protocol(options.protocol.clone());
     match options.backup {
         Some(delay) => builder.backup_request(delay),
         None => builder,

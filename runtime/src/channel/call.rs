@@ -1,43 +1,27 @@
 //! The unary call path: encode once, then attempt — on the one server, or on the server the
-//! load balancer picks — retrying on servers not yet tried while the retry policy allows,
-//! with an optional backup request, all under one deadline and one cancellation signal.
+//! load balancer picks — through the one retry loop ([`super::retry`]), all under one deadline
+//! and one cancellation signal. Every attempt on a cluster's server reports how it went to the
+//! balancer, the health check and the circuit breaker ([`Report`]).
 
 use std::any::Any;
 use std::future::pending;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use super::cluster::Cluster;
 use super::policy::{BackupRequestPolicy, FixedBackupDelay};
-use super::{Channel, Endpoint, MethodDescriptor, Target};
+use super::retry::{self, Answered, Candidates, RetrySettings, Round};
+use super::{Channel, Endpoint, Target};
 use crate::codec::MessageCodec;
 use crate::compress::{self, CompressType};
 use crate::controller::FinishOnDrop;
 use crate::lb::{Backend, CallFeedback, SelectIn};
-use crate::protocol::baidu_std::{check_sizes, encode_request_head, RequestHead, HEADER_LEN};
-use crate::transport::writer::OutFrame;
-use crate::{errno, Controller, Protocol, Status};
-
-/// Correlation ids, unique per process, so each attempt (retries included) is distinct.
-static NEXT_CORRELATION_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A request encoded once, sent as is by every attempt.
-#[derive(Debug)]
-pub(crate) struct EncodedRequest {
-    pub(crate) payload: Bytes,
-    pub(crate) attachment: Bytes,
-    pub(crate) compress_type: CompressType,
-    pub(crate) content_type: i32,
-    pub(crate) log_id: i64,
-    /// The controller's request metadata (HTTP headers, gRPC metadata).
-    pub(crate) headers: Vec<(String, String)>,
-    /// When the call must end: protocols that carry a deadline (gRPC's `grpc-timeout`) send
-    /// what is left of it.
-    pub(crate) deadline: Option<Instant>,
-}
+use crate::protocol::Payload;
+use crate::transport::client::{Answer, EncodedRequest, Failure};
+use crate::{errno, Controller, MethodDescriptor, Status};
 
 /// A request as combo channels see it: encoded, and also typed (erased) so a call mapper can
 /// look at it and replace it.
@@ -55,19 +39,6 @@ pub(crate) struct ErasedRequest<'a> {
 pub(crate) enum Reply {
     Encoded(Answer),
     Decoded(Box<dyn Any + Send>),
-}
-
-/// A successful attempt: the response's (decompressed) payload, attachment and the
-/// connection's addresses.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) payload: Bytes,
-    pub(crate) attachment: Bytes,
-    pub(crate) compress_type: CompressType,
-    pub(crate) remote: SocketAddr,
-    pub(crate) local: SocketAddr,
-    /// Response metadata (HTTP headers, gRPC headers and trailers).
-    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl Channel {
@@ -169,26 +140,24 @@ impl Channel {
         request: &Req,
     ) -> Result<EncodedRequest, Status> {
         let compress_type = cntl.request_compress_type;
-        let payload = encode_payload::<C, Req>(request, compress_type)?;
+        let message = encode_payload::<C, Req>(request, compress_type)?;
         let attachment = cntl.request_attachment.clone();
-        check_sizes(payload.len(), attachment.len())
-            .map_err(|e| Status::new(errno::EREQUEST, format!("request {e}")))?;
         let max_body_size = self.inner.options.max_body_size;
-        if payload.len() + attachment.len() > max_body_size {
+        let size = message.len().saturating_add(attachment.len());
+        if size > max_body_size {
             // The server would close the shared connection on it (and retries would repeat
             // that): refuse it here.
             return Err(Status::new(
                 errno::EREQUEST,
-                format!(
-                    "request body of {} bytes exceeds max_body_size={max_body_size}",
-                    payload.len() + attachment.len(),
-                ),
+                format!("request body of {size} bytes exceeds max_body_size={max_body_size}"),
             ));
         }
         Ok(EncodedRequest {
-            payload,
-            attachment,
-            compress_type,
+            payload: Payload {
+                message,
+                attachment,
+                compress_type,
+            },
             content_type: <C as MessageCodec<Req>>::CONTENT_TYPE,
             log_id: cntl.log_id,
             headers: cntl.request_headers.clone(),
@@ -205,7 +174,6 @@ impl Channel {
         request: &EncodedRequest,
     ) -> Result<Answer, Status> {
         let options = &self.inner.options;
-        let max_retry = cntl.max_retry.unwrap_or(options.max_retry);
         let deadline = cntl.deadline.or_else(|| {
             cntl.timeout
                 .or(options.timeout)
@@ -219,61 +187,18 @@ impl Channel {
             }
             None => options.backup_request_policy.as_deref(),
         };
-        let backup_delay = backup_policy.and_then(|p| p.backup_delay(cntl));
-        let mut tried: Vec<SocketAddr> = Vec::new();
-        let result = loop {
-            let server = match self.pick(cntl.request_code, &tried) {
-                Ok(server) => server,
-                // Nothing left to try: the last attempt's error says more than EHOSTDOWN,
-                // and the retry counted for it was never sent.
-                Err(status) => {
-                    if let Some(last) = cntl.error.take() {
-                        cntl.retried_count = cntl.retried_count.saturating_sub(1);
-                        break Err(last);
-                    }
-                    break Err(status);
-                }
-            };
-            let addr = server.addr();
-            let first = self.attempt_on(server, method, request, deadline);
-            tokio::pin!(first);
-            let outcome = match backup_delay {
-                Some(delay) if cntl.retried_count < max_retry => {
-                    tokio::select! {
-                        outcome = &mut first => outcome,
-                        () = tokio::time::sleep(delay) => {
-                            match self.backup(cntl, backup_policy, &mut tried, addr, max_retry) {
-                                Some(second_server) => {
-                                    let second = self.attempt_on(second_server, method, request, deadline);
-                                    first_success(first, second).await
-                                }
-                                None => first.await,
-                            }
-                        }
-                    }
-                }
-                _ => first.await,
-            };
-            match outcome {
-                Ok(answer) => break Ok(answer),
-                Err(status) => {
-                    if !tried.contains(&addr) {
-                        tried.push(addr);
-                    }
-                    cntl.remote_side = Some(addr);
-                    let retry = cntl.retried_count < max_retry
-                        && options.retry_policy.do_retry(&status, cntl);
-                    if !retry {
-                        break Err(status);
-                    }
-                    cntl.retried_count += 1;
-                    tracing::debug!(retry = cntl.retried_count, %status, "retrying call");
-                    // Kept so that running out of servers reports it.
-                    cntl.error = Some(status);
-                }
-            }
+        let settings = RetrySettings {
+            max_retry: cntl.max_retry.unwrap_or(options.max_retry),
+            retry_policy: &*options.retry_policy,
+            backup: backup_policy.and_then(|p| Some((p.backup_delay(cntl)?, p))),
         };
-        cntl.error = None;
+        let servers = Servers {
+            channel: self,
+            method,
+            request,
+            deadline,
+        };
+        let result = retry::run(&servers, cntl, &settings).await;
         if let Some(policy) = backup_policy {
             policy.on_call_end(cntl);
         }
@@ -286,30 +211,12 @@ impl Channel {
         Ok(answer)
     }
 
-    /// Decides on a backup request once its delay has passed; the server it goes to.
-    fn backup(
-        &self,
-        cntl: &mut Controller,
-        policy: Option<&dyn BackupRequestPolicy>,
-        tried: &mut Vec<SocketAddr>,
-        first: SocketAddr,
-        max_retry: u32,
-    ) -> Option<Picked<'_>> {
-        if cntl.retried_count >= max_retry || !policy.is_some_and(|p| p.do_backup(cntl)) {
-            return None;
-        }
-        tried.push(first);
-        let server = self.pick(cntl.request_code, tried).ok()?;
-        if !tried.contains(&server.addr()) {
-            tried.push(server.addr());
-        }
-        cntl.retried_count += 1;
-        tracing::debug!(first = %first, backup = %server.addr(), "sending a backup request");
-        Some(server)
-    }
-
     /// The server for the next attempt.
-    fn pick(&self, request_code: Option<u64>, tried: &[SocketAddr]) -> Result<Picked<'_>, Status> {
+    pub(crate) fn pick(
+        &self,
+        request_code: Option<u64>,
+        tried: &[SocketAddr],
+    ) -> Result<Picked<'_>, Status> {
         match &self.inner.target {
             Target::Single(endpoint) => Ok(Picked::Single(endpoint)),
             Target::Cluster(cluster) => {
@@ -317,219 +224,124 @@ impl Channel {
                     request_code,
                     excluded: tried,
                 })?;
-                Ok(Picked::Backend(backend))
+                Ok(Picked::Backend(cluster, backend))
             }
-            Target::Combo(_) => Err(Status::internal("combo channels have no servers")),
+            Target::Combo(_) => Err(Status::new(
+                errno::EREQUEST,
+                "combo channels have no servers of their own: call through them",
+            )),
         }
     }
+}
 
-    /// One attempt on `server`, reporting its outcome to the balancer, the circuit breaker and
-    /// the health check (also when the attempt is dropped unfinished). The report is made
-    /// here, before the future is first polled, so every select gets its feedback.
-    fn attempt_on<'a>(
+/// The servers of a channel, as the retry loop tries them.
+struct Servers<'a> {
+    channel: &'a Channel,
+    method: &'a MethodDescriptor,
+    request: &'a EncodedRequest,
+    deadline: Option<Instant>,
+}
+
+impl<'c> Candidates for Servers<'c> {
+    type Key = SocketAddr;
+    type Candidate = Picked<'c>;
+    type Output = Answer;
+    type Slot = ();
+
+    fn pick(&self, cntl: &Controller, tried: &[SocketAddr]) -> Result<Picked<'c>, Status> {
+        self.channel.pick(cntl.request_code, tried)
+    }
+
+    fn key(&self, candidate: &Picked<'c>) -> SocketAddr {
+        candidate.addr()
+    }
+
+    fn slot(&self, _cntl: &Controller) {}
+
+    fn attempt<'a>(
         &'a self,
-        server: Picked<'a>,
-        method: &'a MethodDescriptor,
-        request: &'a EncodedRequest,
-        deadline: Option<Instant>,
-    ) -> impl std::future::Future<Output = Result<Answer, Status>> + 'a {
-        let mut target = match server {
-            Picked::Single(endpoint) => Err(endpoint),
-            Picked::Backend(backend) => Ok(Report {
-                channel: self,
-                backend,
-                begin: Instant::now(),
-                deadline,
-                outcome: None,
-            }),
-        };
+        candidate: &'a Picked<'c>,
+        _slot: &'a mut (),
+    ) -> impl std::future::Future<Output = Result<Answer, Status>> + Send + 'a {
+        // Made before the attempt is first polled, so every attempt reports, also one dropped
+        // unfinished (the deadline, a cancel, a winning backup).
+        let mut report = candidate.report(self.deadline);
         async move {
-            let outcome = match &target {
-                Err(endpoint) => self.attempt(endpoint, method, request).await,
-                Ok(report) => {
-                    self.attempt(report.backend.endpoint(), method, request)
-                        .await
-                }
-            };
-            if let Ok(report) = &mut target {
-                report.outcome = Some(match &outcome {
-                    Ok(_) => (0, false),
-                    Err(failure) => (failure.status.code(), failure.transport),
-                });
+            let outcome = candidate
+                .endpoint()
+                .connections()
+                .call(&self.channel.inner.settings, self.method, self.request)
+                .await;
+            if let Some(report) = &mut report {
+                report.finish(&outcome);
             }
             outcome.map_err(|failure| failure.status)
         }
     }
 
-    /// One try on one connection.
-    async fn attempt(
-        &self,
-        endpoint: &Arc<Endpoint>,
-        method: &MethodDescriptor,
-        request: &EncodedRequest,
-    ) -> Result<Answer, Failure> {
-        let options = &self.inner.options;
-        match options.protocol {
-            Protocol::BaiduStd => {}
-            // Boxed: their state machines are large, and inlined they would grow every
-            // baidu_std call's future (and the stack of nested combo channels) with them.
-            Protocol::Http => {
-                return Box::pin(crate::transport::http::attempt(
-                    endpoint, options, method, request,
-                ))
-                .await
-            }
-            Protocol::Grpc => {
-                return Box::pin(crate::transport::grpc::attempt(
-                    endpoint, options, method, request,
-                ))
-                .await
-            }
-        }
-        let mut conn = endpoint
-            .acquire(options.connection_type, options.connect_timeout)
-            .await
-            .map_err(Failure::transport)?;
-        let credential = if conn.needs_credential() {
-            options
-                .authenticator
-                .as_deref()
-                .map(generate_credential)
-                .transpose()
-                .map_err(Failure::server)?
-        } else {
-            None
+    fn record(&self, cntl: &mut Controller, round: Round<Self>) {
+        let failed = match round.outcome {
+            Some((Answered::First, true)) => Some(&round.first.0),
+            Some((Answered::Backup, true)) => round.backup.as_ref().map(|(picked, ())| picked),
+            _ => None,
         };
-        let correlation_id = NEXT_CORRELATION_ID.fetch_add(1, Ordering::Relaxed);
-        let mut head = BytesMut::with_capacity(
-            HEADER_LEN + 32 + method.service().len() + method.method().len(),
-        );
-        encode_request_head(
-            &mut head,
-            &RequestHead {
-                service_name: method.service(),
-                method_name: method.method(),
-                log_id: request.log_id,
-                correlation_id: correlation_id as i64,
-                compress_type: request.compress_type.as_wire(),
-                content_type: request.content_type,
-                payload_len: request.payload.len(),
-                attachment_len: request.attachment.len(),
-                authentication_data: credential.as_deref().map(str::as_bytes),
-                user_fields: &request.headers,
-            },
-        );
-        let frame = OutFrame {
-            head: head.freeze(),
-            payload: request.payload.clone(),
-            attachment: request.attachment.clone(),
-        };
-        let reply = conn
-            .start_call(correlation_id, frame)
-            .map_err(Failure::transport)?
-            .wait()
-            .await;
-        conn.mark_answered();
-        let reply = reply.map_err(Failure::transport)?;
-        conn.mark_server_answered();
-
-        let response = reply.meta.response.clone().unwrap_or_default();
-        let code = response.error_code.unwrap_or(0);
-        if code != 0 {
-            let status = Status::new(code, response.error_text.unwrap_or_default());
-            if code == errno::ELOGOFF {
-                // The server is stopping: no new calls on this connection, and (in a
-                // cluster) none to this server until it is back.
-                conn.mark_logged_off();
-                return Err(Failure::transport(status));
-            }
-            return Err(Failure::server(status));
+        if let Some(picked) = failed {
+            cntl.remote_side = Some(picked.addr());
         }
-        let (payload, attachment) = reply
-            .split_body()
-            .map_err(|e| Failure::server(Status::new(errno::ERESPONSE, e)))?;
-        let wire_compress = reply.meta.compress_type.unwrap_or(0);
-        let compress_type = CompressType::from_wire(wire_compress).ok_or_else(|| {
-            Failure::server(Status::new(
-                errno::ERESPONSE,
-                format!("unsupported compress_type={wire_compress} in response"),
-            ))
-        })?;
-        let payload =
-            compress::decompress(compress_type, payload, options.max_body_size).map_err(|e| {
-                Failure::server(Status::new(
-                    errno::ERESPONSE,
-                    format!("Fail to decompress response: {e}"),
-                ))
-            })?;
-        Ok(Answer {
-            payload,
-            attachment,
-            compress_type,
-            remote: conn.remote_addr(),
-            local: conn.local_addr(),
-            headers: Vec::new(),
-        })
     }
 }
 
-/// The credential an authenticator generates for a request; its failure is ERPCAUTH.
-pub(crate) fn generate_credential(
-    authenticator: &dyn crate::Authenticator,
-) -> Result<String, Status> {
-    authenticator.generate_credential().map_err(|e| {
-        Status::new(
-            errno::ERPCAUTH,
-            format!("Fail to generate credential: {}", e.message()),
-        )
-    })
-}
-
-/// Where one attempt goes.
+/// Where one attempt goes: the one server, or a cluster's server the balancer picked.
 pub(crate) enum Picked<'a> {
     Single(&'a Arc<Endpoint>),
-    Backend(Backend),
+    Backend(&'a Arc<Cluster>, Backend),
 }
 
 impl Picked<'_> {
-    fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         match self {
             Picked::Single(endpoint) => endpoint.addr(),
-            Picked::Backend(backend) => backend.addr(),
+            Picked::Backend(_, backend) => backend.addr(),
+        }
+    }
+
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        match self {
+            Picked::Single(endpoint) => endpoint,
+            Picked::Backend(_, backend) => endpoint_of(backend),
+        }
+    }
+
+    /// The report of an attempt starting now (on a cluster's server; one server alone has
+    /// nobody to tell).
+    pub(crate) fn report(&self, deadline: Option<Instant>) -> Option<Report> {
+        match self {
+            Picked::Single(_) => None,
+            Picked::Backend(cluster, backend) => Some(Report {
+                cluster: Arc::clone(cluster),
+                backend: backend.clone(),
+                begin: Instant::now(),
+                deadline,
+                outcome: None,
+            }),
         }
     }
 }
 
-/// Why an attempt failed, and whether the connection (not the server's answer) failed.
-pub(crate) struct Failure {
-    pub(crate) status: Status,
-    /// Connecting, writing or reading failed, or the server is stopping: the server may be
-    /// down. Errors the server answered with never isolate it.
-    pub(crate) transport: bool,
-}
-
-impl Failure {
-    /// Connecting, writing or reading failed, or the server is going away.
-    pub(crate) fn transport(status: Status) -> Self {
-        Failure {
-            status,
-            transport: true,
-        }
-    }
-
-    /// The server answered with an error (or an undecodable response).
-    pub(crate) fn server(status: Status) -> Self {
-        Failure {
-            status,
-            transport: false,
-        }
-    }
+/// The endpoint behind a cluster's server: clusters make their backends of endpoints.
+fn endpoint_of(backend: &Backend) -> &Endpoint {
+    backend
+        .entry()
+        .as_any()
+        .downcast_ref::<Endpoint>()
+        .expect("a cluster's backends are endpoints")
 }
 
 /// Reports an attempt on a cluster's server when it ends, or when it is dropped unfinished
-/// (the deadline passed, the call was cancelled, a backup answered first).
-struct Report<'a> {
-    channel: &'a Channel,
+/// (the deadline passed, the call was cancelled, a backup answered first): to the balancer,
+/// the health check and the circuit breaker.
+pub(crate) struct Report {
+    cluster: Arc<Cluster>,
     backend: Backend,
     begin: Instant,
     deadline: Option<Instant>,
@@ -538,7 +350,22 @@ struct Report<'a> {
     outcome: Option<(i32, bool)>,
 }
 
-impl Drop for Report<'_> {
+impl Report {
+    /// Records how the attempt ended.
+    pub(crate) fn finish<T>(&mut self, outcome: &Result<T, Failure>) {
+        self.outcome = Some(match outcome {
+            Ok(_) => (0, false),
+            Err(failure) => (failure.status.code(), failure.transport),
+        });
+    }
+
+    /// Records the end of a call that got past its start (a stream's last message or error).
+    pub(crate) fn finish_with(&mut self, error_code: i32) {
+        self.outcome.get_or_insert((error_code, false));
+    }
+}
+
+impl Drop for Report {
     fn drop(&mut self) {
         let now = Instant::now();
         let latency = now.saturating_duration_since(self.begin);
@@ -547,16 +374,14 @@ impl Drop for Report<'_> {
             None if self.deadline.is_some_and(|d| now >= d) => (errno::ERPCTIMEDOUT, false, true),
             None => (errno::ECANCELED, false, false),
         };
-        let options = &self.channel.inner.options;
-        if let Target::Cluster(cluster) = &self.channel.inner.target {
-            cluster.balancer().feedback(&CallFeedback {
-                backend: &self.backend,
-                begin: self.begin,
-                latency,
-                error_code,
-            });
-        }
-        let endpoint = self.backend.endpoint();
+        let options = self.cluster.options();
+        self.cluster.balancer().feedback(&CallFeedback {
+            backend: &self.backend,
+            begin: self.begin,
+            latency,
+            error_code,
+        });
+        let endpoint = endpoint_of(&self.backend);
         let health = endpoint.health();
         let isolate = if transport && error_code == errno::ETIMEDOUT {
             // As brpc: one slow connect is not a dead server; three in a row are.
@@ -565,11 +390,12 @@ impl Drop for Report<'_> {
             health.connect_succeeded();
             transport && crate::error::is_connection_failure(error_code)
         };
+        let settings = self.cluster.settings();
         if isolate {
             endpoint.isolate(
                 options.health_check_interval,
                 options.health_check_interval,
-                options.connect_timeout,
+                settings,
             );
         } else if options.enable_circuit_breaker
             && counts_for_breaker
@@ -577,31 +403,8 @@ impl Drop for Report<'_> {
         {
             let isolation = health.breaker().isolation_duration();
             tracing::warn!(server = %self.backend.addr(), ?isolation, "circuit breaker tripped");
-            endpoint.isolate(
-                isolation,
-                options.health_check_interval,
-                options.connect_timeout,
-            );
+            endpoint.isolate(isolation, options.health_check_interval, settings);
         }
-    }
-}
-
-/// Waits for the first of two attempts to succeed; if both fail, the later failure.
-async fn first_success<A, B>(first: A, second: B) -> Result<Answer, Status>
-where
-    A: std::future::Future<Output = Result<Answer, Status>>,
-    B: std::future::Future<Output = Result<Answer, Status>>,
-{
-    tokio::pin!(first, second);
-    tokio::select! {
-        outcome = &mut first => match outcome {
-            Ok(answer) => Ok(answer),
-            Err(_) => second.await,
-        },
-        outcome = &mut second => match outcome {
-            Ok(answer) => Ok(answer),
-            Err(_) => first.await,
-        },
     }
 }
 

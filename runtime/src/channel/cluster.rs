@@ -18,6 +18,7 @@ use tokio::task::AbortHandle;
 use super::{ChannelOptions, Endpoint};
 use crate::lb::{Backend, LoadBalancer};
 use crate::naming::{NamingService, NamingServiceFilter, ServerNode};
+use crate::transport::client::{CallSettings, ClientProtocol};
 use crate::Status;
 
 /// How long the naming task waits after a failed `next()` before asking again.
@@ -27,7 +28,9 @@ const NAMING_RETRY_DELAY: Duration = Duration::from_secs(1);
 pub(crate) struct Cluster {
     balancer: Box<dyn LoadBalancer>,
     servers: ArcSwap<Vec<Backend>>,
+    protocol: Arc<dyn ClientProtocol>,
     options: ChannelOptions,
+    settings: CallSettings,
     runtime: Handle,
     filter: Option<Arc<dyn NamingServiceFilter>>,
     naming: std::sync::Mutex<Option<AbortHandle>>,
@@ -40,14 +43,18 @@ impl Cluster {
         mut naming: Box<dyn NamingService>,
         balancer: Box<dyn LoadBalancer>,
         filter: Option<Arc<dyn NamingServiceFilter>>,
+        protocol: Arc<dyn ClientProtocol>,
         options: ChannelOptions,
         runtime: Handle,
     ) -> Result<Arc<Cluster>, Status> {
         let description = format!("{naming:?}");
+        let settings = super::call_settings(&options);
         let cluster = Arc::new(Cluster {
             balancer,
             servers: ArcSwap::from_pointee(Vec::new()),
+            protocol,
             options,
+            settings,
             runtime: runtime.clone(),
             filter,
             naming: std::sync::Mutex::new(None),
@@ -106,7 +113,8 @@ impl Cluster {
             .map(|node| match previous.remove(&node) {
                 Some(backend) => backend.clone(),
                 None => {
-                    let endpoint = Endpoint::shared(node.addr, &self.options, &self.runtime);
+                    let endpoint =
+                        Endpoint::shared(node.addr, &*self.protocol, &self.options, &self.runtime);
                     Backend::new(node, endpoint)
                 }
             })
@@ -124,6 +132,16 @@ impl Cluster {
     /// The current servers.
     pub(crate) fn servers(&self) -> Vec<Backend> {
         self.servers.load().as_ref().clone()
+    }
+
+    /// The options of the channel that made the cluster.
+    pub(crate) fn options(&self) -> &ChannelOptions {
+        &self.options
+    }
+
+    /// What the channel's calls decide for themselves (the health check connects with it).
+    pub(crate) fn settings(&self) -> &CallSettings {
+        &self.settings
     }
 }
 

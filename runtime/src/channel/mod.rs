@@ -1,12 +1,13 @@
 //! [`Channel`]: the client side of Brisk. A channel sends calls to a server and brings back
 //! their answers; generated client stubs wrap one.
 
-pub(crate) mod call;
+mod call;
 mod circuit_breaker;
 mod cluster;
-pub(crate) mod endpoint;
+mod endpoint;
 mod health;
 mod policy;
+pub(crate) mod retry;
 mod streaming;
 
 use std::fmt;
@@ -18,41 +19,17 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use crate::lb::LoadBalancer;
-use crate::naming::{BoxFuture, NamingService, NamingServiceFilter};
+use crate::naming::{resolve, BoxFuture, NamingService, NamingServiceFilter};
 use crate::protocol::baidu_std::DEFAULT_MAX_BODY_SIZE;
-use crate::{errno, executor, Controller, Protocol, Status};
-pub(crate) use call::{Answer, EncodedRequest, ErasedRequest, Reply};
+use crate::protocol::{ConnectionType, Protocol};
+use crate::transport::client::{self, CallSettings, ClientProtocol};
+use crate::transport::stream::Security;
+use crate::{errno, executor, Controller, MethodDescriptor, Status};
+pub(crate) use call::{ErasedRequest, Reply};
 use cluster::Cluster;
-pub(crate) use endpoint::Endpoint;
+use endpoint::Endpoint;
+pub(crate) use policy::FixedBackupDelay;
 pub use policy::{BackupRequestPolicy, DefaultRetryPolicy, RateLimitedBackupPolicy, RetryPolicy};
-
-/// How a channel uses connections, as brpc's `ChannelOptions.connection_type`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum ConnectionType {
-    /// One connection per server, shared by every call and every channel in the process;
-    /// responses are matched to calls by correlation id, in any order. The default.
-    #[default]
-    Single,
-    /// A pool of connections per server; each carries one call at a time.
-    Pooled,
-    /// A new connection per call, closed after it.
-    Short,
-}
-
-impl std::str::FromStr for ConnectionType {
-    type Err = Status;
-    fn from_str(s: &str) -> Result<Self, Status> {
-        match s {
-            "single" => Ok(ConnectionType::Single),
-            "pooled" => Ok(ConnectionType::Pooled),
-            "short" => Ok(ConnectionType::Short),
-            other => Err(Status::new(
-                errno::EINVAL,
-                format!("unknown connection type `{other}` (expected single, pooled or short)"),
-            )),
-        }
-    }
-}
 
 /// A channel's options. Defaults are brpc's.
 #[derive(Clone, Debug)]
@@ -105,7 +82,7 @@ impl Default for ChannelOptions {
             backup_request_policy: None,
             health_check_interval: Duration::from_secs(3),
             enable_circuit_breaker: false,
-            protocol: Protocol::BaiduStd,
+            protocol: Protocol::BAIDU_STD,
             connection_type: ConnectionType::Single,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             connection_group: String::new(),
@@ -114,49 +91,6 @@ impl Default for ChannelOptions {
             #[cfg(feature = "tls")]
             tls: None,
         }
-    }
-}
-
-/// Identifies a method on the wire: full service name and method name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MethodDescriptor {
-    service: &'static str,
-    method: &'static str,
-    file_descriptor_set: Option<&'static [u8]>,
-}
-
-impl MethodDescriptor {
-    /// `service` is the full protobuf name (`example.EchoService`), `method` as in the `.proto`.
-    pub const fn new(service: &'static str, method: &'static str) -> Self {
-        MethodDescriptor {
-            service,
-            method,
-            file_descriptor_set: None,
-        }
-    }
-
-    /// Attaches the encoded `google.protobuf.FileDescriptorSet` describing the method's
-    /// messages (generated clients do), so `http` channels can send them as JSON
-    /// ([`ChannelBuilder::http_json`]).
-    pub const fn with_file_descriptor_set(mut self, file_descriptor_set: &'static [u8]) -> Self {
-        self.file_descriptor_set = Some(file_descriptor_set);
-        self
-    }
-
-    /// The descriptors attached with
-    /// [`with_file_descriptor_set`](MethodDescriptor::with_file_descriptor_set).
-    pub fn file_descriptor_set(&self) -> Option<&'static [u8]> {
-        self.file_descriptor_set
-    }
-
-    /// The full service name.
-    pub fn service(&self) -> &'static str {
-        self.service
-    }
-
-    /// The method name.
-    pub fn method(&self) -> &'static str {
-        self.method
     }
 }
 
@@ -182,6 +116,8 @@ struct ChannelInner {
     options: ChannelOptions,
     target: Target,
     runtime: Handle,
+    /// What this channel's calls decide for themselves on shared connections.
+    settings: CallSettings,
 }
 
 /// What a channel sends its calls to.
@@ -245,6 +181,7 @@ impl Channel {
     pub(crate) fn from_combo(combo: Arc<dyn Combo>, options: ChannelOptions) -> Channel {
         Channel {
             inner: Arc::new(ChannelInner {
+                settings: call_settings(&options),
                 options,
                 target: Target::Combo(combo),
                 runtime: executor::io_handle(),
@@ -365,9 +302,12 @@ impl ChannelBuilder {
         self
     }
 
-    /// Sets the protocol.
-    pub fn protocol(mut self, protocol: Protocol) -> Self {
-        self.options.protocol = protocol;
+    /// Sets the protocol, by name or as a [`Protocol`]: `"baidu_std"` (the default),
+    /// `"http"`, `"h2:grpc"`, or one registered with
+    /// [`protocol::register_client`](crate::protocol::register_client). `connect` fails with
+    /// EINVAL for a name nothing is registered under.
+    pub fn protocol(mut self, protocol: impl Into<Protocol>) -> Self {
+        self.options.protocol = protocol.into();
         self
     }
 
@@ -430,8 +370,9 @@ impl ChannelBuilder {
                 format!("`{address}` is a naming service: give a load balancer too (connect_cluster(url, \"rr\"))"),
             ));
         }
+        let protocol = client::lookup(&self.options.protocol)?;
         let addr = resolve(address).await?;
-        Ok(self.build_single(addr, executor::io_handle()))
+        Ok(self.build_single(addr, protocol, executor::io_handle()))
     }
 
     /// Builds a channel to the cluster `naming_url` lists ([`crate::naming`]), with the load
@@ -471,10 +412,12 @@ impl ChannelBuilder {
         balancer: Box<dyn LoadBalancer>,
     ) -> Result<Channel, Status> {
         let runtime = executor::io_handle();
+        let protocol = client::lookup(&self.options.protocol)?;
         let cluster = Cluster::start(
             naming,
             balancer,
             self.filter.clone(),
+            protocol,
             self.options.clone(),
             runtime.clone(),
         )
@@ -493,8 +436,9 @@ impl ChannelBuilder {
                 format!("`{address}` is a naming service: use connect_cluster_blocking(url, lb)"),
             ));
         }
+        let protocol = client::lookup(&self.options.protocol)?;
         let addr = executor::block_on(&runtime, resolve(address))?;
-        Ok(self.build_single(addr, runtime))
+        Ok(self.build_single(addr, protocol, runtime))
     }
 
     /// [`connect_cluster`](ChannelBuilder::connect_cluster) for code outside an async runtime.
@@ -507,11 +451,12 @@ impl ChannelBuilder {
         let runtime = executor::background().handle().clone();
         let naming = crate::naming::from_url(naming_url)?;
         let balancer = crate::lb::from_spec(load_balancer)?;
+        let protocol = client::lookup(&self.options.protocol)?;
         let filter = self.filter.clone();
         let options = self.options.clone();
         let cluster = executor::block_on(
             &runtime,
-            Cluster::start(naming, balancer, filter, options, runtime.clone()),
+            Cluster::start(naming, balancer, filter, protocol, options, runtime.clone()),
         )?;
         Ok(self.build(Target::Cluster(cluster), runtime))
     }
@@ -553,8 +498,8 @@ impl ChannelBuilder {
     /// selects protocol `http` (when the protocol is still baidu_std) and, for `https://`,
     /// TLS. With TLS on and no server name given, `host` (a name, not an IP) becomes it.
     fn apply_scheme(&mut self, web_tls: Option<bool>, host: Option<String>) -> Result<(), Status> {
-        if web_tls.is_some() && self.options.protocol == Protocol::BaiduStd {
-            self.options.protocol = Protocol::Http;
+        if web_tls.is_some() && self.options.protocol == Protocol::BAIDU_STD {
+            self.options.protocol = Protocol::HTTP;
         }
         let tls_wanted = web_tls == Some(true);
         #[cfg(feature = "tls")]
@@ -580,19 +525,48 @@ impl ChannelBuilder {
         Ok(())
     }
 
-    fn build_single(self, addr: SocketAddr, runtime: Handle) -> Channel {
-        let endpoint = Endpoint::shared(addr, &self.options, &runtime);
+    fn build_single(
+        self,
+        addr: SocketAddr,
+        protocol: Arc<dyn ClientProtocol>,
+        runtime: Handle,
+    ) -> Channel {
+        let endpoint = Endpoint::shared(addr, &*protocol, &self.options, &runtime);
         self.build(Target::Single(endpoint), runtime)
     }
 
     fn build(self, target: Target, runtime: Handle) -> Channel {
         Channel {
             inner: Arc::new(ChannelInner {
+                settings: call_settings(&self.options),
                 options: self.options,
                 target,
                 runtime,
             }),
         }
+    }
+}
+
+/// How `options` secure connections: TLS or not.
+fn security(options: &ChannelOptions) -> Security {
+    #[cfg(feature = "tls")]
+    {
+        Security::tls(options.tls.clone())
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = options;
+        Security::default()
+    }
+}
+
+/// What a channel with `options` decides for its own calls on shared connections.
+fn call_settings(options: &ChannelOptions) -> CallSettings {
+    CallSettings {
+        connect_timeout: options.connect_timeout,
+        connection_type: options.connection_type,
+        authenticator: options.authenticator.clone(),
+        http_json: options.http_json,
     }
 }
 
@@ -643,40 +617,6 @@ fn host_name(host_port: &str) -> Option<String> {
         return None;
     }
     Some(host.to_owned())
-}
-
-/// Resolves `"host:port"` to the first address it names.
-pub(crate) async fn resolve(address: &str) -> Result<SocketAddr, Status> {
-    if let Ok(addr) = address.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if address.contains("://") {
-        return Err(Status::new(
-            errno::EINVAL,
-            format!("`{address}`: naming services are not supported yet; give host:port"),
-        ));
-    }
-    let Some((host, port)) = address.rsplit_once(':') else {
-        return Err(Status::new(
-            errno::EINVAL,
-            format!("`{address}` is not host:port"),
-        ));
-    };
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(Status::new(
-            errno::EINVAL,
-            format!("`{address}` is not host:port"),
-        ));
-    }
-    let mut addrs = tokio::net::lookup_host(address).await.map_err(|e| {
-        Status::new(
-            errno::EHOSTDOWN,
-            format!("Fail to resolve `{address}`: {e}"),
-        )
-    })?;
-    addrs
-        .next()
-        .ok_or_else(|| Status::new(errno::EHOSTDOWN, format!("`{address}` resolves to nothing")))
 }
 
 #[cfg(test)]
@@ -744,20 +684,20 @@ mod tests {
             .connect("http://127.0.0.1:1")
             .await
             .unwrap();
-        assert_eq!(channel.options().protocol, Protocol::Http);
+        assert_eq!(channel.options().protocol, Protocol::HTTP);
         let grpc = Channel::builder()
-            .protocol(Protocol::Grpc)
+            .protocol(Protocol::GRPC)
             .connect("http://127.0.0.1:1")
             .await
             .unwrap();
-        assert_eq!(grpc.options().protocol, Protocol::Grpc);
+        assert_eq!(grpc.options().protocol, Protocol::GRPC);
         #[cfg(feature = "tls")]
         {
             let channel = Channel::builder()
                 .connect("https://localhost:1")
                 .await
                 .unwrap();
-            assert_eq!(channel.options().protocol, Protocol::Http);
+            assert_eq!(channel.options().protocol, Protocol::HTTP);
             let tls = channel.options().tls.as_ref().expect("https turns TLS on");
             assert_eq!(tls.server_name(), Some("localhost"));
             let named = Channel::builder()
@@ -771,7 +711,7 @@ mod tests {
                 Some("x.test"),
                 "an explicit name is kept"
             );
-            assert_eq!(named.options().protocol, Protocol::BaiduStd);
+            assert_eq!(named.options().protocol, Protocol::BAIDU_STD);
         }
     }
 
@@ -781,12 +721,12 @@ mod tests {
             .connect_cluster("http://127.0.0.1:1", "rr")
             .await
             .unwrap();
-        assert_eq!(channel.options().protocol, Protocol::Http);
+        assert_eq!(channel.options().protocol, Protocol::HTTP);
         let dns = Channel::builder()
             .connect_cluster("dns://127.0.0.1:1", "rr")
             .await
             .unwrap();
-        assert_eq!(dns.options().protocol, Protocol::BaiduStd);
+        assert_eq!(dns.options().protocol, Protocol::BAIDU_STD);
         let bad = Channel::builder()
             .connect_cluster("https://:443", "rr")
             .await
@@ -798,7 +738,7 @@ mod tests {
                 .connect_cluster("HTTPS://localhost:1", "rr")
                 .await
                 .unwrap();
-            assert_eq!(channel.options().protocol, Protocol::Http);
+            assert_eq!(channel.options().protocol, Protocol::HTTP);
             let tls = channel.options().tls.as_ref().expect("https turns TLS on");
             assert_eq!(tls.server_name(), Some("localhost"));
             let by_ip = Channel::builder()
@@ -808,24 +748,5 @@ mod tests {
             assert_eq!(tls.server_name(), None, "each server's IP is its name");
             assert!(dns.options().tls.is_none());
         }
-    }
-
-    #[tokio::test]
-    async fn resolves_names_and_rejects_bad_addresses() {
-        assert_eq!(resolve("127.0.0.1:80").await.unwrap().port(), 80);
-        assert!(resolve("localhost:8000").await.unwrap().ip().is_loopback());
-        for bad in [
-            "",
-            "nohost",
-            ":80",
-            "host:notaport",
-            "127.0.0.1:99999",
-            "list://a:1",
-        ] {
-            let err = resolve(bad).await.unwrap_err();
-            assert_eq!(err.code(), errno::EINVAL, "{bad}: {err}");
-        }
-        let err = resolve("no-such-host.invalid:80").await.unwrap_err();
-        assert_eq!(err.code(), errno::EHOSTDOWN);
     }
 }

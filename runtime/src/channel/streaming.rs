@@ -1,33 +1,32 @@
-//! Streaming calls (gRPC's server-, client- and bidirectional streaming methods).
+//! Streaming calls (gRPC's server-, client- and bidirectional streaming methods), on the same
+//! path as unary ones: the balancer picks the server, the one retry loop retries on another
+//! connection or server while nothing has been sent, and every attempt reports its outcome —
+//! for a stream that opened, its end — to the balancer, the health check and the circuit
+//! breaker.
 //!
-//! A streaming call goes to one server (the channel's, or the one its load balancer picks) and
-//! is never retried: requests flow out as the caller's stream yields them, responses flow back
-//! as they arrive, and the call's deadline and cancellation bound the whole exchange.
+//! Requests flow out as the caller's stream yields them, responses flow back as they arrive,
+//! and the call's deadline and cancellation bound the whole exchange.
 
 use std::future::Future;
-use std::marker::PhantomData;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use tokio::sync::oneshot;
+use futures_util::StreamExt;
 use tokio::time::Sleep;
 
-use super::cluster::Cluster;
-use super::{Channel, Endpoint, MethodDescriptor, Target};
+use super::call::{Picked, Report};
+use super::retry::{self, Candidates, RetrySettings, Round};
+use super::Channel;
 use crate::codec::MessageCodec;
 use crate::controller::{CallState, FinishOnDrop};
-use crate::lb::{Backend, CallFeedback, SelectIn};
-use crate::protocol::grpc;
-use crate::transport::grpc::{
-    call_result, check_response_head, header_pairs, message_bytes, request_compression,
-    BodyMessages, Reader, RequestChunks, RequestHead,
-};
-use crate::transport::h2_body::H2Body;
-use crate::{errno, Controller, Protocol, Status, Streaming};
+use crate::streaming::BytesStream;
+use crate::transport::client::{OpenStream, StreamRequest};
+use crate::{errno, Controller, MethodDescriptor, Status, Streaming};
 
 impl Channel {
     /// Calls a streaming method: sends `requests` as they come and returns the responses as
@@ -39,7 +38,9 @@ impl Channel {
     /// `cntl.response_headers()`); the call's status arrives at the end of the returned
     /// stream. The timeout (`cntl`'s, else the channel's) bounds the whole call: when it
     /// passes, the stream ends with ERPCTIMEDOUT. A [`CallId`](crate::CallId) taken before
-    /// the call cancels it (ECANCELED). Streaming calls are not retried.
+    /// the call cancels it (ECANCELED). A call that could not be sent (its connection failed
+    /// before the stream opened) is retried on another connection or server, as unary calls
+    /// are; once it is open, it is not.
     pub async fn streaming<C, Req, Resp, S>(
         &self,
         method: &MethodDescriptor,
@@ -54,16 +55,13 @@ impl Channel {
     {
         let started = Instant::now();
         let call_state = cntl.begin_call();
-        let result = self
-            .start_streaming(method, cntl, call_state, started, move |compressed| {
-                Box::pin(RequestFrames {
-                    requests: Box::pin(requests),
-                    encode: <C as MessageCodec<Req>>::encode_to_bytes,
-                    compressed,
-                    done: false,
-                    _request: PhantomData,
-                })
+        let requests: BytesStream = Box::pin(requests.map(|request| {
+            <C as MessageCodec<Req>>::encode_to_bytes(&request).map_err(|e| {
+                Status::new(errno::EREQUEST, format!("Fail to serialize request: {e}"))
             })
+        }));
+        let result = self
+            .start_streaming(method, cntl, call_state, started, requests)
             .await;
         cntl.latency = started.elapsed();
         match result {
@@ -75,62 +73,44 @@ impl Channel {
         }
     }
 
-    /// Sends the call's head and request body, and waits for the response head.
+    /// Opens the stream (with retries) and waits for the response head.
     async fn start_streaming(
         &self,
         method: &MethodDescriptor,
         cntl: &mut Controller,
         call_state: Option<Arc<CallState>>,
         started: Instant,
-        body: impl FnOnce(bool) -> RequestChunks,
+        requests: BytesStream,
     ) -> Result<ResponseMessages, Status> {
         let options = &self.inner.options;
-        if options.protocol != Protocol::Grpc {
-            return Err(Status::new(
-                errno::EREQUEST,
-                "streaming methods need protocol h2:grpc",
-            ));
-        }
-        if !cntl.request_attachment.is_empty() {
-            return Err(Status::new(
-                errno::EREQUEST,
-                "h2:grpc cannot carry an attachment",
-            ));
-        }
-        let compressed = request_compression(cntl.request_compress_type)?;
         let timeout = cntl.timeout.or(options.timeout);
         let deadline = timeout.and_then(|t| started.checked_add(t));
         cntl.deadline = deadline;
-        let route = self.route(cntl.request_code)?;
-        let addr = route.endpoint.addr();
-        cntl.remote_side = Some(addr);
-        let mut report = route.report();
-        let head = RequestHead {
-            addr,
-            method,
-            headers: &cntl.request_headers,
-            deadline,
-            log_id: cntl.log_id,
-            compressed,
-        }
-        .build(options)?;
-        let (stop_requests, stop) = oneshot::channel();
-        let request = http::Request::from_parts(head, ());
-        let chunks = body(compressed);
         let timed_out = || {
             Status::new(
                 errno::ERPCTIMEDOUT,
                 format!(
-                    "Reached timeout={}ms @{addr}",
-                    timeout.unwrap_or_default().as_millis()
+                    "Reached timeout={}ms @{}",
+                    timeout.unwrap_or_default().as_millis(),
+                    self.describe_target()
                 ),
             )
         };
-        let endpoint = Arc::clone(&route.endpoint);
-        let send = async {
-            let conn = endpoint.grpc.connection(addr, options).await?;
-            let response = conn.send_streaming(request, chunks, stop).await?;
-            Ok::<_, Status>((conn, response))
+        let requests = Mutex::new(Some(requests));
+        let streams = Streams {
+            channel: self,
+            method,
+            headers: cntl.request_headers.clone(),
+            attachment: cntl.request_attachment.clone(),
+            log_id: cntl.log_id,
+            compress_type: cntl.request_compress_type,
+            deadline,
+            requests: &requests,
+        };
+        let settings = RetrySettings {
+            max_retry: cntl.max_retry.unwrap_or(options.max_retry),
+            retry_policy: &*options.retry_policy,
+            backup: None,
         };
         let mut deadline_sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into())));
         let mut cancelled = call_state.clone().map(cancelled_future);
@@ -138,101 +118,109 @@ impl Channel {
             biased;
             () = maybe(cancelled.as_mut()) => Err(Status::new(errno::ECANCELED, "the call was cancelled")),
             () = maybe(deadline_sleep.as_mut()) => Err(timed_out()),
-            outcome = send => outcome,
+            opened = retry::run(&streams, cntl, &settings) => opened,
         };
-        let (conn, response) = outcome.inspect_err(|status| report.finish(status.code()))?;
-        let (parts, body) = response.into_parts();
-        let encoding = check_response_head(&parts).inspect_err(|s| report.finish(s.code()))?;
-        cntl.local_side = Some(conn.local);
-        cntl.response_headers = header_pairs(&parts.headers);
-        cntl.response_compress_type = encoding;
-        // A trailers-only response: the status is in the head.
-        let head_ok = if parts.headers.contains_key("grpc-status") {
-            call_result(&parts.headers).map_err(|failure| {
-                report.finish(failure.status.code());
-                failure.status
-            })?;
-            true
-        } else {
-            false
-        };
+        let opened = outcome?;
+        cntl.remote_side = Some(opened.remote);
+        cntl.local_side = Some(opened.stream.local);
+        cntl.response_headers = opened.stream.headers;
+        cntl.response_compress_type = opened.stream.compress_type;
         Ok(ResponseMessages {
-            messages: BodyMessages::new(body, encoding, options.max_body_size, Reader::Client),
-            head_ok,
+            messages: opened.stream.messages,
             deadline: deadline_sleep,
             timed_out: timed_out(),
             cancelled,
-            stop_requests: Some(stop_requests),
-            report,
+            report: opened.report,
             _finish: FinishOnDrop(call_state),
             done: false,
         })
     }
+}
 
-    /// The server a streaming call goes to.
-    fn route(&self, request_code: Option<u64>) -> Result<Route, Status> {
-        match &self.inner.target {
-            Target::Single(endpoint) => Ok(Route {
-                endpoint: Arc::clone(endpoint),
-                cluster: None,
-            }),
-            Target::Cluster(cluster) => {
-                let backend = cluster.balancer().select(&SelectIn {
-                    request_code,
-                    excluded: &[],
-                })?;
-                Ok(Route {
-                    endpoint: Arc::clone(backend.endpoint()),
-                    cluster: Some((Arc::clone(cluster), backend)),
-                })
+/// A stream that opened, with the report that goes with it until it ends.
+struct Opened {
+    stream: OpenStream,
+    remote: SocketAddr,
+    report: Option<Report>,
+}
+
+/// The servers of a channel, as a streaming call's retry loop tries them.
+struct Streams<'a> {
+    channel: &'a Channel,
+    method: &'a MethodDescriptor,
+    headers: Vec<(String, String)>,
+    attachment: Bytes,
+    log_id: i64,
+    compress_type: crate::CompressType,
+    deadline: Option<Instant>,
+    /// The request messages, until an attempt's stream opens and takes them.
+    requests: &'a Mutex<Option<BytesStream>>,
+}
+
+impl<'c> Candidates for Streams<'c> {
+    type Key = SocketAddr;
+    type Candidate = Picked<'c>;
+    type Output = Opened;
+    type Slot = ();
+
+    fn pick(&self, cntl: &Controller, tried: &[SocketAddr]) -> Result<Picked<'c>, Status> {
+        self.channel.pick(cntl.request_code, tried)
+    }
+
+    fn key(&self, candidate: &Picked<'c>) -> SocketAddr {
+        candidate.addr()
+    }
+
+    fn slot(&self, _cntl: &Controller) {}
+
+    fn attempt<'a>(
+        &'a self,
+        candidate: &'a Picked<'c>,
+        _slot: &'a mut (),
+    ) -> impl Future<Output = Result<Opened, Status>> + Send + 'a {
+        let mut report = candidate.report(self.deadline);
+        async move {
+            let request = StreamRequest {
+                method: self.method,
+                headers: &self.headers,
+                attachment: &self.attachment,
+                deadline: self.deadline,
+                log_id: self.log_id,
+                compress_type: self.compress_type,
+                requests: self.requests,
+            };
+            let opened = candidate
+                .endpoint()
+                .connections()
+                .open_stream(&self.channel.inner.settings, request)
+                .await;
+            match opened {
+                Ok(stream) => Ok(Opened {
+                    stream,
+                    remote: candidate.addr(),
+                    report,
+                }),
+                Err(failure) => {
+                    if let Some(report) = &mut report {
+                        report.finish::<Opened>(&Err(failure.clone()));
+                    }
+                    Err(failure.status)
+                }
             }
-            Target::Combo(_) => Err(Status::new(
-                errno::EREQUEST,
-                "combo channels cannot make streaming calls; call a sub-channel",
-            )),
         }
     }
-}
 
-/// Where a streaming call goes: the server, and the cluster to report back to.
-struct Route {
-    endpoint: Arc<Endpoint>,
-    cluster: Option<(Arc<Cluster>, Backend)>,
-}
-
-impl Route {
-    fn report(&self) -> Report {
-        Report {
-            cluster: self.cluster.clone(),
-            begin: Instant::now(),
-            error_code: None,
-        }
+    fn may_retry(&self, _status: &Status) -> bool {
+        // Only while the requests are still here: none of them went out.
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
-}
 
-/// Tells a cluster's load balancer how the call went, once it ends (ECANCELED when the caller
-/// drops it unfinished).
-struct Report {
-    cluster: Option<(Arc<Cluster>, Backend)>,
-    begin: Instant,
-    error_code: Option<i32>,
-}
-
-impl Report {
-    fn finish(&mut self, code: i32) {
-        self.error_code.get_or_insert(code);
-    }
-}
-
-impl Drop for Report {
-    fn drop(&mut self) {
-        if let Some((cluster, backend)) = &self.cluster {
-            cluster.balancer().feedback(&CallFeedback {
-                backend,
-                begin: self.begin,
-                latency: self.begin.elapsed(),
-                error_code: self.error_code.unwrap_or(errno::ECANCELED),
-            });
+    fn record(&self, cntl: &mut Controller, round: Round<Self>) {
+        if let Some((_, true)) = round.outcome {
+            cntl.remote_side = Some(round.first.0.addr());
         }
     }
 }
@@ -252,78 +240,14 @@ async fn maybe<F: Future<Output = ()> + Unpin>(future: Option<&mut F>) {
     }
 }
 
-/// The caller's requests as HTTP/2 body chunks, one message each. A request that cannot be
-/// encoded ends it with an error, which resets the HTTP/2 stream (so the server never takes a
-/// cut-short stream for a whole one); so does the call's end, through the pump's `stop`.
-struct RequestFrames<S, Req> {
-    requests: Pin<Box<S>>,
-    encode: fn(&Req) -> Result<Bytes, String>,
-    compressed: bool,
-    done: bool,
-    _request: PhantomData<fn(Req)>,
-}
-
-impl<S, Req> RequestFrames<S, Req>
-where
-    S: Stream<Item = Req> + Send + 'static,
-    Req: Send + 'static,
-{
-    fn frame(&self, request: &Req) -> Result<Bytes, Status> {
-        let payload = (self.encode)(request)
-            .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to serialize request: {e}")))?;
-        if self.compressed {
-            let packed = grpc::gzip(&payload).map_err(|e| {
-                Status::new(errno::EREQUEST, format!("Fail to compress request: {e}"))
-            })?;
-            message_bytes(true, &packed)
-        } else {
-            message_bytes(false, &payload)
-        }
-    }
-}
-
-impl<S, Req> Stream for RequestFrames<S, Req>
-where
-    S: Stream<Item = Req> + Send + 'static,
-    Req: Send + 'static,
-{
-    type Item = Result<Bytes, Status>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        match this.requests.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => {
-                this.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(request)) => match this.frame(&request) {
-                Ok(chunk) => Poll::Ready(Some(Ok(chunk))),
-                Err(status) => {
-                    tracing::warn!(%status, "streaming call reset");
-                    this.done = true;
-                    Poll::Ready(Some(Err(status)))
-                }
-            },
-        }
-    }
-}
-
-/// The response messages of a streaming call, ending with the status of its trailers, with
-/// ERPCTIMEDOUT at the deadline, or with ECANCELED when the call is cancelled.
+/// The response messages of a streaming call, ending with its status, with ERPCTIMEDOUT at the
+/// deadline, or with ECANCELED when the call is cancelled.
 struct ResponseMessages {
-    messages: BodyMessages<H2Body>,
-    /// The response head carried `grpc-status: 0` (a trailers-only success).
-    head_ok: bool,
+    messages: BytesStream,
     deadline: Option<Pin<Box<Sleep>>>,
     timed_out: Status,
     cancelled: Option<BoxFuture>,
-    /// Dropped when the call ends, which stops the request stream.
-    stop_requests: Option<oneshot::Sender<()>>,
-    report: Report,
+    report: Option<Report>,
     _finish: FinishOnDrop,
     done: bool,
 }
@@ -331,31 +255,15 @@ struct ResponseMessages {
 impl ResponseMessages {
     fn end(&mut self, outcome: Result<(), Status>) -> Poll<Option<Result<Bytes, Status>>> {
         self.done = true;
-        self.stop_requests = None;
+        // Stops the request stream, if it still runs.
+        self.messages = Box::pin(futures_util::stream::empty());
         self.deadline = None;
         self.cancelled = None;
-        match outcome {
-            Ok(()) => {
-                self.report.finish(0);
-                Poll::Ready(None)
-            }
-            Err(status) => {
-                self.report.finish(status.code());
-                Poll::Ready(Some(Err(status)))
-            }
+        let code = outcome.as_ref().err().map_or(0, Status::code);
+        if let Some(mut report) = self.report.take() {
+            report.finish_with(code);
         }
-    }
-
-    /// The call's status once the body has ended.
-    fn final_status(&mut self) -> Result<(), Status> {
-        match self.messages.take_trailers() {
-            Some(trailers) => call_result(&trailers).map_err(|failure| failure.status),
-            None if self.head_ok => Ok(()),
-            None => Err(Status::new(
-                errno::ERESPONSE,
-                "the response ended without grpc-status",
-            )),
-        }
+        Poll::Ready(outcome.err().map(Err))
     }
 }
 
@@ -378,14 +286,11 @@ impl Stream for ResponseMessages {
                 return this.end(Err(status));
             }
         }
-        match this.messages.poll_message(cx) {
+        match this.messages.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(message))) => Poll::Ready(Some(Ok(message))),
             Poll::Ready(Some(Err(status))) => this.end(Err(status)),
-            Poll::Ready(None) => {
-                let outcome = this.final_status();
-                this.end(outcome)
-            }
+            Poll::Ready(None) => this.end(Ok(())),
         }
     }
 }

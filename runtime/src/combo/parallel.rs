@@ -16,9 +16,10 @@ use super::{
     brief, deadline_after, nested, run_sub_call, sub_controller, CallMapper, MergeResult, Opaque,
     ResponseMerger, SubCall, SubCallGuard, PROTOBUF_CONTENT_TYPE,
 };
-use crate::channel::{Answer, Combo, EncodedRequest, ErasedRequest, Reply};
+use crate::channel::{Combo, ErasedRequest, Reply};
 use crate::naming::BoxFuture;
-use crate::protocol::baidu_std::check_sizes;
+use crate::protocol::Payload;
+use crate::transport::client::{Answer, EncodedRequest};
 use crate::{errno, Channel, ChannelOptions, CompressType, Controller, MethodDescriptor, Status};
 
 /// Sends each call to all its sub-channels concurrently and merges their responses into one
@@ -431,13 +432,14 @@ impl Parallel {
                 let future: SubFuture<'_> = Box::pin(async move {
                     let (typed, payload): (&(dyn Any + Send + Sync), Bytes) = match &replacement {
                         Some((typed, payload)) => (&**typed, payload.clone()),
-                        None => (request.typed, request.encoded.payload.clone()),
+                        None => (request.typed, request.encoded.payload.message.clone()),
                     };
                     let sub_request = ErasedRequest {
                         encoded: EncodedRequest {
-                            payload,
-                            attachment: request.encoded.attachment.clone(),
-                            compress_type: request.encoded.compress_type,
+                            payload: Payload {
+                                message: payload,
+                                ..request.encoded.payload.clone()
+                            },
                             content_type: request.encoded.content_type,
                             log_id: request.encoded.log_id,
                             headers: request.encoded.headers.clone(),
@@ -661,7 +663,7 @@ fn encode_replacement(
     replacement: &(dyn Any + Send + Sync),
 ) -> Result<Bytes, Status> {
     let raw = (request.encode)(replacement)?;
-    let compress_type = request.encoded.compress_type;
+    let compress_type = request.encoded.payload.compress_type;
     let payload = if compress_type == CompressType::None {
         raw
     } else {
@@ -670,8 +672,6 @@ fn encode_replacement(
             .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to compress request: {e}")))?;
         compressed.freeze()
     };
-    check_sizes(payload.len(), request.encoded.attachment.len())
-        .map_err(|e| Status::new(errno::EREQUEST, format!("request {e}")))?;
     Ok(payload)
 }
 

@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use super::{deadline_after, nested, run_sub_call, sub_controller, SubCallGuard};
-use crate::channel::{Combo, ErasedRequest, Reply};
+use crate::channel::retry::{self, Answered, Candidates, RetrySettings, Round};
+use crate::channel::{Combo, ErasedRequest, FixedBackupDelay, Reply};
 use crate::naming::BoxFuture;
 use crate::{errno, Channel, ChannelOptions, Controller, MethodDescriptor, RetryPolicy, Status};
 
-/// How long a sub-channel whose call broke a connection is passed over (unless every other
-/// sub-channel was tried), as brpc's shortest isolation.
-const PASSED_OVER_FOR: Duration = Duration::from_millis(100);
+/// How long a sub-channel whose call broke a connection is passed over by default (unless
+/// every other sub-channel was tried), as brpc's shortest isolation.
+const PASS_OVER_FOR: Duration = Duration::from_millis(100);
 
 /// Identifies a sub-channel of a [`SelectiveChannel`], to remove it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,8 +28,9 @@ pub struct ChannelHandle(u64);
 /// servers — one cluster channel per data center, say — rather than between servers.
 ///
 /// - **Choice**: sub-channels take calls in turn. One whose last call failed with a broken,
-///   refused or unavailable connection is passed over for 100 ms, unless every other
-///   sub-channel has been tried.
+///   refused or unavailable connection is passed over for 100 ms
+///   ([`SelectiveChannelBuilder::pass_over_for`]), unless every other sub-channel has been
+///   tried.
 /// - **Retries**: a sub-call that fails, after the sub-channel's own retries, is retried on a
 ///   sub-channel this call has not tried yet when the selective channel's retry policy
 ///   ([`RetryPolicy`], default [`DefaultRetryPolicy`](crate::DefaultRetryPolicy)) says so —
@@ -152,6 +154,7 @@ pub struct SelectiveChannelBuilder {
     channels: Vec<Channel>,
     options: ChannelOptions,
     backup_request: Option<Duration>,
+    pass_over_for: Option<Duration>,
 }
 
 impl fmt::Debug for SelectiveChannelBuilder {
@@ -210,6 +213,13 @@ impl SelectiveChannelBuilder {
         self
     }
 
+    /// Sets how long a sub-channel whose call broke a connection is passed over (default
+    /// 100 ms, brpc's shortest isolation).
+    pub fn pass_over_for(mut self, duration: Duration) -> Self {
+        self.pass_over_for = Some(duration);
+        self
+    }
+
     /// Builds the channel. One without sub-channels builds; its calls fail with
     /// [`errno::EHOSTDOWN`] until one is added.
     pub fn build(self) -> SelectiveChannel {
@@ -219,6 +229,7 @@ impl SelectiveChannelBuilder {
             next_handle: AtomicU64::new(1),
             options: self.options,
             backup_request: self.backup_request,
+            pass_over_for: self.pass_over_for.unwrap_or(PASS_OVER_FOR),
         });
         for channel in self.channels {
             selective.add(channel);
@@ -235,6 +246,8 @@ struct Selective {
     options: ChannelOptions,
     /// The backup delay of calls whose controller sets none.
     backup_request: Option<Duration>,
+    /// How long a sub-channel whose call broke a connection is passed over.
+    pass_over_for: Duration,
 }
 
 struct SelectiveSub {
@@ -312,169 +325,111 @@ impl Selective {
         cntl: &mut Controller,
         request: &ErasedRequest<'_>,
     ) -> Result<Reply, Status> {
-        let max_retry = cntl.max_retry.unwrap_or(self.options.max_retry);
         let timeout = cntl.timeout.or(self.options.timeout);
-        let deadline = deadline_after(timeout);
         let backup_delay = cntl.backup_request.or(self.backup_request);
+        let fixed_backup = backup_delay.map(FixedBackupDelay);
+        let settings = RetrySettings {
+            max_retry: cntl.max_retry.unwrap_or(self.options.max_retry),
+            retry_policy: &*self.options.retry_policy,
+            backup: backup_delay.zip(fixed_backup.as_ref().map(|p| p as _)),
+        };
         cntl.sub_controllers.clear();
         cntl.retried_count = 0;
-        let mut tried: Vec<ChannelHandle> = Vec::new();
-        let mut last_error: Option<Status> = None;
-        loop {
-            let subs = self.subs.load_full();
-            let Some(sub) = self.pick(&subs, &tried) else {
-                return Err(last_error.unwrap_or_else(|| {
-                    Status::new(
-                        errno::EHOSTDOWN,
-                        "the SelectiveChannel has no sub-channels: add some before calling",
-                    )
-                }));
-            };
-            drop(subs);
-            if let Some(status) = &last_error {
-                cntl.retried_count += 1;
-                tracing::debug!(retry = cntl.retried_count, %status, "retrying on another sub-channel");
-            }
-            tried.push(sub.handle);
-            // Sub-calls never get the backup delay: this channel sends the backups.
-            let sub_cntl = sub_controller(cntl, timeout, None, None);
-            // The backup's controller, made now: the first sub-call borrows `cntl`'s.
-            let backup_cntl = backup_delay
-                .filter(|_| cntl.retried_count < max_retry)
-                .map(|delay| (delay, sub_controller(cntl, timeout, None, None)));
-            // The first sub-call's controller is in `cntl` from the start, so a call dropped
-            // unfinished (deadline, cancellation) still reports it.
-            cntl.sub_controllers = vec![None];
-            let Controller {
-                sub_controllers,
-                retried_count,
-                ..
-            } = &mut *cntl;
-            let slot = sub_controllers[0].insert(sub_cntl);
-            let guard = SubCallGuard::new(slot, deadline);
-            let mut backup: Option<(Arc<SelectiveSub>, Controller)> = None;
-            let (answered, result) = match backup_cntl {
-                Some((delay, backup_cntl)) => {
-                    // Boxed: the race is a large future, and combo channels nest deeply.
-                    let (first_sub, tried, backup) = (&sub, &mut tried, &mut backup);
-                    Box::pin(async move {
-                        let first = run_sub_call(&first_sub.channel, method, guard, request);
-                        tokio::pin!(first);
-                        tokio::select! {
-                            result = &mut first => (Answered::First, result),
-                            () = tokio::time::sleep(delay) => {
-                                match self.backup(retried_count, tried, max_retry) {
-                                    Some(second_sub) => {
-                                        let (second_sub, second_cntl) =
-                                            backup.insert((second_sub, backup_cntl));
-                                        let second = run_sub_call(
-                                            &second_sub.channel,
-                                            method,
-                                            SubCallGuard::new(second_cntl, deadline),
-                                            request,
-                                        );
-                                        first_success(first, second).await
-                                    }
-                                    None => (Answered::First, first.await),
-                                }
-                            }
-                        }
-                    })
-                    .await
-                }
-                None => (
-                    Answered::First,
-                    run_sub_call(&sub.channel, method, guard, request).await,
-                ),
-            };
-            // Both sub-calls are over (finished or dropped): pass over the sub-channels whose
-            // sub-call broke a connection, and report the one whose outcome is the call's.
-            let first_cntl = cntl.sub_controllers[0].take();
-            let mut raced: Vec<(Arc<SelectiveSub>, Controller)> =
-                first_cntl.map(|c| (sub, c)).into_iter().collect();
-            raced.extend(backup);
-            for (raced_sub, raced_cntl) in &raced {
-                if raced_cntl
-                    .error
-                    .as_ref()
-                    .is_some_and(|status| crate::error::is_connection_failure(status.code()))
-                {
-                    let until = clock_ms().saturating_add(PASSED_OVER_FOR.as_millis() as u64);
-                    raced_sub.passed_over_until.store(until, Ordering::Relaxed);
-                }
-            }
-            let index = match answered {
-                Answered::First => 0,
-                Answered::Backup => raced.len() - 1,
-            };
-            let (answered_sub, sub_cntl) = raced.swap_remove(index);
-            cntl.remote_side = sub_cntl.remote_side;
-            cntl.local_side = sub_cntl.local_side;
-            if result.is_ok() {
-                cntl.response_attachment = sub_cntl.response_attachment.clone();
-                cntl.response_compress_type = sub_cntl.response_compress_type;
-            }
-            cntl.sub_controllers[0] = Some(sub_cntl);
-            let status = match result {
-                Ok(reply) => {
-                    answered_sub.passed_over_until.store(0, Ordering::Relaxed);
-                    return Ok(reply);
-                }
-                Err(status) => status,
-            };
-            let retry = cntl.retried_count < max_retry
-                && (status.code() == errno::EHOSTDOWN
-                    || self.options.retry_policy.do_retry(&status, cntl));
-            if !retry {
-                return Err(status);
-            }
-            last_error = Some(status);
-        }
+        let sub_calls = SubCalls {
+            selective: self,
+            method,
+            request,
+            timeout,
+            deadline: deadline_after(timeout),
+        };
+        retry::run(&sub_calls, cntl, &settings).await
     }
+}
 
-    /// The sub-channel for a backup, once its delay has passed: one this call has not tried.
-    /// The backup counts as a retry.
-    fn backup(
+/// A selective channel's sub-channels, as the retry loop tries them for one call. Each attempt
+/// is a sub-call with its own controller.
+struct SubCalls<'a> {
+    selective: &'a Selective,
+    method: &'a MethodDescriptor,
+    request: &'a ErasedRequest<'a>,
+    /// The call's timeout, given to each sub-call.
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+}
+
+impl Candidates for SubCalls<'_> {
+    type Key = ChannelHandle;
+    type Candidate = Arc<SelectiveSub>;
+    type Output = Reply;
+    type Slot = Controller;
+
+    fn pick(
         &self,
-        retried_count: &mut u32,
-        tried: &mut Vec<ChannelHandle>,
-        max_retry: u32,
-    ) -> Option<Arc<SelectiveSub>> {
-        if *retried_count >= max_retry {
-            return None;
-        }
-        let subs = self.subs.load();
-        let sub = self.pick(&subs, tried)?;
-        tried.push(sub.handle);
-        *retried_count += 1;
-        tracing::debug!(backup = ?sub, "sending a backup request to another sub-channel");
-        Some(sub)
+        _cntl: &Controller,
+        tried: &[ChannelHandle],
+    ) -> Result<Arc<SelectiveSub>, Status> {
+        let subs = self.selective.subs.load_full();
+        self.selective.pick(&subs, tried).ok_or_else(|| {
+            Status::new(
+                errno::EHOSTDOWN,
+                "the SelectiveChannel has no sub-channels: add some before calling",
+            )
+        })
     }
-}
 
-/// Which sub-call's outcome is the call's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Answered {
-    First,
-    Backup,
-}
+    fn key(&self, sub: &Arc<SelectiveSub>) -> ChannelHandle {
+        sub.handle
+    }
 
-/// Waits for the first of two sub-calls to succeed; if both fail, the later failure.
-async fn first_success<A, B>(first: A, second: B) -> (Answered, Result<Reply, Status>)
-where
-    A: Future<Output = Result<Reply, Status>>,
-    B: Future<Output = Result<Reply, Status>>,
-{
-    tokio::pin!(first, second);
-    tokio::select! {
-        outcome = &mut first => match outcome {
-            Ok(reply) => (Answered::First, Ok(reply)),
-            Err(_) => (Answered::Backup, second.await),
-        },
-        outcome = &mut second => match outcome {
-            Ok(reply) => (Answered::Backup, Ok(reply)),
-            Err(_) => (Answered::First, first.await),
-        },
+    fn slot(&self, cntl: &Controller) -> Controller {
+        // Sub-calls never get the backup delay: this channel sends the backups.
+        sub_controller(cntl, self.timeout, None, None)
+    }
+
+    fn attempt<'a>(
+        &'a self,
+        sub: &'a Arc<SelectiveSub>,
+        sub_cntl: &'a mut Controller,
+    ) -> impl Future<Output = Result<Reply, Status>> + Send + 'a {
+        let guard = SubCallGuard::new(sub_cntl, self.deadline);
+        run_sub_call(&sub.channel, self.method, guard, self.request)
+    }
+
+    fn retry_anyway(&self, status: &Status) -> bool {
+        // brpc's default: a sub-channel without servers never ends a call.
+        status.code() == errno::EHOSTDOWN
+    }
+
+    fn record(&self, cntl: &mut Controller, round: Round<Self>) {
+        // Pass over the sub-channels whose sub-call broke a connection.
+        let mut raced: Vec<(Arc<SelectiveSub>, Controller)> = vec![round.first];
+        raced.extend(round.backup);
+        for (sub, sub_cntl) in &raced {
+            let broke = sub_cntl
+                .error
+                .as_ref()
+                .is_some_and(|status| crate::error::is_connection_failure(status.code()));
+            if broke {
+                let until =
+                    clock_ms().saturating_add(self.selective.pass_over_for.as_millis() as u64);
+                sub.passed_over_until.store(until, Ordering::Relaxed);
+            }
+        }
+        // The sub-call whose outcome is the call's (the first one if the call was dropped).
+        let (index, failed) = match round.outcome {
+            Some((Answered::Backup, failed)) => (raced.len() - 1, failed),
+            Some((Answered::First, failed)) => (0, failed),
+            None => (0, true),
+        };
+        let (sub, sub_cntl) = raced.swap_remove(index);
+        cntl.remote_side = sub_cntl.remote_side;
+        cntl.local_side = sub_cntl.local_side;
+        if !failed {
+            cntl.response_attachment = sub_cntl.response_attachment.clone();
+            cntl.response_compress_type = sub_cntl.response_compress_type;
+            sub.passed_over_until.store(0, Ordering::Relaxed);
+        }
+        cntl.sub_controllers = vec![Some(sub_cntl)];
     }
 }
 

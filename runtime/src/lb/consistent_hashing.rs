@@ -489,7 +489,7 @@ mod tests {
         for code in codes(200) {
             let chosen = lb.select(&with_code(code)).unwrap();
             assert_eq!(chosen.addr(), expected_walk(&lb, code as u32, &[]));
-            chosen.endpoint().health().isolate();
+            chosen.set_available(false);
             let next = lb.select(&with_code(code)).unwrap();
             assert_ne!(next, chosen);
             assert_eq!(
@@ -508,7 +508,7 @@ mod tests {
                 third.addr(),
                 expected_walk(&lb, code as u32, &[chosen.addr(), next.addr()])
             );
-            chosen.endpoint().health().revive();
+            chosen.set_available(true);
             assert_eq!(lb.select(&with_code(code)).unwrap(), chosen);
         }
     }
@@ -519,7 +519,7 @@ mod tests {
         let servers = backends(3);
         lb.reset(&servers);
         let all: Vec<SocketAddr> = servers.iter().map(Backend::addr).collect();
-        servers[0].endpoint().health().isolate();
+        servers[0].set_available(false);
         let picked = lb
             .select(&SelectIn {
                 request_code: Some(12345),
@@ -528,7 +528,7 @@ mod tests {
             .unwrap();
         assert_ne!(picked, servers[0]);
         for server in &servers {
-            server.endpoint().health().isolate();
+            server.set_available(false);
         }
         let err = lb.select(&with_code(12345)).unwrap_err();
         assert_eq!(err.code(), errno::EHOSTDOWN);

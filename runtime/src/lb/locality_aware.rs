@@ -865,7 +865,7 @@ mod tests {
         let lb = LocalityAware::new();
         let servers = backends(3);
         lb.reset(&servers);
-        servers[0].endpoint().health().isolate();
+        servers[0].set_available(false);
         for _ in 0..200 {
             assert_ne!(lb.select(&ANY).unwrap(), servers[0]);
         }
@@ -887,10 +887,10 @@ mod tests {
             })
             .unwrap();
         assert_ne!(picked, servers[0]);
-        servers[1].endpoint().health().isolate();
-        servers[2].endpoint().health().isolate();
+        servers[1].set_available(false);
+        servers[2].set_available(false);
         assert_eq!(lb.select(&ANY).unwrap_err().code(), errno::EHOSTDOWN);
-        servers[1].endpoint().health().revive();
+        servers[1].set_available(true);
         assert_eq!(lb.select(&ANY).unwrap(), servers[1]);
     }
 

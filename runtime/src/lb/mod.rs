@@ -30,6 +30,7 @@ mod round_robin;
 mod weighted_random;
 mod weighted_round_robin;
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -37,9 +38,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::channel::Endpoint;
 use crate::naming::ServerNode;
 use crate::{errno, Status};
+
+/// What a load balancer knows of a server besides its node: whether it may take calls now.
+/// The channel that owns the cluster implements it for its servers (their connections, health
+/// and circuit breaker); to a balancer an entry is opaque.
+pub(crate) trait ServerEntry: Send + Sync + 'static {
+    /// Whether the server may take calls.
+    fn is_available(&self) -> bool;
+    /// The entry as `Any`, for its owner to get its own type back.
+    fn as_any(&self) -> &dyn Any;
+}
 
 /// One server of a cluster as a load balancer sees it: its node (address and tag) and whether
 /// it may take calls now. Cheap to clone; equal when the nodes are equal.
@@ -50,21 +60,30 @@ pub struct Backend {
 
 struct BackendInner {
     node: ServerNode,
-    endpoint: Arc<Endpoint>,
+    entry: Arc<dyn ServerEntry>,
 }
 
 impl Backend {
-    pub(crate) fn new(node: ServerNode, endpoint: Arc<Endpoint>) -> Self {
+    pub(crate) fn new(node: ServerNode, entry: Arc<dyn ServerEntry>) -> Self {
         Backend {
-            inner: Arc::new(BackendInner { node, endpoint }),
+            inner: Arc::new(BackendInner { node, entry }),
         }
     }
 
-    /// A backend on its own endpoint, for unit tests of balancers.
+    /// A backend whose availability a unit test sets ([`Backend::set_available`]).
     #[cfg(test)]
     pub(crate) fn detached(node: ServerNode) -> Self {
-        let endpoint = Endpoint::detached(node.addr);
-        Backend::new(node, endpoint)
+        Backend::new(node, Arc::new(TestEntry::default()))
+    }
+
+    /// Takes a [`detached`](Backend::detached) backend out of rotation (or puts it back).
+    #[cfg(test)]
+    pub(crate) fn set_available(&self, available: bool) {
+        let entry = self.inner.entry.as_any().downcast_ref::<TestEntry>();
+        let entry = entry.expect("a detached backend");
+        entry
+            .unavailable
+            .store(!available, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The server's address and tag.
@@ -90,11 +109,30 @@ impl Backend {
     /// Whether the server may take calls: false while it is isolated after a broken
     /// connection (until a health check reconnects) or by the circuit breaker.
     pub fn is_available(&self) -> bool {
-        !self.inner.endpoint.health().is_isolated()
+        self.inner.entry.is_available()
     }
 
-    pub(crate) fn endpoint(&self) -> &Arc<Endpoint> {
-        &self.inner.endpoint
+    /// What the channel keeps for this server.
+    pub(crate) fn entry(&self) -> &dyn ServerEntry {
+        &*self.inner.entry
+    }
+}
+
+/// A server entry for balancers' unit tests: available until told otherwise.
+#[cfg(test)]
+#[derive(Default)]
+struct TestEntry {
+    unavailable: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl ServerEntry for TestEntry {
+    fn is_available(&self) -> bool {
+        !self.unavailable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 

@@ -167,12 +167,12 @@ pub(super) mod testing {
 
     /// Takes `backend` out of rotation.
     pub(crate) fn isolate(backend: &Backend) {
-        backend.endpoint().health().isolate();
+        backend.set_available(false);
     }
 
     /// Puts `backend` back in rotation.
     pub(crate) fn revive(backend: &Backend) {
-        backend.endpoint().health().revive();
+        backend.set_available(true);
     }
 
     /// A select with nothing excluded.

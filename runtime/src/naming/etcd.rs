@@ -285,7 +285,7 @@ impl EtcdNamingService {
     /// Sends `body` as a POST to `path` on a new connection; the response body once the
     /// status is 200, and the task driving the connection.
     async fn post(&self, path: &str, body: &Value) -> Result<(Incoming, ConnTask), Status> {
-        let addr = crate::channel::resolve(&self.authority)
+        let addr = super::resolve(&self.authority)
             .await
             .map_err(|e| Status::new(e.code(), format!("{}: {}", self.url, e.message())))?;
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))

@@ -168,6 +168,64 @@ pub(crate) async fn parse_entry(entry: &str) -> Result<ServerNode, Status> {
         Some((address, tag)) => (address, tag.trim()),
         None => (entry, ""),
     };
-    let addr = crate::channel::resolve(address).await?;
+    let addr = resolve(address).await?;
     Ok(ServerNode::with_tag(addr, tag))
+}
+
+/// Resolves `"host:port"` to the first address it names.
+pub(crate) async fn resolve(address: &str) -> Result<SocketAddr, Status> {
+    if let Ok(addr) = address.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if address.contains("://") {
+        return Err(Status::new(
+            errno::EINVAL,
+            format!("`{address}`: naming services are not supported yet; give host:port"),
+        ));
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(Status::new(
+            errno::EINVAL,
+            format!("`{address}` is not host:port"),
+        ));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(Status::new(
+            errno::EINVAL,
+            format!("`{address}` is not host:port"),
+        ));
+    }
+    let mut addrs = tokio::net::lookup_host(address).await.map_err(|e| {
+        Status::new(
+            errno::EHOSTDOWN,
+            format!("Fail to resolve `{address}`: {e}"),
+        )
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| Status::new(errno::EHOSTDOWN, format!("`{address}` resolves to nothing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn resolves_names_and_rejects_bad_addresses() {
+        assert_eq!(resolve("127.0.0.1:80").await.unwrap().port(), 80);
+        assert!(resolve("localhost:8000").await.unwrap().ip().is_loopback());
+        for bad in [
+            "",
+            "nohost",
+            ":80",
+            "host:notaport",
+            "127.0.0.1:99999",
+            "list://a:1",
+        ] {
+            let err = resolve(bad).await.unwrap_err();
+            assert_eq!(err.code(), errno::EINVAL, "{bad}: {err}");
+        }
+        let err = resolve("no-such-host.invalid:80").await.unwrap_err();
+        assert_eq!(err.code(), errno::EHOSTDOWN);
+    }
 }

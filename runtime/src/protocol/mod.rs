@@ -1,41 +1,107 @@
-//! Wire protocols. Each codec here is pure: bytes in, frames out, no I/O.
+//! Wire protocols, and how a protocol plugs into Brisk. Everything here is I/O-free: bytes in,
+//! frames out.
+//!
+//! A protocol is known by its name ([`Protocol`]), as brpc names them: a channel selects one
+//! ([`ChannelBuilder::protocol`](crate::ChannelBuilder::protocol)) and a server detects each
+//! connection's from its first bytes, every protocol on one port.
+//!
+//! - **baidu_std** ([`baidu_std`]), brpc's default, and any protocol of your own are *framed*
+//!   protocols: a [`ClientCodec`] and a [`ServerCodec`] turn calls into frames and back, and
+//!   Brisk's shared connections carry them (batched writes, responses matched by correlation id
+//!   or in order, detection, dispatch, authentication, graceful stop). Register yours with
+//!   [`register_client`] and [`register_server`]; `examples/src/bin/custom_protocol.rs` does,
+//!   for a tiny length-prefixed protocol.
+//! - **http** (HTTP/1.1) and **h2:grpc** (gRPC over HTTP/2) own their connections, through
+//!   hyper and h2; [`http`] and [`grpc`] hold their I/O-free parts.
 
 pub mod baidu_std;
+mod codec;
 pub(crate) mod detect;
-pub mod grpc;
+pub(crate) mod grpc;
 pub mod http;
+mod registry;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-/// The protocol a [`Channel`](crate::Channel) speaks, named as in brpc's `ChannelOptions.protocol`.
+pub use codec::{
+    ClientCodec, Detection, IncomingRequest, IncomingResponse, Matching, MethodRef, OutFrame,
+    OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, ServerCodec,
+};
+pub(crate) use registry::{client_codec, client_names, server_codecs};
+pub use registry::{register_client, register_server};
+
+use crate::{errno, Status};
+
+/// Protocols implemented on connections of their own (HTTP/1.1 through hyper, HTTP/2 through
+/// h2) rather than as codecs on Brisk's framed connections: their names and aliases. No codec
+/// may take these names.
+pub(crate) const CONNECTION_OWNING: &[(&str, &[&str])] = &[("http", &[]), ("h2:grpc", &["grpc"])];
+
+/// The name `name` stands for: a built-in protocol's alias becomes its name.
+pub(crate) fn canonical_name(name: &str) -> &str {
+    CONNECTION_OWNING
+        .iter()
+        .find(|(_, aliases)| aliases.contains(&name))
+        .map_or(name, |(canonical, _)| canonical)
+}
+
+/// The protocol a [`Channel`](crate::Channel) speaks, by the name it is registered under, as
+/// brpc's `ChannelOptions.protocol`: `"baidu_std"` (the default), `"http"`, `"h2:grpc"`
+/// (also `"grpc"`), or any protocol registered with [`register_client`]. A name nothing is
+/// registered under fails the channel's `connect` with EINVAL.
 ///
 /// ```
 /// use brisk::Protocol;
-/// let p: Protocol = "baidu_std".parse().unwrap();
-/// assert_eq!(p, Protocol::BaiduStd);
+/// let grpc: Protocol = "grpc".parse().unwrap();
+/// assert_eq!(grpc, Protocol::GRPC);
+/// assert_eq!(grpc.name(), "h2:grpc");
 /// assert!("carrier_pigeon".parse::<Protocol>().is_err());
+/// assert_eq!(Protocol::from("hulu_pbrpc").name(), "hulu_pbrpc"); // checked by connect
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Protocol {
-    /// brpc's default binary protocol (`"baidu_std"`).
-    #[default]
-    BaiduStd,
-    /// HTTP/1.1, pb methods as `POST /Service/Method` (`"http"`).
-    Http,
-    /// gRPC over HTTP/2 (`"h2:grpc"`); the only protocol with streaming methods.
-    Grpc,
-}
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Protocol(Cow<'static, str>);
 
 impl Protocol {
-    /// The protocol's registered name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::BaiduStd => "baidu_std",
-            Protocol::Http => "http",
-            Protocol::Grpc => "h2:grpc",
+    /// brpc's default binary protocol.
+    pub const BAIDU_STD: Protocol = Protocol(Cow::Borrowed("baidu_std"));
+    /// HTTP/1.1, pb methods as `POST /Service/Method`.
+    pub const HTTP: Protocol = Protocol(Cow::Borrowed("http"));
+    /// gRPC over HTTP/2; the protocol with streaming methods.
+    pub const GRPC: Protocol = Protocol(Cow::Borrowed("h2:grpc"));
+
+    /// The protocol registered as `name` (aliases become the name they stand for). Whether
+    /// anything is registered under it is checked when a channel connects.
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        let name = name.into();
+        match canonical_name(&name) {
+            canonical if canonical != name => Protocol(Cow::Owned(canonical.to_owned())),
+            _ => Protocol(name),
         }
+    }
+
+    /// The protocol's registered name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        Protocol::BAIDU_STD
+    }
+}
+
+impl From<&'static str> for Protocol {
+    fn from(name: &'static str) -> Self {
+        Protocol::new(name)
+    }
+}
+
+impl From<String> for Protocol {
+    fn from(name: String) -> Self {
+        Protocol::new(name)
     }
 }
 
@@ -45,16 +111,63 @@ impl fmt::Display for Protocol {
     }
 }
 
+impl fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Protocol({:?})", self.name())
+    }
+}
+
 impl FromStr for Protocol {
-    type Err = crate::Status;
+    type Err = Status;
+
+    /// A protocol registered now (a built-in one, or one added with [`register_client`]);
+    /// EINVAL for any other name.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let canonical = canonical_name(s);
+        let builtin = CONNECTION_OWNING.iter().any(|(name, _)| *name == canonical);
+        if builtin || client_codec(canonical).is_some() {
+            return Ok(Protocol::new(canonical.to_owned()));
+        }
+        Err(unknown_protocol(s))
+    }
+}
+
+/// The error for a protocol nothing is registered under.
+pub(crate) fn unknown_protocol(name: &str) -> Status {
+    let mut known: Vec<&str> = CONNECTION_OWNING.iter().map(|(name, _)| *name).collect();
+    known.extend(client_names());
+    Status::new(
+        errno::EINVAL,
+        format!(
+            "unknown protocol `{name}` (registered: {})",
+            known.join(", ")
+        ),
+    )
+}
+
+/// How a channel uses connections, as brpc's `ChannelOptions.connection_type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ConnectionType {
+    /// One connection per server, shared by every call and every channel in the process;
+    /// responses are matched to calls by correlation id (or in order). The default.
+    #[default]
+    Single,
+    /// A pool of connections per server; each carries one call at a time.
+    Pooled,
+    /// A new connection per call, closed after it.
+    Short,
+}
+
+impl FromStr for ConnectionType {
+    type Err = Status;
+    fn from_str(s: &str) -> Result<Self, Status> {
         match s {
-            "baidu_std" => Ok(Protocol::BaiduStd),
-            "http" => Ok(Protocol::Http),
-            "h2:grpc" | "grpc" => Ok(Protocol::Grpc),
-            other => Err(crate::Status::new(
-                crate::errno::EINVAL,
-                format!("unknown protocol `{other}` (supported: baidu_std, http, h2:grpc)"),
+            "single" => Ok(ConnectionType::Single),
+            "pooled" => Ok(ConnectionType::Pooled),
+            "short" => Ok(ConnectionType::Short),
+            other => Err(Status::new(
+                errno::EINVAL,
+                format!("unknown connection type `{other}` (expected single, pooled or short)"),
             )),
         }
     }

@@ -22,14 +22,14 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::time::{Instant, Sleep};
 
-use super::conn::{call_catching_panics, panic_message, Peer};
-use super::http::ResponseBody;
-use super::request_body::RequestBody;
-use super::{health, InflightGuard, Phase, ServerContext, Shared};
+use super::body::{empty_body, RequestBody, ResponseBody};
+use super::dispatch::{call_catching_panics, panic_message};
+use super::state::{wait_for_phase, InflightGuard, Peer, Phase, Shared};
+use super::{ServerContext, Service};
 use crate::compress::CompressType;
 use crate::protocol::grpc::{self, code, grpc_status_from_errno, percent_encode};
 use crate::streaming::BytesStream;
-use crate::transport::grpc::{message_bytes, message_chunks, BodyMessages, Reader};
+use crate::transport::grpc_body::{message_bytes, message_chunks, BodyMessages, Reader};
 use crate::{errno, Status};
 
 /// A gRPC error to answer with: a gRPC status code and its message.
@@ -78,9 +78,6 @@ pub(crate) async fn serve(
             format!("Fail to find method={}", parts.uri.path()),
         ));
     };
-    if service_name == health::SERVICE && !shared.registry.has_service(health::SERVICE) {
-        return health::serve(method_name, body, peer, shared).await;
-    }
     if shared.phase_now() != Phase::Running {
         return fail(Status::new(errno::ELOGOFF, "Server is stopping"));
     }
@@ -115,7 +112,7 @@ pub(crate) async fn serve(
 }
 
 /// `/package.Service/Method` → (`package.Service`, `Method`).
-fn split_path(path: &str) -> Option<(&str, &str)> {
+pub(super) fn split_path(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     if service.is_empty() || method.is_empty() || method.contains('/') {
         return None;
@@ -294,8 +291,8 @@ pub(super) fn failure_response(
     metadata: &[(String, String)],
 ) -> http::Response<ResponseBody> {
     let mut response = response_head(metadata, false)
-        .body(super::http::empty_body())
-        .unwrap_or_else(|_| http::Response::new(super::http::empty_body()));
+        .body(empty_body())
+        .unwrap_or_else(|_| http::Response::new(empty_body()));
     status_headers(error.code, &error.message, response.headers_mut());
     response
 }
@@ -333,7 +330,7 @@ pub(super) fn message_response(
     let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
     response_head(metadata, gzip)
         .body(body)
-        .unwrap_or_else(|_| http::Response::new(super::http::empty_body()))
+        .unwrap_or_else(|_| http::Response::new(empty_body()))
 }
 
 /// Runs `work` until `deadline`, if any; `None` once it has passed.
@@ -346,7 +343,7 @@ async fn until<F: Future>(deadline: Option<Instant>, work: F) -> Option<F::Outpu
 
 /// A unary method: one request message in, one response message out.
 async fn serve_unary(
-    service: &dyn super::Service,
+    service: &dyn Service,
     method: usize,
     call: Call,
     mut messages: BodyMessages<RequestBody>,
@@ -422,7 +419,7 @@ pub(super) async fn single_message(
 /// A streaming method: request messages flow to the handler as they arrive, its responses
 /// go out as it yields them, then the trailers.
 async fn serve_streaming(
-    service: &dyn super::Service,
+    service: &dyn Service,
     method: usize,
     call: Call,
     messages: BodyMessages<RequestBody>,
@@ -475,7 +472,7 @@ pub(super) fn streaming_response(
 ) -> http::Response<ResponseBody> {
     response_head(metadata, gzip)
         .body(StreamBody::new(frames).boxed_unsync())
-        .unwrap_or_else(|_| http::Response::new(super::http::empty_body()))
+        .unwrap_or_else(|_| http::Response::new(empty_body()))
 }
 
 fn panicked(
@@ -529,7 +526,7 @@ impl StreamGuard {
         let watched = Arc::downgrade(&slot);
         tokio::spawn(async move {
             let stop_grace_over = async {
-                super::wait_for_phase(&mut phase, |p| p != Phase::Running).await;
+                wait_for_phase(&mut phase, |p| p != Phase::Running).await;
                 tokio::time::sleep(STREAM_STOP_GRACE).await;
             };
             tokio::select! {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use h2::server::{Connection, SendResponse};
 use h2::RecvStream;
@@ -27,14 +27,16 @@ use http::header::{
 };
 use http::{Request, Response};
 use hyper::body::Body;
-use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::conn::{panic_message, run_inline_or_spawn, Peer};
-use super::http::{content_length, handle, ResponseBody, CLOSE_GRACE};
-use super::request_body::RequestBody;
-use super::{wait_for_phase, ConnectionGuard, Phase, Shared};
+use super::body::{content_length, RequestBody, ResponseBody};
+use super::dispatch::{panic_message, run_inline_or_spawn};
+use super::http::handle;
+use super::protocol::{ServeFuture, ServerProtocol};
+use super::state::{wait_for_phase, ConnectionGuard, Peer, Phase, Shared, CLOSE_GRACE};
+use crate::protocol::{detect, Detection};
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::rewind::Rewind;
+use crate::transport::stream::ServerIo;
 
 /// Streams one connection may have open at once: each may buffer a body up to max_body_size.
 const MAX_CONCURRENT_STREAMS: u32 = 128;
@@ -57,16 +59,41 @@ const MAX_HEADER_LIST: u32 = 16 * 1024;
 /// 135k, per 16 135k, per 32 116k, one per read (64) 60k.
 const WRITE_EVERY: usize = 16;
 
+/// HTTP/2 (h2c with prior knowledge, or `h2` inside TLS) on the server's port.
+pub(crate) struct Http2;
+
+impl ServerProtocol for Http2 {
+    fn name(&self) -> &'static str {
+        "h2"
+    }
+
+    fn detect(&self, prefix: &[u8]) -> Detection {
+        detect::http2(prefix)
+    }
+
+    fn serve(
+        &self,
+        io: ServerIo,
+        prefix: BytesMut,
+        peer: Peer,
+        shared: Arc<Shared>,
+        open: ConnectionGuard,
+    ) -> ServeFuture {
+        Box::pin(serve_h2(
+            Rewind::new(prefix.freeze(), io),
+            peer,
+            shared,
+            open,
+        ))
+    }
+}
+
+/// The connection type: the preface detection read is replayed first.
+type Io = Rewind<ServerIo>;
+
 /// Serves HTTP/2 on a detected connection (its preface possibly still in `io`'s rewind
 /// buffer) until the peer leaves, the connection breaks, or the server closes.
-pub(crate) async fn serve_h2<S>(
-    io: Rewind<S>,
-    peer: Peer,
-    shared: Arc<Shared>,
-    open: ConnectionGuard,
-) where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
+async fn serve_h2(io: Io, peer: Peer, shared: Arc<Shared>, open: ConnectionGuard) {
     let _open = open;
     let mut phase = shared.phase.subscribe();
     let handshake = h2::server::Builder::new()
@@ -103,15 +130,12 @@ pub(crate) async fn serve_h2<S>(
 }
 
 /// Accepts and starts requests until the connection ends.
-async fn serve_requests<S>(
-    connection: &mut Connection<Rewind<S>, Bytes>,
+async fn serve_requests(
+    connection: &mut Connection<Io, Bytes>,
     accepted: &mut Accepted,
     peer: Peer,
     shared: &Arc<Shared>,
-) -> Result<(), h2::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(), h2::Error> {
     loop {
         // Writes the answers queued since the last poll, together, and reads what came.
         if !std::future::poll_fn(|cx| accepted.poll_more(connection, cx)).await? {
@@ -157,14 +181,11 @@ impl Accepted {
     /// Moves every request the connection has received into `waiting`: `Ready(Ok(true))` once
     /// some are waiting, `Ready(Ok(false))` or the error once the connection has ended and none
     /// are.
-    fn poll_more<S>(
+    fn poll_more(
         &mut self,
-        connection: &mut Connection<Rewind<S>, Bytes>,
+        connection: &mut Connection<Io, Bytes>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<bool, h2::Error>>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
+    ) -> Poll<Result<bool, h2::Error>> {
         if let Some(ended) = self.ended.take() {
             if self.waiting.is_empty() {
                 return Poll::Ready(ended.map(|()| false));

@@ -12,17 +12,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message;
 
-use super::conn::Peer;
+use super::body::{RequestBody, ResponseBody};
 use super::grpc::{
-    failure_response, message_response, single_message, GrpcError, ResponseFrames, StreamGuard,
+    failure_response, message_response, single_message, split_path, GrpcError, ResponseFrames,
+    StreamGuard,
 };
-use super::http::ResponseBody;
-use super::request_body::RequestBody;
-use super::{wait_for_phase, Phase, Shared};
+use super::state::{wait_for_phase, Peer, Phase, Shared};
 use crate::compress::CompressType;
 use crate::protocol::grpc::code;
 use crate::streaming::BytesStream;
-use crate::transport::grpc::{BodyMessages, Reader};
+use crate::transport::grpc_body::{BodyMessages, Reader};
 use crate::{errno, Status};
 
 /// The health service's full name.
@@ -61,13 +60,14 @@ pub(super) enum ServingStatus {
     ServiceUnknown = 3,
 }
 
-/// Answers a call to the health service's `method`.
+/// Answers a call to the health service.
 pub(super) async fn serve(
-    method: &str,
-    body: RequestBody,
+    request: http::Request<RequestBody>,
     peer: Peer,
     shared: Arc<Shared>,
 ) -> http::Response<ResponseBody> {
+    let (parts, body) = request.into_parts();
+    let method = split_path(parts.uri.path()).map_or("", |(_, method)| method);
     let local = peer.local;
     let fail = |status: Status| failure_response(&GrpcError::from_status(&status, local), &[]);
     let watch = match method {

@@ -1,89 +1,29 @@
-//! HTTP/1.1 and HTTP/2 connections (hyper): pb methods as `POST /Service/Method` with JSON or
-//! protobuf bodies, and gRPC (handed to [`super::grpc`]).
+//! Requests on HTTP/1.1 and HTTP/2 connections, whichever connection they came on: gRPC
+//! (handed to [`super::grpc`] and [`super::health`]), and pb methods as
+//! `POST /Service/Method` with JSON or protobuf bodies.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use http_body_util::{BodyExt, Limited};
 
-use super::conn::{call_catching_panics, panic_message, Peer};
+use super::body::{content_length, full_body, RequestBody, ResponseBody};
+use super::dispatch::{call_catching_panics, panic_message};
 use super::registry::{Found, JsonBodies};
-use super::request_body::RequestBody;
-use super::{wait_for_phase, ConnectionGuard, InflightGuard, Phase, ServerContext, Shared};
+use super::state::{InflightGuard, Peer, Phase, Shared};
+use super::ServerContext;
 use crate::compress::{self, CompressType};
+use crate::errno;
 use crate::protocol::http::{
     body_format, error_body, is_grpc_content_type, split_path, status_for_error_code, BodyFormat,
     JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE,
 };
 use crate::streaming::MethodKind;
-use crate::transport::rewind::Rewind;
-use crate::{errno, Status};
 
-/// The body of every response the server sends over HTTP (whole, or streamed for gRPC).
-pub(crate) type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Status>;
-
-/// An empty response body.
-pub(crate) fn empty_body() -> ResponseBody {
-    http_body_util::Empty::new()
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// A whole response body.
-fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// How long a connection may take to finish its replies once the server closes.
-pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(3);
-
-/// Serves HTTP/1.1 on a detected connection until it closes (HTTP/2 is [`super::h2`]'s).
-pub(crate) async fn serve_http1<S>(
-    io: Rewind<S>,
-    peer: Peer,
-    shared: Arc<Shared>,
-    open: ConnectionGuard,
-) where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let _open = open;
-    let io = TokioIo::new(io);
-    let mut closed = shared.phase.subscribe();
-    let handler_shared = Arc::clone(&shared);
-    let service = service_fn(move |request: Request<Incoming>| {
-        let request = request.map(RequestBody::Http1);
-        let handling = handle(request, peer, Arc::clone(&handler_shared));
-        async move { Ok::<_, Infallible>(handling.await) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .timer(TokioTimer::new())
-        .serve_connection(io, service);
-    tokio::pin!(connection);
-    let served = tokio::select! {
-        served = connection.as_mut() => served,
-        () = wait_for_phase(&mut closed, |p| p == Phase::Closed) => {
-            // Finish the request in progress, within the grace period.
-            connection.as_mut().graceful_shutdown();
-            tokio::time::timeout(CLOSE_GRACE, connection).await.unwrap_or(Ok(()))
-        }
-    };
-    if let Err(e) = served {
-        tracing::debug!(remote = %peer.remote, "HTTP connection ended: {e}");
-    }
-}
-
-/// Answers one request: gRPC, or a pb method.
+/// Answers one request: gRPC (the health service, unless the server hosts one of that
+/// name), or a pb method.
 pub(super) async fn handle(
     request: Request<RequestBody>,
     peer: Peer,
@@ -95,6 +35,12 @@ pub(super) async fn handle(
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_grpc_content_type);
     if grpc {
+        let health = super::grpc::split_path(request.uri().path())
+            .is_some_and(|(service, _)| service == super::health::SERVICE)
+            && !shared.registry.has_service(super::health::SERVICE);
+        if health {
+            return super::health::serve(request, peer, shared).await;
+        }
         return super::grpc::serve(request, peer, shared).await;
     }
     if shared.phase_now() != Phase::Running {
@@ -470,11 +416,6 @@ fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&st
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The `content-length` a request announces, if it is a number.
-pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
-    header_str(headers, CONTENT_LENGTH)?.trim().parse().ok()
-}
-
 /// brpc's `log-id` header (0 when absent or not a number).
 fn log_id(headers: &HeaderMap) -> i64 {
     headers
@@ -512,16 +453,6 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_lengths_are_read_from_headers() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(content_length(&headers), None);
-        headers.insert(CONTENT_LENGTH, " 42".parse().unwrap());
-        assert_eq!(content_length(&headers), Some(42));
-        headers.insert(CONTENT_LENGTH, "lots".parse().unwrap());
-        assert_eq!(content_length(&headers), None);
-    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

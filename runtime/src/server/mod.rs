@@ -1,17 +1,32 @@
 //! [`Server`]: hosts services on one port, many calls per connection, with graceful stop.
 
+//!
+//! The modules form a one-way chain: the service model (`context`, `service`, `registry`),
+//! the server's shared state (`options`, `state`), what every protocol does with a request
+//! (`dispatch`, `body`), the protocols (`framed` for every codec; `grpc`, `health` and `http`
+//! for requests on HTTP connections, served by `http1` and `h2`), and the connection's way in
+//! (`detect`, `tls`, `conn`), which the accept loop here starts.
+
+mod body;
 mod conn;
 mod context;
+mod detect;
+mod dispatch;
+mod framed;
 mod grpc;
 mod h2;
 mod health;
 mod http;
+mod http1;
+mod options;
+mod protocol;
 mod registry;
-mod request_body;
 mod service;
+mod state;
 mod tls;
 
 pub use context::ServerContext;
+pub use options::ServerOptions;
 pub use service::{
     unknown_method, MessageSchema, Service, ServiceFuture, ServiceResponse, StreamingFuture,
     StreamingResponse,
@@ -20,40 +35,17 @@ pub use service::{
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
-use crate::protocol::baidu_std::DEFAULT_MAX_BODY_SIZE;
 use crate::Status;
+use protocol::ServerProtocol;
 use registry::Registry;
-
-/// A server's options. Defaults are brpc's.
-#[derive(Clone, Debug)]
-pub struct ServerOptions {
-    /// Largest request body accepted; a bigger frame closes its connection (default 64 MiB).
-    pub max_body_size: usize,
-    /// Verifies clients' credentials (default none): see [`crate::auth`].
-    pub authenticator: Option<Arc<dyn crate::Authenticator>>,
-    /// TLS on the port (default none: TLS handshakes are closed): see
-    /// [`ServerBuilder::tls`].
-    #[cfg(feature = "tls")]
-    pub tls: Option<crate::tls::ServerTlsOptions>,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            max_body_size: DEFAULT_MAX_BODY_SIZE,
-            authenticator: None,
-            #[cfg(feature = "tls")]
-            tls: None,
-        }
-    }
-}
+use state::{wait_for_phase, ConnectionGuard, Phase, Shared};
 
 /// Builds a [`Server`]: add services, set options, then start it on an address.
 #[derive(Default)]
@@ -142,7 +134,8 @@ impl ServerBuilder {
             connections: AtomicUsize::new(0),
             connections_gone: Notify::new(),
         });
-        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        let protocols: Arc<[Arc<dyn ServerProtocol>]> = conn::protocols().into();
+        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), protocols));
         tracing::info!(%local_addr, services = ?shared.registry.names().collect::<Vec<_>>(), "server started");
         Ok(Server {
             shared,
@@ -265,101 +258,11 @@ impl fmt::Debug for Server {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Running,
-    Stopping,
-    Closed,
-}
-
-/// State shared by the server handle, its accept loop and its connections.
-struct Shared {
-    registry: Registry,
-    options: ServerOptions,
-    phase: watch::Sender<Phase>,
-    local_addr: SocketAddr,
-    inflight: AtomicUsize,
-    idle: Notify,
-    connections: AtomicUsize,
-    connections_gone: Notify,
-}
-
-impl Shared {
-    fn begin_stop(&self) {
-        self.phase.send_if_modified(|p| {
-            let running = *p == Phase::Running;
-            if running {
-                *p = Phase::Stopping;
-            }
-            running
-        });
-    }
-
-    fn phase_now(&self) -> Phase {
-        *self.phase.borrow()
-    }
-
-    async fn drain_and_close(&self) {
-        wait_for_zero(&self.inflight, &self.idle).await;
-        self.phase.send_replace(Phase::Closed);
-        wait_for_zero(&self.connections, &self.connections_gone).await;
-    }
-}
-
-async fn wait_for_zero(counter: &AtomicUsize, notify: &Notify) {
-    loop {
-        let notified = notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if counter.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        notified.await;
-    }
-}
-
-/// Resolves once the server's phase satisfies `done` (or the server is gone).
-async fn wait_for_phase(phase: &mut watch::Receiver<Phase>, done: impl Fn(Phase) -> bool) {
-    let _ = phase.wait_for(|p| done(*p)).await;
-}
-
-/// Counts a request from arrival to reply; the last one out wakes `join`.
-struct InflightGuard(Arc<Shared>);
-
-impl InflightGuard {
-    fn enter(shared: &Arc<Shared>) -> Self {
-        shared.inflight.fetch_add(1, Ordering::SeqCst);
-        InflightGuard(Arc::clone(shared))
-    }
-}
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        if self.0.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-/// Counts an open connection until its writer has flushed and closed.
-struct ConnectionGuard(Arc<Shared>);
-
-impl ConnectionGuard {
-    fn new(shared: &Arc<Shared>) -> Self {
-        shared.connections.fetch_add(1, Ordering::SeqCst);
-        ConnectionGuard(Arc::clone(shared))
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        if self.0.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.connections_gone.notify_waiters();
-        }
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    protocols: Arc<[Arc<dyn ServerProtocol>]>,
+) {
     let mut phase = shared.phase.subscribe();
     loop {
         tokio::select! {
@@ -367,7 +270,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 Ok((stream, remote)) => {
                     // Counted from accept on, so `join` never misses a connection.
                     let open = ConnectionGuard::new(&shared);
-                    tokio::spawn(conn::serve_connection(stream, remote, Arc::clone(&shared), open));
+                    tokio::spawn(conn::serve_connection(
+                        stream,
+                        remote,
+                        Arc::clone(&shared),
+                        Arc::clone(&protocols),
+                        open,
+                    ));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

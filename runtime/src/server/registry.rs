@@ -157,6 +157,16 @@ impl Registry {
         Some((&entry.service, index))
     }
 
+    /// The service for a request that numbers its method, if it has method `index`.
+    pub(crate) fn find_index(
+        &self,
+        service: &str,
+        index: usize,
+    ) -> Option<(&Arc<dyn Service>, usize)> {
+        let entry = &self.entries[*self.by_name.get(service)?];
+        (index < entry.service.method_names().len()).then_some((&entry.service, index))
+    }
+
     /// The service, method index and JSON mapping for an HTTP request.
     pub(crate) fn find_for_http(&self, service: &str, method: &str) -> Option<Found<'_>> {
         let entry = &self.entries[*self.by_name.get(service)?];

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-use super::conn::Peer;
-use super::{ConnectionGuard, Shared};
+use super::protocol::ServerProtocol;
+use super::state::{ConnectionGuard, Peer, Shared};
 
 /// Whether the server refuses plaintext connections (`ServerTlsOptions::force`).
 #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
@@ -26,18 +26,20 @@ pub(crate) fn rejects_plaintext(shared: &Shared) -> bool {
 }
 
 /// Serves a connection whose first bytes are a TLS handshake (already read into `buf`): the
-/// handshake, then the protocol inside, detected as on a plain connection (HTTP/2 at once when
-/// the client chose `h2` by ALPN).
+/// handshake, then the protocol inside, detected among `protocols` as on a plain connection
+/// (a client that chose `h2` by ALPN starts with the HTTP/2 preface).
 #[cfg(feature = "tls")]
 pub(crate) async fn serve_tls(
     stream: TcpStream,
     buf: BytesMut,
     peer: Peer,
     shared: Arc<Shared>,
+    protocols: &[Arc<dyn ServerProtocol>],
     open: ConnectionGuard,
 ) {
-    use crate::protocol::detect::Detected;
+    use super::detect::{detect, Detected};
     use crate::transport::rewind::Rewind;
+    use crate::transport::stream::ServerIo;
 
     let Some(options) = shared.options.tls.as_ref() else {
         tracing::warn!(remote = %peer.remote, "closing connection: TLS handshake on a server without TLS");
@@ -50,6 +52,7 @@ pub(crate) async fn serve_tls(
     let limit = options.handshake_limit();
     let handshake = acceptor.accept(Rewind::new(buf.freeze(), stream));
     let mut phase = shared.phase.subscribe();
+    use super::state::{wait_for_phase, Phase};
     let mut tls = tokio::select! {
         done = tokio::time::timeout(limit, handshake) => match done {
             Ok(Ok(tls)) => tls,
@@ -62,19 +65,25 @@ pub(crate) async fn serve_tls(
                 return;
             }
         },
-        () = super::wait_for_phase(&mut phase, |p| p == super::Phase::Closed) => return,
+        () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return,
     };
     let peer = Peer { tls: true, ..peer };
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    if h2 {
-        super::conn::serve_detected(Detected::Http2, tls, BytesMut::new(), peer, shared, open)
-            .await;
-        return;
-    }
-    let Some((detected, buf)) = super::conn::read_prefix(&mut tls, &shared).await else {
+    let Some((detected, buf)) = detect(&mut tls, &shared, protocols, false).await else {
         return;
     };
-    super::conn::serve_detected(detected, tls, buf, peer, shared, open).await;
+    match detected {
+        Detected::Protocol(protocol) => {
+            let io = ServerIo::Tls(Box::new(tls));
+            protocol.serve(io, buf, peer, shared, open).await;
+        }
+        Detected::Tls | Detected::Unknown(_) => {
+            let reason = match detected {
+                Detected::Unknown(reason) => reason,
+                _ => "TLS inside TLS".to_owned(),
+            };
+            tracing::warn!(remote = %peer.remote, "closing connection: {reason}");
+        }
+    }
 }
 
 /// Without the `tls` feature a TLS handshake cannot be answered: the connection is closed.
@@ -84,8 +93,9 @@ pub(crate) async fn serve_tls(
     buf: BytesMut,
     peer: Peer,
     shared: Arc<Shared>,
+    protocols: &[Arc<dyn ServerProtocol>],
     open: ConnectionGuard,
 ) {
-    let _ = (stream, buf, shared, open);
+    let _ = (stream, buf, shared, protocols, open);
     tracing::warn!(remote = %peer.remote, "closing connection: TLS handshake on a server without TLS (brisk built without feature `tls`)");
 }

@@ -1,47 +1,16 @@
-//! Sockets: the batching writer shared by clients and servers, and client connections that
-//! multiplex many calls.
+//! Connections: the batching writer and the byte streams shared by clients and servers, the
+//! gRPC message stream both ends read, and (in [`client`]) how a channel's calls reach a
+//! server over each protocol's connection discipline.
 
-pub(crate) mod connection;
+pub(crate) mod client;
 pub(crate) mod gather;
-pub(crate) mod grpc;
+pub(crate) mod grpc_body;
 pub(crate) mod h2_body;
-pub(crate) mod http;
-pub(crate) mod pending;
 pub(crate) mod rewind;
 pub(crate) mod stream;
 pub(crate) mod writer;
 
 use bytes::BytesMut;
-
-/// The `authorization` header HTTP and gRPC requests carry when the channel has an
-/// authenticator; ERPCAUTH when it fails or makes a credential no header can hold.
-pub(crate) fn authorization(
-    options: &crate::ChannelOptions,
-) -> Result<Option<::http::HeaderValue>, crate::Status> {
-    let Some(authenticator) = options.authenticator.as_deref() else {
-        return Ok(None);
-    };
-    let credential = crate::channel::call::generate_credential(authenticator)?;
-    ::http::HeaderValue::from_str(&credential)
-        .map(Some)
-        .map_err(|_| {
-            crate::Status::new(
-                crate::errno::ERPCAUTH,
-                "the credential is not a valid header value",
-            )
-        })
-}
-
-/// The `Host` / `:authority` of HTTP and gRPC requests to `addr`: the TLS server name when the
-/// channel has one (virtual hosts route by it), else the address.
-pub(crate) fn authority(addr: std::net::SocketAddr, options: &crate::ChannelOptions) -> String {
-    #[cfg(feature = "tls")]
-    if let Some(name) = options.tls.as_ref().and_then(|tls| tls.server_name()) {
-        return format!("{name}:{}", addr.port());
-    }
-    let _ = options;
-    addr.to_string()
-}
 
 /// Smallest free space kept in a read buffer before reading, and the first buffer's size.
 pub(crate) const READ_CHUNK: usize = 8 * 1024;

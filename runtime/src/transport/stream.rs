@@ -1,4 +1,4 @@
-//! Client connections' byte streams: TCP, or TLS over TCP when the channel asks for it.
+//! Connections' byte streams: TCP, or TLS over TCP.
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::channel::ChannelOptions;
+#[cfg(feature = "tls")]
+use super::rewind::Rewind;
+
 use crate::{errno, Status};
 
 /// A connected client stream.
@@ -48,24 +50,20 @@ pub(crate) struct Security {
 }
 
 impl Security {
-    /// The security `options` ask for.
-    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
-    pub(crate) fn of(options: &ChannelOptions) -> Self {
-        Security {
-            #[cfg(feature = "tls")]
-            tls: options.tls.clone(),
-        }
+    /// TLS with `options`, or plain TCP for `None`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(options: Option<crate::tls::ClientTlsOptions>) -> Self {
+        Security { tls: options }
     }
-}
 
-/// Connects to `addr` within the channel's connect timeout, with TCP_NODELAY; over TLS when
-/// the channel has TLS options, offering `alpn` (e.g. `[b"h2"]`).
-pub(crate) async fn connect(
-    addr: SocketAddr,
-    options: &ChannelOptions,
-    alpn: &[&[u8]],
-) -> Result<ClientIo, Status> {
-    connect_secured(addr, options.connect_timeout, &Security::of(options), alpn).await
+    /// The TLS server name asked for, if any.
+    pub(crate) fn server_name(&self) -> Option<&str> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.server_name();
+        }
+        None
+    }
 }
 
 /// Connects to `addr` within `connect_timeout`, with TCP_NODELAY; then runs the TLS handshake
@@ -169,5 +167,67 @@ impl AsyncWrite for ClientIo {
             #[cfg(feature = "tls")]
             ClientIo::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
+    }
+}
+
+/// An accepted server connection: TCP, or TLS over it (whose handshake replayed the bytes
+/// protocol detection read first).
+#[derive(Debug)]
+pub(crate) enum ServerIo {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::server::TlsStream<Rewind<TcpStream>>>),
+}
+
+/// Forwards a poll to whichever stream `$io` holds.
+macro_rules! either {
+    ($io:expr, $s:ident => $poll:expr) => {
+        match $io {
+            ServerIo::Plain($s) => $poll,
+            #[cfg(feature = "tls")]
+            ServerIo::Tls($s) => $poll,
+        }
+    };
+}
+
+impl AsyncRead for ServerIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        either!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for ServerIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        either!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        either!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        either!(self, s => s.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
     }
 }

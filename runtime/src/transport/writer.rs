@@ -5,31 +5,14 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::gather::GatherPolicy;
+pub(crate) use crate::protocol::OutFrame;
 
 /// Frames taken from the queue per batch, at most.
 const MAX_BATCH: usize = 256;
-
-/// An encoded frame in up to three pieces, written back to back without copying.
-#[derive(Debug, Default)]
-pub(crate) struct OutFrame {
-    /// Header and meta (and the payload, when it was encoded in place).
-    pub head: Bytes,
-    /// Payload, when kept separate.
-    pub payload: Bytes,
-    /// Attachment.
-    pub attachment: Bytes,
-}
-
-impl OutFrame {
-    pub(crate) fn len(&self) -> usize {
-        self.head.len() + self.payload.len() + self.attachment.len()
-    }
-}
 
 /// The sending side of a connection's write queue, counting bytes not yet written.
 #[derive(Debug, Clone)]
@@ -78,6 +61,14 @@ pub(crate) fn queue() -> (FrameSender, FrameReceiver) {
 pub(crate) struct FrameReceiver {
     rx: mpsc::UnboundedReceiver<OutFrame>,
     unwritten: Arc<AtomicUsize>,
+}
+
+#[cfg(test)]
+impl FrameReceiver {
+    /// The next queued frame, if any (for tests of what callers queue).
+    pub(crate) fn try_recv(&mut self) -> Option<OutFrame> {
+        self.rx.try_recv().ok()
+    }
 }
 
 /// Writes queued frames until every sender is gone, then shuts the write side down.
@@ -132,6 +123,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(io: &mut W, batch: &[OutFrame]) -> s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]

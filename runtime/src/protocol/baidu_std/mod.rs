@@ -8,9 +8,11 @@
 //! header and meta in front of a payload; [`request_meta`] and [`response_meta`] build the metas
 //! exactly as brpc does (same fields, same order), so Brisk's bytes match brpc's.
 
+mod codec;
 mod frame;
 mod meta;
 
+pub use codec::BaiduStd;
 pub use frame::{decode_frame, encode_head, Frame, FrameError, HEADER_LEN, MAGIC};
 
 use bytes::{BufMut, BytesMut};
@@ -23,7 +25,7 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024 * 1024;
 
 /// Checks that a payload and attachment fit in one frame: the body size is a `u32` (with room
 /// left for the meta) and `attachment_size` an `i32`. Returns why not.
-pub fn check_sizes(payload_len: usize, attachment_len: usize) -> Result<(), String> {
+fn check_sizes(payload_len: usize, attachment_len: usize) -> Result<(), String> {
     const META_ROOM: usize = 64 * 1024;
     if attachment_len > i32::MAX as usize {
         return Err(format!(

@@ -3,7 +3,7 @@
 //! method's descriptors, on pooled keep-alive connections.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST};
@@ -13,13 +13,16 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use crate::channel::call::{Answer, EncodedRequest, Failure};
-use crate::channel::{ChannelOptions, Endpoint, MethodDescriptor};
+use super::{
+    authority, authorization, Answer, BoxFuture, CallSettings, ClientProtocol, Connections,
+    EncodedRequest, EndpointSettings, Failure, OwnedConnections,
+};
 use crate::compress::{self, CompressType};
 use crate::protocol::http::{
     error_code_for_status, parse_error_body, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE,
 };
-use crate::{errno, Status};
+use crate::transport::stream::Security;
+use crate::{errno, MethodDescriptor, Status};
 
 #[cfg(feature = "json")]
 use crate::json::MethodJson;
@@ -44,11 +47,11 @@ impl MethodJson {
 /// codecs whose payload is JSON already; with `http_json`, the method's mapping from its
 /// descriptors, decoded once per method and kept.
 fn json_mapping(
-    options: &ChannelOptions,
+    settings: &CallSettings,
     method: &MethodDescriptor,
     request: &EncodedRequest,
 ) -> Result<Option<MethodJson>, Status> {
-    if !options.http_json || request.content_type == 1 {
+    if !settings.http_json || request.content_type == 1 {
         return Ok(None);
     }
     let Some(file_descriptor_set) = method.file_descriptor_set() else {
@@ -66,13 +69,13 @@ fn json_mapping(
     {
         use std::collections::HashMap;
         use std::sync::LazyLock;
-        type Key = (usize, &'static str, &'static str);
+        type Key = (usize, String, String);
         static MAPPINGS: LazyLock<Mutex<HashMap<Key, MethodJson>>> =
             LazyLock::new(Default::default);
         let key = (
             file_descriptor_set.as_ptr() as usize,
-            method.service(),
-            method.method(),
+            method.service().to_owned(),
+            method.method().to_owned(),
         );
         let mut mappings = MAPPINGS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(mapping) = mappings.get(&key) {
@@ -94,7 +97,7 @@ fn json_mapping(
     }
 }
 
-/// Idle connections kept per endpoint; more are closed once their call ends.
+/// Idle connections kept per server; more are closed once their call ends.
 const MAX_IDLE_CONNECTIONS: usize = 16;
 
 /// One HTTP/1.1 connection: its sender and its local address.
@@ -104,9 +107,9 @@ struct Connection {
     local: SocketAddr,
 }
 
-/// An endpoint's idle HTTP/1.1 connections.
+/// A server's idle HTTP/1.1 connections.
 #[derive(Debug, Default)]
-pub(crate) struct HttpPool {
+struct HttpPool {
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -135,67 +138,185 @@ impl HttpPool {
     }
 }
 
-/// One call attempt over HTTP/1.1 on `endpoint`.
-pub(crate) async fn attempt(
-    endpoint: &Arc<Endpoint>,
-    options: &ChannelOptions,
-    method: &MethodDescriptor,
-    request: &EncodedRequest,
-) -> Result<Answer, Failure> {
-    let remote = endpoint.addr();
-    let json = json_mapping(options, method, request).map_err(Failure::server)?;
-    let http_request =
-        build_request(remote, options, method, request, json.as_ref()).map_err(Failure::server)?;
-    let (connection, response) = send(endpoint, options, http_request).await?;
-    let local = connection.local;
-    let (parts, body) = response.into_parts();
-    let body = read_body(body, options.max_body_size).await?;
-    // Only a connection whose response was read whole can carry the next call.
-    endpoint.http.give_back(connection);
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    if parts.status != StatusCode::OK {
-        return Err(failure_from_response(parts.status, &body));
+/// The `http` protocol's client: HTTP/1.1 through hyper.
+pub(crate) struct Http;
+
+impl ClientProtocol for Http {
+    fn name(&self) -> &'static str {
+        "http"
     }
-    let payload =
-        decode_body(&parts.headers, body, options.max_body_size).map_err(Failure::server)?;
-    let payload = match &json {
-        Some(json) => json.response_to_proto(&payload).map_err(|e| {
-            Failure::server(Status::new(
-                errno::ERESPONSE,
-                format!("Fail to parse response: {e}"),
-            ))
-        })?,
-        None => payload,
-    };
-    Ok(Answer {
-        payload,
-        attachment: Bytes::new(),
-        compress_type: CompressType::None,
-        remote,
-        local,
-        headers,
-    })
+
+    fn connections(&self, settings: EndpointSettings) -> Connections {
+        Connections::owned(HttpConnections {
+            addr: settings.addr,
+            max_body_size: settings.max_body_size,
+            security: settings.security,
+            pool: HttpPool::default(),
+        })
+    }
+}
+
+/// HTTP/1.1 connections to one server.
+#[derive(Debug)]
+struct HttpConnections {
+    addr: SocketAddr,
+    max_body_size: usize,
+    security: Security,
+    /// Idle keep-alive connections.
+    pool: HttpPool,
+}
+
+impl OwnedConnections for HttpConnections {
+    fn call<'a>(
+        &'a self,
+        settings: &'a CallSettings,
+        method: &'a MethodDescriptor,
+        request: &'a EncodedRequest,
+    ) -> BoxFuture<'a, Result<Answer, Failure>> {
+        Box::pin(self.attempt(settings, method, request))
+    }
+
+    fn probe<'a>(&'a self, settings: &'a CallSettings) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let connection = self.connect(settings).await.map_err(|f| f.status)?;
+            self.pool.give_back(connection);
+            Ok(())
+        })
+    }
+}
+
+impl HttpConnections {
+    /// One call attempt over HTTP/1.1.
+    async fn attempt(
+        &self,
+        settings: &CallSettings,
+        method: &MethodDescriptor,
+        request: &EncodedRequest,
+    ) -> Result<Answer, Failure> {
+        let remote = self.addr;
+        let json = json_mapping(settings, method, request).map_err(Failure::server)?;
+        let http_request = build_request(
+            &authority(remote, &self.security),
+            settings,
+            method,
+            request,
+            json.as_ref(),
+            self.max_body_size,
+        )
+        .map_err(Failure::server)?;
+        let (connection, response) = self.send(settings, http_request).await?;
+        let local = connection.local;
+        let (parts, body) = response.into_parts();
+        let body = read_body(body, self.max_body_size).await?;
+        // Only a connection whose response was read whole can carry the next call.
+        self.pool.give_back(connection);
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        if parts.status != StatusCode::OK {
+            return Err(failure_from_response(parts.status, &body));
+        }
+        let payload =
+            decode_body(&parts.headers, body, self.max_body_size).map_err(Failure::server)?;
+        let payload = match &json {
+            Some(json) => json.response_to_proto(&payload).map_err(|e| {
+                Failure::server(Status::new(
+                    errno::ERESPONSE,
+                    format!("Fail to parse response: {e}"),
+                ))
+            })?,
+            None => payload,
+        };
+        Ok(Answer {
+            payload,
+            attachment: Bytes::new(),
+            compress_type: CompressType::None,
+            remote,
+            local,
+            headers,
+        })
+    }
+
+    /// Sends `request` on an idle connection, or a new one; a pooled connection that closed
+    /// before the request went out is replaced by a new one.
+    async fn send(
+        &self,
+        settings: &CallSettings,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(Connection, Response<Incoming>), Failure> {
+        let mut request = request;
+        while let Some(mut connection) = self.pool.take() {
+            if connection.sender.ready().await.is_err() {
+                continue;
+            }
+            match connection.sender.try_send_request(request).await {
+                Ok(response) => return Ok((connection, response)),
+                Err(mut e) => match e.take_message() {
+                    // Never sent: the connection closed meanwhile; try another.
+                    Some(unsent) => request = unsent,
+                    None => return Err(io_failure(self.addr, e.into_error())),
+                },
+            }
+        }
+        let mut connection = self.connect(settings).await?;
+        connection
+            .sender
+            .ready()
+            .await
+            .map_err(|e| io_failure(self.addr, e))?;
+        let response = connection
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| io_failure(self.addr, e))?;
+        Ok((connection, response))
+    }
+
+    /// Opens a new HTTP/1.1 connection; its driver runs on a task of its own until it closes.
+    async fn connect(&self, settings: &CallSettings) -> Result<Connection, Failure> {
+        let addr = self.addr;
+        let io = crate::transport::stream::connect_secured(
+            addr,
+            settings.connect_timeout,
+            &self.security,
+            &[b"http/1.1"],
+        )
+        .await
+        .map_err(Failure::transport)?;
+        let local = io.local_addr().map_err(|e| {
+            Failure::transport(Status::from_io(format!("Fail to connect {addr}"), &e))
+        })?;
+        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| io_failure(addr, e))?;
+        tokio::spawn(async move {
+            if let Err(e) = driver.await {
+                tracing::debug!(%addr, "HTTP connection ended: {e}");
+            }
+        });
+        Ok(Connection { sender, local })
+    }
 }
 
 /// The HTTP request for a call: `POST /{service}/{method}` with the payload as body.
 fn build_request(
-    remote: SocketAddr,
-    options: &ChannelOptions,
+    authority: &str,
+    settings: &CallSettings,
     method: &MethodDescriptor,
     request: &EncodedRequest,
     json: Option<&MethodJson>,
+    max_body_size: usize,
 ) -> Result<Request<Full<Bytes>>, Status> {
-    if !request.attachment.is_empty() {
+    let payload = &request.payload;
+    if !payload.attachment.is_empty() {
         return Err(Status::new(
             errno::EREQUEST,
             "the http protocol cannot carry a request attachment with a pb request",
         ));
     }
-    let encoding = match request.compress_type {
+    let encoding = match payload.compress_type {
         CompressType::None => None,
         CompressType::Gzip => Some("gzip"),
         CompressType::Zlib => Some("deflate"),
@@ -210,9 +331,9 @@ fn build_request(
         // JSON goes out uncompressed: the payload is decompressed to be mapped.
         Some(json) => {
             let proto = compress::decompress(
-                request.compress_type,
-                request.payload.clone(),
-                options.max_body_size,
+                payload.compress_type,
+                payload.message.clone(),
+                max_body_size,
             )
             .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to decompress: {e}")))?;
             let body = json
@@ -220,12 +341,12 @@ fn build_request(
                 .map_err(|e| Status::new(errno::EREQUEST, e))?;
             (JSON_CONTENT_TYPE, None, body)
         }
-        None if request.content_type == 1 => (JSON_CONTENT_TYPE, encoding, request.payload.clone()),
-        None => (PROTO_CONTENT_TYPE, encoding, request.payload.clone()),
+        None if request.content_type == 1 => (JSON_CONTENT_TYPE, encoding, payload.message.clone()),
+        None => (PROTO_CONTENT_TYPE, encoding, payload.message.clone()),
     };
     let path = format!("/{}/{}", method.service(), method.method());
     let mut builder = Request::post(path)
-        .header(HOST, super::authority(remote, options))
+        .header(HOST, authority)
         .header(CONTENT_TYPE, content_type);
     if let Some(encoding) = encoding {
         builder = builder.header(CONTENT_ENCODING, encoding);
@@ -252,68 +373,10 @@ fn build_request(
         })?;
         headers.append(name, value);
     }
-    if let Some(value) = super::authorization(options)? {
+    if let Some(value) = authorization(settings)? {
         headers.insert(http::header::AUTHORIZATION, value);
     }
     Ok(http_request)
-}
-
-/// Sends `request` on an idle connection, or a new one; a pooled connection that closed before
-/// the request went out is replaced by a new one.
-async fn send(
-    endpoint: &Arc<Endpoint>,
-    options: &ChannelOptions,
-    request: Request<Full<Bytes>>,
-) -> Result<(Connection, Response<Incoming>), Failure> {
-    let mut request = request;
-    while let Some(mut connection) = endpoint.http.take() {
-        if connection.sender.ready().await.is_err() {
-            continue;
-        }
-        match connection.sender.try_send_request(request).await {
-            Ok(response) => return Ok((connection, response)),
-            Err(mut e) => match e.take_message() {
-                // Never sent: the connection closed meanwhile; try another.
-                Some(unsent) => request = unsent,
-                None => return Err(io_failure(endpoint.addr(), e.into_error())),
-            },
-        }
-    }
-    let mut connection = connect(endpoint, options).await?;
-    connection
-        .sender
-        .ready()
-        .await
-        .map_err(|e| io_failure(endpoint.addr(), e))?;
-    let response = connection
-        .sender
-        .send_request(request)
-        .await
-        .map_err(|e| io_failure(endpoint.addr(), e))?;
-    Ok((connection, response))
-}
-
-/// Opens a new HTTP/1.1 connection; its driver runs on a task of its own until it closes.
-async fn connect(
-    endpoint: &Arc<Endpoint>,
-    options: &ChannelOptions,
-) -> Result<Connection, Failure> {
-    let addr = endpoint.addr();
-    let io = crate::transport::stream::connect(addr, options, &[b"http/1.1"])
-        .await
-        .map_err(Failure::transport)?;
-    let local = io
-        .local_addr()
-        .map_err(|e| Failure::transport(Status::from_io(format!("Fail to connect {addr}"), &e)))?;
-    let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| io_failure(addr, e))?;
-    tokio::spawn(async move {
-        if let Err(e) = driver.await {
-            tracing::debug!(%addr, "HTTP connection ended: {e}");
-        }
-    });
-    Ok(Connection { sender, local })
 }
 
 /// A failed exchange on a connection: a transport failure (retried elsewhere).
@@ -400,31 +463,23 @@ mod tests {
     use super::*;
 
     fn encoded(payload: &'static [u8]) -> EncodedRequest {
-        EncodedRequest {
-            payload: Bytes::from_static(payload),
-            attachment: Bytes::new(),
-            compress_type: CompressType::None,
-            content_type: 0,
-            log_id: 0,
-            headers: Vec::new(),
-            deadline: None,
-        }
+        EncodedRequest::for_tests(payload)
     }
 
     const ECHO: MethodDescriptor = MethodDescriptor::new("example.EchoService", "Echo");
 
-    fn addr() -> SocketAddr {
-        "127.0.0.1:8000".parse().unwrap()
+    fn build(request: &EncodedRequest) -> Result<Request<Full<Bytes>>, Status> {
+        let settings = CallSettings::for_tests();
+        build_request("127.0.0.1:8000", &settings, &ECHO, request, None, 1 << 20)
     }
 
     #[test]
     fn builds_post_requests() {
         let mut request = encoded(b"\x0a\x02hi");
         request.log_id = 7;
-        request.compress_type = CompressType::Gzip;
+        request.payload.compress_type = CompressType::Gzip;
         request.headers = vec![("x-user".to_owned(), "ann".to_owned())];
-        let built =
-            build_request(addr(), &ChannelOptions::default(), &ECHO, &request, None).unwrap();
+        let built = build(&request).unwrap();
         assert_eq!(built.method(), http::Method::POST);
         assert_eq!(built.uri().path(), "/example.EchoService/Echo");
         let h = built.headers();
@@ -439,26 +494,14 @@ mod tests {
     #[test]
     fn refuses_what_http_cannot_carry() {
         let mut with_attachment = encoded(b"");
-        with_attachment.attachment = Bytes::from_static(b"foo");
-        let e = build_request(
-            addr(),
-            &ChannelOptions::default(),
-            &ECHO,
-            &with_attachment,
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(e.code(), errno::EREQUEST);
+        with_attachment.payload.attachment = Bytes::from_static(b"foo");
+        assert_eq!(build(&with_attachment).unwrap_err().code(), errno::EREQUEST);
         let mut snappy = encoded(b"");
-        snappy.compress_type = CompressType::Snappy;
-        let e =
-            build_request(addr(), &ChannelOptions::default(), &ECHO, &snappy, None).unwrap_err();
-        assert_eq!(e.code(), errno::EREQUEST);
+        snappy.payload.compress_type = CompressType::Snappy;
+        assert_eq!(build(&snappy).unwrap_err().code(), errno::EREQUEST);
         let mut bad_header = encoded(b"");
         bad_header.headers = vec![("bad name".to_owned(), "x".to_owned())];
-        let e = build_request(addr(), &ChannelOptions::default(), &ECHO, &bad_header, None)
-            .unwrap_err();
-        assert_eq!(e.code(), errno::EREQUEST);
+        assert_eq!(build(&bad_header).unwrap_err().code(), errno::EREQUEST);
     }
 
     #[test]

@@ -1,0 +1,76 @@
+//! [`MethodDescriptor`]: which method a call names on the wire.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Identifies a method on the wire: full service name and method name.
+///
+/// Generated clients hold theirs in a `const`; code that learns its methods at run time (a
+/// load tester reading a `.proto`, a proxy) builds them from owned names:
+///
+/// ```
+/// use brisk::MethodDescriptor;
+/// const ECHO: MethodDescriptor = MethodDescriptor::new("example.EchoService", "Echo");
+/// let named = MethodDescriptor::from_names(String::from("example.EchoService"), "Echo");
+/// assert_eq!(named, ECHO);
+/// assert_eq!(named.to_string(), "example.EchoService/Echo");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MethodDescriptor {
+    service: Cow<'static, str>,
+    method: Cow<'static, str>,
+    file_descriptor_set: Option<&'static [u8]>,
+}
+
+impl MethodDescriptor {
+    /// `service` is the full protobuf name (`example.EchoService`), `method` as in the `.proto`.
+    pub const fn new(service: &'static str, method: &'static str) -> Self {
+        MethodDescriptor {
+            service: Cow::Borrowed(service),
+            method: Cow::Borrowed(method),
+            file_descriptor_set: None,
+        }
+    }
+
+    /// A descriptor from names known only at run time.
+    pub fn from_names(
+        service: impl Into<Cow<'static, str>>,
+        method: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        MethodDescriptor {
+            service: service.into(),
+            method: method.into(),
+            file_descriptor_set: None,
+        }
+    }
+
+    /// Attaches the encoded `google.protobuf.FileDescriptorSet` describing the method's
+    /// messages (generated clients do), so `http` channels can send them as JSON
+    /// ([`ChannelBuilder::http_json`](crate::ChannelBuilder::http_json)).
+    pub const fn with_file_descriptor_set(mut self, file_descriptor_set: &'static [u8]) -> Self {
+        self.file_descriptor_set = Some(file_descriptor_set);
+        self
+    }
+
+    /// The descriptors attached with
+    /// [`with_file_descriptor_set`](MethodDescriptor::with_file_descriptor_set).
+    pub fn file_descriptor_set(&self) -> Option<&'static [u8]> {
+        self.file_descriptor_set
+    }
+
+    /// The full service name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The method name.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+}
+
+impl fmt::Display for MethodDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.service, self.method)
+    }
+}

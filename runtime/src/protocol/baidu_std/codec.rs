@@ -1,0 +1,217 @@
+//! baidu_std as a framed protocol: [`BaiduStd`] is its client and server codec.
+
+use bytes::BytesMut;
+
+use super::{
+    check_sizes, decode_frame, encode_head, encode_request_head, response_meta, RequestHead,
+    HEADER_LEN, MAGIC,
+};
+use crate::protocol::{
+    ClientCodec, Detection, IncomingRequest, IncomingResponse, MethodRef, OutFrame,
+    OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, ServerCodec,
+};
+use crate::{errno, CompressType, Status};
+
+/// brpc's default protocol, `"baidu_std"`: both halves, registered by Brisk itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BaiduStd;
+
+impl ClientCodec for BaiduStd {
+    fn name(&self) -> &'static str {
+        "baidu_std"
+    }
+
+    fn encode_request(&self, request: &OutgoingRequest<'_>) -> Result<OutFrame, Status> {
+        let payload = request.payload;
+        check_sizes(payload.message.len(), payload.attachment.len())
+            .map_err(|e| Status::new(errno::EREQUEST, format!("request {e}")))?;
+        let (service, method) = (request.method.service(), request.method.method());
+        let mut head = BytesMut::with_capacity(HEADER_LEN + 32 + service.len() + method.len());
+        encode_request_head(
+            &mut head,
+            &RequestHead {
+                service_name: service,
+                method_name: method,
+                log_id: request.log_id,
+                correlation_id: request.correlation_id as i64,
+                compress_type: payload.compress_type.as_wire(),
+                content_type: request.content_type,
+                payload_len: payload.message.len(),
+                attachment_len: payload.attachment.len(),
+                authentication_data: request.credential,
+                user_fields: request.metadata,
+            },
+        );
+        Ok(OutFrame {
+            head: head.freeze(),
+            payload: payload.message.clone(),
+            attachment: payload.attachment.clone(),
+        })
+    }
+
+    fn decode_response(
+        &self,
+        buf: &mut BytesMut,
+        max_body_size: usize,
+    ) -> Result<Option<IncomingResponse>, ParseError> {
+        let Some(frame) =
+            decode_frame(buf, max_body_size).map_err(|e| ParseError::new(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let Some(response) = frame.meta.response.as_ref() else {
+            return Err(ParseError::new("baidu_std frame without response meta"));
+        };
+        let id = frame.meta.correlation_id.unwrap_or(0) as u64;
+        let code = response.error_code.unwrap_or(0);
+        if code != 0 {
+            let text = response.error_text.clone().unwrap_or_default();
+            return Ok(Some(IncomingResponse::error(id, Status::new(code, text))));
+        }
+        let (message, attachment) = match frame.split_body() {
+            Ok(parts) => parts,
+            Err(e) => {
+                return Ok(Some(IncomingResponse::error(
+                    id,
+                    Status::new(errno::ERESPONSE, e),
+                )))
+            }
+        };
+        let wire = frame.meta.compress_type.unwrap_or(0);
+        let Some(compress_type) = CompressType::from_wire(wire) else {
+            return Ok(Some(IncomingResponse::error(
+                id,
+                Status::new(
+                    errno::ERESPONSE,
+                    format!("unsupported compress_type={wire} in response"),
+                ),
+            )));
+        };
+        Ok(Some(IncomingResponse::ok(
+            id,
+            Payload {
+                message,
+                attachment,
+                compress_type,
+            },
+        )))
+    }
+}
+
+impl ServerCodec for BaiduStd {
+    fn name(&self) -> &'static str {
+        "baidu_std"
+    }
+
+    fn detect(&self, prefix: &[u8]) -> Detection {
+        Detection::by_magic(prefix, MAGIC)
+    }
+
+    fn decode_request(
+        &self,
+        buf: &mut BytesMut,
+        max_body_size: usize,
+    ) -> Result<Option<IncomingRequest>, ParseError> {
+        let Some(mut frame) =
+            decode_frame(buf, max_body_size).map_err(|e| ParseError::new(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let Some(meta) = frame.meta.request.take() else {
+            return Err(ParseError::new("baidu_std frame without request meta"));
+        };
+        let reply_to = ReplyTo {
+            correlation_id: frame.meta.correlation_id.unwrap_or(0) as u64,
+            ..ReplyTo::default()
+        };
+        let mut rejected = None;
+        let (message, attachment) = frame.split_body().unwrap_or_else(|_| {
+            rejected = Some(Status::new(
+                errno::EREQUEST,
+                format!(
+                    "attachment_size={} is larger than request_size={}",
+                    frame.meta.attachment_size.unwrap_or(0),
+                    frame.body.len()
+                ),
+            ));
+            Default::default()
+        });
+        let wire = frame.meta.compress_type.unwrap_or(0);
+        let compress_type = CompressType::from_wire(wire).unwrap_or_else(|| {
+            rejected.get_or_insert_with(|| {
+                Status::new(errno::EREQUEST, format!("unsupported compress_type={wire}"))
+            });
+            CompressType::None
+        });
+        let payload = Payload {
+            message,
+            attachment,
+            compress_type,
+        };
+        let mut request = IncomingRequest::new(
+            reply_to,
+            meta.service_name,
+            MethodRef::Name(meta.method_name),
+            payload,
+        );
+        request.log_id = meta.log_id.unwrap_or(0);
+        request.timeout_ms = meta.timeout_ms;
+        request.credential = frame.meta.authentication_data.take();
+        request.metadata = std::mem::take(&mut frame.meta.user_fields);
+        request.rejected = rejected;
+        Ok(Some(request))
+    }
+
+    fn encode_response(&self, response: &OutgoingResponse<'_>) -> Result<OutFrame, Status> {
+        let correlation_id = response.reply_to.correlation_id as i64;
+        match response.result {
+            Ok(payload) => {
+                check_sizes(payload.message.len(), payload.attachment.len())
+                    .map_err(|e| Status::internal(format!("response {e}")))?;
+                let meta = response_meta(
+                    correlation_id,
+                    payload.compress_type.as_wire(),
+                    payload.attachment.len(),
+                    None,
+                );
+                let mut head = BytesMut::with_capacity(HEADER_LEN + 32);
+                encode_head(
+                    &mut head,
+                    &meta,
+                    payload.message.len(),
+                    payload.attachment.len(),
+                );
+                Ok(OutFrame {
+                    head: head.freeze(),
+                    payload: payload.message.clone(),
+                    attachment: payload.attachment.clone(),
+                })
+            }
+            Err(status) => Ok(error_frame(
+                correlation_id,
+                status.code(),
+                status.message(),
+                response.server_addr,
+            )),
+        }
+    }
+}
+
+/// An error reply as brpc writes it: no payload, and the text prefixed with the server's
+/// address and the code, e.g. `[127.0.0.1:8000][E1002]Fail to find method=...`.
+fn error_frame(
+    correlation_id: i64,
+    code: i32,
+    text: &str,
+    local: std::net::SocketAddr,
+) -> OutFrame {
+    let meta = response_meta(
+        correlation_id,
+        0,
+        0,
+        Some((code, format!("[{local}][E{code}]{text}"))),
+    );
+    let mut head = BytesMut::with_capacity(HEADER_LEN + 64 + text.len());
+    encode_head(&mut head, &meta, 0, 0);
+    OutFrame::whole(head.freeze())
+}

@@ -1,0 +1,351 @@
+//! What a framed protocol implements to plug into Brisk: a [`ClientCodec`] for channels and a
+//! [`ServerCodec`] for servers, both free of I/O (bytes in, frames out), as brpc's protocols are
+//! rows of parse / pack / process functions.
+//!
+//! Brisk runs the connections around them: for a client, a writer that batches frames from many
+//! calls into few syscalls and a reader that hands each response to its call (by correlation id,
+//! or in order for protocols without one); for a server, detection on the shared port, the read
+//! loop, dispatch to the services, authentication, limits, graceful stop and the same batched
+//! writes. A codec only turns calls into frames and frames into calls.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::{CompressType, MethodDescriptor, Status};
+
+/// Whether a connection's first bytes are a protocol's, as [`ServerCodec::detect`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detection {
+    /// They are: the connection speaks this protocol.
+    Yes,
+    /// They are not.
+    No,
+    /// Too few bytes to tell: read more and ask again.
+    NeedMore,
+}
+
+impl Detection {
+    /// Whether `prefix` starts with `magic` ([`Yes`](Detection::Yes)), is a prefix of it
+    /// ([`NeedMore`](Detection::NeedMore)), or neither.
+    ///
+    /// ```
+    /// use brisk::protocol::Detection;
+    /// assert_eq!(Detection::by_magic(b"PRPC\0\0", b"PRPC"), Detection::Yes);
+    /// assert_eq!(Detection::by_magic(b"PR", b"PRPC"), Detection::NeedMore);
+    /// assert_eq!(Detection::by_magic(b"GET /", b"PRPC"), Detection::No);
+    /// ```
+    pub fn by_magic(prefix: &[u8], magic: &[u8]) -> Detection {
+        let n = prefix.len().min(magic.len());
+        if prefix[..n] != magic[..n] {
+            Detection::No
+        } else if n == magic.len() {
+            Detection::Yes
+        } else {
+            Detection::NeedMore
+        }
+    }
+}
+
+/// How a client protocol matches responses to the calls that are waiting for them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Matching {
+    /// By the correlation id each response carries: many calls share a connection and are
+    /// answered in any order (baidu_std, hulu_pbrpc, sofa_pbrpc).
+    #[default]
+    CorrelationId,
+    /// In the order the requests were written: calls still share a connection (pipelined), but
+    /// each response answers the oldest call waiting (nshead, redis, memcache).
+    InOrder,
+}
+
+/// Why bytes on a connection are not (or no longer) valid for its protocol. The connection is
+/// closed and the reason logged: nothing after a framing error can be trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError(String);
+
+impl ParseError {
+    /// An error with a reason for the log.
+    pub fn new(reason: impl Into<String>) -> Self {
+        ParseError(reason.into())
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// An encoded frame in up to three pieces, written back to back without copying: what a codec
+/// hands to the connection's writer.
+#[derive(Debug, Default, Clone)]
+pub struct OutFrame {
+    /// Header and meta (and the payload, when it was encoded in place).
+    pub head: Bytes,
+    /// Payload, when kept separate.
+    pub payload: Bytes,
+    /// Attachment.
+    pub attachment: Bytes,
+}
+
+impl OutFrame {
+    /// A frame of one buffer.
+    pub fn whole(bytes: impl Into<Bytes>) -> Self {
+        OutFrame {
+            head: bytes.into(),
+            ..OutFrame::default()
+        }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.payload.len() + self.attachment.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A message as it crosses the wire: the (possibly compressed) serialized message, the raw
+/// attachment after it, and how the message is compressed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Payload {
+    /// The serialized message, compressed with `compress_type`.
+    pub message: Bytes,
+    /// Raw bytes after the message (brpc's attachment); empty for protocols without one.
+    pub attachment: Bytes,
+    /// How `message` is compressed.
+    pub compress_type: CompressType,
+}
+
+/// One call's request, as a [`ClientCodec`] encodes it. The message is serialized (and
+/// compressed) once per call; every attempt encodes the same bytes.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct OutgoingRequest<'a> {
+    /// The method called.
+    pub method: &'a MethodDescriptor,
+    /// This attempt's id, unique in the process: protocols that match responses by id send it.
+    pub correlation_id: u64,
+    /// The request.
+    pub payload: &'a Payload,
+    /// brpc's `RpcMeta.content_type` of the message: 0 protobuf, 1 JSON.
+    pub content_type: i32,
+    /// The log id set on the call's controller (0 when none).
+    pub log_id: i64,
+    /// Metadata set on the controller (baidu_std's `user_fields`).
+    pub metadata: &'a [(String, String)],
+    /// The credential of the channel's authenticator, on a connection's first requests (until
+    /// the server first answers), for protocols that carry one.
+    pub credential: Option<&'a [u8]>,
+}
+
+/// A response a [`ClientCodec`] cut from a connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct IncomingResponse {
+    /// The id of the call it answers (ignored by [`Matching::InOrder`] protocols).
+    pub correlation_id: u64,
+    /// The response, or the error the server answered with (or that the codec found in this
+    /// one response: an unknown compression, say).
+    pub result: Result<Payload, Status>,
+}
+
+impl IncomingResponse {
+    /// A successful response to call `correlation_id`.
+    pub fn ok(correlation_id: u64, payload: Payload) -> Self {
+        IncomingResponse {
+            correlation_id,
+            result: Ok(payload),
+        }
+    }
+
+    /// A failed response to call `correlation_id`.
+    pub fn error(correlation_id: u64, status: Status) -> Self {
+        IncomingResponse {
+            correlation_id,
+            result: Err(status),
+        }
+    }
+}
+
+/// The client half of a framed protocol: how a call's request becomes a frame, and how the
+/// frames a server sends back become responses. Free of I/O.
+///
+/// ```
+/// use bytes::{Buf, BufMut, BytesMut};
+/// use brisk::protocol::{ClientCodec, IncomingResponse, Matching, OutFrame, OutgoingRequest,
+///     ParseError, Payload};
+///
+/// /// `u32 length | payload` both ways; answers come back in order.
+/// struct Tiny;
+///
+/// impl ClientCodec for Tiny {
+///     fn name(&self) -> &'static str { "tiny" }
+///     fn matching(&self) -> Matching { Matching::InOrder }
+///     fn encode_request(&self, request: &OutgoingRequest<'_>) -> Result<OutFrame, brisk::Status> {
+///         let mut head = BytesMut::new();
+///         head.put_u32(request.payload.message.len() as u32);
+///         Ok(OutFrame { head: head.freeze(), payload: request.payload.message.clone(), ..Default::default() })
+///     }
+///     fn decode_response(&self, buf: &mut BytesMut, max_body_size: usize)
+///         -> Result<Option<IncomingResponse>, ParseError> {
+///         if buf.len() < 4 { return Ok(None); }
+///         let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+///         if len > max_body_size { return Err(ParseError::new("too big")); }
+///         if buf.len() < 4 + len { return Ok(None); }
+///         buf.advance(4);
+///         let message = buf.split_to(len).freeze();
+///         Ok(Some(IncomingResponse::ok(0, Payload { message, ..Default::default() })))
+///     }
+/// }
+/// ```
+pub trait ClientCodec: Send + Sync + 'static {
+    /// The protocol's name, as channels select it (`"baidu_std"`).
+    fn name(&self) -> &'static str;
+
+    /// How responses are matched to calls (by correlation id unless overridden).
+    fn matching(&self) -> Matching {
+        Matching::CorrelationId
+    }
+
+    /// The frame of one attempt's request. An error (a request the protocol cannot carry)
+    /// fails the call with it, without touching the connection.
+    fn encode_request(&self, request: &OutgoingRequest<'_>) -> Result<OutFrame, Status>;
+
+    /// Cuts the next response off the front of `buf`: `Ok(None)` until a whole one has
+    /// arrived. `max_body_size` bounds what a response may claim; an error closes the
+    /// connection, failing every call waiting on it.
+    fn decode_response(
+        &self,
+        buf: &mut BytesMut,
+        max_body_size: usize,
+    ) -> Result<Option<IncomingResponse>, ParseError>;
+}
+
+/// Which method a request names: by name, or (protocols that number methods) by index into the
+/// service's methods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MethodRef {
+    /// The method's name as in the `.proto`.
+    Name(String),
+    /// The method's position in the service.
+    Index(usize),
+}
+
+impl fmt::Display for MethodRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MethodRef::Name(name) => f.write_str(name),
+            MethodRef::Index(index) => write!(f, "#{index}"),
+        }
+    }
+}
+
+/// What a server codec needs to answer a request: its correlation id, and whatever else the
+/// protocol echoes back (a header, say), opaque to the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplyTo {
+    /// The request's correlation id (0 for protocols without one).
+    pub correlation_id: u64,
+    /// Protocol-specific bytes the reply needs (empty for most).
+    pub context: Bytes,
+}
+
+/// A request a [`ServerCodec`] cut from a connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct IncomingRequest {
+    /// How to address the reply.
+    pub reply_to: ReplyTo,
+    /// The service, by full (`example.EchoService`) or short (`EchoService`) name.
+    pub service: String,
+    /// The method.
+    pub method: MethodRef,
+    /// The request message and attachment.
+    pub payload: Payload,
+    /// The client's log id (0 when none).
+    pub log_id: i64,
+    /// The client's timeout, when it sent one.
+    pub timeout_ms: Option<i32>,
+    /// The credential, for the server's authenticator (verified once per connection, on its
+    /// first request, as brpc does).
+    pub credential: Option<Bytes>,
+    /// Metadata (baidu_std's `user_fields`).
+    pub metadata: HashMap<String, String>,
+    /// Set when the codec found the request unanswerable although the connection is fine
+    /// (an attachment size beyond the body, an unknown compression): the server answers this
+    /// error once it has found the method.
+    pub rejected: Option<Status>,
+}
+
+impl IncomingRequest {
+    /// A request for `service`'s `method` carrying `payload`; the other fields empty.
+    pub fn new(
+        reply_to: ReplyTo,
+        service: impl Into<String>,
+        method: MethodRef,
+        payload: Payload,
+    ) -> Self {
+        IncomingRequest {
+            reply_to,
+            service: service.into(),
+            method,
+            payload,
+            log_id: 0,
+            timeout_ms: None,
+            credential: None,
+            metadata: HashMap::new(),
+            rejected: None,
+        }
+    }
+}
+
+/// A reply, as a [`ServerCodec`] encodes it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct OutgoingResponse<'a> {
+    /// The request's addressing.
+    pub reply_to: &'a ReplyTo,
+    /// The response (its message already compressed as `compress_type` says), or the failure.
+    pub result: Result<&'a Payload, &'a Status>,
+    /// The server's address (brpc prefixes error texts with it).
+    pub server_addr: SocketAddr,
+}
+
+/// The server half of a framed protocol: whether a connection speaks it, how requests are cut
+/// from it, and how replies are written. Free of I/O; the server runs the connection (see the
+/// [module documentation](self)).
+pub trait ServerCodec: Send + Sync + 'static {
+    /// The protocol's name (`"baidu_std"`).
+    fn name(&self) -> &'static str;
+
+    /// Whether a connection whose first bytes are `prefix` speaks this protocol.
+    fn detect(&self, prefix: &[u8]) -> Detection;
+
+    /// Cuts the next request off the front of `buf`: `Ok(None)` until a whole one has
+    /// arrived. `max_body_size` bounds what a request may claim; an error closes the
+    /// connection.
+    fn decode_request(
+        &self,
+        buf: &mut BytesMut,
+        max_body_size: usize,
+    ) -> Result<Option<IncomingRequest>, ParseError>;
+
+    /// The frame of a reply. An error (a response the protocol cannot carry: too large, say)
+    /// is answered instead, as a failure with that status.
+    fn encode_response(&self, response: &OutgoingResponse<'_>) -> Result<OutFrame, Status>;
+
+    /// Whether replies must leave in the order the requests came (protocols without a
+    /// correlation id). Requests still run concurrently; the server holds early replies back.
+    fn replies_in_order(&self) -> bool {
+        false
+    }
+}

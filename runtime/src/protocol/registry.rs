@@ -1,0 +1,116 @@
+//! The process-wide registry of framed protocols, by name, as brpc's `RegisterProtocol`:
+//! channels find their protocol's [`ClientCodec`] here, and servers try every registered
+//! [`ServerCodec`] on each new connection.
+
+use std::sync::{Arc, LazyLock, RwLock};
+
+use super::baidu_std::BaiduStd;
+use super::codec::{ClientCodec, ServerCodec};
+use super::{canonical_name, CONNECTION_OWNING};
+use crate::{errno, Status};
+
+struct Registry {
+    clients: Vec<Arc<dyn ClientCodec>>,
+    servers: Vec<Arc<dyn ServerCodec>>,
+}
+
+static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
+    RwLock::new(Registry {
+        clients: vec![Arc::new(BaiduStd)],
+        servers: vec![Arc::new(BaiduStd)],
+    })
+});
+
+fn read() -> std::sync::RwLockReadGuard<'static, Registry> {
+    REGISTRY.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write() -> std::sync::RwLockWriteGuard<'static, Registry> {
+    REGISTRY.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Refuses a name that is empty, built in, or taken.
+fn check_name(name: &str, taken: impl Iterator<Item = &'static str>) -> Result<(), Status> {
+    let reserved = CONNECTION_OWNING
+        .iter()
+        .any(|(builtin, aliases)| *builtin == name || aliases.contains(&name));
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(Status::new(
+            errno::EINVAL,
+            format!("`{name}` is not a protocol name"),
+        ));
+    }
+    if reserved || taken.into_iter().any(|t| t == canonical_name(name)) {
+        return Err(Status::new(
+            errno::EINVAL,
+            format!("a protocol named `{name}` is registered already"),
+        ));
+    }
+    Ok(())
+}
+
+/// Registers the client half of a protocol: channels whose protocol is `codec.name()` use it.
+/// A name that is taken (by a built-in protocol too) is refused with EINVAL.
+///
+/// ```
+/// # use brisk::protocol::*;
+/// # struct Mine;
+/// # impl ClientCodec for Mine {
+/// #     fn name(&self) -> &'static str { "doc_mine" }
+/// #     fn encode_request(&self, _: &OutgoingRequest<'_>) -> Result<OutFrame, brisk::Status> { unimplemented!() }
+/// #     fn decode_response(&self, _: &mut bytes::BytesMut, _: usize) -> Result<Option<IncomingResponse>, ParseError> { unimplemented!() }
+/// # }
+/// brisk::protocol::register_client(Mine).unwrap();
+/// assert!(brisk::protocol::register_client(Mine).is_err(), "once per name");
+/// let channel = brisk::Channel::builder().protocol("doc_mine");
+/// ```
+pub fn register_client(codec: impl ClientCodec) -> Result<(), Status> {
+    let mut registry = write();
+    check_name(codec.name(), registry.clients.iter().map(|c| c.name()))?;
+    registry.clients.push(Arc::new(codec));
+    Ok(())
+}
+
+/// Registers the server half of a protocol: every server started from now on tries it on each
+/// new connection (after the protocols registered before it). A name that is taken is refused
+/// with EINVAL.
+pub fn register_server(codec: impl ServerCodec) -> Result<(), Status> {
+    let mut registry = write();
+    check_name(codec.name(), registry.servers.iter().map(|c| c.name()))?;
+    registry.servers.push(Arc::new(codec));
+    Ok(())
+}
+
+/// The client codec registered as `name` (or one of its aliases).
+pub(crate) fn client_codec(name: &str) -> Option<Arc<dyn ClientCodec>> {
+    let name = canonical_name(name);
+    read().clients.iter().find(|c| c.name() == name).cloned()
+}
+
+/// Every server codec, in the order they were registered.
+pub(crate) fn server_codecs() -> Vec<Arc<dyn ServerCodec>> {
+    read().servers.clone()
+}
+
+/// The names of the registered client protocols, for error messages.
+pub(crate) fn client_names() -> Vec<&'static str> {
+    read().clients.iter().map(|c| c.name()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_names_cannot_be_taken() {
+        for name in ["baidu_std", "http", "h2:grpc", "grpc", "", "two words"] {
+            assert!(
+                check_name(name, read().clients.iter().map(|c| c.name())).is_err(),
+                "{name}"
+            );
+        }
+        assert!(client_codec("baidu_std").is_some());
+        assert!(client_codec("carrier_pigeon").is_none());
+        assert_eq!(server_codecs()[0].name(), "baidu_std");
+    }
+}

@@ -1,0 +1,79 @@
+//! Which protocol a new connection speaks: its first bytes are offered to every protocol the
+//! server serves (and to TLS), as brpc tries its parsers, until one says yes or all say no.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::protocol::ServerProtocol;
+use super::state::{wait_for_phase, Phase, Shared};
+use crate::protocol::{detect::tls, Detection};
+use crate::transport::{prepare_read_buffer, read_buffer};
+
+/// What a connection's first bytes say.
+pub(crate) enum Detected {
+    /// A TLS handshake: the protocol is inside.
+    Tls,
+    /// This protocol.
+    Protocol(Arc<dyn ServerProtocol>),
+    /// Nothing the server speaks, with a description for the log.
+    Unknown(String),
+}
+
+/// Reads until the first bytes tell the protocol (among `protocols`, and TLS when
+/// `tls_allowed`); `None` if the connection ends (or the server closes) first.
+pub(crate) async fn detect<S: AsyncRead + Unpin>(
+    io: &mut S,
+    shared: &Shared,
+    protocols: &[Arc<dyn ServerProtocol>],
+    tls_allowed: bool,
+) -> Option<(Detected, BytesMut)> {
+    let mut phase = shared.phase.subscribe();
+    let mut buf = read_buffer();
+    loop {
+        if let Some(detected) = classify(&buf, protocols, tls_allowed) {
+            return Some((detected, buf));
+        }
+        prepare_read_buffer(&mut buf);
+        tokio::select! {
+            read = io.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            },
+            () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return None,
+        }
+    }
+}
+
+/// The protocol `prefix` starts, or `None` while some protocol needs more bytes to tell.
+fn classify(
+    prefix: &[u8],
+    protocols: &[Arc<dyn ServerProtocol>],
+    tls_allowed: bool,
+) -> Option<Detected> {
+    if prefix.is_empty() {
+        return None;
+    }
+    let mut undecided = false;
+    if tls(prefix) == Detection::Yes {
+        if tls_allowed {
+            return Some(Detected::Tls);
+        }
+        return Some(Detected::Unknown("TLS inside TLS".to_owned()));
+    }
+    for protocol in protocols {
+        match protocol.detect(prefix) {
+            Detection::Yes => return Some(Detected::Protocol(Arc::clone(protocol))),
+            Detection::NeedMore => undecided = true,
+            Detection::No => {}
+        }
+    }
+    if undecided {
+        return None;
+    }
+    let shown = &prefix[..prefix.len().min(8)];
+    Some(Detected::Unknown(format!(
+        "unknown protocol, first bytes {shown:02x?}"
+    )))
+}

@@ -1,0 +1,500 @@
+//! The server loop every framed protocol shares (baidu_std, and each registered
+//! [`ServerCodec`]): cut requests with the codec, verify the connection's credential on its
+//! first request, dispatch each request to its service concurrently with the others, and write
+//! the replies through the connection's batching writer — in completion order, or in request
+//! order for protocols without a correlation id.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::dispatch::{
+    call_catching_panics, find_method, panic_message, run_inline_or_spawn, RequestTask,
+};
+use super::protocol::{ServeFuture, ServerProtocol};
+use super::state::{
+    wait_for_phase, ConnectionGuard, InflightGuard, Peer, Phase, Shared, CLOSE_GRACE,
+};
+use super::{ServerContext, ServiceResponse};
+use crate::auth::AuthContext;
+use crate::compress::{self, CompressType};
+use crate::protocol::{
+    Detection, IncomingRequest, OutgoingResponse, Payload, ReplyTo, ServerCodec,
+};
+use crate::transport::prepare_read_buffer;
+use crate::transport::stream::ServerIo;
+use crate::transport::writer::{self, FrameSender, OutFrame};
+use crate::{errno, Status};
+
+/// Unwritten reply bytes beyond which new requests get EOVERCROWDED (brpc's default), so a
+/// peer that sends without reading cannot grow the server's memory without bound.
+const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
+
+/// A framed protocol's codec, served by the shared loop.
+pub(crate) struct FramedProtocol(pub(crate) Arc<dyn ServerCodec>);
+
+impl ServerProtocol for FramedProtocol {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn detect(&self, prefix: &[u8]) -> Detection {
+        self.0.detect(prefix)
+    }
+
+    fn serve(
+        &self,
+        io: ServerIo,
+        prefix: BytesMut,
+        peer: Peer,
+        shared: Arc<Shared>,
+        open: ConnectionGuard,
+    ) -> ServeFuture {
+        let codec = Arc::clone(&self.0);
+        match io {
+            // Plain TCP splits into owned halves without a lock; TLS needs `tokio::io::split`.
+            ServerIo::Plain(stream) => {
+                let (reader, writer) = stream.into_split();
+                Box::pin(serve(codec, reader, writer, prefix, peer, shared, open))
+            }
+            #[cfg(feature = "tls")]
+            tls => {
+                let (reader, writer) = tokio::io::split(tls);
+                Box::pin(serve(codec, reader, writer, prefix, peer, shared, open))
+            }
+        }
+    }
+}
+
+/// Serves a framed protocol on a connection whose first bytes are in `buf`, until the peer
+/// leaves, the input is bad, or the server closes.
+async fn serve<R, W>(
+    codec: Arc<dyn ServerCodec>,
+    mut reader: R,
+    write_half: W,
+    mut buf: BytesMut,
+    peer: Peer,
+    shared: Arc<Shared>,
+    open: ConnectionGuard,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    let remote = peer.remote;
+    let (sender, queue) = writer::queue();
+    let mut closed = shared.phase.subscribe();
+    let writer = tokio::spawn(async move {
+        let _open = open;
+        let give_up = async {
+            wait_for_phase(&mut closed, |p| p == Phase::Closed).await;
+            tokio::time::sleep(CLOSE_GRACE).await;
+        };
+        tokio::select! {
+            written = writer::write_loop(write_half, queue) => {
+                if let Err(e) = written {
+                    tracing::debug!(%remote, "write failed: {e}");
+                }
+            }
+            () = give_up => tracing::warn!(%remote, "closing connection: replies not read within {CLOSE_GRACE:?} of server close"),
+        }
+    });
+    let connection = Connection {
+        replies: Replies::new(sender, codec.replies_in_order()),
+        codec,
+        peer,
+        shared,
+        identity: None,
+    };
+    let closing = connection.read_requests(&mut reader, &mut buf).await;
+    match closing {
+        Some(Closing::BadInput(reason)) => {
+            tracing::warn!(%remote, "closing connection: {reason}");
+            writer.abort();
+        }
+        // The writer sends the ERPCAUTH reply, then closes the connection.
+        Some(Closing::AuthFailed(status)) => {
+            tracing::warn!(%remote, "closing connection: {}", status.message());
+        }
+        None => {}
+    }
+}
+
+/// Why the server closes a connection.
+enum Closing {
+    /// Bytes it cannot parse: nothing more on the connection can be trusted.
+    BadInput(String),
+    /// The first request's credential failed verification (its reply is still sent).
+    AuthFailed(Status),
+}
+
+/// One connection's state while it reads requests.
+struct Connection {
+    codec: Arc<dyn ServerCodec>,
+    replies: Replies,
+    peer: Peer,
+    shared: Arc<Shared>,
+    /// Who the connection's first request proved to be; `None` until verified (or without an
+    /// authenticator).
+    identity: Option<Option<Arc<AuthContext>>>,
+}
+
+impl Connection {
+    /// Reads and starts requests until the connection ends; why it must close, if it must.
+    async fn read_requests<R: AsyncRead + Unpin>(
+        mut self,
+        reader: &mut R,
+        buf: &mut BytesMut,
+    ) -> Option<Closing> {
+        let mut phase = self.shared.phase.subscribe();
+        let max_body_size = self.shared.options.max_body_size;
+        if self.shared.options.authenticator.is_none() {
+            self.identity = Some(None);
+        }
+        // The detected prefix is in `buf` already: cut what it holds before reading more.
+        let mut first = true;
+        loop {
+            if !std::mem::take(&mut first) {
+                prepare_read_buffer(buf);
+                tokio::select! {
+                    read = reader.read_buf(buf) => match read {
+                        Ok(0) => return None,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(remote = %self.peer.remote, "read failed: {e}");
+                            return None;
+                        }
+                    },
+                    () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return None,
+                }
+            }
+            loop {
+                match self.codec.decode_request(buf, max_body_size) {
+                    Ok(Some(request)) => {
+                        if let Some(closing) = self.authenticate(&request) {
+                            return Some(closing);
+                        }
+                        if let Some(task) = self.dispatch(request) {
+                            run_inline_or_spawn(task).await;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Some(Closing::BadInput(e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Verifies the credential of the connection's first request with the server's
+    /// authenticator (as brpc: once for the whole connection). On failure the request is
+    /// answered with ERPCAUTH and the connection closes.
+    fn authenticate(&mut self, request: &IncomingRequest) -> Option<Closing> {
+        if self.identity.is_some() {
+            return None;
+        }
+        let authenticator = self.shared.options.authenticator.as_deref()?;
+        let fail = |why: &str| Status::new(errno::ERPCAUTH, format!("Fail to authenticate: {why}"));
+        let verified = match request.credential.as_deref() {
+            None => Err(fail("no credential")),
+            Some(credential) => match std::str::from_utf8(credential) {
+                Err(_) => Err(fail("credential is not UTF-8")),
+                Ok(credential) => authenticator
+                    .verify_credential(credential, self.peer.remote)
+                    .map_err(|e| fail(e.message())),
+            },
+        };
+        match verified {
+            Ok(who) => {
+                self.identity = Some(Some(Arc::new(who)));
+                None
+            }
+            Err(status) => {
+                let slot = self.replies.slot();
+                self.reply_error(&request.reply_to, slot, &status);
+                Some(Closing::AuthFailed(status))
+            }
+        }
+    }
+
+    /// Answers `status` at once.
+    fn reply_error(&self, reply_to: &ReplyTo, slot: ReplySlot, status: &Status) {
+        let frame = encode_reply(&*self.codec, reply_to, Err(status), self.peer.local);
+        self.replies.send(slot, frame);
+    }
+
+    /// Starts one request: the task that serves it, or `None` when it was answered at once
+    /// (with an error).
+    fn dispatch(&self, request: IncomingRequest) -> Option<RequestTask> {
+        let shared = &self.shared;
+        let slot = self.replies.slot();
+        let inflight = InflightGuard::enter(shared);
+        if shared.phase_now() != Phase::Running {
+            let stopping = Status::new(errno::ELOGOFF, "Server is stopping");
+            self.reply_error(&request.reply_to, slot, &stopping);
+            return None;
+        }
+        if self.replies.sender.unwritten() > MAX_UNWRITTEN_BYTES {
+            let overcrowded = Status::new(
+                errno::EOVERCROWDED,
+                format!("Connection to {} is overcrowded", self.peer.remote),
+            );
+            self.reply_error(&request.reply_to, slot, &overcrowded);
+            return None;
+        }
+        let (service, method) =
+            match find_method(&shared.registry, &request.service, &request.method) {
+                Ok(found) => found,
+                Err(status) => {
+                    self.reply_error(&request.reply_to, slot, &status);
+                    return None;
+                }
+            };
+        if let Some(status) = &request.rejected {
+            self.reply_error(&request.reply_to, slot, status);
+            return None;
+        }
+        let IncomingRequest {
+            reply_to,
+            payload,
+            log_id,
+            timeout_ms,
+            metadata,
+            ..
+        } = request;
+        let Peer { remote, local, tls } = self.peer;
+        let mut context = ServerContext::new(remote, local);
+        context.log_id = log_id;
+        context.timeout_ms = timeout_ms;
+        context.request_attachment = payload.attachment;
+        context.request_compress_type = payload.compress_type;
+        context.user_fields = metadata;
+        context.auth_context = self.identity.clone().flatten();
+        context.tls = tls;
+        let service = Arc::clone(service);
+        let codec = Arc::clone(&self.codec);
+        let replies = self.replies.clone();
+        let max_body_size = shared.options.max_body_size;
+        let compress_type = payload.compress_type;
+        Some(Box::pin(async move {
+            let _inflight = inflight;
+            let result = match compress::decompress(compress_type, payload.message, max_body_size) {
+                Err(e) => Err(Status::new(
+                    errno::EREQUEST,
+                    format!("Fail to decompress request: {e}"),
+                )),
+                Ok(message) => {
+                    match call_catching_panics(&*service, method, context, message).await {
+                        Ok(response) => response_payload(response),
+                        Err(panic) => {
+                            let what = panic_message(&panic);
+                            tracing::error!(%remote, "handler panicked: {what}");
+                            Err(Status::new(
+                                errno::EINTERNAL,
+                                format!("handler panicked: {what}"),
+                            ))
+                        }
+                    }
+                }
+            };
+            let frame = encode_reply(&*codec, &reply_to, result.as_ref(), local);
+            replies.send(slot, frame);
+        }))
+    }
+}
+
+/// A handler's response as a payload to send: its message compressed as the handler asked,
+/// with its attachment; or its failure (codes `<= 0` become EINTERNAL, as brpc's).
+fn response_payload(response: ServiceResponse) -> Result<Payload, Status> {
+    let message = match response.result {
+        Ok(message) => message,
+        Err(status) if status.code() <= 0 => {
+            return Err(Status::new(errno::EINTERNAL, status.message()))
+        }
+        Err(status) => return Err(status),
+    };
+    let compress_type = response.context.response_compress_type;
+    let message = if compress_type == CompressType::None {
+        message
+    } else {
+        let mut out = BytesMut::with_capacity(message.len() / 2 + 16);
+        compress::compress(compress_type, &message, &mut out)
+            .map_err(|e| Status::internal(format!("Fail to compress response: {e}")))?;
+        out.freeze()
+    };
+    Ok(Payload {
+        message,
+        attachment: response.context.response_attachment,
+        compress_type,
+    })
+}
+
+/// The frame of a reply; a response the codec cannot encode is answered with its error.
+fn encode_reply(
+    codec: &dyn ServerCodec,
+    reply_to: &ReplyTo,
+    result: Result<&Payload, &Status>,
+    local: SocketAddr,
+) -> OutFrame {
+    let response = |result| OutgoingResponse {
+        reply_to,
+        result,
+        server_addr: local,
+    };
+    match codec.encode_response(&response(result)) {
+        Ok(frame) => frame,
+        Err(status) => match codec.encode_response(&response(Err(&status))) {
+            Ok(frame) => frame,
+            Err(again) => {
+                tracing::error!(
+                    protocol = codec.name(),
+                    "cannot encode a reply, nor its error: {again}"
+                );
+                OutFrame::whole(Bytes::new())
+            }
+        },
+    }
+}
+
+/// Where a connection's replies go: straight to the writer, or (for protocols whose replies
+/// keep the requests' order) through a reorder buffer.
+#[derive(Clone)]
+struct Replies {
+    sender: FrameSender,
+    order: Option<Arc<Mutex<Reorder>>>,
+}
+
+/// Replies that arrived before those of earlier requests.
+#[derive(Default)]
+struct Reorder {
+    /// Slots handed out so far.
+    issued: u64,
+    /// The slot of the oldest reply not yet written.
+    next: u64,
+    /// Replies from `next` on; `None` where a reply has not come yet.
+    waiting: VecDeque<Option<OutFrame>>,
+}
+
+/// A request's place among the replies: nothing for protocols that answer in any order.
+enum ReplySlot {
+    Any,
+    Ordered(OrderedSlot),
+}
+
+/// A place in a reorder buffer. If its request is dropped without a reply (its task was
+/// cancelled), the place is given up so later replies are not held back.
+struct OrderedSlot {
+    seq: u64,
+    order: Arc<Mutex<Reorder>>,
+    sender: FrameSender,
+    filled: bool,
+}
+
+impl Replies {
+    fn new(sender: FrameSender, in_order: bool) -> Self {
+        Replies {
+            sender,
+            order: in_order.then(Default::default),
+        }
+    }
+
+    /// The next request's place, in arrival order.
+    fn slot(&self) -> ReplySlot {
+        match &self.order {
+            None => ReplySlot::Any,
+            Some(order) => {
+                let mut reorder = order.lock().unwrap_or_else(|e| e.into_inner());
+                let seq = reorder.issued;
+                reorder.issued += 1;
+                reorder.waiting.push_back(None);
+                ReplySlot::Ordered(OrderedSlot {
+                    seq,
+                    order: Arc::clone(order),
+                    sender: self.sender.clone(),
+                    filled: false,
+                })
+            }
+        }
+    }
+
+    /// Sends `frame` now, or when the replies before it have gone.
+    fn send(&self, slot: ReplySlot, frame: OutFrame) {
+        match slot {
+            ReplySlot::Any => {
+                let _ = self.sender.send(frame);
+            }
+            ReplySlot::Ordered(mut slot) => slot.fill(Some(frame)),
+        }
+    }
+}
+
+impl OrderedSlot {
+    fn fill(&mut self, frame: Option<OutFrame>) {
+        self.filled = true;
+        let mut reorder = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        let index = (self.seq - reorder.next) as usize;
+        if let Some(place) = reorder.waiting.get_mut(index) {
+            // A reply given up stays an empty frame, so the order moves past it.
+            *place = Some(frame.unwrap_or_default());
+        }
+        while let Some(Some(_)) = reorder.waiting.front() {
+            let frame = reorder.waiting.pop_front().flatten().unwrap_or_default();
+            reorder.next += 1;
+            if !frame.is_empty() {
+                let _ = self.sender.send(frame);
+            }
+        }
+    }
+}
+
+impl Drop for OrderedSlot {
+    fn drop(&mut self) {
+        if !self.filled {
+            self.fill(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(tag: &'static [u8]) -> OutFrame {
+        OutFrame::whole(Bytes::from_static(tag))
+    }
+
+    #[tokio::test]
+    async fn ordered_replies_leave_in_request_order() {
+        let (sender, mut queue) = writer::queue();
+        let replies = Replies::new(sender, true);
+        let (a, b, c, d) = (
+            replies.slot(),
+            replies.slot(),
+            replies.slot(),
+            replies.slot(),
+        );
+        replies.send(c, frame(b"c"));
+        replies.send(b, frame(b"b"));
+        assert!(queue.try_recv().is_none(), "held until the first reply");
+        drop(a); // its request was dropped unanswered: it gives its place up
+        let sent: Vec<Bytes> = std::iter::from_fn(|| queue.try_recv().map(|f| f.head)).collect();
+        assert_eq!(sent, [Bytes::from_static(b"b"), Bytes::from_static(b"c")]);
+        replies.send(d, frame(b"d"));
+        assert_eq!(
+            queue.try_recv().map(|f| f.head),
+            Some(Bytes::from_static(b"d"))
+        );
+    }
+
+    #[tokio::test]
+    async fn unordered_replies_leave_at_once() {
+        let (sender, mut queue) = writer::queue();
+        let replies = Replies::new(sender, false);
+        let (first, second) = (replies.slot(), replies.slot());
+        replies.send(second, frame(b"2"));
+        replies.send(first, frame(b"1"));
+        let sent: Vec<Bytes> = std::iter::from_fn(|| queue.try_recv().map(|f| f.head)).collect();
+        assert_eq!(sent, [Bytes::from_static(b"2"), Bytes::from_static(b"1")]);
+    }
+}

@@ -1,0 +1,125 @@
+//! What a running server's handle, its accept loop and its connections share: the services,
+//! the options, the phase of a graceful stop, and the counts `join` waits on.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use super::options::ServerOptions;
+use super::registry::Registry;
+
+/// How long a connection may take to finish its replies once the server closes, before a peer
+/// that does not read is cut off (so `join` always returns).
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// Where a connection comes from and whether it is encrypted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer {
+    /// The client's address.
+    pub(crate) remote: SocketAddr,
+    /// The address it connected to.
+    pub(crate) local: SocketAddr,
+    /// Whether it came over TLS.
+    pub(crate) tls: bool,
+}
+
+/// Where a stopping server is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Running,
+    Stopping,
+    Closed,
+}
+
+/// State shared by the server handle, its accept loop and its connections.
+pub(crate) struct Shared {
+    pub(crate) registry: Registry,
+    pub(crate) options: ServerOptions,
+    pub(crate) phase: watch::Sender<Phase>,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) inflight: AtomicUsize,
+    pub(crate) idle: Notify,
+    pub(crate) connections: AtomicUsize,
+    pub(crate) connections_gone: Notify,
+}
+
+impl Shared {
+    pub(crate) fn begin_stop(&self) {
+        self.phase.send_if_modified(|p| {
+            let running = *p == Phase::Running;
+            if running {
+                *p = Phase::Stopping;
+            }
+            running
+        });
+    }
+
+    pub(crate) fn phase_now(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    pub(crate) async fn drain_and_close(&self) {
+        wait_for_zero(&self.inflight, &self.idle).await;
+        self.phase.send_replace(Phase::Closed);
+        wait_for_zero(&self.connections, &self.connections_gone).await;
+    }
+}
+
+async fn wait_for_zero(counter: &AtomicUsize, notify: &Notify) {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if counter.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Resolves once the server's phase satisfies `done` (or the server is gone).
+pub(crate) async fn wait_for_phase(
+    phase: &mut watch::Receiver<Phase>,
+    done: impl Fn(Phase) -> bool,
+) {
+    let _ = phase.wait_for(|p| done(*p)).await;
+}
+
+/// Counts a request from arrival to reply; the last one out wakes `join`.
+pub(crate) struct InflightGuard(Arc<Shared>);
+
+impl InflightGuard {
+    pub(crate) fn enter(shared: &Arc<Shared>) -> Self {
+        shared.inflight.fetch_add(1, Ordering::SeqCst);
+        InflightGuard(Arc::clone(shared))
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.0.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Counts an open connection until its writer has flushed and closed.
+pub(crate) struct ConnectionGuard(Arc<Shared>);
+
+impl ConnectionGuard {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        ConnectionGuard(Arc::clone(shared))
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.connections_gone.notify_waiters();
+        }
+    }
+}

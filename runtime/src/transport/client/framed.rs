@@ -1,0 +1,569 @@
+//! The framed discipline, shared by every protocol that plugs in a
+//! [`ClientCodec`](crate::protocol::ClientCodec) (baidu_std and registered ones): a TCP (or
+//! TLS) connection carrying many concurrent calls, a writer task that batches their frames into
+//! few syscalls, and a reader task that cuts responses with the codec and hands each to its
+//! call, by correlation id or in order.
+//!
+//! `single` connections are shared by every channel of the process that talks to the same
+//! server with the same settings; each endpoint keeps its current one in an `ArcSwap`, so the
+//! call path takes no lock unless it has to connect. `pooled` connections carry one call at a
+//! time and go back to a pool once answered; `short` ones close after their call.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+
+use super::pending::{InOrderCalls, PendingCalls, Reply};
+use super::{
+    Answer, CallSettings, ClientProtocol, Connections, Discipline, EncodedRequest,
+    EndpointSettings, Failure,
+};
+use crate::compress;
+use crate::protocol::{ClientCodec, Matching, OutgoingRequest};
+use crate::transport::stream::{self, ClientIo, Security};
+use crate::transport::writer::{self, FrameSender, OutFrame};
+use crate::transport::{prepare_read_buffer, read_buffer};
+use crate::{errno, ConnectionType, MethodDescriptor, Status};
+
+/// Unwritten bytes beyond which new calls fail with EOVERCROWDED (brpc's default).
+const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
+
+/// Idle pooled connections kept per server (brpc's pool cap).
+const MAX_IDLE_POOLED: usize = 100;
+
+/// Correlation ids, unique per process, so each attempt (retries included) is distinct.
+static NEXT_CORRELATION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A framed protocol's client: its codec on the shared discipline.
+pub(crate) struct Framed {
+    codec: Arc<dyn ClientCodec>,
+}
+
+impl Framed {
+    pub(crate) fn new(codec: Arc<dyn ClientCodec>) -> Self {
+        Framed { codec }
+    }
+}
+
+impl ClientProtocol for Framed {
+    fn name(&self) -> &'static str {
+        self.codec.name()
+    }
+
+    fn connections(&self, settings: EndpointSettings) -> Connections {
+        Connections(Discipline::Framed(FramedConnections {
+            codec: Arc::clone(&self.codec),
+            addr: settings.addr,
+            max_body_size: settings.max_body_size,
+            security: settings.security,
+            runtime: Mutex::new(settings.runtime),
+            single: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+            pool: Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+/// A framed protocol's connections to one server.
+pub(crate) struct FramedConnections {
+    codec: Arc<dyn ClientCodec>,
+    addr: SocketAddr,
+    max_body_size: usize,
+    security: Security,
+    /// Runs the connections' tasks; replaced by Brisk's background runtime if it shuts down
+    /// while channels still use the server.
+    runtime: Mutex<Handle>,
+    single: ArcSwapOption<Connection>,
+    connecting: tokio::sync::Mutex<()>,
+    pool: Mutex<Vec<Arc<Connection>>>,
+}
+
+impl std::fmt::Debug for FramedConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramedConnections")
+            .field("protocol", &self.codec.name())
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl FramedConnections {
+    /// The protocol's name.
+    pub(crate) fn protocol(&self) -> &'static str {
+        self.codec.name()
+    }
+
+    /// One attempt: a connection, the request's frame, the response.
+    pub(crate) async fn call(
+        &self,
+        settings: &CallSettings,
+        method: &MethodDescriptor,
+        request: &EncodedRequest,
+    ) -> Result<Answer, Failure> {
+        let mut conn = self
+            .acquire(settings.connection_type, settings.connect_timeout)
+            .await
+            .map_err(Failure::transport)?;
+        let credential = match settings.authenticator.as_deref() {
+            Some(authenticator) if conn.needs_credential() => {
+                Some(crate::auth::generate_credential(authenticator).map_err(Failure::server)?)
+            }
+            _ => None,
+        };
+        let correlation_id = NEXT_CORRELATION_ID.fetch_add(1, Ordering::Relaxed);
+        let frame = self
+            .codec
+            .encode_request(&OutgoingRequest {
+                method,
+                correlation_id,
+                payload: &request.payload,
+                content_type: request.content_type,
+                log_id: request.log_id,
+                metadata: &request.headers,
+                credential: credential.as_deref().map(str::as_bytes),
+            })
+            .map_err(Failure::server)?;
+        let reply = conn.call(correlation_id, frame).await;
+        conn.mark_answered();
+        // Outer: the connection failed; inner: the server's answer.
+        let answered = reply.map_err(Failure::transport)?;
+        conn.mark_server_answered();
+        let payload = match answered {
+            Ok(payload) => payload,
+            Err(status) if status.code() == errno::ELOGOFF => {
+                // The server is stopping: no new calls on this connection, and (in a cluster)
+                // none to this server until it is back.
+                conn.mark_logged_off();
+                return Err(Failure::transport(status));
+            }
+            Err(status) => return Err(Failure::server(status)),
+        };
+        let message =
+            compress::decompress(payload.compress_type, payload.message, self.max_body_size)
+                .map_err(|e| {
+                    Failure::server(Status::new(
+                        errno::ERESPONSE,
+                        format!("Fail to decompress response: {e}"),
+                    ))
+                })?;
+        Ok(Answer {
+            payload: message,
+            attachment: payload.attachment,
+            compress_type: payload.compress_type,
+            remote: conn.remote_addr,
+            local: conn.local_addr,
+            headers: Vec::new(),
+        })
+    }
+
+    /// A connection for one attempt.
+    async fn acquire(
+        &self,
+        kind: ConnectionType,
+        connect_timeout: Duration,
+    ) -> Result<Lease<'_>, Status> {
+        let (conn, pool) = match kind {
+            ConnectionType::Single => (self.single(connect_timeout).await?, None),
+            ConnectionType::Pooled => {
+                let idle = {
+                    let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                    pool.retain(|c| !c.is_broken());
+                    pool.pop()
+                };
+                let conn = match idle {
+                    Some(conn) => conn,
+                    None => self.connect(connect_timeout).await?,
+                };
+                (conn, Some(&self.pool))
+            }
+            ConnectionType::Short => (self.connect(connect_timeout).await?, None),
+        };
+        Ok(Lease {
+            conn,
+            return_to: pool,
+            answered: false,
+        })
+    }
+
+    async fn single(&self, connect_timeout: Duration) -> Result<Arc<Connection>, Status> {
+        if let Some(conn) = self.single.load_full() {
+            if !conn.is_broken() {
+                return Ok(conn);
+            }
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(conn) = self.single.load_full() {
+            if !conn.is_broken() {
+                return Ok(conn);
+            }
+        }
+        let conn = self.connect(connect_timeout).await?;
+        self.single.store(Some(Arc::clone(&conn)));
+        Ok(conn)
+    }
+
+    /// Connects for a health check; the connection becomes the `single` one unless a call made
+    /// one meanwhile.
+    pub(crate) async fn probe(&self, connect_timeout: Duration) -> Result<(), Status> {
+        let conn = self.connect(connect_timeout).await?;
+        let _connecting = self.connecting.lock().await;
+        let current = self.single.load();
+        if current.as_ref().is_none_or(|c| c.is_broken()) {
+            self.single.store(Some(conn));
+        }
+        Ok(())
+    }
+
+    async fn connect(&self, connect_timeout: Duration) -> Result<Arc<Connection>, Status> {
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match self.connect_on(connect_timeout, &runtime).await {
+            Err(ConnectError::RuntimeGone) => {
+                // The runtime these connections were created on has shut down while channels
+                // still use them: carry on with Brisk's background runtime.
+                let background = crate::executor::background().handle().clone();
+                *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = background.clone();
+                self.connect_on(connect_timeout, &background)
+                    .await
+                    .map_err(|e| match e {
+                        ConnectError::Failed(status) => status,
+                        ConnectError::RuntimeGone => {
+                            Status::internal("Brisk's background runtime is gone")
+                        }
+                    })
+            }
+            connected => connected.map_err(|e| match e {
+                ConnectError::Failed(status) => status,
+                ConnectError::RuntimeGone => unreachable!("handled above"),
+            }),
+        }
+    }
+
+    /// Connects on `runtime` (whose driver will run the connection's tasks).
+    async fn connect_on(
+        &self,
+        connect_timeout: Duration,
+        runtime: &Handle,
+    ) -> Result<Arc<Connection>, ConnectError> {
+        let (addr, security) = (self.addr, self.security.clone());
+        let (codec, max_body_size) = (Arc::clone(&self.codec), self.max_body_size);
+        let task = runtime.spawn(async move {
+            let io = stream::connect_secured(addr, connect_timeout, &security, &[]).await?;
+            Ok(Connection::start(io, addr, codec, max_body_size))
+        });
+        match task.await {
+            Ok(connected) => connected.map(Arc::new).map_err(ConnectError::Failed),
+            // The runtime is shutting down (or gone) and cancelled the task.
+            Err(e) if e.is_cancelled() => Err(ConnectError::RuntimeGone),
+            Err(e) => Err(ConnectError::Failed(Status::internal(format!(
+                "connect task failed: {e}"
+            )))),
+        }
+    }
+}
+
+/// Why connecting failed.
+#[derive(Debug)]
+enum ConnectError {
+    /// The connection could not be made.
+    Failed(Status),
+    /// The runtime asked to run the connection no longer runs tasks.
+    RuntimeGone,
+}
+
+/// A connection held for one attempt. A pooled connection goes back to its pool when dropped,
+/// but only once its call was answered (one call per pooled connection, as in brpc); short
+/// ones close.
+struct Lease<'a> {
+    conn: Arc<Connection>,
+    return_to: Option<&'a Mutex<Vec<Arc<Connection>>>>,
+    answered: bool,
+}
+
+impl Lease<'_> {
+    /// Records that the attempt's answer (or the connection's failure) arrived.
+    fn mark_answered(&mut self) {
+        self.answered = true;
+    }
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(pool) = self.return_to else { return };
+        if !self.answered || self.conn.is_broken() {
+            return;
+        }
+        let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < MAX_IDLE_POOLED {
+            pool.push(Arc::clone(&self.conn));
+        }
+    }
+}
+
+/// The calls waiting on a connection, as the protocol matches responses.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per connection, behind an `Arc`
+enum Waiting {
+    ById(PendingCalls),
+    InOrder(InOrderCalls),
+}
+
+impl Waiting {
+    fn fail_all(&self, status: &Status) {
+        match self {
+            Waiting::ById(calls) => calls.fail_all(status),
+            Waiting::InOrder(calls) => calls.fail_all(status),
+        }
+    }
+
+    fn has_failed(&self) -> bool {
+        match self {
+            Waiting::ById(calls) => calls.has_failed(),
+            Waiting::InOrder(calls) => calls.has_failed(),
+        }
+    }
+}
+
+/// A connected client socket.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    sender: FrameSender,
+    waiting: Arc<Waiting>,
+    reader: AbortHandle,
+    /// Set when the server said it is stopping (ELOGOFF): calls in flight finish here, new
+    /// calls go to a fresh connection.
+    logged_off: AtomicBool,
+    /// Set once the server has answered a call: it has verified the credential (a rejected
+    /// one closes the connection), so later requests need not carry one.
+    answered: AtomicBool,
+    local_addr: SocketAddr,
+    remote_addr: SocketAddr,
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks of a connected stream: plain TCP splits into owned
+    /// halves without a lock; TLS needs `tokio::io::split`.
+    fn start(
+        io: ClientIo,
+        remote_addr: SocketAddr,
+        codec: Arc<dyn ClientCodec>,
+        max_body_size: usize,
+    ) -> Connection {
+        let local_addr = io.local_addr().unwrap_or(remote_addr);
+        let ends = Ends {
+            local_addr,
+            remote_addr,
+            codec,
+            max_body_size,
+        };
+        match io {
+            ClientIo::Plain(stream) => {
+                let (read_half, write_half) = stream.into_split();
+                ends.run(read_half, write_half)
+            }
+            #[cfg(feature = "tls")]
+            ClientIo::Tls(stream) => {
+                let (read_half, write_half) = tokio::io::split(stream);
+                ends.run(read_half, write_half)
+            }
+        }
+    }
+
+    /// Whether the connection can no longer carry new calls.
+    fn is_broken(&self) -> bool {
+        self.waiting.has_failed()
+            || self.sender.is_closed()
+            || self.logged_off.load(Ordering::Relaxed)
+    }
+
+    /// Whether requests still carry the authenticator's credential: until the server first
+    /// answers, since calls sent together may reach it in any order and it verifies the first.
+    fn needs_credential(&self) -> bool {
+        !self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Records that the server answered a call on this connection.
+    fn mark_server_answered(&self) {
+        if !self.answered.load(Ordering::Relaxed) {
+            self.answered.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops new calls from using this connection (the server is stopping).
+    fn mark_logged_off(&self) {
+        self.logged_off.store(true, Ordering::Relaxed);
+    }
+
+    /// Queues call `correlation_id`'s request frame and waits for its response.
+    async fn call(&self, correlation_id: u64, frame: OutFrame) -> Reply {
+        if self.sender.unwritten() > MAX_UNWRITTEN_BYTES {
+            return Err(Status::new(
+                errno::EOVERCROWDED,
+                format!(
+                    "more than {MAX_UNWRITTEN_BYTES} bytes wait to be written to {}",
+                    self.remote_addr
+                ),
+            ));
+        }
+        let closed = || {
+            Status::new(
+                errno::EFAILEDSOCKET,
+                format!("connection to {} is closed", self.remote_addr),
+            )
+        };
+        match &*self.waiting {
+            Waiting::ById(calls) => {
+                let call = calls.register(correlation_id)?;
+                self.sender.send(frame).map_err(|_| closed())?;
+                call.wait().await
+            }
+            Waiting::InOrder(calls) => {
+                let call = calls.register(|| self.sender.send(frame).map_err(|_| closed()))?;
+                call.wait().await
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.waiting
+            .fail_all(&Status::new(errno::EFAILEDSOCKET, "connection dropped"));
+    }
+}
+
+/// What the two tasks of a new connection need.
+struct Ends {
+    local_addr: SocketAddr,
+    remote_addr: SocketAddr,
+    codec: Arc<dyn ClientCodec>,
+    max_body_size: usize,
+}
+
+impl Ends {
+    /// Spawns the writer and reader tasks over the two halves of a connected stream.
+    fn run<R, W>(self, read_half: R, write_half: W) -> Connection
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let Ends {
+            local_addr,
+            remote_addr,
+            codec,
+            max_body_size,
+        } = self;
+        let (sender, queue) = writer::queue();
+        let waiting = Arc::new(match codec.matching() {
+            Matching::CorrelationId => Waiting::ById(PendingCalls::default()),
+            Matching::InOrder => Waiting::InOrder(InOrderCalls::default()),
+        });
+        let on_write_error = Arc::clone(&waiting);
+        tokio::spawn(async move {
+            if let Err(e) = writer::write_loop(write_half, queue).await {
+                on_write_error.fail_all(&Status::from_io(
+                    format!("Fail to write to {remote_addr}"),
+                    &e,
+                ));
+            }
+        });
+        let reader = tokio::spawn(read_loop(
+            read_half,
+            Arc::clone(&waiting),
+            codec,
+            max_body_size,
+            remote_addr,
+        ))
+        .abort_handle();
+        Connection {
+            sender,
+            waiting,
+            reader,
+            logged_off: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
+            local_addr,
+            remote_addr,
+        }
+    }
+}
+
+/// Fails the connection's calls if the reader stops for any reason, including its runtime
+/// shutting down and dropping it mid-read.
+struct FailOnDrop(Arc<Waiting>);
+
+impl Drop for FailOnDrop {
+    fn drop(&mut self) {
+        self.0.fail_all(&Status::new(
+            errno::EFAILEDSOCKET,
+            "connection reader stopped",
+        ));
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut io: R,
+    waiting: Arc<Waiting>,
+    codec: Arc<dyn ClientCodec>,
+    max_body_size: usize,
+    remote: SocketAddr,
+) {
+    let _fail_on_drop = FailOnDrop(Arc::clone(&waiting));
+    let mut buf = read_buffer();
+    let status = 'read: loop {
+        prepare_read_buffer(&mut buf);
+        match io.read_buf(&mut buf).await {
+            Ok(0) => break Status::new(errno::EEOF, format!("{remote} closed the connection")),
+            Ok(_) => {}
+            Err(e) => break Status::from_io(format!("Fail to read from {remote}"), &e),
+        }
+        loop {
+            match codec.decode_response(&mut buf, max_body_size) {
+                Ok(Some(response)) => {
+                    let id = response.correlation_id;
+                    match &*waiting {
+                        Waiting::ById(calls) => {
+                            if !calls.complete(id, Ok(response.result)) {
+                                tracing::debug!(%remote, id, "response for a call that is gone");
+                            }
+                        }
+                        Waiting::InOrder(calls) => {
+                            if !calls.complete_next(Ok(response.result)) {
+                                tracing::warn!(%remote, "closing connection: a response without a request");
+                                break 'read Status::new(
+                                    errno::ERESPONSE,
+                                    format!("{remote} sent a response without a request"),
+                                );
+                            }
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%remote, protocol = codec.name(), "closing connection: {e}");
+                    break 'read Status::new(
+                        errno::ERESPONSE,
+                        format!("bad response from {remote}: {e}"),
+                    );
+                }
+            }
+        }
+    };
+    waiting.fail_all(&status);
+}

@@ -1,0 +1,613 @@
+//! The `h2:grpc` client protocol: unary and streaming calls, each an HTTP/2 stream on the
+//! server's one connection ([`super::h2`]), with gRPC's headers, message framing, gzip,
+//! `grpc-timeout` and `grpc-status`.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::sync::oneshot;
+
+use super::h2::{H2Slot, RequestChunks};
+use super::{
+    authority, authorization, Answer, BoxFuture, CallSettings, ClientProtocol, Connections,
+    EncodedRequest, EndpointSettings, Failure, OpenStream, OwnedConnections, StreamRequest,
+};
+use crate::compress::CompressType;
+use crate::protocol::grpc::{
+    self, code, errno_from_grpc_status, parse_encoding, parse_status, percent_decode,
+};
+use crate::streaming::BytesStream;
+use crate::transport::grpc_body::{message_bytes, message_chunks, BodyMessages, Reader};
+use crate::transport::h2_body::H2Body;
+use crate::transport::stream::Security;
+use crate::{errno, MethodDescriptor, Status};
+
+/// What Brisk sends as `user-agent`.
+const USER_AGENT: &str = concat!("grpc-brisk/", env!("CARGO_PKG_VERSION"));
+
+/// The `h2:grpc` protocol's client.
+pub(crate) struct Grpc;
+
+impl ClientProtocol for Grpc {
+    fn name(&self) -> &'static str {
+        "h2:grpc"
+    }
+
+    fn connections(&self, settings: EndpointSettings) -> Connections {
+        Connections::owned(GrpcConnections {
+            addr: settings.addr,
+            max_body_size: settings.max_body_size,
+            security: settings.security,
+            slot: H2Slot::default(),
+        })
+    }
+}
+
+/// The HTTP/2 connection to one server, and what its calls need.
+#[derive(Debug)]
+struct GrpcConnections {
+    addr: SocketAddr,
+    max_body_size: usize,
+    security: Security,
+    slot: H2Slot,
+}
+
+impl OwnedConnections for GrpcConnections {
+    fn call<'a>(
+        &'a self,
+        settings: &'a CallSettings,
+        method: &'a MethodDescriptor,
+        request: &'a EncodedRequest,
+    ) -> BoxFuture<'a, Result<Answer, Failure>> {
+        Box::pin(self.unary(settings, method, request))
+    }
+
+    fn open_stream<'a>(
+        &'a self,
+        settings: &'a CallSettings,
+        request: StreamRequest<'a>,
+    ) -> BoxFuture<'a, Result<OpenStream, Failure>> {
+        Box::pin(self.streaming(settings, request))
+    }
+
+    fn probe<'a>(&'a self, settings: &'a CallSettings) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            self.slot
+                .connection(self.addr, &self.security, settings.connect_timeout)
+                .await
+                .map(drop)
+        })
+    }
+}
+
+impl GrpcConnections {
+    /// One unary call attempt.
+    async fn unary(
+        &self,
+        settings: &CallSettings,
+        method: &MethodDescriptor,
+        request: &EncodedRequest,
+    ) -> Result<Answer, Failure> {
+        let payload = &request.payload;
+        if !payload.attachment.is_empty() {
+            return Err(Failure::server(no_attachment()));
+        }
+        let compressed = request_compression(payload.compress_type).map_err(Failure::server)?;
+        let head = RequestHead {
+            addr: self.addr,
+            method,
+            headers: &request.headers,
+            deadline: request.deadline,
+            log_id: request.log_id,
+            compressed,
+        };
+        let parts = head
+            .build(&self.security, settings)
+            .map_err(Failure::server)?;
+        let chunks =
+            message_chunks(compressed, payload.message.clone()).map_err(Failure::server)?;
+        let conn = self
+            .slot
+            .connection(self.addr, &self.security, settings.connect_timeout)
+            .await
+            .map_err(Failure::transport)?;
+        let response = conn
+            .send(http::Request::from_parts(parts, ()), chunks)
+            .await
+            .map_err(Failure::transport)?;
+        let (parts, body) = response.into_parts();
+        let encoding = check_response_head(&parts).map_err(Failure::server)?;
+        let mut headers = header_pairs(&parts.headers);
+        let mut messages = BodyMessages::new(body, encoding, self.max_body_size, Reader::Client);
+        let mut message = None;
+        while let Some(next) = messages.next_message().await {
+            let next = next.map_err(|status| {
+                if status.code() == errno::EFAILEDSOCKET {
+                    Failure::transport(status)
+                } else {
+                    Failure::server(status)
+                }
+            })?;
+            if message.replace(next).is_some() {
+                return Err(Failure::server(Status::new(
+                    errno::ERESPONSE,
+                    "a unary call got more than one response message",
+                )));
+            }
+        }
+        let trailers = messages.take_trailers();
+        if let Some(trailers) = &trailers {
+            headers.extend(header_pairs(trailers));
+        }
+        let status_from = trailers.as_ref().unwrap_or(&parts.headers);
+        call_result(status_from).inspect_err(|failure| {
+            tracing::debug!(server = %conn.remote, status = %failure.status, "gRPC call failed");
+        })?;
+        let message = message.ok_or_else(|| {
+            Failure::server(Status::new(
+                errno::ERESPONSE,
+                "a unary call ended without a response message",
+            ))
+        })?;
+        Ok(Answer {
+            payload: message,
+            attachment: Bytes::new(),
+            compress_type: encoding,
+            remote: conn.remote,
+            local: conn.local,
+            headers,
+        })
+    }
+
+    /// Opens a streaming call: sends its head, starts pumping its requests (taken only once
+    /// the stream is open), and waits for the response head.
+    async fn streaming(
+        &self,
+        settings: &CallSettings,
+        request: StreamRequest<'_>,
+    ) -> Result<OpenStream, Failure> {
+        if !request.attachment.is_empty() {
+            return Err(Failure::server(no_attachment()));
+        }
+        let compressed = request_compression(request.compress_type).map_err(Failure::server)?;
+        let head = RequestHead {
+            addr: self.addr,
+            method: request.method,
+            headers: request.headers,
+            deadline: request.deadline,
+            log_id: request.log_id,
+            compressed,
+        }
+        .build(&self.security, settings)
+        .map_err(Failure::server)?;
+        let conn = self
+            .slot
+            .connection(self.addr, &self.security, settings.connect_timeout)
+            .await
+            .map_err(Failure::transport)?;
+        let (stop_requests, stop) = oneshot::channel();
+        let requests = request.requests;
+        let take_requests = || {
+            let taken = requests.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let requests = taken.ok_or_else(|| {
+                Status::internal("the streaming call's requests were already sent")
+            })?;
+            Ok(Box::pin(RequestFrames {
+                requests,
+                compressed,
+                done: false,
+            }) as RequestChunks)
+        };
+        let response = conn
+            .send_streaming(http::Request::from_parts(head, ()), take_requests, stop)
+            .await
+            .map_err(Failure::transport)?;
+        let (parts, body) = response.into_parts();
+        let encoding = check_response_head(&parts).map_err(Failure::server)?;
+        // A trailers-only response: the status is in the head.
+        let head_ok = if parts.headers.contains_key("grpc-status") {
+            call_result(&parts.headers)?;
+            true
+        } else {
+            false
+        };
+        Ok(OpenStream {
+            headers: header_pairs(&parts.headers),
+            compress_type: encoding,
+            local: conn.local,
+            messages: Box::pin(ResponseMessages {
+                messages: BodyMessages::new(body, encoding, self.max_body_size, Reader::Client),
+                head_ok,
+                stop_requests: Some(stop_requests),
+                done: false,
+            }),
+        })
+    }
+}
+
+fn no_attachment() -> Status {
+    Status::new(errno::EREQUEST, "h2:grpc cannot carry an attachment")
+}
+
+/// A streaming call's request messages as HTTP/2 body chunks, each with its gRPC prefix (and
+/// gzip-compressed when the call compresses). An error item ends it with that error, which
+/// resets the stream (so the server never takes a cut-short stream for a whole one).
+struct RequestFrames {
+    requests: BytesStream,
+    compressed: bool,
+    done: bool,
+}
+
+impl RequestFrames {
+    fn frame(&self, message: &[u8]) -> Result<Bytes, Status> {
+        if self.compressed {
+            let packed = grpc::gzip(message).map_err(|e| {
+                Status::new(errno::EREQUEST, format!("Fail to compress request: {e}"))
+            })?;
+            message_bytes(true, &packed)
+        } else {
+            message_bytes(false, message)
+        }
+    }
+}
+
+impl Stream for RequestFrames {
+    type Item = Result<Bytes, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let framed = match this.requests.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(message)) => message.and_then(|message| this.frame(&message)),
+        };
+        if let Err(status) = &framed {
+            tracing::warn!(%status, "streaming call reset");
+            this.done = true;
+        }
+        Poll::Ready(Some(framed))
+    }
+}
+
+/// The response messages of a streaming call, ending with the status of its trailers. The
+/// request stream stops (reset if unfinished) when these end or are dropped.
+struct ResponseMessages {
+    messages: BodyMessages<H2Body>,
+    /// The response head carried `grpc-status: 0` (a trailers-only success).
+    head_ok: bool,
+    /// Dropped when the call ends, which stops the request stream.
+    stop_requests: Option<oneshot::Sender<()>>,
+    done: bool,
+}
+
+impl ResponseMessages {
+    /// The call's status once the body has ended.
+    fn final_status(&mut self) -> Result<(), Status> {
+        match self.messages.take_trailers() {
+            Some(trailers) => call_result(&trailers).map_err(|failure| failure.status),
+            None if self.head_ok => Ok(()),
+            None => Err(Status::new(
+                errno::ERESPONSE,
+                "the response ended without grpc-status",
+            )),
+        }
+    }
+}
+
+impl Stream for ResponseMessages {
+    type Item = Result<Bytes, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let end = match this.messages.poll_message(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(message))) => return Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Some(Err(status))) => Err(status),
+            Poll::Ready(None) => this.final_status(),
+        };
+        this.done = true;
+        this.stop_requests = None;
+        Poll::Ready(end.err().map(Err))
+    }
+}
+
+/// Whether request messages are compressed: gzip is the only compression gRPC peers know.
+fn request_compression(compress_type: CompressType) -> Result<bool, Status> {
+    match compress_type {
+        CompressType::None => Ok(false),
+        CompressType::Gzip => Ok(true),
+        other => Err(Status::new(
+            errno::EREQUEST,
+            format!("h2:grpc compresses with gzip only, not {}", other.name()),
+        )),
+    }
+}
+
+/// What a gRPC request's headers are made of.
+struct RequestHead<'a> {
+    /// The server's address (the `:authority`).
+    addr: SocketAddr,
+    /// The method called.
+    method: &'a MethodDescriptor,
+    /// Custom metadata.
+    headers: &'a [(String, String)],
+    /// When the call must end (sent as `grpc-timeout`).
+    deadline: Option<Instant>,
+    /// brpc's log id (sent as `log-id` when not 0).
+    log_id: i64,
+    /// Whether messages are gzip-compressed.
+    compressed: bool,
+}
+
+impl RequestHead<'_> {
+    /// The request's head: `POST /service/method` with gRPC's headers, the credential and the
+    /// metadata. Bad metadata is EREQUEST.
+    fn build(
+        &self,
+        security: &Security,
+        settings: &CallSettings,
+    ) -> Result<http::request::Parts, Status> {
+        let uri = format!(
+            "http://{}/{}/{}",
+            authority(self.addr, security),
+            self.method.service(),
+            self.method.method()
+        );
+        let (mut parts, ()) = http::Request::post(uri)
+            .body(())
+            .map_err(|e| {
+                Status::new(
+                    errno::EREQUEST,
+                    format!(
+                        "bad method name {}/{}: {e}",
+                        self.method.service(),
+                        self.method.method()
+                    ),
+                )
+            })?
+            .into_parts();
+        let headers = &mut parts.headers;
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(grpc::CONTENT_TYPE),
+        );
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(USER_AGENT),
+        );
+        headers.insert("grpc-accept-encoding", HeaderValue::from_static("gzip"));
+        if self.compressed {
+            headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+        }
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Ok(value) = HeaderValue::from_str(&grpc::format_timeout(left)) {
+                headers.insert("grpc-timeout", value);
+            }
+        }
+        if self.log_id != 0 {
+            headers.insert("log-id", HeaderValue::from(self.log_id));
+        }
+        if let Some(value) = authorization(settings)? {
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+        for (name, value) in self.headers {
+            let bad = || Status::new(errno::EREQUEST, format!("bad gRPC metadata `{name}`"));
+            let name =
+                HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| bad())?;
+            let value = HeaderValue::from_str(value).map_err(|_| bad())?;
+            headers.append(name, value);
+        }
+        Ok(parts)
+    }
+}
+
+/// Checks a response's head (HTTP status, content type) and returns its message encoding.
+fn check_response_head(parts: &http::response::Parts) -> Result<CompressType, Status> {
+    if parts.status != http::StatusCode::OK {
+        let grpc_code = http_status_to_grpc(parts.status);
+        return Err(Status::new(
+            errno_from_grpc_status(grpc_code),
+            format!("the server answered HTTP {}", parts.status),
+        ));
+    }
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with(grpc::CONTENT_TYPE) {
+        return Err(Status::new(
+            errno::ERESPONSE,
+            format!("the response's content-type is `{content_type}`, not application/grpc"),
+        ));
+    }
+    let encoding = parts
+        .headers
+        .get("grpc-encoding")
+        .map(|v| v.to_str().ok().and_then(parse_encoding))
+        .unwrap_or(Some(CompressType::None));
+    encoding.ok_or_else(|| {
+        Status::new(
+            errno::ERESPONSE,
+            "the response's grpc-encoding is not one Brisk decodes",
+        )
+    })
+}
+
+/// gRPC's mapping of HTTP statuses for responses that are not gRPC.
+fn http_status_to_grpc(status: http::StatusCode) -> u32 {
+    match status.as_u16() {
+        400 => code::INTERNAL,
+        401 => code::UNAUTHENTICATED,
+        403 => code::PERMISSION_DENIED,
+        404 => code::UNIMPLEMENTED,
+        429 | 502 | 503 | 504 => code::UNAVAILABLE,
+        _ => code::UNKNOWN,
+    }
+}
+
+/// The outcome a call's `grpc-status` (in its trailers, or in the headers of a trailers-only
+/// response) says. UNAVAILABLE (a stopping server) is a transport failure with ELOGOFF, so
+/// clients retry elsewhere as they do on baidu_std.
+fn call_result(headers: &HeaderMap) -> Result<(), Failure> {
+    let Some(value) = headers.get("grpc-status") else {
+        return Err(Failure::server(Status::new(
+            errno::ERESPONSE,
+            "the response ended without grpc-status",
+        )));
+    };
+    let Some(status) = parse_status(value.as_bytes()) else {
+        return Err(Failure::server(Status::new(
+            errno::ERESPONSE,
+            format!("bad grpc-status {value:?}"),
+        )));
+    };
+    if status == code::OK {
+        return Ok(());
+    }
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(percent_decode)
+        .unwrap_or_else(|| grpc::status_name(status).to_owned());
+    if status == code::UNAVAILABLE {
+        return Err(Failure::transport(Status::new(errno::ELOGOFF, message)));
+    }
+    Err(Failure::server(Status::new(
+        errno_from_grpc_status(status),
+        message,
+    )))
+}
+
+/// Headers as name/value pairs (values that are not text are left out).
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = value.to_str().ok()?;
+            Some((name.as_str().to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_status_becomes_a_brisk_failure() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            call_result(&headers).unwrap_err().status.code(),
+            errno::ERESPONSE
+        );
+        headers.insert("grpc-status", HeaderValue::from_static("0"));
+        assert!(call_result(&headers).is_ok());
+        headers.insert("grpc-status", HeaderValue::from_static("12"));
+        headers.insert(
+            "grpc-message",
+            HeaderValue::from_static("Fail%20to find %25"),
+        );
+        let failure = call_result(&headers).unwrap_err();
+        assert_eq!(failure.status.code(), errno::ENOMETHOD);
+        assert_eq!(failure.status.message(), "Fail to find %");
+        assert!(!failure.transport);
+        headers.insert("grpc-status", HeaderValue::from_static("14"));
+        let failure = call_result(&headers).unwrap_err();
+        assert_eq!(failure.status.code(), errno::ELOGOFF);
+        assert!(failure.transport, "a stopping server is retried elsewhere");
+        headers.insert("grpc-status", HeaderValue::from_static("x"));
+        assert_eq!(
+            call_result(&headers).unwrap_err().status.code(),
+            errno::ERESPONSE
+        );
+        headers.remove("grpc-message");
+        headers.insert("grpc-status", HeaderValue::from_static("4"));
+        let failure = call_result(&headers).unwrap_err();
+        assert_eq!(failure.status.code(), errno::ERPCTIMEDOUT);
+        assert_eq!(failure.status.message(), "DEADLINE_EXCEEDED");
+    }
+
+    #[test]
+    fn request_heads_carry_grpc_headers_and_metadata() {
+        let method = MethodDescriptor::new("example.EchoService", "Echo");
+        let metadata = vec![("X-Trace".to_owned(), "abc".to_owned())];
+        let head = RequestHead {
+            addr: "127.0.0.1:8000".parse().unwrap(),
+            method: &method,
+            headers: &metadata,
+            deadline: Some(Instant::now() + std::time::Duration::from_secs(2)),
+            log_id: 7,
+            compressed: true,
+        };
+        let settings = CallSettings::for_tests();
+        let parts = head.build(&Security::default(), &settings).unwrap();
+        assert_eq!(parts.method, http::Method::POST);
+        assert_eq!(parts.uri.path(), "/example.EchoService/Echo");
+        let h = &parts.headers;
+        assert_eq!(h["content-type"], "application/grpc");
+        assert_eq!(h["te"], "trailers");
+        assert_eq!(h["grpc-encoding"], "gzip");
+        assert_eq!(h["log-id"], "7");
+        assert_eq!(h["x-trace"], "abc");
+        let timeout = grpc::parse_timeout(h["grpc-timeout"].to_str().unwrap()).unwrap();
+        assert!(timeout <= std::time::Duration::from_secs(2));
+        assert!(timeout > std::time::Duration::from_secs(1));
+
+        let bad = vec![("bad name".to_owned(), "x".to_owned())];
+        let head = RequestHead {
+            headers: &bad,
+            ..head
+        };
+        assert_eq!(
+            head.build(&Security::default(), &settings)
+                .unwrap_err()
+                .code(),
+            errno::EREQUEST
+        );
+    }
+
+    #[test]
+    fn only_gzip_is_sent() {
+        assert_eq!(request_compression(CompressType::None), Ok(false));
+        assert_eq!(request_compression(CompressType::Gzip), Ok(true));
+        assert_eq!(
+            request_compression(CompressType::Snappy)
+                .unwrap_err()
+                .code(),
+            errno::EREQUEST
+        );
+    }
+
+    #[test]
+    fn http_statuses_map_as_grpc_says() {
+        assert_eq!(
+            http_status_to_grpc(http::StatusCode::NOT_FOUND),
+            code::UNIMPLEMENTED
+        );
+        assert_eq!(
+            http_status_to_grpc(http::StatusCode::SERVICE_UNAVAILABLE),
+            code::UNAVAILABLE
+        );
+        assert_eq!(
+            http_status_to_grpc(http::StatusCode::IM_A_TEAPOT),
+            code::UNKNOWN
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! The HTTP/2 discipline of a client: one connection per server, shared by all calls to it,
+//! each call a stream. Calls talk to `h2` directly from their own task; the connection's task
+//! gathers what they queue into few writes ([`Gathering`]).
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use futures_core::Stream;
+use h2::client::{ResponseFuture, SendRequest};
+use h2::SendStream;
+use tokio::sync::oneshot;
+
+use crate::transport::gather::{Gathering, Queued};
+use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
+use crate::transport::stream::{connect_secured, ClientIo, Security};
+use crate::{errno, Status};
+
+/// The chunks of a streaming request's body (for gRPC, each message with its 5-byte prefix);
+/// an error resets the HTTP/2 stream.
+pub(crate) type RequestChunks = Pin<Box<dyn Stream<Item = Result<Bytes, Status>> + Send>>;
+
+/// Streams the client may open before the server's SETTINGS say how many it allows (hyper's
+/// choice too).
+const INITIAL_MAX_SEND_STREAMS: usize = 100;
+
+/// An endpoint's HTTP/2 connection, shared by all calls to it: connected on first use and
+/// again once it has closed. Calls clone its sender; no lock is held on the call path.
+#[derive(Debug, Default)]
+pub(crate) struct H2Slot {
+    current: ArcSwapOption<H2Conn>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// One HTTP/2 connection, driven by its own task. Calls talk to it through `h2` directly:
+/// a unary call queues its HEADERS and its DATA (with END_STREAM) from the caller's task and
+/// reads the response there, so no task is spawned per call.
+pub(crate) struct H2Conn {
+    sender: SendRequest<Bytes>,
+    /// Set by the connection's task once the connection has ended.
+    closed: Arc<AtomicBool>,
+    /// Requests queued on the connection, for its task's [`Gathering`].
+    queued: Arc<Queued>,
+    /// The server's address.
+    pub(crate) remote: SocketAddr,
+    /// The local address of the connection.
+    pub(crate) local: SocketAddr,
+    /// Whether the connection runs over TLS (`:scheme` is then `https`).
+    secure: bool,
+}
+
+impl fmt::Debug for H2Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("H2Conn")
+            .field("remote", &self.remote)
+            .field("local", &self.local)
+            .field("secure", &self.secure)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl H2Slot {
+    /// The endpoint's open connection, connecting first if there is none.
+    pub(crate) async fn connection(
+        &self,
+        addr: SocketAddr,
+        security: &Security,
+        connect_timeout: Duration,
+    ) -> Result<Arc<H2Conn>, Status> {
+        if let Some(conn) = self.open() {
+            return Ok(conn);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(conn) = self.open() {
+            return Ok(conn);
+        }
+        let conn = Arc::new(connect_on_io_runtime(addr, security, connect_timeout).await?);
+        self.current.store(Some(Arc::clone(&conn)));
+        Ok(conn)
+    }
+
+    fn open(&self) -> Option<Arc<H2Conn>> {
+        self.current
+            .load_full()
+            .filter(|conn| !conn.closed.load(Ordering::Acquire))
+    }
+}
+
+/// [`connect`] on the runtime that runs connection I/O (the caller's multi-threaded runtime,
+/// else Brisk's background one), so the socket and its driver live there: a current-thread
+/// or blocking caller never stalls a connection other calls share.
+async fn connect_on_io_runtime(
+    addr: SocketAddr,
+    security: &Security,
+    connect_timeout: Duration,
+) -> Result<H2Conn, Status> {
+    let security = security.clone();
+    let task = crate::executor::io_handle()
+        .spawn(async move { connect(addr, &security, connect_timeout).await });
+    task.await.unwrap_or_else(|e| {
+        Err(Status::new(
+            errno::EFAILEDSOCKET,
+            format!("Fail to connect {addr}: the connecting task failed: {e}"),
+        ))
+    })
+}
+
+/// Connects, does the HTTP/2 handshake within the connect timeout and spawns the connection's
+/// driver on the current runtime.
+async fn connect(
+    addr: SocketAddr,
+    security: &Security,
+    connect_timeout: Duration,
+) -> Result<H2Conn, Status> {
+    let io = connect_secured(addr, connect_timeout, security, &[b"h2"]).await?;
+    let secure = !matches!(io, ClientIo::Plain(_));
+    let local = io
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut builder = h2::client::Builder::new();
+    builder
+        .enable_push(false)
+        .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+        .initial_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20)
+        .max_header_list_size(1 << 20);
+    let handshake = builder.handshake::<_, Bytes>(io);
+    let (sender, connection) = match tokio::time::timeout(connect_timeout, handshake).await {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(e)) => {
+            return Err(Status::new(
+                errno::EFAILEDSOCKET,
+                format!("HTTP/2 handshake with {addr} failed: {e}"),
+            ))
+        }
+        Err(_) => {
+            return Err(Status::new(
+                errno::ETIMEDOUT,
+                format!(
+                    "HTTP/2 handshake with {addr} took over {}ms",
+                    connect_timeout.as_millis()
+                ),
+            ))
+        }
+    };
+    let closed = Arc::new(AtomicBool::new(false));
+    let queued = Arc::new(Queued::default());
+    let driver = Gathering::new(connection, Arc::clone(&queued));
+    let ended = Arc::clone(&closed);
+    tokio::spawn(async move {
+        if let Err(e) = driver.await {
+            tracing::debug!(server = %addr, "HTTP/2 connection ended: {e}");
+        }
+        ended.store(true, Ordering::Release);
+    });
+    Ok(H2Conn {
+        sender,
+        closed,
+        queued,
+        remote: addr,
+        local,
+        secure,
+    })
+}
+
+impl H2Conn {
+    /// Opens a stream for `request` once the connection has room for one more (the server's
+    /// MAX_CONCURRENT_STREAMS). Failures are the connection's.
+    async fn open(
+        &self,
+        mut request: http::Request<()>,
+    ) -> Result<(ResponseFuture, SendStream<Bytes>), Status> {
+        if self.secure {
+            let mut uri = request.uri().clone().into_parts();
+            uri.scheme = Some(http::uri::Scheme::HTTPS);
+            if let Ok(uri) = http::Uri::from_parts(uri) {
+                *request.uri_mut() = uri;
+            }
+        }
+        let mut sender = self
+            .sender
+            .clone()
+            .ready()
+            .await
+            .map_err(|e| self.broken(e))?;
+        sender
+            .send_request(request, false)
+            .map_err(|e| self.broken(e))
+    }
+
+    /// Sends a request whose whole body is `chunks` (the last one ends the stream) and waits
+    /// for the response head.
+    pub(crate) async fn send(
+        &self,
+        request: http::Request<()>,
+        chunks: Vec<Bytes>,
+    ) -> Result<http::Response<H2Body>, Status> {
+        let (response, mut body) = self.open(request).await?;
+        if chunks.is_empty() {
+            body.send_data(Bytes::new(), true)
+                .map_err(|e| self.broken(e))?;
+        }
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            body.send_data(chunk, i == last)
+                .map_err(|e| self.broken(e))?;
+        }
+        self.queued.add();
+        self.response(response).await
+    }
+
+    /// Sends a request whose body is the chunks `chunks` gives once the stream is open, as
+    /// they come, from a task of its own; the body is cut short (the stream reset) when `stop`
+    /// fires or is dropped. Waits for the response head. `chunks` is not called if the stream
+    /// cannot be opened.
+    pub(crate) async fn send_streaming(
+        &self,
+        request: http::Request<()>,
+        chunks: impl FnOnce() -> Result<RequestChunks, Status>,
+        stop: oneshot::Receiver<()>,
+    ) -> Result<http::Response<H2Body>, Status> {
+        let (response, mut body) = self.open(request).await?;
+        let chunks = match chunks() {
+            Ok(chunks) => chunks,
+            Err(status) => {
+                body.send_reset(h2::Reason::CANCEL);
+                return Err(status);
+            }
+        };
+        self.queued.add();
+        crate::executor::io_handle().spawn(RequestPump {
+            sender: BodySender::new(body),
+            chunks,
+            stop,
+        });
+        self.response(response).await
+    }
+
+    async fn response(&self, response: ResponseFuture) -> Result<http::Response<H2Body>, Status> {
+        let response = response.await.map_err(|e| self.broken(e))?;
+        Ok(response.map(H2Body::new))
+    }
+
+    fn broken(&self, e: h2::Error) -> Status {
+        Status::new(
+            errno::EFAILEDSOCKET,
+            format!("HTTP/2 call to {} failed: {e}", self.remote),
+        )
+    }
+}
+
+/// Feeds a streaming call's request messages into its HTTP/2 stream, one at a time as flow
+/// control lets them out. Ends the stream after the last one; resets it on an error, when the
+/// server resets it, or when the call has ended (`stop`).
+struct RequestPump {
+    sender: BodySender,
+    chunks: RequestChunks,
+    stop: oneshot::Receiver<()>,
+}
+
+impl Future for RequestPump {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let RequestPump {
+            sender,
+            chunks,
+            stop,
+        } = self.get_mut();
+        if Pin::new(stop).poll(cx).is_ready() {
+            sender.reset(h2::Reason::CANCEL);
+            return Poll::Ready(());
+        }
+        sender.poll_send(cx, |cx| {
+            Poll::Ready(match ready!(chunks.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => Outgoing::Data(chunk, false),
+                Some(Err(status)) => {
+                    tracing::debug!(%status, "streaming call reset");
+                    Outgoing::Reset(h2::Reason::CANCEL)
+                }
+                None => Outgoing::End,
+            })
+        })
+    }
+}

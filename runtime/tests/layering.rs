@@ -1,0 +1,513 @@
+//! The runtime's layering, checked from its source: every `crate::` and `super::` path in
+//! `runtime/src` (in `use` items, in code, and in macro bodies) is resolved to the file that
+//! defines it, and
+//!
+//! 1. an import from one top-level module to another must go down the layers below;
+//! 2. the server never imports the client side of the transport (`transport::client`);
+//! 3. no files import each other in a cycle (the server's modules, say, form a one-way chain).
+//!
+//! ```text
+//! base (error, codec, controller, ...)  <-  protocol  <-  transport  <-  channel, server
+//!                                                                   <-  combo (<- channel)
+//!                                       <-  naming  <-  lb  <-  channel
+//! ```
+//!
+//! A failure names the file, the path it imports and the rule it breaks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use syn::visit::Visit;
+
+/// Top-level modules that import nothing above them: shared types and helpers.
+const BASE: &[&str] = &[
+    "auth",
+    "codec",
+    "compress",
+    "controller",
+    "error",
+    "executor",
+    "json",
+    "method",
+    "streaming",
+    "tls",
+];
+
+/// What each layer above the base may import besides the base (and itself).
+fn allowed(from: &str) -> Option<&'static [&'static str]> {
+    Some(match from {
+        "protocol" => &[],
+        "naming" => &[],
+        "lb" => &["naming"],
+        "transport" => &["protocol"],
+        "channel" => &["protocol", "transport", "lb", "naming"],
+        "server" => &["protocol", "transport"],
+        "combo" => &["protocol", "transport", "channel", "lb", "naming"],
+        // Facades: the crate root and the items generated code names re-export everything.
+        "" | "codegen" => return None,
+        base if BASE.contains(&base) => &[],
+        _ => &[],
+    })
+}
+
+/// A module path, as segments after `crate`.
+type ModPath = Vec<String>;
+
+struct Source {
+    module: ModPath,
+    file: PathBuf,
+    syntax: syn::File,
+}
+
+/// One `crate::`/`super::` path a file names, with where it was seen.
+#[derive(Debug)]
+struct Reference {
+    /// The path, made absolute (segments after `crate`).
+    path: ModPath,
+    /// As written, for the report.
+    written: String,
+}
+
+fn src_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn module_of(file: &Path, src: &Path) -> ModPath {
+    let relative = file.strip_prefix(src).expect("under src");
+    let mut segments: Vec<String> = relative
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    let last = segments.pop().expect("a file name");
+    match last.as_str() {
+        "lib.rs" | "mod.rs" => {}
+        name => segments.push(name.trim_end_matches(".rs").to_owned()),
+    }
+    segments
+}
+
+fn sources() -> Vec<Source> {
+    let src = src_dir();
+    let mut files = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).expect("read file");
+            let syntax = syn::parse_file(&text)
+                .unwrap_or_else(|e| panic!("{}: does not parse: {e}", file.display()));
+            Source {
+                module: module_of(&file, &src),
+                file,
+                syntax,
+            }
+        })
+        .collect()
+}
+
+/// Collects the paths a file names, resolving `super` and `self` against the (possibly
+/// inline) module they appear in.
+struct Collector {
+    /// The module the visitor is in: the file's, plus inline `mod x { }` blocks.
+    module: ModPath,
+    found: Vec<Reference>,
+}
+
+impl Collector {
+    fn absolute(&self, segments: &[String]) -> Option<ModPath> {
+        let mut base = match segments.first()?.as_str() {
+            "crate" => Vec::new(),
+            "super" | "self" => self.module.clone(),
+            _ => return None,
+        };
+        let mut rest = segments;
+        if rest[0] == "crate" {
+            rest = &rest[1..];
+        } else {
+            while let Some(first) = rest.first() {
+                match first.as_str() {
+                    "super" => {
+                        base.pop();
+                    }
+                    "self" => {}
+                    _ => break,
+                }
+                rest = &rest[1..];
+            }
+        }
+        base.extend(rest.iter().cloned());
+        Some(base)
+    }
+
+    fn record(&mut self, segments: Vec<String>) {
+        if let Some(path) = self.absolute(&segments) {
+            self.found.push(Reference {
+                written: segments.join("::"),
+                path,
+            });
+        }
+    }
+
+    fn use_tree(&mut self, prefix: &mut Vec<String>, tree: &syn::UseTree) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push(p.ident.to_string());
+                self.use_tree(prefix, &p.tree);
+                prefix.pop();
+            }
+            syn::UseTree::Name(n) => {
+                let mut path = prefix.clone();
+                if n.ident != "self" {
+                    path.push(n.ident.to_string());
+                }
+                self.record(path);
+            }
+            syn::UseTree::Rename(r) => {
+                let mut path = prefix.clone();
+                if r.ident != "self" {
+                    path.push(r.ident.to_string());
+                }
+                self.record(path);
+            }
+            syn::UseTree::Glob(_) => self.record(prefix.clone()),
+            syn::UseTree::Group(g) => {
+                for item in &g.items {
+                    self.use_tree(prefix, item);
+                }
+            }
+        }
+    }
+
+    /// `crate :: a :: b` and `super :: a` sequences in a macro's tokens.
+    fn tokens(&mut self, tokens: proc_macro2::TokenStream) {
+        let tokens: Vec<proc_macro2::TokenTree> = tokens.into_iter().collect();
+        let mut i = 0;
+        while i < tokens.len() {
+            match &tokens[i] {
+                proc_macro2::TokenTree::Group(g) => self.tokens(g.stream()),
+                proc_macro2::TokenTree::Ident(id) if id == "crate" || id == "super" => {
+                    let mut segments = vec![id.to_string()];
+                    let mut j = i + 1;
+                    while j + 2 < tokens.len() + 1 {
+                        let colons = matches!((&tokens.get(j), &tokens.get(j + 1)),
+                            (Some(proc_macro2::TokenTree::Punct(a)), Some(proc_macro2::TokenTree::Punct(b)))
+                                if a.as_char() == ':' && b.as_char() == ':');
+                        match (colons, tokens.get(j + 2)) {
+                            (true, Some(proc_macro2::TokenTree::Ident(next))) => {
+                                segments.push(next.to_string());
+                                j += 3;
+                            }
+                            _ => break,
+                        }
+                    }
+                    if segments.len() > 1 {
+                        self.record(segments);
+                    }
+                    i = j;
+                    continue;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Collector {
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        self.use_tree(&mut Vec::new(), &item.tree);
+    }
+
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        if item.content.is_some() {
+            self.module.push(item.ident.to_string());
+            syn::visit::visit_item_mod(self, item);
+            self.module.pop();
+        }
+    }
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        self.record(segments);
+        syn::visit::visit_path(self, path);
+    }
+
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        self.tokens(mac.tokens.clone());
+        syn::visit::visit_macro(self, mac);
+    }
+
+    fn visit_visibility(&mut self, _: &'ast syn::Visibility) {
+        // `pub(crate)`, `pub(super)`: who may see an item, not what it uses.
+    }
+
+    fn visit_attribute(&mut self, _: &'ast syn::Attribute) {
+        // Doc comments and attributes name paths for rustdoc, not for the compiler.
+    }
+}
+
+/// What a module re-exports from elsewhere: `pub use child::Item` and the like, by item name.
+fn reexports(sources: &[Source]) -> HashMap<(ModPath, String), ModPath> {
+    let mut map = HashMap::new();
+    for source in sources {
+        for item in &source.syntax.items {
+            let syn::Item::Use(item) = item else { continue };
+            if matches!(item.vis, syn::Visibility::Inherited) {
+                continue;
+            }
+            let mut collector = Collector {
+                module: source.module.clone(),
+                found: Vec::new(),
+            };
+            // Relative re-exports (`pub use child::X`) resolve against the module itself.
+            let mut tree_paths = Vec::new();
+            flatten(&mut Vec::new(), &item.tree, &mut tree_paths);
+            for (path, name) in tree_paths {
+                let absolute = match path.first().map(String::as_str) {
+                    Some("crate" | "super" | "self") => collector.absolute(&path),
+                    Some(_) => {
+                        let mut p = source.module.clone();
+                        p.extend(path.iter().cloned());
+                        Some(p)
+                    }
+                    None => None,
+                };
+                if let Some(absolute) = absolute {
+                    map.insert((source.module.clone(), name), absolute);
+                }
+            }
+            collector.found.clear();
+        }
+    }
+    map
+}
+
+/// `(path, exported name)` for each leaf of a use tree.
+fn flatten(prefix: &mut Vec<String>, tree: &syn::UseTree, out: &mut Vec<(ModPath, String)>) {
+    match tree {
+        syn::UseTree::Path(p) => {
+            prefix.push(p.ident.to_string());
+            flatten(prefix, &p.tree, out);
+            prefix.pop();
+        }
+        syn::UseTree::Name(n) => {
+            let mut path = prefix.clone();
+            path.push(n.ident.to_string());
+            out.push((path, n.ident.to_string()));
+        }
+        syn::UseTree::Rename(r) => {
+            let mut path = prefix.clone();
+            path.push(r.ident.to_string());
+            out.push((path, r.rename.to_string()));
+        }
+        syn::UseTree::Glob(_) => {}
+        syn::UseTree::Group(g) => {
+            for item in &g.items {
+                flatten(prefix, item, out);
+            }
+        }
+    }
+}
+
+/// The file module a path lands in: the longest prefix that is a file, followed through
+/// re-exports of the item named next.
+fn resolve(
+    path: &[String],
+    modules: &BTreeSet<ModPath>,
+    reexports: &HashMap<(ModPath, String), ModPath>,
+    depth: usize,
+) -> ModPath {
+    let mut len = path.len();
+    while len > 0 && !modules.contains(&path[..len].to_vec()) {
+        len -= 1;
+    }
+    let module = path[..len].to_vec();
+    if depth < 8 {
+        if let Some(name) = path.get(len) {
+            if let Some(target) = reexports.get(&(module.clone(), name.clone())) {
+                let mut full = target.clone();
+                full.extend(path[len + 1..].iter().cloned());
+                return resolve(&full, modules, reexports, depth + 1);
+            }
+        }
+    }
+    module
+}
+
+fn top(module: &[String]) -> &str {
+    module.first().map(String::as_str).unwrap_or("")
+}
+
+fn display(module: &[String]) -> String {
+    if module.is_empty() {
+        "crate".to_owned()
+    } else {
+        module.join("::")
+    }
+}
+
+/// Every import edge between two files, with one example of how it is written.
+fn edges(sources: &[Source]) -> BTreeMap<(ModPath, ModPath), (PathBuf, String)> {
+    let modules: BTreeSet<ModPath> = sources.iter().map(|s| s.module.clone()).collect();
+    let reexports = reexports(sources);
+    let mut edges = BTreeMap::new();
+    for source in sources {
+        let mut collector = Collector {
+            module: source.module.clone(),
+            found: Vec::new(),
+        };
+        collector.visit_file(&source.syntax);
+        for reference in collector.found {
+            let target = resolve(&reference.path, &modules, &reexports, 0);
+            // A module's own items are not a dependency; nor are its children to the module
+            // that declares them (`mod.rs` or the crate root): a module and its files are one
+            // unit, whose parts must not import each other in circles.
+            if target.starts_with(&source.module) {
+                continue;
+            }
+            edges
+                .entry((source.module.clone(), target))
+                .or_insert_with(|| (source.file.clone(), reference.written.clone()));
+        }
+    }
+    edges
+}
+
+#[test]
+fn imports_go_down_the_layers() {
+    let sources = sources();
+    let src = src_dir();
+    let mut broken = Vec::new();
+    for ((from, to), (file, written)) in edges(&sources) {
+        let (from_top, to_top) = (top(&from), top(&to));
+        let file = file
+            .strip_prefix(&src)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        if from_top == "server" && to.starts_with(&["transport".to_owned(), "client".to_owned()]) {
+            broken.push(format!(
+                "{file}: `{written}` — the server must not import client code ({})",
+                display(&to)
+            ));
+        }
+        if from_top == to_top || to_top.is_empty() && to.is_empty() && from_top.is_empty() {
+            continue;
+        }
+        let Some(allowed) = allowed(from_top) else {
+            continue;
+        };
+        if BASE.contains(&to_top) || allowed.contains(&to_top) {
+            continue;
+        }
+        let why = if to.is_empty() {
+            "the crate root re-exports everything: import from the module itself".to_owned()
+        } else {
+            format!("`{from_top}` may import the base and {allowed:?} only")
+        };
+        broken.push(format!(
+            "{file}: `{written}` ({}) goes against the layering: {why}",
+            display(&to)
+        ));
+    }
+    assert!(
+        broken.is_empty(),
+        "imports against the layering:\n  {}",
+        broken.join("\n  ")
+    );
+}
+
+#[test]
+fn no_module_imports_itself_through_others() {
+    let sources = sources();
+    let src = src_dir();
+    let edges = edges(&sources);
+    let mut graph: BTreeMap<&ModPath, Vec<&ModPath>> = BTreeMap::new();
+    for (from, to) in edges.keys() {
+        // The crate root and `codegen` only re-export.
+        if from.is_empty() || top(from) == "codegen" {
+            continue;
+        }
+        graph.entry(from).or_default().push(to);
+    }
+    let cycles = cycles(&graph);
+    let described: Vec<String> = cycles
+        .iter()
+        .map(|cycle| {
+            let steps: Vec<String> = cycle
+                .windows(2)
+                .map(|pair| {
+                    let (file, written) = &edges[&(pair[0].clone(), pair[1].clone())];
+                    let file = file
+                        .strip_prefix(&src)
+                        .unwrap_or(file)
+                        .display()
+                        .to_string();
+                    format!("{file} imports `{written}`")
+                })
+                .collect();
+            steps.join(", ")
+        })
+        .collect();
+    assert!(
+        described.is_empty(),
+        "modules that import each other in a cycle:\n  {}",
+        described.join("\n  ")
+    );
+}
+
+/// One cycle (first node repeated at the end) per strongly connected component of more than
+/// one module.
+fn cycles<'a>(graph: &BTreeMap<&'a ModPath, Vec<&'a ModPath>>) -> Vec<Vec<ModPath>> {
+    let mut found = Vec::new();
+    let mut done: BTreeSet<&ModPath> = BTreeSet::new();
+    for &start in graph.keys() {
+        if done.contains(start) {
+            continue;
+        }
+        // Depth-first search for a path back to `start`.
+        let mut stack: Vec<(&ModPath, usize)> = vec![(start, 0)];
+        let mut on_path: Vec<&ModPath> = vec![start];
+        let mut seen: BTreeSet<&ModPath> = BTreeSet::from([start]);
+        let mut cycle = None;
+        while let Some((node, next)) = stack.last_mut() {
+            let successors = graph.get(*node).map(Vec::as_slice).unwrap_or(&[]);
+            if *next >= successors.len() {
+                stack.pop();
+                on_path.pop();
+                continue;
+            }
+            let succ = successors[*next];
+            *next += 1;
+            if succ == start {
+                let mut c: Vec<ModPath> = on_path.iter().map(|m| (*m).clone()).collect();
+                c.push(start.clone());
+                cycle = Some(c);
+                break;
+            }
+            if seen.insert(succ) {
+                stack.push((succ, 0));
+                on_path.push(succ);
+            }
+        }
+        if let Some(cycle) = cycle {
+            for m in &cycle {
+                done.insert(graph.keys().find(|k| **k == m).copied().unwrap_or(start));
+            }
+            found.push(cycle);
+        }
+        done.insert(start);
+    }
+    found
+}
