@@ -1,5 +1,6 @@
 //! Shared pieces of Brisk's examples: the code generated from `proto/echo.proto`, the echo
-//! service, a tiny command-line parser, and [`press`], the logic of the `press` load tester.
+//! service, a tiny command-line parser, [`press`] (the logic of the `press` load tester) and
+//! [`tiny`] (a protocol of one's own, for `custom_protocol`).
 
 /// Code generated from `proto/echo.proto` (package `example`).
 pub mod echo {
@@ -7,6 +8,7 @@ pub mod echo {
 }
 
 pub mod press;
+pub mod tiny;
 
 use echo::{EchoRequest, EchoResponse};
 

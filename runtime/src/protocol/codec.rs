@@ -147,6 +147,22 @@ pub struct OutgoingRequest<'a> {
     pub credential: Option<&'a [u8]>,
 }
 
+impl<'a> OutgoingRequest<'a> {
+    /// A request for `method` carrying `payload`, the other fields empty (for tests of a
+    /// codec; Brisk makes the real ones).
+    pub fn new(method: &'a MethodDescriptor, payload: &'a Payload) -> Self {
+        OutgoingRequest {
+            method,
+            correlation_id: 0,
+            payload,
+            content_type: 0,
+            log_id: 0,
+            metadata: &[],
+            credential: None,
+        }
+    }
+}
+
 /// A response a [`ClientCodec`] cut from a connection.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -318,6 +334,21 @@ pub struct OutgoingResponse<'a> {
     pub result: Result<&'a Payload, &'a Status>,
     /// The server's address (brpc prefixes error texts with it).
     pub server_addr: SocketAddr,
+}
+
+impl<'a> OutgoingResponse<'a> {
+    /// A reply to `reply_to` (for tests of a codec; Brisk makes the real ones).
+    pub fn new(
+        reply_to: &'a ReplyTo,
+        result: Result<&'a Payload, &'a Status>,
+        server_addr: SocketAddr,
+    ) -> Self {
+        OutgoingResponse {
+            reply_to,
+            result,
+            server_addr,
+        }
+    }
 }
 
 /// The server half of a framed protocol: whether a connection speaks it, how requests are cut
