@@ -111,7 +111,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
     let protocol = args
         .get_or("protocol", "baidu_std")
         .parse()
-        .map_err(|e: Status| format!("--protocol: {}", e.message()))?;
+        .map_err(|e: brisk::Error| format!("--protocol: {}", e.message()))?;
     let qps = args.parse_or("qps", 100u64)?;
     let duration = args.parse_or("duration", 10.0f64)?;
     if !duration.is_finite() || duration < 0.0 {
@@ -126,7 +126,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
     let connection_type = args
         .get_or("connection-type", "single")
         .parse()
-        .map_err(|e: Status| format!("--connection-type: {}", e.message()))?;
+        .map_err(|e: brisk::Error| format!("--connection-type: {}", e.message()))?;
     Ok(Options {
         proto,
         includes,

@@ -199,6 +199,165 @@ impl fmt::Debug for Status {
 
 impl std::error::Error for Status {}
 
+/// Why something could not be set up — a channel, a server, a naming service, a load
+/// balancer, TLS, a protocol: an option or address that is not valid, a name that does not
+/// resolve, a port that cannot be bound, a certificate that does not load. Distinct from
+/// [`Status`], which is how a call fails. It keeps its cause
+/// ([`source`](std::error::Error::source)) and converts into a [`Status`] with the brpc code
+/// brpc reports for the same failure ([`code`](Error::code)), so `?` works in functions
+/// returning either.
+///
+/// ```
+/// # async fn demo() {
+/// use std::error::Error as _;
+/// let taken = brisk::Server::builder().start("127.0.0.1:0").await.unwrap();
+/// let err = brisk::Server::builder()
+///     .start(&taken.local_addr().to_string())
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.kind(), brisk::ErrorKind::Io);
+/// let io: &std::io::Error = err.source().unwrap().downcast_ref().unwrap();
+/// assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
+/// # }
+/// ```
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// What kind of set-up failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An option, address, URL, spec or name that is not valid (brpc's EINVAL).
+    InvalidArgument,
+    /// A host name that does not resolve (EHOSTDOWN).
+    Resolve,
+    /// The operating system refused: a port to bind, a file to read.
+    Io,
+    /// A certificate, a key or a trust store that cannot be used.
+    Tls,
+    /// A naming service whose first list of servers failed.
+    Naming,
+}
+
+impl Error {
+    /// An error of `kind`.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`ErrorKind::InvalidArgument`].
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// An I/O failure, its message prefixed with `context`.
+    pub(crate) fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
+        Error::new(ErrorKind::Io, format!("{context}: {err}")).with_source(err)
+    }
+
+    /// Says where it happened: `context: message`.
+    pub(crate) fn in_context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// Keeps `source` as the cause.
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// A set-up step that reported a [`Status`] (a helper shared with the call path): its
+    /// code gives the kind, and it stays the cause.
+    pub(crate) fn from_status(status: Status) -> Self {
+        let kind = match status.code() {
+            errno::EINVAL => ErrorKind::InvalidArgument,
+            errno::EHOSTDOWN => ErrorKind::Resolve,
+            errno::ESSL => ErrorKind::Tls,
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, status.message()).with_source(status)
+    }
+
+    /// What kind of set-up failed.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// What went wrong, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The brpc code brpc reports for the same failure: EINVAL for a bad argument or unusable
+    /// TLS material, EHOSTDOWN for a name that does not resolve, the cause's code for a
+    /// naming service's first failure, and the operating system's failure as a call would
+    /// see it.
+    pub fn code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::InvalidArgument | ErrorKind::Tls => errno::EINVAL,
+            ErrorKind::Resolve => errno::EHOSTDOWN,
+            ErrorKind::Naming | ErrorKind::Io => match self.source_status() {
+                Some(status) => status.code(),
+                None => match self.source_io() {
+                    Some(io) => Status::from_io("", io).code(),
+                    None => errno::EINTERNAL,
+                },
+            },
+        }
+    }
+
+    fn source_status(&self) -> Option<&Status> {
+        self.source.as_deref()?.downcast_ref::<Status>()
+    }
+
+    fn source_io(&self) -> Option<&std::io::Error> {
+        self.source.as_deref()?.downcast_ref::<std::io::Error>()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<Error> for Status {
+    /// The call-path view of a set-up failure: its [`code`](Error::code) and message.
+    fn from(error: Error) -> Status {
+        Status::new(error.code(), error.message)
+    }
+}
+
 /// Codes that say a server cannot be reached right now (refused, reset, broken or timed-out
 /// connections, a stopping server, no server at all): a cluster isolates such a server until a
 /// health check reconnects, and a `SelectiveChannel` passes over such a sub-channel for a while.
@@ -218,6 +377,28 @@ pub(crate) fn is_connection_failure(code: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_up_errors_keep_their_cause_and_map_to_codes() {
+        use std::error::Error as _;
+        let invalid = Error::invalid("`x` is not host:port");
+        assert_eq!(invalid.code(), errno::EINVAL);
+        assert!(invalid.source().is_none());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let io = Error::io("Fail to listen on 127.0.0.1:1", refused);
+        assert_eq!(io.kind(), ErrorKind::Io);
+        assert_eq!(io.code(), errno::ECONNREFUSED);
+        assert!(io.source().unwrap().is::<std::io::Error>());
+        let naming = Error::new(ErrorKind::Naming, "first list failed")
+            .with_source(Status::new(errno::ECONNREFUSED, "etcd is down"));
+        assert_eq!(naming.code(), errno::ECONNREFUSED);
+        let status: Status =
+            Error::from_status(Status::new(errno::EHOSTDOWN, "no such host")).into();
+        assert_eq!(
+            (status.code(), status.message()),
+            (errno::EHOSTDOWN, "no such host")
+        );
+    }
 
     #[test]
     fn display_matches_brpc_style() {

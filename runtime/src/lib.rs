@@ -135,7 +135,7 @@ pub use channel::{
 pub use combo::{ParallelChannel, PartitionChannel, SelectiveChannel};
 pub use compress::{compress, decompress, CompressType};
 pub use controller::{CallId, Controller};
-pub use error::{errno, Status};
+pub use error::{errno, Error, ErrorKind, Status};
 pub use method::MethodDescriptor;
 pub use protocol::{ConnectionType, Protocol};
 pub use server::{

@@ -12,7 +12,7 @@
 //! (the Mozilla roots; [`ClientTlsOptions::system_roots`] trusts the operating system's store).
 //!
 //! ```no_run
-//! # async fn demo(service: impl brisk::codegen::Service) -> Result<(), brisk::Status> {
+//! # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
 //! use brisk::tls::{ClientTlsOptions, ServerTlsOptions};
 //! let server = brisk::Server::builder()
 //!     .add_service(service)
@@ -47,7 +47,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::{errno, Status};
+use crate::{errno, Error, ErrorKind, Status};
 
 /// The rustls Brisk is built with, for [`ClientTlsOptions::from_config`] and for tests that
 /// drive a TLS client of their own.
@@ -71,6 +71,11 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn invalid(message: impl Into<String>) -> Status {
     Status::new(errno::EINVAL, message)
+}
+
+/// TLS material that cannot be used, as a set-up error.
+fn tls_error(status: Status) -> Error {
+    Error::new(ErrorKind::Tls, status.message())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -607,7 +612,7 @@ impl ClientTlsOptions {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn system_roots() -> Result<Self, Status> {
+    pub fn system_roots() -> Result<Self, Error> {
         let loaded = rustls_native_certs::load_native_certs();
         let usable: Vec<CertificateDer<'static>> = loaded
             .certs
@@ -616,29 +621,32 @@ impl ClientTlsOptions {
             .collect();
         if usable.is_empty() {
             let reasons: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
-            return Err(invalid(format!(
-                "TLS: the system trust store has no usable CA certificate{}",
-                if reasons.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", reasons.join("; "))
-                }
-            )));
+            return Err(Error::new(
+                ErrorKind::Tls,
+                format!(
+                    "TLS: the system trust store has no usable CA certificate{}",
+                    if reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", reasons.join("; "))
+                    }
+                ),
+            ));
         }
         Ok(Self::with_trust(Trust::System(usable.into())))
     }
 
     /// Trusts the CA certificates in `ca_pem` (one or more `CERTIFICATE` blocks) and nothing
     /// else. [`errno::EINVAL`] if there is none or one is malformed.
-    pub fn from_ca_pem(ca_pem: &str) -> Result<Self, Status> {
-        Self::from_ca_bytes(ca_pem.as_bytes(), "the CA bundle")
+    pub fn from_ca_pem(ca_pem: &str) -> Result<Self, Error> {
+        Self::from_ca_bytes(ca_pem.as_bytes(), "the CA bundle").map_err(tls_error)
     }
 
     /// [`from_ca_pem`](ClientTlsOptions::from_ca_pem) with the bundle read from a file.
-    pub fn from_ca_file(path: impl AsRef<Path>) -> Result<Self, Status> {
+    pub fn from_ca_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let pem = Pem::File(path.to_path_buf()).load()?;
-        Self::from_ca_bytes(&pem, &format!("`{}`", path.display()))
+        let pem = Pem::File(path.to_path_buf()).load().map_err(tls_error)?;
+        Self::from_ca_bytes(&pem, &format!("`{}`", path.display())).map_err(tls_error)
     }
 
     fn from_ca_bytes(pem: &[u8], source: &str) -> Result<Self, Status> {

@@ -452,10 +452,8 @@ async fn unknown_paths_are_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_max_body_size_are_413() {
-    let options = brisk::ServerOptions {
-        max_body_size: 1024,
-        ..brisk::ServerOptions::default()
-    };
+    let mut options = brisk::ServerOptions::default();
+    options.max_body_size = 1024;
     let server = start(options, false).await;
     let big = format!(r#"{{"message":"{}"}}"#, "x".repeat(4000));
     let path = "/example.EchoService/Echo";
@@ -833,10 +831,8 @@ impl Authenticator for Token {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_authenticated_one_by_one() {
-    let options = brisk::ServerOptions {
-        authenticator: Some(Arc::new(Token("server:s3cret"))),
-        ..brisk::ServerOptions::default()
-    };
+    let mut options = brisk::ServerOptions::default();
+    options.authenticator = Some(Arc::new(Token("server:s3cret")));
     let server = start(options, false).await;
     let url = url(&server, "/brisk.http.Inspect/Look");
     let none = curl(args(&["-d", "{}", &url]), vec![]).await;

@@ -52,7 +52,7 @@ fn parse() -> Result<Options, String> {
         protocol: args
             .get_or("protocol", "baidu_std")
             .parse()
-            .map_err(|e: Status| e.message().to_owned())?,
+            .map_err(|e: brisk::Error| e.message().to_owned())?,
         conns: args.parse_or("conns", 1)?,
         concurrency: args.parse_or("concurrency", 64)?,
         size: args.parse_or("size", 16)?,

@@ -24,15 +24,16 @@ use crate::protocol::baidu_std::DEFAULT_MAX_BODY_SIZE;
 use crate::protocol::{ConnectionType, Protocol};
 use crate::transport::client::{self, CallSettings, ClientProtocol};
 use crate::transport::stream::Security;
-use crate::{errno, executor, Controller, MethodDescriptor, Status};
+use crate::{executor, Controller, Error, ErrorKind, MethodDescriptor, Status};
 pub(crate) use call::{ErasedRequest, Reply};
 use cluster::Cluster;
 use endpoint::Endpoint;
 pub(crate) use policy::FixedBackupDelay;
 pub use policy::{BackupRequestPolicy, DefaultRetryPolicy, RateLimitedBackupPolicy, RetryPolicy};
 
-/// A channel's options. Defaults are brpc's.
+/// A channel's options. Defaults are brpc's; [`ChannelBuilder`] sets them one by one.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ChannelOptions {
     /// Time allowed to establish a connection (default 200 ms). Also bounds each health-check
     /// connect.
@@ -149,7 +150,7 @@ impl Channel {
     }
 
     /// A channel to `address` (`"host:port"`) with default options.
-    pub async fn connect(address: &str) -> Result<Channel, Status> {
+    pub async fn connect(address: &str) -> Result<Channel, Error> {
         Channel::builder().connect(address).await
     }
 
@@ -362,16 +363,14 @@ impl ChannelBuilder {
     /// As in brpc, `http://host[:port]` selects protocol `http` (if the protocol is still
     /// baidu_std), and `https://host[:port]` does too, with TLS (feature `tls`; default port
     /// 443, server name `host`).
-    pub async fn connect(mut self, address: &str) -> Result<Channel, Status> {
+    pub async fn connect(mut self, address: &str) -> Result<Channel, Error> {
         let address = &self.apply_web_scheme(address)?;
         if address.contains("://") {
-            return Err(Status::new(
-                errno::EINVAL,
-                format!("`{address}` is a naming service: give a load balancer too (connect_cluster(url, \"rr\"))"),
+            return Err(Error::invalid(format!("`{address}` is a naming service: give a load balancer too (connect_cluster(url, \"rr\"))"),
             ));
         }
-        let protocol = client::lookup(&self.options.protocol)?;
-        let addr = resolve(address).await?;
+        let protocol = client::lookup(&self.options.protocol).map_err(Error::from_status)?;
+        let addr = resolve(address).await.map_err(Error::from_status)?;
         Ok(self.build_single(addr, protocol, executor::io_handle()))
     }
 
@@ -396,7 +395,7 @@ impl ChannelBuilder {
         mut self,
         naming_url: &str,
         load_balancer: &str,
-    ) -> Result<Channel, Status> {
+    ) -> Result<Channel, Error> {
         self.apply_naming_scheme(naming_url)?;
         let naming = crate::naming::from_url(naming_url)?;
         let balancer = crate::lb::from_spec(load_balancer)?;
@@ -410,9 +409,9 @@ impl ChannelBuilder {
         self,
         naming: Box<dyn NamingService>,
         balancer: Box<dyn LoadBalancer>,
-    ) -> Result<Channel, Status> {
+    ) -> Result<Channel, Error> {
         let runtime = executor::io_handle();
-        let protocol = client::lookup(&self.options.protocol)?;
+        let protocol = client::lookup(&self.options.protocol).map_err(Error::from_status)?;
         let cluster = Cluster::start(
             naming,
             balancer,
@@ -421,23 +420,23 @@ impl ChannelBuilder {
             self.options.clone(),
             runtime.clone(),
         )
-        .await?;
+        .await
+        .map_err(naming_failed)?;
         Ok(self.build(Target::Cluster(cluster), runtime))
     }
 
     /// [`connect`](ChannelBuilder::connect) for code outside an async runtime (blocking
     /// clients). Connections run on Brisk's background runtime.
-    pub fn connect_blocking(mut self, address: &str) -> Result<Channel, Status> {
+    pub fn connect_blocking(mut self, address: &str) -> Result<Channel, Error> {
         let runtime = executor::background().handle().clone();
         let address = &self.apply_web_scheme(address)?;
         if address.contains("://") {
-            return Err(Status::new(
-                errno::EINVAL,
-                format!("`{address}` is a naming service: use connect_cluster_blocking(url, lb)"),
-            ));
+            return Err(Error::invalid(format!(
+                "`{address}` is a naming service: use connect_cluster_blocking(url, lb)"
+            )));
         }
-        let protocol = client::lookup(&self.options.protocol)?;
-        let addr = executor::block_on(&runtime, resolve(address))?;
+        let protocol = client::lookup(&self.options.protocol).map_err(Error::from_status)?;
+        let addr = executor::block_on(&runtime, resolve(address)).map_err(Error::from_status)?;
         Ok(self.build_single(addr, protocol, runtime))
     }
 
@@ -446,25 +445,26 @@ impl ChannelBuilder {
         mut self,
         naming_url: &str,
         load_balancer: &str,
-    ) -> Result<Channel, Status> {
+    ) -> Result<Channel, Error> {
         self.apply_naming_scheme(naming_url)?;
         let runtime = executor::background().handle().clone();
         let naming = crate::naming::from_url(naming_url)?;
         let balancer = crate::lb::from_spec(load_balancer)?;
-        let protocol = client::lookup(&self.options.protocol)?;
+        let protocol = client::lookup(&self.options.protocol).map_err(Error::from_status)?;
         let filter = self.filter.clone();
         let options = self.options.clone();
         let cluster = executor::block_on(
             &runtime,
             Cluster::start(naming, balancer, filter, protocol, options, runtime.clone()),
-        )?;
+        )
+        .map_err(naming_failed)?;
         Ok(self.build(Target::Cluster(cluster), runtime))
     }
 
     /// Strips `http://` or `https://` from `address`, applying what they mean (protocol
     /// `http`, TLS); fills in the TLS server name from the host when it is a name. Returns
     /// `host:port`; other addresses come back as they are.
-    fn apply_web_scheme(&mut self, address: &str) -> Result<String, Status> {
+    fn apply_web_scheme(&mut self, address: &str) -> Result<String, Error> {
         let web = parse_web_address(address)?;
         let address = match &web {
             Some(web) => web.host_port.clone(),
@@ -478,7 +478,7 @@ impl ChannelBuilder {
     /// [`apply_web_scheme`](Self::apply_web_scheme) does for one server: protocol `http`, TLS
     /// for `https://`, and the URL's host as the TLS server name. Other naming services leave
     /// the options as they are (each server's TLS name is then its IP address).
-    fn apply_naming_scheme(&mut self, naming_url: &str) -> Result<(), Status> {
+    fn apply_naming_scheme(&mut self, naming_url: &str) -> Result<(), Error> {
         let Some((scheme, rest)) = naming_url.split_once("://") else {
             return Ok(());
         };
@@ -497,7 +497,7 @@ impl ChannelBuilder {
     /// `web_tls` is `Some(tls)` for an `http://` (false) or `https://` (true) address: it
     /// selects protocol `http` (when the protocol is still baidu_std) and, for `https://`,
     /// TLS. With TLS on and no server name given, `host` (a name, not an IP) becomes it.
-    fn apply_scheme(&mut self, web_tls: Option<bool>, host: Option<String>) -> Result<(), Status> {
+    fn apply_scheme(&mut self, web_tls: Option<bool>, host: Option<String>) -> Result<(), Error> {
         if web_tls.is_some() && self.options.protocol == Protocol::BAIDU_STD {
             self.options.protocol = Protocol::HTTP;
         }
@@ -517,10 +517,7 @@ impl ChannelBuilder {
         #[cfg(not(feature = "tls"))]
         if tls_wanted {
             let _ = host;
-            return Err(Status::new(
-                errno::EINVAL,
-                "https needs brisk's `tls` feature",
-            ));
+            return Err(Error::invalid("https needs brisk's `tls` feature"));
         }
         Ok(())
     }
@@ -545,6 +542,11 @@ impl ChannelBuilder {
             }),
         }
     }
+}
+
+/// A naming service's first list failed: the channel cannot start.
+fn naming_failed(status: Status) -> Error {
+    Error::new(ErrorKind::Naming, status.message()).with_source(status)
 }
 
 /// How `options` secure connections: TLS or not.
@@ -579,7 +581,7 @@ struct WebAddress {
 
 /// Parses `http://host[:port][/]` and `https://host[:port][/]` (default ports 80 and 443);
 /// `None` for any other address. A path after the host is an error: a channel names a server.
-fn parse_web_address(address: &str) -> Result<Option<WebAddress>, Status> {
+fn parse_web_address(address: &str) -> Result<Option<WebAddress>, Error> {
     let Some((scheme, rest)) = address.split_once("://") else {
         return Ok(None);
     };
@@ -590,10 +592,9 @@ fn parse_web_address(address: &str) -> Result<Option<WebAddress>, Status> {
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.is_empty() || rest.contains('/') {
-        return Err(Status::new(
-            errno::EINVAL,
-            format!("`{address}` is not {scheme}://host[:port]"),
-        ));
+        return Err(Error::invalid(format!(
+            "`{address}` is not {scheme}://host[:port]"
+        )));
     }
     // `[::1]` and `host` lack a port; `[::1]:80` and `host:80` have one.
     let has_port = match rest.rfind(']') {
@@ -622,6 +623,7 @@ fn host_name(host_port: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errno;
 
     #[test]
     fn web_addresses_give_host_port_and_tls() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::parallel::{Limits, Parallel, SubChannel};
 use super::{CallMapper, ResponseMerger};
 use crate::naming::ServerNode;
-use crate::{errno, Channel, ChannelOptions, Status};
+use crate::{Channel, ChannelOptions, Error};
 
 /// The most partitions a [`PartitionChannel`] takes (each is a cluster channel of its own).
 pub const MAX_PARTITIONS: usize = 1024;
@@ -89,7 +89,7 @@ impl PartitionParser for DefaultPartitionParser {
 /// each — and the responses are merged, exactly as a parallel channel does: call mapper
 /// (called with the partition index and `num_partitions`), response merger, `fail_limit`,
 /// `success_limit`, timeout and [`Controller::sub`](crate::Controller::sub) all work the
-/// same. A partition without servers fails its sub-call with [`errno::EHOSTDOWN`].
+/// same. A partition without servers fails its sub-call with [`errno::EHOSTDOWN`](crate::errno::EHOSTDOWN).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), brisk::Status> {
@@ -124,7 +124,7 @@ impl PartitionChannel {
         naming_url: &str,
         load_balancer: &str,
         parser: impl PartitionParser,
-    ) -> Result<PartitionChannel, Status> {
+    ) -> Result<PartitionChannel, Error> {
         PartitionChannel::builder()
             .connect(num_partitions, naming_url, load_balancer, parser)
             .await
@@ -234,7 +234,7 @@ impl PartitionChannelBuilder {
 
     /// Builds the channel: one cluster channel per partition over the servers `naming_url`
     /// lists whose tag `parser` reads as a partition of `num_partitions`, each balanced by
-    /// `load_balancer` (a [`crate::lb`] name). Fails with [`errno::EINVAL`] when
+    /// `load_balancer` (a [`crate::lb`] name). Fails with [`errno::EINVAL`](crate::errno::EINVAL) when
     /// `num_partitions` is 0 or over [`MAX_PARTITIONS`], and as [`ChannelBuilder::connect_cluster`] fails (a bad URL or
     /// balancer, a naming service whose first list fails).
     ///
@@ -245,14 +245,11 @@ impl PartitionChannelBuilder {
         naming_url: &str,
         load_balancer: &str,
         parser: impl PartitionParser,
-    ) -> Result<PartitionChannel, Status> {
+    ) -> Result<PartitionChannel, Error> {
         if num_partitions == 0 || num_partitions > MAX_PARTITIONS {
-            return Err(Status::new(
-                errno::EINVAL,
-                format!(
-                    "a PartitionChannel needs 1 to {MAX_PARTITIONS} partitions, not {num_partitions}"
-                ),
-            ));
+            return Err(Error::invalid(format!(
+                "a PartitionChannel needs 1 to {MAX_PARTITIONS} partitions, not {num_partitions}"
+            )));
         }
         let parser: Arc<dyn PartitionParser> = Arc::new(parser);
         let mut subs = Vec::with_capacity(num_partitions);
@@ -270,12 +267,7 @@ impl PartitionChannelBuilder {
                 .naming_filter(filter)
                 .connect_cluster(naming_url, load_balancer)
                 .await
-                .map_err(|e| {
-                    Status::new(
-                        e.code(),
-                        format!("partition {index}/{num_partitions}: {}", e.message()),
-                    )
-                })?;
+                .map_err(|e| e.in_context(format!("partition {index}/{num_partitions}")))?;
             subs.push(SubChannel::new(
                 channel,
                 self.mapper.clone(),
@@ -302,6 +294,7 @@ impl PartitionChannelBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errno;
 
     #[test]
     fn default_parser_reads_n_of_m() {

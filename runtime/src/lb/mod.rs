@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::naming::ServerNode;
-use crate::{errno, Status};
+use crate::{errno, Error, Status};
 
 /// What a load balancer knows of a server besides its node: whether it may take calls now.
 /// The channel that owns the cluster implements it for its servers (their connections, health
@@ -218,7 +218,12 @@ pub fn no_server_available() -> Status {
 
 /// The load balancer `spec` names: `"rr"`, `"la"`, `"c_murmurhash:replicas=50"`, ...
 /// Unknown names and parameters get [`errno::EINVAL`].
-pub fn from_spec(spec: &str) -> Result<Box<dyn LoadBalancer>, Status> {
+pub fn from_spec(spec: &str) -> Result<Box<dyn LoadBalancer>, Error> {
+    build(spec).map_err(Error::from_status)
+}
+
+/// [`from_spec`], with the parameters' errors as balancers report them.
+fn build(spec: &str) -> Result<Box<dyn LoadBalancer>, Status> {
     let (name, params) = match spec.split_once(':') {
         Some((name, params)) => (name.trim(), params),
         None => (spec.trim(), ""),

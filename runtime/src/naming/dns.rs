@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{BoxFuture, NamingService, ServerNode};
-use crate::{errno, Status};
+use crate::{errno, Error, Status};
 
 /// The shortest interval: shorter ones are raised to it, so a service never busy-loops.
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
@@ -75,13 +75,9 @@ impl DnsNamingService {
     /// assert_eq!(DnsNamingService::new(":8000").unwrap_err().code(), errno::EINVAL);
     /// assert_eq!(DnsNamingService::new("example.com:http").unwrap_err().code(), errno::EINVAL);
     /// ```
-    pub fn new(rest: &str) -> Result<Self, Status> {
-        let (host, port) = parse_authority(rest).map_err(|reason| {
-            Status::new(
-                errno::EINVAL,
-                format!("`{rest}` is not host[:port]: {reason}"),
-            )
-        })?;
+    pub fn new(rest: &str) -> Result<Self, Error> {
+        let (host, port) = parse_authority(rest)
+            .map_err(|reason| Error::invalid(format!("`{rest}` is not host[:port]: {reason}")))?;
         Ok(DnsNamingService {
             host: host.to_owned(),
             port,

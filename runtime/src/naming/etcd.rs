@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::list::split_entry;
 use super::{BoxFuture, NamingService, ServerNode};
-use crate::{errno, Status};
+use crate::{errno, Error, Status};
 
 /// How long connecting to etcd may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -138,10 +138,10 @@ impl EtcdNamingService {
     /// let err = EtcdNamingService::new("127.0.0.1:2379").unwrap_err(); // no prefix
     /// assert_eq!(err.code(), errno::EINVAL);
     /// ```
-    pub fn new(rest: &str) -> Result<Self, Status> {
+    pub fn new(rest: &str) -> Result<Self, Error> {
         let url = format!("etcd://{rest}");
-        let (authority, prefix) = parse_url(rest)
-            .map_err(|reason| Status::new(errno::EINVAL, format!("{url}: {reason}")))?;
+        let (authority, prefix) =
+            parse_url(rest).map_err(|reason| Error::invalid(format!("{url}: {reason}")))?;
         let mut key = prefix.into_bytes();
         key.push(b'/');
         let range_end = range_end(&key);

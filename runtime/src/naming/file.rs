@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::list::{dedupe, split_entry};
 use super::{BoxFuture, NamingService, ServerNode};
-use crate::{errno, Status};
+use crate::{errno, Error, Status};
 
 /// The shortest poll interval: shorter ones are raised to it, so a service never busy-loops.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(1);
@@ -120,10 +120,9 @@ impl FileNamingService {
     /// assert_eq!(ns.path(), std::path::Path::new("/etc/brisk/servers"));
     /// assert!(FileNamingService::new("").is_err());
     /// ```
-    pub fn new(rest: &str) -> Result<Self, Status> {
+    pub fn new(rest: &str) -> Result<Self, Error> {
         if rest.trim().is_empty() {
-            return Err(Status::new(
-                errno::EINVAL,
+            return Err(Error::invalid(
                 "file:// names no file (expected file:///absolute/path or file://relative/path)",
             ));
         }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::{BoxFuture, NamingService, ServerNode};
-use crate::{errno, Status};
+use crate::{Error, Status};
 
 /// Servers listed in a `list://` URL: `list://10.0.0.1:8000,10.0.0.2:8000 tag,host:9000`.
 ///
@@ -13,7 +13,7 @@ use crate::{errno, Status};
 ///
 /// The syntax is checked by [`parse`](ListNamingService::parse); hostnames are resolved (to
 /// their first address) by the first [`next`](NamingService::next), which fails with
-/// [`errno::EHOSTDOWN`] if one of them does not resolve (a later call tries again). Entries
+/// [`errno::EHOSTDOWN`](crate::errno::EHOSTDOWN) if one of them does not resolve (a later call tries again). Entries
 /// with the same address and tag are kept once, in the order first written. The list never
 /// changes, so every later `next` waits forever.
 ///
@@ -43,7 +43,7 @@ pub struct ListNamingService {
 impl ListNamingService {
     /// Parses what follows `list://`: comma-separated `host:port [tag]` entries.
     ///
-    /// Fails with [`errno::EINVAL`], naming the entry, if an entry has no port, a port that is
+    /// Fails with [`errno::EINVAL`](crate::errno::EINVAL), naming the entry, if an entry has no port, a port that is
     /// not a number in 1..=65535, or an empty host, and if the list has no entry at all.
     /// Hostnames are not resolved here but by the first [`next`](NamingService::next).
     ///
@@ -54,7 +54,7 @@ impl ListNamingService {
     /// let err = ListNamingService::parse("10.0.0.1:8000,:80").unwrap_err();
     /// assert_eq!(err.code(), errno::EINVAL);
     /// ```
-    pub fn parse(rest: &str) -> Result<Self, Status> {
+    pub fn parse(rest: &str) -> Result<Self, Error> {
         let mut entries = Vec::new();
         for entry in rest.split(',') {
             let entry = entry.trim();
@@ -62,18 +62,12 @@ impl ListNamingService {
                 continue;
             }
             split_entry(entry).map_err(|reason| {
-                Status::new(
-                    errno::EINVAL,
-                    format!("list://{rest}: bad entry `{entry}`: {reason}"),
-                )
+                Error::invalid(format!("list://{rest}: bad entry `{entry}`: {reason}"))
             })?;
             entries.push(entry.to_owned());
         }
         if entries.is_empty() {
-            return Err(Status::new(
-                errno::EINVAL,
-                format!("list://{rest}: no server listed"),
-            ));
+            return Err(Error::invalid(format!("list://{rest}: no server listed")));
         }
         Ok(ListNamingService {
             entries,
@@ -164,6 +158,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::errno;
 
     fn node(addr: &str, tag: &str) -> ServerNode {
         ServerNode::with_tag(addr.parse().unwrap(), tag)

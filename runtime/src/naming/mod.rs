@@ -25,7 +25,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use crate::{errno, Status};
+use crate::{errno, Error, Status};
 
 pub use dns::DnsNamingService;
 #[cfg(feature = "etcd")]
@@ -134,29 +134,28 @@ where
 
 /// The naming service a URL names (`list://`, `file://`, `http://`, `dns://`, `etcd://`).
 /// Unknown schemes and malformed URLs get [`errno::EINVAL`].
-pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Status> {
+pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Error> {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(Status::new(
-            errno::EINVAL,
-            format!("`{url}` is not a naming service URL (scheme://...)"),
-        ));
+        return Err(Error::invalid(format!(
+            "`{url}` is not a naming service URL (scheme://...)"
+        )));
     };
     match scheme.to_ascii_lowercase().as_str() {
         "list" => Ok(Box::new(ListNamingService::parse(rest)?)),
         "file" => Ok(Box::new(FileNamingService::new(rest)?)),
         "http" | "dns" => Ok(Box::new(DnsNamingService::new(rest)?)),
-        "https" => Ok(Box::new(DnsNamingService::new(rest)?.with_default_port(443))),
+        "https" => Ok(Box::new(
+            DnsNamingService::new(rest)?.with_default_port(443),
+        )),
         #[cfg(feature = "etcd")]
         "etcd" => Ok(Box::new(EtcdNamingService::new(rest)?)),
         #[cfg(not(feature = "etcd"))]
-        "etcd" => Err(Status::new(
-            errno::EINVAL,
-            format!("`{url}`: etcd naming needs brisk's `etcd` feature"),
-        )),
-        other => Err(Status::new(
-            errno::EINVAL,
-            format!("`{url}`: unknown naming service `{other}` (expected list, file, http, dns or etcd)"),
-        )),
+        "etcd" => Err(Error::invalid(format!(
+            "`{url}`: etcd naming needs brisk's `etcd` feature"
+        ))),
+        other => Err(Error::invalid(format!(
+            "`{url}`: unknown naming service `{other}` (expected list, file, http, dns or etcd)"
+        ))),
     }
 }
 

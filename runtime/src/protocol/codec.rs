@@ -352,8 +352,10 @@ impl<'a> OutgoingResponse<'a> {
 }
 
 /// The server half of a framed protocol: whether a connection speaks it, how requests are cut
-/// from it, and how replies are written. Free of I/O; the server runs the connection (see the
-/// [module documentation](self)).
+/// from it, and how replies are written. Free of I/O; the server runs the connection: cuts
+/// requests with the codec, verifies the connection's credential on its first request,
+/// dispatches each request to its service concurrently with the others, and batches the
+/// replies' writes.
 pub trait ServerCodec: Send + Sync + 'static {
     /// The protocol's name (`"baidu_std"`).
     fn name(&self) -> &'static str;

@@ -3,16 +3,8 @@
 //! A pb method is served as `POST /example.EchoService/Echo` (or the short
 //! `/EchoService/Echo`). Its body is the protobuf message (`application/proto`) or its JSON
 //! form (`application/json`, and any other content type, as in brpc). Errors come back with an
-//! HTTP status derived from the brpc error code and a JSON body:
-//!
-//! ```
-//! use brisk::protocol::http::{error_body, status_for_error_code};
-//! assert_eq!(status_for_error_code(brisk::errno::ENOMETHOD), 404);
-//! assert_eq!(
-//!     error_body(1002, "Fail to find method=example.EchoService/Nope"),
-//!     r#"{"error_code":1002,"error_text":"Fail to find method=example.EchoService/Nope"}"#,
-//! );
-//! ```
+//! HTTP status derived from the brpc error code and a JSON body
+//! (`{"error_code":1002,"error_text":"..."}`).
 
 use crate::errno;
 
@@ -41,13 +33,6 @@ pub enum BodyFormat {
 /// The body format a `Content-Type` header announces: protobuf for `application/proto`,
 /// `application/x-protobuf` and `application/protobuf` (parameters and case ignored), JSON for
 /// anything else or no header, as brpc does.
-///
-/// ```
-/// use brisk::protocol::http::{body_format, BodyFormat};
-/// assert_eq!(body_format(Some("application/x-protobuf")), BodyFormat::Proto);
-/// assert_eq!(body_format(Some("application/json; charset=utf-8")), BodyFormat::Json);
-/// assert_eq!(body_format(None), BodyFormat::Json);
-/// ```
 pub fn body_format(content_type: Option<&str>) -> BodyFormat {
     let Some(content_type) = content_type else {
         return BodyFormat::Json;
@@ -64,11 +49,6 @@ pub fn body_format(content_type: Option<&str>) -> BodyFormat {
 }
 
 /// Whether a content type is gRPC's (`application/grpc`, `application/grpc+proto`, ...).
-///
-/// ```
-/// assert!(brisk::protocol::http::is_grpc_content_type("application/grpc+proto"));
-/// assert!(!brisk::protocol::http::is_grpc_content_type("application/json"));
-/// ```
 pub fn is_grpc_content_type(content_type: &str) -> bool {
     content_type
         .get(..16)
@@ -87,12 +67,6 @@ fn mime_essence(content_type: &str) -> &str {
 /// Splits a request path into service and method names: `/example.EchoService/Echo` →
 /// `("example.EchoService", "Echo")`. A query string is ignored; `None` unless the path has
 /// exactly two non-empty segments.
-///
-/// ```
-/// use brisk::protocol::http::split_path;
-/// assert_eq!(split_path("/EchoService/Echo?x=1"), Some(("EchoService", "Echo")));
-/// assert_eq!(split_path("/EchoService"), None);
-/// ```
 pub fn split_path(path: &str) -> Option<(&str, &str)> {
     let path = path.split('?').next().unwrap_or(path);
     let rest = path.strip_prefix('/')?;
@@ -188,6 +162,46 @@ pub fn parse_error_body(body: &[u8]) -> Option<(i32, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_map_to_statuses_and_json_bodies() {
+        use super::{error_body, status_for_error_code};
+        assert_eq!(status_for_error_code(crate::errno::ENOMETHOD), 404);
+        assert_eq!(
+            error_body(1002, "Fail to find method=example.EchoService/Nope"),
+            r#"{"error_code":1002,"error_text":"Fail to find method=example.EchoService/Nope"}"#,
+        );
+    }
+
+    #[test]
+    fn content_types_pick_the_body_format() {
+        use super::{body_format, BodyFormat};
+        assert_eq!(
+            body_format(Some("application/x-protobuf")),
+            BodyFormat::Proto
+        );
+        assert_eq!(
+            body_format(Some("application/json; charset=utf-8")),
+            BodyFormat::Json
+        );
+        assert_eq!(body_format(None), BodyFormat::Json);
+    }
+
+    #[test]
+    fn grpc_content_types_are_told_apart() {
+        assert!(super::is_grpc_content_type("application/grpc+proto"));
+        assert!(!super::is_grpc_content_type("application/json"));
+    }
+
+    #[test]
+    fn paths_name_service_and_method() {
+        use super::split_path;
+        assert_eq!(
+            split_path("/EchoService/Echo?x=1"),
+            Some(("EchoService", "Echo"))
+        );
+        assert_eq!(split_path("/EchoService"), None);
+    }
 
     #[test]
     fn maps_error_codes_as_brpc() {

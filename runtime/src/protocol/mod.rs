@@ -12,13 +12,13 @@
 //!   [`register_client`] and [`register_server`]; `examples/src/bin/custom_protocol.rs` does,
 //!   for a tiny length-prefixed protocol.
 //! - **http** (HTTP/1.1) and **h2:grpc** (gRPC over HTTP/2) own their connections, through
-//!   hyper and h2; [`http`] and [`grpc`] hold their I/O-free parts.
+//!   hyper and h2.
 
 pub mod baidu_std;
 mod codec;
 pub(crate) mod detect;
 pub(crate) mod grpc;
-pub mod http;
+pub(crate) mod http;
 mod registry;
 
 use std::borrow::Cow;
@@ -32,7 +32,7 @@ pub use codec::{
 pub(crate) use registry::{client_codec, client_names, server_codecs};
 pub use registry::{register_client, register_server};
 
-use crate::{errno, Status};
+use crate::{errno, Error, Status};
 
 /// Protocols implemented on connections of their own (HTTP/1.1 through hyper, HTTP/2 through
 /// h2) rather than as codecs on Brisk's framed connections: their names and aliases. No codec
@@ -118,7 +118,7 @@ impl fmt::Debug for Protocol {
 }
 
 impl FromStr for Protocol {
-    type Err = Status;
+    type Err = Error;
 
     /// A protocol registered now (a built-in one, or one added with [`register_client`]);
     /// EINVAL for any other name.
@@ -128,7 +128,7 @@ impl FromStr for Protocol {
         if builtin || client_codec(canonical).is_some() {
             return Ok(Protocol::new(canonical.to_owned()));
         }
-        Err(unknown_protocol(s))
+        Err(Error::from_status(unknown_protocol(s)))
     }
 }
 
@@ -159,16 +159,15 @@ pub enum ConnectionType {
 }
 
 impl FromStr for ConnectionType {
-    type Err = Status;
-    fn from_str(s: &str) -> Result<Self, Status> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
         match s {
             "single" => Ok(ConnectionType::Single),
             "pooled" => Ok(ConnectionType::Pooled),
             "short" => Ok(ConnectionType::Short),
-            other => Err(Status::new(
-                errno::EINVAL,
-                format!("unknown connection type `{other}` (expected single, pooled or short)"),
-            )),
+            other => Err(Error::invalid(format!(
+                "unknown connection type `{other}` (expected single, pooled or short)"
+            ))),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 use super::baidu_std::BaiduStd;
 use super::codec::{ClientCodec, ServerCodec};
 use super::{canonical_name, CONNECTION_OWNING};
-use crate::{errno, Status};
+use crate::Error;
 
 struct Registry {
     clients: Vec<Arc<dyn ClientCodec>>,
@@ -30,21 +30,17 @@ fn write() -> std::sync::RwLockWriteGuard<'static, Registry> {
 }
 
 /// Refuses a name that is empty, built in, or taken.
-fn check_name(name: &str, taken: impl Iterator<Item = &'static str>) -> Result<(), Status> {
+fn check_name(name: &str, taken: impl Iterator<Item = &'static str>) -> Result<(), Error> {
     let reserved = CONNECTION_OWNING
         .iter()
         .any(|(builtin, aliases)| *builtin == name || aliases.contains(&name));
     if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(Status::new(
-            errno::EINVAL,
-            format!("`{name}` is not a protocol name"),
-        ));
+        return Err(Error::invalid(format!("`{name}` is not a protocol name")));
     }
     if reserved || taken.into_iter().any(|t| t == canonical_name(name)) {
-        return Err(Status::new(
-            errno::EINVAL,
-            format!("a protocol named `{name}` is registered already"),
-        ));
+        return Err(Error::invalid(format!(
+            "a protocol named `{name}` is registered already"
+        )));
     }
     Ok(())
 }
@@ -64,7 +60,7 @@ fn check_name(name: &str, taken: impl Iterator<Item = &'static str>) -> Result<(
 /// assert!(brisk::protocol::register_client(Mine).is_err(), "once per name");
 /// let channel = brisk::Channel::builder().protocol("doc_mine");
 /// ```
-pub fn register_client(codec: impl ClientCodec) -> Result<(), Status> {
+pub fn register_client(codec: impl ClientCodec) -> Result<(), Error> {
     let mut registry = write();
     check_name(codec.name(), registry.clients.iter().map(|c| c.name()))?;
     registry.clients.push(Arc::new(codec));
@@ -74,7 +70,7 @@ pub fn register_client(codec: impl ClientCodec) -> Result<(), Status> {
 /// Registers the server half of a protocol: every server started from now on tries it on each
 /// new connection (after the protocols registered before it). A name that is taken is refused
 /// with EINVAL.
-pub fn register_server(codec: impl ServerCodec) -> Result<(), Status> {
+pub fn register_server(codec: impl ServerCodec) -> Result<(), Error> {
     let mut registry = write();
     check_name(codec.name(), registry.servers.iter().map(|c| c.name()))?;
     registry.servers.push(Arc::new(codec));

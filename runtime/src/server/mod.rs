@@ -42,7 +42,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
-use crate::Status;
+use crate::Error;
 use protocol::ServerProtocol;
 use registry::Registry;
 use state::{wait_for_phase, ConnectionGuard, Phase, Shared};
@@ -111,18 +111,19 @@ impl ServerBuilder {
     /// in the background of the current tokio runtime. Keep the returned [`Server`]: dropping it
     /// stops the server.
     #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
-    pub async fn start(mut self, address: &str) -> Result<Server, Status> {
+    pub async fn start(mut self, address: &str) -> Result<Server, Error> {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.options.tls.as_mut() {
-            tls.prepare()?;
+            tls.prepare()
+                .map_err(|status| Error::new(crate::ErrorKind::Tls, status.message()))?;
         }
-        let registry = Registry::new(self.services)?;
+        let registry = Registry::new(self.services).map_err(Error::from_status)?;
         let listener = TcpListener::bind(address)
             .await
-            .map_err(|e| Status::from_io(format!("Fail to listen on {address}"), &e))?;
+            .map_err(|e| Error::io(format!("Fail to listen on {address}"), e))?;
         let local_addr = listener
             .local_addr()
-            .map_err(|e| Status::from_io("Fail to read the listening address", &e))?;
+            .map_err(|e| Error::io("Fail to read the listening address", e))?;
         let (phase, _) = watch::channel(Phase::Running);
         let shared = Arc::new(Shared {
             registry,
@@ -144,7 +145,7 @@ impl ServerBuilder {
     }
 
     /// Starts on `address` and serves until the process ends.
-    pub async fn serve(self, address: &str) -> Result<(), Status> {
+    pub async fn serve(self, address: &str) -> Result<(), Error> {
         self.serve_with_shutdown(address, std::future::pending())
             .await
     }
@@ -152,7 +153,7 @@ impl ServerBuilder {
     /// Starts on `address`, serves until `signal` completes, then stops gracefully.
     ///
     /// ```no_run
-    /// # async fn demo(service: impl brisk::codegen::Service) -> Result<(), brisk::Status> {
+    /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
     /// brisk::Server::builder()
     ///     .add_service(service)
     ///     .serve_with_shutdown("0.0.0.0:8000", tokio::time::sleep(std::time::Duration::from_secs(60)))
@@ -163,7 +164,7 @@ impl ServerBuilder {
         self,
         address: &str,
         signal: impl Future<Output = ()>,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         let server = self.start(address).await?;
         signal.await;
         server.shutdown().await;
@@ -179,7 +180,7 @@ impl ServerBuilder {
 /// written, then connections close.
 ///
 /// ```no_run
-/// # async fn demo(service: impl brisk::codegen::Service) -> Result<(), brisk::Status> {
+/// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Status> {
 /// let server = brisk::Server::builder().add_service(service).start("127.0.0.1:0").await?;
 /// println!("listening on {}", server.local_addr());
 /// server.shutdown().await;
