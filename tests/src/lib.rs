@@ -184,10 +184,10 @@ pub async fn channel_to(server: &brisk::Server, timeout: Duration) -> brisk::Cha
         .expect("channel")
 }
 
-/// The path of a file in `../shared/wire/` (brpc 1.17 captures).
+/// The path of a golden sample in `tests/golden/` (brpc 1.17 captures; see its README).
 pub fn wire_sample(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/wire")
+        .join("golden")
         .join(name)
 }
 

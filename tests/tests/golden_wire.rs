@@ -1,4 +1,4 @@
-//! Brisk against the bytes real brpc 1.17 put on the wire (`../shared/wire`, see its README).
+//! Brisk against the bytes real brpc 1.17 put on the wire (`tests/golden/`, see its README).
 //!
 //! - every baidu_std sample decodes to the fields its `.meta.txt` documents;
 //! - re-encoding a decoded sample, or building it with `request_meta`/`response_meta`,

@@ -734,7 +734,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 async fn brpc_http_client_bytes_get_two_answers() {
     let server = start_default().await;
     let bytes = std::fs::read(brisk_tests::wire_sample("http_json_c2s.bin"))
-        .expect("shared/wire/http_json_c2s.bin");
+        .expect("tests/golden/http_json_c2s.bin");
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
     stream.write_all(&bytes).await.unwrap();
     let responses = read_responses(&mut stream, 2).await;
