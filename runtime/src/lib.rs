@@ -108,6 +108,7 @@
 
 pub mod auth;
 mod channel;
+mod clock;
 pub mod codec;
 pub mod codegen;
 pub mod combo;

@@ -22,6 +22,7 @@ use syn::visit::Visit;
 /// Top-level modules that import nothing above them: shared types and helpers.
 const BASE: &[&str] = &[
     "auth",
+    "clock",
     "codec",
     "compress",
     "controller",

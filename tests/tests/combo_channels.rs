@@ -795,13 +795,15 @@ async fn selective_goes_round_robin_over_sub_channels() {
 async fn selective_retries_move_to_another_sub_channel() {
     let server = TestServer::start("up").await;
     let build = |max_retry: u32, down: Channel, up: Channel| {
-        // The down channel is first: the first call tries it first.
+        // The down channel is first: the first call tries it first. A failed sub-channel is
+        // passed over for a minute: far longer than the test.
         EchoServiceClient::new(
             SelectiveChannel::builder()
                 .add(down)
                 .add(up)
                 .timeout(TIMEOUT)
                 .max_retry(max_retry)
+                .pass_over_for(Duration::from_secs(60))
                 .build()
                 .into(),
         )
@@ -812,13 +814,13 @@ async fn selective_retries_move_to_another_sub_channel() {
     assert_eq!(reply.message, "moved");
     assert_eq!(cntl.retried_count(), 1);
     assert_eq!(cntl.remote_side(), Some(server.addr()));
-    // The down sub-channel is passed over for 100 ms: the next call goes straight up,
-    // although it is the down one's turn.
-    let failed_at = Instant::now();
-    let mut cntl = Controller::new();
-    client.echo_with(&mut cntl, echo("again")).await.unwrap();
-    if failed_at.elapsed() < Duration::from_millis(80) {
-        assert_eq!(cntl.retried_count(), 0);
+    // The down sub-channel is passed over: the next calls go straight up, although it is
+    // the down one's turn every other call.
+    for again in 0..2 {
+        let mut cntl = Controller::new();
+        client.echo_with(&mut cntl, echo("again")).await.unwrap();
+        assert_eq!(cntl.retried_count(), 0, "call {again}");
+        assert_eq!(cntl.remote_side(), Some(server.addr()));
     }
 
     // Without retries the failure is the caller's.

@@ -1141,17 +1141,26 @@ async fn stalled_clients_do_not_hold_shutdown() {
         .streaming::<Raw, Bytes, Bytes, _>(&CHAT, &mut cntl, stream::pending::<Bytes>())
         .await
         .expect("the stream opens");
-    let unary_channel = channel.clone();
-    let stalled_unary = tokio::spawn(async move {
-        let mut cntl = Controller::new();
-        cntl.set_timeout(long);
-        unary_channel
-            .streaming::<Raw, Bytes, Bytes, _>(&ECHO, &mut cntl, stream::pending::<Bytes>())
-            .await
-            .map(|_| ())
-    });
-    // Let the unary call's headers reach the server.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The unary call by hand, so the test knows when the server has it: its HEADERS and a
+    // message prefix promising 10 bytes that never come, then a PING, which the server
+    // answers only after reading what came before it on the connection.
+    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (client, mut connection) = h2::client::handshake(stream).await.unwrap();
+    let mut ping_pong = connection.ping_pong().expect("a ping handle");
+    let driver = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::post(format!("http://{}/{SERVICE}/Echo", server.local_addr()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (stalled_unary, mut body) = client.send_request(request, false).unwrap();
+    body.send_data(Bytes::from_static(&[0, 0, 0, 0, 10]), false)
+        .unwrap();
+    tokio::time::timeout(HANG_GUARD, ping_pong.ping(h2::Ping::opaque()))
+        .await
+        .expect("pong within the hang guard")
+        .expect("pong");
     tokio::time::timeout(HANG_GUARD, server.shutdown())
         .await
         .expect("shutdown finishes although clients stall");
@@ -1159,6 +1168,7 @@ async fn stalled_clients_do_not_hold_shutdown() {
     let (_, end) = collect(chat).await;
     assert!(end.is_err(), "{end:?}");
     let _ = tokio::time::timeout(HANG_GUARD, stalled_unary).await;
+    driver.abort();
 }
 
 #[tokio::test]

@@ -42,6 +42,7 @@ use arc_swap::ArcSwap;
 
 use super::random::{dedup, fast_rand_index};
 use super::{no_server_available, Backend, CallFeedback, LbParams, LoadBalancer, SelectIn};
+use crate::clock::{Clock, SystemClock};
 use crate::naming::ServerNode;
 use crate::{errno, Status};
 
@@ -85,18 +86,26 @@ struct Snapshot {
 }
 
 /// The `p2c` balancer. See the [module docs](self).
-pub(crate) struct PeakEwmaP2c {
+pub(crate) struct PeakEwmaP2c<C = SystemClock> {
     snapshot: ArcSwap<Snapshot>,
     choices: usize,
     tau_ns: f64,
     /// Time zero of the `stamp_ns` values.
     epoch: Instant,
+    clock: C,
 }
 
 impl PeakEwmaP2c {
     /// A balancer with `choices=` and `tau_ms=` taken from `params`; [`errno::EINVAL`] when
     /// `choices` is outside `2..=64` or `tau_ms` is 0.
     pub(crate) fn new(params: &mut LbParams) -> Result<Self, Status> {
+        Self::with_clock(params, SystemClock)
+    }
+}
+
+impl<C: Clock> PeakEwmaP2c<C> {
+    /// [`new`](PeakEwmaP2c::new), reading the time from `clock`.
+    pub(crate) fn with_clock(params: &mut LbParams, clock: C) -> Result<Self, Status> {
         let choices = match params.take_u64("choices")? {
             None => DEFAULT_CHOICES,
             Some(choices) if (2..=MAX_CHOICES as u64).contains(&choices) => choices as usize,
@@ -116,7 +125,8 @@ impl PeakEwmaP2c {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             choices,
             tau_ns: tau.as_nanos() as f64,
-            epoch: Instant::now(),
+            epoch: clock.now(),
+            clock,
         })
     }
 
@@ -199,10 +209,10 @@ impl PeakEwmaP2c {
     }
 }
 
-impl fmt::Debug for PeakEwmaP2c {
+impl<C: Clock> fmt::Debug for PeakEwmaP2c<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let snapshot = self.snapshot.load();
-        let now_ns = self.nanos_at(Instant::now());
+        let now_ns = self.nanos_at(self.clock.now());
         let nodes: Vec<_> = snapshot
             .nodes
             .iter()
@@ -224,7 +234,7 @@ impl fmt::Debug for PeakEwmaP2c {
     }
 }
 
-impl LoadBalancer for PeakEwmaP2c {
+impl<C: Clock> LoadBalancer for PeakEwmaP2c<C> {
     fn reset(&self, servers: &[Backend]) {
         let old = self.snapshot.load();
         let servers = dedup(servers);
@@ -250,7 +260,7 @@ impl LoadBalancer for PeakEwmaP2c {
 
     fn select(&self, input: &SelectIn<'_>) -> Result<Backend, Status> {
         let snapshot = self.snapshot.load();
-        let now_ns = self.nanos_at(Instant::now());
+        let now_ns = self.nanos_at(self.clock.now());
         let node = self
             .sample(&snapshot.nodes, now_ns, |b| {
                 b.is_available() && !input.is_excluded(b)
@@ -280,7 +290,7 @@ impl LoadBalancer for PeakEwmaP2c {
         let end = feedback
             .begin
             .checked_add(feedback.latency)
-            .unwrap_or_else(Instant::now);
+            .unwrap_or_else(|| self.clock.now());
         let now_ns = self.nanos_at(end);
         let latency_ns = u64::try_from(feedback.latency.as_nanos()).unwrap_or(u64::MAX);
         let remain = self.decay(now_ns.saturating_sub(load.stamp_ns.load(Ordering::Relaxed)));
@@ -312,18 +322,27 @@ mod tests {
     use super::super::random::testing::*;
     use super::super::LbParams;
     use super::*;
+    use crate::clock::ManualClock;
 
-    fn p2c(spec: &str) -> PeakEwmaP2c {
+    type TestP2c = PeakEwmaP2c<ManualClock>;
+
+    /// A balancer on a clock the test moves (it stands still unless a test advances it).
+    fn p2c(spec: &str) -> TestP2c {
         let mut params = LbParams::parse(spec, spec).unwrap();
-        let lb = PeakEwmaP2c::new(&mut params).unwrap();
+        let lb = PeakEwmaP2c::with_clock(&mut params, ManualClock::new()).unwrap();
         params.finish().unwrap();
         lb
     }
 
-    fn report(lb: &PeakEwmaP2c, backend: &Backend, latency: Duration, error_code: i32) {
+    /// Reports an attempt that took `latency` and ends now: the clock moves on by it.
+    fn report(lb: &TestP2c, backend: &Backend, latency: Duration, error_code: i32) {
+        let begin = lb.clock.now();
+        if let Some(end) = begin.checked_add(latency) {
+            lb.clock.advance(end - begin);
+        }
         lb.feedback(&CallFeedback {
             backend,
-            begin: Instant::now(),
+            begin,
             latency,
             error_code,
         });
@@ -331,7 +350,7 @@ mod tests {
 
     /// Selects `count` times, reporting each call at once with the latency `latency` gives.
     fn run(
-        lb: &PeakEwmaP2c,
+        lb: &TestP2c,
         servers: &[Backend],
         count: usize,
         latency: impl Fn(usize) -> Duration,
@@ -455,7 +474,7 @@ mod tests {
         // A lower sample right after barely moves it; one after a few τ nearly replaces it.
         report(&lb, &servers[0], Duration::from_millis(1), 0);
         assert!(load() > 39_000_000, "{}", load());
-        std::thread::sleep(Duration::from_millis(500));
+        lb.clock.advance(Duration::from_millis(500));
         report(&lb, &servers[0], Duration::from_millis(1), 0);
         assert!(load() < 2_000_000, "{}", load());
         // Errors punish: twice the average, at least the floor, at most the cap.
@@ -501,7 +520,7 @@ mod tests {
         assert_eq!(hits[0], 0, "{hits:?}");
         // The penalty decays: after many τ the server is tried again, and being faster now,
         // wins the traffic back.
-        std::thread::sleep(Duration::from_millis(1_000));
+        lb.clock.advance(Duration::from_millis(1_000));
         let hits = run(&lb, &servers, 100, |i| {
             Duration::from_micros([500, 1000][i])
         });

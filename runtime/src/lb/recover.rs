@@ -26,6 +26,7 @@ use arc_swap::ArcSwap;
 
 use super::random::{dedup, fast_rand_below};
 use super::{Backend, CallFeedback, LbParams, LoadBalancer, SelectIn};
+use crate::clock::{Clock, SystemClock};
 use crate::{errno, Status};
 
 /// How long a count of the available servers is reused.
@@ -65,7 +66,7 @@ impl RecoverPolicy {
 }
 
 /// A balancer throttled while its cluster recovers. See the [module docs](self).
-pub(crate) struct Recovering {
+pub(crate) struct Recovering<C = SystemClock> {
     inner: Box<dyn LoadBalancer>,
     policy: RecoverPolicy,
     /// The servers, to count the available ones.
@@ -79,25 +80,39 @@ pub(crate) struct Recovering {
     counted_at_ms: AtomicU64,
     /// When the count last changed.
     changed_at_ms: AtomicU64,
+    clock: C,
 }
 
 impl Recovering {
     /// `inner`, throttled by `policy`.
     pub(crate) fn new(inner: Box<dyn LoadBalancer>, policy: RecoverPolicy) -> Self {
+        Self::with_clock(inner, policy, SystemClock)
+    }
+}
+
+impl<C: Clock> Recovering<C> {
+    /// [`new`](Recovering::new), reading the time from `clock`.
+    pub(crate) fn with_clock(
+        inner: Box<dyn LoadBalancer>,
+        policy: RecoverPolicy,
+        clock: C,
+    ) -> Self {
         Recovering {
             inner,
             policy,
             servers: ArcSwap::from_pointee(Vec::new()),
-            epoch: Instant::now(),
+            epoch: clock.now(),
             recovering: AtomicBool::new(false),
             usable: AtomicU64::new(0),
             counted_at_ms: AtomicU64::new(STALE),
             changed_at_ms: AtomicU64::new(0),
+            clock,
         }
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(STALE - 1)
+        let elapsed = self.clock.now().saturating_duration_since(self.epoch);
+        u64::try_from(elapsed.as_millis()).unwrap_or(STALE - 1)
     }
 
     /// [`select`](LoadBalancer::select) at time `now_ms`.
@@ -168,7 +183,7 @@ impl Recovering {
     }
 }
 
-impl fmt::Debug for Recovering {
+impl<C: Clock> fmt::Debug for Recovering<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recovering")
             .field("inner", &self.inner)
@@ -180,7 +195,7 @@ impl fmt::Debug for Recovering {
     }
 }
 
-impl LoadBalancer for Recovering {
+impl<C: Clock> LoadBalancer for Recovering<C> {
     fn reset(&self, servers: &[Backend]) {
         self.servers.store(Arc::new(dedup(servers)));
         self.inner.reset(servers);
@@ -201,6 +216,7 @@ mod tests {
     use super::super::random::testing::*;
     use super::super::round_robin::RoundRobin;
     use super::*;
+    use crate::clock::ManualClock;
 
     fn policy(spec: &str) -> Result<Option<RecoverPolicy>, Status> {
         let mut params = LbParams::parse(spec, spec)?;
@@ -351,15 +367,20 @@ mod tests {
     }
 
     #[test]
-    fn recovers_in_real_time() {
-        let lb = super::super::from_spec("random:min_working_instances=2 hold_seconds=1").unwrap();
+    fn recovers_as_time_passes() {
+        let clock = ManualClock::new();
+        let mut params =
+            LbParams::parse("random", "min_working_instances=2 hold_seconds=1").unwrap();
+        let policy = RecoverPolicy::from_params(&mut params).unwrap().unwrap();
+        let inner = Box::new(super::super::random::Random::new());
+        let lb = Recovering::with_clock(inner, policy, clock.clone());
         let servers = backends(4);
         lb.reset(&servers);
         assert!(lb.select(&any()).is_ok());
         for backend in &servers[..3] {
             isolate(backend);
         }
-        std::thread::sleep(std::time::Duration::from_millis(30));
+        clock.advance(std::time::Duration::from_millis(30));
         let mut rejected = 0;
         for _ in 0..4_000 {
             match lb.select(&any()) {
@@ -374,9 +395,13 @@ mod tests {
         for backend in &servers {
             revive(backend);
         }
-        std::thread::sleep(std::time::Duration::from_millis(30));
+        clock.advance(std::time::Duration::from_millis(30));
         assert!(lb.select(&any()).is_ok());
-        std::thread::sleep(std::time::Duration::from_millis(1_050));
+        // Not yet: the count must hold for hold_seconds.
+        clock.advance(std::time::Duration::from_millis(900));
+        lb.select(&any()).unwrap();
+        assert!(format!("{lb:?}").contains("recovering: true"), "{lb:?}");
+        clock.advance(std::time::Duration::from_millis(150));
         for _ in 0..1_000 {
             lb.select(&any()).unwrap();
         }

@@ -301,9 +301,8 @@ fn io_status(path: &Path, err: &io::Error) -> Status {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Instant;
 
-    use tokio::time::timeout;
+    use tokio::time::{timeout, Instant};
 
     use super::*;
 
@@ -319,11 +318,20 @@ mod tests {
                 COUNTER.fetch_add(1, Ordering::Relaxed)
             );
             let file = TempFile(std::env::temp_dir().join(name));
-            file.write(content);
+            file.write_in_place(content);
             file
         }
 
+        /// Replaces the content at once (written aside, then renamed over), as deployment
+        /// tools should: a reader never sees half a file.
         fn write(&self, content: &str) {
+            let aside = self.0.with_extension("new");
+            std::fs::write(&aside, content).unwrap();
+            std::fs::rename(&aside, &self.0).unwrap();
+        }
+
+        /// Overwrites the file where it is (same inode), as an editor may.
+        fn write_in_place(&self, content: &str) {
             std::fs::write(&self.0, content).unwrap();
         }
 
@@ -406,7 +414,8 @@ mod tests {
         assert_eq!(ns.poll_interval, MIN_POLL_INTERVAL);
     }
 
-    #[tokio::test]
+    // Tokio's clock, paused: the test moves time (sleeps and timeouts auto-advance it).
+    #[tokio::test(start_paused = true)]
     async fn edit_while_pending_returns_new_list_quickly() {
         let file = TempFile::new("127.0.0.1:1001\n");
         // The default interval, as a channel would use it.
@@ -414,16 +423,18 @@ mod tests {
         assert_eq!(ns.next().await.unwrap(), vec![node("127.0.0.1:1001", "")]);
         let start = Instant::now();
         let (next, ()) = tokio::join!(timeout(Duration::from_secs(1), ns.next()), async {
+            // Between two polls (every 100 ms), so no read sees it half written.
             tokio::time::sleep(Duration::from_millis(150)).await;
-            // Same length, same second: only the content tells.
-            file.write("127.0.0.1:1002\n");
+            // Same file, same length, same second: only the content tells.
+            file.write_in_place("127.0.0.1:1002\n");
         });
         let nodes = next.expect("edit not seen within 1 s").unwrap();
         assert_eq!(nodes, vec![node("127.0.0.1:1002", "")]);
         assert!(start.elapsed() < Duration::from_secs(1));
     }
 
-    #[tokio::test]
+    // Tokio's clock, paused: the test moves time (sleeps and timeouts auto-advance it).
+    #[tokio::test(start_paused = true)]
     async fn rewrites_that_keep_the_servers_do_not_return() {
         let file = TempFile::new("127.0.0.1:1 a\n127.0.0.1:2\n");
         let mut ns = file.service();
@@ -446,7 +457,8 @@ mod tests {
         assert_eq!(nodes, vec![node("127.0.0.1:1", "b")]);
     }
 
-    #[tokio::test]
+    // Tokio's clock, paused: the test moves time (sleeps and timeouts auto-advance it).
+    #[tokio::test(start_paused = true)]
     async fn deleted_file_errors_then_recovers() {
         let file = TempFile::new("127.0.0.1:1\n");
         let mut ns = file.service();
