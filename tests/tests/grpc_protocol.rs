@@ -848,6 +848,69 @@ async fn baidu_std_shares_the_port() {
     }
 }
 
+/// A loopback address nothing listens on: connecting is refused.
+async fn refused_addr() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn streaming_calls_retry_before_sending_and_report_to_health_checks() {
+    let live = start_default().await;
+    let dead = refused_addr().await;
+    let channel = Channel::builder()
+        .protocol(Protocol::GRPC)
+        .timeout(HANG_GUARD)
+        // Long enough that the dead server stays isolated for the whole test.
+        .health_check_interval(Duration::from_secs(60))
+        .connect_cluster(&format!("list://{dead},{}", live.local_addr()), "rr")
+        .await
+        .unwrap();
+    // Every call opens, whichever server the balancer picks first: a refused connection sent
+    // nothing, so the call moves to the other server, as a unary call does.
+    let mut retried = 0;
+    for _ in 0..4 {
+        let mut cntl = Controller::new();
+        let responses = channel
+            .streaming::<Raw, Bytes, Bytes, _>(&SPLIT, &mut cntl, byte_stream(&["a,b"]))
+            .await
+            .expect("the stream opens on the live server");
+        assert_eq!(cntl.remote_side(), Some(live.local_addr()));
+        retried += cntl.retried_count();
+        let (got, end) = collect(responses).await;
+        end.unwrap();
+        assert_eq!(got, ["a", "b"]);
+    }
+    // The refusal isolated the dead server: one retry at most, then calls go straight to the
+    // live one.
+    assert_eq!(retried, 1, "the dead server left rotation after its first refusal");
+
+    // Without retries, a refused stream fails with the connection's error.
+    let lone = Channel::builder()
+        .protocol(Protocol::GRPC)
+        .max_retry(0)
+        .connect(&dead.to_string())
+        .await
+        .unwrap();
+    let err = lone
+        .streaming::<Raw, Bytes, Bytes, _>(&SPLIT, &mut Controller::new(), byte_stream(&["a"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), errno::ECONNREFUSED, "{err}");
+
+    // Once open, a stream is not retried: a handler's error ends it.
+    let mut cntl = Controller::new();
+    let responses = channel
+        .streaming::<Raw, Bytes, Bytes, _>(&SPLIT, &mut cntl, byte_stream(&["a,err"]))
+        .await
+        .unwrap();
+    let (got, end) = collect(responses).await;
+    assert_eq!(got, ["a"]);
+    assert!(end.is_err());
+    assert_eq!(cntl.retried_count(), 0);
+    live.shutdown().await;
+}
+
 #[tokio::test]
 async fn clusters_stream_and_calls_can_be_cancelled() {
     let a = start_default().await;
