@@ -883,7 +883,10 @@ async fn streaming_calls_retry_before_sending_and_report_to_health_checks() {
     }
     // The refusal isolated the dead server: one retry at most, then calls go straight to the
     // live one.
-    assert_eq!(retried, 1, "the dead server left rotation after its first refusal");
+    assert_eq!(
+        retried, 1,
+        "the dead server left rotation after its first refusal"
+    );
 
     // Without retries, a refused stream fails with the connection's error.
     let lone = Channel::builder()

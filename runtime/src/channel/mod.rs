@@ -20,8 +20,7 @@ use tokio::runtime::Handle;
 
 use crate::lb::LoadBalancer;
 use crate::naming::{resolve, BoxFuture, NamingService, NamingServiceFilter};
-use crate::protocol::baidu_std::DEFAULT_MAX_BODY_SIZE;
-use crate::protocol::{ConnectionType, Protocol};
+use crate::protocol::{ConnectionType, Protocol, DEFAULT_MAX_BODY_SIZE};
 use crate::transport::client::{self, CallSettings, ClientProtocol};
 use crate::transport::stream::Security;
 use crate::{executor, Controller, Error, ErrorKind, MethodDescriptor, Status};

@@ -34,6 +34,9 @@ pub use registry::{register_client, register_server};
 
 use crate::{errno, Error, Status};
 
+/// brpc's default `max_body_size`, the largest body a request or response may carry: 64 MiB.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024 * 1024;
+
 /// Protocols implemented on connections of their own (HTTP/1.1 through hyper, HTTP/2 through
 /// h2) rather than as codecs on Brisk's framed connections: their names and aliases. No codec
 /// may take these names.

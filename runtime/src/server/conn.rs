@@ -11,18 +11,6 @@ use super::protocol::ServerProtocol;
 use super::state::{ConnectionGuard, Peer, Shared};
 use crate::transport::stream::ServerIo;
 
-/// The protocols a server started now serves, in the order they are tried: every registered
-/// framed protocol, then HTTP/2 and HTTP/1.1.
-pub(crate) fn protocols() -> Vec<Arc<dyn ServerProtocol>> {
-    let mut protocols: Vec<Arc<dyn ServerProtocol>> = crate::protocol::server_codecs()
-        .into_iter()
-        .map(|codec| Arc::new(super::framed::FramedProtocol(codec)) as Arc<dyn ServerProtocol>)
-        .collect();
-    protocols.push(Arc::new(super::h2::Http2));
-    protocols.push(Arc::new(super::http1::Http1));
-    protocols
-}
-
 /// Serves one accepted connection until the peer leaves, the input is bad, or the server closes.
 pub(crate) async fn serve_connection(
     stream: TcpStream,

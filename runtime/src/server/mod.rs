@@ -135,7 +135,7 @@ impl ServerBuilder {
             connections: AtomicUsize::new(0),
             connections_gone: Notify::new(),
         });
-        let protocols: Arc<[Arc<dyn ServerProtocol>]> = conn::protocols().into();
+        let protocols: Arc<[Arc<dyn ServerProtocol>]> = protocols().into();
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), protocols));
         tracing::info!(%local_addr, services = ?shared.registry.names().collect::<Vec<_>>(), "server started");
         Ok(Server {
@@ -257,6 +257,18 @@ impl fmt::Debug for Server {
             .field("phase", &*self.shared.phase.borrow())
             .finish()
     }
+}
+
+/// The protocols a server started now serves, in the order they are tried: every registered
+/// framed protocol, then HTTP/2 and HTTP/1.1.
+fn protocols() -> Vec<Arc<dyn ServerProtocol>> {
+    let mut protocols: Vec<Arc<dyn ServerProtocol>> = crate::protocol::server_codecs()
+        .into_iter()
+        .map(|codec| Arc::new(framed::FramedProtocol(codec)) as Arc<dyn ServerProtocol>)
+        .collect();
+    protocols.push(Arc::new(h2::Http2));
+    protocols.push(Arc::new(http1::Http1));
+    protocols
 }
 
 async fn accept_loop(

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::protocol::baidu_std::DEFAULT_MAX_BODY_SIZE;
+use crate::protocol::DEFAULT_MAX_BODY_SIZE;
 
 /// A server's options. Defaults are brpc's.
 #[derive(Clone, Debug)]

@@ -20,8 +20,7 @@ pub use meta::{ChunkInfo, RpcMeta, RpcRequestMeta, RpcResponseMeta, StreamSettin
 
 use bytes::Bytes;
 
-/// brpc's default `max_body_size`: 64 MiB.
-pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024 * 1024;
+pub use crate::protocol::DEFAULT_MAX_BODY_SIZE;
 
 /// Checks that a payload and attachment fit in one frame: the body size is a `u32` (with room
 /// left for the meta) and `attachment_size` an `i32`. Returns why not.

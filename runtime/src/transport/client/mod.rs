@@ -173,15 +173,17 @@ pub(crate) trait ClientProtocol: Send + Sync + 'static {
     fn connections(&self, settings: EndpointSettings) -> Connections;
 }
 
+/// The clients of the built-in protocols that own their connections.
+fn connection_owning() -> [Arc<dyn ClientProtocol>; 2] {
+    [Arc::new(http::Http), Arc::new(grpc::Grpc)]
+}
+
 /// The client of the protocol `protocol` names: a built-in one that owns its connections, or a
 /// registered codec on the framed discipline. EINVAL for a name nothing is registered under.
 pub(crate) fn lookup(protocol: &Protocol) -> Result<Arc<dyn ClientProtocol>, Status> {
     let name = protocol.name();
-    if name == Protocol::HTTP.name() {
-        return Ok(Arc::new(http::Http));
-    }
-    if name == Protocol::GRPC.name() {
-        return Ok(Arc::new(grpc::Grpc));
+    if let Some(owning) = connection_owning().into_iter().find(|p| p.name() == name) {
+        return Ok(owning);
     }
     match protocol::client_codec(name) {
         Some(codec) => Ok(Arc::new(framed::Framed::new(codec))),
