@@ -34,7 +34,17 @@
 //!   and results (error, latency, remote side, retries), plus a [`CallId`] another task or
 //!   thread can join or cancel.
 //! - **baidu_std** ([`protocol::baidu_std`]) — brpc's protocol, byte-compatible with brpc 1.17,
-//!   with snappy, gzip and zlib payload compression ([`CompressType`]) and raw attachments.
+//!   with snappy, gzip and zlib payload compression ([`CompressType`]) and raw attachments;
+//!   HTTP/1.1 and HTTP/2 with JSON or protobuf bodies, and gRPC, on the same port.
+//! - **[Protocols](protocol) as plug-ins** — a framed protocol is a
+//!   [`ClientCodec`](protocol::ClientCodec) and a [`ServerCodec`](protocol::ServerCodec),
+//!   I/O-free, registered by name ([`protocol::register_client`],
+//!   [`protocol::register_server`]); channels select it with
+//!   [`ChannelBuilder::protocol`], servers detect it, and Brisk's shared connections, call path
+//!   and server loop do the rest.
+//! - **Errors** — a failed call is a [`Status`] (brpc's code and text, [`errno`]); a set-up that
+//!   cannot work (a bad address, a port in use, TLS material that does not load) is an
+//!   [`Error`], which keeps its cause.
 //! - **Speed** — frames from concurrent callers are batched into vectored writes by one writer
 //!   per connection; responses are cut from the read buffer without copying; no global lock
 //!   sits on the call path.
