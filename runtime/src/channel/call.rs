@@ -194,9 +194,8 @@ impl Channel {
         };
         let servers = Servers {
             channel: self,
-            method,
-            request,
             deadline,
+            attempt: Unary { method, request },
         };
         let result = retry::run(&servers, cntl, &settings).await;
         if let Some(policy) = backup_policy {
@@ -234,18 +233,38 @@ impl Channel {
     }
 }
 
-/// The servers of a channel, as the retry loop tries them.
-struct Servers<'a> {
-    channel: &'a Channel,
-    method: &'a MethodDescriptor,
-    request: &'a EncodedRequest,
-    deadline: Option<Instant>,
+/// The servers of a channel, as the retry loop tries them, with what each attempt does.
+pub(crate) struct Servers<'a, A> {
+    pub(crate) channel: &'a Channel,
+    /// When the call must end: an attempt dropped at it reports a timeout.
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) attempt: A,
 }
 
-impl<'c> Candidates for Servers<'c> {
+/// What one attempt on one server does: a unary call, the opening of a stream.
+pub(crate) trait ServerAttempt: Sync {
+    /// A successful attempt's result.
+    type Output: Send;
+
+    /// The attempt on `server`, which hands `report` (when there is one: a cluster's server)
+    /// how it went.
+    fn run<'a>(
+        &'a self,
+        channel: &'a Channel,
+        server: &'a Picked<'_>,
+        report: Option<Report>,
+    ) -> impl std::future::Future<Output = Result<Self::Output, Status>> + Send + 'a;
+
+    /// Whether a failed call may go on to another attempt at all.
+    fn may_retry(&self) -> bool {
+        true
+    }
+}
+
+impl<'c, A: ServerAttempt> Candidates for Servers<'c, A> {
     type Key = SocketAddr;
     type Candidate = Picked<'c>;
-    type Output = Answer;
+    type Output = A::Output;
     type Slot = ();
 
     fn pick(&self, cntl: &Controller, tried: &[SocketAddr]) -> Result<Picked<'c>, Status> {
@@ -262,21 +281,15 @@ impl<'c> Candidates for Servers<'c> {
         &'a self,
         candidate: &'a Picked<'c>,
         _slot: &'a mut (),
-    ) -> impl std::future::Future<Output = Result<Answer, Status>> + Send + 'a {
+    ) -> impl std::future::Future<Output = Result<A::Output, Status>> + Send + 'a {
         // Made before the attempt is first polled, so every attempt reports, also one dropped
         // unfinished (the deadline, a cancel, a winning backup).
-        let mut report = candidate.report(self.deadline);
-        async move {
-            let outcome = candidate
-                .endpoint()
-                .connections()
-                .call(&self.channel.inner.settings, self.method, self.request)
-                .await;
-            if let Some(report) = &mut report {
-                report.finish(&outcome);
-            }
-            outcome.map_err(|failure| failure.status)
-        }
+        let report = candidate.report(self.deadline);
+        self.attempt.run(self.channel, candidate, report)
+    }
+
+    fn may_retry(&self, _status: &Status) -> bool {
+        self.attempt.may_retry()
     }
 
     fn record(&self, cntl: &mut Controller, round: Round<Self>) {
@@ -288,6 +301,33 @@ impl<'c> Candidates for Servers<'c> {
         if let Some(picked) = failed {
             cntl.remote_side = Some(picked.addr());
         }
+    }
+}
+
+/// A unary call's attempt: the request sent, the answer read.
+struct Unary<'a> {
+    method: &'a MethodDescriptor,
+    request: &'a EncodedRequest,
+}
+
+impl ServerAttempt for Unary<'_> {
+    type Output = Answer;
+
+    async fn run(
+        &self,
+        channel: &Channel,
+        server: &Picked<'_>,
+        mut report: Option<Report>,
+    ) -> Result<Answer, Status> {
+        let outcome = server
+            .endpoint()
+            .connections()
+            .call(&channel.inner.settings, self.method, self.request)
+            .await;
+        if let Some(report) = &mut report {
+            report.finish(&outcome);
+        }
+        outcome.map_err(|failure| failure.status)
     }
 }
 

@@ -19,8 +19,8 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use tokio::time::Sleep;
 
-use super::call::{Picked, Report};
-use super::retry::{self, Candidates, RetrySettings, Round};
+use super::call::{Picked, Report, ServerAttempt, Servers};
+use super::retry::{self, RetrySettings};
 use super::Channel;
 use crate::codec::MessageCodec;
 use crate::controller::{CallState, FinishOnDrop};
@@ -97,15 +97,18 @@ impl Channel {
             )
         };
         let requests = Mutex::new(Some(requests));
-        let streams = Streams {
+        let streams = Servers {
             channel: self,
-            method,
-            headers: cntl.request_headers.clone(),
-            attachment: cntl.request_attachment.clone(),
-            log_id: cntl.log_id,
-            compress_type: cntl.request_compress_type,
             deadline,
-            requests: &requests,
+            attempt: OpenAttempt {
+                method,
+                headers: cntl.request_headers.clone(),
+                attachment: cntl.request_attachment.clone(),
+                log_id: cntl.log_id,
+                compress_type: cntl.request_compress_type,
+                deadline,
+                requests: &requests,
+            },
         };
         let settings = RetrySettings {
             max_retry: cntl.max_retry.unwrap_or(options.max_retry),
@@ -144,9 +147,8 @@ struct Opened {
     report: Option<Report>,
 }
 
-/// The servers of a channel, as a streaming call's retry loop tries them.
-struct Streams<'a> {
-    channel: &'a Channel,
+/// A streaming call's attempt: the stream opened on one server, or not.
+struct OpenAttempt<'a> {
     method: &'a MethodDescriptor,
     headers: Vec<(String, String)>,
     attachment: Bytes,
@@ -157,71 +159,50 @@ struct Streams<'a> {
     requests: &'a Mutex<Option<BytesStream>>,
 }
 
-impl<'c> Candidates for Streams<'c> {
-    type Key = SocketAddr;
-    type Candidate = Picked<'c>;
+impl ServerAttempt for OpenAttempt<'_> {
     type Output = Opened;
-    type Slot = ();
 
-    fn pick(&self, cntl: &Controller, tried: &[SocketAddr]) -> Result<Picked<'c>, Status> {
-        self.channel.pick(cntl.request_code, tried)
-    }
-
-    fn key(&self, candidate: &Picked<'c>) -> SocketAddr {
-        candidate.addr()
-    }
-
-    fn slot(&self, _cntl: &Controller) {}
-
-    fn attempt<'a>(
-        &'a self,
-        candidate: &'a Picked<'c>,
-        _slot: &'a mut (),
-    ) -> impl Future<Output = Result<Opened, Status>> + Send + 'a {
-        let mut report = candidate.report(self.deadline);
-        async move {
-            let request = StreamRequest {
-                method: self.method,
-                headers: &self.headers,
-                attachment: &self.attachment,
-                deadline: self.deadline,
-                log_id: self.log_id,
-                compress_type: self.compress_type,
-                requests: self.requests,
-            };
-            let opened = candidate
-                .endpoint()
-                .connections()
-                .open_stream(&self.channel.inner.settings, request)
-                .await;
-            match opened {
-                Ok(stream) => Ok(Opened {
-                    stream,
-                    remote: candidate.addr(),
-                    report,
-                }),
-                Err(failure) => {
-                    if let Some(report) = &mut report {
-                        report.finish::<Opened>(&Err(failure.clone()));
-                    }
-                    Err(failure.status)
+    async fn run(
+        &self,
+        channel: &Channel,
+        server: &Picked<'_>,
+        mut report: Option<Report>,
+    ) -> Result<Opened, Status> {
+        let request = StreamRequest {
+            method: self.method,
+            headers: &self.headers,
+            attachment: &self.attachment,
+            deadline: self.deadline,
+            log_id: self.log_id,
+            compress_type: self.compress_type,
+            requests: self.requests,
+        };
+        let opened = server
+            .endpoint()
+            .connections()
+            .open_stream(&channel.inner.settings, request)
+            .await;
+        match opened {
+            Ok(stream) => Ok(Opened {
+                stream,
+                remote: server.addr(),
+                report,
+            }),
+            Err(failure) => {
+                if let Some(report) = &mut report {
+                    report.finish::<Opened>(&Err(failure.clone()));
                 }
+                Err(failure.status)
             }
         }
     }
 
-    fn may_retry(&self, _status: &Status) -> bool {
+    fn may_retry(&self) -> bool {
         // Only while the requests are still here: none of them went out.
         self.requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some()
-    }
-
-    fn record(&self, cntl: &mut Controller, round: Round<Self>) {
-        if let Some((_, true)) = round.outcome {
-            cntl.remote_side = Some(round.first.0.addr());
-        }
     }
 }
 
