@@ -12,9 +12,11 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::cluster::Cluster;
+use super::endpoint::Endpoint;
 use super::policy::{BackupRequestPolicy, FixedBackupDelay};
 use super::retry::{self, Answered, Candidates, RetrySettings, Round};
-use super::{Channel, Endpoint, Target};
+use super::target::{ErasedRequest, Reply, Target};
+use super::Channel;
 use crate::codec::MessageCodec;
 use crate::compress::{self, CompressType};
 use crate::controller::FinishOnDrop;
@@ -22,24 +24,6 @@ use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::Payload;
 use crate::transport::client::{Answer, EncodedRequest, Failure};
 use crate::{errno, Controller, MethodDescriptor, Status};
-
-/// A request as combo channels see it: encoded, and also typed (erased) so a call mapper can
-/// look at it and replace it.
-pub(crate) struct ErasedRequest<'a> {
-    pub(crate) encoded: EncodedRequest,
-    pub(crate) typed: &'a (dyn Any + Send + Sync),
-    /// Encodes a replacement request of the call's request type.
-    pub(crate) encode: fn(&(dyn Any + Send + Sync)) -> Result<Bytes, Status>,
-    /// Decodes a (decompressed) response payload into the call's response type.
-    pub(crate) decode: fn(Bytes) -> Result<Box<dyn Any + Send>, Status>,
-}
-
-/// A successful call's response: still encoded (with the connection's addresses), or already
-/// decoded and merged by a combo channel.
-pub(crate) enum Reply {
-    Encoded(Answer),
-    Decoded(Box<dyn Any + Send>),
-}
 
 impl Channel {
     /// Calls `method` with `request` and waits for the response: the function generated client

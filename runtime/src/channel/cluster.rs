@@ -15,7 +15,8 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use super::{ChannelOptions, Endpoint};
+use super::endpoint::Endpoint;
+use super::options::ChannelOptions;
 use crate::lb::{Backend, LoadBalancer};
 use crate::naming::{NamingService, NamingServiceFilter, ServerNode};
 use crate::transport::client::{CallSettings, ClientProtocol};
@@ -28,7 +29,7 @@ const NAMING_RETRY_DELAY: Duration = Duration::from_secs(1);
 pub(crate) struct Cluster {
     balancer: Box<dyn LoadBalancer>,
     servers: ArcSwap<Vec<Backend>>,
-    protocol: Arc<dyn ClientProtocol>,
+    protocol: ClientProtocol,
     options: ChannelOptions,
     settings: CallSettings,
     runtime: Handle,
@@ -43,12 +44,12 @@ impl Cluster {
         mut naming: Box<dyn NamingService>,
         balancer: Box<dyn LoadBalancer>,
         filter: Option<Arc<dyn NamingServiceFilter>>,
-        protocol: Arc<dyn ClientProtocol>,
+        protocol: ClientProtocol,
         options: ChannelOptions,
         runtime: Handle,
     ) -> Result<Arc<Cluster>, Status> {
         let description = format!("{naming:?}");
-        let settings = super::call_settings(&options);
+        let settings = super::options::call_settings(&options);
         let cluster = Arc::new(Cluster {
             balancer,
             servers: ArcSwap::from_pointee(Vec::new()),
@@ -114,7 +115,7 @@ impl Cluster {
                 Some(backend) => backend.clone(),
                 None => {
                     let endpoint =
-                        Endpoint::shared(node.addr, &*self.protocol, &self.options, &self.runtime);
+                        Endpoint::shared(node.addr, &self.protocol, &self.options, &self.runtime);
                     Backend::new(node, endpoint)
                 }
             })

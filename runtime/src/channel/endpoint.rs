@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use super::health::Health;
-use super::ChannelOptions;
+use super::options::ChannelOptions;
 use crate::lb::ServerEntry;
 use crate::transport::client::{CallSettings, ClientProtocol, Connections, EndpointSettings};
 use crate::transport::stream::Security;
@@ -59,7 +59,7 @@ impl Endpoint {
     /// share it.
     pub(crate) fn shared(
         addr: SocketAddr,
-        protocol: &dyn ClientProtocol,
+        protocol: &ClientProtocol,
         options: &ChannelOptions,
         runtime: &Handle,
     ) -> Arc<Endpoint> {
@@ -68,7 +68,7 @@ impl Endpoint {
             protocol: protocol.name(),
             max_body_size: options.max_body_size,
             connection_group: options.connection_group.clone(),
-            security: super::security(options),
+            security: super::options::security(options),
         };
         let mut map = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(endpoint) = map.get(&key).and_then(Weak::upgrade) {

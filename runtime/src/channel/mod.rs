@@ -6,9 +6,11 @@ mod circuit_breaker;
 mod cluster;
 mod endpoint;
 mod health;
+mod options;
 mod policy;
 pub(crate) mod retry;
 mod streaming;
+mod target;
 
 use std::fmt;
 use std::future::Future;
@@ -19,80 +21,17 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use crate::lb::LoadBalancer;
-use crate::naming::{resolve, BoxFuture, NamingService, NamingServiceFilter};
-use crate::protocol::{ConnectionType, Protocol, DEFAULT_MAX_BODY_SIZE};
+use crate::naming::{resolve, NamingService, NamingServiceFilter};
+use crate::protocol::{ConnectionType, Protocol};
 use crate::transport::client::{self, CallSettings, ClientProtocol};
-use crate::transport::stream::Security;
-use crate::{executor, Controller, Error, ErrorKind, MethodDescriptor, Status};
-pub(crate) use call::{ErasedRequest, Reply};
+use crate::{executor, Error, ErrorKind, Status};
 use cluster::Cluster;
 use endpoint::Endpoint;
+use options::call_settings;
+pub use options::ChannelOptions;
 pub(crate) use policy::FixedBackupDelay;
 pub use policy::{BackupRequestPolicy, DefaultRetryPolicy, RateLimitedBackupPolicy, RetryPolicy};
-
-/// A channel's options. Defaults are brpc's; [`ChannelBuilder`] sets them one by one.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ChannelOptions {
-    /// Time allowed to establish a connection (default 200 ms). Also bounds each health-check
-    /// connect.
-    pub connect_timeout: Duration,
-    /// Deadline of a whole call, retries included (default 500 ms); `None` waits forever.
-    pub timeout: Option<Duration>,
-    /// Retries after a broken connection or a stopping server (default 3). Timeouts are never
-    /// retried. On a cluster, each retry goes to a server the call has not tried yet.
-    pub max_retry: u32,
-    /// Decides which failures are retried (default [`DefaultRetryPolicy`]).
-    pub retry_policy: Arc<dyn RetryPolicy>,
-    /// Backup requests (default none): see [`ChannelBuilder::backup_request`].
-    pub backup_request_policy: Option<Arc<dyn BackupRequestPolicy>>,
-    /// How often an isolated server of a cluster is probed with a connect (default 3 s, as
-    /// brpc's `-health_check_interval`).
-    pub health_check_interval: Duration,
-    /// Isolates a cluster's server whose calls fail too often, brpc's circuit breaker
-    /// (default off, as in brpc).
-    pub enable_circuit_breaker: bool,
-    /// The protocol (default baidu_std).
-    pub protocol: Protocol,
-    /// How connections are used (default single).
-    pub connection_type: ConnectionType,
-    /// Largest response body accepted (default 64 MiB).
-    pub max_body_size: usize,
-    /// Channels share `single` connections only within the same group (default: the empty
-    /// group), as brpc's `ChannelOptions.connection_group`: give channels different groups to
-    /// spread load over several connections to one server.
-    pub connection_group: String,
-    /// Generates the credential sent to servers (default none): see [`crate::auth`].
-    pub authenticator: Option<Arc<dyn crate::Authenticator>>,
-    /// On protocol `http`, sends pb requests as JSON (protobuf's canonical mapping) instead of
-    /// `application/proto` (default false): see [`ChannelBuilder::http_json`].
-    pub http_json: bool,
-    /// Wraps connections in TLS (default none; feature `tls`): see [`ChannelBuilder::tls`].
-    #[cfg(feature = "tls")]
-    pub tls: Option<crate::tls::ClientTlsOptions>,
-}
-
-impl Default for ChannelOptions {
-    fn default() -> Self {
-        ChannelOptions {
-            connect_timeout: Duration::from_millis(200),
-            timeout: Some(Duration::from_millis(500)),
-            max_retry: 3,
-            retry_policy: Arc::new(DefaultRetryPolicy),
-            backup_request_policy: None,
-            health_check_interval: Duration::from_secs(3),
-            enable_circuit_breaker: false,
-            protocol: Protocol::BAIDU_STD,
-            connection_type: ConnectionType::Single,
-            max_body_size: DEFAULT_MAX_BODY_SIZE,
-            connection_group: String::new(),
-            authenticator: None,
-            http_json: false,
-            #[cfg(feature = "tls")]
-            tls: None,
-        }
-    }
-}
+pub(crate) use target::{Combo, ErasedRequest, Reply, Target};
 
 /// A client's handle to a server. Cheap to clone; every clone shares the same connections.
 ///
@@ -118,28 +57,6 @@ struct ChannelInner {
     runtime: Handle,
     /// What this channel's calls decide for themselves on shared connections.
     settings: CallSettings,
-}
-
-/// What a channel sends its calls to.
-#[derive(Debug)]
-pub(crate) enum Target {
-    /// One server.
-    Single(Arc<Endpoint>),
-    /// The servers of a naming service, through a load balancer.
-    Cluster(Arc<Cluster>),
-    /// Other channels, combined ([`crate::combo`]).
-    Combo(Arc<dyn Combo>),
-}
-
-/// A channel made of other channels: how [`crate::combo`]'s channels plug into the call path.
-pub(crate) trait Combo: Send + Sync + fmt::Debug + 'static {
-    /// Runs one call. The caller applies the deadline and cancellation around it.
-    fn call<'a>(
-        &'a self,
-        method: &'a MethodDescriptor,
-        cntl: &'a mut Controller,
-        request: &'a ErasedRequest<'a>,
-    ) -> BoxFuture<'a, Result<Reply, Status>>;
 }
 
 impl Channel {
@@ -521,13 +438,8 @@ impl ChannelBuilder {
         Ok(())
     }
 
-    fn build_single(
-        self,
-        addr: SocketAddr,
-        protocol: Arc<dyn ClientProtocol>,
-        runtime: Handle,
-    ) -> Channel {
-        let endpoint = Endpoint::shared(addr, &*protocol, &self.options, &runtime);
+    fn build_single(self, addr: SocketAddr, protocol: ClientProtocol, runtime: Handle) -> Channel {
+        let endpoint = Endpoint::shared(addr, &protocol, &self.options, &runtime);
         self.build(Target::Single(endpoint), runtime)
     }
 
@@ -546,29 +458,6 @@ impl ChannelBuilder {
 /// A naming service's first list failed: the channel cannot start.
 fn naming_failed(status: Status) -> Error {
     Error::new(ErrorKind::Naming, status.message()).with_source(status)
-}
-
-/// How `options` secure connections: TLS or not.
-fn security(options: &ChannelOptions) -> Security {
-    #[cfg(feature = "tls")]
-    {
-        Security::tls(options.tls.clone())
-    }
-    #[cfg(not(feature = "tls"))]
-    {
-        let _ = options;
-        Security::default()
-    }
-}
-
-/// What a channel with `options` decides for its own calls on shared connections.
-fn call_settings(options: &ChannelOptions) -> CallSettings {
-    CallSettings {
-        connect_timeout: options.connect_timeout,
-        connection_type: options.connection_type,
-        authenticator: options.authenticator.clone(),
-        http_json: options.http_json,
-    }
 }
 
 /// An `http://` or `https://` address, as `host:port`.

@@ -27,8 +27,11 @@ mod p2c;
 mod random;
 mod recover;
 mod round_robin;
+mod spec;
 mod weighted_random;
 mod weighted_round_robin;
+
+pub use spec::from_spec;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -39,7 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::naming::ServerNode;
-use crate::{errno, Error, Status};
+use crate::{errno, Status};
 
 /// What a load balancer knows of a server besides its node: whether it may take calls now.
 /// The channel that owns the cluster implements it for its servers (their connections, health
@@ -214,58 +217,6 @@ pub trait LoadBalancer: Send + Sync + fmt::Debug + 'static {
 /// The error a balancer returns when no server can take the call.
 pub fn no_server_available() -> Status {
     Status::new(errno::EHOSTDOWN, "no server is available")
-}
-
-/// The load balancer `spec` names: `"rr"`, `"la"`, `"c_murmurhash:replicas=50"`, ...
-/// Unknown names and parameters get [`errno::EINVAL`].
-pub fn from_spec(spec: &str) -> Result<Box<dyn LoadBalancer>, Error> {
-    build(spec).map_err(Error::from_status)
-}
-
-/// [`from_spec`], with the parameters' errors as balancers report them.
-fn build(spec: &str) -> Result<Box<dyn LoadBalancer>, Status> {
-    let (name, params) = match spec.split_once(':') {
-        Some((name, params)) => (name.trim(), params),
-        None => (spec.trim(), ""),
-    };
-    let mut params = LbParams::parse(spec, params)?;
-    let recover = recover::RecoverPolicy::from_params(&mut params)?;
-    let balancer: Box<dyn LoadBalancer> = match name {
-        "rr" => Box::new(round_robin::RoundRobin::new()),
-        "random" => Box::new(random::Random::new()),
-        "wrr" => Box::new(weighted_round_robin::WeightedRoundRobin::new()),
-        "wr" => Box::new(weighted_random::WeightedRandom::new()),
-        "la" => Box::new(locality_aware::LocalityAware::new()),
-        "c_murmurhash" => Box::new(consistent_hashing::ConsistentHashing::new(
-            consistent_hashing::HashKind::Murmur3,
-            &mut params,
-        )?),
-        "c_md5" => Box::new(consistent_hashing::ConsistentHashing::new(
-            consistent_hashing::HashKind::Md5,
-            &mut params,
-        )?),
-        "p2c" => Box::new(p2c::PeakEwmaP2c::new(&mut params)?),
-        other => {
-            return Err(Status::new(
-                errno::EINVAL,
-                format!(
-                    "unknown load balancer `{other}` (expected rr, wrr, random, wr, la, \
-                     c_murmurhash, c_md5 or p2c)"
-                ),
-            ))
-        }
-    };
-    params.finish()?;
-    match recover {
-        Some(policy) if matches!(name, "rr" | "random") => {
-            Ok(Box::new(recover::Recovering::new(balancer, policy)))
-        }
-        Some(_) => Err(Status::new(
-            errno::EINVAL,
-            format!("`{spec}`: min_working_instances works with rr and random only"),
-        )),
-        None => Ok(balancer),
-    }
 }
 
 /// `key=value` parameters of a balancer spec, separated by spaces (brpc's syntax).

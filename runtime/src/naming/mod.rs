@@ -19,19 +19,21 @@ mod dns;
 mod etcd;
 mod file;
 mod list;
+mod url;
 
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use crate::{errno, Error, Status};
+use crate::{errno, Status};
 
 pub use dns::DnsNamingService;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdNamingService;
 pub use file::FileNamingService;
 pub use list::ListNamingService;
+pub use url::from_url;
 
 /// A boxed future, as naming services return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -129,33 +131,6 @@ where
 {
     fn accept(&self, node: &ServerNode) -> bool {
         self(node)
-    }
-}
-
-/// The naming service a URL names (`list://`, `file://`, `http://`, `dns://`, `etcd://`).
-/// Unknown schemes and malformed URLs get [`errno::EINVAL`].
-pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Error> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(Error::invalid(format!(
-            "`{url}` is not a naming service URL (scheme://...)"
-        )));
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "list" => Ok(Box::new(ListNamingService::parse(rest)?)),
-        "file" => Ok(Box::new(FileNamingService::new(rest)?)),
-        "http" | "dns" => Ok(Box::new(DnsNamingService::new(rest)?)),
-        "https" => Ok(Box::new(
-            DnsNamingService::new(rest)?.with_default_port(443),
-        )),
-        #[cfg(feature = "etcd")]
-        "etcd" => Ok(Box::new(EtcdNamingService::new(rest)?)),
-        #[cfg(not(feature = "etcd"))]
-        "etcd" => Err(Error::invalid(format!(
-            "`{url}`: etcd naming needs brisk's `etcd` feature"
-        ))),
-        other => Err(Error::invalid(format!(
-            "`{url}`: unknown naming service `{other}` (expected list, file, http, dns or etcd)"
-        ))),
     }
 }
 

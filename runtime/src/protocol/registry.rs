@@ -6,8 +6,20 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use super::baidu_std::BaiduStd;
 use super::codec::{ClientCodec, ServerCodec};
-use super::{canonical_name, CONNECTION_OWNING};
 use crate::Error;
+
+/// Protocols implemented on connections of their own (HTTP/1.1 through hyper, HTTP/2 through
+/// h2) rather than as codecs on Brisk's framed connections: their names and aliases. No codec
+/// may take these names.
+pub(crate) const CONNECTION_OWNING: &[(&str, &[&str])] = &[("http", &[]), ("h2:grpc", &["grpc"])];
+
+/// The name `name` stands for: a built-in protocol's alias becomes its name.
+pub(crate) fn canonical_name(name: &str) -> &str {
+    CONNECTION_OWNING
+        .iter()
+        .find(|(_, aliases)| aliases.contains(&name))
+        .map_or(name, |(canonical, _)| canonical)
+}
 
 struct Registry {
     clients: Vec<Arc<dyn ClientCodec>>,

@@ -19,11 +19,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
+use super::call::{Answer, CallSettings, EncodedRequest, EndpointSettings, Failure};
 use super::pending::{InOrderCalls, PendingCalls, Reply};
-use super::{
-    Answer, CallSettings, ClientProtocol, Connections, Discipline, EncodedRequest,
-    EndpointSettings, Failure,
-};
 use crate::compress;
 use crate::protocol::{ClientCodec, Matching, OutgoingRequest};
 use crate::transport::stream::{self, ClientIo, Security};
@@ -39,36 +36,6 @@ const MAX_IDLE_POOLED: usize = 100;
 
 /// Correlation ids, unique per process, so each attempt (retries included) is distinct.
 static NEXT_CORRELATION_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A framed protocol's client: its codec on the shared discipline.
-pub(crate) struct Framed {
-    codec: Arc<dyn ClientCodec>,
-}
-
-impl Framed {
-    pub(crate) fn new(codec: Arc<dyn ClientCodec>) -> Self {
-        Framed { codec }
-    }
-}
-
-impl ClientProtocol for Framed {
-    fn name(&self) -> &'static str {
-        self.codec.name()
-    }
-
-    fn connections(&self, settings: EndpointSettings) -> Connections {
-        Connections(Discipline::Framed(FramedConnections {
-            codec: Arc::clone(&self.codec),
-            addr: settings.addr,
-            max_body_size: settings.max_body_size,
-            security: settings.security,
-            runtime: Mutex::new(settings.runtime),
-            single: ArcSwapOption::empty(),
-            connecting: tokio::sync::Mutex::new(()),
-            pool: Mutex::new(Vec::new()),
-        }))
-    }
-}
 
 /// A framed protocol's connections to one server.
 pub(crate) struct FramedConnections {
@@ -94,6 +61,20 @@ impl std::fmt::Debug for FramedConnections {
 }
 
 impl FramedConnections {
+    /// `codec`'s connections to the server `settings` name (none made yet).
+    pub(crate) fn new(codec: Arc<dyn ClientCodec>, settings: EndpointSettings) -> Self {
+        FramedConnections {
+            codec,
+            addr: settings.addr,
+            max_body_size: settings.max_body_size,
+            security: settings.security,
+            runtime: Mutex::new(settings.runtime),
+            single: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
     /// The protocol's name.
     pub(crate) fn protocol(&self) -> &'static str {
         self.codec.name()

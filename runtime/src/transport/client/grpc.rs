@@ -12,11 +12,11 @@ use futures_core::Stream;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::oneshot;
 
-use super::h2::{H2Slot, RequestChunks};
-use super::{
-    authority, authorization, Answer, BoxFuture, CallSettings, ClientProtocol, Connections,
-    EncodedRequest, EndpointSettings, Failure, OpenStream, OwnedConnections, StreamRequest,
+use super::call::{
+    authority, authorization, Answer, BoxFuture, CallSettings, EncodedRequest, EndpointSettings,
+    Failure, OpenStream, OwnedConnections, StreamRequest,
 };
+use super::h2::{H2Slot, RequestChunks};
 use crate::compress::CompressType;
 use crate::protocol::grpc::{
     self, code, errno_from_grpc_status, parse_encoding, parse_status, percent_decode,
@@ -30,22 +30,15 @@ use crate::{errno, MethodDescriptor, Status};
 /// What Brisk sends as `user-agent`.
 const USER_AGENT: &str = concat!("grpc-brisk/", env!("CARGO_PKG_VERSION"));
 
-/// The `h2:grpc` protocol's client.
-pub(crate) struct Grpc;
-
-impl ClientProtocol for Grpc {
-    fn name(&self) -> &'static str {
-        "h2:grpc"
-    }
-
-    fn connections(&self, settings: EndpointSettings) -> Connections {
-        Connections::owned(GrpcConnections {
-            addr: settings.addr,
-            max_body_size: settings.max_body_size,
-            security: settings.security,
-            slot: H2Slot::default(),
-        })
-    }
+/// The `h2:grpc` protocol's connection to the server `settings` name: one HTTP/2 connection,
+/// each call a stream.
+pub(crate) fn connections(settings: EndpointSettings) -> Box<dyn OwnedConnections> {
+    Box::new(GrpcConnections {
+        addr: settings.addr,
+        max_body_size: settings.max_body_size,
+        security: settings.security,
+        slot: H2Slot::default(),
+    })
 }
 
 /// The HTTP/2 connection to one server, and what its calls need.

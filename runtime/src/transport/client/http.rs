@@ -13,9 +13,9 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
-use super::{
-    authority, authorization, Answer, BoxFuture, CallSettings, ClientProtocol, Connections,
-    EncodedRequest, EndpointSettings, Failure, OwnedConnections,
+use super::call::{
+    authority, authorization, Answer, BoxFuture, CallSettings, EncodedRequest, EndpointSettings,
+    Failure, OwnedConnections,
 };
 use crate::compress::{self, CompressType};
 use crate::protocol::http::{
@@ -138,22 +138,15 @@ impl HttpPool {
     }
 }
 
-/// The `http` protocol's client: HTTP/1.1 through hyper.
-pub(crate) struct Http;
-
-impl ClientProtocol for Http {
-    fn name(&self) -> &'static str {
-        "http"
-    }
-
-    fn connections(&self, settings: EndpointSettings) -> Connections {
-        Connections::owned(HttpConnections {
-            addr: settings.addr,
-            max_body_size: settings.max_body_size,
-            security: settings.security,
-            pool: HttpPool::default(),
-        })
-    }
+/// The `http` protocol's connections to the server `settings` name: HTTP/1.1 through hyper,
+/// one call per connection at a time, idle ones kept for the next calls.
+pub(crate) fn connections(settings: EndpointSettings) -> Box<dyn OwnedConnections> {
+    Box::new(HttpConnections {
+        addr: settings.addr,
+        max_body_size: settings.max_body_size,
+        security: settings.security,
+        pool: HttpPool::default(),
+    })
 }
 
 /// HTTP/1.1 connections to one server.
