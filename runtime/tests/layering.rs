@@ -4,7 +4,8 @@
 //!
 //! 1. an import from one top-level module to another must go down the layers below;
 //! 2. the server never imports the client side of the transport (`transport::client`);
-//! 3. no files import each other in a cycle (the server's modules, say, form a one-way chain).
+//! 3. no files import each other in a cycle (the server's modules, say, form a one-way chain);
+//! 4. re-exports name what they export (no `pub use x::*`), so every path can be followed.
 //!
 //! ```text
 //! base (error, codec, controller, ...)  <-  protocol  <-  transport  <-  channel, server
@@ -128,6 +129,12 @@ fn sources() -> Vec<Source> {
 struct Collector {
     /// The module the visitor is in: the file's, plus inline `mod x { }` blocks.
     module: ModPath,
+    /// Paths as written, with the module they were written in, until [`Collector::finish`]
+    /// resolves them.
+    raw: Vec<(ModPath, Vec<String>, Option<bool>, bool)>,
+    /// Modules `use` items bring in under a name (`use crate::transport::client;`,
+    /// `use super::client::{self, ..}`), by the module they are in and the name.
+    aliases: HashMap<(ModPath, String), ModPath>,
     found: Vec<Reference>,
     /// Inside a `pub use` item.
     in_reexport: bool,
@@ -140,20 +147,43 @@ struct Collector {
 }
 
 impl Collector {
+    fn new(module: ModPath, modules: BTreeSet<ModPath>) -> Self {
+        Collector {
+            module,
+            raw: Vec::new(),
+            aliases: HashMap::new(),
+            found: Vec::new(),
+            in_reexport: false,
+            in_test: false,
+            idents: BTreeSet::new(),
+            modules,
+        }
+    }
+
     fn absolute(&self, segments: &[String]) -> Option<ModPath> {
+        self.absolute_in(&self.module, segments)
+    }
+
+    /// `segments`, written in `module`, as a path from the crate root.
+    fn absolute_in(&self, module: &ModPath, segments: &[String]) -> Option<ModPath> {
         let mut base = match segments.first()?.as_str() {
             "crate" => Vec::new(),
-            "super" | "self" => self.module.clone(),
-            // A path starting with a child module's name is relative to this module (anything
-            // else is another crate's, or a local name: a lone `call` is a variable).
-            child => {
-                let mut relative = self.module.clone();
-                relative.push(child.to_owned());
-                if segments.len() < 2 || !self.modules.contains(&relative) {
+            "super" | "self" => module.clone(),
+            // A path starting with a child module's name is relative to this module, and one
+            // starting with a name a `use` gave a module goes through it (anything else is
+            // another crate's, or a local name: a lone `call` is a variable).
+            first => {
+                if segments.len() < 2 {
                     return None;
                 }
-                let mut path = self.module.clone();
-                path.extend(segments.iter().cloned());
+                let mut relative = module.clone();
+                relative.push(first.to_owned());
+                let mut path = if self.modules.contains(&relative) {
+                    relative
+                } else {
+                    self.alias(module, first)?.clone()
+                };
+                path.extend(segments[1..].iter().cloned());
                 return Some(path);
             }
         };
@@ -176,14 +206,39 @@ impl Collector {
         Some(base)
     }
 
+    /// The module `name` stands for in `module` (or in the modules around it).
+    fn alias(&self, module: &ModPath, name: &str) -> Option<&ModPath> {
+        (0..=module.len())
+            .rev()
+            .find_map(|len| self.aliases.get(&(module[..len].to_vec(), name.to_owned())))
+    }
+
     fn record(&mut self, segments: Vec<String>) {
-        if let Some(path) = self.absolute(&segments) {
-            self.found.push(Reference {
-                written: segments.join("::"),
-                reexport: self.in_reexport.then(|| path.last().cloned()).flatten(),
-                test: self.in_test,
-                path,
-            });
+        let reexport = self.in_reexport.then_some(true);
+        self.raw
+            .push((self.module.clone(), segments, reexport, self.in_test));
+    }
+
+    /// Notes that a `use` brings module `path` in as `name`.
+    fn note_alias(&mut self, path: &[String], name: String) {
+        if let Some(target) = self.absolute(path) {
+            if self.modules.contains(&target) {
+                self.aliases.insert((self.module.clone(), name), target);
+            }
+        }
+    }
+
+    /// Resolves what was recorded, now that every `use` of the file is known.
+    fn finish(&mut self) {
+        for (module, segments, reexport, test) in std::mem::take(&mut self.raw) {
+            if let Some(path) = self.absolute_in(&module, &segments) {
+                self.found.push(Reference {
+                    written: segments.join("::"),
+                    reexport: reexport.and_then(|_| path.last().cloned()),
+                    test,
+                    path,
+                });
+            }
         }
     }
 
@@ -199,6 +254,9 @@ impl Collector {
                 if n.ident != "self" {
                     path.push(n.ident.to_string());
                 }
+                if let Some(name) = path.last().cloned() {
+                    self.note_alias(&path, name);
+                }
                 self.record(path);
             }
             syn::UseTree::Rename(r) => {
@@ -206,6 +264,7 @@ impl Collector {
                 if r.ident != "self" {
                     path.push(r.ident.to_string());
                 }
+                self.note_alias(&path, r.rename.to_string());
                 self.record(path);
             }
             syn::UseTree::Glob(_) => self.record(prefix.clone()),
@@ -309,14 +368,7 @@ fn reexports(sources: &[Source]) -> HashMap<(ModPath, String), ModPath> {
             if matches!(item.vis, syn::Visibility::Inherited) {
                 continue;
             }
-            let mut collector = Collector {
-                module: source.module.clone(),
-                found: Vec::new(),
-                in_reexport: false,
-                in_test: false,
-                idents: BTreeSet::new(),
-                modules: BTreeSet::new(),
-            };
+            let collector = Collector::new(source.module.clone(), BTreeSet::new());
             // Relative re-exports (`pub use child::X`) resolve against the module itself.
             let mut tree_paths = Vec::new();
             flatten(&mut Vec::new(), &item.tree, &mut tree_paths);
@@ -334,7 +386,6 @@ fn reexports(sources: &[Source]) -> HashMap<(ModPath, String), ModPath> {
                     map.insert((source.module.clone(), name), absolute);
                 }
             }
-            collector.found.clear();
         }
     }
     map
@@ -420,15 +471,9 @@ fn edges(sources: &[Source]) -> BTreeMap<(ModPath, ModPath), Edge> {
     let reexports = reexports(sources);
     let mut edges = BTreeMap::new();
     for source in sources {
-        let mut collector = Collector {
-            module: source.module.clone(),
-            found: Vec::new(),
-            in_reexport: false,
-            in_test: false,
-            idents: BTreeSet::new(),
-            modules: modules.clone(),
-        };
+        let mut collector = Collector::new(source.module.clone(), modules.clone());
         collector.visit_file(&source.syntax);
+        collector.finish();
         let idents = std::mem::take(&mut collector.idents);
         for reference in collector.found {
             let target = resolve(&reference.path, &modules, &reexports, 0);
@@ -500,6 +545,49 @@ fn imports_go_down_the_layers() {
         "imports against the layering:\n  {}",
         broken.join("\n  ")
     );
+}
+
+#[test]
+fn re_exports_name_what_they_export() {
+    let src = src_dir();
+    let mut globs = Vec::new();
+    for source in sources() {
+        for item in &source.syntax.items {
+            let syn::Item::Use(item) = item else { continue };
+            if matches!(item.vis, syn::Visibility::Inherited) {
+                continue;
+            }
+            let mut leaves = Vec::new();
+            flatten_globs(&mut Vec::new(), &item.tree, &mut leaves);
+            let file = source.file.strip_prefix(&src).unwrap_or(&source.file);
+            for glob in leaves {
+                globs.push(format!("{}: `pub use {glob}::*`", file.display()));
+            }
+        }
+    }
+    assert!(
+        globs.is_empty(),
+        "glob re-exports hide what a module exports (and from where):\n  {}",
+        globs.join("\n  ")
+    );
+}
+
+/// The prefixes of a use tree's globs.
+fn flatten_globs(prefix: &mut Vec<String>, tree: &syn::UseTree, out: &mut Vec<String>) {
+    match tree {
+        syn::UseTree::Path(p) => {
+            prefix.push(p.ident.to_string());
+            flatten_globs(prefix, &p.tree, out);
+            prefix.pop();
+        }
+        syn::UseTree::Glob(_) => out.push(prefix.join("::")),
+        syn::UseTree::Group(g) => {
+            for item in &g.items {
+                flatten_globs(prefix, item, out);
+            }
+        }
+        syn::UseTree::Name(_) | syn::UseTree::Rename(_) => {}
+    }
 }
 
 #[test]

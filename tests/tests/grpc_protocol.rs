@@ -915,6 +915,42 @@ async fn streaming_calls_retry_before_sending_and_report_to_health_checks() {
 }
 
 #[tokio::test]
+async fn requests_the_protocol_cannot_carry_count_against_no_server() {
+    let server = start_default().await;
+    let channel = Channel::builder()
+        .protocol(Protocol::GRPC)
+        .timeout(HANG_GUARD)
+        .enable_circuit_breaker(true)
+        .connect_cluster(&format!("list://{}", server.local_addr()), "rr")
+        .await
+        .unwrap();
+    // gRPC has no attachment: refused before anything is sent, every time...
+    for _ in 0..300 {
+        let mut cntl = Controller::new();
+        cntl.set_request_attachment("nope");
+        let err = unary(&channel, &mut cntl, b"x").await.unwrap_err();
+        assert_eq!(err.code(), errno::EREQUEST, "{err}");
+    }
+    // ...and the server is no worse for it: the breaker did not isolate it.
+    let mut cntl = Controller::new();
+    assert_eq!(&unary(&channel, &mut cntl, b"ok").await.unwrap()[..], b"ok");
+
+    // A streaming call on a protocol without them fails before any server is picked.
+    let baidu = Channel::builder()
+        .connect_cluster(&format!("list://{}", server.local_addr()), "rr")
+        .await
+        .unwrap();
+    let mut cntl = Controller::new();
+    let err = baidu
+        .streaming::<Raw, Bytes, Bytes, _>(&SPLIT, &mut cntl, byte_stream(&["a"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), errno::EREQUEST, "{err}");
+    assert_eq!(cntl.remote_side(), None, "no server was picked");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn clusters_stream_and_calls_can_be_cancelled() {
     let a = start_default().await;
     let b = start_default().await;

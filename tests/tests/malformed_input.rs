@@ -591,3 +591,50 @@ async fn oversized_body_on_one_connection_does_not_disturb_calls_in_flight() {
     }
     assert_serves(&server).await;
 }
+
+/// A registered protocol that can never make up its mind about a connection.
+struct Undecided;
+
+impl brisk::protocol::ServerCodec for Undecided {
+    fn name(&self) -> &'static str {
+        "undecided"
+    }
+
+    fn detect(&self, _prefix: &[u8]) -> brisk::protocol::Detection {
+        brisk::protocol::Detection::NeedMore
+    }
+
+    fn decode_request(
+        &self,
+        _buf: &mut BytesMut,
+        _max_body_size: usize,
+    ) -> Result<Option<brisk::protocol::IncomingRequest>, brisk::protocol::ParseError> {
+        Err(brisk::protocol::ParseError::new("never reached"))
+    }
+
+    fn encode_response(
+        &self,
+        _response: &brisk::protocol::OutgoingResponse<'_>,
+    ) -> Result<brisk::protocol::OutFrame, brisk::Status> {
+        Err(brisk::Status::internal("never reached"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_reads_a_bounded_prefix_and_registered_protocols_come_after_the_builtins() {
+    // Registered once per test process; this binary's other tests are unaffected (their
+    // connections are told apart by the built-in protocols, which are asked first).
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| brisk::protocol::register_server(Undecided).unwrap());
+    let (server, _) = start_server().await;
+    // Bytes no protocol claims, in one stream: the server reads 1 KiB or so, not forever.
+    let mut stream = connect(&server).await;
+    let junk = vec![b'z'; 64 * 1024];
+    let written = tokio::time::timeout(HANG_GUARD, stream.write_all(&junk)).await;
+    let received = expect_closed(&mut stream).await;
+    assert!(received.is_empty());
+    drop(written);
+    // baidu_std, HTTP/1.1 and HTTP/2 are still recognised at once.
+    assert_serves(&server).await;
+    server.shutdown().await;
+}

@@ -22,7 +22,7 @@ use crate::compress::{self, CompressType};
 use crate::controller::FinishOnDrop;
 use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::Payload;
-use crate::transport::client::{Answer, EncodedRequest, Failure};
+use crate::transport::client::{Answer, Cause, EncodedRequest, Failure};
 use crate::{errno, Controller, MethodDescriptor, Status};
 
 impl Channel {
@@ -277,12 +277,13 @@ impl<'c, A: ServerAttempt> Candidates for Servers<'c, A> {
     }
 
     fn record(&self, cntl: &mut Controller, round: Round<Self>) {
-        let failed = match round.outcome {
-            Some((Answered::First, true)) => Some(&round.first.0),
+        // The server that failed the call, or the one it was waiting for when it was dropped.
+        let server = match round.outcome {
+            Some((Answered::First, true)) | None => Some(&round.first.0),
             Some((Answered::Backup, true)) => round.backup.as_ref().map(|(picked, ())| picked),
-            _ => None,
+            Some((_, false)) => None,
         };
-        if let Some(picked) = failed {
+        if let Some(picked) = server {
             cntl.remote_side = Some(picked.addr());
         }
     }
@@ -369,23 +370,23 @@ pub(crate) struct Report {
     backend: Backend,
     begin: Instant,
     deadline: Option<Instant>,
-    /// The error code (0 on success) and whether it was a transport failure, set when the
-    /// attempt finished; `None` means it was dropped.
-    outcome: Option<(i32, bool)>,
+    /// The error code (0 on success) and whose doing a failure was, set when the attempt
+    /// finished; `None` means it was dropped.
+    outcome: Option<(i32, Cause)>,
 }
 
 impl Report {
     /// Records how the attempt ended.
     pub(crate) fn finish<T>(&mut self, outcome: &Result<T, Failure>) {
         self.outcome = Some(match outcome {
-            Ok(_) => (0, false),
-            Err(failure) => (failure.status.code(), failure.transport),
+            Ok(_) => (0, Cause::Server),
+            Err(failure) => (failure.status.code(), failure.cause),
         });
     }
 
     /// Records the end of a call that got past its start (a stream's last message or error).
     pub(crate) fn finish_with(&mut self, error_code: i32) {
-        self.outcome.get_or_insert((error_code, false));
+        self.outcome.get_or_insert((error_code, Cause::Server));
     }
 }
 
@@ -394,7 +395,9 @@ impl Drop for Report {
         let now = Instant::now();
         let latency = now.saturating_duration_since(self.begin);
         let (error_code, transport, counts_for_breaker) = match self.outcome {
-            Some((code, transport)) => (code, transport, true),
+            // Nothing reached the server: the balancer only learns the attempt is over.
+            Some((_, Cause::Request)) => (errno::ECANCELED, false, false),
+            Some((code, cause)) => (code, cause == Cause::Transport, true),
             None if self.deadline.is_some_and(|d| now >= d) => (errno::ERPCTIMEDOUT, false, true),
             None => (errno::ECANCELED, false, false),
         };
@@ -405,6 +408,9 @@ impl Drop for Report {
             latency,
             error_code,
         });
+        if matches!(self.outcome, Some((_, Cause::Request))) {
+            return;
+        }
         let endpoint = endpoint_of(&self.backend);
         let health = endpoint.health();
         let isolate = if transport && error_code == errno::ETIMEDOUT {

@@ -54,6 +54,8 @@ pub struct Channel {
 struct ChannelInner {
     options: ChannelOptions,
     target: Target,
+    /// The protocol's client (`None` for combo channels, whose sub-channels have theirs).
+    protocol: Option<ClientProtocol>,
     runtime: Handle,
     /// What this channel's calls decide for themselves on shared connections.
     settings: CallSettings,
@@ -101,6 +103,7 @@ impl Channel {
                 settings: call_settings(&options),
                 options,
                 target: Target::Combo(combo),
+                protocol: None,
                 runtime: executor::io_handle(),
             }),
         }
@@ -332,13 +335,13 @@ impl ChannelBuilder {
             naming,
             balancer,
             self.filter.clone(),
-            protocol,
+            protocol.clone(),
             self.options.clone(),
             runtime.clone(),
         )
         .await
         .map_err(naming_failed)?;
-        Ok(self.build(Target::Cluster(cluster), runtime))
+        Ok(self.build(Target::Cluster(cluster), protocol, runtime))
     }
 
     /// [`connect`](ChannelBuilder::connect) for code outside an async runtime (blocking
@@ -371,10 +374,17 @@ impl ChannelBuilder {
         let options = self.options.clone();
         let cluster = executor::block_on(
             &runtime,
-            Cluster::start(naming, balancer, filter, protocol, options, runtime.clone()),
+            Cluster::start(
+                naming,
+                balancer,
+                filter,
+                protocol.clone(),
+                options,
+                runtime.clone(),
+            ),
         )
         .map_err(naming_failed)?;
-        Ok(self.build(Target::Cluster(cluster), runtime))
+        Ok(self.build(Target::Cluster(cluster), protocol, runtime))
     }
 
     /// Strips `http://` or `https://` from `address`, applying what they mean (protocol
@@ -440,15 +450,16 @@ impl ChannelBuilder {
 
     fn build_single(self, addr: SocketAddr, protocol: ClientProtocol, runtime: Handle) -> Channel {
         let endpoint = Endpoint::shared(addr, &protocol, &self.options, &runtime);
-        self.build(Target::Single(endpoint), runtime)
+        self.build(Target::Single(endpoint), protocol, runtime)
     }
 
-    fn build(self, target: Target, runtime: Handle) -> Channel {
+    fn build(self, target: Target, protocol: ClientProtocol, runtime: Handle) -> Channel {
         Channel {
             inner: Arc::new(ChannelInner {
                 settings: call_settings(&self.options),
                 options: self.options,
                 target,
+                protocol: Some(protocol),
                 runtime,
             }),
         }

@@ -83,6 +83,15 @@ impl Channel {
         requests: BytesStream,
     ) -> Result<ResponseMessages, Status> {
         let options = &self.inner.options;
+        match &self.inner.protocol {
+            Some(protocol) => protocol.check_streaming()?,
+            None => {
+                return Err(Status::new(
+                    errno::EREQUEST,
+                    "combo channels cannot make streaming calls; call a sub-channel",
+                ))
+            }
+        }
         let timeout = cntl.timeout.or(options.timeout);
         let deadline = timeout.and_then(|t| started.checked_add(t));
         cntl.deadline = deadline;

@@ -145,6 +145,9 @@ pub struct OutgoingRequest<'a> {
     /// The credential of the channel's authenticator, on a connection's first requests (until
     /// the server first answers), for protocols that carry one.
     pub credential: Option<&'a [u8]>,
+    /// What is left of the call's deadline, for protocols that tell the server (`None`: no
+    /// deadline).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl<'a> OutgoingRequest<'a> {
@@ -159,6 +162,7 @@ impl<'a> OutgoingRequest<'a> {
             log_id: 0,
             metadata: &[],
             credential: None,
+            timeout: None,
         }
     }
 }
@@ -360,7 +364,10 @@ pub trait ServerCodec: Send + Sync + 'static {
     /// The protocol's name (`"baidu_std"`).
     fn name(&self) -> &'static str;
 
-    /// Whether a connection whose first bytes are `prefix` speaks this protocol.
+    /// Whether a connection whose first bytes are `prefix` speaks this protocol. Decide
+    /// within the first 1 KiB: a protocol still answering
+    /// [`NeedMore`](Detection::NeedMore) past it is taken as a no. The built-in protocols
+    /// (baidu_std, HTTP/2, HTTP/1.1) are asked first, so a registered one cannot shadow them.
     fn detect(&self, prefix: &[u8]) -> Detection;
 
     /// Cuts the next request off the front of `buf`: `Ok(None)` until a whole one has

@@ -26,6 +26,9 @@ struct Registry {
     servers: Vec<Arc<dyn ServerCodec>>,
 }
 
+/// The server codecs Brisk registers itself, first in `servers`.
+const BUILTIN_SERVER_CODECS: usize = 1;
+
 static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(Registry {
         clients: vec![Arc::new(BaiduStd)],
@@ -43,9 +46,11 @@ fn write() -> std::sync::RwLockWriteGuard<'static, Registry> {
 
 /// Refuses a name that is empty, built in, or taken.
 fn check_name(name: &str, taken: impl Iterator<Item = &'static str>) -> Result<(), Error> {
-    let reserved = CONNECTION_OWNING
-        .iter()
-        .any(|(builtin, aliases)| *builtin == name || aliases.contains(&name));
+    // `h2` is the name the HTTP/2 server answers to (brpc's HTTP/2 protocol).
+    let reserved = name == "h2"
+        || CONNECTION_OWNING
+            .iter()
+            .any(|(builtin, aliases)| *builtin == name || aliases.contains(&name));
     if name.is_empty() || name.contains(char::is_whitespace) {
         return Err(Error::invalid(format!("`{name}` is not a protocol name")));
     }
@@ -80,8 +85,9 @@ pub fn register_client(codec: impl ClientCodec) -> Result<(), Error> {
 }
 
 /// Registers the server half of a protocol: every server started from now on tries it on each
-/// new connection (after the protocols registered before it). A name that is taken is refused
-/// with EINVAL.
+/// new connection, after the built-in protocols (baidu_std, HTTP/2, HTTP/1.1, which it cannot
+/// shadow) and the protocols registered before it. A name that is taken is refused with
+/// EINVAL.
 pub fn register_server(codec: impl ServerCodec) -> Result<(), Error> {
     let mut registry = write();
     check_name(codec.name(), registry.servers.iter().map(|c| c.name()))?;
@@ -95,9 +101,14 @@ pub(crate) fn client_codec(name: &str) -> Option<Arc<dyn ClientCodec>> {
     read().clients.iter().find(|c| c.name() == name).cloned()
 }
 
-/// Every server codec, in the order they were registered.
-pub(crate) fn server_codecs() -> Vec<Arc<dyn ServerCodec>> {
-    read().servers.clone()
+/// Server codecs, in the order they were registered.
+pub(crate) type ServerCodecs = Vec<Arc<dyn ServerCodec>>;
+
+/// The server codecs Brisk registers itself, and those registered since, in order.
+pub(crate) fn server_codecs() -> (ServerCodecs, ServerCodecs) {
+    let registry = read();
+    let (builtin, added) = registry.servers.split_at(BUILTIN_SERVER_CODECS);
+    (builtin.to_vec(), added.to_vec())
 }
 
 /// The names of the registered client protocols, for error messages.
@@ -111,7 +122,15 @@ mod tests {
 
     #[test]
     fn builtin_names_cannot_be_taken() {
-        for name in ["baidu_std", "http", "h2:grpc", "grpc", "", "two words"] {
+        for name in [
+            "baidu_std",
+            "http",
+            "h2:grpc",
+            "grpc",
+            "h2",
+            "",
+            "two words",
+        ] {
             assert!(
                 check_name(name, read().clients.iter().map(|c| c.name())).is_err(),
                 "{name}"
@@ -119,6 +138,6 @@ mod tests {
         }
         assert!(client_codec("baidu_std").is_some());
         assert!(client_codec("carrier_pigeon").is_none());
-        assert_eq!(server_codecs()[0].name(), "baidu_std");
+        assert_eq!(server_codecs().0[0].name(), "baidu_std");
     }
 }

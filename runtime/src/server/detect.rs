@@ -11,6 +11,10 @@ use super::state::{wait_for_phase, Phase, Shared};
 use crate::protocol::{detect::tls, Detection};
 use crate::transport::{prepare_read_buffer, read_buffer};
 
+/// Most bytes read to tell a connection's protocol: a protocol still unsure past them is taken
+/// as a no.
+const MAX_PREFIX: usize = 1024;
+
 /// What a connection's first bytes say.
 pub(crate) enum Detected {
     /// A TLS handshake: the protocol is inside.
@@ -69,10 +73,16 @@ fn classify(
             Detection::No => {}
         }
     }
-    if undecided {
+    if undecided && prefix.len() < MAX_PREFIX {
         return None;
     }
     let shown = &prefix[..prefix.len().min(8)];
+    if undecided {
+        return Some(Detected::Unknown(format!(
+            "no protocol recognised the first {} bytes, starting {shown:02x?}",
+            prefix.len()
+        )));
+    }
     Some(Detected::Unknown(format!(
         "unknown protocol, first bytes {shown:02x?}"
     )))

@@ -6,9 +6,10 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::dispatch::{
@@ -118,6 +119,9 @@ async fn serve<R, W>(
         Some(Closing::AuthFailed(status)) => {
             tracing::warn!(%remote, "closing connection: {}", status.message());
         }
+        Some(Closing::LostReply) => {
+            tracing::warn!(%remote, "closing connection: a reply could not be made, and the replies after it must not take its place");
+        }
         None => {}
     }
 }
@@ -128,6 +132,9 @@ enum Closing {
     BadInput(String),
     /// The first request's credential failed verification (its reply is still sent).
     AuthFailed(Status),
+    /// A reply could not be made on a protocol whose replies keep the requests' order (the
+    /// replies before it are still sent).
+    LostReply,
 }
 
 /// One connection's state while it reads requests.
@@ -178,6 +185,9 @@ impl Connection {
                         }
                         if let Some(task) = self.dispatch(request) {
                             run_inline_or_spawn(task).await;
+                        }
+                        if self.replies.is_broken() {
+                            return Some(Closing::LostReply);
                         }
                     }
                     Ok(None) => break,
@@ -235,7 +245,7 @@ impl Connection {
             self.reply_error(&request.reply_to, slot, &stopping);
             return None;
         }
-        if self.replies.sender.unwritten() > MAX_UNWRITTEN_BYTES {
+        if self.replies.unwritten() > MAX_UNWRITTEN_BYTES {
             let overcrowded = Status::new(
                 errno::EOVERCROWDED,
                 format!("Connection to {} is overcrowded", self.peer.remote),
@@ -331,29 +341,40 @@ fn response_payload(response: ServiceResponse) -> Result<Payload, Status> {
 }
 
 /// The frame of a reply; a response the codec cannot encode is answered with its error.
+/// `None` when the codec can encode neither (or panics).
 fn encode_reply(
     codec: &dyn ServerCodec,
     reply_to: &ReplyTo,
     result: Result<&Payload, &Status>,
     local: SocketAddr,
-) -> OutFrame {
-    let response = |result| OutgoingResponse {
-        reply_to,
-        result,
-        server_addr: local,
+) -> Option<OutFrame> {
+    let encode = |result| {
+        let response = OutgoingResponse {
+            reply_to,
+            result,
+            server_addr: local,
+        };
+        std::panic::catch_unwind(AssertUnwindSafe(|| codec.encode_response(&response)))
+            .unwrap_or_else(|panic| {
+                Err(Status::internal(format!(
+                    "the codec panicked: {}",
+                    panic_message(&panic)
+                )))
+            })
     };
-    match codec.encode_response(&response(result)) {
-        Ok(frame) => frame,
-        Err(status) => match codec.encode_response(&response(Err(&status))) {
-            Ok(frame) => frame,
-            Err(again) => {
-                tracing::error!(
-                    protocol = codec.name(),
-                    "cannot encode a reply, nor its error: {again}"
-                );
-                OutFrame::whole(Bytes::new())
-            }
-        },
+    let failure = match encode(result) {
+        Ok(frame) => return Some(frame),
+        Err(status) => status,
+    };
+    match encode(Err(&failure)) {
+        Ok(frame) => Some(frame),
+        Err(again) => {
+            tracing::error!(
+                protocol = codec.name(),
+                "cannot encode a reply ({failure}), nor its error: {again}"
+            );
+            None
+        }
     }
 }
 
@@ -374,6 +395,11 @@ struct Reorder {
     next: u64,
     /// Replies from `next` on; `None` where a reply has not come yet.
     waiting: VecDeque<Option<OutFrame>>,
+    /// Bytes of the replies waiting.
+    held: usize,
+    /// A reply went missing: later replies would answer the wrong requests, so none is sent
+    /// and the connection closes.
+    broken: bool,
 }
 
 /// A request's place among the replies: nothing for protocols that answer in any order.
@@ -383,7 +409,8 @@ enum ReplySlot {
 }
 
 /// A place in a reorder buffer. If its request is dropped without a reply (its task was
-/// cancelled), the place is given up so later replies are not held back.
+/// cancelled), the connection is closed: without correlation ids, the peer could not tell
+/// which replies are whose.
 struct OrderedSlot {
     seq: u64,
     order: Arc<Mutex<Reorder>>,
@@ -418,14 +445,33 @@ impl Replies {
         }
     }
 
-    /// Sends `frame` now, or when the replies before it have gone.
-    fn send(&self, slot: ReplySlot, frame: OutFrame) {
+    /// Sends `frame` now, or when the replies before it have gone. A reply that could not be
+    /// made (`None`) is lost on protocols with correlation ids (its call times out) and closes
+    /// the connection on the others.
+    fn send(&self, slot: ReplySlot, frame: Option<OutFrame>) {
         match slot {
             ReplySlot::Any => {
-                let _ = self.sender.send(frame);
+                if let Some(frame) = frame {
+                    let _ = self.sender.send(frame);
+                }
             }
-            ReplySlot::Ordered(mut slot) => slot.fill(Some(frame)),
+            ReplySlot::Ordered(mut slot) => slot.fill(frame),
         }
+    }
+
+    /// Reply bytes not yet written, held back ones included.
+    fn unwritten(&self) -> usize {
+        let held = self.order.as_ref().map_or(0, |order| {
+            order.lock().unwrap_or_else(|e| e.into_inner()).held
+        });
+        self.sender.unwritten() + held
+    }
+
+    /// Whether the connection must close: a reply went missing.
+    fn is_broken(&self) -> bool {
+        self.order
+            .as_ref()
+            .is_some_and(|order| order.lock().unwrap_or_else(|e| e.into_inner()).broken)
     }
 }
 
@@ -433,17 +479,24 @@ impl OrderedSlot {
     fn fill(&mut self, frame: Option<OutFrame>) {
         self.filled = true;
         let mut reorder = self.order.lock().unwrap_or_else(|e| e.into_inner());
-        let index = (self.seq - reorder.next) as usize;
-        if let Some(place) = reorder.waiting.get_mut(index) {
-            // A reply given up stays an empty frame, so the order moves past it.
-            *place = Some(frame.unwrap_or_default());
+        if reorder.broken {
+            return;
         }
+        let Some(frame) = frame else {
+            reorder.broken = true;
+            reorder.waiting.clear();
+            reorder.held = 0;
+            self.sender.close();
+            return;
+        };
+        let index = (self.seq - reorder.next) as usize;
+        reorder.held += frame.len();
+        reorder.waiting[index] = Some(frame);
         while let Some(Some(_)) = reorder.waiting.front() {
             let frame = reorder.waiting.pop_front().flatten().unwrap_or_default();
             reorder.next += 1;
-            if !frame.is_empty() {
-                let _ = self.sender.send(frame);
-            }
+            reorder.held -= frame.len();
+            let _ = self.sender.send(frame);
         }
     }
 }
@@ -451,6 +504,7 @@ impl OrderedSlot {
 impl Drop for OrderedSlot {
     fn drop(&mut self) {
         if !self.filled {
+            tracing::warn!("a request ended without its reply: closing the connection, whose replies must keep their order");
             self.fill(None);
         }
     }
@@ -459,42 +513,69 @@ impl Drop for OrderedSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
-    fn frame(tag: &'static [u8]) -> OutFrame {
-        OutFrame::whole(Bytes::from_static(tag))
+    fn frame(tag: &'static [u8]) -> Option<OutFrame> {
+        Some(OutFrame::whole(Bytes::from_static(tag)))
+    }
+
+    /// What the writer got: frames' heads, `None` for a close.
+    fn sent(queue: &mut writer::FrameReceiver) -> Vec<Option<Bytes>> {
+        std::iter::from_fn(|| queue.try_recv())
+            .map(|item| item.map(|frame| frame.head))
+            .collect()
+    }
+
+    fn some(tag: &'static [u8]) -> Option<Bytes> {
+        Some(Bytes::from_static(tag))
     }
 
     #[tokio::test]
     async fn ordered_replies_leave_in_request_order() {
         let (sender, mut queue) = writer::queue();
         let replies = Replies::new(sender, true);
-        let (a, b, c, d) = (
-            replies.slot(),
-            replies.slot(),
-            replies.slot(),
-            replies.slot(),
-        );
+        let (a, b, c) = (replies.slot(), replies.slot(), replies.slot());
         replies.send(c, frame(b"c"));
+        replies.send(b, frame(b"bb"));
+        assert!(sent(&mut queue).is_empty(), "held until the first reply");
+        assert_eq!(replies.unwritten(), 3, "held replies count as unwritten");
+        replies.send(a, frame(b"a"));
+        assert_eq!(sent(&mut queue), [some(b"a"), some(b"bb"), some(b"c")]);
+        assert!(!replies.is_broken());
+    }
+
+    #[tokio::test]
+    async fn a_missing_ordered_reply_closes_the_connection() {
+        let (sender, mut queue) = writer::queue();
+        let replies = Replies::new(sender, true);
+        let (a, b, c) = (replies.slot(), replies.slot(), replies.slot());
         replies.send(b, frame(b"b"));
-        assert!(queue.try_recv().is_none(), "held until the first reply");
-        drop(a); // its request was dropped unanswered: it gives its place up
-        let sent: Vec<Bytes> = std::iter::from_fn(|| queue.try_recv().map(|f| f.head)).collect();
-        assert_eq!(sent, [Bytes::from_static(b"b"), Bytes::from_static(b"c")]);
-        replies.send(d, frame(b"d"));
+        drop(a); // its request was dropped unanswered
         assert_eq!(
-            queue.try_recv().map(|f| f.head),
-            Some(Bytes::from_static(b"d"))
+            sent(&mut queue),
+            [None],
+            "nothing after the gap, then a close"
         );
+        assert!(replies.is_broken());
+        replies.send(c, frame(b"c"));
+        assert!(sent(&mut queue).is_empty());
+        // A reply the codec could not make is a gap too.
+        let (sender, mut queue) = writer::queue();
+        let replies = Replies::new(sender, true);
+        let first = replies.slot();
+        replies.send(first, None);
+        assert_eq!(sent(&mut queue), [None]);
     }
 
     #[tokio::test]
     async fn unordered_replies_leave_at_once() {
         let (sender, mut queue) = writer::queue();
         let replies = Replies::new(sender, false);
-        let (first, second) = (replies.slot(), replies.slot());
+        let (first, second, third) = (replies.slot(), replies.slot(), replies.slot());
         replies.send(second, frame(b"2"));
         replies.send(first, frame(b"1"));
-        let sent: Vec<Bytes> = std::iter::from_fn(|| queue.try_recv().map(|f| f.head)).collect();
-        assert_eq!(sent, [Bytes::from_static(b"2"), Bytes::from_static(b"1")]);
+        replies.send(third, None); // lost: its call times out
+        assert_eq!(sent(&mut queue), [some(b"2"), some(b"1")]);
+        assert!(!replies.is_broken());
     }
 }

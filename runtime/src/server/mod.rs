@@ -259,15 +259,15 @@ impl fmt::Debug for Server {
     }
 }
 
-/// The protocols a server started now serves, in the order they are tried: every registered
-/// framed protocol, then HTTP/2 and HTTP/1.1.
+/// The protocols a server started now serves, in the order they are tried: the built-in ones
+/// (baidu_std, HTTP/2, HTTP/1.1), then every framed protocol registered since.
 fn protocols() -> Vec<Arc<dyn ServerProtocol>> {
-    let mut protocols: Vec<Arc<dyn ServerProtocol>> = crate::protocol::server_codecs()
-        .into_iter()
-        .map(|codec| Arc::new(framed::FramedProtocol(codec)) as Arc<dyn ServerProtocol>)
-        .collect();
+    let framed = |codec| Arc::new(framed::FramedProtocol(codec)) as Arc<dyn ServerProtocol>;
+    let (builtin, registered) = crate::protocol::server_codecs();
+    let mut protocols: Vec<Arc<dyn ServerProtocol>> = builtin.into_iter().map(framed).collect();
     protocols.push(Arc::new(h2::Http2));
     protocols.push(Arc::new(http1::Http1));
+    protocols.extend(registered.into_iter().map(framed));
     protocols
 }
 

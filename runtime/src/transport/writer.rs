@@ -14,10 +14,19 @@ pub(crate) use crate::protocol::OutFrame;
 /// Frames taken from the queue per batch, at most.
 const MAX_BATCH: usize = 256;
 
+/// What a write queue carries.
+#[derive(Debug)]
+enum Queued {
+    /// A frame to write.
+    Frame(OutFrame),
+    /// Write what came before, then close the connection.
+    Close,
+}
+
 /// The sending side of a connection's write queue, counting bytes not yet written.
 #[derive(Debug, Clone)]
 pub(crate) struct FrameSender {
-    tx: mpsc::UnboundedSender<OutFrame>,
+    tx: mpsc::UnboundedSender<Queued>,
     unwritten: Arc<AtomicUsize>,
 }
 
@@ -26,10 +35,19 @@ impl FrameSender {
     pub(crate) fn send(&self, frame: OutFrame) -> Result<(), OutFrame> {
         let len = frame.len();
         self.unwritten.fetch_add(len, Ordering::Relaxed);
-        self.tx.send(frame).map_err(|e| {
+        self.tx.send(Queued::Frame(frame)).map_err(|e| {
             self.unwritten.fetch_sub(len, Ordering::Relaxed);
-            e.0
+            match e.0 {
+                Queued::Frame(frame) => frame,
+                Queued::Close => OutFrame::default(),
+            }
         })
+    }
+
+    /// Closes the connection once the frames queued so far are written; frames queued later
+    /// are dropped.
+    pub(crate) fn close(&self) {
+        let _ = self.tx.send(Queued::Close);
     }
 
     /// Bytes queued but not yet written.
@@ -59,39 +77,56 @@ pub(crate) fn queue() -> (FrameSender, FrameReceiver) {
 /// The receiving side of a write queue.
 #[derive(Debug)]
 pub(crate) struct FrameReceiver {
-    rx: mpsc::UnboundedReceiver<OutFrame>,
+    rx: mpsc::UnboundedReceiver<Queued>,
     unwritten: Arc<AtomicUsize>,
 }
 
 #[cfg(test)]
 impl FrameReceiver {
-    /// The next queued frame, if any (for tests of what callers queue).
-    pub(crate) fn try_recv(&mut self) -> Option<OutFrame> {
-        self.rx.try_recv().ok()
+    /// The next queued frame, if any (for tests of what callers queue); `Some(None)` for a
+    /// close.
+    pub(crate) fn try_recv(&mut self) -> Option<Option<OutFrame>> {
+        match self.rx.try_recv().ok()? {
+            Queued::Frame(frame) => Some(Some(frame)),
+            Queued::Close => Some(None),
+        }
     }
 }
 
-/// Writes queued frames until every sender is gone, then shuts the write side down.
+/// Writes queued frames until every sender is gone or one asks to close, then shuts the write
+/// side down.
 pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     mut io: W,
     mut queue: FrameReceiver,
 ) -> std::io::Result<()> {
+    let mut items = Vec::with_capacity(32);
     let mut batch = Vec::with_capacity(32);
     let mut gather = GatherPolicy::default();
-    while queue.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut closing = false;
+    while !closing && queue.rx.recv_many(&mut items, MAX_BATCH).await > 0 {
         // The frame that woke us usually comes from one of many tasks a read batch made ready
         // together (tokio runs a woken task next, in its LIFO slot). Let the others run first
         // and queue their frames, so they all leave in one writev instead of one each.
-        if batch.len() < MAX_BATCH && gather.should_yield() {
-            let before = batch.len();
+        if items.len() < MAX_BATCH && gather.should_yield() {
+            let before = items.len();
             tokio::task::yield_now().await;
-            while batch.len() < MAX_BATCH {
+            while items.len() < MAX_BATCH {
                 match queue.rx.try_recv() {
-                    Ok(frame) => batch.push(frame),
+                    Ok(item) => items.push(item),
                     Err(_) => break,
                 }
             }
-            gather.record(batch.len() > before);
+            gather.record(items.len() > before);
+        }
+        for item in items.drain(..) {
+            match item {
+                Queued::Frame(frame) if !closing => batch.push(frame),
+                // Frames after a close are not written; their bytes are no longer waiting.
+                Queued::Frame(frame) => {
+                    queue.unwritten.fetch_sub(frame.len(), Ordering::Relaxed);
+                }
+                Queued::Close => closing = true,
+            }
         }
         let written = write_batch(&mut io, &batch).await;
         let len: usize = batch.iter().map(OutFrame::len).sum();
@@ -149,6 +184,23 @@ mod tests {
         writer.await.unwrap().unwrap();
         assert_eq!(got, expected);
         assert_eq!(unwritten.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_close_writes_what_came_before_and_nothing_after() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let (tx, rx) = queue();
+        tx.send(OutFrame::whole(Bytes::from_static(b"before")))
+            .unwrap();
+        tx.close();
+        let _ = tx.send(OutFrame::whole(Bytes::from_static(b"after")));
+        let writer = tokio::spawn(write_loop(client, rx));
+        let mut got = Vec::new();
+        // The write side is shut down although `tx` is still alive.
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"before");
+        writer.await.unwrap().unwrap();
+        assert!(tx.send(OutFrame::default()).is_err(), "the writer is gone");
     }
 
     /// An `AsyncWrite` that accepts everything and counts its writes.

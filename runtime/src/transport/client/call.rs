@@ -66,13 +66,24 @@ pub(crate) struct Answer {
     pub(crate) headers: Vec<(String, String)>,
 }
 
-/// Why an attempt failed, and whether the connection (not the server's answer) failed.
+/// Why an attempt failed, and whose doing it was.
 #[derive(Clone, Debug)]
 pub(crate) struct Failure {
     pub(crate) status: Status,
+    pub(crate) cause: Cause,
+}
+
+/// Whose doing a failed attempt was: what health checks and balancers learn from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
     /// Connecting, writing or reading failed, or the server is stopping: the server may be
-    /// down. Errors the server answered with never isolate it.
-    pub(crate) transport: bool,
+    /// down.
+    Transport,
+    /// The server answered with an error (or an undecodable response). It stays in rotation.
+    Server,
+    /// The request could not be sent as it is (something the protocol cannot carry, a
+    /// credential that could not be made): no server saw it, and none is judged by it.
+    Request,
 }
 
 impl Failure {
@@ -80,7 +91,7 @@ impl Failure {
     pub(crate) fn transport(status: Status) -> Self {
         Failure {
             status,
-            transport: true,
+            cause: Cause::Transport,
         }
     }
 
@@ -88,8 +99,22 @@ impl Failure {
     pub(crate) fn server(status: Status) -> Self {
         Failure {
             status,
-            transport: false,
+            cause: Cause::Server,
         }
+    }
+
+    /// The request cannot be sent as it is.
+    pub(crate) fn request(status: Status) -> Self {
+        Failure {
+            status,
+            cause: Cause::Request,
+        }
+    }
+
+    /// Whether the connection, not the server's answer, failed.
+    #[cfg(test)]
+    pub(crate) fn is_transport(&self) -> bool {
+        self.cause == Cause::Transport
     }
 }
 
@@ -195,7 +220,7 @@ pub(crate) trait OwnedConnections: Send + Sync + fmt::Debug + 'static {
         request: StreamRequest<'a>,
     ) -> BoxFuture<'a, Result<OpenStream, Failure>> {
         let _ = (settings, request);
-        Box::pin(std::future::ready(Err(Failure::server(Status::new(
+        Box::pin(std::future::ready(Err(Failure::request(Status::new(
             errno::EREQUEST,
             "streaming methods need protocol h2:grpc",
         )))))

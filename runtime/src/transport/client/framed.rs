@@ -93,7 +93,7 @@ impl FramedConnections {
             .map_err(Failure::transport)?;
         let credential = match settings.authenticator.as_deref() {
             Some(authenticator) if conn.needs_credential() => {
-                Some(crate::auth::generate_credential(authenticator).map_err(Failure::server)?)
+                Some(crate::auth::generate_credential(authenticator).map_err(Failure::request)?)
             }
             _ => None,
         };
@@ -108,8 +108,11 @@ impl FramedConnections {
                 log_id: request.log_id,
                 metadata: &request.headers,
                 credential: credential.as_deref().map(str::as_bytes),
+                timeout: request
+                    .deadline
+                    .map(|at| at.saturating_duration_since(std::time::Instant::now())),
             })
-            .map_err(Failure::server)?;
+            .map_err(Failure::request)?;
         let reply = conn.call(correlation_id, frame).await;
         conn.mark_answered();
         // Outer: the connection failed; inner: the server's answer.

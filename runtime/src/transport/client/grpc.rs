@@ -88,9 +88,9 @@ impl GrpcConnections {
     ) -> Result<Answer, Failure> {
         let payload = &request.payload;
         if !payload.attachment.is_empty() {
-            return Err(Failure::server(no_attachment()));
+            return Err(Failure::request(no_attachment()));
         }
-        let compressed = request_compression(payload.compress_type).map_err(Failure::server)?;
+        let compressed = request_compression(payload.compress_type).map_err(Failure::request)?;
         let head = RequestHead {
             addr: self.addr,
             method,
@@ -101,9 +101,9 @@ impl GrpcConnections {
         };
         let parts = head
             .build(&self.security, settings)
-            .map_err(Failure::server)?;
+            .map_err(Failure::request)?;
         let chunks =
-            message_chunks(compressed, payload.message.clone()).map_err(Failure::server)?;
+            message_chunks(compressed, payload.message.clone()).map_err(Failure::request)?;
         let conn = self
             .slot
             .connection(self.addr, &self.security, settings.connect_timeout)
@@ -165,9 +165,9 @@ impl GrpcConnections {
         request: StreamRequest<'_>,
     ) -> Result<OpenStream, Failure> {
         if !request.attachment.is_empty() {
-            return Err(Failure::server(no_attachment()));
+            return Err(Failure::request(no_attachment()));
         }
-        let compressed = request_compression(request.compress_type).map_err(Failure::server)?;
+        let compressed = request_compression(request.compress_type).map_err(Failure::request)?;
         let head = RequestHead {
             addr: self.addr,
             method: request.method,
@@ -177,7 +177,7 @@ impl GrpcConnections {
             compressed,
         }
         .build(&self.security, settings)
-        .map_err(Failure::server)?;
+        .map_err(Failure::request)?;
         let conn = self
             .slot
             .connection(self.addr, &self.security, settings.connect_timeout)
@@ -520,11 +520,14 @@ mod tests {
         let failure = call_result(&headers).unwrap_err();
         assert_eq!(failure.status.code(), errno::ENOMETHOD);
         assert_eq!(failure.status.message(), "Fail to find %");
-        assert!(!failure.transport);
+        assert!(!failure.is_transport());
         headers.insert("grpc-status", HeaderValue::from_static("14"));
         let failure = call_result(&headers).unwrap_err();
         assert_eq!(failure.status.code(), errno::ELOGOFF);
-        assert!(failure.transport, "a stopping server is retried elsewhere");
+        assert!(
+            failure.is_transport(),
+            "a stopping server is retried elsewhere"
+        );
         headers.insert("grpc-status", HeaderValue::from_static("x"));
         assert_eq!(
             call_result(&headers).unwrap_err().status.code(),

@@ -187,7 +187,7 @@ impl HttpConnections {
         request: &EncodedRequest,
     ) -> Result<Answer, Failure> {
         let remote = self.addr;
-        let json = json_mapping(settings, method, request).map_err(Failure::server)?;
+        let json = json_mapping(settings, method, request).map_err(Failure::request)?;
         let http_request = build_request(
             &authority(remote, &self.security),
             settings,
@@ -196,7 +196,7 @@ impl HttpConnections {
             json.as_ref(),
             self.max_body_size,
         )
-        .map_err(Failure::server)?;
+        .map_err(Failure::request)?;
         let (connection, response) = self.send(settings, http_request).await?;
         let local = connection.local;
         let (parts, body) = response.into_parts();
@@ -504,7 +504,7 @@ mod tests {
             br#"{"error_code":1002,"error_text":"Fail to find method"}"#,
         );
         assert_eq!(
-            (f.status.code(), f.status.message(), f.transport),
+            (f.status.code(), f.status.message(), f.is_transport()),
             (errno::ENOMETHOD, "Fail to find method", false)
         );
         let f = failure_from_response(StatusCode::BAD_GATEWAY, b"upstream down");
@@ -518,7 +518,7 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE,
             br#"{"error_code":2003,"error_text":"stopping"}"#,
         );
-        assert!(f.transport, "ELOGOFF is retried elsewhere");
+        assert!(f.is_transport(), "ELOGOFF is retried elsewhere");
     }
 
     #[test]

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use crate::protocol::{self, ClientCodec, Protocol};
 use crate::{errno, MethodDescriptor, Status};
 pub(crate) use call::{
-    Answer, CallSettings, EncodedRequest, EndpointSettings, Failure, OpenStream, OwnedConnections,
-    StreamRequest,
+    Answer, CallSettings, Cause, EncodedRequest, EndpointSettings, Failure, OpenStream,
+    OwnedConnections, StreamRequest,
 };
 
 /// A client protocol as a channel sees it: a name, and the connections it makes to a server.
@@ -44,8 +44,11 @@ pub(crate) struct ClientProtocol {
 enum Kind {
     /// A registered codec on the framed discipline.
     Framed(Arc<dyn ClientCodec>),
-    /// A protocol that owns its connections.
-    Owned(fn(EndpointSettings) -> Box<dyn OwnedConnections>),
+    /// A protocol that owns its connections, and whether it has streaming calls.
+    Owned {
+        connections: fn(EndpointSettings) -> Box<dyn OwnedConnections>,
+        streams: bool,
+    },
 }
 
 impl fmt::Debug for ClientProtocol {
@@ -66,20 +69,43 @@ impl ClientProtocol {
             Kind::Framed(codec) => {
                 Discipline::Framed(framed::FramedConnections::new(Arc::clone(codec), settings))
             }
-            Kind::Owned(connect) => Discipline::Owned(connect(settings)),
+            Kind::Owned { connections, .. } => Discipline::Owned(connections(settings)),
         })
     }
+
+    /// EREQUEST unless the protocol has streaming calls: checked before any server is picked,
+    /// so a call the protocol cannot make counts against no server.
+    pub(crate) fn check_streaming(&self) -> Result<(), Status> {
+        match self.kind {
+            Kind::Owned { streams: true, .. } => Ok(()),
+            _ => Err(no_streaming(self.name)),
+        }
+    }
+}
+
+/// The error for a streaming call on a protocol without streaming calls.
+fn no_streaming(protocol: &str) -> Status {
+    Status::new(
+        errno::EREQUEST,
+        format!("streaming methods need protocol h2:grpc, not {protocol}"),
+    )
 }
 
 /// The built-in protocols that own their connections.
 const CONNECTION_OWNING: [ClientProtocol; 2] = [
     ClientProtocol {
         name: "http",
-        kind: Kind::Owned(http::connections),
+        kind: Kind::Owned {
+            connections: http::connections,
+            streams: false,
+        },
     },
     ClientProtocol {
         name: "h2:grpc",
-        kind: Kind::Owned(grpc::connections),
+        kind: Kind::Owned {
+            connections: grpc::connections,
+            streams: true,
+        },
     },
 ];
 
@@ -133,13 +159,7 @@ impl Connections {
         request: StreamRequest<'_>,
     ) -> Result<OpenStream, Failure> {
         match &self.0 {
-            Discipline::Framed(framed) => Err(Failure::server(Status::new(
-                errno::EREQUEST,
-                format!(
-                    "streaming methods need protocol h2:grpc, not {}",
-                    framed.protocol()
-                ),
-            ))),
+            Discipline::Framed(framed) => Err(Failure::request(no_streaming(framed.protocol()))),
             Discipline::Owned(owned) => owned.open_stream(settings, request).await,
         }
     }
