@@ -23,7 +23,7 @@ pub struct ChannelOptions {
     pub max_retry: u32,
     /// Decides which failures are retried (default [`DefaultRetryPolicy`]).
     pub retry_policy: Arc<dyn RetryPolicy>,
-    /// Backup requests (default none): see [`ChannelBuilder::backup_request`].
+    /// Backup requests (default none): see [`ChannelBuilder::backup_request`](crate::ChannelBuilder::backup_request).
     pub backup_request_policy: Option<Arc<dyn BackupRequestPolicy>>,
     /// How often an isolated server of a cluster is probed with a connect (default 3 s, as
     /// brpc's `-health_check_interval`).
@@ -44,9 +44,9 @@ pub struct ChannelOptions {
     /// Generates the credential sent to servers (default none): see [`crate::auth`].
     pub authenticator: Option<Arc<dyn crate::Authenticator>>,
     /// On protocol `http`, sends pb requests as JSON (protobuf's canonical mapping) instead of
-    /// `application/proto` (default false): see [`ChannelBuilder::http_json`].
+    /// `application/proto` (default false): see [`ChannelBuilder::http_json`](crate::ChannelBuilder::http_json).
     pub http_json: bool,
-    /// Wraps connections in TLS (default none; feature `tls`): see [`ChannelBuilder::tls`].
+    /// Wraps connections in TLS (default none; feature `tls`): see [`ChannelBuilder::tls`](crate::ChannelBuilder::tls).
     #[cfg(feature = "tls")]
     pub tls: Option<crate::tls::ClientTlsOptions>,
 }

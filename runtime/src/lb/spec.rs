@@ -8,7 +8,7 @@ use super::{
 use crate::{errno, Error, Status};
 
 /// The load balancer `spec` names: `"rr"`, `"la"`, `"c_murmurhash:replicas=50"`, ...
-/// Unknown names and parameters get [`errno::EINVAL`].
+/// Unknown names and parameters get [`errno::EINVAL`](crate::errno::EINVAL).
 pub fn from_spec(spec: &str) -> Result<Box<dyn LoadBalancer>, Error> {
     build(spec).map_err(Error::from_status)
 }

@@ -7,7 +7,7 @@ use super::{DnsNamingService, FileNamingService, ListNamingService, NamingServic
 use crate::Error;
 
 /// The naming service a URL names (`list://`, `file://`, `http://`, `dns://`, `etcd://`).
-/// Unknown schemes and malformed URLs get [`errno::EINVAL`].
+/// Unknown schemes and malformed URLs get [`errno::EINVAL`](crate::errno::EINVAL).
 pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Error> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(Error::invalid(format!(

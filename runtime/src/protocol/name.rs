@@ -9,7 +9,7 @@ use crate::{errno, Error, Status};
 
 /// The protocol a [`Channel`](crate::Channel) speaks, by the name it is registered under, as
 /// brpc's `ChannelOptions.protocol`: `"baidu_std"` (the default), `"http"`, `"h2:grpc"`
-/// (also `"grpc"`), or any protocol registered with [`register_client`]. A name nothing is
+/// (also `"grpc"`), or any protocol registered with [`register_client`](super::register_client). A name nothing is
 /// registered under fails the channel's `connect` with EINVAL.
 ///
 /// ```
@@ -80,7 +80,7 @@ impl fmt::Debug for Protocol {
 impl FromStr for Protocol {
     type Err = Error;
 
-    /// A protocol registered now (a built-in one, or one added with [`register_client`]);
+    /// A protocol registered now (a built-in one, or one added with [`register_client`](super::register_client));
     /// EINVAL for any other name.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let canonical = canonical_name(s);
