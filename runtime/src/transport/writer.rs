@@ -279,7 +279,11 @@ mod tests {
         }
         drop(tx);
         write_task.await.unwrap().unwrap();
+        // Without gathering it takes about 144 writes; with it usually 3 to 9. A round now and
+        // then in which the writer finds every frame queued already makes its next yield look
+        // useless, and the policy then skips yields for a while (22 writes seen, on a busy
+        // machine): a quarter of the frames is the bound.
         let writes = writes.load(Ordering::Relaxed);
-        assert!(writes <= 9, "{writes} writes for 3 rounds of 64 frames");
+        assert!(writes <= 48, "{writes} writes for 3 rounds of 64 frames");
     }
 }
