@@ -180,7 +180,7 @@ impl ServerCodec for Tiny {
         )))
     }
 
-    fn encode_response(&self, response: &OutgoingResponse<'_>) -> Result<OutFrame, Status> {
+    fn encode_response(&self, response: OutgoingResponse<'_>) -> Result<OutFrame, Status> {
         match response.result {
             Ok(payload) if !payload.attachment.is_empty() => Err(Status::new(
                 errno::EINTERNAL,
@@ -267,7 +267,7 @@ mod tests {
         let reply_to = ReplyTo::default();
         let server = "127.0.0.1:8000".parse().unwrap();
         let error = OutgoingResponse::new(&reply_to, Err(&status), server);
-        let frame = Tiny.encode_response(&error).unwrap();
+        let frame = Tiny.encode_response(error).unwrap();
         let mut buf = BytesMut::from(&frame.head[..]);
         let response = Tiny.decode_response(&mut buf, 1 << 20).unwrap().unwrap();
         let got = response.result.unwrap_err();

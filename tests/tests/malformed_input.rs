@@ -619,7 +619,7 @@ impl brisk::protocol::ServerCodec for Undecided {
 
     fn encode_response(
         &self,
-        _response: &brisk::protocol::OutgoingResponse<'_>,
+        _response: brisk::protocol::OutgoingResponse<'_>,
     ) -> Result<brisk::protocol::OutFrame, brisk::Status> {
         Err(brisk::Status::internal("never reached"))
     }

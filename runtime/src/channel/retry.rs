@@ -133,10 +133,9 @@ pub(crate) async fn run<C: Candidates>(
             cntl.retried_count += 1;
             tracing::debug!(retry = cntl.retried_count, %status, "retrying call");
         }
+        // Kept aside until a retry or a backup needs the list: a call that succeeds at once
+        // allocates none.
         let key = candidates.key(&candidate);
-        if !tried.contains(&key) {
-            tried.push(key);
-        }
         let backup = settings
             .backup
             .filter(|_| cntl.retried_count < settings.max_retry);
@@ -158,6 +157,7 @@ pub(crate) async fn run<C: Candidates>(
             let (first_candidate, first_slot) = first.as_mut().expect("set above");
             let first = candidates.attempt(first_candidate, first_slot);
             let tried = &mut tried;
+            let first_key = key;
             match backup {
                 None => (Answered::First, first.await),
                 Some((delay, policy)) => {
@@ -168,6 +168,9 @@ pub(crate) async fn run<C: Candidates>(
                             result = &mut first => (Answered::First, result),
                             () = tokio::time::sleep(delay) => {
                                 let picked = if policy.do_backup(round_cntl) {
+                                    if !tried.contains(&first_key) {
+                                        tried.push(first_key);
+                                    }
                                     candidates.pick(round_cntl, tried).ok()
                                 } else {
                                     None
@@ -206,6 +209,9 @@ pub(crate) async fn run<C: Candidates>(
             && (candidates.retry_anyway(&status) || settings.retry_policy.do_retry(&status, cntl));
         if !retry {
             return Err(status);
+        }
+        if !tried.contains(&key) {
+            tried.push(key);
         }
         last_error = Some(status);
     }

@@ -145,9 +145,9 @@ pub struct OutgoingRequest<'a> {
     /// The credential of the channel's authenticator, on a connection's first requests (until
     /// the server first answers), for protocols that carry one.
     pub credential: Option<&'a [u8]>,
-    /// What is left of the call's deadline, for protocols that tell the server (`None`: no
-    /// deadline).
-    pub timeout: Option<std::time::Duration>,
+    /// When the call must end, for protocols that tell the server how long it has left
+    /// (`None`: no deadline).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl<'a> OutgoingRequest<'a> {
@@ -162,7 +162,7 @@ impl<'a> OutgoingRequest<'a> {
             log_id: 0,
             metadata: &[],
             credential: None,
-            timeout: None,
+            deadline: None,
         }
     }
 }
@@ -334,8 +334,9 @@ impl IncomingRequest {
 pub struct OutgoingResponse<'a> {
     /// The request's addressing.
     pub reply_to: &'a ReplyTo,
-    /// The response (its message already compressed as `compress_type` says), or the failure.
-    pub result: Result<&'a Payload, &'a Status>,
+    /// The response (its message already compressed as `compress_type` says; the codec may
+    /// move its bytes into the frame), or the failure.
+    pub result: Result<Payload, &'a Status>,
     /// The server's address (brpc prefixes error texts with it).
     pub server_addr: SocketAddr,
 }
@@ -344,7 +345,7 @@ impl<'a> OutgoingResponse<'a> {
     /// A reply to `reply_to` (for tests of a codec; Brisk makes the real ones).
     pub fn new(
         reply_to: &'a ReplyTo,
-        result: Result<&'a Payload, &'a Status>,
+        result: Result<Payload, &'a Status>,
         server_addr: SocketAddr,
     ) -> Self {
         OutgoingResponse {
@@ -381,7 +382,7 @@ pub trait ServerCodec: Send + Sync + 'static {
 
     /// The frame of a reply. An error (a response the protocol cannot carry: too large, say)
     /// is answered instead, as a failure with that status.
-    fn encode_response(&self, response: &OutgoingResponse<'_>) -> Result<OutFrame, Status>;
+    fn encode_response(&self, response: OutgoingResponse<'_>) -> Result<OutFrame, Status>;
 
     /// Whether replies must leave in the order the requests came (protocols without a
     /// correlation id). Requests still run concurrently; the server holds early replies back.

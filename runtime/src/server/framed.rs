@@ -308,7 +308,10 @@ impl Connection {
                     }
                 }
             };
-            let frame = encode_reply(&*codec, &reply_to, result.as_ref(), local);
+            let frame = match result {
+                Ok(payload) => encode_reply(&*codec, &reply_to, Ok(payload), local),
+                Err(status) => encode_reply(&*codec, &reply_to, Err(&status), local),
+            };
             replies.send(slot, frame);
         }))
     }
@@ -345,7 +348,7 @@ fn response_payload(response: ServiceResponse) -> Result<Payload, Status> {
 fn encode_reply(
     codec: &dyn ServerCodec,
     reply_to: &ReplyTo,
-    result: Result<&Payload, &Status>,
+    result: Result<Payload, &Status>,
     local: SocketAddr,
 ) -> Option<OutFrame> {
     let encode = |result| {
@@ -354,7 +357,7 @@ fn encode_reply(
             result,
             server_addr: local,
         };
-        std::panic::catch_unwind(AssertUnwindSafe(|| codec.encode_response(&response)))
+        std::panic::catch_unwind(AssertUnwindSafe(|| codec.encode_response(response)))
             .unwrap_or_else(|panic| {
                 Err(Status::internal(format!(
                     "the codec panicked: {}",

@@ -100,7 +100,6 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     mut queue: FrameReceiver,
 ) -> std::io::Result<()> {
     let mut items = Vec::with_capacity(32);
-    let mut batch = Vec::with_capacity(32);
     let mut gather = GatherPolicy::default();
     let mut closing = false;
     while !closing && queue.rx.recv_many(&mut items, MAX_BATCH).await > 0 {
@@ -118,28 +117,37 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             }
             gather.record(items.len() > before);
         }
-        for item in items.drain(..) {
-            match item {
-                Queued::Frame(frame) if !closing => batch.push(frame),
-                // Frames after a close are not written; their bytes are no longer waiting.
-                Queued::Frame(frame) => {
-                    queue.unwritten.fetch_sub(frame.len(), Ordering::Relaxed);
-                }
-                Queued::Close => closing = true,
-            }
+        // Frames after a close are not written.
+        if let Some(close) = items.iter().position(|item| matches!(item, Queued::Close)) {
+            items.truncate(close);
+            closing = true;
         }
-        let written = write_batch(&mut io, &batch).await;
-        let len: usize = batch.iter().map(OutFrame::len).sum();
+        let written = write_batch(&mut io, &items).await;
+        let len: usize = items.iter().map(Queued::len).sum();
         queue.unwritten.fetch_sub(len, Ordering::Relaxed);
-        batch.clear();
+        items.clear();
         written?;
     }
     io.shutdown().await
 }
 
-async fn write_batch<W: AsyncWrite + Unpin>(io: &mut W, batch: &[OutFrame]) -> std::io::Result<()> {
+impl Queued {
+    /// Bytes to write.
+    fn len(&self) -> usize {
+        match self {
+            Queued::Frame(frame) => frame.len(),
+            Queued::Close => 0,
+        }
+    }
+}
+
+async fn write_batch<W: AsyncWrite + Unpin>(io: &mut W, batch: &[Queued]) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = batch
         .iter()
+        .filter_map(|item| match item {
+            Queued::Frame(frame) => Some(frame),
+            Queued::Close => None,
+        })
         .flat_map(|f| [&f.head, &f.payload, &f.attachment])
         .filter(|b| !b.is_empty())
         .map(|b| IoSlice::new(b))

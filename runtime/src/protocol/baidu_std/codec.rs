@@ -162,7 +162,7 @@ impl ServerCodec for BaiduStd {
         Ok(Some(request))
     }
 
-    fn encode_response(&self, response: &OutgoingResponse<'_>) -> Result<OutFrame, Status> {
+    fn encode_response(&self, response: OutgoingResponse<'_>) -> Result<OutFrame, Status> {
         let correlation_id = response.reply_to.correlation_id as i64;
         match response.result {
             Ok(payload) => {
@@ -183,8 +183,8 @@ impl ServerCodec for BaiduStd {
                 );
                 Ok(OutFrame {
                     head: head.freeze(),
-                    payload: payload.message.clone(),
-                    attachment: payload.attachment.clone(),
+                    payload: payload.message,
+                    attachment: payload.attachment,
                 })
             }
             Err(status) => Ok(error_frame(

@@ -108,9 +108,7 @@ impl FramedConnections {
                 log_id: request.log_id,
                 metadata: &request.headers,
                 credential: credential.as_deref().map(str::as_bytes),
-                timeout: request
-                    .deadline
-                    .map(|at| at.saturating_duration_since(std::time::Instant::now())),
+                deadline: request.deadline,
             })
             .map_err(Failure::request)?;
         let reply = conn.call(correlation_id, frame).await;
