@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::dispatch::{
@@ -274,14 +274,20 @@ impl Connection {
             ..
         } = request;
         let Peer { remote, local, tls } = self.peer;
-        let mut context = ServerContext::new(remote, local);
-        context.log_id = log_id;
-        context.timeout_ms = timeout_ms;
-        context.request_attachment = payload.attachment;
-        context.request_compress_type = payload.compress_type;
-        context.user_fields = metadata;
-        context.auth_context = self.identity.clone().flatten();
-        context.tls = tls;
+        let context = ServerContext {
+            remote_side: remote,
+            local_side: local,
+            log_id,
+            timeout_ms,
+            request_attachment: payload.attachment,
+            request_compress_type: payload.compress_type,
+            response_attachment: Bytes::new(),
+            response_compress_type: CompressType::None,
+            user_fields: metadata,
+            response_headers: Vec::new(),
+            auth_context: self.identity.clone().flatten(),
+            tls,
+        };
         let service = Arc::clone(service);
         let codec = Arc::clone(&self.codec);
         let replies = self.replies.clone();

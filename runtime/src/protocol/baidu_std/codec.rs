@@ -148,17 +148,17 @@ impl ServerCodec for BaiduStd {
             attachment,
             compress_type,
         };
-        let mut request = IncomingRequest::new(
+        let request = IncomingRequest {
             reply_to,
-            meta.service_name,
-            MethodRef::Name(meta.method_name),
+            service: meta.service_name,
+            method: MethodRef::Name(meta.method_name),
             payload,
-        );
-        request.log_id = meta.log_id.unwrap_or(0);
-        request.timeout_ms = meta.timeout_ms;
-        request.credential = frame.meta.authentication_data.take();
-        request.metadata = std::mem::take(&mut frame.meta.user_fields);
-        request.rejected = rejected;
+            log_id: meta.log_id.unwrap_or(0),
+            timeout_ms: meta.timeout_ms,
+            credential: frame.meta.authentication_data.take(),
+            metadata: std::mem::take(&mut frame.meta.user_fields),
+            rejected,
+        };
         Ok(Some(request))
     }
 
