@@ -117,13 +117,13 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             }
             gather.record(items.len() > before);
         }
-        // Frames after a close are not written.
+        let len: usize = items.iter().map(Queued::len).sum();
+        // Frames after a close are not written (and no longer count as waiting).
         if let Some(close) = items.iter().position(|item| matches!(item, Queued::Close)) {
             items.truncate(close);
             closing = true;
         }
         let written = write_batch(&mut io, &items).await;
-        let len: usize = items.iter().map(Queued::len).sum();
         queue.unwritten.fetch_sub(len, Ordering::Relaxed);
         items.clear();
         written?;
@@ -208,6 +208,11 @@ mod tests {
         server.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"before");
         writer.await.unwrap().unwrap();
+        assert_eq!(
+            tx.unwritten(),
+            0,
+            "the frame dropped after the close is not waiting"
+        );
         assert!(tx.send(OutFrame::default()).is_err(), "the writer is gone");
     }
 
