@@ -157,7 +157,6 @@ pub(crate) async fn run<C: Candidates>(
             let (first_candidate, first_slot) = first.as_mut().expect("set above");
             let first = candidates.attempt(first_candidate, first_slot);
             let tried = &mut tried;
-            let first_key = key;
             match backup {
                 None => (Answered::First, first.await),
                 Some((delay, policy)) => {
@@ -168,8 +167,8 @@ pub(crate) async fn run<C: Candidates>(
                             result = &mut first => (Answered::First, result),
                             () = tokio::time::sleep(delay) => {
                                 let picked = if policy.do_backup(round_cntl) {
-                                    if !tried.contains(&first_key) {
-                                        tried.push(first_key);
+                                    if !tried.contains(&key) {
+                                        tried.push(key);
                                     }
                                     candidates.pick(round_cntl, tried).ok()
                                 } else {
