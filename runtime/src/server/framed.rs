@@ -27,12 +27,8 @@ use crate::protocol::{
 };
 use crate::transport::prepare_read_buffer;
 use crate::transport::stream::ServerIo;
-use crate::transport::writer::{self, FrameSender, OutFrame};
+use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
 use crate::{errno, Status};
-
-/// Unwritten reply bytes beyond which new requests get EOVERCROWDED (brpc's default), so a
-/// peer that sends without reading cannot grow the server's memory without bound.
-const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
 
 /// A framed protocol's codec, served by the shared loop.
 pub(crate) struct FramedProtocol(pub(crate) Arc<dyn ServerCodec>);

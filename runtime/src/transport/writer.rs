@@ -11,6 +11,11 @@ use tokio::sync::mpsc;
 use super::gather::GatherPolicy;
 pub(crate) use crate::protocol::OutFrame;
 
+/// Unwritten bytes beyond which a connection refuses new calls or requests with EOVERCROWDED
+/// (brpc's default), so a peer that does not read cannot grow the other side's memory without
+/// bound.
+pub(crate) const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
+
 /// Frames taken from the queue per batch, at most.
 const MAX_BATCH: usize = 256;
 

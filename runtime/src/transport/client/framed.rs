@@ -24,12 +24,9 @@ use super::pending::{InOrderCalls, PendingCalls, Reply};
 use crate::compress;
 use crate::protocol::{ClientCodec, Matching, OutgoingRequest};
 use crate::transport::stream::{self, ClientIo, Security};
-use crate::transport::writer::{self, FrameSender, OutFrame};
+use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
 use crate::transport::{prepare_read_buffer, read_buffer};
 use crate::{errno, ConnectionType, MethodDescriptor, Status};
-
-/// Unwritten bytes beyond which new calls fail with EOVERCROWDED (brpc's default).
-const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
 
 /// Idle pooled connections kept per server (brpc's pool cap).
 const MAX_IDLE_POOLED: usize = 100;
