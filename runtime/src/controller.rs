@@ -29,7 +29,7 @@ use crate::{CompressType, Status};
 /// // println!("{:?} answered in {:?}", cntl.remote_side(), cntl.latency());
 /// ```
 pub struct Controller {
-    pub(crate) timeout: Option<Duration>,
+    pub(crate) timeout: TimeoutSetting,
     pub(crate) max_retry: Option<u32>,
     pub(crate) log_id: i64,
     pub(crate) request_attachment: Bytes,
@@ -55,10 +55,49 @@ pub struct Controller {
     call: Option<Arc<CallState>>,
 }
 
+/// A call's own timeout: the channel's, one of its own, or none at all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum TimeoutSetting {
+    /// The channel's timeout applies.
+    #[default]
+    Channel,
+    /// This timeout applies.
+    Set(Duration),
+    /// No deadline.
+    Cleared,
+}
+
+impl TimeoutSetting {
+    /// The timeout that applies, given the channel's.
+    pub(crate) fn or(self, channel: Option<Duration>) -> Option<Duration> {
+        match self {
+            TimeoutSetting::Channel => channel,
+            TimeoutSetting::Set(timeout) => Some(timeout),
+            TimeoutSetting::Cleared => None,
+        }
+    }
+
+    /// The timeout the caller set on this call, ignoring the channel's (what bounds a
+    /// stream's life).
+    pub(crate) fn own(self) -> Option<Duration> {
+        match self {
+            TimeoutSetting::Set(timeout) => Some(timeout),
+            TimeoutSetting::Channel | TimeoutSetting::Cleared => None,
+        }
+    }
+}
+
+impl From<Option<Duration>> for TimeoutSetting {
+    /// `Some` sets a timeout; `None` leaves the channel's.
+    fn from(timeout: Option<Duration>) -> Self {
+        timeout.map_or(TimeoutSetting::Channel, TimeoutSetting::Set)
+    }
+}
+
 impl Default for Controller {
     fn default() -> Self {
         Controller {
-            timeout: None,
+            timeout: TimeoutSetting::Channel,
             max_retry: None,
             log_id: 0,
             request_attachment: Bytes::new(),
@@ -109,14 +148,30 @@ impl Controller {
         Self::default()
     }
 
-    /// Overrides the channel's timeout for this call. The deadline covers every retry.
+    /// Overrides the channel's timeout for this call. The deadline covers every retry; on a
+    /// streaming call it covers the whole stream (which the channel's timeout does not).
     pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = Some(timeout);
+        self.timeout = TimeoutSetting::Set(timeout);
     }
 
-    /// This call's timeout, if overridden.
+    /// Gives this call no deadline at all, whatever the channel's timeout (brpc's
+    /// `set_timeout_ms(-1)`).
+    pub fn clear_timeout(&mut self) {
+        self.timeout = TimeoutSetting::Cleared;
+    }
+
+    /// This call's timeout, if [`set`](Controller::set_timeout); `None` when it follows the
+    /// channel's or was [cleared](Controller::clear_timeout).
     pub fn timeout(&self) -> Option<Duration> {
-        self.timeout
+        match self.timeout {
+            TimeoutSetting::Set(timeout) => Some(timeout),
+            TimeoutSetting::Channel | TimeoutSetting::Cleared => None,
+        }
+    }
+
+    /// Whether this call was given no deadline with [`clear_timeout`](Controller::clear_timeout).
+    pub fn is_timeout_cleared(&self) -> bool {
+        self.timeout == TimeoutSetting::Cleared
     }
 
     /// Overrides the channel's maximum number of retries for this call.

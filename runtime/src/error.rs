@@ -68,6 +68,27 @@ pub mod errno {
     /// System errno: the call was cancelled (through its [`CallId`](crate::CallId) or by
     /// dropping its future).
     pub const ECANCELED: i32 = 125;
+    /// System errno: what was to be created exists already (brpc's code for gRPC's
+    /// `ALREADY_EXISTS`).
+    pub const EEXIST: i32 = 17;
+
+    // Brisk's own codes, for the canonical gRPC kinds brpc has no code for: 3000 plus the
+    // gRPC status code, so they survive a trip through any protocol.
+
+    /// Brisk: an error of unknown kind (gRPC `UNKNOWN`).
+    pub const EUNKNOWN: i32 = 3002;
+    /// Brisk: what was asked for does not exist (gRPC `NOT_FOUND`).
+    pub const ENOTFOUND: i32 = 3005;
+    /// Brisk: the system is not in a state that allows the call (gRPC `FAILED_PRECONDITION`).
+    pub const EFAILEDPRECONDITION: i32 = 3009;
+    /// Brisk: the operation was aborted, e.g. by a concurrency conflict (gRPC `ABORTED`).
+    pub const EABORTED: i32 = 3010;
+    /// Brisk: past the valid range (gRPC `OUT_OF_RANGE`).
+    pub const EOUTOFRANGE: i32 = 3011;
+    /// Brisk: the service cannot serve for now; trying again may help (gRPC `UNAVAILABLE`).
+    pub const EUNAVAILABLE: i32 = 3014;
+    /// Brisk: unrecoverable loss or corruption of data (gRPC `DATA_LOSS`).
+    pub const EDATALOSS: i32 = 3015;
 
     /// The symbolic name of a code, e.g. `"ERPCTIMEDOUT"` for 1008, or `None` if unknown.
     pub fn name(code: i32) -> Option<&'static str> {
@@ -98,25 +119,54 @@ pub mod errno {
             ECONNREFUSED => "ECONNREFUSED",
             EHOSTDOWN => "EHOSTDOWN",
             ECANCELED => "ECANCELED",
+            EEXIST => "EEXIST",
+            EUNKNOWN => "EUNKNOWN",
+            ENOTFOUND => "ENOTFOUND",
+            EFAILEDPRECONDITION => "EFAILEDPRECONDITION",
+            EABORTED => "EABORTED",
+            EOUTOFRANGE => "EOUTOFRANGE",
+            EUNAVAILABLE => "EUNAVAILABLE",
+            EDATALOSS => "EDATALOSS",
             _ => return None,
         })
     }
 }
 
-/// The outcome of a failed call: a brpc error code and a human-readable message.
+/// The outcome of a failed call: a brpc error code, a human-readable message and, for an
+/// error a server answered with, that server's address.
 ///
-/// Handlers return it to fail a request (the client sees the same code), and clients get it
+/// Handlers return it to fail a request, and the client sees the same code and message over
+/// every protocol (baidu_std, HTTP, gRPC; see the error table in the README). Clients get it
 /// back from every failed call.
+///
+/// The constructors named after gRPC's canonical kinds ([`Status::not_found`],
+/// [`Status::unavailable`], ...) use brpc's code for the kind where brpc has one
+/// ([`errno::EINVAL`], [`errno::ELIMIT`], ...) and Brisk's own otherwise ([`errno::ENOTFOUND`],
+/// ...); a foreign gRPC peer sees the canonical `grpc-status`.
 ///
 /// ```
 /// use brisk::{errno, Status};
 /// let status = Status::new(errno::EREQUEST, "message too short");
 /// assert_eq!(status.to_string(), "[E1003]message too short");
+/// assert_eq!(Status::not_found("no key `a`").code(), errno::ENOTFOUND);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Status {
     code: i32,
     message: String,
+    remote: Option<std::net::SocketAddr>,
+}
+
+/// Generates the constructors for gRPC's canonical kinds.
+macro_rules! canonical_constructors {
+    ($($(#[$doc:meta])* $name:ident => $code:path;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(message: impl Into<String>) -> Self {
+                Status::new($code, message)
+            }
+        )*
+    };
 }
 
 impl Status {
@@ -125,17 +175,49 @@ impl Status {
         Status {
             code,
             message: message.into(),
+            remote: None,
         }
     }
 
-    /// [`errno::EINTERNAL`] with `message`.
-    pub fn internal(message: impl Into<String>) -> Self {
-        Status::new(errno::EINTERNAL, message)
-    }
-
-    /// [`errno::EREQUEST`] with `message`: the request was not acceptable.
+    /// [`errno::EREQUEST`] with `message`: the request was not acceptable (brpc's code for a
+    /// request it cannot parse or use; gRPC `INVALID_ARGUMENT`).
     pub fn invalid_request(message: impl Into<String>) -> Self {
         Status::new(errno::EREQUEST, message)
+    }
+
+    canonical_constructors! {
+        /// gRPC `CANCELLED`: [`errno::ECANCELED`].
+        cancelled => errno::ECANCELED;
+        /// gRPC `UNKNOWN`: [`errno::EUNKNOWN`].
+        unknown => errno::EUNKNOWN;
+        /// gRPC `INVALID_ARGUMENT`: [`errno::EINVAL`] (see also [`Status::invalid_request`]).
+        invalid_argument => errno::EINVAL;
+        /// gRPC `DEADLINE_EXCEEDED`: [`errno::ERPCTIMEDOUT`].
+        deadline_exceeded => errno::ERPCTIMEDOUT;
+        /// gRPC `NOT_FOUND`: [`errno::ENOTFOUND`].
+        not_found => errno::ENOTFOUND;
+        /// gRPC `ALREADY_EXISTS`: [`errno::EEXIST`].
+        already_exists => errno::EEXIST;
+        /// gRPC `PERMISSION_DENIED`: [`errno::EPERM`].
+        permission_denied => errno::EPERM;
+        /// gRPC `RESOURCE_EXHAUSTED`: [`errno::ELIMIT`] (which clients retry elsewhere).
+        resource_exhausted => errno::ELIMIT;
+        /// gRPC `FAILED_PRECONDITION`: [`errno::EFAILEDPRECONDITION`].
+        failed_precondition => errno::EFAILEDPRECONDITION;
+        /// gRPC `ABORTED`: [`errno::EABORTED`].
+        aborted => errno::EABORTED;
+        /// gRPC `OUT_OF_RANGE`: [`errno::EOUTOFRANGE`].
+        out_of_range => errno::EOUTOFRANGE;
+        /// gRPC `UNIMPLEMENTED`: [`errno::ENOMETHOD`].
+        unimplemented => errno::ENOMETHOD;
+        /// gRPC `INTERNAL`: [`errno::EINTERNAL`].
+        internal => errno::EINTERNAL;
+        /// gRPC `UNAVAILABLE`: [`errno::EUNAVAILABLE`] (which clients retry).
+        unavailable => errno::EUNAVAILABLE;
+        /// gRPC `DATA_LOSS`: [`errno::EDATALOSS`].
+        data_loss => errno::EDATALOSS;
+        /// gRPC `UNAUTHENTICATED`: [`errno::ERPCAUTH`].
+        unauthenticated => errno::ERPCAUTH;
     }
 
     /// The error code, one of [`errno`] or an application-defined value.
@@ -143,15 +225,35 @@ impl Status {
         self.code
     }
 
-    /// The error text.
+    /// The error text, as the side that failed wrote it.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The server that answered with this error, for errors a server sent back; `None` for
+    /// failures on this side (timeouts, refused connections, ...).
+    pub fn remote_side(&self) -> Option<std::net::SocketAddr> {
+        self.remote
+    }
+
+    /// Marks the status as answered by the server at `remote` (done by the call path).
+    pub(crate) fn with_remote(mut self, remote: std::net::SocketAddr) -> Self {
+        self.remote.get_or_insert(remote);
+        self
+    }
+
+    /// The status a server sent as `code` and `text`, without the `[address][E<code>]` prefix
+    /// that brpc servers (and Brisk's, for them) put before the text on baidu_std and HTTP: the
+    /// code and the server are kept apart, not pasted into the message.
+    pub(crate) fn from_server_text(code: i32, text: &str) -> Self {
+        Status::new(code, strip_brpc_prefix(code, text))
     }
 
     /// Whether a call that failed with this status may be tried again on a fresh connection,
     /// as brpc's default retry policy decides: broken or refused connections, connect timeouts,
     /// a stopping server (ELOGOFF), a server over its limits (EOVERCROWDED, ELIMIT), no
-    /// server to take it (EHOSTDOWN). Never [`errno::ERPCTIMEDOUT`] or [`errno::ECANCELED`].
+    /// server to take it (EHOSTDOWN), a service unavailable for now (EUNAVAILABLE, gRPC's
+    /// retryable kind). Never [`errno::ERPCTIMEDOUT`] or [`errno::ECANCELED`].
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.code,
@@ -164,6 +266,7 @@ impl Status {
                 | errno::EOVERCROWDED
                 | errno::ELIMIT
                 | errno::EHOSTDOWN
+                | errno::EUNAVAILABLE
         )
     }
 
@@ -180,9 +283,32 @@ impl Status {
     }
 }
 
+/// `text` without a leading `[address][E<code>]` (brpc's form of a server's error text); the
+/// address may be missing. Text of any other form is left as it is.
+fn strip_brpc_prefix(code: i32, text: &str) -> &str {
+    let marker = format!("[E{code}]");
+    if let Some(message) = text.strip_prefix(marker.as_str()) {
+        return message;
+    }
+    if text.starts_with('[') {
+        if let Some(at) = text.find(&marker[..]) {
+            // `[address]` before the marker: the address cannot contain `[E`.
+            if at > 1 && text[..at].ends_with(']') && !text[1..at - 1].contains("[E") {
+                return &text[at + marker.len()..];
+            }
+        }
+    }
+    text
+}
+
 impl fmt::Display for Status {
+    /// `[E<code>]message`, with the answering server when there is one:
+    /// `[E1003][127.0.0.1:8000]key must not be empty`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[E{}]{}", self.code, self.message)
+        match self.remote {
+            Some(remote) => write!(f, "[E{}][{remote}]{}", self.code, self.message),
+            None => write!(f, "[E{}]{}", self.code, self.message),
+        }
     }
 }
 
@@ -193,7 +319,11 @@ impl fmt::Debug for Status {
         if let Some(name) = errno::name(self.code) {
             d.field("name", &name);
         }
-        d.field("message", &self.message).finish()
+        d.field("message", &self.message);
+        if let Some(remote) = &self.remote {
+            d.field("remote", remote);
+        }
+        d.finish()
     }
 }
 
@@ -398,6 +528,51 @@ mod tests {
             (status.code(), status.message()),
             (errno::EHOSTDOWN, "no such host")
         );
+    }
+
+    #[test]
+    fn server_texts_lose_brpcs_prefix_but_keep_everything_else() {
+        let cases = [
+            (
+                1003,
+                "[127.0.0.1:8001][E1003]key must not be empty",
+                "key must not be empty",
+            ),
+            (1003, "[E1003]no address", "no address"),
+            (1002, "[[::1]:80][E1002]v6", "v6"),
+            (
+                1002,
+                "[10.0.0.1:80][E1003]other code",
+                "[10.0.0.1:80][E1003]other code",
+            ),
+            (4321, "plain text", "plain text"),
+            (4321, "[unclosed", "[unclosed"),
+            (1, "", ""),
+        ];
+        for (code, text, message) in cases {
+            assert_eq!(
+                Status::from_server_text(code, text).message(),
+                message,
+                "{text}"
+            );
+        }
+        let remote: std::net::SocketAddr = "127.0.0.1:8001".parse().unwrap();
+        let status =
+            Status::from_server_text(1003, "[127.0.0.1:8001][E1003]empty key").with_remote(remote);
+        assert_eq!(status.to_string(), "[E1003][127.0.0.1:8001]empty key");
+        assert_eq!(status.remote_side(), Some(remote));
+    }
+
+    #[test]
+    fn canonical_constructors_use_brpcs_codes_where_brpc_has_them() {
+        assert_eq!(Status::invalid_argument("").code(), errno::EINVAL);
+        assert_eq!(Status::unimplemented("").code(), errno::ENOMETHOD);
+        assert_eq!(Status::unauthenticated("").code(), errno::ERPCAUTH);
+        assert_eq!(Status::deadline_exceeded("").code(), errno::ERPCTIMEDOUT);
+        assert_eq!(Status::already_exists("").code(), errno::EEXIST);
+        assert_eq!(Status::not_found("").code(), errno::ENOTFOUND);
+        assert_eq!(errno::name(errno::ENOTFOUND), Some("ENOTFOUND"));
+        assert!(Status::unavailable("").is_retryable());
     }
 
     #[test]

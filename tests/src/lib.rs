@@ -116,6 +116,55 @@ pub mod interop {
     }
 }
 
+/// One row of the README's error table: how an error a Brisk handler returns reaches each kind
+/// of client.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorRow {
+    /// The code the handler fails with (and a Brisk client sees, on every protocol).
+    pub code: i32,
+    /// The `Status` constructor for it, if there is one.
+    pub constructor: Option<fn(String) -> brisk::Status>,
+    /// The canonical `grpc-status` a foreign gRPC client sees.
+    pub grpc: &'static str,
+    /// The HTTP status a plain HTTP client sees.
+    pub http: u16,
+}
+
+macro_rules! rows {
+    ($($code:expr, $ctor:expr, $grpc:literal, $http:literal;)*) => {
+        [$(ErrorRow { code: $code, constructor: $ctor, grpc: $grpc, http: $http }),*]
+    };
+}
+
+/// The README's error table, row for row.
+pub const ERROR_TABLE: [ErrorRow; 22] = {
+    use brisk::Status as S;
+    rows! {
+        125, Some(|m| S::cancelled(m)), "CANCELLED", 500;
+        3002, Some(|m| S::unknown(m)), "UNKNOWN", 500;
+        22, Some(|m| S::invalid_argument(m)), "INVALID_ARGUMENT", 400;
+        1003, Some(|m| S::invalid_request(m)), "INVALID_ARGUMENT", 400;
+        1008, Some(|m| S::deadline_exceeded(m)), "DEADLINE_EXCEEDED", 504;
+        3005, Some(|m| S::not_found(m)), "NOT_FOUND", 404;
+        17, Some(|m| S::already_exists(m)), "ALREADY_EXISTS", 409;
+        1, Some(|m| S::permission_denied(m)), "PERMISSION_DENIED", 403;
+        2004, Some(|m| S::resource_exhausted(m)), "RESOURCE_EXHAUSTED", 503;
+        3009, Some(|m| S::failed_precondition(m)), "FAILED_PRECONDITION", 400;
+        3010, Some(|m| S::aborted(m)), "ABORTED", 409;
+        3011, Some(|m| S::out_of_range(m)), "OUT_OF_RANGE", 400;
+        1002, Some(|m| S::unimplemented(m)), "UNIMPLEMENTED", 404;
+        1001, None, "UNIMPLEMENTED", 404;
+        2001, Some(|m| S::internal(m)), "INTERNAL", 500;
+        3014, Some(|m| S::unavailable(m)), "UNAVAILABLE", 503;
+        2003, None, "UNAVAILABLE", 503;
+        3015, Some(|m| S::data_loss(m)), "DATA_LOSS", 500;
+        1004, Some(|m| S::unauthenticated(m)), "UNAUTHENTICATED", 401;
+        110, None, "INTERNAL", 504;
+        1010, None, "INTERNAL", 500;
+        4321, None, "INTERNAL", 500;
+    }
+};
+
 use test::{FailRequest, FailResponse, SleepRequest, SleepResponse};
 use tokio::sync::mpsc;
 

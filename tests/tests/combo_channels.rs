@@ -446,7 +446,8 @@ async fn fail_limit_ends_the_call_with_etoomanyfails() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), errno::ETOOMANYFAILS, "{err}");
-    assert!(err.message().contains("[E2001]no"), "{err}");
+    assert!(err.message().contains("[E2001]["), "{err}");
+    assert!(err.message().ends_with("]no"), "{err}");
 
     // A parallel channel without sub-channels fails clearly.
     let empty = EchoServiceClient::new(ParallelChannel::builder().build().into());

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use brisk::protocol::baidu_std::{
     decode_frame, request_meta, response_meta, Frame, RpcMeta, DEFAULT_MAX_BODY_SIZE,
@@ -514,8 +515,15 @@ async fn server_answers_every_golden_request_sent_in_one_write_on_one_connection
 
 /// Runs one Echo call from a Brisk client against a raw listener that checks the request
 /// against `request` (correlation id aside) and answers with `response` (correlation id
-/// patched to the one received).
-async fn client_round_trip(request: &str, response: &str, attachment: &'static [u8]) {
+/// patched to the one received). Without `timeout` the call has no deadline, as brpc's
+/// clients send none by default; with one, the request must be brpc's with `timeout_ms` (what
+/// a brpc client sends with `-baidu_std_protocol_deliver_timeout_ms`).
+async fn client_round_trip(
+    request: &str,
+    response: &str,
+    attachment: &'static [u8],
+    timeout: Option<Duration>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let channel = brisk::Channel::builder()
@@ -526,6 +534,10 @@ async fn client_round_trip(request: &str, response: &str, attachment: &'static [
     let client = EchoServiceClient::new(channel);
     let call = tokio::spawn(async move {
         let mut cntl = brisk::Controller::new();
+        match timeout {
+            Some(timeout) => cntl.set_timeout(timeout),
+            None => cntl.clear_timeout(),
+        }
         if !attachment.is_empty() {
             cntl.set_request_attachment(attachment);
         }
@@ -550,7 +562,21 @@ async fn client_round_trip(request: &str, response: &str, attachment: &'static [
         .unwrap()
         .unwrap();
     let cid = frame.meta.correlation_id.expect("correlation id");
-    let want = reencode_with(&decode_sample(request), |m| m.correlation_id = Some(cid));
+    let sent_timeout = frame.meta.request.as_ref().and_then(|r| r.timeout_ms);
+    match timeout {
+        None => assert_eq!(sent_timeout, None),
+        Some(timeout) => {
+            let ms = sent_timeout.expect("a call with a deadline sends timeout_ms");
+            let full = timeout.as_millis() as i32;
+            assert!(ms <= full && ms > full - 1000, "timeout_ms={ms} of {full}");
+        }
+    }
+    let want = reencode_with(&decode_sample(request), |m| {
+        m.correlation_id = Some(cid);
+        if let Some(request) = m.request.as_mut() {
+            request.timeout_ms = sent_timeout;
+        }
+    });
     assert_eq!(got, want, "Brisk's request differs from brpc's {request}");
 
     let reply = reencode_with(&decode_sample(response), |m| m.correlation_id = Some(cid));
@@ -565,12 +591,36 @@ async fn client_round_trip(request: &str, response: &str, attachment: &'static [
 
 #[tokio::test]
 async fn client_sends_brpc_request_bytes_and_reads_brpc_response() {
-    client_round_trip("echo_noattach_request_0", "echo_noattach_response_0", b"").await;
+    client_round_trip(
+        "echo_noattach_request_0",
+        "echo_noattach_response_0",
+        b"",
+        None,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_sends_its_deadline_as_brpcs_timeout_ms() {
+    let timeout = Some(Duration::from_secs(3));
+    client_round_trip(
+        "echo_noattach_request_0",
+        "echo_noattach_response_0",
+        b"",
+        timeout,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn client_sends_brpc_request_bytes_with_attachment_and_reads_it_back() {
-    client_round_trip("echo_attach_request_0", "echo_attach_response_0", b"foo").await;
+    client_round_trip(
+        "echo_attach_request_0",
+        "echo_attach_response_0",
+        b"foo",
+        None,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -608,9 +658,15 @@ async fn client_reports_brpc_error_response() {
         .expect("the call ends")
         .unwrap()
         .expect_err("brpc's error reply fails the call");
+    // brpc's `[address][E1002]` prefix is taken off the text; the server is named once.
     assert_eq!(err.code(), 1002);
     assert_eq!(
         err.message(),
-        "[127.0.0.1:18000][E1002]Fail to find method=example.EchoService/Nope"
+        "Fail to find method=example.EchoService/Nope"
+    );
+    assert_eq!(err.remote_side(), Some(addr));
+    assert_eq!(
+        err.to_string(),
+        format!("[E1002][{addr}]Fail to find method=example.EchoService/Nope")
     );
 }

@@ -365,6 +365,27 @@ macro_rules! grpcio_client_cases {
     };
 }
 
+/// grpcio sees each Brisk code as the error table's canonical status, with the handler's text
+/// alone and the exact code in `brisk-error-code`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_client_error_table() {
+    let table = brisk_tests::ERROR_TABLE
+        .iter()
+        .map(|row| format!("{}={}", row.code, row.grpc))
+        .collect::<Vec<_>>()
+        .join(",");
+    let server = start_brisk().await;
+    let address = server.local_addr().to_string();
+    let outcome = tokio::task::spawn_blocking(move || {
+        run_grpcio_client_with(&address, "error_table", &["--table", &table])
+    })
+    .await;
+    server.shutdown().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 grpcio_client_cases! {
     grpcio_client_unary => "unary",
     grpcio_client_unary_metadata => "unary_metadata",

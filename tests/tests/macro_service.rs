@@ -151,11 +151,7 @@ async fn json_service_handler_errors_reach_the_client() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), errno::EINVAL);
-    // brpc style: `[server address][E<code>]text`.
-    assert!(
-        status.message().ends_with("][E22]the sum overflows i64"),
-        "{status}"
-    );
+    assert_eq!(status.message(), "the sum overflows i64");
 
     let mut cntl = Controller::new();
     let status = client
@@ -163,7 +159,7 @@ async fn json_service_handler_errors_reach_the_client() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), 4242);
-    assert!(status.message().ends_with("]custom failure"), "{status}");
+    assert_eq!(status.message(), "custom failure", "{status}");
     assert_eq!(cntl.error_code(), 4242);
     assert_eq!(cntl.error_text(), status.message());
 
@@ -199,7 +195,7 @@ async fn json_service_blocking_client() {
     assert_eq!(note.text, "blocking");
     assert_eq!(note.tags, ["log_id=5"]);
     assert_eq!(status.code(), 7);
-    assert!(status.message().ends_with("][E7]seven"), "{status}");
+    assert_eq!(status.message(), "seven", "{status}");
 
     server.shutdown().await;
 }

@@ -63,7 +63,11 @@ async fn main() -> Result<(), brisk::Status> {
         .await
         .expect_err("no such method");
     assert_eq!(err.code(), errno::ENOMETHOD);
-    println!("tiny     : unknown method -> {err}");
+    println!(
+        "tiny     : unknown method -> [E{}]{}",
+        err.code(),
+        err.message()
+    );
 
     // The same port still speaks baidu_std.
     let baidu = EchoServiceClient::new(Channel::connect(&address).await?);

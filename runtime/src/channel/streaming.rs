@@ -36,8 +36,11 @@ impl Channel {
     ///
     /// It returns once the server has answered with its response headers (in
     /// `cntl.response_headers()`); the call's status arrives at the end of the returned
-    /// stream. The timeout (`cntl`'s, else the channel's) bounds the whole call: when it
-    /// passes, the stream ends with ERPCTIMEDOUT. A [`CallId`](crate::CallId) taken before
+    /// stream. The channel's timeout bounds the opening only (until the response headers),
+    /// not the stream's life: a stream gets a deadline only from
+    /// [`Controller::set_timeout`], which bounds the whole call (it ends with ERPCTIMEDOUT
+    /// when it passes, and the server learns it as `grpc-timeout`);
+    /// [`Controller::clear_timeout`] lifts the opening's bound too. A [`CallId`](crate::CallId) taken before
     /// the call cancels it (ECANCELED). A call that could not be sent (its connection failed
     /// before the stream opened) is retried on another connection or server, as unary calls
     /// are; once it is open, it is not.
@@ -92,10 +95,13 @@ impl Channel {
                 ))
             }
         }
-        let timeout = cntl.timeout.or(options.timeout);
-        let deadline = timeout.and_then(|t| started.checked_add(t));
+        // The channel's timeout bounds the opening; only the caller's own bounds the stream.
+        let open_timeout = cntl.timeout.or(options.timeout);
+        let open_deadline = open_timeout.and_then(|t| started.checked_add(t));
+        let stream_timeout = cntl.timeout.own();
+        let deadline = stream_timeout.and_then(|t| started.checked_add(t));
         cntl.deadline = deadline;
-        let timed_out = || {
+        let reached = |timeout: Option<std::time::Duration>| {
             Status::new(
                 errno::ERPCTIMEDOUT,
                 format!(
@@ -108,7 +114,7 @@ impl Channel {
         let requests = Mutex::new(Some(requests));
         let streams = Servers {
             channel: self,
-            deadline,
+            deadline: open_deadline,
             attempt: OpenAttempt {
                 method,
                 headers: cntl.request_headers.clone(),
@@ -124,14 +130,15 @@ impl Channel {
             retry_policy: &*options.retry_policy,
             backup: None,
         };
-        let mut deadline_sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into())));
+        let mut open_sleep = open_deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into())));
         let mut cancelled = call_state.clone().map(cancelled_future);
         let outcome = tokio::select! {
             biased;
             () = maybe(cancelled.as_mut()) => Err(Status::new(errno::ECANCELED, "the call was cancelled")),
-            () = maybe(deadline_sleep.as_mut()) => Err(timed_out()),
+            () = maybe(open_sleep.as_mut()) => Err(reached(open_timeout)),
             opened = retry::run(&streams, cntl, &settings) => opened,
         };
+        let deadline_sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into())));
         let opened = outcome?;
         cntl.remote_side = Some(opened.remote);
         cntl.local_side = Some(opened.stream.local);
@@ -140,7 +147,7 @@ impl Channel {
         Ok(ResponseMessages {
             messages: opened.stream.messages,
             deadline: deadline_sleep,
-            timed_out: timed_out(),
+            timed_out: reached(stream_timeout),
             cancelled,
             report: opened.report,
             _finish: FinishOnDrop(call_state),
@@ -201,7 +208,7 @@ impl ServerAttempt for OpenAttempt<'_> {
                 if let Some(report) = &mut report {
                     report.finish::<Opened>(&Err(failure.clone()));
                 }
-                Err(failure.status)
+                Err(failure.into_status(server.addr()))
             }
         }
     }

@@ -385,7 +385,7 @@ fn sub_controller(
     backup_request: Option<Duration>,
 ) -> Controller {
     let mut sub = Controller::new();
-    sub.timeout = timeout;
+    sub.timeout = timeout.into();
     sub.max_retry = max_retry;
     sub.backup_request = backup_request;
     sub.log_id = cntl.log_id;

@@ -165,6 +165,17 @@ impl<'a> OutgoingRequest<'a> {
             deadline: None,
         }
     }
+
+    /// The time left until the deadline in whole milliseconds, rounded up and at least 1 (a
+    /// deadline that passed still says "1 ms": the server gives up at once); `None` without a
+    /// deadline. What protocols with a `timeout_ms` field (baidu_std's) send.
+    pub fn timeout_ms(&self) -> Option<i32> {
+        let left = self
+            .deadline?
+            .saturating_duration_since(std::time::Instant::now());
+        let millis = left.as_nanos().div_ceil(1_000_000).max(1);
+        Some(i32::try_from(millis).unwrap_or(i32::MAX))
+    }
 }
 
 /// A response a [`ClientCodec`] cut from a connection.
@@ -293,7 +304,8 @@ pub struct IncomingRequest {
     pub payload: Payload,
     /// The client's log id (0 when none).
     pub log_id: i64,
-    /// The client's timeout, when it sent one.
+    /// The time the client said the call has left, in milliseconds, when it sent one (a
+    /// deadline for the handler: counted from when the request was read).
     pub timeout_ms: Option<i32>,
     /// The credential, for the server's authenticator (verified once per connection, on its
     /// first request, as brpc does).

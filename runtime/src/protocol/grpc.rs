@@ -58,43 +58,62 @@ pub mod code {
     pub const UNAUTHENTICATED: u32 = 16;
 }
 
-/// The system `EEXIST`, which brpc reports for `ALREADY_EXISTS`.
-const EEXIST: i32 = 17;
+/// The error table: each canonical gRPC status and the Brisk code it stands for, both ways.
+/// brpc's codes where brpc maps the status to a code of its own (`GrpcStatusToErrorCode`),
+/// Brisk's `30xx` codes where brpc folds the status into EINTERNAL (so `NOT_FOUND` survives a
+/// trip through Brisk); the `Status` constructor of each kind uses the same code.
+pub const ERROR_TABLE: [(u32, i32); 16] = [
+    (code::CANCELLED, errno::ECANCELED),
+    (code::UNKNOWN, errno::EUNKNOWN),
+    (code::INVALID_ARGUMENT, errno::EINVAL),
+    (code::DEADLINE_EXCEEDED, errno::ERPCTIMEDOUT),
+    (code::NOT_FOUND, errno::ENOTFOUND),
+    (code::ALREADY_EXISTS, errno::EEXIST),
+    (code::PERMISSION_DENIED, errno::EPERM),
+    (code::RESOURCE_EXHAUSTED, errno::ELIMIT),
+    (code::FAILED_PRECONDITION, errno::EFAILEDPRECONDITION),
+    (code::ABORTED, errno::EABORTED),
+    (code::OUT_OF_RANGE, errno::EOUTOFRANGE),
+    (code::UNIMPLEMENTED, errno::ENOMETHOD),
+    (code::INTERNAL, errno::EINTERNAL),
+    (code::UNAVAILABLE, errno::EUNAVAILABLE),
+    (code::DATA_LOSS, errno::EDATALOSS),
+    (code::UNAUTHENTICATED, errno::ERPCAUTH),
+];
 
-/// The gRPC status brpc answers for a Brisk/brpc error code (brpc's `ErrorCodeToGrpcStatus`).
+/// The `grpc-status` for a Brisk/brpc error code: the [`ERROR_TABLE`], plus brpc's
+/// `ErrorCodeToGrpcStatus` for the codes it names besides (ENOSERVICE and EREQUEST as their
+/// neighbours, ELOGOFF → UNAVAILABLE, ETIMEDOUT → INTERNAL); anything else is INTERNAL.
 pub fn grpc_status_from_errno(error_code: i32) -> u32 {
     match error_code {
         0 => code::OK,
-        errno::ENOSERVICE | errno::ENOMETHOD => code::UNIMPLEMENTED,
-        errno::ERPCAUTH => code::UNAUTHENTICATED,
-        errno::EREQUEST | errno::EINVAL => code::INVALID_ARGUMENT,
-        errno::ELIMIT => code::RESOURCE_EXHAUSTED,
+        errno::ENOSERVICE => code::UNIMPLEMENTED,
+        errno::EREQUEST => code::INVALID_ARGUMENT,
         errno::ELOGOFF => code::UNAVAILABLE,
-        errno::EPERM => code::PERMISSION_DENIED,
-        errno::ERPCTIMEDOUT => code::DEADLINE_EXCEEDED,
         errno::ETIMEDOUT => code::INTERNAL,
-        errno::ECANCELED => code::CANCELLED,
-        _ => code::INTERNAL,
+        _ => ERROR_TABLE
+            .iter()
+            .find(|(_, brisk)| *brisk == error_code)
+            .map_or(code::INTERNAL, |(grpc, _)| *grpc),
     }
 }
 
-/// The Brisk/brpc error code for a gRPC status (brpc's `GrpcStatusToErrorCode`).
+/// The Brisk/brpc error code for a `grpc-status` from a peer that did not send Brisk's exact
+/// code: the [`ERROR_TABLE`]; a status outside gRPC's range is EINTERNAL.
 pub fn errno_from_grpc_status(status: u32) -> i32 {
-    match status {
-        code::OK => 0,
-        code::CANCELLED => errno::ECANCELED,
-        code::INVALID_ARGUMENT => errno::EINVAL,
-        code::DEADLINE_EXCEEDED => errno::ERPCTIMEDOUT,
-        code::ALREADY_EXISTS => EEXIST,
-        code::PERMISSION_DENIED => errno::EPERM,
-        code::RESOURCE_EXHAUSTED => errno::ELIMIT,
-        code::UNIMPLEMENTED => errno::ENOMETHOD,
-        code::UNAUTHENTICATED => errno::ERPCAUTH,
-        // UNKNOWN, NOT_FOUND, FAILED_PRECONDITION, ABORTED, OUT_OF_RANGE, INTERNAL,
-        // UNAVAILABLE, DATA_LOSS and anything else.
-        _ => errno::EINTERNAL,
+    if status == code::OK {
+        return 0;
     }
+    ERROR_TABLE
+        .iter()
+        .find(|(grpc, _)| *grpc == status)
+        .map_or(errno::EINTERNAL, |(_, brisk)| *brisk)
 }
+
+/// The trailer in which a Brisk server sends a failed call's exact Brisk code beside
+/// `grpc-status` (which cannot carry application codes or brpc's finer ones), so a Brisk client
+/// sees the code the handler returned. Foreign clients ignore it.
+pub const BRISK_ERROR_CODE: &str = "brisk-error-code";
 
 /// The name of a gRPC status code, e.g. `"DEADLINE_EXCEEDED"`.
 pub fn status_name(status: u32) -> &'static str {
@@ -591,7 +610,7 @@ mod tests {
     }
 
     #[test]
-    fn status_mapping_is_brpcs() {
+    fn status_mapping_is_the_error_table() {
         let to_grpc = [
             (0, code::OK),
             (errno::ENOSERVICE, code::UNIMPLEMENTED),
@@ -606,34 +625,26 @@ mod tests {
             (errno::ETIMEDOUT, code::INTERNAL),
             (errno::ECANCELED, code::CANCELLED),
             (errno::EINTERNAL, code::INTERNAL),
+            (errno::ENOTFOUND, code::NOT_FOUND),
+            (errno::EEXIST, code::ALREADY_EXISTS),
+            (4321, code::INTERNAL),
             (-1, code::INTERNAL),
         ];
         for (errno_code, status) in to_grpc {
             assert_eq!(grpc_status_from_errno(errno_code), status, "{errno_code}");
         }
-        let from_grpc = [
-            (code::OK, 0),
-            (code::CANCELLED, errno::ECANCELED),
-            (code::UNKNOWN, errno::EINTERNAL),
-            (code::INVALID_ARGUMENT, errno::EINVAL),
-            (code::DEADLINE_EXCEEDED, errno::ERPCTIMEDOUT),
-            (code::NOT_FOUND, errno::EINTERNAL),
-            (code::ALREADY_EXISTS, EEXIST),
-            (code::PERMISSION_DENIED, errno::EPERM),
-            (code::RESOURCE_EXHAUSTED, errno::ELIMIT),
-            (code::FAILED_PRECONDITION, errno::EINTERNAL),
-            (code::ABORTED, errno::EINTERNAL),
-            (code::OUT_OF_RANGE, errno::EINTERNAL),
-            (code::UNIMPLEMENTED, errno::ENOMETHOD),
-            (code::INTERNAL, errno::EINTERNAL),
-            (code::UNAVAILABLE, errno::EINTERNAL),
-            (code::DATA_LOSS, errno::EINTERNAL),
-            (code::UNAUTHENTICATED, errno::ERPCAUTH),
-            (17, errno::EINTERNAL),
-        ];
-        for (status, errno_code) in from_grpc {
-            assert_eq!(errno_from_grpc_status(status), errno_code, "{status}");
+        // Every canonical status round-trips, and the table has each once.
+        for status in 1..=16 {
+            let brisk = errno_from_grpc_status(status);
+            assert_eq!(
+                grpc_status_from_errno(brisk),
+                status,
+                "{}",
+                status_name(status)
+            );
         }
+        assert_eq!(errno_from_grpc_status(code::OK), 0);
+        assert_eq!(errno_from_grpc_status(17), errno::EINTERNAL);
         assert_eq!(status_name(code::UNAUTHENTICATED), "UNAUTHENTICATED");
         assert_eq!(status_name(99), "UNKNOWN_STATUS");
         assert_eq!(parse_status(b"14"), Some(14));

@@ -14,6 +14,13 @@ pub const PROTO_CONTENT_TYPE: &str = "application/proto";
 /// The content type of JSON bodies (and of error bodies).
 pub const JSON_CONTENT_TYPE: &str = "application/json";
 
+/// The header in which brpc (and Brisk) send a failed call's error code.
+pub const ERROR_CODE_HEADER: &str = "x-bd-error-code";
+
+/// The header in which Brisk's HTTP client sends the time a call has left, in milliseconds
+/// (HTTP has no standard one): the server gives its handler that deadline.
+pub const TIMEOUT_HEADER: &str = "x-brisk-timeout-ms";
+
 /// Content types whose body is a protobuf message.
 const PROTO_CONTENT_TYPES: &[&str] = &[
     "application/proto",
@@ -80,14 +87,18 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
 
 /// The HTTP status brpc answers a failed call with (brpc's `ErrorCodeToStatusCode`): 404 for
 /// a missing service or method, 401 for authentication, 400 for a bad request, 503 for a
-/// stopping or overloaded server, 403, 504 for timeouts, 500 for anything else.
+/// stopping or overloaded server, 403, 504 for timeouts, 500 for anything else; Brisk's own
+/// codes for gRPC's kinds get the statuses gRPC's HTTP mapping gives those kinds (404 for
+/// ENOTFOUND, 409 for EEXIST and EABORTED, 400 for EFAILEDPRECONDITION and EOUTOFRANGE, 503
+/// for EUNAVAILABLE).
 pub fn status_for_error_code(error_code: i32) -> u16 {
     match error_code {
         0 => 200,
-        errno::ENOSERVICE | errno::ENOMETHOD => 404,
+        errno::ENOSERVICE | errno::ENOMETHOD | errno::ENOTFOUND => 404,
         errno::ERPCAUTH => 401,
-        errno::EREQUEST | errno::EINVAL => 400,
-        errno::ELIMIT | errno::ELOGOFF => 503,
+        errno::EREQUEST | errno::EINVAL | errno::EFAILEDPRECONDITION | errno::EOUTOFRANGE => 400,
+        errno::EEXIST | errno::EABORTED => 409,
+        errno::ELIMIT | errno::ELOGOFF | errno::EUNAVAILABLE => 503,
         errno::EPERM => 403,
         errno::ERPCTIMEDOUT | errno::ETIMEDOUT => 504,
         _ => 500,

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -23,6 +24,8 @@ pub struct ServerContext {
     pub(crate) local_side: SocketAddr,
     pub(crate) log_id: i64,
     pub(crate) timeout_ms: Option<i32>,
+    /// When the caller gives up: the handler is cancelled then.
+    pub(crate) deadline: Option<Instant>,
     pub(crate) request_attachment: Bytes,
     pub(crate) request_compress_type: CompressType,
     pub(crate) response_attachment: Bytes,
@@ -45,6 +48,7 @@ impl ServerContext {
             local_side,
             log_id: 0,
             timeout_ms: None,
+            deadline: None,
             request_attachment: Bytes::new(),
             request_compress_type: CompressType::None,
             response_attachment: Bytes::new(),
@@ -71,9 +75,27 @@ impl ServerContext {
         self.log_id
     }
 
-    /// The client's timeout, when it sent one.
+    /// The time the client said the call had left when the request arrived, in
+    /// milliseconds, when it sent one (baidu_std `timeout_ms`, gRPC `grpc-timeout`, HTTP
+    /// `x-brisk-timeout-ms`).
     pub fn timeout_ms(&self) -> Option<i32> {
         self.timeout_ms
+    }
+
+    /// When the caller gives up on this call, if it said: the server cancels the handler (drops
+    /// its future) at this instant and answers ERPCTIMEDOUT, so work past it is wasted. A
+    /// handler can check it before starting something long, or pass it on to the calls it
+    /// makes.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Gives the call the client's `timeout_ms`, counted from now (done by the server).
+    pub(crate) fn set_client_timeout(&mut self, timeout_ms: Option<i32>) {
+        self.timeout_ms = timeout_ms;
+        self.deadline = timeout_ms.and_then(|ms| {
+            Instant::now().checked_add(Duration::from_millis(u64::try_from(ms).ok()?))
+        });
     }
 
     /// Raw bytes the client sent after the request message.

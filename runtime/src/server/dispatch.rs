@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use super::registry::Registry;
+use super::state::Shared;
 use super::{ServerContext, Service, ServiceFuture, ServiceResponse};
 use crate::protocol::MethodRef;
 use crate::{errno, Status};
@@ -61,6 +62,48 @@ pub(crate) async fn run_inline_or_spawn(request: RequestTask) {
         Poll::Ready(())
     })
     .await
+}
+
+/// Runs a unary handler for a request: a panic becomes EINTERNAL (and is logged), and a handler
+/// still running at the caller's deadline ([`ServerContext::deadline`]) is cancelled — its
+/// future dropped — and answered with ERPCTIMEDOUT, and the server counts it.
+pub(crate) async fn run_handler(
+    shared: &Shared,
+    service: &dyn Service,
+    method: usize,
+    context: ServerContext,
+    payload: Bytes,
+) -> Result<ServiceResponse, Status> {
+    let deadline = context.deadline;
+    let timeout_ms = context.timeout_ms;
+    let remote = context.remote_side;
+    let call = call_catching_panics(service, method, context, payload);
+    let outcome = match deadline {
+        None => call.await,
+        Some(at) => match tokio::time::timeout_at(at.into(), call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                shared.count_past_deadline();
+                return Err(past_deadline(timeout_ms));
+            }
+        },
+    };
+    outcome.map_err(|panic| {
+        let what = panic_message(&panic);
+        tracing::error!(%remote, "handler panicked: {what}");
+        Status::internal(format!("handler panicked: {what}"))
+    })
+}
+
+/// The answer to a call whose handler was cancelled at the client's deadline.
+pub(crate) fn past_deadline(timeout_ms: Option<i32>) -> Status {
+    Status::new(
+        errno::ERPCTIMEDOUT,
+        format!(
+            "Reached timeout={}ms: the handler was cancelled",
+            timeout_ms.unwrap_or_default()
+        ),
+    )
 }
 
 /// Runs `service.call`, turning a panic (while building the future or while polling it) into an

@@ -8,13 +8,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::dispatch::{
-    call_catching_panics, find_method, panic_message, run_inline_or_spawn, RequestTask,
-};
+use super::dispatch::{find_method, panic_message, run_handler, run_inline_or_spawn, RequestTask};
 use super::protocol::{ServeFuture, ServerProtocol};
 use super::state::{
     wait_for_phase, ConnectionGuard, InflightGuard, Peer, Phase, Shared, CLOSE_GRACE,
@@ -270,11 +269,15 @@ impl Connection {
             ..
         } = request;
         let Peer { remote, local, tls } = self.peer;
+        let deadline = timeout_ms.and_then(|ms| {
+            Instant::now().checked_add(Duration::from_millis(u64::try_from(ms).ok()?))
+        });
         let context = ServerContext {
             remote_side: remote,
             local_side: local,
             log_id,
             timeout_ms,
+            deadline,
             request_attachment: payload.attachment,
             request_compress_type: payload.compress_type,
             response_attachment: Bytes::new(),
@@ -290,25 +293,14 @@ impl Connection {
         let max_body_size = shared.options.max_body_size;
         let compress_type = payload.compress_type;
         Some(Box::pin(async move {
-            let _inflight = inflight;
             let result = match compress::decompress(compress_type, payload.message, max_body_size) {
                 Err(e) => Err(Status::new(
                     errno::EREQUEST,
                     format!("Fail to decompress request: {e}"),
                 )),
-                Ok(message) => {
-                    match call_catching_panics(&*service, method, context, message).await {
-                        Ok(response) => response_payload(response),
-                        Err(panic) => {
-                            let what = panic_message(&panic);
-                            tracing::error!(%remote, "handler panicked: {what}");
-                            Err(Status::new(
-                                errno::EINTERNAL,
-                                format!("handler panicked: {what}"),
-                            ))
-                        }
-                    }
-                }
+                Ok(message) => run_handler(inflight.shared(), &*service, method, context, message)
+                    .await
+                    .and_then(response_payload),
             };
             let frame = match result {
                 Ok(payload) => encode_reply(&*codec, &reply_to, Ok(payload), local),

@@ -3,8 +3,10 @@
 //!
 //! Every failure is answered as gRPC does: HTTP 200 with `grpc-status` and a percent-encoded
 //! `grpc-message`, in trailers after the messages or alone in a trailers-only response. The
-//! status comes from the Brisk error code as brpc maps it, and the message is brpc's
-//! `[server address][E<code>]<text>`, so the exact code survives for people reading it.
+//! status comes from the Brisk error code through the error table
+//! ([`grpc::ERROR_TABLE`]), the message is the handler's text alone, and the exact code goes
+//! beside them in a `brisk-error-code` trailer, so Brisk clients see the code the handler
+//! returned.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,7 +25,7 @@ use hyper::body::Frame;
 use tokio::time::{Instant, Sleep};
 
 use super::body::{empty_body, RequestBody, ResponseBody};
-use super::dispatch::{call_catching_panics, panic_message};
+use super::dispatch::{call_catching_panics, panic_message, past_deadline};
 use super::state::{wait_for_phase, InflightGuard, Peer, Phase, Shared};
 use super::{ServerContext, Service};
 use crate::compress::CompressType;
@@ -32,27 +34,30 @@ use crate::streaming::BytesStream;
 use crate::transport::grpc_body::{message_bytes, message_chunks, BodyMessages, Reader};
 use crate::{errno, Status};
 
-/// A gRPC error to answer with: a gRPC status code and its message.
+/// A gRPC error to answer with: a gRPC status code, its message and Brisk's exact code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct GrpcError {
     /// The `grpc-status`.
     pub(super) code: u32,
     /// The `grpc-message`, not yet percent-encoded.
     pub(super) message: String,
+    /// The Brisk code, sent in the `brisk-error-code` trailer.
+    pub(super) brisk_code: i32,
 }
 
 impl GrpcError {
-    /// The answer to a Brisk failure on the server at `local`: brpc's status for its code, and
-    /// brpc's `[address][E<code>]text` message. Codes `<= 0` become EINTERNAL, as on baidu_std.
-    pub(super) fn from_status(status: &Status, local: SocketAddr) -> Self {
-        let errno_code = if status.code() <= 0 {
+    /// The answer to a Brisk failure: the status the error table gives its code, its text, and
+    /// the code itself. Codes `<= 0` become EINTERNAL, as on baidu_std.
+    pub(super) fn from_status(status: &Status) -> Self {
+        let brisk_code = if status.code() <= 0 {
             errno::EINTERNAL
         } else {
             status.code()
         };
         GrpcError {
-            code: grpc_status_from_errno(errno_code),
-            message: format!("[{local}][E{errno_code}]{}", status.message()),
+            code: grpc_status_from_errno(brisk_code),
+            message: status.message().to_owned(),
+            brisk_code,
         }
     }
 }
@@ -64,8 +69,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
 ) -> http::Response<ResponseBody> {
     let (parts, body) = request.into_parts();
-    let local = peer.local;
-    let fail = |status: Status| failure_response(&GrpcError::from_status(&status, local), &[]);
+    let fail = |status: Status| failure_response(&GrpcError::from_status(&status), &[]);
     if parts.method != http::Method::POST {
         return fail(Status::new(
             errno::EREQUEST,
@@ -126,23 +130,18 @@ struct Call {
     deadline: Option<Instant>,
     /// Whether the client accepts gzip-compressed responses.
     accepts_gzip: bool,
-    local: SocketAddr,
 }
 
 impl Call {
     /// Reads the headers: credential, encoding, timeout, metadata.
     fn prepare(headers: &HeaderMap, peer: Peer, shared: &Shared) -> Result<Call, GrpcError> {
-        let fail = |status: Status| GrpcError::from_status(&status, peer.local);
+        let fail = |status: Status| GrpcError::from_status(&status);
         let auth_context = authenticate(headers, shared, peer.remote).map_err(fail)?;
         let encoding = header_str(headers, "grpc-encoding").unwrap_or("identity");
         let Some(request_compress_type) = grpc::parse_encoding(encoding) else {
-            return Err(GrpcError {
-                code: code::UNIMPLEMENTED,
-                message: format!(
-                    "[{}]grpc-encoding `{encoding}` is not supported (supported: identity, gzip)",
-                    peer.local
-                ),
-            });
+            return Err(GrpcError::from_status(&Status::unimplemented(format!(
+                "grpc-encoding `{encoding}` is not supported (supported: identity, gzip)"
+            ))));
         };
         let timeout = header_str(headers, "grpc-timeout").and_then(|value| {
             let parsed = grpc::parse_timeout(value);
@@ -157,26 +156,21 @@ impl Call {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         context.timeout_ms = timeout.map(grpc::timeout_millis);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        context.deadline = deadline.map(Instant::into_std);
         context.request_compress_type = request_compress_type;
         context.user_fields = custom_metadata(headers);
         context.auth_context = auth_context;
         Ok(Call {
             context,
-            deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
+            deadline,
             accepts_gzip: header_str(headers, "grpc-accept-encoding")
                 .is_some_and(grpc::accepts_gzip),
-            local: peer.local,
         })
     }
 
     fn timed_out(&self) -> Status {
-        Status::new(
-            errno::ERPCTIMEDOUT,
-            format!(
-                "Reached timeout={}ms",
-                self.context.timeout_ms.unwrap_or_default()
-            ),
-        )
+        past_deadline(self.context.timeout_ms)
     }
 }
 
@@ -269,19 +263,27 @@ fn response_head(metadata: &[(String, String)], gzip: bool) -> http::response::B
     builder
 }
 
-/// `grpc-status` (and `grpc-message` unless OK), for trailers or a trailers-only head.
-fn status_headers(code: u32, message: &str, headers: &mut HeaderMap) {
-    headers.insert("grpc-status", HeaderValue::from(code));
-    if code != code::OK && !message.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(&percent_encode(message)) {
+/// `grpc-status`, `grpc-message` and `brisk-error-code` of a failure, for trailers or a
+/// trailers-only head.
+fn status_headers(error: &GrpcError, headers: &mut HeaderMap) {
+    headers.insert("grpc-status", HeaderValue::from(error.code));
+    if !error.message.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&percent_encode(&error.message)) {
             headers.insert("grpc-message", value);
         }
     }
+    headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(error.brisk_code));
 }
 
-fn trailers(code: u32, message: &str) -> HeaderMap {
+/// The trailers of a call that ended with `error`, or OK.
+fn trailers(error: Option<&GrpcError>) -> HeaderMap {
     let mut map = HeaderMap::new();
-    status_headers(code, message, &mut map);
+    match error {
+        Some(error) => status_headers(error, &mut map),
+        None => {
+            map.insert("grpc-status", HeaderValue::from(code::OK));
+        }
+    }
     map
 }
 
@@ -293,7 +295,7 @@ pub(super) fn failure_response(
     let mut response = response_head(metadata, false)
         .body(empty_body())
         .unwrap_or_else(|_| http::Response::new(empty_body()));
-    status_headers(error.code, &error.message, response.headers_mut());
+    status_headers(error, response.headers_mut());
     response
 }
 
@@ -302,14 +304,13 @@ pub(super) fn message_response(
     payload: Bytes,
     gzip: bool,
     metadata: &[(String, String)],
-    local: SocketAddr,
 ) -> http::Response<ResponseBody> {
     let payload = if gzip {
         match grpc::gzip(&payload) {
             Ok(packed) => packed,
             Err(e) => {
                 let status = Status::internal(format!("Fail to compress response: {e}"));
-                return failure_response(&GrpcError::from_status(&status, local), metadata);
+                return failure_response(&GrpcError::from_status(&status), metadata);
             }
         }
     } else {
@@ -319,13 +320,13 @@ pub(super) fn message_response(
         Ok(chunks) => chunks,
         Err(e) => {
             let status = Status::internal(format!("response {}", e.message()));
-            return failure_response(&GrpcError::from_status(&status, local), metadata);
+            return failure_response(&GrpcError::from_status(&status), metadata);
         }
     };
     let frames = chunks
         .into_iter()
         .map(Frame::data)
-        .chain(std::iter::once(Frame::trailers(trailers(code::OK, ""))))
+        .chain(std::iter::once(Frame::trailers(trailers(None))))
         .map(Ok);
     let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
     response_head(metadata, gzip)
@@ -349,7 +350,6 @@ async fn serve_unary(
     mut messages: BodyMessages<RequestBody>,
     shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
-    let local = call.local;
     let deadline = call.deadline;
     let timed_out = call.timed_out();
     let accepts_gzip = call.accepts_gzip;
@@ -382,13 +382,16 @@ async fn serve_unary(
         }
     };
     match until(deadline, work).await {
-        None => failure_response(&GrpcError::from_status(&timed_out, local), &[]),
+        None => {
+            shared.count_past_deadline();
+            failure_response(&GrpcError::from_status(&timed_out), &[])
+        }
         Some(Err((status, metadata))) => {
-            failure_response(&GrpcError::from_status(&status, local), &metadata)
+            failure_response(&GrpcError::from_status(&status), &metadata)
         }
         Some(Ok((payload, context))) => {
             let gzip = accepts_gzip && context.response_compress_type == CompressType::Gzip;
-            message_response(payload, gzip, &context.response_headers, local)
+            message_response(payload, gzip, &context.response_headers)
         }
     }
 }
@@ -426,7 +429,6 @@ async fn serve_streaming(
     shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
     let inflight = StreamGuard::new(shared);
-    let local = call.local;
     let deadline = call.deadline;
     let timed_out = call.timed_out();
     let requests: BytesStream = Box::pin(messages);
@@ -435,21 +437,21 @@ async fn serve_streaming(
     }));
     let future = match started {
         Ok(future) => future,
-        Err(panic) => return panicked(&panic, local, &[]),
+        Err(panic) => return panicked(&panic, &[]),
     };
     let response = match until(deadline, AssertUnwindSafe(future).catch_unwind()).await {
-        None => return failure_response(&GrpcError::from_status(&timed_out, local), &[]),
-        Some(Err(panic)) => return panicked(&panic, local, &[]),
+        None => {
+            shared.count_past_deadline();
+            return failure_response(&GrpcError::from_status(&timed_out), &[]);
+        }
+        Some(Err(panic)) => return panicked(&panic, &[]),
         Some(Ok(response)) => response,
     };
     let context = response.context;
     let stream = match response.result {
         Ok(stream) => stream,
         Err(status) => {
-            return failure_response(
-                &GrpcError::from_status(&status, local),
-                &context.response_headers,
-            )
+            return failure_response(&GrpcError::from_status(&status), &context.response_headers)
         }
     };
     let gzip = call.accepts_gzip && context.response_compress_type == CompressType::Gzip;
@@ -458,7 +460,6 @@ async fn serve_streaming(
         deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
         timed_out,
         gzip,
-        local,
         inflight,
     };
     streaming_response(frames, &context.response_headers, gzip)
@@ -477,13 +478,12 @@ pub(super) fn streaming_response(
 
 fn panicked(
     panic: &Box<dyn std::any::Any + Send>,
-    local: SocketAddr,
     metadata: &[(String, String)],
 ) -> http::Response<ResponseBody> {
     let what = panic_message(panic);
     tracing::error!("gRPC handler panicked: {what}");
     let status = Status::internal(format!("handler panicked: {what}"));
-    failure_response(&GrpcError::from_status(&status, local), metadata)
+    failure_response(&GrpcError::from_status(&status), metadata)
 }
 
 /// A handler's response stream as HTTP/2 body frames: one DATA chunk per message, then the
@@ -498,21 +498,16 @@ pub(super) struct ResponseFrames {
     pub(super) timed_out: Status,
     /// Whether messages are gzip-compressed.
     pub(super) gzip: bool,
-    /// The server's address, for error messages.
-    pub(super) local: SocketAddr,
     /// Counts the call as in flight while its responses stream.
     pub(super) inflight: StreamGuard,
 }
 
-/// How long streams may go on once the server is stopping, before they end with ELOGOFF and
-/// stop counting as calls in flight.
-const STREAM_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// Counts a streaming call as in flight, but gives the count up once the server has been
-/// stopping for [`STREAM_STOP_GRACE`]: a stream its client keeps open, or stops reading,
+/// stopping for [`ServerOptions::stream_stop_grace`](super::ServerOptions): a stream its client keeps open, or stops reading,
 /// must not hold `Server::join` forever. (The connection is then closed with the server.)
 pub(super) struct StreamGuard {
     slot: Arc<std::sync::Mutex<Option<InflightGuard>>>,
+    shared: Arc<Shared>,
     /// Dropped with the stream, which ends the watching task.
     _ended: tokio::sync::oneshot::Sender<()>,
 }
@@ -524,10 +519,11 @@ impl StreamGuard {
         let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
         let mut phase = shared.phase.subscribe();
         let watched = Arc::downgrade(&slot);
+        let grace = shared.options.stream_stop_grace;
         tokio::spawn(async move {
             let stop_grace_over = async {
                 wait_for_phase(&mut phase, |p| p != Phase::Running).await;
-                tokio::time::sleep(STREAM_STOP_GRACE).await;
+                tokio::time::sleep(grace).await;
             };
             tokio::select! {
                 _ = ended_rx => {}
@@ -540,6 +536,7 @@ impl StreamGuard {
         });
         StreamGuard {
             slot,
+            shared: Arc::clone(shared),
             _ended: ended_tx,
         }
     }
@@ -557,13 +554,7 @@ impl ResponseFrames {
     fn end(&mut self, status: Option<&Status>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         self.messages = None;
         self.deadline = None;
-        let trailers = match status {
-            None => trailers(code::OK, ""),
-            Some(status) => {
-                let error = GrpcError::from_status(status, self.local);
-                trailers(error.code, &error.message)
-            }
-        };
+        let trailers = trailers(status.map(GrpcError::from_status).as_ref());
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 
@@ -591,6 +582,7 @@ impl Stream for ResponseFrames {
             .as_mut()
             .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
         if expired {
+            this.inflight.shared.count_past_deadline();
             let status = this.timed_out.clone();
             return this.end(Some(&status));
         }

@@ -17,9 +17,8 @@ use super::grpc::{
     failure_response, message_response, single_message, split_path, GrpcError, ResponseFrames,
     StreamGuard,
 };
-use super::state::{wait_for_phase, Peer, Phase, Shared};
+use super::state::{wait_for_phase, Phase, Shared};
 use crate::compress::CompressType;
-use crate::protocol::grpc::code;
 use crate::streaming::BytesStream;
 use crate::transport::grpc_body::{BodyMessages, Reader};
 use crate::{errno, Status};
@@ -63,13 +62,11 @@ pub(super) enum ServingStatus {
 /// Answers a call to the health service.
 pub(super) async fn serve(
     request: http::Request<RequestBody>,
-    peer: Peer,
     shared: Arc<Shared>,
 ) -> http::Response<ResponseBody> {
     let (parts, body) = request.into_parts();
     let method = split_path(parts.uri.path()).map_or("", |(_, method)| method);
-    let local = peer.local;
-    let fail = |status: Status| failure_response(&GrpcError::from_status(&status, local), &[]);
+    let fail = |status: Status| failure_response(&GrpcError::from_status(&status), &[]);
     let watch = match method {
         "Check" => false,
         "Watch" => true,
@@ -98,13 +95,13 @@ pub(super) async fn serve(
     if !watch {
         return match status {
             ServingStatus::ServiceUnknown => failure_response(
-                &GrpcError {
-                    code: code::NOT_FOUND,
-                    message: format!("unknown service `{}`", request.service),
-                },
+                &GrpcError::from_status(&Status::not_found(format!(
+                    "unknown service `{}`",
+                    request.service
+                ))),
                 &[],
             ),
-            status => message_response(encode(status), false, &[], local),
+            status => message_response(encode(status), false, &[]),
         };
     }
     let inflight = StreamGuard::new(&shared);
@@ -114,7 +111,6 @@ pub(super) async fn serve(
         deadline: None,
         timed_out: Status::new(errno::ERPCTIMEDOUT, "Reached timeout"),
         gzip: false,
-        local,
         inflight,
     };
     super::grpc::streaming_response(frames, &[], false)

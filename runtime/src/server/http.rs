@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
 use super::body::{content_length, full_body, RequestBody, ResponseBody};
-use super::dispatch::{call_catching_panics, panic_message};
+use super::dispatch::run_handler;
 use super::registry::{Found, JsonBodies};
 use super::state::{InflightGuard, Peer, Phase, Shared};
 use super::ServerContext;
@@ -18,7 +18,7 @@ use crate::compress::{self, CompressType};
 use crate::errno;
 use crate::protocol::http::{
     body_format, error_body, is_grpc_content_type, split_path, status_for_error_code, BodyFormat,
-    JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE,
+    ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 use crate::streaming::MethodKind;
 
@@ -39,7 +39,7 @@ pub(super) async fn handle(
             .is_some_and(|(service, _)| service == super::health::SERVICE)
             && !shared.registry.has_service(super::health::SERVICE);
         if health {
-            return super::health::serve(request, peer, shared).await;
+            return super::health::serve(request, shared).await;
         }
         return super::grpc::serve(request, peer, shared).await;
     }
@@ -94,9 +94,9 @@ impl HttpError {
         let mut response = Response::new(full_body(error_body(self.code, &self.text)));
         *response.status_mut() = self.status;
         add_handler_headers(response.headers_mut(), &self.headers);
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+        headers.insert(ERROR_CODE_HEADER, HeaderValue::from(self.code));
         response
     }
 }
@@ -136,20 +136,12 @@ async fn serve_pb(
     let mut context = ServerContext::new(peer.remote, peer.local);
     context.tls = peer.tls;
     context.log_id = log_id(&parts.headers);
+    context.set_client_timeout(timeout_ms(&parts.headers));
     context.user_fields = user_fields(&parts.headers);
     context.auth_context = auth_context;
-    let response =
-        match call_catching_panics(&**found.service, found.method, context, payload).await {
-            Ok(response) => response,
-            Err(panic) => {
-                let what = panic_message(&panic);
-                tracing::error!(remote = %peer.remote, "handler panicked: {what}");
-                return Err(HttpError::from_code(
-                    errno::EINTERNAL,
-                    format!("handler panicked: {what}"),
-                ));
-            }
-        };
+    let response = run_handler(shared, &**found.service, found.method, context, payload)
+        .await
+        .map_err(|status| HttpError::from_code(status.code(), status.message()))?;
     let headers = response.context.response_headers;
     let message = match response.result {
         Ok(message) => message,
@@ -417,6 +409,17 @@ fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&st
 }
 
 /// brpc's `log-id` header (0 when absent or not a number).
+/// The client's `x-brisk-timeout-ms`: how long it will wait, in milliseconds.
+fn timeout_ms(headers: &HeaderMap) -> Option<i32> {
+    headers
+        .get(TIMEOUT_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn log_id(headers: &HeaderMap) -> i64 {
     headers
         .get("log-id")

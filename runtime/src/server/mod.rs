@@ -35,7 +35,7 @@ pub use service::{
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +89,14 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a stopping server lets open streams go on before ending them with ELOGOFF
+    /// (default 3 s): a
+    /// graceful stop waits for streams no longer than this.
+    pub fn stream_stop_grace(mut self, grace: Duration) -> Self {
+        self.options.stream_stop_grace = grace;
+        self
+    }
+
     /// Verifies clients with `authenticator`: once per connection on baidu_std (the first
     /// request's credential), per request on HTTP and gRPC (the `authorization` header).
     /// Failures get ERPCAUTH; on baidu_std the connection is then closed, as in brpc.
@@ -108,8 +116,9 @@ impl ServerBuilder {
     }
 
     /// Binds `address` (`"127.0.0.1:8000"`, `"0.0.0.0:0"` for any free port) and starts serving
-    /// in the background of the current tokio runtime. Keep the returned [`Server`]: dropping it
-    /// stops the server.
+    /// in the background of the current tokio runtime: for tests, and for programs that serve
+    /// while they do other work (a binary that only serves calls [`serve`](ServerBuilder::serve)).
+    /// Keep the returned [`Server`]: dropping it stops the server.
     #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     pub async fn start(mut self, address: &str) -> Result<Server, Error> {
         #[cfg(feature = "tls")]
@@ -134,6 +143,7 @@ impl ServerBuilder {
             idle: Notify::new(),
             connections: AtomicUsize::new(0),
             connections_gone: Notify::new(),
+            past_deadline: AtomicU64::new(0),
         });
         let protocols: Arc<[Arc<dyn ServerProtocol>]> = protocols().into();
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), protocols));
@@ -144,31 +154,73 @@ impl ServerBuilder {
         })
     }
 
-    /// Starts on `address` and serves until the process ends.
-    pub async fn serve(self, address: &str) -> Result<(), Error> {
-        self.serve_with_shutdown(address, std::future::pending())
-            .await
-    }
-
-    /// Starts on `address`, serves until `signal` completes, then stops gracefully.
+    /// Starts on `address` and serves until the process is asked to stop — Ctrl-C (SIGINT)
+    /// or SIGTERM — then stops gracefully (see [`Server`]) and returns. What a server binary's
+    /// `main` calls.
     ///
     /// ```no_run
     /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
     /// brisk::Server::builder()
     ///     .add_service(service)
-    ///     .serve_with_shutdown("0.0.0.0:8000", tokio::time::sleep(std::time::Duration::from_secs(60)))
+    ///     .serve("0.0.0.0:8000")
     ///     .await
     /// # }
     /// ```
-    pub async fn serve_with_shutdown(
+    pub async fn serve(self, address: &str) -> Result<(), Error> {
+        self.serve_with_shutdown(address, stop_signal()).await
+    }
+
+    /// Starts on `address`, serves until `signal` completes (whatever it yields, so
+    /// `tokio::signal::ctrl_c()` works as it is), then stops gracefully and returns.
+    ///
+    /// ```no_run
+    /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
+    /// brisk::Server::builder()
+    ///     .add_service(service)
+    ///     .serve_with_shutdown("0.0.0.0:8000", tokio::signal::ctrl_c())
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn serve_with_shutdown<T>(
         self,
         address: &str,
-        signal: impl Future<Output = ()>,
+        signal: impl Future<Output = T>,
     ) -> Result<(), Error> {
         let server = self.start(address).await?;
         signal.await;
+        tracing::info!(local_addr = %server.local_addr(), "stopping gracefully");
         server.shutdown().await;
         Ok(())
+    }
+}
+
+/// Resolves at Ctrl-C (SIGINT) or, on Unix, SIGTERM. A signal that cannot be listened for is
+/// logged and never fires.
+async fn stop_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
     }
 }
 
@@ -186,6 +238,8 @@ impl ServerBuilder {
 /// server.shutdown().await;
 /// # Ok(()) }
 /// ```
+#[must_use = "dropping a Server stops it at once: keep it (`let server = ...`) for as long as it \
+              should serve, or call `ServerBuilder::serve`, which serves until Ctrl-C or SIGTERM"]
 pub struct Server {
     shared: Arc<Shared>,
     accept_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -205,6 +259,13 @@ impl Server {
     /// Full names of the hosted services.
     pub fn service_names(&self) -> Vec<&'static str> {
         self.shared.registry.names().collect()
+    }
+
+    /// How many handlers were cancelled (their futures dropped) because the caller's deadline
+    /// passed before they finished: the deadline a client sends (baidu_std `timeout_ms`, gRPC
+    /// `grpc-timeout`, HTTP `x-brisk-timeout-ms`) is the handler's too.
+    pub fn cancelled_at_deadline(&self) -> u64 {
+        self.shared.past_deadline.load(Ordering::Relaxed)
     }
 
     /// Stops accepting connections and returns once the listening port is released (so another

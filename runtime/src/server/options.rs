@@ -1,6 +1,7 @@
 //! [`ServerOptions`]: what a server is configured with.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::protocol::DEFAULT_MAX_BODY_SIZE;
 
@@ -10,6 +11,10 @@ use crate::protocol::DEFAULT_MAX_BODY_SIZE;
 pub struct ServerOptions {
     /// Largest request body accepted; a bigger frame closes its connection (default 64 MiB).
     pub max_body_size: usize,
+    /// How long a stopping server lets open streams go on before it ends them with ELOGOFF
+    /// (default 3 s): [`Server::join`](crate::Server::join) waits for streams no longer than
+    /// this. Unary calls in flight are always waited for.
+    pub stream_stop_grace: Duration,
     /// Verifies clients' credentials (default none): see [`crate::auth`].
     pub authenticator: Option<Arc<dyn crate::Authenticator>>,
     /// TLS on the port (default none: TLS handshakes are closed): see
@@ -18,10 +23,14 @@ pub struct ServerOptions {
     pub tls: Option<crate::tls::ServerTlsOptions>,
 }
 
+/// The default [`ServerOptions::stream_stop_grace`].
+pub const DEFAULT_STREAM_STOP_GRACE: Duration = Duration::from_secs(3);
+
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            stream_stop_grace: DEFAULT_STREAM_STOP_GRACE,
             authenticator: None,
             #[cfg(feature = "tls")]
             tls: None,

@@ -2,7 +2,7 @@
 //! the options, the phase of a graceful stop, and the counts `join` waits on.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) idle: Notify,
     pub(crate) connections: AtomicUsize,
     pub(crate) connections_gone: Notify,
+    /// Handlers cancelled because their caller's deadline passed.
+    pub(crate) past_deadline: AtomicU64,
 }
 
 impl Shared {
@@ -55,6 +57,11 @@ impl Shared {
             }
             running
         });
+    }
+
+    /// Counts a handler cancelled at its caller's deadline.
+    pub(crate) fn count_past_deadline(&self) {
+        self.past_deadline.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn phase_now(&self) -> Phase {
@@ -95,6 +102,11 @@ impl InflightGuard {
     pub(crate) fn enter(shared: &Arc<Shared>) -> Self {
         shared.inflight.fetch_add(1, Ordering::SeqCst);
         InflightGuard(Arc::clone(shared))
+    }
+
+    /// The server the request is counted in.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.0
     }
 }
 

@@ -33,6 +33,7 @@ impl ClientCodec for BaiduStd {
                 service_name: service,
                 method_name: method,
                 log_id: request.log_id,
+                timeout_ms: request.timeout_ms(),
                 correlation_id: request.correlation_id as i64,
                 compress_type: payload.compress_type.as_wire(),
                 content_type: request.content_type,
@@ -65,8 +66,9 @@ impl ClientCodec for BaiduStd {
         let id = frame.meta.correlation_id.unwrap_or(0) as u64;
         let code = response.error_code.unwrap_or(0);
         if code != 0 {
-            let text = response.error_text.clone().unwrap_or_default();
-            return Ok(Some(IncomingResponse::error(id, Status::new(code, text))));
+            let text = response.error_text.as_deref().unwrap_or_default();
+            let status = Status::from_server_text(code, text);
+            return Ok(Some(IncomingResponse::error(id, status)));
         }
         let (message, attachment) = match frame.split_body() {
             Ok(parts) => parts,

@@ -74,6 +74,8 @@ pub struct RequestHead<'a> {
     pub method_name: &'a str,
     /// `RpcRequestMeta.log_id`.
     pub log_id: i64,
+    /// `RpcRequestMeta.timeout_ms`: the time the call has left, sent when it has a deadline.
+    pub timeout_ms: Option<i32>,
     /// `RpcMeta.correlation_id`.
     pub correlation_id: i64,
     /// `RpcMeta.compress_type`.
@@ -99,7 +101,7 @@ pub struct RequestHead<'a> {
 /// use brisk::protocol::baidu_std::{encode_head, encode_request_head, request_meta, RequestHead};
 /// let mut fast = BytesMut::new();
 /// encode_request_head(&mut fast, &RequestHead {
-///     service_name: "example.EchoService", method_name: "Echo", log_id: 0,
+///     service_name: "example.EchoService", method_name: "Echo", log_id: 0, timeout_ms: None,
 ///     correlation_id: 7, compress_type: 0, content_type: 0, payload_len: 13, attachment_len: 3,
 ///     authentication_data: None, user_fields: &[],
 /// });
@@ -111,10 +113,14 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
     use prost::encoding::{encode_varint, encoded_len_varint};
 
     let string_field_len = |s: &str| 1 + encoded_len_varint(s.len() as u64) + s.len();
+    let timeout_field_len = head
+        .timeout_ms
+        .map_or(0, |ms| 1 + encoded_len_varint(i64::from(ms) as u64));
     let request_len = string_field_len(head.service_name)
         + string_field_len(head.method_name)
         + 1
-        + encoded_len_varint(head.log_id as u64);
+        + encoded_len_varint(head.log_id as u64)
+        + timeout_field_len;
     let attachment_field_len = if head.attachment_len > 0 {
         1 + encoded_len_varint(head.attachment_len as u64)
     } else {
@@ -149,7 +155,7 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
     dst.put_slice(MAGIC);
     dst.put_u32(body_size as u32);
     dst.put_u32(meta_len as u32);
-    // RpcMeta.request (1): service_name (1), method_name (2), log_id (3).
+    // RpcMeta.request (1): service_name (1), method_name (2), log_id (3), timeout_ms (8).
     dst.put_u8(0x0a);
     encode_varint(request_len as u64, dst);
     for (tag, s) in [(0x0a, head.service_name), (0x12, head.method_name)] {
@@ -159,6 +165,10 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
     }
     dst.put_u8(0x18);
     encode_varint(head.log_id as u64, dst);
+    if let Some(ms) = head.timeout_ms {
+        dst.put_u8(0x40);
+        encode_varint(i64::from(ms) as u64, dst);
+    }
     // compress_type (3), correlation_id (4), attachment_size (5) when set.
     dst.put_u8(0x18);
     encode_varint(i64::from(head.compress_type) as u64, dst);
@@ -233,7 +243,12 @@ mod tests {
             ("a.B", &*"m".repeat(300)),
         ];
         for (service, method) in names {
-            for log_id in [0, 1, -1, i64::MAX] {
+            for (log_id, timeout_ms) in [
+                (0, None),
+                (1, Some(100)),
+                (-1, Some(1)),
+                (i64::MAX, Some(i32::MAX)),
+            ] {
                 for correlation_id in [0, 4294967298, -5] {
                     for (compress_type, content_type) in [(0, 0), (3, 1), (-1, 2)] {
                         for (payload_len, attachment_len) in [(0, 0), (13, 3), (5, 1 << 20)] {
@@ -241,6 +256,7 @@ mod tests {
                                 service_name: service,
                                 method_name: method,
                                 log_id,
+                                timeout_ms,
                                 correlation_id,
                                 compress_type,
                                 content_type,
@@ -251,7 +267,7 @@ mod tests {
                             };
                             let mut fast = BytesMut::new();
                             encode_request_head(&mut fast, &head);
-                            let meta = request_meta(
+                            let mut meta = request_meta(
                                 service,
                                 method,
                                 log_id,
@@ -260,6 +276,9 @@ mod tests {
                                 attachment_len,
                                 content_type,
                             );
+                            if let Some(request) = meta.request.as_mut() {
+                                request.timeout_ms = timeout_ms;
+                            }
                             let mut slow = BytesMut::new();
                             encode_head(&mut slow, &meta, payload_len, attachment_len);
                             assert_eq!(fast, slow, "{head:?}");
@@ -286,6 +305,7 @@ mod tests {
                 service_name: "example.EchoService",
                 method_name: "Echo",
                 log_id: 3,
+                timeout_ms: None,
                 correlation_id: 9,
                 compress_type: 0,
                 content_type: 0,

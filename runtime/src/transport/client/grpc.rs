@@ -216,6 +216,7 @@ impl GrpcConnections {
             messages: Box::pin(ResponseMessages {
                 messages: BodyMessages::new(body, encoding, self.max_body_size, Reader::Client),
                 head_ok,
+                remote: self.addr,
                 stop_requests: Some(stop_requests),
                 done: false,
             }),
@@ -279,6 +280,8 @@ struct ResponseMessages {
     messages: BodyMessages<H2Body>,
     /// The response head carried `grpc-status: 0` (a trailers-only success).
     head_ok: bool,
+    /// The server, named in the errors it ends the call with.
+    remote: SocketAddr,
     /// Dropped when the call ends, which stops the request stream.
     stop_requests: Option<oneshot::Sender<()>>,
     done: bool,
@@ -288,7 +291,9 @@ impl ResponseMessages {
     /// The call's status once the body has ended.
     fn final_status(&mut self) -> Result<(), Status> {
         match self.messages.take_trailers() {
-            Some(trailers) => call_result(&trailers).map_err(|failure| failure.status),
+            Some(trailers) => {
+                call_result(&trailers).map_err(|failure| failure.into_status(self.remote))
+            }
             None if self.head_ok => Ok(()),
             None => Err(Status::new(
                 errno::ERESPONSE,
@@ -456,8 +461,9 @@ fn http_status_to_grpc(status: http::StatusCode) -> u32 {
 }
 
 /// The outcome a call's `grpc-status` (in its trailers, or in the headers of a trailers-only
-/// response) says. UNAVAILABLE (a stopping server) is a transport failure with ELOGOFF, so
-/// clients retry elsewhere as they do on baidu_std.
+/// response) says: the exact code a Brisk server sent in `brisk-error-code`, else the error
+/// table's code for the status. A stopping server (ELOGOFF) or a foreign server's UNAVAILABLE
+/// is a transport failure, so clients retry elsewhere as they do on baidu_std.
 fn call_result(headers: &HeaderMap) -> Result<(), Failure> {
     let Some(value) = headers.get("grpc-status") else {
         return Err(Failure::server(Status::new(
@@ -479,13 +485,16 @@ fn call_result(headers: &HeaderMap) -> Result<(), Failure> {
         .and_then(|v| v.to_str().ok())
         .map(percent_decode)
         .unwrap_or_else(|| grpc::status_name(status).to_owned());
-    if status == code::UNAVAILABLE {
-        return Err(Failure::transport(Status::new(errno::ELOGOFF, message)));
+    let exact = headers
+        .get(grpc::BRISK_ERROR_CODE)
+        .and_then(|v| v.to_str().ok()?.parse::<i32>().ok())
+        .filter(|code| *code > 0);
+    let brisk_code = exact.unwrap_or_else(|| errno_from_grpc_status(status));
+    let status = Status::new(brisk_code, message);
+    if brisk_code == errno::ELOGOFF || (exact.is_none() && brisk_code == errno::EUNAVAILABLE) {
+        return Err(Failure::transport(status));
     }
-    Err(Failure::server(Status::new(
-        errno_from_grpc_status(status),
-        message,
-    )))
+    Err(Failure::server(status))
 }
 
 /// Headers as name/value pairs (values that are not text are left out).
@@ -523,11 +532,24 @@ mod tests {
         assert!(!failure.is_transport());
         headers.insert("grpc-status", HeaderValue::from_static("14"));
         let failure = call_result(&headers).unwrap_err();
+        assert_eq!(failure.status.code(), errno::EUNAVAILABLE);
+        assert!(
+            failure.is_transport(),
+            "a foreign server's UNAVAILABLE is retried elsewhere"
+        );
+        headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(errno::ELOGOFF));
+        let failure = call_result(&headers).unwrap_err();
         assert_eq!(failure.status.code(), errno::ELOGOFF);
         assert!(
             failure.is_transport(),
             "a stopping server is retried elsewhere"
         );
+        headers.insert("grpc-status", HeaderValue::from_static("13"));
+        headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(4321));
+        let failure = call_result(&headers).unwrap_err();
+        assert_eq!(failure.status.code(), 4321, "Brisk's exact code wins");
+        assert!(!failure.is_transport());
+        headers.remove(grpc::BRISK_ERROR_CODE);
         headers.insert("grpc-status", HeaderValue::from_static("x"));
         assert_eq!(
             call_result(&headers).unwrap_err().status.code(),

@@ -19,7 +19,8 @@ use super::call::{
 };
 use crate::compress::{self, CompressType};
 use crate::protocol::http::{
-    error_code_for_status, parse_error_body, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE,
+    error_code_for_status, parse_error_body, ERROR_CODE_HEADER, JSON_CONTENT_TYPE,
+    PROTO_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 use crate::transport::stream::Security;
 use crate::{errno, MethodDescriptor, Status};
@@ -209,7 +210,7 @@ impl HttpConnections {
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
         if parts.status != StatusCode::OK {
-            return Err(failure_from_response(parts.status, &body));
+            return Err(failure_from_response(&parts, &body));
         }
         let payload =
             decode_body(&parts.headers, body, self.max_body_size).map_err(Failure::server)?;
@@ -347,6 +348,14 @@ fn build_request(
     if request.log_id != 0 {
         builder = builder.header("log-id", request.log_id.to_string());
     }
+    if let Some(deadline) = request.deadline {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let millis = left
+            .as_nanos()
+            .div_ceil(1_000_000)
+            .clamp(1, i32::MAX as u128);
+        builder = builder.header(TIMEOUT_HEADER, millis.to_string());
+    }
     let mut http_request = builder
         .body(Full::new(body))
         .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to build HTTP request: {e}")))?;
@@ -432,19 +441,28 @@ fn decode_body(headers: &http::HeaderMap, body: Bytes, limit: usize) -> Result<B
 /// The failure a non-200 response reports: the brpc error in its JSON body, else a code
 /// from the status. A stopping server (ELOGOFF) is a transport failure, so the call is
 /// retried on another server.
-fn failure_from_response(status: StatusCode, body: &[u8]) -> Failure {
-    let (code, text) = match parse_error_body(body) {
-        Some((code, text)) if code != 0 => (code, text),
+fn failure_from_response(parts: &http::response::Parts, body: &[u8]) -> Failure {
+    let header_code = parts
+        .headers
+        .get(ERROR_CODE_HEADER)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<i32>().ok())
+        .filter(|code| *code != 0);
+    let status = match (parse_error_body(body), header_code) {
+        (Some((code, text)), _) if code != 0 => Status::from_server_text(code, &text),
+        (_, Some(code)) => {
+            // brpc's form: a text/plain body `[address][E<code>]text`.
+            let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+            Status::from_server_text(code, &text)
+        }
         _ => {
             let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
-            (
-                error_code_for_status(status.as_u16()),
-                format!("HTTP status {status}: {text}"),
+            Status::new(
+                error_code_for_status(parts.status.as_u16()),
+                format!("HTTP status {}: {text}", parts.status),
             )
         }
     };
-    let status = Status::new(code, text);
-    if code == errno::ELOGOFF {
+    if status.code() == errno::ELOGOFF {
         Failure::transport(status)
     } else {
         Failure::server(status)
@@ -497,17 +515,28 @@ mod tests {
         assert_eq!(build(&bad_header).unwrap_err().code(), errno::EREQUEST);
     }
 
+    fn head(status: StatusCode, error_code: Option<&'static str>) -> http::response::Parts {
+        let mut builder = Response::builder().status(status);
+        if let Some(code) = error_code {
+            builder = builder.header(ERROR_CODE_HEADER, code);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
     #[test]
     fn error_responses_become_failures() {
         let f = failure_from_response(
-            StatusCode::NOT_FOUND,
+            &head(StatusCode::NOT_FOUND, None),
             br#"{"error_code":1002,"error_text":"Fail to find method"}"#,
         );
+        #[cfg(feature = "json")]
         assert_eq!(
             (f.status.code(), f.status.message(), f.is_transport()),
             (errno::ENOMETHOD, "Fail to find method", false)
         );
-        let f = failure_from_response(StatusCode::BAD_GATEWAY, b"upstream down");
+        #[cfg(not(feature = "json"))]
+        assert_eq!(f.status.code(), errno::ENOMETHOD);
+        let f = failure_from_response(&head(StatusCode::BAD_GATEWAY, None), b"upstream down");
         assert_eq!(f.status.code(), errno::EHTTP);
         assert!(
             f.status.message().contains("upstream down"),
@@ -515,10 +544,19 @@ mod tests {
             f.status.message()
         );
         let f = failure_from_response(
-            StatusCode::SERVICE_UNAVAILABLE,
+            &head(StatusCode::SERVICE_UNAVAILABLE, None),
             br#"{"error_code":2003,"error_text":"stopping"}"#,
         );
         assert!(f.is_transport(), "ELOGOFF is retried elsewhere");
+        // brpc's text/plain form, as its HTTP servers answer.
+        let f = failure_from_response(
+            &head(StatusCode::NOT_FOUND, Some("1002")),
+            b"[127.0.0.1:8000][E1002]Fail to find method on `/a.B/C'",
+        );
+        assert_eq!(
+            (f.status.code(), f.status.message()),
+            (errno::ENOMETHOD, "Fail to find method on `/a.B/C'")
+        );
     }
 
     #[test]
