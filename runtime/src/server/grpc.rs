@@ -506,16 +506,27 @@ pub(super) struct ResponseFrames {
 /// stopping for [`ServerOptions::stream_stop_grace`](super::ServerOptions): a stream its client keeps open, or stops reading,
 /// must not hold `Server::join` forever. (The connection is then closed with the server.)
 pub(super) struct StreamGuard {
-    slot: Arc<std::sync::Mutex<Option<InflightGuard>>>,
+    slot: Arc<GuardSlot>,
     shared: Arc<Shared>,
     /// Dropped with the stream, which ends the watching task.
     _ended: tokio::sync::oneshot::Sender<()>,
 }
 
+/// The count of a stream, and who to wake when the server gives it up.
+struct GuardSlot {
+    guard: std::sync::Mutex<Option<InflightGuard>>,
+    /// The response stream's task: woken to end the stream with ELOGOFF at once, even while
+    /// it waits for the handler.
+    waker: futures_util::task::AtomicWaker,
+}
+
 impl StreamGuard {
     /// Counts a new stream.
     pub(super) fn new(shared: &Arc<Shared>) -> Self {
-        let slot = Arc::new(std::sync::Mutex::new(Some(InflightGuard::enter(shared))));
+        let slot = Arc::new(GuardSlot {
+            guard: std::sync::Mutex::new(Some(InflightGuard::enter(shared))),
+            waker: futures_util::task::AtomicWaker::new(),
+        });
         let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
         let mut phase = shared.phase.subscribe();
         let watched = Arc::downgrade(&slot);
@@ -529,7 +540,8 @@ impl StreamGuard {
                 _ = ended_rx => {}
                 () = stop_grace_over => {
                     if let Some(slot) = watched.upgrade() {
-                        slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        slot.guard.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        slot.waker.wake();
                     }
                 }
             }
@@ -541,9 +553,11 @@ impl StreamGuard {
         }
     }
 
-    /// Whether the server gave up waiting for this stream.
-    fn released(&self) -> bool {
+    /// Whether the server gave up waiting for this stream; if not, `cx` is woken when it does.
+    fn released(&self, cx: &Context<'_>) -> bool {
+        self.slot.waker.register(cx.waker());
         self.slot
+            .guard
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_none()
@@ -586,7 +600,7 @@ impl Stream for ResponseFrames {
             let status = this.timed_out.clone();
             return this.end(Some(&status));
         }
-        if this.inflight.released() {
+        if this.inflight.released(cx) {
             return this.end(Some(&Status::new(errno::ELOGOFF, "Server is stopping")));
         }
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| messages.as_mut().poll_next(cx)));
