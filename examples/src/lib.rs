@@ -32,8 +32,11 @@ impl echo::EchoService for Echo {
     }
 }
 
-/// Logs to stderr at `info` (or `RUST_LOG`-free `debug` with `BRISK_DEBUG=1`).
+/// Logs to stderr at `info` (or `RUST_LOG`-free `debug` with `BRISK_DEBUG=1`), in colour only
+/// on a terminal. Brisk logs through `tracing`: without a subscriber such as this one, its
+/// messages (a server's address, a connection closed for bad input, ...) go nowhere.
 pub fn init_logging() {
+    use std::io::IsTerminal as _;
     let level = if std::env::var_os("BRISK_DEBUG").is_some() {
         tracing::Level::DEBUG
     } else {
@@ -42,6 +45,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

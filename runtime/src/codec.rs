@@ -14,6 +14,12 @@ use bytes::{Bytes, BytesMut};
 ///
 /// Errors are plain strings; the runtime turns them into the brpc code that fits the side that
 /// failed (EREQUEST for an undecodable request, ERESPONSE for an undecodable response, ...).
+#[diagnostic::on_unimplemented(
+    message = "the codec `{Self}` cannot carry `{T}`",
+    label = "`{T}` is not a message `{Self}` encodes",
+    note = "`Prost`, the default codec, carries protobuf messages: types that derive `prost::Message`",
+    note = "`Json` carries serde types (`Serialize` + `DeserializeOwned`): for a `#[brisk::service]` trait of serde types, write `#[brisk::service(codec = \"json\")]`"
+)]
 pub trait MessageCodec<T>: 'static {
     /// What baidu_std's `RpcMeta.content_type` says about payloads of this codec, with brpc's
     /// numbers: 0 protobuf (the default), 1 JSON.
@@ -48,6 +54,7 @@ pub trait MessageCodec<T>: 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Prost;
 
+#[diagnostic::do_not_recommend]
 impl<T: prost::Message + Default> MessageCodec<T> for Prost {
     fn encode(message: &T, dst: &mut BytesMut) -> Result<(), String> {
         message.encode(dst).map_err(|e| e.to_string())
@@ -119,6 +126,7 @@ impl MessageCodec<Bytes> for Raw {
 pub struct Json;
 
 #[cfg(feature = "json")]
+#[diagnostic::do_not_recommend]
 impl<T: serde::Serialize + serde::de::DeserializeOwned> MessageCodec<T> for Json {
     const CONTENT_TYPE: i32 = 1;
 

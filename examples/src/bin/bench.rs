@@ -74,6 +74,7 @@ struct Tally {
 }
 
 fn main() -> ExitCode {
+    brisk_examples::init_logging();
     let options = match parse() {
         Ok(options) => options,
         Err(e) => {

@@ -66,31 +66,16 @@ async fn serve() -> std::process::ExitCode {
     } else {
         builder.add_service(EchoServiceServer::new(Echo))
     };
-    let server = match builder.start(&listen).await {
-        Ok(server) => server,
+    // Serves until Ctrl-C or SIGTERM, then stops gracefully: calls in flight finish, new
+    // ones get ELOGOFF (clients retry elsewhere). Brisk logs the address it listens on.
+    match builder.serve(&listen).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("echo_server: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    tracing::info!("echo server listening on {}", server.local_addr());
-    wait_for_signal().await;
-    tracing::info!("stopping: finishing calls in flight");
-    server.shutdown().await;
-    tracing::info!("stopped");
-    std::process::ExitCode::SUCCESS
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            std::process::ExitCode::FAILURE
         }
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

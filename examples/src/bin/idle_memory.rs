@@ -16,6 +16,7 @@ use brisk_examples::Args;
 const USAGE: &str = "usage: idle_memory [--server HOST:PORT] [--conns N] [--idle-ms MS]";
 
 fn main() -> ExitCode {
+    brisk_examples::init_logging();
     let args = match Args::parse(&[], &["server", "conns", "idle-ms"]) {
         Ok(args) => args,
         Err(e) => {

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use brisk_examples::press;
 
 fn main() -> ExitCode {
+    brisk_examples::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{}", press::USAGE);
