@@ -15,11 +15,14 @@
 //! - **[`Server`]** — hosts many services on one port, dispatching by full
 //!   (`example.EchoService`) or short (`EchoService`) name; each request runs concurrently with
 //!   the others on its connection; errors reach the client with brpc's codes ([`errno`]);
-//!   stopping is graceful (ELOGOFF for late arrivals, calls in flight finish).
+//!   [`ServerBuilder::serve`] runs until Ctrl-C or SIGTERM; stopping is graceful (ELOGOFF for
+//!   late arrivals, calls in flight finish). The caller's deadline is the handler's
+//!   ([`ServerContext::deadline`]): past it the handler is cancelled.
 //! - **[`Channel`]** — the client side. `single` connections (the default) are shared by every
 //!   call and every channel in the process and matched by correlation id; `pooled` and `short`
-//!   are there too. A deadline covers the whole call; broken connections are retried on a
-//!   fresh one; timeouts never are.
+//!   are there too. A deadline covers the whole call (for a stream, only one set on its
+//!   [`Controller`]: the channel's timeout bounds a stream's opening) and reaches the server;
+//!   broken connections are retried on a fresh one; timeouts never are.
 //! - **Clusters** — [`ChannelBuilder::connect_cluster`] reaches every server a
 //!   [naming service](naming) lists (`list://`, `file://`, `http://`/`dns://`, `etcd://`)
 //!   through a [load balancer](lb) (`rr`, `wrr`, `random`, `wr`, `la`, `c_murmurhash`, `c_md5`,
@@ -42,7 +45,9 @@
 //!   [`protocol::register_server`]); channels select it with
 //!   [`ChannelBuilder::protocol`], servers detect it, and Brisk's shared connections, call path
 //!   and server loop do the rest.
-//! - **Errors** — a failed call is a [`Status`] (brpc's code and text, [`errno`]); a set-up that
+//! - **Errors** — a failed call is a [`Status`] (brpc's code and text, [`errno`], the same on
+//!   every protocol; constructors for gRPC's canonical kinds such as [`Status::not_found`]);
+//!   a set-up that
 //!   cannot work (a bad address, a port in use, TLS material that does not load) is an
 //!   [`Error`], which keeps its cause.
 //! - **Speed** — frames from concurrent callers are batched into vectored writes by one writer

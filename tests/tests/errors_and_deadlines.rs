@@ -417,11 +417,9 @@ async fn a_bidi_stream_outlives_the_channels_default_timeout() {
     drop(tx);
 
     // The channel's timeout still bounds the opening: a server slow to answer the head.
-    let status = client
-        .server_stream(msg("slow head", 2_000))
-        .await
-        .err()
-        .expect("the opening times out");
+    let Err(status) = client.server_stream(msg("slow head", 2_000)).await else {
+        panic!("the opening times out");
+    };
     assert_eq!(status.code(), errno::ERPCTIMEDOUT, "{status}");
 
     // And a cleared timeout lifts both.

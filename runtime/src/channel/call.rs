@@ -312,7 +312,7 @@ impl ServerAttempt for Unary<'_> {
         if let Some(report) = &mut report {
             report.finish(&outcome);
         }
-        outcome.map_err(|failure| failure.into_status(server.addr()))
+        outcome.map_err(|failure| failure.status)
     }
 }
 

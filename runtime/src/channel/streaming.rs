@@ -208,7 +208,7 @@ impl ServerAttempt for OpenAttempt<'_> {
                 if let Some(report) = &mut report {
                     report.finish::<Opened>(&Err(failure.clone()));
                 }
-                Err(failure.into_status(server.addr()))
+                Err(failure.status)
             }
         }
     }

@@ -3,10 +3,12 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -64,9 +66,96 @@ pub(crate) async fn run_inline_or_spawn(request: RequestTask) {
     .await
 }
 
-/// Runs a unary handler for a request: a panic becomes EINTERNAL (and is logged), and a handler
-/// still running at the caller's deadline ([`ServerContext::deadline`]) is cancelled — its
-/// future dropped — and answered with ERPCTIMEDOUT, and the server counts it.
+/// A unary handler whose future was made (or whose making panicked), not yet run. Making it
+/// takes the request's context; what is left is small, so the task that runs it moves little.
+pub(crate) struct StartedHandler {
+    /// The handler's future; the panic that making it raised; `None` once it was cancelled.
+    future: Option<Result<ServiceFuture, Box<dyn Any + Send>>>,
+    deadline: Option<Instant>,
+    timeout_ms: Option<i32>,
+    remote: SocketAddr,
+}
+
+/// Makes a unary handler's future for a request (catching a panic while making it).
+pub(crate) fn start_handler(
+    service: &dyn Service,
+    method: usize,
+    context: ServerContext,
+    payload: Bytes,
+) -> StartedHandler {
+    let deadline = context.deadline;
+    let timeout_ms = context.timeout_ms;
+    let remote = context.remote_side;
+    let future = Some(std::panic::catch_unwind(AssertUnwindSafe(|| {
+        service.call(method, context, payload)
+    })));
+    StartedHandler {
+        future,
+        deadline,
+        timeout_ms,
+        remote,
+    }
+}
+
+impl StartedHandler {
+    /// Runs the handler: a panic becomes EINTERNAL (and is logged), and a handler still running
+    /// at the caller's deadline ([`ServerContext::deadline`]) is cancelled — its future
+    /// dropped — and answered with ERPCTIMEDOUT, and `shared` counts it. The deadline's timer
+    /// is armed only if the handler waits.
+    pub(crate) fn run(self, shared: &Shared) -> RunningHandler<'_> {
+        RunningHandler {
+            started: self,
+            timer: None,
+            shared,
+        }
+    }
+}
+
+/// [`StartedHandler::run`]'s future.
+pub(crate) struct RunningHandler<'s> {
+    started: StartedHandler,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    shared: &'s Shared,
+}
+
+impl Future for RunningHandler<'_> {
+    type Output = Result<ServiceResponse, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let remote = this.started.remote;
+        let panicked = |panic: &Box<dyn Any + Send>| {
+            let what = panic_message(panic);
+            tracing::error!(%remote, "handler panicked: {what}");
+            Status::internal(format!("handler panicked: {what}"))
+        };
+        let future = match &mut this.started.future {
+            Some(Ok(future)) => future,
+            Some(Err(panic)) => return Poll::Ready(Err(panicked(panic))),
+            None => return Poll::Ready(Err(past_deadline(this.started.timeout_ms))),
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(response)) => return Poll::Ready(Ok(response)),
+            Err(panic) => return Poll::Ready(Err(panicked(&panic))),
+            Ok(Poll::Pending) => {}
+        }
+        let Some(deadline) = this.started.deadline else {
+            return Poll::Pending;
+        };
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        if timer.as_mut().poll(cx).is_ready() {
+            this.shared.count_past_deadline();
+            // Dropping the handler's future now cancels it.
+            this.started.future = None;
+            return Poll::Ready(Err(past_deadline(this.started.timeout_ms)));
+        }
+        Poll::Pending
+    }
+}
+
+/// Runs a unary handler for a request: [`start_handler`], then [`StartedHandler::run`].
 pub(crate) async fn run_handler(
     shared: &Shared,
     service: &dyn Service,
@@ -74,25 +163,9 @@ pub(crate) async fn run_handler(
     context: ServerContext,
     payload: Bytes,
 ) -> Result<ServiceResponse, Status> {
-    let deadline = context.deadline;
-    let timeout_ms = context.timeout_ms;
-    let remote = context.remote_side;
-    let call = call_catching_panics(service, method, context, payload);
-    let outcome = match deadline {
-        None => call.await,
-        Some(at) => match tokio::time::timeout_at(at.into(), call).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                shared.count_past_deadline();
-                return Err(past_deadline(timeout_ms));
-            }
-        },
-    };
-    outcome.map_err(|panic| {
-        let what = panic_message(&panic);
-        tracing::error!(%remote, "handler panicked: {what}");
-        Status::internal(format!("handler panicked: {what}"))
-    })
+    start_handler(service, method, context, payload)
+        .run(shared)
+        .await
 }
 
 /// The answer to a call whose handler was cancelled at the client's deadline.

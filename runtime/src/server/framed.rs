@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::dispatch::{find_method, panic_message, run_handler, run_inline_or_spawn, RequestTask};
+use super::dispatch::{
+    find_method, panic_message, run_inline_or_spawn, start_handler, RequestTask,
+};
 use super::protocol::{ServeFuture, ServerProtocol};
 use super::state::{
     wait_for_phase, ConnectionGuard, InflightGuard, Peer, Phase, Shared, CLOSE_GRACE,
@@ -272,6 +274,7 @@ impl Connection {
         let deadline = timeout_ms.and_then(|ms| {
             Instant::now().checked_add(Duration::from_millis(u64::try_from(ms).ok()?))
         });
+        let compress_type = payload.compress_type;
         let context = ServerContext {
             remote_side: remote,
             local_side: local,
@@ -287,18 +290,22 @@ impl Connection {
             auth_context: self.identity.clone().flatten(),
             tls,
         };
-        let service = Arc::clone(service);
+        let max_body_size = shared.options.max_body_size;
+        // The handler's future is made here, so the task below holds only what is left.
+        let handler = match compress::decompress(compress_type, payload.message, max_body_size) {
+            Err(e) => Err(Status::new(
+                errno::EREQUEST,
+                format!("Fail to decompress request: {e}"),
+            )),
+            Ok(message) => Ok(start_handler(&**service, method, context, message)),
+        };
         let codec = Arc::clone(&self.codec);
         let replies = self.replies.clone();
-        let max_body_size = shared.options.max_body_size;
-        let compress_type = payload.compress_type;
         Some(Box::pin(async move {
-            let result = match compress::decompress(compress_type, payload.message, max_body_size) {
-                Err(e) => Err(Status::new(
-                    errno::EREQUEST,
-                    format!("Fail to decompress request: {e}"),
-                )),
-                Ok(message) => run_handler(inflight.shared(), &*service, method, context, message)
+            let result = match handler {
+                Err(status) => Err(status),
+                Ok(handler) => handler
+                    .run(inflight.shared())
                     .await
                     .and_then(response_payload),
             };

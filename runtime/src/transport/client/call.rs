@@ -111,17 +111,6 @@ impl Failure {
         }
     }
 
-    /// The call's status, marked as the answer of `remote` when the server sent it (an error
-    /// it answered with, or its stopping); local failures stay unmarked.
-    pub(crate) fn into_status(self, remote: SocketAddr) -> Status {
-        let answered = self.cause == Cause::Server || self.status.code() == crate::errno::ELOGOFF;
-        if answered {
-            self.status.with_remote(remote)
-        } else {
-            self.status
-        }
-    }
-
     /// Whether the connection, not the server's answer, failed.
     #[cfg(test)]
     pub(crate) fn is_transport(&self) -> bool {

@@ -119,9 +119,9 @@ impl FramedConnections {
                 // The server is stopping: no new calls on this connection, and (in a cluster)
                 // none to this server until it is back.
                 conn.mark_logged_off();
-                return Err(Failure::transport(status));
+                return Err(Failure::transport(status.with_remote(conn.remote_addr)));
             }
-            Err(status) => return Err(Failure::server(status)),
+            Err(status) => return Err(Failure::server(status.with_remote(conn.remote_addr))),
         };
         let message =
             compress::decompress(payload.compress_type, payload.message, self.max_body_size)

@@ -138,7 +138,7 @@ impl GrpcConnections {
             headers.extend(header_pairs(trailers));
         }
         let status_from = trailers.as_ref().unwrap_or(&parts.headers);
-        call_result(status_from).inspect_err(|failure| {
+        call_result(status_from, conn.remote).inspect_err(|failure| {
             tracing::debug!(server = %conn.remote, status = %failure.status, "gRPC call failed");
         })?;
         let message = message.ok_or_else(|| {
@@ -204,7 +204,7 @@ impl GrpcConnections {
         let encoding = check_response_head(&parts).map_err(Failure::server)?;
         // A trailers-only response: the status is in the head.
         let head_ok = if parts.headers.contains_key("grpc-status") {
-            call_result(&parts.headers)?;
+            call_result(&parts.headers, self.addr)?;
             true
         } else {
             false
@@ -291,9 +291,7 @@ impl ResponseMessages {
     /// The call's status once the body has ended.
     fn final_status(&mut self) -> Result<(), Status> {
         match self.messages.take_trailers() {
-            Some(trailers) => {
-                call_result(&trailers).map_err(|failure| failure.into_status(self.remote))
-            }
+            Some(trailers) => call_result(&trailers, self.remote).map_err(|failure| failure.status),
             None if self.head_ok => Ok(()),
             None => Err(Status::new(
                 errno::ERESPONSE,
@@ -464,7 +462,8 @@ fn http_status_to_grpc(status: http::StatusCode) -> u32 {
 /// response) says: the exact code a Brisk server sent in `brisk-error-code`, else the error
 /// table's code for the status. A stopping server (ELOGOFF) or a foreign server's UNAVAILABLE
 /// is a transport failure, so clients retry elsewhere as they do on baidu_std.
-fn call_result(headers: &HeaderMap) -> Result<(), Failure> {
+/// The status names `remote`, the server that sent it.
+fn call_result(headers: &HeaderMap, remote: SocketAddr) -> Result<(), Failure> {
     let Some(value) = headers.get("grpc-status") else {
         return Err(Failure::server(Status::new(
             errno::ERESPONSE,
@@ -490,7 +489,7 @@ fn call_result(headers: &HeaderMap) -> Result<(), Failure> {
         .and_then(|v| v.to_str().ok()?.parse::<i32>().ok())
         .filter(|code| *code > 0);
     let brisk_code = exact.unwrap_or_else(|| errno_from_grpc_status(status));
-    let status = Status::new(brisk_code, message);
+    let status = Status::new(brisk_code, message).with_remote(remote);
     if brisk_code == errno::ELOGOFF || (exact.is_none() && brisk_code == errno::EUNAVAILABLE) {
         return Err(Failure::transport(status));
     }
@@ -512,33 +511,36 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
+    const REMOTE: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8000);
+
     #[test]
     fn grpc_status_becomes_a_brisk_failure() {
         let mut headers = HeaderMap::new();
         assert_eq!(
-            call_result(&headers).unwrap_err().status.code(),
+            call_result(&headers, REMOTE).unwrap_err().status.code(),
             errno::ERESPONSE
         );
         headers.insert("grpc-status", HeaderValue::from_static("0"));
-        assert!(call_result(&headers).is_ok());
+        assert!(call_result(&headers, REMOTE).is_ok());
         headers.insert("grpc-status", HeaderValue::from_static("12"));
         headers.insert(
             "grpc-message",
             HeaderValue::from_static("Fail%20to find %25"),
         );
-        let failure = call_result(&headers).unwrap_err();
+        let failure = call_result(&headers, REMOTE).unwrap_err();
         assert_eq!(failure.status.code(), errno::ENOMETHOD);
         assert_eq!(failure.status.message(), "Fail to find %");
         assert!(!failure.is_transport());
         headers.insert("grpc-status", HeaderValue::from_static("14"));
-        let failure = call_result(&headers).unwrap_err();
+        let failure = call_result(&headers, REMOTE).unwrap_err();
         assert_eq!(failure.status.code(), errno::EUNAVAILABLE);
         assert!(
             failure.is_transport(),
             "a foreign server's UNAVAILABLE is retried elsewhere"
         );
         headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(errno::ELOGOFF));
-        let failure = call_result(&headers).unwrap_err();
+        let failure = call_result(&headers, REMOTE).unwrap_err();
         assert_eq!(failure.status.code(), errno::ELOGOFF);
         assert!(
             failure.is_transport(),
@@ -546,18 +548,19 @@ mod tests {
         );
         headers.insert("grpc-status", HeaderValue::from_static("13"));
         headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(4321));
-        let failure = call_result(&headers).unwrap_err();
+        let failure = call_result(&headers, REMOTE).unwrap_err();
         assert_eq!(failure.status.code(), 4321, "Brisk's exact code wins");
+        assert_eq!(failure.status.remote_side(), Some(REMOTE));
         assert!(!failure.is_transport());
         headers.remove(grpc::BRISK_ERROR_CODE);
         headers.insert("grpc-status", HeaderValue::from_static("x"));
         assert_eq!(
-            call_result(&headers).unwrap_err().status.code(),
+            call_result(&headers, REMOTE).unwrap_err().status.code(),
             errno::ERESPONSE
         );
         headers.remove("grpc-message");
         headers.insert("grpc-status", HeaderValue::from_static("4"));
-        let failure = call_result(&headers).unwrap_err();
+        let failure = call_result(&headers, REMOTE).unwrap_err();
         assert_eq!(failure.status.code(), errno::ERPCTIMEDOUT);
         assert_eq!(failure.status.message(), "DEADLINE_EXCEEDED");
     }

@@ -210,7 +210,7 @@ impl HttpConnections {
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
         if parts.status != StatusCode::OK {
-            return Err(failure_from_response(&parts, &body));
+            return Err(failure_from_response(&parts, &body, remote));
         }
         let payload =
             decode_body(&parts.headers, body, self.max_body_size).map_err(Failure::server)?;
@@ -441,7 +441,12 @@ fn decode_body(headers: &http::HeaderMap, body: Bytes, limit: usize) -> Result<B
 /// The failure a non-200 response reports: the brpc error in its JSON body, else a code
 /// from the status. A stopping server (ELOGOFF) is a transport failure, so the call is
 /// retried on another server.
-fn failure_from_response(parts: &http::response::Parts, body: &[u8]) -> Failure {
+/// The failure an error response from `remote` says.
+fn failure_from_response(
+    parts: &http::response::Parts,
+    body: &[u8],
+    remote: SocketAddr,
+) -> Failure {
     let header_code = parts
         .headers
         .get(ERROR_CODE_HEADER)
@@ -461,7 +466,8 @@ fn failure_from_response(parts: &http::response::Parts, body: &[u8]) -> Failure 
                 format!("HTTP status {}: {text}", parts.status),
             )
         }
-    };
+    }
+    .with_remote(remote);
     if status.code() == errno::ELOGOFF {
         Failure::transport(status)
     } else {
@@ -515,6 +521,9 @@ mod tests {
         assert_eq!(build(&bad_header).unwrap_err().code(), errno::EREQUEST);
     }
 
+    const REMOTE: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8000);
+
     fn head(status: StatusCode, error_code: Option<&'static str>) -> http::response::Parts {
         let mut builder = Response::builder().status(status);
         if let Some(code) = error_code {
@@ -528,6 +537,7 @@ mod tests {
         let f = failure_from_response(
             &head(StatusCode::NOT_FOUND, None),
             br#"{"error_code":1002,"error_text":"Fail to find method"}"#,
+            REMOTE,
         );
         #[cfg(feature = "json")]
         assert_eq!(
@@ -536,7 +546,11 @@ mod tests {
         );
         #[cfg(not(feature = "json"))]
         assert_eq!(f.status.code(), errno::ENOMETHOD);
-        let f = failure_from_response(&head(StatusCode::BAD_GATEWAY, None), b"upstream down");
+        let f = failure_from_response(
+            &head(StatusCode::BAD_GATEWAY, None),
+            b"upstream down",
+            REMOTE,
+        );
         assert_eq!(f.status.code(), errno::EHTTP);
         assert!(
             f.status.message().contains("upstream down"),
@@ -546,17 +560,20 @@ mod tests {
         let f = failure_from_response(
             &head(StatusCode::SERVICE_UNAVAILABLE, None),
             br#"{"error_code":2003,"error_text":"stopping"}"#,
+            REMOTE,
         );
         assert!(f.is_transport(), "ELOGOFF is retried elsewhere");
         // brpc's text/plain form, as its HTTP servers answer.
         let f = failure_from_response(
             &head(StatusCode::NOT_FOUND, Some("1002")),
             b"[127.0.0.1:8000][E1002]Fail to find method on `/a.B/C'",
+            REMOTE,
         );
         assert_eq!(
             (f.status.code(), f.status.message()),
             (errno::ENOMETHOD, "Fail to find method on `/a.B/C'")
         );
+        assert_eq!(f.status.remote_side(), Some(REMOTE));
     }
 
     #[test]
