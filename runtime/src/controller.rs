@@ -87,13 +87,6 @@ impl TimeoutSetting {
     }
 }
 
-impl From<Option<Duration>> for TimeoutSetting {
-    /// `Some` sets a timeout; `None` leaves the channel's.
-    fn from(timeout: Option<Duration>) -> Self {
-        timeout.map_or(TimeoutSetting::Channel, TimeoutSetting::Set)
-    }
-}
-
 impl Default for Controller {
     fn default() -> Self {
         Controller {

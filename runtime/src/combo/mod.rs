@@ -82,6 +82,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::channel::{ErasedRequest, Reply};
+use crate::controller::TimeoutSetting;
 use crate::naming::BoxFuture;
 #[cfg(doc)]
 use crate::Channel;
@@ -385,7 +386,12 @@ fn sub_controller(
     backup_request: Option<Duration>,
 ) -> Controller {
     let mut sub = Controller::new();
-    sub.timeout = timeout.into();
+    sub.timeout = match timeout {
+        Some(timeout) => TimeoutSetting::Set(timeout),
+        // A call the caller gave no deadline has none on any sub-channel either.
+        None if cntl.timeout == TimeoutSetting::Cleared => TimeoutSetting::Cleared,
+        None => TimeoutSetting::Channel,
+    };
     sub.max_retry = max_retry;
     sub.backup_request = backup_request;
     sub.log_id = cntl.log_id;
