@@ -495,3 +495,20 @@ impl fmt::Debug for Opaque {
         f.write_str(self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_calls_keep_the_callers_deadline_choice() {
+        let mut cntl = Controller::new();
+        let sub = sub_controller(&cntl, Some(Duration::from_millis(7)), None, None);
+        assert_eq!(sub.timeout(), Some(Duration::from_millis(7)));
+        let sub = sub_controller(&cntl, None, None, None);
+        assert!(!sub.is_timeout_cleared(), "the sub-channel's own timeout applies");
+        cntl.clear_timeout();
+        let sub = sub_controller(&cntl, None, None, None);
+        assert!(sub.is_timeout_cleared(), "no deadline anywhere");
+    }
+}
