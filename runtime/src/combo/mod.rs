@@ -506,7 +506,10 @@ mod tests {
         let sub = sub_controller(&cntl, Some(Duration::from_millis(7)), None, None);
         assert_eq!(sub.timeout(), Some(Duration::from_millis(7)));
         let sub = sub_controller(&cntl, None, None, None);
-        assert!(!sub.is_timeout_cleared(), "the sub-channel's own timeout applies");
+        assert!(
+            !sub.is_timeout_cleared(),
+            "the sub-channel's own timeout applies"
+        );
         cntl.clear_timeout();
         let sub = sub_controller(&cntl, None, None, None);
         assert!(sub.is_timeout_cleared(), "no deadline anywhere");
