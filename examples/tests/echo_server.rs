@@ -1,4 +1,6 @@
-//! The `echo_server` example serves until SIGTERM, then stops gracefully and exits 0.
+//! The `echo_server` example serves until SIGTERM, then stops gracefully and exits 0 (Unix:
+//! the test sends the signal with `kill`).
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

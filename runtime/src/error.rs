@@ -144,6 +144,9 @@ pub mod errno {
 /// ([`errno::EINVAL`], [`errno::ELIMIT`], ...) and Brisk's own otherwise ([`errno::ENOTFOUND`],
 /// ...); a foreign gRPC peer sees the canonical `grpc-status`.
 ///
+/// Two statuses are equal when their codes, messages and servers are: compare
+/// [`code`](Status::code) and [`message`](Status::message) to ignore where an error came from.
+///
 /// ```
 /// use brisk::{errno, Status};
 /// let status = Status::new(errno::EREQUEST, "message too short");

@@ -384,6 +384,12 @@ impl Report {
         });
     }
 
+    /// Sets when the attempt counts as timed out if it is dropped unfinished: a stream that
+    /// opened lives by its own deadline (none unless the caller set one), not the opening's.
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
     /// Records the end of a call that got past its start (a stream's last message or error).
     pub(crate) fn finish_with(&mut self, error_code: i32) {
         self.outcome.get_or_insert((error_code, Cause::Server));

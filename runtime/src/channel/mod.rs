@@ -166,7 +166,9 @@ impl ChannelBuilder {
         self
     }
 
-    /// Sets the call deadline (retries included).
+    /// Sets the deadline of each unary call (retries included) and of each stream's opening
+    /// (default 500 ms). A stream's life is bounded only by a timeout set on its
+    /// [`Controller`](crate::Controller); the server learns the time left either way.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.options.timeout = Some(timeout);
         self

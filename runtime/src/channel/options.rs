@@ -16,7 +16,9 @@ pub struct ChannelOptions {
     /// Time allowed to establish a connection (default 200 ms). Also bounds each health-check
     /// connect.
     pub connect_timeout: Duration,
-    /// Deadline of a whole call, retries included (default 500 ms); `None` waits forever.
+    /// Deadline of a whole unary call, retries included, and of a stream's opening (default
+    /// 500 ms; a stream's life is bounded only by a timeout set on its `Controller`); `None`
+    /// waits forever.
     pub timeout: Option<Duration>,
     /// Retries after a broken connection or a stopping server (default 3). Timeouts are never
     /// retried. On a cluster, each retry goes to a server the call has not tried yet.

@@ -199,11 +199,17 @@ impl ServerAttempt for OpenAttempt<'_> {
             .open_stream(&channel.inner.settings, request)
             .await;
         match opened {
-            Ok(stream) => Ok(Opened {
-                stream,
-                remote: server.addr(),
-                report,
-            }),
+            Ok(stream) => {
+                if let Some(report) = &mut report {
+                    // A caller dropping a long stream is not a timeout of its server.
+                    report.set_deadline(self.deadline);
+                }
+                Ok(Opened {
+                    stream,
+                    remote: server.addr(),
+                    report,
+                })
+            }
             Err(failure) => {
                 if let Some(report) = &mut report {
                     report.finish::<Opened>(&Err(failure.clone()));

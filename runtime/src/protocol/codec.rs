@@ -170,12 +170,16 @@ impl<'a> OutgoingRequest<'a> {
     /// deadline that passed still says "1 ms": the server gives up at once); `None` without a
     /// deadline. What protocols with a `timeout_ms` field (baidu_std's) send.
     pub fn timeout_ms(&self) -> Option<i32> {
-        let left = self
-            .deadline?
-            .saturating_duration_since(std::time::Instant::now());
-        let millis = left.as_nanos().div_ceil(1_000_000).max(1);
-        Some(i32::try_from(millis).unwrap_or(i32::MAX))
+        self.deadline.map(millis_left)
     }
+}
+
+/// The time left until `deadline` in whole milliseconds, rounded up, at least 1 and at most
+/// `i32::MAX`: what a client tells a server its call has left.
+pub fn millis_left(deadline: std::time::Instant) -> i32 {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    let millis = left.as_nanos().div_ceil(1_000_000).max(1);
+    i32::try_from(millis).unwrap_or(i32::MAX)
 }
 
 /// A response a [`ClientCodec`] cut from a connection.

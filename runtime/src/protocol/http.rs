@@ -163,10 +163,73 @@ pub fn parse_error_body(body: &[u8]) -> Option<(i32, String)> {
     Some((code, text.to_owned()))
 }
 
-/// Reads an error body written by [`error_body`]: without the `json` feature, always `None`.
+/// Reads an error body written by [`error_body`], without a JSON library (the `json` feature
+/// is off): exactly `{"error_code":N,"error_text":"..."}`, as Brisk's servers write it.
 #[cfg(not(feature = "json"))]
 pub fn parse_error_body(body: &[u8]) -> Option<(i32, String)> {
-    let _ = body;
+    let body = std::str::from_utf8(body).ok()?;
+    let rest = body.trim().strip_prefix("{\"error_code\":")?;
+    let digits = rest
+        .find(|c: char| !(c == '-' || c.is_ascii_digit()))
+        .unwrap_or(rest.len());
+    let code = rest[..digits].parse().ok()?;
+    let rest = rest[digits..].strip_prefix(",\"error_text\":\"")?;
+    let (text, rest) = unescape_json_string(rest)?;
+    (rest.trim() == "}").then_some((code, text))
+}
+
+/// Four hex digits of a `\uXXXX` escape.
+#[cfg(not(feature = "json"))]
+fn hex(chars: &mut std::str::CharIndices<'_>) -> Option<u32> {
+    let digits: String = (0..4)
+        .map(|_| chars.next().map(|(_, c)| c))
+        .collect::<Option<_>>()?;
+    u32::from_str_radix(&digits, 16).ok()
+}
+
+/// The JSON string whose opening quote precedes `s`: its text, and what follows its closing
+/// quote.
+#[cfg(not(feature = "json"))]
+fn unescape_json_string(s: &str) -> Option<(String, &str)> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &s[i + 1..])),
+            '\\' => {
+                let (_, escaped) = chars.next()?;
+                out.push(match escaped {
+                    '"' => '"',
+                    '\\' => '\\',
+                    '/' => '/',
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    'b' => '\u{8}',
+                    'f' => '\u{c}',
+                    'u' => {
+                        let unit = hex(&mut chars)?;
+                        if (0xd800..0xdc00).contains(&unit) {
+                            // A surrogate pair: `\uD83D\uDE00`.
+                            let (_, '\\') = chars.next()? else {
+                                return None;
+                            };
+                            let (_, 'u') = chars.next()? else { return None };
+                            let low = hex(&mut chars)?
+                                .checked_sub(0xdc00)
+                                .filter(|l| *l < 0x400)?;
+                            let code = 0x10000 + ((unit - 0xd800) << 10) + low;
+                            char::from_u32(code)?
+                        } else {
+                            char::from_u32(unit)?
+                        }
+                    }
+                    _ => return None,
+                });
+            }
+            c => out.push(c),
+        }
+    }
     None
 }
 
@@ -182,6 +245,31 @@ mod tests {
             error_body(1002, "Fail to find method=example.EchoService/Nope"),
             r#"{"error_code":1002,"error_text":"Fail to find method=example.EchoService/Nope"}"#,
         );
+    }
+
+    #[test]
+    fn error_bodies_round_trip_with_or_without_the_json_feature() {
+        use super::{error_body, parse_error_body};
+        for text in [
+            "plain",
+            "quote \" back\\slash\nline\ttab",
+            "caf\u{e9} \u{1F600} \u{1}",
+            "",
+        ] {
+            let body = error_body(4321, text);
+            assert_eq!(
+                parse_error_body(body.as_bytes()),
+                Some((4321, text.to_owned())),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            parse_error_body(b"{\"error_code\":-1,\"error_text\":\"x\"}"),
+            Some((-1, "x".into()))
+        );
+        for bad in [&b"not json"[..], b"{\"error_code\":1,\"error_text\":\"open"] {
+            assert_eq!(parse_error_body(bad), None);
+        }
     }
 
     #[test]

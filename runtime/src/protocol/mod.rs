@@ -25,8 +25,8 @@ mod registry;
 use std::str::FromStr;
 
 pub use codec::{
-    ClientCodec, Detection, IncomingRequest, IncomingResponse, Matching, MethodRef, OutFrame,
-    OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, ServerCodec,
+    millis_left, ClientCodec, Detection, IncomingRequest, IncomingResponse, Matching, MethodRef,
+    OutFrame, OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, ServerCodec,
 };
 pub(crate) use name::unknown_protocol;
 pub use name::Protocol;

@@ -69,11 +69,20 @@ pub(crate) async fn run_inline_or_spawn(request: RequestTask) {
 /// A unary handler whose future was made (or whose making panicked), not yet run. Making it
 /// takes the request's context; what is left is small, so the task that runs it moves little.
 pub(crate) struct StartedHandler {
-    /// The handler's future; the panic that making it raised; `None` once it was cancelled.
-    future: Option<Result<ServiceFuture, Box<dyn Any + Send>>>,
+    stage: Stage,
     deadline: Option<Instant>,
     timeout_ms: Option<i32>,
     remote: SocketAddr,
+}
+
+/// Where a handler is.
+enum Stage {
+    /// Its future, to poll.
+    Running(ServiceFuture),
+    /// Making its future panicked.
+    Panicked(Box<dyn Any + Send>),
+    /// It answered, or was cancelled at its deadline.
+    Done,
 }
 
 /// Makes a unary handler's future for a request (catching a panic while making it).
@@ -86,11 +95,13 @@ pub(crate) fn start_handler(
     let deadline = context.deadline;
     let timeout_ms = context.timeout_ms;
     let remote = context.remote_side;
-    let future = Some(std::panic::catch_unwind(AssertUnwindSafe(|| {
-        service.call(method, context, payload)
-    })));
+    let made =
+        std::panic::catch_unwind(AssertUnwindSafe(|| service.call(method, context, payload)));
     StartedHandler {
-        future,
+        stage: match made {
+            Ok(future) => Stage::Running(future),
+            Err(panic) => Stage::Panicked(panic),
+        },
         deadline,
         timeout_ms,
         remote,
@@ -100,8 +111,9 @@ pub(crate) fn start_handler(
 impl StartedHandler {
     /// Runs the handler: a panic becomes EINTERNAL (and is logged), and a handler still running
     /// at the caller's deadline ([`ServerContext::deadline`]) is cancelled — its future
-    /// dropped — and answered with ERPCTIMEDOUT, and `shared` counts it. The deadline's timer
-    /// is armed only if the handler waits.
+    /// dropped — and answered with ERPCTIMEDOUT. `shared` counts handlers cancelled
+    /// unfinished, at the deadline or by being dropped (the caller went away). The deadline's
+    /// timer is armed only if the handler waits.
     pub(crate) fn run(self, shared: &Shared) -> RunningHandler<'_> {
         RunningHandler {
             started: self,
@@ -129,15 +141,24 @@ impl Future for RunningHandler<'_> {
             tracing::error!(%remote, "handler panicked: {what}");
             Status::internal(format!("handler panicked: {what}"))
         };
-        let future = match &mut this.started.future {
-            Some(Ok(future)) => future,
-            Some(Err(panic)) => return Poll::Ready(Err(panicked(panic))),
-            None => return Poll::Ready(Err(past_deadline(this.started.timeout_ms))),
+        let future = match &mut this.started.stage {
+            Stage::Running(future) => future,
+            Stage::Panicked(panic) => {
+                let status = panicked(panic);
+                this.started.stage = Stage::Done;
+                return Poll::Ready(Err(status));
+            }
+            Stage::Done => return Poll::Ready(Err(past_deadline(this.started.timeout_ms))),
         };
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(Poll::Ready(response)) => return Poll::Ready(Ok(response)),
-            Err(panic) => return Poll::Ready(Err(panicked(&panic))),
-            Ok(Poll::Pending) => {}
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        let ready = match polled {
+            Ok(Poll::Pending) => None,
+            Ok(Poll::Ready(response)) => Some(Ok(response)),
+            Err(panic) => Some(Err(panicked(&panic))),
+        };
+        if let Some(ready) = ready {
+            this.started.stage = Stage::Done;
+            return Poll::Ready(ready);
         }
         let Some(deadline) = this.started.deadline else {
             return Poll::Pending;
@@ -146,12 +167,52 @@ impl Future for RunningHandler<'_> {
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
         if timer.as_mut().poll(cx).is_ready() {
-            this.shared.count_past_deadline();
+            this.shared.count_cancelled();
             // Dropping the handler's future now cancels it.
-            this.started.future = None;
+            this.started.stage = Stage::Done;
             return Poll::Ready(Err(past_deadline(this.started.timeout_ms)));
         }
         Poll::Pending
+    }
+}
+
+impl Drop for RunningHandler<'_> {
+    fn drop(&mut self) {
+        // Dropped unfinished: the caller went away (at its deadline, typically) first.
+        if matches!(self.started.stage, Stage::Running(_)) {
+            self.shared.count_cancelled();
+        }
+    }
+}
+
+/// Counts a handler (or a stream) as cancelled when dropped before
+/// [`finish`](CancelCount::finish): the server cancelled it at its deadline, or its caller
+/// went away first.
+pub(crate) struct CancelCount<'s> {
+    shared: &'s Shared,
+    finished: bool,
+}
+
+impl<'s> CancelCount<'s> {
+    /// Watches a handler of `shared`'s.
+    pub(crate) fn new(shared: &'s Shared) -> Self {
+        CancelCount {
+            shared,
+            finished: false,
+        }
+    }
+
+    /// The handler got to its end: nothing to count.
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for CancelCount<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.count_cancelled();
+        }
     }
 }
 

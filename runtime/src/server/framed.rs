@@ -8,11 +8,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
+use super::context::deadline_in;
 use super::dispatch::{
     find_method, panic_message, run_inline_or_spawn, start_handler, RequestTask,
 };
@@ -271,9 +271,7 @@ impl Connection {
             ..
         } = request;
         let Peer { remote, local, tls } = self.peer;
-        let deadline = timeout_ms.and_then(|ms| {
-            Instant::now().checked_add(Duration::from_millis(u64::try_from(ms).ok()?))
-        });
+        let deadline = deadline_in(timeout_ms);
         let compress_type = payload.compress_type;
         let context = ServerContext {
             remote_side: remote,

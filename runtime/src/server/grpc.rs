@@ -25,7 +25,7 @@ use hyper::body::Frame;
 use tokio::time::{Instant, Sleep};
 
 use super::body::{empty_body, RequestBody, ResponseBody};
-use super::dispatch::{call_catching_panics, panic_message, past_deadline};
+use super::dispatch::{call_catching_panics, panic_message, past_deadline, CancelCount};
 use super::state::{wait_for_phase, InflightGuard, Peer, Phase, Shared};
 use super::{ServerContext, Service};
 use crate::compress::CompressType;
@@ -216,6 +216,7 @@ fn is_reserved(name: &str) -> bool {
                 | "accept-encoding"
                 | "authorization"
                 | "log-id"
+                | "brisk-error-code"
         )
 }
 
@@ -363,7 +364,12 @@ async fn serve_unary(
         // Counted from here, as on HTTP: a client that never sends its body must not hold
         // `Server::join`.
         let _inflight = InflightGuard::enter(shared);
-        match call_catching_panics(service, method, context, payload).await {
+        // Counts the handler as cancelled if this is dropped before it ends: at the deadline
+        // (`until` below) or by the client's reset.
+        let mut cancelled = CancelCount::new(shared);
+        let outcome = call_catching_panics(service, method, context, payload).await;
+        cancelled.finish();
+        match outcome {
             Ok(response) => {
                 let context = response.context;
                 match response.result {
@@ -382,10 +388,7 @@ async fn serve_unary(
         }
     };
     match until(deadline, work).await {
-        None => {
-            shared.count_past_deadline();
-            failure_response(&GrpcError::from_status(&timed_out), &[])
-        }
+        None => failure_response(&GrpcError::from_status(&timed_out), &[]),
         Some(Err((status, metadata))) => {
             failure_response(&GrpcError::from_status(&status), &metadata)
         }
@@ -439,11 +442,14 @@ async fn serve_streaming(
         Ok(future) => future,
         Err(panic) => return panicked(&panic, &[]),
     };
-    let response = match until(deadline, AssertUnwindSafe(future).catch_unwind()).await {
-        None => {
-            shared.count_past_deadline();
-            return failure_response(&GrpcError::from_status(&timed_out), &[]);
-        }
+    let mut cancelled = CancelCount::new(shared);
+    let opened = until(deadline, AssertUnwindSafe(future).catch_unwind()).await;
+    if opened.is_some() {
+        cancelled.finish();
+    }
+    drop(cancelled);
+    let response = match opened {
+        None => return failure_response(&GrpcError::from_status(&timed_out), &[]),
         Some(Err(panic)) => return panicked(&panic, &[]),
         Some(Ok(response)) => response,
     };
@@ -494,6 +500,7 @@ pub(super) struct ResponseFrames {
     pub(super) messages: Option<BytesStream>,
     /// When the call must end, from `grpc-timeout`.
     pub(super) deadline: Option<Pin<Box<Sleep>>>,
+
     /// The status the call ends with at its deadline.
     pub(super) timed_out: Status,
     /// Whether messages are gzip-compressed.
@@ -503,8 +510,9 @@ pub(super) struct ResponseFrames {
 }
 
 /// Counts a streaming call as in flight, but gives the count up once the server has been
-/// stopping for [`ServerOptions::stream_stop_grace`](super::ServerOptions): a stream its client keeps open, or stops reading,
-/// must not hold `Server::join` forever. (The connection is then closed with the server.)
+/// stopping for [`stream_stop_grace`](super::ServerOptions::stream_stop_grace): a stream its
+/// client keeps open, or stops reading, must not hold `Server::join` forever. (The connection is
+/// then closed with the server.)
 pub(super) struct StreamGuard {
     slot: Arc<GuardSlot>,
     shared: Arc<Shared>,
@@ -564,6 +572,15 @@ impl StreamGuard {
     }
 }
 
+impl Drop for ResponseFrames {
+    fn drop(&mut self) {
+        // Unfinished: the client reset the stream, or went away, before it ended.
+        if self.messages.is_some() {
+            self.inflight.shared.count_cancelled();
+        }
+    }
+}
+
 impl ResponseFrames {
     fn end(&mut self, status: Option<&Status>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         self.messages = None;
@@ -596,7 +613,7 @@ impl Stream for ResponseFrames {
             .as_mut()
             .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
         if expired {
-            this.inflight.shared.count_past_deadline();
+            this.inflight.shared.count_cancelled();
             let status = this.timed_out.clone();
             return this.end(Some(&status));
         }

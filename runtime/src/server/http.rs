@@ -408,7 +408,6 @@ fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&st
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// brpc's `log-id` header (0 when absent or not a number).
 /// The client's `x-brisk-timeout-ms`: how long it will wait, in milliseconds.
 fn timeout_ms(headers: &HeaderMap) -> Option<i32> {
     headers
@@ -420,6 +419,7 @@ fn timeout_ms(headers: &HeaderMap) -> Option<i32> {
         .ok()
 }
 
+/// brpc's `log-id` header (0 when absent or not a number).
 fn log_id(headers: &HeaderMap) -> i64 {
     headers
         .get("log-id")

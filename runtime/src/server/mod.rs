@@ -90,8 +90,7 @@ impl ServerBuilder {
     }
 
     /// How long a stopping server lets open streams go on before ending them with ELOGOFF
-    /// (default 3 s): a
-    /// graceful stop waits for streams no longer than this.
+    /// (default 3 s): a graceful stop waits for streams no longer than this.
     pub fn stream_stop_grace(mut self, grace: Duration) -> Self {
         self.options.stream_stop_grace = grace;
         self
@@ -143,7 +142,7 @@ impl ServerBuilder {
             idle: Notify::new(),
             connections: AtomicUsize::new(0),
             connections_gone: Notify::new(),
-            past_deadline: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
         });
         let protocols: Arc<[Arc<dyn ServerProtocol>]> = protocols().into();
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), protocols));
@@ -155,7 +154,8 @@ impl ServerBuilder {
     }
 
     /// Starts on `address` and serves until the process is asked to stop — Ctrl-C (SIGINT)
-    /// or SIGTERM — then stops gracefully (see [`Server`]) and returns. What a server binary's
+    /// or SIGTERM — then stops gracefully (see [`Server`]) and returns; a second signal during
+    /// the stop returns at once, without waiting for calls in flight. What a server binary's
     /// `main` calls.
     ///
     /// ```no_run
@@ -167,7 +167,19 @@ impl ServerBuilder {
     /// # }
     /// ```
     pub async fn serve(self, address: &str) -> Result<(), Error> {
-        self.serve_with_shutdown(address, stop_signal()).await
+        // Listening before the port opens: a signal that comes at once is not lost.
+        let mut signals = StopSignals::install();
+        let server = self.start(address).await?;
+        let which = signals.next().await;
+        tracing::info!(local_addr = %server.local_addr(), "{which} received: stopping gracefully (again to stop at once)");
+        server.stop().await;
+        tokio::select! {
+            () = server.join() => {}
+            which = signals.next() => {
+                tracing::warn!("{which} received again: stopping without waiting for calls in flight");
+            }
+        }
+        Ok(())
     }
 
     /// Starts on `address`, serves until `signal` completes (whatever it yields, so
@@ -194,33 +206,64 @@ impl ServerBuilder {
     }
 }
 
-/// Resolves at Ctrl-C (SIGINT) or, on Unix, SIGTERM. A signal that cannot be listened for is
+/// The signals that stop [`ServerBuilder::serve`]: Ctrl-C (SIGINT) and, on Unix, SIGTERM.
+/// Listened for from [`install`](StopSignals::install) on; one that cannot be listened for is
 /// logged and never fires.
-async fn stop_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
+struct StopSignals {
     #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(e) => {
+                    tracing::warn!("cannot listen for {name}: {e}");
+                    None
+                }
+            };
+            StopSignals {
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
             }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// The name of the next signal that comes.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        if signal.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.interrupt) => "Ctrl-C (SIGINT)",
+                () = recv(&mut self.terminate) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::warn!("cannot listen for Ctrl-C: {e}");
                 std::future::pending::<()>().await;
             }
+            "Ctrl-C"
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received"),
-        () = terminate => tracing::info!("SIGTERM received"),
     }
 }
 
@@ -228,8 +271,10 @@ async fn stop_signal() {
 /// [`shutdown`](Server::shutdown); dropping it stops it too.
 ///
 /// Stopping is graceful, as in brpc: the listener closes, requests that arrive meanwhile are
-/// answered with ELOGOFF (clients retry elsewhere), calls in flight finish and their replies are
-/// written, then connections close.
+/// answered with ELOGOFF (clients retry elsewhere), unary calls in flight finish and their
+/// replies are written, open streams go on for
+/// [`stream_stop_grace`](ServerBuilder::stream_stop_grace) (3 s by default) and then end with
+/// ELOGOFF, then connections close.
 ///
 /// ```no_run
 /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Status> {
@@ -261,11 +306,13 @@ impl Server {
         self.shared.registry.names().collect()
     }
 
-    /// How many handlers were cancelled (their futures dropped) because the caller's deadline
-    /// passed before they finished: the deadline a client sends (baidu_std `timeout_ms`, gRPC
-    /// `grpc-timeout`, HTTP `x-brisk-timeout-ms`) is the handler's too.
-    pub fn cancelled_at_deadline(&self) -> u64 {
-        self.shared.past_deadline.load(Ordering::Relaxed)
+    /// How many handlers were cancelled — their futures dropped before they finished — because
+    /// their caller's deadline passed (the deadline a client sends, baidu_std `timeout_ms`,
+    /// gRPC `grpc-timeout` or HTTP `x-brisk-timeout-ms`, is the handler's too) or because the
+    /// caller went away first (a reset gRPC stream, a closed HTTP connection). Work no one
+    /// waits for any more.
+    pub fn cancelled_handlers(&self) -> u64 {
+        self.shared.cancelled.load(Ordering::Relaxed)
     }
 
     /// Stops accepting connections and returns once the listening port is released (so another

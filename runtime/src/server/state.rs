@@ -44,8 +44,9 @@ pub(crate) struct Shared {
     pub(crate) idle: Notify,
     pub(crate) connections: AtomicUsize,
     pub(crate) connections_gone: Notify,
-    /// Handlers cancelled because their caller's deadline passed.
-    pub(crate) past_deadline: AtomicU64,
+    /// Handlers cancelled unfinished: at their caller's deadline, or because the caller went
+    /// away.
+    pub(crate) cancelled: AtomicU64,
 }
 
 impl Shared {
@@ -59,9 +60,9 @@ impl Shared {
         });
     }
 
-    /// Counts a handler cancelled at its caller's deadline.
-    pub(crate) fn count_past_deadline(&self) {
-        self.past_deadline.fetch_add(1, Ordering::Relaxed);
+    /// Counts a handler cancelled unfinished.
+    pub(crate) fn count_cancelled(&self) {
+        self.cancelled.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn phase_now(&self) -> Phase {

@@ -416,9 +416,14 @@ impl RequestHead<'_> {
 /// Checks a response's head (HTTP status, content type) and returns its message encoding.
 fn check_response_head(parts: &http::response::Parts) -> Result<CompressType, Status> {
     if parts.status != http::StatusCode::OK {
-        let grpc_code = http_status_to_grpc(parts.status);
+        // gRPC's synthesized status, but a gateway's 429/502/503/504 is EHTTP, not a retried
+        // EUNAVAILABLE: the request may have reached a backend.
+        let code = match errno_from_grpc_status(http_status_to_grpc(parts.status)) {
+            errno::EUNAVAILABLE => errno::EHTTP,
+            code => code,
+        };
         return Err(Status::new(
-            errno_from_grpc_status(grpc_code),
+            code,
             format!("the server answered HTTP {}", parts.status),
         ));
     }
@@ -479,18 +484,25 @@ fn call_result(headers: &HeaderMap, remote: SocketAddr) -> Result<(), Failure> {
     if status == code::OK {
         return Ok(());
     }
-    let message = headers
-        .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .map(percent_decode)
-        .unwrap_or_else(|| grpc::status_name(status).to_owned());
+    // Brisk's exact code, when it agrees with the status (a proxy or a foreign server cannot
+    // turn an INTERNAL into a retried ELOGOFF).
     let exact = headers
         .get(grpc::BRISK_ERROR_CODE)
         .and_then(|v| v.to_str().ok()?.parse::<i32>().ok())
-        .filter(|code| *code > 0);
+        .filter(|code| *code > 0 && grpc::grpc_status_from_errno(*code) == status);
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(percent_decode);
+    let message = match (message, exact) {
+        (Some(message), _) => message,
+        // A Brisk handler's empty text stays empty, as on the other protocols.
+        (None, Some(_)) => String::new(),
+        (None, None) => grpc::status_name(status).to_owned(),
+    };
     let brisk_code = exact.unwrap_or_else(|| errno_from_grpc_status(status));
     let status = Status::new(brisk_code, message).with_remote(remote);
-    if brisk_code == errno::ELOGOFF || (exact.is_none() && brisk_code == errno::EUNAVAILABLE) {
+    if brisk_code == errno::ELOGOFF {
         return Err(Failure::transport(status));
     }
     Err(Failure::server(status))
@@ -535,10 +547,8 @@ mod tests {
         headers.insert("grpc-status", HeaderValue::from_static("14"));
         let failure = call_result(&headers, REMOTE).unwrap_err();
         assert_eq!(failure.status.code(), errno::EUNAVAILABLE);
-        assert!(
-            failure.is_transport(),
-            "a foreign server's UNAVAILABLE is retried elsewhere"
-        );
+        assert!(failure.status.is_retryable(), "UNAVAILABLE is tried again");
+        assert!(!failure.is_transport(), "the server answered");
         headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(errno::ELOGOFF));
         let failure = call_result(&headers, REMOTE).unwrap_err();
         assert_eq!(failure.status.code(), errno::ELOGOFF);
@@ -552,6 +562,18 @@ mod tests {
         assert_eq!(failure.status.code(), 4321, "Brisk's exact code wins");
         assert_eq!(failure.status.remote_side(), Some(REMOTE));
         assert!(!failure.is_transport());
+        // An exact code that contradicts the status is not believed.
+        headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(errno::ELOGOFF));
+        let failure = call_result(&headers, REMOTE).unwrap_err();
+        assert_eq!(failure.status.code(), errno::EINTERNAL);
+        assert!(!failure.is_transport());
+        // A Brisk handler's empty text stays empty.
+        headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(4321));
+        headers.remove("grpc-message");
+        assert_eq!(
+            call_result(&headers, REMOTE).unwrap_err().status.message(),
+            ""
+        );
         headers.remove(grpc::BRISK_ERROR_CODE);
         headers.insert("grpc-status", HeaderValue::from_static("x"));
         assert_eq!(

@@ -22,6 +22,7 @@ use crate::protocol::http::{
     error_code_for_status, parse_error_body, ERROR_CODE_HEADER, JSON_CONTENT_TYPE,
     PROTO_CONTENT_TYPE, TIMEOUT_HEADER,
 };
+use crate::protocol::millis_left;
 use crate::transport::stream::Security;
 use crate::{errno, MethodDescriptor, Status};
 
@@ -349,12 +350,7 @@ fn build_request(
         builder = builder.header("log-id", request.log_id.to_string());
     }
     if let Some(deadline) = request.deadline {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let millis = left
-            .as_nanos()
-            .div_ceil(1_000_000)
-            .clamp(1, i32::MAX as u128);
-        builder = builder.header(TIMEOUT_HEADER, millis.to_string());
+        builder = builder.header(TIMEOUT_HEADER, millis_left(deadline));
     }
     let mut http_request = builder
         .body(Full::new(body))
@@ -438,10 +434,10 @@ fn decode_body(headers: &http::HeaderMap, body: Bytes, limit: usize) -> Result<B
     })
 }
 
-/// The failure a non-200 response reports: the brpc error in its JSON body, else a code
-/// from the status. A stopping server (ELOGOFF) is a transport failure, so the call is
-/// retried on another server.
-/// The failure an error response from `remote` says.
+/// The failure a non-200 response from `remote` reports: the brpc error in its JSON body, or
+/// brpc's `x-bd-error-code` with a `[address][E<code>]text` body, else a code from the status.
+/// A stopping server (ELOGOFF) is a transport failure, so the call is retried on another
+/// server.
 fn failure_from_response(
     parts: &http::response::Parts,
     body: &[u8],
@@ -453,7 +449,7 @@ fn failure_from_response(
         .and_then(|v| v.to_str().ok()?.trim().parse::<i32>().ok())
         .filter(|code| *code != 0);
     let status = match (parse_error_body(body), header_code) {
-        (Some((code, text)), _) if code != 0 => Status::from_server_text(code, &text),
+        (Some((code, text)), _) if code != 0 => Status::new(code, text),
         (_, Some(code)) => {
             // brpc's form: a text/plain body `[address][E<code>]text`.
             let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
@@ -539,13 +535,10 @@ mod tests {
             br#"{"error_code":1002,"error_text":"Fail to find method"}"#,
             REMOTE,
         );
-        #[cfg(feature = "json")]
         assert_eq!(
             (f.status.code(), f.status.message(), f.is_transport()),
             (errno::ENOMETHOD, "Fail to find method", false)
         );
-        #[cfg(not(feature = "json"))]
-        assert_eq!(f.status.code(), errno::ENOMETHOD);
         let f = failure_from_response(
             &head(StatusCode::BAD_GATEWAY, None),
             b"upstream down",
