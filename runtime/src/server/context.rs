@@ -9,12 +9,12 @@ use bytes::Bytes;
 
 use crate::CompressType;
 
-/// The deadline `timeout_ms` from now, as a client sent it (baidu_std's `timeout_ms`, HTTP's
-/// `x-brisk-timeout-ms`); none for a value that is not positive, which brpc clients never send
-/// (they leave the field out).
-pub(crate) fn deadline_in(timeout_ms: Option<i32>) -> Option<Instant> {
-    let ms = u64::try_from(timeout_ms?).ok().filter(|ms| *ms > 0)?;
-    Instant::now().checked_add(Duration::from_millis(ms))
+/// The deadline `timeout_ms` after a request arrived, as a client sent it (baidu_std's
+/// `timeout_ms`, HTTP's `x-brisk-timeout-ms`); none for a value that is not positive, which
+/// brpc clients never send (they leave the field out).
+pub(crate) fn deadline_after(arrived: Instant, timeout_ms: i32) -> Option<Instant> {
+    let ms = u64::try_from(timeout_ms).ok().filter(|ms| *ms > 0)?;
+    arrived.checked_add(Duration::from_millis(ms))
 }
 
 /// Per-request information and response options for a service handler (the server side of
@@ -101,7 +101,7 @@ impl ServerContext {
     /// Gives the call the client's `timeout_ms`, counted from now (done by the server).
     pub(crate) fn set_client_timeout(&mut self, timeout_ms: Option<i32>) {
         self.timeout_ms = timeout_ms;
-        self.deadline = deadline_in(timeout_ms);
+        self.deadline = timeout_ms.and_then(|ms| deadline_after(Instant::now(), ms));
     }
 
     /// Raw bytes the client sent after the request message.

@@ -8,11 +8,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::context::deadline_in;
+use super::context::deadline_after;
 use super::dispatch::{
     find_method, panic_message, run_inline_or_spawn, start_handler, RequestTask,
 };
@@ -160,6 +161,9 @@ impl Connection {
         // The detected prefix is in `buf` already: cut what it holds before reading more.
         let mut first = true;
         loop {
+            // When this read's requests arrived, read from the clock once for all of them (and
+            // only if one has a deadline).
+            let mut arrived = None;
             if !std::mem::take(&mut first) {
                 prepare_read_buffer(buf);
                 tokio::select! {
@@ -180,7 +184,7 @@ impl Connection {
                         if let Some(closing) = self.authenticate(&request) {
                             return Some(closing);
                         }
-                        if let Some(task) = self.dispatch(request) {
+                        if let Some(task) = self.dispatch(request, &mut arrived) {
                             run_inline_or_spawn(task).await;
                         }
                         if self.replies.is_broken() {
@@ -233,7 +237,11 @@ impl Connection {
 
     /// Starts one request: the task that serves it, or `None` when it was answered at once
     /// (with an error).
-    fn dispatch(&self, request: IncomingRequest) -> Option<RequestTask> {
+    fn dispatch(
+        &self,
+        request: IncomingRequest,
+        arrived: &mut Option<Instant>,
+    ) -> Option<RequestTask> {
         let shared = &self.shared;
         let slot = self.replies.slot();
         let inflight = InflightGuard::enter(shared);
@@ -271,7 +279,8 @@ impl Connection {
             ..
         } = request;
         let Peer { remote, local, tls } = self.peer;
-        let deadline = deadline_in(timeout_ms);
+        let deadline =
+            timeout_ms.and_then(|ms| deadline_after(*arrived.get_or_insert_with(Instant::now), ms));
         let compress_type = payload.compress_type;
         let context = ServerContext {
             remote_side: remote,
