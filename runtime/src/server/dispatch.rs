@@ -240,34 +240,6 @@ pub(crate) fn past_deadline(timeout_ms: Option<i32>) -> Status {
     )
 }
 
-/// Runs `service.call`, turning a panic (while building the future or while polling it) into an
-/// `Err` instead of a lost request.
-pub(crate) async fn call_catching_panics(
-    service: &dyn Service,
-    method: usize,
-    context: ServerContext,
-    payload: Bytes,
-) -> Result<ServiceResponse, Box<dyn Any + Send>> {
-    let future =
-        std::panic::catch_unwind(AssertUnwindSafe(|| service.call(method, context, payload)))?;
-    CatchUnwind(future).await
-}
-
-/// Polls a service future, catching a panic.
-struct CatchUnwind(ServiceFuture);
-
-impl Future for CatchUnwind {
-    type Output = Result<ServiceResponse, Box<dyn Any + Send>>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(response)) => Poll::Ready(Ok(response)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
-}
-
 pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> &str {
     if let Some(s) = panic.downcast_ref::<&'static str>() {
         s

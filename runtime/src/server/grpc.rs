@@ -25,7 +25,7 @@ use hyper::body::Frame;
 use tokio::time::{Instant, Sleep};
 
 use super::body::{empty_body, RequestBody, ResponseBody};
-use super::dispatch::{call_catching_panics, panic_message, past_deadline, CancelCount};
+use super::dispatch::{panic_message, past_deadline, run_handler, CancelCount};
 use super::state::{wait_for_phase, InflightGuard, Peer, Phase, Shared};
 use super::{ServerContext, Service};
 use crate::compress::CompressType;
@@ -364,12 +364,9 @@ async fn serve_unary(
         // Counted from here, as on HTTP: a client that never sends its body must not hold
         // `Server::join`.
         let _inflight = InflightGuard::enter(shared);
-        // Counts the handler as cancelled if this is dropped before it ends: at the deadline
-        // (`until` below) or by the client's reset.
-        let mut cancelled = CancelCount::new(shared);
-        let outcome = call_catching_panics(service, method, context, payload).await;
-        cancelled.finish();
-        match outcome {
+        // The handler's deadline (from `grpc-timeout`) is in its context: cancelled and
+        // counted as on every protocol, also when `until` below or the client's reset drops it.
+        match run_handler(shared, service, method, context, payload).await {
             Ok(response) => {
                 let context = response.context;
                 match response.result {
@@ -377,14 +374,7 @@ async fn serve_unary(
                     Err(status) => Err((status, context.response_headers)),
                 }
             }
-            Err(panic) => {
-                let what = panic_message(&panic);
-                tracing::error!("gRPC handler panicked: {what}");
-                Err((
-                    Status::internal(format!("handler panicked: {what}")),
-                    Vec::new(),
-                ))
-            }
+            Err(status) => Err((status, Vec::new())),
         }
     };
     match until(deadline, work).await {
