@@ -148,7 +148,9 @@ impl Future for RunningHandler<'_> {
                 this.started.stage = Stage::Done;
                 return Poll::Ready(Err(status));
             }
-            Stage::Done => return Poll::Ready(Err(past_deadline(this.started.timeout_ms))),
+            Stage::Done => {
+                return Poll::Ready(Err(Status::internal("a handler polled after it ended")))
+            }
         };
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
         let ready = match polled {
