@@ -523,3 +523,42 @@ async fn requests_on_open_connections_during_a_stop_get_elogoff() {
         server.join().await;
     }
 }
+
+/// A caller dropping streams that outlived the channel's timeout is not a timeout of their
+/// server: with the circuit breaker on, 200 such streams (more than the 150 errors that trip
+/// its warm-up window; in two rounds, as a connection carries 128 streams at once) leave the
+/// server in rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_long_streams_does_not_trip_the_breaker() {
+    let (server, _events) = start(Server::builder()).await;
+    let channel = Channel::builder()
+        .protocol(Protocol::GRPC)
+        .timeout(Duration::from_millis(200))
+        .enable_circuit_breaker(true)
+        .connect_cluster(&format!("list://{}", server.local_addr()), "rr")
+        .await
+        .unwrap();
+    let client = InteropClient::new(channel);
+    for round in 0..2 {
+        let mut streams = Vec::new();
+        for i in 0..100 {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let text = format!("round {round} stream {i}");
+            tx.send(msg(&text, 0)).unwrap();
+            let mut replies = client.bidi(tokio_stream_of(rx)).await.expect("opens");
+            assert_eq!(replies.next().await.unwrap().unwrap().text, text);
+            streams.push((tx, replies));
+        }
+        // Past the channel's timeout; then the caller drops them all.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(streams);
+    }
+    for i in 0..5 {
+        let reply = client
+            .unary(msg(&format!("after {i}"), 0))
+            .await
+            .expect("the server is still in rotation");
+        assert_eq!(reply.text, format!("after {i}"));
+    }
+    server.shutdown().await;
+}
