@@ -1,5 +1,5 @@
 //! The `echo_server` example serves until SIGTERM, then stops gracefully and exits 0 (Unix:
-//! the test sends the signal with `kill`).
+//! the test sends the signal with the shell's `kill`).
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
@@ -77,7 +77,11 @@ async fn echo_server_serves_until_sigterm_and_stops_gracefully() {
     assert_eq!(reply.message, "before SIGTERM");
 
     let pid = server.0.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // The shell's own `kill` (a builtin), so no procps is needed.
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .unwrap();
     assert!(killed.success());
     wait_for(&lines, "SIGTERM received", &mut seen);
     wait_for(&lines, "stopped", &mut seen);
