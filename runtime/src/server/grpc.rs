@@ -351,40 +351,32 @@ async fn serve_unary(
     mut messages: BodyMessages<RequestBody>,
     shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
-    let deadline = call.deadline;
-    let timed_out = call.timed_out();
     let accepts_gzip = call.accepts_gzip;
-    let context = call.context;
-    let work = async move {
-        let payload = match single_message(&mut messages).await {
-            Ok(payload) => payload,
-            Err(status) => return Err((status, Vec::new())),
-        };
-        drop(messages);
-        // Counted from here, as on HTTP: a client that never sends its body must not hold
-        // `Server::join`.
-        let _inflight = InflightGuard::enter(shared);
-        // The handler's deadline (from `grpc-timeout`) is in its context: cancelled and
-        // counted as on every protocol, also when `until` below or the client's reset drops it.
-        match run_handler(shared, service, method, context, payload).await {
-            Ok(response) => {
-                let context = response.context;
-                match response.result {
-                    Ok(payload) => Ok((payload, context)),
-                    Err(status) => Err((status, context.response_headers)),
-                }
-            }
-            Err(status) => Err((status, Vec::new())),
-        }
+    // Reading the request is bounded by the deadline here; the handler, by the handler runner,
+    // which has the deadline in the context (one timer at a time, not two).
+    let payload = match until(call.deadline, single_message(&mut messages)).await {
+        Some(Ok(payload)) => payload,
+        Some(Err(status)) => return failure_response(&GrpcError::from_status(&status), &[]),
+        None => return failure_response(&GrpcError::from_status(&call.timed_out()), &[]),
     };
-    match until(deadline, work).await {
-        None => failure_response(&GrpcError::from_status(&timed_out), &[]),
-        Some(Err((status, metadata))) => {
-            failure_response(&GrpcError::from_status(&status), &metadata)
-        }
-        Some(Ok((payload, context))) => {
+    drop(messages);
+    // Counted from here, as on HTTP: a client that never sends its body must not hold
+    // `Server::join`.
+    let _inflight = InflightGuard::enter(shared);
+    // Cancelled at the deadline and counted as on every protocol, also when the client's
+    // reset drops it.
+    let response = match run_handler(shared, service, method, call.context, payload).await {
+        Ok(response) => response,
+        Err(status) => return failure_response(&GrpcError::from_status(&status), &[]),
+    };
+    let context = response.context;
+    match response.result {
+        Ok(payload) => {
             let gzip = accepts_gzip && context.response_compress_type == CompressType::Gzip;
             message_response(payload, gzip, &context.response_headers)
+        }
+        Err(status) => {
+            failure_response(&GrpcError::from_status(&status), &context.response_headers)
         }
     }
 }
