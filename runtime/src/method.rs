@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// Identifies a method on the wire: full service name and method name.
+/// Identifies a method on the wire: full service name, method name and (for protocols that
+/// number methods: hulu_pbrpc, public_pbrpc, nova_pbrpc) its index in the service.
 ///
 /// Generated clients hold theirs in a `const`; code that learns its methods at run time (a
 /// load tester reading a `.proto`, a proxy) builds them from owned names:
@@ -19,6 +20,7 @@ use std::fmt;
 pub struct MethodDescriptor {
     service: Cow<'static, str>,
     method: Cow<'static, str>,
+    index: Option<u32>,
     file_descriptor_set: Option<&'static [u8]>,
 }
 
@@ -28,6 +30,7 @@ impl MethodDescriptor {
         MethodDescriptor {
             service: Cow::Borrowed(service),
             method: Cow::Borrowed(method),
+            index: None,
             file_descriptor_set: None,
         }
     }
@@ -40,6 +43,7 @@ impl MethodDescriptor {
         MethodDescriptor {
             service: service.into(),
             method: method.into(),
+            index: None,
             file_descriptor_set: None,
         }
     }
@@ -50,6 +54,32 @@ impl MethodDescriptor {
     pub const fn with_file_descriptor_set(mut self, file_descriptor_set: &'static [u8]) -> Self {
         self.file_descriptor_set = Some(file_descriptor_set);
         self
+    }
+
+    /// Sets the method's position in its service (0 for the first method of the `.proto`):
+    /// how hulu_pbrpc, public_pbrpc and nova_pbrpc name methods on the wire. Generated clients
+    /// set it.
+    ///
+    /// ```
+    /// use brisk::MethodDescriptor;
+    /// const ECHO: MethodDescriptor = MethodDescriptor::new("example.EchoService", "Echo").with_index(0);
+    /// assert_eq!(ECHO.index(), Some(0));
+    /// ```
+    pub const fn with_index(mut self, index: u32) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    /// The method's position in its service, when known
+    /// ([`with_index`](MethodDescriptor::with_index)).
+    pub fn index(&self) -> Option<u32> {
+        self.index
+    }
+
+    /// The service's name without its package (`EchoService`), as hulu_pbrpc and public_pbrpc
+    /// name services.
+    pub fn service_short_name(&self) -> &str {
+        self.service.rsplit('.').next().unwrap_or(&self.service)
     }
 
     /// The descriptors attached with

@@ -188,6 +188,7 @@ impl TestServiceClient {
                 "brisk.test.TestService",
                 "Sleep",
             )
+            .with_index(0u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
@@ -217,6 +218,7 @@ impl TestServiceClient {
                 "brisk.test.TestService",
                 "Fail",
             )
+            .with_index(1u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<

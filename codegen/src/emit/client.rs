@@ -86,12 +86,16 @@ fn emit_method(model: &Checked<'_>, method: &CheckedMethod<'_>) -> TokenStream {
         quote! { #output }
     };
     // The method's descriptors ride along when the package has them (JSON over HTTP).
+    let index = method.index;
     let descriptor = match &model.schema {
         Some(SchemaTokens::Protobuf(constant)) => quote! {
             ::brisk::codegen::MethodDescriptor::new(#full_name, #proto_name)
+                .with_index(#index)
                 .with_file_descriptor_set(#constant)
         },
-        _ => quote! { ::brisk::codegen::MethodDescriptor::new(#full_name, #proto_name) },
+        _ => quote! {
+            ::brisk::codegen::MethodDescriptor::new(#full_name, #proto_name).with_index(#index)
+        },
     };
     let streaming = quote! {
         self.channel

@@ -124,6 +124,8 @@ pub(crate) enum SchemaTokens {
 /// A validated method.
 pub(crate) struct CheckedMethod<'a> {
     pub(crate) method: &'a Method,
+    /// Its position in the service (protocols that number methods send it).
+    pub(crate) index: u32,
     pub(crate) full_name: String,
     pub(crate) ident: Ident,
     pub(crate) with_ident: Ident,
@@ -200,6 +202,7 @@ impl<'a> Checked<'a> {
                 ))
             })?;
             methods.push(CheckedMethod {
+                index: methods.len() as u32,
                 method,
                 full_name: method_full_name,
                 ident,

@@ -142,6 +142,7 @@ impl EchoServiceClient {
                 "example.EchoService",
                 "Echo",
             )
+            .with_index(0u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<

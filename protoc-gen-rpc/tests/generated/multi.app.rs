@@ -180,6 +180,7 @@ impl PaymentsClient {
                 "multi.app.Payments",
                 "Pay",
             )
+            .with_index(0u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
@@ -209,6 +210,7 @@ impl PaymentsClient {
                 "multi.app.Payments",
                 "Balance",
             )
+            .with_index(1u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<

@@ -147,6 +147,7 @@ impl ExchangeClient {
                 "multi.common.Exchange",
                 "Convert",
             )
+            .with_index(0u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<

@@ -199,6 +199,7 @@ impl EchoServiceClient {
                 "p2.echo.EchoService",
                 "Echo",
             )
+            .with_index(0u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<
@@ -228,6 +229,7 @@ impl EchoServiceClient {
                 "p2.echo.EchoService",
                 "Shout",
             )
+            .with_index(1u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<

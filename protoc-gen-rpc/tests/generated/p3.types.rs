@@ -278,6 +278,7 @@ impl EventLogClient {
                 "p3.types.EventLog",
                 "Record",
             )
+            .with_index(0u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<::brisk::codegen::Prost, Event, ()>(&METHOD, cntl, &request)
@@ -303,6 +304,7 @@ impl EventLogClient {
                 "p3.types.EventLog",
                 "List",
             )
+            .with_index(1u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<::brisk::codegen::Prost, (), EventList>(&METHOD, cntl, &request)
@@ -328,6 +330,7 @@ impl EventLogClient {
                 "p3.types.EventLog",
                 "Now",
             )
+            .with_index(2u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<

@@ -211,6 +211,7 @@ impl TickerClient {
                 "streaming.Ticker",
                 "Once",
             )
+            .with_index(0u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         self.channel
             .unary::<::brisk::codegen::Prost, Tick, Tick>(&METHOD, cntl, &request)
@@ -234,6 +235,7 @@ impl TickerClient {
                 "streaming.Ticker",
                 "Watch",
             )
+            .with_index(1u32)
             .with_file_descriptor_set(FILE_DESCRIPTOR_SET);
         let request = ::brisk::codegen::once(::core::future::ready(request));
         self.channel
