@@ -170,7 +170,9 @@ fn h2_frames(bytes: &[u8]) -> Vec<(u8, u32, &[u8])> {
 async fn a_bad_h2_preface_closes_connection() {
     // `PRI * HTTP/2.0` then something other than `SM`: neither HTTP/2 nor HTTP/1.1.
     let (server, _arrivals) = start_server().await;
-    assert_closes_silently(&server, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n").await;
+    // 28 bytes or more: nshead's magic number sits at offset 24, so fewer bytes cannot rule it
+    // out (brpc waits for them too).
+    assert_closes_silently(&server, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n\0\0\0\0").await;
     // The preface cut short, then the client half-closes: nothing to serve.
     let mut stream = connect(&server).await;
     stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
@@ -235,10 +237,17 @@ async fn random_bytes_close_connection() {
 
 #[tokio::test]
 async fn short_wrong_prefix_closes_connection() {
-    // Fewer than 4 bytes already show it is not "PRPC".
+    // Two bytes show it is not "PRPC", "HULU", "SOFA" nor HTTP; nshead's magic number (offset
+    // 24) is not there either once 28 bytes have come.
     let (server, _arrivals) = start_server().await;
     let mut stream = connect(&server).await;
     stream.write_all(b"PX").await.unwrap();
+    stream.write_all(&[0; 26]).await.unwrap();
+    assert!(expect_closed(&mut stream).await.is_empty());
+    // Fewer bytes, then the client half-closes: the server closes too.
+    let mut stream = connect(&server).await;
+    stream.write_all(b"PX").await.unwrap();
+    stream.shutdown().await.unwrap();
     assert!(expect_closed(&mut stream).await.is_empty());
     assert_serves(&server).await;
 }

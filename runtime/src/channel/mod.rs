@@ -249,9 +249,11 @@ impl ChannelBuilder {
         self
     }
 
-    /// Sets the connection type.
+    /// Sets the connection type (by default the protocol's: `single` for most, `pooled` for
+    /// protocols without a correlation id). `connect` fails with EINVAL on a type the protocol
+    /// cannot work on (`single` for nshead, as in brpc).
     pub fn connection_type(mut self, connection_type: ConnectionType) -> Self {
-        self.options.connection_type = connection_type;
+        self.options.connection_type = Some(connection_type);
         self
     }
 
@@ -290,7 +292,7 @@ impl ChannelBuilder {
             return Err(Error::invalid(format!("`{address}` is a naming service: give a load balancer too (connect_cluster(url, \"rr\"))"),
             ));
         }
-        let protocol = client::lookup(&self.options.protocol).map_err(Error::from_status)?;
+        let protocol = self.client_protocol()?;
         let addr = resolve(address).await.map_err(Error::from_status)?;
         Ok(self.build_single(addr, protocol, executor::io_handle()))
     }
@@ -327,12 +329,12 @@ impl ChannelBuilder {
     /// balancer of your own (or built with [`crate::naming::from_url`] and
     /// [`crate::lb::from_spec`]).
     pub async fn connect_with(
-        self,
+        mut self,
         naming: Box<dyn NamingService>,
         balancer: Box<dyn LoadBalancer>,
     ) -> Result<Channel, Error> {
         let runtime = executor::io_handle();
-        let protocol = client::lookup(&self.options.protocol).map_err(Error::from_status)?;
+        let protocol = self.client_protocol()?;
         let cluster = Cluster::start(
             naming,
             balancer,
@@ -356,7 +358,7 @@ impl ChannelBuilder {
                 "`{address}` is a naming service: use connect_cluster_blocking(url, lb)"
             )));
         }
-        let protocol = client::lookup(&self.options.protocol).map_err(Error::from_status)?;
+        let protocol = self.client_protocol()?;
         let addr = executor::block_on(&runtime, resolve(address)).map_err(Error::from_status)?;
         Ok(self.build_single(addr, protocol, runtime))
     }
@@ -371,7 +373,7 @@ impl ChannelBuilder {
         let runtime = executor::background().handle().clone();
         let naming = crate::naming::from_url(naming_url)?;
         let balancer = crate::lb::from_spec(load_balancer)?;
-        let protocol = client::lookup(&self.options.protocol).map_err(Error::from_status)?;
+        let protocol = self.client_protocol()?;
         let filter = self.filter.clone();
         let options = self.options.clone();
         let cluster = executor::block_on(
@@ -448,6 +450,17 @@ impl ChannelBuilder {
             return Err(Error::invalid("https needs brisk's `tls` feature"));
         }
         Ok(())
+    }
+
+    /// The channel's protocol, with the connection type settled: the one asked for, if the
+    /// protocol works on it, else the protocol's default.
+    fn client_protocol(&mut self) -> Result<ClientProtocol, Error> {
+        let protocol = client::lookup(&self.options.protocol).map_err(Error::from_status)?;
+        let connection_type = protocol
+            .connection_type(self.options.connection_type)
+            .map_err(Error::from_status)?;
+        self.options.connection_type = Some(connection_type);
+        Ok(protocol)
     }
 
     fn build_single(self, addr: SocketAddr, protocol: ClientProtocol, runtime: Handle) -> Channel {

@@ -35,8 +35,11 @@ pub struct ChannelOptions {
     pub enable_circuit_breaker: bool,
     /// The protocol (default baidu_std).
     pub protocol: Protocol,
-    /// How connections are used (default single).
-    pub connection_type: ConnectionType,
+    /// How connections are used (default `None`: the protocol's own default, as brpc's
+    /// `CONNECTION_TYPE_UNKNOWN` — `single` where the protocol can match responses to calls,
+    /// `pooled` for protocols without a correlation id, such as nshead). A type the protocol
+    /// cannot work on fails `connect` with EINVAL.
+    pub connection_type: Option<ConnectionType>,
     /// Largest response body accepted (default 64 MiB).
     pub max_body_size: usize,
     /// Channels share `single` connections only within the same group (default: the empty
@@ -64,7 +67,7 @@ impl Default for ChannelOptions {
             health_check_interval: Duration::from_secs(3),
             enable_circuit_breaker: false,
             protocol: Protocol::BAIDU_STD,
-            connection_type: ConnectionType::Single,
+            connection_type: None,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             connection_group: String::new(),
             authenticator: None,
@@ -92,7 +95,7 @@ pub(crate) fn security(options: &ChannelOptions) -> Security {
 pub(crate) fn call_settings(options: &ChannelOptions) -> CallSettings {
     CallSettings {
         connect_timeout: options.connect_timeout,
-        connection_type: options.connection_type,
+        connection_type: options.connection_type.unwrap_or_default(),
         authenticator: options.authenticator.clone(),
         http_json: options.http_json,
     }

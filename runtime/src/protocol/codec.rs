@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 
+use super::ConnectionType;
 use crate::{CompressType, MethodDescriptor, Status};
 
 /// Whether a connection's first bytes are a protocol's, as [`ServerCodec::detect`] answers.
@@ -166,6 +167,20 @@ impl<'a> OutgoingRequest<'a> {
         }
     }
 
+    /// The method's index in its service, for protocols that name methods by it
+    /// (`protocol`, for the error); EREQUEST if the method descriptor has none.
+    pub fn method_index(&self, protocol: &str) -> Result<u32, Status> {
+        self.method.index().ok_or_else(|| {
+            Status::new(
+                crate::errno::EREQUEST,
+                format!(
+                    "{protocol} names methods by index, and {} has none (MethodDescriptor::with_index; generated clients set it)",
+                    self.method
+                ),
+            )
+        })
+    }
+
     /// The time left until the deadline in whole milliseconds, rounded up and at least 1 (a
     /// deadline that passed still says "1 ms": the server gives up at once); `None` without a
     /// deadline. What protocols with a `timeout_ms` field (baidu_std's) send.
@@ -249,6 +264,18 @@ pub trait ClientCodec: Send + Sync + 'static {
     /// How responses are matched to calls (by correlation id unless overridden).
     fn matching(&self) -> Matching {
         Matching::CorrelationId
+    }
+
+    /// The connection types the protocol works on, its default first (as brpc's
+    /// `supported_connection_type`). All three by default; a protocol without a correlation id
+    /// that cannot pipeline (nshead) leaves `single` out, so a channel defaults to `pooled`
+    /// and refuses `single` with EINVAL.
+    fn connection_types(&self) -> &'static [ConnectionType] {
+        &[
+            ConnectionType::Single,
+            ConnectionType::Pooled,
+            ConnectionType::Short,
+        ]
     }
 
     /// The frame of one attempt's request. An error (a request the protocol cannot carry)
@@ -399,6 +426,15 @@ pub trait ServerCodec: Send + Sync + 'static {
     /// The frame of a reply. An error (a response the protocol cannot carry: too large, say)
     /// is answered instead, as a failure with that status.
     fn encode_response(&self, response: OutgoingResponse<'_>) -> Result<OutFrame, Status>;
+
+    /// The error for a request naming a service or method the server does not host, worded as
+    /// the protocol's brpc server words it (hulu_pbrpc: ENOMETHOD `Fail to find method=5 of
+    /// service=EchoService`). `None`, the default: the server's own words, baidu_std's
+    /// (ENOSERVICE for an unknown short service name, else ENOMETHOD).
+    fn method_not_found(&self, service: &str, method: &MethodRef) -> Option<Status> {
+        let _ = (service, method);
+        None
+    }
 
     /// Whether replies must leave in the order the requests came (protocols without a
     /// correlation id). Requests still run concurrently; the server holds early replies back.

@@ -16,11 +16,15 @@
 
 pub mod baidu_std;
 mod codec;
+mod cut;
 pub(crate) mod detect;
 pub(crate) mod grpc;
 pub(crate) mod http;
+pub mod hulu_pbrpc;
 mod name;
+pub mod nshead;
 mod registry;
+pub mod sofa_pbrpc;
 
 use std::str::FromStr;
 
@@ -49,6 +53,23 @@ pub enum ConnectionType {
     Pooled,
     /// A new connection per call, closed after it.
     Short,
+}
+
+impl ConnectionType {
+    /// Its name, as brpc spells it: `single`, `pooled`, `short`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionType::Single => "single",
+            ConnectionType::Pooled => "pooled",
+            ConnectionType::Short => "short",
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectionType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl FromStr for ConnectionType {

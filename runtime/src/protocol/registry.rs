@@ -6,6 +6,9 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use super::baidu_std::BaiduStd;
 use super::codec::{ClientCodec, ServerCodec};
+use super::hulu_pbrpc::HuluPbrpc;
+use super::nshead::{NovaPbrpc, Nshead, PublicPbrpc};
+use super::sofa_pbrpc::SofaPbrpc;
 use crate::Error;
 
 /// Protocols implemented on connections of their own (HTTP/1.1 through hyper, HTTP/2 through
@@ -27,12 +30,25 @@ struct Registry {
 }
 
 /// The server codecs Brisk registers itself, first in `servers`.
-const BUILTIN_SERVER_CODECS: usize = 1;
+const BUILTIN_SERVER_CODECS: usize = 4;
 
 static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(Registry {
-        clients: vec![Arc::new(BaiduStd)],
-        servers: vec![Arc::new(BaiduStd)],
+        clients: vec![
+            Arc::new(BaiduStd),
+            Arc::new(HuluPbrpc),
+            Arc::new(SofaPbrpc),
+            Arc::new(Nshead),
+            Arc::new(PublicPbrpc),
+            Arc::new(NovaPbrpc),
+        ],
+        // nshead (magic at offset 24) answers public_pbrpc and nova_pbrpc too.
+        servers: vec![
+            Arc::new(BaiduStd),
+            Arc::new(HuluPbrpc),
+            Arc::new(SofaPbrpc),
+            Arc::new(Nshead),
+        ],
     })
 });
 

@@ -262,6 +262,10 @@ impl Connection {
             match find_method(&shared.registry, &request.service, &request.method) {
                 Ok(found) => found,
                 Err(status) => {
+                    let status = self
+                        .codec
+                        .method_not_found(&request.service, &request.method)
+                        .unwrap_or(status);
                     self.reply_error(&request.reply_to, slot, &status);
                     return None;
                 }
@@ -380,10 +384,9 @@ fn encode_reply(
     match encode(Err(&failure)) {
         Ok(frame) => Some(frame),
         Err(again) => {
-            tracing::error!(
-                protocol = codec.name(),
-                "cannot encode a reply ({failure}), nor its error: {again}"
-            );
+            // nshead, say, cannot carry errors at all: its connection closes instead.
+            tracing::warn!(protocol = codec.name(), "no reply can be made: {failure}");
+            tracing::debug!(protocol = codec.name(), "nor for its error: {again}");
             None
         }
     }

@@ -18,6 +18,7 @@ mod h2;
 mod health;
 mod http;
 mod http1;
+mod nshead;
 mod options;
 mod protocol;
 mod registry;
@@ -26,6 +27,7 @@ mod state;
 mod tls;
 
 pub use context::ServerContext;
+pub use nshead::{NsheadMessage, NsheadPbAdaptor, NsheadService};
 pub use options::ServerOptions;
 pub use service::{
     unknown_method, MessageSchema, Service, ServiceFuture, ServiceResponse, StreamingFuture,
@@ -74,6 +76,16 @@ impl ServerBuilder {
     /// Adds a service (a generated `XxxServer` adapter, or any [`Service`]).
     pub fn add_service(mut self, service: impl Service) -> Self {
         self.services.push(Arc::new(service));
+        self
+    }
+
+    /// Answers nshead requests (all but public_pbrpc's, which every server answers with its
+    /// services) with `service`, as brpc's `ServerOptions.nshead_service`: a raw
+    /// [`NsheadService`], or an [`NsheadPbAdaptor`] serving a protobuf service over nshead or
+    /// nova_pbrpc. Without one, nshead connections are closed.
+    pub fn nshead_service(mut self, service: impl NsheadService) -> Self {
+        self.services
+            .push(Arc::new(nshead::NsheadServer(Arc::new(service))));
         self
     }
 

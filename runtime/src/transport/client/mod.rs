@@ -25,7 +25,7 @@ pub(crate) mod pending;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::protocol::{self, ClientCodec, Protocol};
+use crate::protocol::{self, ClientCodec, ConnectionType, Protocol};
 use crate::{errno, MethodDescriptor, Status};
 pub(crate) use call::{
     Answer, CallSettings, Cause, EncodedRequest, EndpointSettings, Failure, OpenStream,
@@ -71,6 +71,35 @@ impl ClientProtocol {
             }
             Kind::Owned { connections, .. } => Discipline::Owned(connections(settings)),
         })
+    }
+
+    /// The connection type a channel asking for `requested` uses: that one, if the protocol
+    /// works on it (EINVAL if not), or the protocol's default (the first it lists).
+    pub(crate) fn connection_type(
+        &self,
+        requested: Option<ConnectionType>,
+    ) -> Result<ConnectionType, Status> {
+        let Kind::Framed(codec) = &self.kind else {
+            // HTTP and HTTP/2 manage their own connections.
+            return Ok(requested.unwrap_or_default());
+        };
+        let supported = codec.connection_types();
+        match requested {
+            None => Ok(supported.first().copied().unwrap_or_default()),
+            Some(kind) if supported.contains(&kind) => Ok(kind),
+            Some(kind) => Err(Status::new(
+                errno::EINVAL,
+                format!(
+                    "{} does not support connection type {kind} (it works on {})",
+                    self.name,
+                    supported
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
     }
 
     /// EREQUEST unless the protocol has streaming calls: checked before any server is picked,
