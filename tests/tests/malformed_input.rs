@@ -656,3 +656,171 @@ async fn detection_reads_a_bounded_prefix_and_registered_protocols_come_after_th
     assert_serves(&server).await;
     server.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// brpc's other protocols: hulu_pbrpc, sofa_pbrpc, nshead (and public_pbrpc, nova_pbrpc on it).
+
+/// A hulu_pbrpc frame: `HULU`, little-endian body and meta sizes, then `meta` and `rest`.
+fn hulu_frame(meta: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut frame = b"HULU".to_vec();
+    frame.extend_from_slice(&((meta.len() + rest.len()) as u32).to_le_bytes());
+    frame.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    frame.extend_from_slice(meta);
+    frame.extend_from_slice(rest);
+    frame
+}
+
+fn hulu_echo(cid: i64) -> Vec<u8> {
+    use brisk::protocol::hulu_pbrpc::HuluRpcRequestMeta;
+    let meta = HuluRpcRequestMeta {
+        service_name: "EchoService".into(),
+        method_index: 0,
+        correlation_id: Some(cid),
+        ..Default::default()
+    };
+    hulu_frame(&meta.encode_to_vec(), &echo_payload("hulu"))
+}
+
+/// A sofa_pbrpc header with the given sizes.
+fn sofa_header(meta: u32, body: u64, total: u64) -> Vec<u8> {
+    let mut header = b"SOFA".to_vec();
+    header.extend_from_slice(&meta.to_le_bytes());
+    header.extend_from_slice(&body.to_le_bytes());
+    header.extend_from_slice(&total.to_le_bytes());
+    header
+}
+
+/// An nshead header claiming `body_len` bytes, `provider` set.
+fn nshead_header(body_len: u32, provider: &str) -> Vec<u8> {
+    let mut bytes = BytesMut::new();
+    brisk::protocol::nshead::NsheadHead::default()
+        .with_provider(provider)
+        .encode(&mut bytes, body_len);
+    bytes.to_vec()
+}
+
+/// Sends `bad`, half-closes, and expects the server to close without a reply.
+async fn assert_closes_after_half_close(server: &brisk::Server, bad: &[u8]) {
+    let mut stream = connect(server).await;
+    stream.write_all(bad).await.unwrap();
+    stream.shutdown().await.unwrap();
+    assert!(expect_closed(&mut stream).await.is_empty());
+    assert_serves(server).await;
+}
+
+#[tokio::test]
+async fn bad_hulu_frames_close_their_connection_only() {
+    let (server, _arrivals) = start_server().await;
+    // A good frame is answered (with hulu's magic).
+    let mut stream = connect(&server).await;
+    stream.write_all(&hulu_echo(9)).await.unwrap();
+    let mut head = [0u8; 4];
+    tokio::time::timeout(HANG_GUARD, stream.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&head, b"HULU");
+    // Bad magic after it closes the connection.
+    let mut bad = hulu_echo(10);
+    bad[3] = b'X';
+    stream.write_all(&bad).await.unwrap();
+    let rest = expect_closed(&mut stream).await;
+    assert!(!rest.is_empty(), "the first reply still arrives");
+    // Body over max_body_size, meta bigger than body, undecodable meta.
+    let mut too_big = b"HULU".to_vec();
+    too_big.extend_from_slice(&(DEFAULT_MAX_BODY_SIZE as u32 + 1).to_le_bytes());
+    too_big.extend_from_slice(&0u32.to_le_bytes());
+    assert_closes_silently(&server, &too_big).await;
+    let mut meta_over_body = b"HULU".to_vec();
+    meta_over_body.extend_from_slice(&4u32.to_le_bytes());
+    meta_over_body.extend_from_slice(&5u32.to_le_bytes());
+    meta_over_body.extend_from_slice(&[0; 4]);
+    assert_closes_silently(&server, &meta_over_body).await;
+    assert_closes_silently(&server, &hulu_frame(b"\xff\xff\xff", b"")).await;
+    // Truncated: a header and half a body, then the client leaves.
+    assert_closes_after_half_close(&server, &hulu_echo(11)[..20]).await;
+}
+
+#[tokio::test]
+async fn bad_sofa_frames_close_their_connection_only() {
+    let (server, _arrivals) = start_server().await;
+    // message_size must be meta_size + body_size.
+    assert_closes_silently(&server, &sofa_header(1, 2, 4)).await;
+    assert_closes_silently(&server, &sofa_header(1, u64::MAX, 0)).await;
+    let huge = DEFAULT_MAX_BODY_SIZE as u64 + 1;
+    assert_closes_silently(&server, &sofa_header(0, huge, huge)).await;
+    // An undecodable meta, and a response where a request belongs.
+    let mut garbage = sofa_header(3, 0, 3);
+    garbage.extend_from_slice(b"\xff\xff\xff");
+    assert_closes_silently(&server, &garbage).await;
+    use brisk::protocol::sofa_pbrpc::{SofaRpcMeta, RESPONSE};
+    let meta = SofaRpcMeta {
+        r#type: RESPONSE,
+        sequence_id: 1,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut response = sofa_header(meta.len() as u32, 0, meta.len() as u64);
+    response.extend_from_slice(&meta);
+    assert_closes_silently(&server, &response).await;
+    assert_closes_after_half_close(&server, &sofa_header(0, 10, 10)).await;
+}
+
+#[tokio::test]
+async fn bad_nshead_messages_close_their_connection_only() {
+    let (server, _arrivals) = start_server().await;
+    // Over max_body_size.
+    assert_closes_silently(
+        &server,
+        &nshead_header(DEFAULT_MAX_BODY_SIZE as u32 + 1, ""),
+    )
+    .await;
+    // public_pbrpc bodies that do not decode, or carry no request body.
+    let mut garbage = nshead_header(3, "__pbrpc__");
+    garbage.extend_from_slice(b"\xff\xff\xff");
+    assert_closes_silently(&server, &garbage).await;
+    let empty = nshead_header(0, "__pbrpc__");
+    assert_closes_silently(&server, &empty).await;
+    // Plain nshead to a server with no NsheadService: nothing can answer it.
+    let mut plain = nshead_header(2, "");
+    plain.extend_from_slice(b"hi");
+    assert_closes_silently(&server, &plain).await;
+    // Truncated.
+    assert_closes_after_half_close(&server, &nshead_header(10, "")[..36]).await;
+}
+
+#[tokio::test]
+async fn an_nshead_handler_error_closes_the_connection_after_earlier_replies() {
+    /// Fails bodies that say "fail", echoes the others.
+    struct FailOnAsk;
+    impl brisk::NsheadService for FailOnAsk {
+        async fn process(
+            &self,
+            _cntl: &mut brisk::ServerContext,
+            request: brisk::NsheadMessage,
+        ) -> Result<bytes::Bytes, brisk::Status> {
+            if &request.body[..] == b"fail" {
+                return Err(brisk::Status::new(brisk::errno::EINTERNAL, "asked to fail"));
+            }
+            Ok(request.body)
+        }
+    }
+    let server = brisk::Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .nshead_service(FailOnAsk)
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut ok = nshead_header(2, "");
+    ok.extend_from_slice(b"ok");
+    let mut fail = nshead_header(4, "");
+    fail.extend_from_slice(b"fail");
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(&[ok.clone(), fail, ok.clone()].concat())
+        .await
+        .unwrap();
+    let received = expect_closed(&mut stream).await;
+    assert_eq!(received, ok, "the reply before the failure, then the close");
+    assert_serves(&server).await;
+}
