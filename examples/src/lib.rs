@@ -32,6 +32,21 @@ impl echo::EchoService for Echo {
     }
 }
 
+/// Answers every nshead request with its own body (and header), as brpc's
+/// `nshead_extension_c++` example server: what `echo_server` hosts for nshead clients.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NsheadEcho;
+
+impl brisk::NsheadService for NsheadEcho {
+    async fn process(
+        &self,
+        _cntl: &mut brisk::ServerContext,
+        request: brisk::NsheadMessage,
+    ) -> Result<bytes::Bytes, brisk::Status> {
+        Ok(request.body)
+    }
+}
+
 /// Logs to stderr at `info` (or `RUST_LOG`-free `debug` with `BRISK_DEBUG=1`), in colour only
 /// on a terminal. Brisk logs through `tracing`: without a subscriber such as this one, its
 /// messages (a server's address, a connection closed for bad input, ...) go nowhere.

@@ -9,7 +9,10 @@
 //! `echo_client --server list://127.0.0.1:8001,127.0.0.1:8002 --lb rr --count 100 --interval-ms 200`.
 //!
 //! `--protocol` picks how calls travel: `baidu_std` (default), `http` (JSON-free: protobuf
-//! bodies over HTTP/1.1) or `h2:grpc`; the echo server answers all three on one port.
+//! bodies over HTTP/1.1), `h2:grpc`, `hulu_pbrpc`, `sofa_pbrpc`, `nshead` (the EchoRequest
+//! as the nshead body), `public_pbrpc` or `nova_pbrpc`; the echo server answers them all on
+//! one port. `--connection-type` defaults to the protocol's own (`pooled` for the nshead
+//! family, which has no correlation id; `single` for the others).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,7 +24,8 @@ use brisk_examples::{init_logging, Args};
 const USAGE: &str = "usage: echo_client [--server HOST:PORT|NAMING_URL] [--lb rr|wrr|random|wr|la|\
                      c_murmurhash|c_md5|p2c] [--message TEXT] [--attachment BYTES] [--count N] \
                      [--interval-ms MS] [--timeout-ms MS] [--max-retry N] [--backup-ms MS] \
-                     [--connection-type single|pooled|short] [--protocol baidu_std|http|h2:grpc] \
+                     [--connection-type single|pooled|short] [--protocol baidu_std|http|h2:grpc|\
+                     hulu_pbrpc|sofa_pbrpc|nshead|public_pbrpc|nova_pbrpc] \
                      [--blocking]";
 
 struct Options {
@@ -34,7 +38,7 @@ struct Options {
     attachment: String,
     count: u64,
     timeout: Duration,
-    connection_type: brisk::ConnectionType,
+    connection_type: Option<brisk::ConnectionType>,
     protocol: brisk::Protocol,
 }
 
@@ -82,39 +86,45 @@ fn parse() -> Result<(Options, bool), String> {
             "protocol",
         ],
     )?;
-    let options = Options {
-        server: args.get_or("server", "127.0.0.1:8000"),
-        lb: args.get("lb").map(str::to_owned),
-        interval: Duration::from_millis(args.parse_or("interval-ms", 0)?),
-        max_retry: args.parse_or("max-retry", 3)?,
-        backup: match args.get("backup-ms") {
-            Some(ms) => {
-                Some(Duration::from_millis(ms.parse().map_err(|_| {
-                    format!("--backup-ms: `{ms}` is not a number")
-                })?))
-            }
-            None => None,
-        },
-        message: args.get_or("message", "hello world"),
-        attachment: args.get_or("attachment", ""),
-        count: args.parse_or("count", 1)?,
-        timeout: Duration::from_millis(args.parse_or("timeout-ms", 500)?),
-        connection_type: args
-            .parse_or("connection-type", brisk::ConnectionType::Single)
-            .map_err(|_| "--connection-type: expected single, pooled or short".to_owned())?,
-        protocol: args
-            .parse_or("protocol", brisk::Protocol::BAIDU_STD)
-            .map_err(|_| "--protocol: expected baidu_std, http or h2:grpc".to_owned())?,
-    };
+    let options =
+        Options {
+            server: args.get_or("server", "127.0.0.1:8000"),
+            lb: args.get("lb").map(str::to_owned),
+            interval: Duration::from_millis(args.parse_or("interval-ms", 0)?),
+            max_retry: args.parse_or("max-retry", 3)?,
+            backup: match args.get("backup-ms") {
+                Some(ms) => {
+                    Some(Duration::from_millis(ms.parse().map_err(|_| {
+                        format!("--backup-ms: `{ms}` is not a number")
+                    })?))
+                }
+                None => None,
+            },
+            message: args.get_or("message", "hello world"),
+            attachment: args.get_or("attachment", ""),
+            count: args.parse_or("count", 1)?,
+            timeout: Duration::from_millis(args.parse_or("timeout-ms", 500)?),
+            connection_type: match args.get("connection-type") {
+                Some(kind) => Some(kind.parse().map_err(|_| {
+                    "--connection-type: expected single, pooled or short".to_owned()
+                })?),
+                None => None,
+            },
+            protocol: args
+                .parse_or("protocol", brisk::Protocol::BAIDU_STD)
+                .map_err(|e| format!("--protocol: {e}"))?,
+        };
     Ok((options, args.flag("blocking")))
 }
 
 fn builder(options: &Options) -> brisk::ChannelBuilder {
-    let builder = brisk::Channel::builder()
+    let mut builder = brisk::Channel::builder()
         .timeout(options.timeout)
         .max_retry(options.max_retry)
-        .connection_type(options.connection_type)
         .protocol(options.protocol.clone());
+    if let Some(connection_type) = options.connection_type {
+        builder = builder.connection_type(connection_type);
+    }
     match options.backup {
         Some(delay) => builder.backup_request(delay),
         None => builder,

@@ -1,4 +1,7 @@
 //! brpc's echo server in Brisk: `cargo run --release --bin echo_server -- --listen 127.0.0.1:8000`.
+//! Answers every protocol on its one port: baidu_std, HTTP, gRPC, hulu_pbrpc, sofa_pbrpc and
+//! public_pbrpc with `example.EchoService`, and nshead (nova_pbrpc too) by echoing the body
+//! with the header, as brpc's `nshead_extension_c++` server does.
 //! Runs until Ctrl-C (or SIGTERM), then stops gracefully. `--log-requests` logs every request
 //! with the server's own address, so a person exercising a cluster sees who answered.
 
@@ -9,7 +12,7 @@ const FLAGS: &[&str] = &["log-requests"];
 const USAGE: &str = "usage: echo_server [--listen HOST:PORT] [--threads N] [--log-requests]";
 
 use brisk_examples::echo::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
-use brisk_examples::{init_logging, Args, Echo};
+use brisk_examples::{init_logging, Args, Echo, NsheadEcho};
 
 /// [`Echo`], logging each request with the address it arrived on.
 struct LoggedEcho;
@@ -60,7 +63,7 @@ async fn serve() -> std::process::ExitCode {
         }
     };
     let listen = args.get_or("listen", "127.0.0.1:8000");
-    let builder = brisk::Server::builder();
+    let builder = brisk::Server::builder().nshead_service(NsheadEcho);
     let builder = if args.flag("log-requests") {
         builder.add_service(EchoServiceServer::new(LoggedEcho))
     } else {
