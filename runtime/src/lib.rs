@@ -38,7 +38,10 @@
 //!   thread can join or cancel.
 //! - **baidu_std** ([`protocol::baidu_std`]) — brpc's protocol, byte-compatible with brpc 1.17,
 //!   with snappy, gzip and zlib payload compression ([`CompressType`]) and raw attachments;
-//!   HTTP/1.1 and HTTP/2 with JSON or protobuf bodies, and gRPC, on the same port.
+//!   HTTP/1.1 and HTTP/2 with JSON or protobuf bodies, gRPC, and brpc's older protocols
+//!   ([`protocol::hulu_pbrpc`], [`protocol::sofa_pbrpc`], [`protocol::nshead`] with
+//!   public_pbrpc and nova_pbrpc; raw nshead bodies through [`NsheadService`]), all on the
+//!   same port.
 //! - **[Protocols](protocol) as plug-ins** — a framed protocol is a
 //!   [`ClientCodec`](protocol::ClientCodec) and a [`ServerCodec`](protocol::ServerCodec),
 //!   I/O-free, registered by name ([`protocol::register_client`],

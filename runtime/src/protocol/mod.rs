@@ -11,6 +11,9 @@
 //!   or in order, detection, dispatch, authentication, graceful stop). Register yours with
 //!   [`register_client`] and [`register_server`]; `examples/src/bin/custom_protocol.rs` does,
 //!   for a tiny length-prefixed protocol.
+//! - **hulu_pbrpc** ([`hulu_pbrpc`]), **sofa_pbrpc** ([`sofa_pbrpc`]), and **nshead**,
+//!   **public_pbrpc** and **nova_pbrpc** ([`nshead`]), brpc's older protocols, are framed
+//!   codecs too, registered by Brisk itself.
 //! - **http** (HTTP/1.1) and **h2:grpc** (gRPC over HTTP/2) own their connections, through
 //!   hyper and h2.
 
