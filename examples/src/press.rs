@@ -54,7 +54,7 @@ usage: press --proto FILE [--include DIR]... --method PACKAGE.SERVICE.METHOD --s
   --concurrency      calling tasks, i.e. calls in flight at most (default 8)
   --timeout-ms       deadline of one call, retries included, 0 = none (default 1000)
   --max-retry        retries of a call on a broken connection (default 3)
-  --connection-type  single, pooled or short (default single)";
+  --connection-type  single, pooled or short (default: the protocol's, single or pooled)";
 
 /// What to load, and how hard.
 #[derive(Debug, Clone)]
@@ -81,8 +81,8 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// Retries on broken connections.
     pub max_retry: u32,
-    /// How the channel uses connections.
-    pub connection_type: ConnectionType,
+    /// How the channel uses connections (`None`: the protocol's default).
+    pub connection_type: Option<ConnectionType>,
 }
 
 /// Parses `press`'s arguments (without the program name). Errors name the bad argument; print
@@ -123,10 +123,13 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, Str
     }
     let timeout_ms = args.parse_or("timeout-ms", 1000u64)?;
     let max_retry = args.parse_or("max-retry", 3u32)?;
-    let connection_type = args
-        .get_or("connection-type", "single")
-        .parse()
-        .map_err(|e: brisk::Error| format!("--connection-type: {}", e.message()))?;
+    let connection_type = match args.get("connection-type") {
+        Some(kind) => Some(
+            kind.parse()
+                .map_err(|e: brisk::Error| format!("--connection-type: {}", e.message()))?,
+        ),
+        None => None,
+    };
     Ok(Options {
         proto,
         includes,
@@ -448,8 +451,10 @@ pub async fn run_until(options: Options, stop: impl Future<Output = ()>) -> Resu
 
     let mut builder = Channel::builder()
         .protocol(options.protocol)
-        .max_retry(options.max_retry)
-        .connection_type(options.connection_type);
+        .max_retry(options.max_retry);
+    if let Some(connection_type) = options.connection_type {
+        builder = builder.connection_type(connection_type);
+    }
     builder = match options.timeout {
         Some(timeout) => builder.timeout(timeout),
         None => builder.no_timeout(),
@@ -458,10 +463,12 @@ pub async fn run_until(options: Options, stop: impl Future<Output = ()>) -> Resu
         .connect(&options.server)
         .await
         .map_err(|e| format!("--server `{}`: {}", options.server, e.message()))?;
+    // The index too: hulu_pbrpc, public_pbrpc and nova_pbrpc name methods by it.
     let descriptor = brisk::MethodDescriptor::from_names(
         method.parent_service().full_name().to_owned(),
         method.name().to_owned(),
-    );
+    )
+    .with_index(method.index() as u32);
 
     let started = Instant::now();
     let end = options.duration.map(|d| started + d);
@@ -821,7 +828,7 @@ mod tests {
         assert_eq!(options.duration, None);
         assert_eq!(options.timeout, None);
         assert_eq!(options.concurrency, 8);
-        assert_eq!(options.connection_type, ConnectionType::Pooled);
+        assert_eq!(options.connection_type, Some(ConnectionType::Pooled));
         let error = args("--proto p --method x.S.M --input i").unwrap_err();
         assert!(error.contains("--server"), "{error}");
         let error = args("--proto p --method m --server s --input i --qps x").unwrap_err();
