@@ -9,8 +9,10 @@ use crate::{errno, Error, Status};
 
 /// The protocol a [`Channel`](crate::Channel) speaks, by the name it is registered under, as
 /// brpc's `ChannelOptions.protocol`: `"baidu_std"` (the default), `"http"`, `"h2:grpc"`
-/// (also `"grpc"`), or any protocol registered with [`register_client`](super::register_client). A name nothing is
-/// registered under fails the channel's `connect` with EINVAL.
+/// (also `"grpc"`), `"hulu_pbrpc"`, `"sofa_pbrpc"`, `"nshead"`, `"public_pbrpc"`,
+/// `"nova_pbrpc"`, or any protocol registered with
+/// [`register_client`](super::register_client). A name nothing is registered under fails the
+/// channel's `connect` with EINVAL.
 ///
 /// ```
 /// use brisk::Protocol;
@@ -18,7 +20,8 @@ use crate::{errno, Error, Status};
 /// assert_eq!(grpc, Protocol::GRPC);
 /// assert_eq!(grpc.name(), "h2:grpc");
 /// assert!("carrier_pigeon".parse::<Protocol>().is_err());
-/// assert_eq!(Protocol::from("hulu_pbrpc").name(), "hulu_pbrpc"); // checked by connect
+/// assert_eq!("hulu_pbrpc".parse::<Protocol>().unwrap(), Protocol::HULU_PBRPC);
+/// assert_eq!(Protocol::from("my_own").name(), "my_own"); // checked by connect
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Protocol(Cow<'static, str>);
@@ -30,6 +33,17 @@ impl Protocol {
     pub const HTTP: Protocol = Protocol(Cow::Borrowed("http"));
     /// gRPC over HTTP/2; the protocol with streaming methods.
     pub const GRPC: Protocol = Protocol(Cow::Borrowed("h2:grpc"));
+    /// hulu_pbrpc, Baidu's hulu RPC ([`hulu_pbrpc`](super::hulu_pbrpc)).
+    pub const HULU_PBRPC: Protocol = Protocol(Cow::Borrowed("hulu_pbrpc"));
+    /// sofa_pbrpc ([`sofa_pbrpc`](super::sofa_pbrpc)).
+    pub const SOFA_PBRPC: Protocol = Protocol(Cow::Borrowed("sofa_pbrpc"));
+    /// nshead, a 36-byte header and an agreed body ([`nshead`](super::nshead)); `pooled` or
+    /// `short` connections.
+    pub const NSHEAD: Protocol = Protocol(Cow::Borrowed("nshead"));
+    /// public_pbrpc, pbrpc over nshead; `pooled` or `short` connections.
+    pub const PUBLIC_PBRPC: Protocol = Protocol(Cow::Borrowed("public_pbrpc"));
+    /// nova_pbrpc, pbrpc over nshead; `pooled` or `short` connections.
+    pub const NOVA_PBRPC: Protocol = Protocol(Cow::Borrowed("nova_pbrpc"));
 
     /// The protocol registered as `name` (aliases become the name they stand for). Whether
     /// anything is registered under it is checked when a channel connects.

@@ -140,6 +140,11 @@ mod tests {
     fn builtin_names_cannot_be_taken() {
         for name in [
             "baidu_std",
+            "hulu_pbrpc",
+            "sofa_pbrpc",
+            "nshead",
+            "public_pbrpc",
+            "nova_pbrpc",
             "http",
             "h2:grpc",
             "grpc",
