@@ -16,7 +16,10 @@ use std::fmt;
 /// assert_eq!(named, ECHO);
 /// assert_eq!(named.to_string(), "example.EchoService/Echo");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// Two descriptors are equal when they name the same method (service and method names); the
+/// index and descriptors they carry are facts about that method, not part of its identity.
+#[derive(Clone, Debug)]
 pub struct MethodDescriptor {
     service: Cow<'static, str>,
     method: Cow<'static, str>,
@@ -96,6 +99,21 @@ impl MethodDescriptor {
     /// The method name.
     pub fn method(&self) -> &str {
         &self.method
+    }
+}
+
+impl PartialEq for MethodDescriptor {
+    fn eq(&self, other: &Self) -> bool {
+        self.service == other.service && self.method == other.method
+    }
+}
+
+impl Eq for MethodDescriptor {}
+
+impl std::hash::Hash for MethodDescriptor {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.service.hash(state);
+        self.method.hash(state);
     }
 }
 

@@ -422,6 +422,21 @@ async fn client_round_trip(
         .unwrap();
     let got = proto.read_frame(&mut stream).await;
     let (meta, rest) = proto.split(&got);
+    // Brisk's meta is the canonical encoding of what it says (fields in brpc's order, each
+    // once), as brpc's samples are: so patching the correlation id and re-encoding compares
+    // the bytes themselves.
+    let canonical = match proto {
+        Proto::Hulu => HuluRpcRequestMeta::decode(&meta[..])
+            .unwrap()
+            .encode_to_vec(),
+        Proto::Sofa => SofaRpcMeta::decode(&meta[..]).unwrap().encode_to_vec(),
+    };
+    assert_eq!(
+        canonical,
+        meta,
+        "Brisk's {} meta is canonical",
+        proto.name()
+    );
     let (cid, meta) = match proto {
         Proto::Hulu => {
             let mut meta = HuluRpcRequestMeta::decode(&meta[..]).unwrap();

@@ -412,6 +412,22 @@ async fn a_brisk_public_pbrpc_client_sends_brpcs_request_and_reads_its_replies()
     assert!(from_host.parse::<std::net::IpAddr>().is_ok(), "{from_host}");
     assert_eq!(sent, brpc_public_request(1, sent_id, 0));
 
+    // Over a short connection, the request says the connection is not kept.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let channel = brisk::Channel::builder()
+        .protocol("public_pbrpc")
+        .connection_type(brisk::ConnectionType::Short)
+        .timeout(HANG_GUARD)
+        .connect(&listener.local_addr().unwrap().to_string())
+        .await
+        .unwrap();
+    let call = echo_call(channel, 0);
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let (_, body) = split(&read_message(&mut stream).await.unwrap());
+    let sent = PublicPbrpcRequest::decode(&body[..]).unwrap();
+    assert_eq!(sent.request_head.unwrap().connection, Some(false));
+    drop((stream, call));
+
     // brpc's unmatched error reply (id 0) still fails the call: the reply answers the
     // connection's one call.
     let (_, reply, addr) = against_fake_server(

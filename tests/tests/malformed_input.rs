@@ -824,3 +824,38 @@ async fn an_nshead_handler_error_closes_the_connection_after_earlier_replies() {
     assert_eq!(received, ok, "the reply before the failure, then the close");
     assert_serves(&server).await;
 }
+
+#[tokio::test]
+async fn a_negative_hulu_method_index_is_named_as_it_came() {
+    use brisk::protocol::hulu_pbrpc::{HuluRpcRequestMeta, HuluRpcResponseMeta};
+    let (server, _arrivals) = start_server().await;
+    let meta = HuluRpcRequestMeta {
+        service_name: "EchoService".into(),
+        method_index: -3,
+        correlation_id: Some(5),
+        ..Default::default()
+    };
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(&hulu_frame(&meta.encode_to_vec(), &echo_payload("x")))
+        .await
+        .unwrap();
+    let mut header = [0u8; 12];
+    tokio::time::timeout(HANG_GUARD, stream.read_exact(&mut header))
+        .await
+        .unwrap()
+        .unwrap();
+    let body_len = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
+    let mut body = vec![0; body_len];
+    stream.read_exact(&mut body).await.unwrap();
+    let reply = HuluRpcResponseMeta::decode(&body[..]).unwrap();
+    assert_eq!(reply.error_code, Some(brisk::errno::ENOMETHOD));
+    assert_eq!(
+        reply.error_text.unwrap(),
+        format!(
+            "[{}][E1002]Fail to find method=-3 of service=EchoService",
+            server.local_addr()
+        )
+    );
+    assert_eq!(reply.correlation_id, Some(5));
+}

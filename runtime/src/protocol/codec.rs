@@ -149,6 +149,9 @@ pub struct OutgoingRequest<'a> {
     /// When the call must end, for protocols that tell the server how long it has left
     /// (`None`: no deadline).
     pub deadline: Option<std::time::Instant>,
+    /// The kind of connection the request goes over (public_pbrpc tells the server whether it
+    /// is kept).
+    pub connection_type: ConnectionType,
 }
 
 impl<'a> OutgoingRequest<'a> {
@@ -164,6 +167,7 @@ impl<'a> OutgoingRequest<'a> {
             metadata: &[],
             credential: None,
             deadline: None,
+            connection_type: ConnectionType::Single,
         }
     }
 

@@ -133,7 +133,10 @@ fn decode_frame(buf: &mut BytesMut, max_body_size: usize) -> Result<Option<Frame
             "meta_size={meta_size} is bigger than body_size={body_size}"
         )));
     }
-    let Some(mut frame) = cut_frame(buf, HEADER_LEN + body_size) else {
+    let frame_len = body_size
+        .checked_add(HEADER_LEN)
+        .ok_or_else(|| ParseError::new(format!("body_size={body_size} is too large")))?;
+    let Some(mut frame) = cut_frame(buf, frame_len) else {
         return Ok(None);
     };
     frame.advance(HEADER_LEN);
@@ -370,8 +373,11 @@ impl ServerCodec for HuluPbrpc {
             ));
             CompressType::None
         });
-        // A negative index names no method: `usize::MAX` is never found.
-        let index = usize::try_from(meta.method_index).unwrap_or(usize::MAX);
+        // A negative index names no method; kept as it came, for the error text.
+        let method = match usize::try_from(meta.method_index) {
+            Ok(index) => MethodRef::Index(index),
+            Err(_) => MethodRef::Name(meta.method_index.to_string()),
+        };
         let (message, attachment) = split_body(frame.body, meta.user_message_size);
         let mut request = IncomingRequest::new(
             ReplyTo {
@@ -379,7 +385,7 @@ impl ServerCodec for HuluPbrpc {
                 context: Bytes::new(),
             },
             meta.service_name,
-            MethodRef::Index(index),
+            method,
             Payload {
                 message,
                 attachment,
@@ -430,8 +436,8 @@ impl ServerCodec for HuluPbrpc {
 
     fn method_not_found(&self, service: &str, method: &MethodRef) -> Option<Status> {
         let index = match method {
-            MethodRef::Index(i) => i64::try_from(*i).unwrap_or(-1),
-            MethodRef::Name(_) => -1,
+            MethodRef::Index(i) => i.to_string(),
+            MethodRef::Name(name) => name.clone(),
         };
         Some(Status::new(
             errno::ENOMETHOD,

@@ -116,7 +116,11 @@ fn decode_frame(
             "body_size={body_size} meta_size={meta_size} is bigger than max_body_size={max_body_size}"
         )));
     }
-    let Some(mut frame) = cut_frame(buf, HEADER_LEN + message_size as usize) else {
+    let frame_len = usize::try_from(message_size)
+        .ok()
+        .and_then(|n| n.checked_add(HEADER_LEN))
+        .ok_or_else(|| ParseError::new(format!("message_size={message_size} is too large")))?;
+    let Some(mut frame) = cut_frame(buf, frame_len) else {
         return Ok(None);
     };
     frame.advance(HEADER_LEN);
@@ -408,6 +412,9 @@ mod tests {
             decode_frame(&mut header(1, 2, 3), 1024).unwrap().is_none(),
             "waits"
         );
+        // "No limit" does not let a claimed size overflow the frame's length.
+        let near_max = u64::MAX - 10;
+        assert!(decode_frame(&mut header(0, near_max, near_max), usize::MAX).is_err());
         assert!(decode_frame(&mut BytesMut::from(&b"SOF"[..]), 1024)
             .unwrap()
             .is_none());

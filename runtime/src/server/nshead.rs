@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{ServerContext, Service, ServiceFuture, ServiceResponse};
 use crate::compress::{self, CompressType};
-use crate::protocol::nshead::{NsheadHead, HEADER_LEN, NSHEAD_SERVICE};
+use crate::protocol::nshead::{NsheadHead, HEADER_LEN, MAGIC, NSHEAD_SERVICE};
 use crate::protocol::DEFAULT_MAX_BODY_SIZE;
 use crate::{errno, Error, Status};
 
@@ -70,7 +70,8 @@ impl<S: NsheadService> Service for NsheadServer<S> {
     fn call(&self, method: usize, mut cntl: ServerContext, request: Bytes) -> ServiceFuture {
         let service = Arc::clone(&self.0);
         Box::pin(async move {
-            let message = match (method, NsheadHead::parse(&request)) {
+            let head = NsheadHead::parse(&request).filter(|head| head.magic_num == MAGIC);
+            let message = match (method, head) {
                 (0, Some(head)) => NsheadMessage {
                     head,
                     body: request.slice(HEADER_LEN..),

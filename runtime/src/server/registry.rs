@@ -121,7 +121,8 @@ impl Registry {
             let index = registry.entries.len();
             registry.by_name.insert(full.to_owned(), index);
             let short = full.rsplit('.').next().unwrap_or(full);
-            if short != full {
+            // The nshead service is reached by the nshead codec alone, by its full name.
+            if short != full && full != crate::protocol::nshead::NSHEAD_SERVICE {
                 short_names.entry(short).or_default().push(index);
             }
             let methods = service

@@ -138,7 +138,10 @@ pub(crate) fn decode_message(
             "body_len={body_len} is bigger than max_body_size={max_body_size}"
         )));
     }
-    Ok(cut_frame(buf, HEADER_LEN + body_len).map(|frame| (head, frame)))
+    let frame_len = body_len
+        .checked_add(HEADER_LEN)
+        .ok_or_else(|| ParseError::new(format!("body_len={body_len} is too large")))?;
+    Ok(cut_frame(buf, frame_len).map(|frame| (head, frame)))
 }
 
 fn bad_magic(magic: u32) -> ParseError {

@@ -238,9 +238,10 @@ pub(crate) fn encode_response(
             id: correlation_id,
         }],
     };
-    let body_len = response.encoded_len();
-    let mut frame = BytesMut::with_capacity(HEADER_LEN + body_len);
-    head.encode(&mut frame, body_len as u32);
+    let body_len = u32::try_from(response.encoded_len())
+        .map_err(|_| Status::internal("response too large for nshead's body_len"))?;
+    let mut frame = BytesMut::with_capacity(HEADER_LEN + body_len as usize);
+    head.encode(&mut frame, body_len);
     response.encode_raw(&mut frame);
     Ok(OutFrame::whole(frame.freeze()))
 }
@@ -284,7 +285,7 @@ impl ClientCodec for PublicPbrpc {
             request_head: Some(RequestHead {
                 from_host: Some(MY_IP.clone()),
                 content_type: Some(1),
-                connection: Some(true),
+                connection: Some(request.connection_type != ConnectionType::Short),
                 charset: Some(CHARSET.to_owned()),
                 accept_charset: None,
                 create_time: Some(create_time(std::time::SystemTime::now())),
@@ -306,9 +307,10 @@ impl ClientCodec for PublicPbrpc {
             ..NsheadHead::default()
         }
         .with_provider(PROVIDER);
-        let body_len = body.encoded_len();
-        let mut frame = BytesMut::with_capacity(HEADER_LEN + body_len);
-        head.encode(&mut frame, body_len as u32);
+        let body_len = u32::try_from(body.encoded_len())
+            .map_err(|_| Status::new(errno::EREQUEST, "request too large for nshead's body_len"))?;
+        let mut frame = BytesMut::with_capacity(HEADER_LEN + body_len as usize);
+        head.encode(&mut frame, body_len);
         body.encode_raw(&mut frame);
         Ok(OutFrame::whole(frame.freeze()))
     }
@@ -324,11 +326,15 @@ impl ClientCodec for PublicPbrpc {
         let response = PublicPbrpcResponse::decode(body(message))
             .map_err(|e| ParseError::new(format!("Fail to parse PublicPbrpcResponse: {e}")))?;
         let head = response.response_head.unwrap_or_default();
-        let body = response
-            .response_body
-            .into_iter()
-            .next()
-            .unwrap_or_default();
+        let Some(body) = response.response_body.into_iter().next() else {
+            return Ok(Some(IncomingResponse::error(
+                0,
+                Status::new(
+                    errno::ERESPONSE,
+                    "PublicPbrpcResponse without a responseBody",
+                ),
+            )));
+        };
         if head.code != 0 {
             let text = head.text.as_deref().unwrap_or_default();
             return Ok(Some(IncomingResponse::error(
@@ -396,6 +402,23 @@ fn create_time(now: std::time::SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn a_response_without_a_body_is_an_error_not_an_empty_success() {
+        let response = PublicPbrpcResponse {
+            response_head: Some(ResponseHead::default()),
+            response_body: Vec::new(),
+        }
+        .encode_to_vec();
+        let mut buf = BytesMut::new();
+        NsheadHead::default().encode(&mut buf, response.len() as u32);
+        buf.extend_from_slice(&response);
+        let decoded = PublicPbrpc
+            .decode_response(&mut buf, 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert_eq!(decoded.result.unwrap_err().code(), errno::ERESPONSE);
+    }
 
     #[test]
     fn create_time_is_brpcs_format() {

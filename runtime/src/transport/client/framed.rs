@@ -106,6 +106,7 @@ impl FramedConnections {
                 metadata: &request.headers,
                 credential: credential.as_deref().map(str::as_bytes),
                 deadline: request.deadline,
+                connection_type: settings.connection_type,
             })
             .map_err(Failure::request)?;
         let reply = conn.call(correlation_id, frame).await;

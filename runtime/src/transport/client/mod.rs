@@ -84,14 +84,14 @@ impl ClientProtocol {
             return Ok(requested.unwrap_or_default());
         };
         let supported = codec.connection_types();
-        match requested {
-            None => Ok(supported.first().copied().unwrap_or_default()),
+        match requested.or_else(|| supported.first().copied()) {
             Some(kind) if supported.contains(&kind) => Ok(kind),
-            Some(kind) => Err(Status::new(
+            kind => Err(Status::new(
                 errno::EINVAL,
                 format!(
-                    "{} does not support connection type {kind} (it works on {})",
+                    "{} does not support connection type {} (it works on {})",
                     self.name,
+                    kind.map_or("<none>", ConnectionType::name),
                     supported
                         .iter()
                         .map(ToString::to_string)
