@@ -4,7 +4,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::protocol::cut::{cut_frame, le_u32};
-use crate::protocol::{ConnectionType, ParseError, Payload};
+use crate::protocol::{ConnectionType, OutFrame, ParseError, Payload};
 use crate::{errno, Status};
 
 /// `nshead_t.magic_num`, at offset 24 of every header.
@@ -104,6 +104,19 @@ impl NsheadHead {
         self.provider[..n].copy_from_slice(&provider.as_bytes()[..n]);
         self
     }
+}
+
+/// A message of `head` (its `body_len` set to the body's) and `body`, without copying the body;
+/// `None` for a body longer than `body_len` can say.
+pub(crate) fn message_frame(head: &NsheadHead, body: Bytes) -> Option<OutFrame> {
+    let body_len = u32::try_from(body.len()).ok()?;
+    let mut frame = BytesMut::with_capacity(HEADER_LEN);
+    head.encode(&mut frame, body_len);
+    Some(OutFrame {
+        head: frame.freeze(),
+        payload: body,
+        attachment: Bytes::new(),
+    })
 }
 
 /// Whether `prefix` starts an nshead message: the magic number at offset 24.

@@ -26,7 +26,7 @@ mod head;
 mod nova_pbrpc;
 mod public_pbrpc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 pub use head::{NsheadHead, HEADER_LEN, MAGIC};
 pub use nova_pbrpc::NovaPbrpc;
@@ -78,19 +78,12 @@ impl ClientCodec for Nshead {
                 "nshead cannot say a body is compressed",
             ));
         }
-        let body_len = u32::try_from(payload.message.len())
-            .map_err(|_| Status::new(errno::EREQUEST, "request too large for nshead's body_len"))?;
         let head = NsheadHead {
             log_id: request.log_id as u32,
             ..NsheadHead::default()
         };
-        let mut frame = BytesMut::with_capacity(HEADER_LEN);
-        head.encode(&mut frame, body_len);
-        Ok(OutFrame {
-            head: frame.freeze(),
-            payload: payload.message.clone(),
-            attachment: Bytes::new(),
-        })
+        head::message_frame(&head, payload.message.clone())
+            .ok_or_else(|| Status::new(errno::EREQUEST, "request too large for nshead's body_len"))
     }
 
     fn decode_response(
@@ -186,15 +179,8 @@ impl ServerCodec for Nshead {
         if !payload.attachment.is_empty() {
             tracing::warn!("nshead cannot carry an attachment: the response's {} bytes of attachment are not sent", payload.attachment.len());
         }
-        let body_len = u32::try_from(payload.message.len())
-            .map_err(|_| Status::internal("response too large for nshead's body_len"))?;
-        let mut frame = BytesMut::with_capacity(HEADER_LEN);
-        head.encode(&mut frame, body_len);
-        Ok(OutFrame {
-            head: frame.freeze(),
-            payload: payload.message,
-            attachment: Bytes::new(),
-        })
+        head::message_frame(&head, payload.message)
+            .ok_or_else(|| Status::internal("response too large for nshead's body_len"))
     }
 
     fn method_not_found(&self, service: &str, method: &MethodRef) -> Option<Status> {

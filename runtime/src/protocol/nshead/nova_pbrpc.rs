@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::head::{body, decode_message, NsheadHead, HEADER_LEN};
+use super::head::{body, decode_message, message_frame, NsheadHead};
 use crate::protocol::{
     ClientCodec, ConnectionType, IncomingResponse, Matching, OutFrame, OutgoingRequest, ParseError,
     Payload,
@@ -55,15 +55,8 @@ impl ClientCodec for NovaPbrpc {
             reserved: request.method_index("nova_pbrpc")?,
             ..NsheadHead::default()
         };
-        let body_len = u32::try_from(payload.message.len())
-            .map_err(|_| Status::new(errno::EREQUEST, "request too large for nshead's body_len"))?;
-        let mut frame = BytesMut::with_capacity(HEADER_LEN);
-        head.encode(&mut frame, body_len);
-        Ok(OutFrame {
-            head: frame.freeze(),
-            payload: payload.message.clone(),
-            attachment: Bytes::new(),
-        })
+        message_frame(&head, payload.message.clone())
+            .ok_or_else(|| Status::new(errno::EREQUEST, "request too large for nshead's body_len"))
     }
 
     fn decode_response(
