@@ -502,3 +502,16 @@ async fn a_brisk_nova_pbrpc_client_sends_brpcs_bytes() {
     assert_eq!(request, sample("nova_pbrpc", "sink_request_1"));
     assert_eq!(reply.unwrap(), "hello world");
 }
+
+#[tokio::test]
+async fn an_nshead_header_starting_with_tls_s_first_byte_is_still_nshead() {
+    // id 0x0316 puts 0x16 0x03 first, as a TLS record starts; no ClientHello at offset 5.
+    let server = server_with(RawEcho).await;
+    let head = NsheadHead {
+        id: 0x0316,
+        ..NsheadHead::default()
+    };
+    let request = join(&head, b"hello world");
+    assert_eq!(&request[..2], &[0x16, 0x03]);
+    assert_eq!(exchange(&server, &request).await, Some(request));
+}

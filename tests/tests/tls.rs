@@ -292,8 +292,12 @@ async fn a_stalled_handshake_is_cut_off() {
     let options = server_tls(&pki).handshake_timeout(Duration::from_millis(300));
     let server = start(Some(options)).await;
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
-    // The start of a handshake record, then nothing.
-    stream.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    // The start of a ClientHello record (what tells TLS apart, as brpc: 0x16, a 0x03 version,
+    // a length, then the ClientHello type 0x01), then nothing.
+    stream
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0x40, 0x01])
+        .await
+        .unwrap();
     let mut buf = [0u8; 64];
     let read = tokio::time::timeout(HANG_GUARD, stream.read(&mut buf))
         .await

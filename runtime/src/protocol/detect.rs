@@ -29,12 +29,18 @@ pub(crate) fn http2(prefix: &[u8]) -> Detection {
     Detection::by_magic(prefix, H2_PREFACE)
 }
 
-/// A TLS record of type handshake (`0x16`).
+/// A TLS ClientHello: a handshake record (`0x16`) of TLS or SSLv3 (version major `0x03`)
+/// whose first message is a ClientHello (`0x01` at offset 5), as brpc's `DetectSSLState`
+/// checks. Six bytes decide; fewer that could still be one need more.
 pub(crate) fn tls(prefix: &[u8]) -> Detection {
-    match prefix.first() {
-        None => Detection::NeedMore,
-        Some(0x16) => Detection::Yes,
-        Some(_) => Detection::No,
+    const CLIENT_HELLO_AT: usize = 5;
+    let could_be = |i: usize, byte: u8| prefix.get(i).is_none_or(|&b| b == byte);
+    if !could_be(0, 0x16) || !could_be(1, 0x03) || !could_be(CLIENT_HELLO_AT, 0x01) {
+        Detection::No
+    } else if prefix.len() > CLIENT_HELLO_AT {
+        Detection::Yes
+    } else {
+        Detection::NeedMore
     }
 }
 
@@ -60,7 +66,10 @@ mod tests {
         assert_eq!(http2(H2_PREFACE), Detection::Yes);
         assert_eq!(http1(b"POST /a/b HTTP/1.1\r\n"), Detection::Yes);
         assert_eq!(http1(b"GET / HTTP/1.0\r\n"), Detection::Yes);
-        assert_eq!(tls(b"\x16\x03\x01\x02\x00"), Detection::Yes);
+        assert_eq!(tls(b"\x16\x03\x01\x02\x00\x01"), Detection::Yes);
+        // An nshead header whose id happens to start with 0x16 is not TLS.
+        assert_eq!(tls(b"\x16\x00\x00\x00\x00\x00"), Detection::No);
+        assert_eq!(tls(b"\x16\x03\x01\x02\x00\x02"), Detection::No);
         assert_eq!(http1(b"SSH-2.0-x"), Detection::No);
         assert_eq!(http2(b"PRPX"), Detection::No);
         assert_eq!(tls(b"PRPC"), Detection::No);
@@ -69,6 +78,7 @@ mod tests {
     #[test]
     fn waits_while_the_prefix_is_ambiguous() {
         assert_eq!(tls(b""), Detection::NeedMore);
+        assert_eq!(tls(b"\x16\x03\x01"), Detection::NeedMore);
         // `P` starts PRI, POST, PUT and PATCH.
         assert_eq!(http1(b"P"), Detection::NeedMore);
         assert_eq!(http2(b"PR"), Detection::NeedMore);

@@ -60,11 +60,11 @@ fn classify(
         return None;
     }
     let mut undecided = false;
-    if tls(prefix) == Detection::Yes {
-        if tls_allowed {
-            return Some(Detected::Tls);
-        }
-        return Some(Detected::Unknown("TLS inside TLS".to_owned()));
+    match tls(prefix) {
+        Detection::Yes if tls_allowed => return Some(Detected::Tls),
+        Detection::Yes => return Some(Detected::Unknown("TLS inside TLS".to_owned())),
+        Detection::NeedMore => undecided = true,
+        Detection::No => {}
     }
     for protocol in protocols {
         match protocol.detect(prefix) {
