@@ -439,3 +439,44 @@ async fn macro_streaming_methods_over_h2_grpc() {
     assert_eq!(reversed, ["cba", "ed"]);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn macro_services_work_over_brpcs_other_protocols_unchanged() {
+    // nova_pbrpc serves one service through its adaptor; the others reach every service.
+    let server = brisk::Server::builder()
+        .add_service(CalculatorServer::new(Calc::default()))
+        .add_service(MacroEchoServer::new(MacroEchoImpl))
+        .nshead_service(brisk::NsheadPbAdaptor::nova(CalculatorServer::new(
+            Calc::default(),
+        )))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    for protocol in ["hulu_pbrpc", "sofa_pbrpc", "public_pbrpc", "nova_pbrpc"] {
+        let channel = brisk::Channel::builder()
+            .protocol(protocol)
+            .timeout(TIMEOUT)
+            .connect(&server.local_addr().to_string())
+            .await
+            .unwrap();
+        let calculator = CalculatorClient::new(channel.clone());
+        let sum = calculator.add(AddRequest { a: 40, b: 2 }).await.unwrap();
+        assert_eq!(sum, AddResponse { sum: 42 }, "{protocol}");
+        if protocol == "nova_pbrpc" {
+            continue;
+        }
+        let status = calculator
+            .add(AddRequest { a: i64::MAX, b: 1 })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), errno::EINVAL, "{protocol}");
+        let echo = MacroEchoClient::new(channel);
+        let reply = echo
+            .say(EchoRequest {
+                message: protocol.into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(reply.message, format!("macro:{protocol}"));
+    }
+}
