@@ -122,6 +122,18 @@ class Cases:
         rest = list(replies)
         check_eq(rest, [], "replies after the request stream ended")
 
+    def concurrency(self):
+        """Many calls in flight on one channel at once: each is held in the server until all
+        have arrived, so they pass only if the server lets them all run together (a Brisk
+        server sets no stream limit; interop_server.py has 32 worker threads)."""
+        count = 500 if self.server_kind == "brisk" else 16
+        calls = [
+            self.stub.Unary.future(self.pb2.Msg(text="crowd", seq=i, rendezvous=count), timeout=RPC_TIMEOUT_S)
+            for i in range(count)
+        ]
+        seqs = sorted(call.result().seq for call in calls)
+        check_eq(seqs, list(range(count)), "every call answered")
+
     def deadline(self):
         grpc = self.grpc
         expect_rpc_error(
@@ -209,6 +221,7 @@ CASES = [
     "server_stream",
     "client_stream",
     "bidi",
+    "concurrency",
     "deadline",
     "error",
     "gzip",

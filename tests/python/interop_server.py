@@ -8,7 +8,8 @@ stdin closes (so a test that dies never leaves it behind; `--ignore-stdin` turns
 use from a shell). Behaviour, as the proto's comments define it:
 
 - every method honours `fail_code` (aborts with gRPC status `fail_code`, details `text`) and
-  `sleep_ms` (sleeps first), per message on the streaming request side;
+  `sleep_ms` (sleeps first), per message on the streaming request side; `rendezvous` (holds
+  the call until that many calls with its `text` have arrived);
 - Unary echoes, and with metadata `x-echo` appends `|<value>` to `text` and sends the value
   back as initial metadata `x-echoed`; metadata `x-gzip-response` asks for a gzip response;
 - ServerStream replies `seq` messages "<text>-<i>" with seq i;
@@ -54,8 +55,20 @@ def status_code(grpc, value):
 def make_servicer(grpc, pb2, pb2_grpc):
     """The Interop servicer class, built once grpc and the stubs are loaded."""
 
+    arrived = {}
+    more = threading.Condition()
+
+    def rendezvous(group, count):
+        """Holds the call until `count` calls of `group` have arrived."""
+        with more:
+            arrived[group] = arrived.get(group, 0) + 1
+            more.notify_all()
+            more.wait_for(lambda: arrived[group] >= count)
+
     def obey(request, context):
-        """Applies a message's `sleep_ms` and `fail_code`."""
+        """Applies a message's `rendezvous`, `sleep_ms` and `fail_code`."""
+        if request.rendezvous > 0:
+            rendezvous(request.text, request.rendezvous)
         if request.sleep_ms > 0:
             time.sleep(request.sleep_ms / 1000.0)
         if request.fail_code != 0:

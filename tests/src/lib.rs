@@ -26,8 +26,41 @@ pub mod interop {
     #[derive(Debug)]
     pub struct InteropImpl;
 
-    /// Applies a request's `sleep_ms`, then its `fail_code` (a Brisk error code).
+    /// Calls that asked for a rendezvous so far, by group (`text`), and the signal that more
+    /// have come.
+    static RENDEZVOUS: std::sync::LazyLock<(
+        std::sync::Mutex<std::collections::HashMap<String, i32>>,
+        tokio::sync::Notify,
+    )> = std::sync::LazyLock::new(Default::default);
+
+    /// Holds a call of group `group` until `count` calls of the group have arrived.
+    async fn rendezvous(group: &str, count: i32) {
+        let (arrived, more) = &*RENDEZVOUS;
+        let here = |add: i32| {
+            let mut arrived = arrived.lock().unwrap_or_else(|e| e.into_inner());
+            let n = arrived.entry(group.to_owned()).or_default();
+            *n += add;
+            *n
+        };
+        here(1);
+        more.notify_waiters();
+        loop {
+            let notified = more.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if here(0) >= count {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Applies a request's `rendezvous`, its `sleep_ms`, then its `fail_code` (a Brisk error
+    /// code).
     async fn obey(request: &Msg) -> Result<(), Status> {
+        if request.rendezvous > 0 {
+            rendezvous(&request.text, request.rendezvous).await;
+        }
         if request.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(
                 request.sleep_ms.unsigned_abs().into(),

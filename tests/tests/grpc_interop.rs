@@ -392,6 +392,7 @@ grpcio_client_cases! {
     grpcio_client_server_stream => "server_stream",
     grpcio_client_client_stream => "client_stream",
     grpcio_client_bidi => "bidi",
+    grpcio_client_concurrency => "concurrency",
     grpcio_client_deadline => "deadline",
     grpcio_client_error => "error",
     grpcio_client_big => "big",

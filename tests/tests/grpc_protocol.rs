@@ -1319,3 +1319,58 @@ async fn ended_calls_reset_their_request_streams() {
         started.elapsed()
     );
 }
+
+/// `count` unary calls of rendezvous group `group` at once over one h2:grpc channel: each is
+/// held in the server until all have arrived. Their results.
+async fn crowd(
+    server: &Server,
+    group: &str,
+    count: i32,
+    timeout: Duration,
+) -> Vec<Result<i32, Status>> {
+    use brisk_tests::interop::{InteropClient, Msg};
+    let channel = Channel::builder()
+        .protocol(Protocol::GRPC)
+        .timeout(timeout)
+        .max_retry(0)
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    let client = InteropClient::new(channel);
+    let calls = (0..count).map(|seq| {
+        let client = client.clone();
+        let request = Msg {
+            text: group.to_owned(),
+            seq,
+            rendezvous: count,
+            ..Msg::default()
+        };
+        async move { client.unary(request).await.map(|reply| reply.seq) }
+    });
+    futures_util::future::join_all(calls).await
+}
+
+async fn interop_server(builder: brisk::ServerBuilder) -> Server {
+    use brisk_tests::interop::{InteropImpl, InteropServer};
+    builder
+        .add_service(InteropServer::new(InteropImpl))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_sets_no_stream_limit_unless_asked() {
+    // 500 calls that can only complete together: the server lets them all in at once.
+    let server = interop_server(Server::builder()).await;
+    let results = crowd(&server, "unlimited", 500, Duration::from_secs(30)).await;
+    let seqs: Vec<i32> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(seqs, (0..500).collect::<Vec<_>>());
+    // With a limit of 50 streams per connection, 100 such calls can never all be in: every one
+    // waits out its deadline.
+    let limited = interop_server(Server::builder().max_concurrent_streams(50)).await;
+    let results = crowd(&limited, "limited", 100, Duration::from_millis(500)).await;
+    for result in results {
+        assert_eq!(result.unwrap_err().code(), errno::ERPCTIMEDOUT);
+    }
+}

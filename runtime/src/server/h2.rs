@@ -38,9 +38,6 @@ use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::rewind::Rewind;
 use crate::transport::stream::ServerIo;
 
-/// Streams one connection may have open at once: each may buffer a body up to max_body_size.
-const MAX_CONCURRENT_STREAMS: u32 = 128;
-
 /// The flow-control window of each stream and of the connection (hyper's server default): a
 /// 4 MiB message needs few round trips.
 const WINDOW: u32 = 1024 * 1024;
@@ -96,8 +93,11 @@ type Io = Rewind<ServerIo>;
 async fn serve_h2(io: Io, peer: Peer, shared: Arc<Shared>, open: ConnectionGuard) {
     let _open = open;
     let mut phase = shared.phase.subscribe();
-    let handshake = h2::server::Builder::new()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+    let mut builder = h2::server::Builder::new();
+    if let Some(max) = shared.options.max_concurrent_streams {
+        builder.max_concurrent_streams(max);
+    }
+    let handshake = builder
         .initial_window_size(WINDOW)
         .initial_connection_window_size(WINDOW)
         .max_send_buffer_size(MAX_SEND_BUFFER)

@@ -89,6 +89,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Limits the HTTP/2 streams (gRPC calls) one connection may have open at once (default:
+    /// no limit, as brpc's and grpc-go's servers): see [`ServerOptions::max_concurrent_streams`].
+    pub fn max_concurrent_streams(mut self, max: u32) -> Self {
+        self.options.max_concurrent_streams = Some(max);
+        self
+    }
+
     /// Replaces all options.
     pub fn options(mut self, options: ServerOptions) -> Self {
         self.options = options;

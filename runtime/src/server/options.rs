@@ -15,6 +15,10 @@ pub struct ServerOptions {
     /// (default 3 s): [`Server::join`](crate::Server::join) waits for streams no longer than
     /// this. Unary calls in flight are always waited for.
     pub stream_stop_grace: Duration,
+    /// HTTP/2 streams (gRPC calls) one connection may have open at once, the
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` the server advertises (default `None`: no limit, as
+    /// brpc's, grpc-go's and tonic's servers). Calls beyond it wait in the client until one ends.
+    pub max_concurrent_streams: Option<u32>,
     /// Verifies clients' credentials (default none): see [`crate::auth`].
     pub authenticator: Option<Arc<dyn crate::Authenticator>>,
     /// TLS on the port (default none: TLS handshakes are closed): see
@@ -31,6 +35,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             stream_stop_grace: DEFAULT_STREAM_STOP_GRACE,
+            max_concurrent_streams: None,
             authenticator: None,
             #[cfg(feature = "tls")]
             tls: None,
