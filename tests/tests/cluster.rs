@@ -728,3 +728,26 @@ async fn error_codes_a_server_answers_with_do_not_isolate_it() {
     let counts = distribution(&client, 10).await;
     assert_eq!(counts.get(&servers[0].addr), Some(&5), "{counts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_names_the_server_the_call_waited_for_as_brpc() {
+    let slow = TestServer::start();
+    slow.behaviour.delay_ms.store(2_000, Ordering::Relaxed);
+    let channel = Channel::builder()
+        .timeout(Duration::from_millis(100))
+        .connect_cluster(&list_url(&[&slow], &[]), "rr")
+        .await
+        .unwrap();
+    let status = EchoServiceClient::new(channel)
+        .echo(EchoRequest {
+            message: "late".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), errno::ERPCTIMEDOUT);
+    assert_eq!(
+        status.message(),
+        format!("Reached timeout=100ms @{}", slow.addr),
+        "the server, not a dump of the cluster"
+    );
+}

@@ -86,13 +86,15 @@ impl Channel {
         };
         let result = tokio::select! {
             biased;
-            () = cancelled => Err(Status::new(errno::ECANCELED, "the call was cancelled")),
-            () = deadline => Err(Status::new(
-                errno::ERPCTIMEDOUT,
-                format!("Reached timeout={}ms @{}", timeout.unwrap_or_default().as_millis(), self.describe_target()),
-            )),
-            result = call => result,
+            () = cancelled => Err(Some(Status::new(errno::ECANCELED, "the call was cancelled"))),
+            () = deadline => Err(None),
+            result = call => result.map_err(Some),
         };
+        // At the deadline the call was dropped, which recorded the server it waited for: brpc
+        // names it (`@127.0.0.1:8000`).
+        let result = result.map_err(|status| {
+            status.unwrap_or_else(|| self.reached_timeout(timeout, cntl.remote_side))
+        });
         cntl.latency = started.elapsed();
         if let Err(status) = &result {
             cntl.error = Some(status.clone());

@@ -159,6 +159,17 @@ impl Drop for Cluster {
     }
 }
 
+impl Cluster {
+    /// The cluster in a few words, for error messages that name no one server.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "a cluster of {} servers from {}",
+            self.servers.load().len(),
+            self.description
+        )
+    }
+}
+
 impl fmt::Debug for Cluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cluster")

@@ -113,9 +113,26 @@ impl Channel {
     pub(crate) fn describe_target(&self) -> String {
         match &self.inner.target {
             Target::Single(endpoint) => endpoint.addr().to_string(),
-            Target::Cluster(cluster) => format!("{cluster:?}"),
+            Target::Cluster(cluster) => cluster.describe(),
             Target::Combo(combo) => format!("{combo:?}"),
         }
+    }
+
+    /// ERPCTIMEDOUT as brpc words it: the timeout, and the server the call was waiting for
+    /// (`server`), else what the channel sends to.
+    pub(crate) fn reached_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+        server: Option<SocketAddr>,
+    ) -> Status {
+        let target = server.map_or_else(|| self.describe_target(), |addr| addr.to_string());
+        Status::new(
+            crate::errno::ERPCTIMEDOUT,
+            format!(
+                "Reached timeout={}ms @{target}",
+                timeout.unwrap_or_default().as_millis()
+            ),
+        )
     }
 
     /// Runs a call to completion on the current thread, for blocking clients.

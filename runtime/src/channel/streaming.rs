@@ -101,16 +101,6 @@ impl Channel {
         let stream_timeout = cntl.timeout.own();
         let deadline = stream_timeout.and_then(|t| started.checked_add(t));
         cntl.deadline = deadline;
-        let reached = |timeout: Option<std::time::Duration>| {
-            Status::new(
-                errno::ERPCTIMEDOUT,
-                format!(
-                    "Reached timeout={}ms @{}",
-                    timeout.unwrap_or_default().as_millis(),
-                    self.describe_target()
-                ),
-            )
-        };
         let requests = Mutex::new(Some(requests));
         let streams = Servers {
             channel: self,
@@ -134,12 +124,15 @@ impl Channel {
         let mut cancelled = call_state.clone().map(cancelled_future);
         let outcome = tokio::select! {
             biased;
-            () = maybe(cancelled.as_mut()) => Err(Status::new(errno::ECANCELED, "the call was cancelled")),
-            () = maybe(open_sleep.as_mut()) => Err(reached(open_timeout)),
-            opened = retry::run(&streams, cntl, &settings) => opened,
+            () = maybe(cancelled.as_mut()) => Err(Some(Status::new(errno::ECANCELED, "the call was cancelled"))),
+            () = maybe(open_sleep.as_mut()) => Err(None),
+            opened = retry::run(&streams, cntl, &settings) => opened.map_err(Some),
         };
         let deadline_sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at.into())));
-        let opened = outcome?;
+        // An opening cut off by its deadline recorded the server it waited for.
+        let opened = outcome.map_err(|status| {
+            status.unwrap_or_else(|| self.reached_timeout(open_timeout, cntl.remote_side))
+        })?;
         cntl.remote_side = Some(opened.remote);
         cntl.local_side = Some(opened.stream.local);
         cntl.response_headers = opened.stream.headers;
@@ -147,7 +140,7 @@ impl Channel {
         Ok(ResponseMessages {
             messages: opened.stream.messages,
             deadline: deadline_sleep,
-            timed_out: reached(stream_timeout),
+            timed_out: self.reached_timeout(stream_timeout, Some(opened.remote)),
             cancelled,
             report: opened.report,
             _finish: FinishOnDrop(call_state),
