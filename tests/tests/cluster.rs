@@ -751,3 +751,45 @@ async fn a_timeout_names_the_server_the_call_waited_for_as_brpc() {
         "the server, not a dump of the cluster"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_timer_with_no_retry_left_ends_the_call_as_brpc() {
+    // brpc checks the retries left before sending a backup: with none, the timer ends the call
+    // with EBACKUPREQUEST rather than wait on.
+    let slow = TestServer::start();
+    slow.behaviour.delay_ms.store(2_000, Ordering::Relaxed);
+    let client = EchoServiceClient::new(
+        Channel::builder()
+            .timeout(Duration::from_secs(5))
+            .max_retry(0)
+            .backup_request(Duration::from_millis(50))
+            .connect_cluster(&list_url(&[&slow], &[]), "rr")
+            .await
+            .unwrap(),
+    );
+    let mut cntl = Controller::new();
+    let status = call(&client, &mut cntl).await.unwrap_err();
+    assert_eq!(status.code(), errno::EBACKUPREQUEST, "{status}");
+    assert_eq!(
+        status.message(),
+        format!("Reached backup timeout=50ms @{}", slow.addr)
+    );
+    assert_eq!(cntl.retried_count(), 0);
+    // With a retry left, the backup goes out and the call waits for an answer.
+    let fast = TestServer::start();
+    let client = EchoServiceClient::new(
+        Channel::builder()
+            .timeout(Duration::from_secs(5))
+            .max_retry(1)
+            .backup_request(Duration::from_millis(50))
+            .connect_cluster(&list_url(&[&slow, &fast], &[]), "rr")
+            .await
+            .unwrap(),
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            call(&client, &mut Controller::new()).await.unwrap(),
+            fast.addr
+        );
+    }
+}

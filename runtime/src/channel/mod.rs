@@ -211,8 +211,9 @@ impl ChannelBuilder {
 
     /// Sends a backup request when a call has had no answer after `delay`: the same request
     /// goes to another server of the cluster (or again to the one server) and the first answer
-    /// wins. The backup counts as a retry. `Controller::set_backup_request` overrides it per
-    /// call.
+    /// wins. The backup counts as a retry: with no retry left (`max_retry(0)`), the timer ends
+    /// the call with EBACKUPREQUEST instead, as brpc's does. `Controller::set_backup_request`
+    /// overrides it per call.
     pub fn backup_request(self, delay: Duration) -> Self {
         self.backup_request_policy(policy::FixedBackupDelay(delay))
     }

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::policy::{BackupRequestPolicy, RetryPolicy};
-use crate::{Controller, Status};
+use crate::{errno, Controller, Status};
 
 /// How a call retries.
 pub(crate) struct RetrySettings<'a> {
@@ -136,9 +136,11 @@ pub(crate) async fn run<C: Candidates>(
         // Kept aside until a retry or a backup needs the list: a call that succeeds at once
         // allocates none.
         let key = candidates.key(&candidate);
-        let backup = settings
-            .backup
-            .filter(|_| cntl.retried_count < settings.max_retry);
+        let backup = settings.backup;
+        // As brpc: a backup timer that fires when no retry is left ends the call
+        // (EBACKUPREQUEST) instead of waiting on.
+        let retries_left = cntl.retried_count < settings.max_retry;
+        let mut backup_ended: Option<Duration> = None;
         let slot = candidates.slot(cntl);
         let mut round = RoundGuard {
             candidates,
@@ -157,6 +159,7 @@ pub(crate) async fn run<C: Candidates>(
             let (first_candidate, first_slot) = first.as_mut().expect("set above");
             let first = candidates.attempt(first_candidate, first_slot);
             let tried = &mut tried;
+            let backup_ended = &mut backup_ended;
             match backup {
                 None => (Answered::First, first.await),
                 Some((delay, policy)) => {
@@ -165,7 +168,11 @@ pub(crate) async fn run<C: Candidates>(
                         tokio::pin!(first);
                         tokio::select! {
                             result = &mut first => (Answered::First, result),
-                            () = tokio::time::sleep(delay) => {
+                            () = tokio::time::sleep(delay), if !retries_left => {
+                                *backup_ended = Some(delay);
+                                (Answered::First, Err(Status::new(errno::EBACKUPREQUEST, "")))
+                            }
+                            () = tokio::time::sleep(delay), if retries_left => {
                                 let picked = if policy.do_backup(round_cntl) {
                                     if !tried.contains(&key) {
                                         tried.push(key);
@@ -197,8 +204,21 @@ pub(crate) async fn run<C: Candidates>(
                 }
             }
         };
-        round.outcome = Some((answered, result.is_err()));
+        // A round ended by its backup timer left its attempt unfinished.
+        round.outcome = backup_ended
+            .is_none()
+            .then_some((answered, result.is_err()));
         drop(round);
+        if let Some(delay) = backup_ended {
+            // Dropping the round recorded the server it waited for.
+            let at = cntl
+                .remote_side
+                .map_or_else(String::new, |addr| format!(" @{addr}"));
+            return Err(Status::new(
+                errno::EBACKUPREQUEST,
+                format!("Reached backup timeout={}ms{at}", delay.as_millis()),
+            ));
+        }
         let status = match result {
             Ok(output) => return Ok(output),
             Err(status) => status,

@@ -198,8 +198,9 @@ impl SelectiveChannelBuilder {
     /// Sends a backup when a call has had no answer after `delay`: the same request goes to
     /// *another* sub-channel, one this call has not tried, and the first success wins (if
     /// one fails, the other is awaited) — brpc's recipe for backups across clusters. The
-    /// backup counts as a retry, so it is only sent while `max_retry` leaves one; without
-    /// another sub-channel to try, the call just waits. The delay is not passed on to the
+    /// backup counts as a retry, so it is only sent while `max_retry` leaves one; with no
+    /// retry left the timer ends the call with EBACKUPREQUEST, as brpc's does, and without
+    /// another sub-channel to try the call just waits. The delay is not passed on to the
     /// sub-calls. [`Controller::set_backup_request`] overrides it per call.
     pub fn backup_request(mut self, delay: Duration) -> Self {
         self.backup_request = Some(delay);
