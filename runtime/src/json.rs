@@ -64,11 +64,11 @@ pub(crate) struct MethodJson {
 }
 
 impl MethodJson {
-    /// A request body in JSON → the protobuf encoding of the method's input message. Unknown
-    /// fields, malformed JSON and missing proto2 `required` fields are errors. An empty body
-    /// is the empty message.
-    pub(crate) fn request_to_proto(&self, json: &[u8]) -> Result<Bytes, String> {
-        json_to_proto(&self.input, json)
+    /// A request body in JSON → the protobuf encoding of the method's input message.
+    /// Malformed JSON and missing proto2 `required` fields are errors; unknown fields are
+    /// skipped, as brpc does, or errors when `strict`. An empty body is the empty message.
+    pub(crate) fn request_to_proto(&self, json: &[u8], strict: bool) -> Result<Bytes, String> {
+        json_to_proto(&self.input, json, strict)
     }
 
     /// A response's protobuf bytes → its JSON (field names in lowerCamelCase, default values
@@ -110,15 +110,20 @@ impl MethodJson {
     }
 }
 
-/// JSON → protobuf bytes of message type `desc`.
-fn json_to_proto(desc: &MessageDescriptor, json: &[u8]) -> Result<Bytes, String> {
+/// JSON → protobuf bytes of message type `desc`; an unknown field is an error when
+/// `deny_unknown_fields`, else skipped.
+fn json_to_proto(
+    desc: &MessageDescriptor,
+    json: &[u8],
+    deny_unknown_fields: bool,
+) -> Result<Bytes, String> {
     if json.iter().all(u8::is_ascii_whitespace) {
         let empty = DynamicMessage::new(desc.clone());
         check_required(&empty, 0)?;
         return Ok(Bytes::from(empty.encode_to_vec()));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let options = DeserializeOptions::new().deny_unknown_fields(true);
+    let options = DeserializeOptions::new().deny_unknown_fields(deny_unknown_fields);
     let message =
         DynamicMessage::deserialize_with_options(desc.clone(), &mut deserializer, &options)
             .map_err(|e| format!("Fail to parse JSON as {}: {e}", desc.full_name()))?;
@@ -282,7 +287,7 @@ mod tests {
     fn echo_request_round_trips() {
         let echo = echo();
         let proto = echo
-            .request_to_proto(br#"{"message":"hello world"}"#)
+            .request_to_proto(br#"{"message":"hello world"}"#, true)
             .unwrap();
         assert_eq!(&proto[..], b"\x0a\x0bhello world");
         let json = echo.response_to_json(proto).unwrap();
@@ -292,19 +297,28 @@ mod tests {
     #[test]
     fn rejects_bad_json_unknown_fields_and_missing_required() {
         let echo = echo();
-        let malformed = echo.request_to_proto(b"{\"message\":").unwrap_err();
+        let malformed = echo.request_to_proto(b"{\"message\":", true).unwrap_err();
         assert!(malformed.contains("Fail to parse JSON"), "{malformed}");
         let unknown = echo
-            .request_to_proto(br#"{"message":"x","extra":1}"#)
+            .request_to_proto(br#"{"message":"x","extra":1}"#, true)
             .unwrap_err();
         assert!(unknown.contains("extra"), "{unknown}");
-        let missing = echo.request_to_proto(b"{}").unwrap_err();
+        // Not strict (brpc's way): the unknown field is skipped.
+        let lenient = echo
+            .request_to_proto(br#"{"message":"x","extra":1}"#, false)
+            .unwrap();
+        assert_eq!(&lenient[..], b"\x0a\x01x");
+        let missing = echo.request_to_proto(b"{}", true).unwrap_err();
         assert!(missing.contains("example.EchoRequest.message"), "{missing}");
-        let empty = echo.request_to_proto(b"  ").unwrap_err();
+        let empty = echo.request_to_proto(b"  ", true).unwrap_err();
         assert!(empty.contains("Missing required"), "{empty}");
-        let trailing = echo.request_to_proto(br#"{"message":"x"} {"#).unwrap_err();
+        let trailing = echo
+            .request_to_proto(br#"{"message":"x"} {"#, true)
+            .unwrap_err();
         assert!(trailing.contains("Fail to parse JSON"), "{trailing}");
-        let wrong_type = echo.request_to_proto(br#"{"message":5}"#).unwrap_err();
+        let wrong_type = echo
+            .request_to_proto(br#"{"message":5}"#, true)
+            .unwrap_err();
         assert!(wrong_type.contains("Fail to parse JSON"), "{wrong_type}");
         let response = echo.response_to_json(Bytes::from_static(b"\xff\xff"));
         assert!(response.is_err());
@@ -322,14 +336,17 @@ mod tests {
         let same = calc.method(0).unwrap();
         // Both the proto name and the lowerCamelCase name are accepted.
         let proto = same
-            .request_to_proto(br#"{"user_name":"ann","inner":{"bigNumber":"12345678901"}}"#)
+            .request_to_proto(
+                br#"{"user_name":"ann","inner":{"bigNumber":"12345678901"}}"#,
+                true,
+            )
             .unwrap();
         let json = same.response_to_json(proto).unwrap();
         assert_eq!(
             std::str::from_utf8(&json).unwrap(),
             r#"{"userName":"ann","inner":{"bigNumber":"12345678901"}}"#
         );
-        let empty = same.request_to_proto(b"").unwrap();
+        let empty = same.request_to_proto(b"", true).unwrap();
         assert!(empty.is_empty());
         assert_eq!(&same.response_to_json(empty).unwrap()[..], b"{}");
     }

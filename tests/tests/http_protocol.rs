@@ -413,23 +413,40 @@ async fn protobuf_bodies_come_back_as_protobuf() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_json_and_unknown_fields_are_400() {
+async fn bad_json_is_400_and_unknown_fields_are_skipped_unless_strict() {
     let server = start_default().await;
     let path = "/example.EchoService/Echo";
     let reply = post(&server, path, "application/json", br#"{"message":"#).await;
     reply.assert_error(400, errno::EREQUEST, "Fail to parse JSON");
-    let reply = post(
-        &server,
-        path,
-        "application/json",
-        br#"{"message":"x","nope":1}"#,
-    )
-    .await;
-    reply.assert_error(400, errno::EREQUEST, "nope");
+    // brpc accepts unknown fields (tests/golden/http-errors/unknown_json_field.txt).
+    let unknown = br#"{"message":"hi","bogus":1}"#;
+    let reply = post(&server, path, "application/json", unknown).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, br#"{"message":"hi"}"#);
+    let mut strict = brisk::ServerOptions::default();
+    strict.strict_json = true;
+    let strict = start(strict, false).await;
+    let reply = post(&strict, path, "application/json", unknown).await;
+    reply.assert_error(400, errno::EREQUEST, "bogus");
     let reply = post(&server, path, "application/json", b"{}").await;
     reply.assert_error(400, errno::EREQUEST, "Missing required field");
     let reply = post(&server, path, "application/proto", b"\xff\xff\xff").await;
     reply.assert_error(400, errno::EREQUEST, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_after_the_method_are_ignored_as_brpc() {
+    // tests/golden/http-errors/extra_path_segment.txt: brpc serves the method.
+    let server = start_default().await;
+    let reply = post(
+        &server,
+        "/example.EchoService/Echo/extra",
+        "application/json",
+        br#"{"message":"hi"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, br#"{"message":"hi"}"#);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,16 +72,14 @@ fn mime_essence(content_type: &str) -> &str {
 }
 
 /// Splits a request path into service and method names: `/example.EchoService/Echo` →
-/// `("example.EchoService", "Echo")`. A query string is ignored; `None` unless the path has
-/// exactly two non-empty segments.
+/// `("example.EchoService", "Echo")`. A query string is ignored, and so are segments after
+/// the method (brpc's "unresolved path": `/example.EchoService/Echo/extra` calls `Echo`);
+/// `None` unless the first two segments are non-empty.
 pub fn split_path(path: &str) -> Option<(&str, &str)> {
     let path = path.split('?').next().unwrap_or(path);
-    let rest = path.strip_prefix('/')?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let (service, method) = rest.split_once('/')?;
-    if service.is_empty() || method.is_empty() || method.contains('/') {
-        return None;
-    }
+    let mut segments = path.strip_prefix('/')?.split('/');
+    let service = segments.next().filter(|s| !s.is_empty())?;
+    let method = segments.next().filter(|s| !s.is_empty())?;
     Some((service, method))
 }
 
@@ -397,7 +395,12 @@ mod tests {
             Some(("EchoService", "Echo"))
         );
         assert_eq!(split_path("/a/b?c=/d"), Some(("a", "b")));
-        for bad in ["", "/", "//", "/a", "/a/", "//b", "/a/b/c", "a/b", "/a//b"] {
+        assert_eq!(
+            split_path("/a/b/c/d"),
+            Some(("a", "b")),
+            "brpc's unresolved path"
+        );
+        for bad in ["", "/", "//", "/a", "/a/", "//b", "a/b", "/a//b"] {
             assert_eq!(split_path(bad), None, "{bad:?}");
         }
     }

@@ -124,7 +124,7 @@ async fn serve_pb(
     let raw = decode_content_encoding(&parts.headers, raw, max_body_size)?;
     let payload = match format {
         BodyFormat::Proto => raw,
-        BodyFormat::Json => request_from_json(found.json, &raw)?,
+        BodyFormat::Json => request_from_json(found.json, &raw, shared.options.strict_json)?,
     };
 
     // Counted from here, not from arrival: a client slow to send its body must not hold up
@@ -330,12 +330,14 @@ fn decode_content_encoding(
 }
 
 /// A JSON request body → the bytes the handler takes (400 EREQUEST when it does not convert).
-fn request_from_json(json: JsonBodies<'_>, body: &[u8]) -> Result<Bytes, HttpError> {
+/// Unknown fields are skipped unless `strict`.
+fn request_from_json(json: JsonBodies<'_>, body: &[u8], strict: bool) -> Result<Bytes, HttpError> {
+    let _ = strict;
     match json {
         JsonBodies::PassThrough => Ok(Bytes::copy_from_slice(body)),
         #[cfg(feature = "json")]
         JsonBodies::Transcoded(mapping) => mapping
-            .request_to_proto(body)
+            .request_to_proto(body, strict)
             .map_err(|e| HttpError::from_code(errno::EREQUEST, e)),
         _ => Err(HttpError::from_code(
             errno::EREQUEST,

@@ -96,6 +96,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Refuses HTTP JSON bodies with unknown fields (400 EREQUEST) rather than skip them, as
+    /// brpc does by default.
+    pub fn strict_json(mut self, strict: bool) -> Self {
+        self.options.strict_json = strict;
+        self
+    }
+
     /// Replaces all options.
     pub fn options(mut self, options: ServerOptions) -> Self {
         self.options = options;

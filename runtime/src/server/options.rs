@@ -19,6 +19,9 @@ pub struct ServerOptions {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` the server advertises (default `None`: no limit, as
     /// brpc's, grpc-go's and tonic's servers). Calls beyond it wait in the client until one ends.
     pub max_concurrent_streams: Option<u32>,
+    /// Refuses HTTP JSON bodies with fields the method's message does not have (400 EREQUEST
+    /// naming the field) instead of skipping them as brpc does (default false).
+    pub strict_json: bool,
     /// Verifies clients' credentials (default none): see [`crate::auth`].
     pub authenticator: Option<Arc<dyn crate::Authenticator>>,
     /// TLS on the port (default none: TLS handshakes are closed): see
@@ -36,6 +39,7 @@ impl Default for ServerOptions {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             stream_stop_grace: DEFAULT_STREAM_STOP_GRACE,
             max_concurrent_streams: None,
+            strict_json: false,
             authenticator: None,
             #[cfg(feature = "tls")]
             tls: None,
