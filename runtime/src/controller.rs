@@ -31,7 +31,7 @@ use crate::{CompressType, Status};
 pub struct Controller {
     pub(crate) timeout: TimeoutSetting,
     pub(crate) max_retry: Option<u32>,
-    pub(crate) log_id: i64,
+    pub(crate) log_id: Option<i64>,
     pub(crate) request_attachment: Bytes,
     pub(crate) request_compress_type: CompressType,
     pub(crate) response_attachment: Bytes,
@@ -92,7 +92,7 @@ impl Default for Controller {
         Controller {
             timeout: TimeoutSetting::Channel,
             max_retry: None,
-            log_id: 0,
+            log_id: None,
             request_attachment: Bytes::new(),
             request_compress_type: CompressType::None,
             response_attachment: Bytes::new(),
@@ -177,14 +177,20 @@ impl Controller {
         self.max_retry
     }
 
-    /// Sets the log id carried to the server (`RpcRequestMeta.log_id`).
+    /// Sets the log id carried to the server (`RpcRequestMeta.log_id`). Without one, none is
+    /// sent, as brpc's clients send the field only when it is set.
     pub fn set_log_id(&mut self, log_id: i64) {
-        self.log_id = log_id;
+        self.log_id = Some(log_id);
     }
 
-    /// The log id sent with the call.
+    /// The log id sent with the call (0 when none was set).
     pub fn log_id(&self) -> i64 {
-        self.log_id
+        self.log_id.unwrap_or(0)
+    }
+
+    /// Whether a log id was set ([`set_log_id`](Controller::set_log_id)).
+    pub fn has_log_id(&self) -> bool {
+        self.log_id.is_some()
     }
 
     /// Sets raw bytes sent after the request message, never compressed.

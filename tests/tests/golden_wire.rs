@@ -534,6 +534,8 @@ async fn client_round_trip(
     let client = EchoServiceClient::new(channel);
     let call = tokio::spawn(async move {
         let mut cntl = brisk::Controller::new();
+        // brpc's echo_client sets log ids (0, 1, ...), so its requests carry the field.
+        cntl.set_log_id(0);
         match timeout {
             Some(timeout) => cntl.set_timeout(timeout),
             None => cntl.clear_timeout(),
@@ -669,4 +671,28 @@ async fn client_reports_brpc_error_response() {
         err.to_string(),
         format!("[E1002][{addr}]Fail to find method=example.EchoService/Nope")
     );
+}
+
+#[tokio::test]
+async fn a_call_without_a_log_id_sends_none_as_brpc() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let channel = brisk::Channel::builder()
+        .timeout(HANG_GUARD)
+        .connect(&listener.local_addr().unwrap().to_string())
+        .await
+        .unwrap();
+    let call = tokio::spawn(async move {
+        EchoServiceClient::new(channel)
+            .echo(EchoRequest {
+                message: "hello world".into(),
+            })
+            .await
+    });
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let got = read_frame_bytes(&mut stream, &mut BytesMut::new()).await;
+    let frame = decode_frame(&mut BytesMut::from(&got[..]), DEFAULT_MAX_BODY_SIZE)
+        .unwrap()
+        .unwrap();
+    assert_eq!(frame.meta.request.unwrap().log_id, None);
+    drop((stream, call));
 }

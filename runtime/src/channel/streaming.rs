@@ -161,7 +161,7 @@ struct OpenAttempt<'a> {
     method: &'a MethodDescriptor,
     headers: Vec<(String, String)>,
     attachment: Bytes,
-    log_id: i64,
+    log_id: Option<i64>,
     compress_type: crate::CompressType,
     deadline: Option<Instant>,
     /// The request messages, until an attempt's stream opens and takes them.

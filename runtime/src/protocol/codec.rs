@@ -139,8 +139,9 @@ pub struct OutgoingRequest<'a> {
     pub payload: &'a Payload,
     /// brpc's `RpcMeta.content_type` of the message: 0 protobuf, 1 JSON.
     pub content_type: i32,
-    /// The log id set on the call's controller (0 when none).
-    pub log_id: i64,
+    /// The log id set on the call's controller, if one was (brpc's clients send the field
+    /// only then).
+    pub log_id: Option<i64>,
     /// Metadata set on the controller (baidu_std's `user_fields`).
     pub metadata: &'a [(String, String)],
     /// The credential of the channel's authenticator, on a connection's first requests (until
@@ -163,7 +164,7 @@ impl<'a> OutgoingRequest<'a> {
             correlation_id: 0,
             payload,
             content_type: 0,
-            log_id: 0,
+            log_id: None,
             metadata: &[],
             credential: None,
             deadline: None,

@@ -189,8 +189,8 @@ pub struct RequestHead<'a> {
     pub compress_type: i32,
     /// The call's id.
     pub correlation_id: i64,
-    /// The log id.
-    pub log_id: i64,
+    /// The log id, sent when set.
+    pub log_id: Option<i64>,
     /// Bytes of (compressed) message after the meta.
     pub message_len: usize,
     /// Bytes of attachment after the message.
@@ -212,8 +212,7 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
         + varint(i64::from(head.compress_type))
         + 1
         + varint(head.correlation_id)
-        + 1
-        + varint(head.log_id)
+        + head.log_id.map_or(0, |id| 1 + varint(id))
         + if has_attachment {
             1 + varint(head.message_len as i64)
         } else {
@@ -231,8 +230,10 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
     encode_varint(i64::from(head.compress_type) as u64, dst);
     dst.put_u8(0x20);
     encode_varint(head.correlation_id as u64, dst);
-    dst.put_u8(0x28);
-    encode_varint(head.log_id as u64, dst);
+    if let Some(log_id) = head.log_id {
+        dst.put_u8(0x28);
+        encode_varint(log_id as u64, dst);
+    }
     if has_attachment {
         dst.put_u8(0x60);
         encode_varint(head.message_len as u64, dst);
@@ -453,7 +454,12 @@ mod tests {
     #[test]
     fn the_fast_request_head_matches_the_prost_encoding() {
         for (attachment_len, credential) in [(0, None), (3, None), (0, Some(&b"user:pw"[..]))] {
-            for (correlation_id, log_id) in [(4294967298, 0), (-1, i64::MAX), (0, -7)] {
+            for (correlation_id, log_id) in [
+                (4294967298, Some(0)),
+                (-1, Some(i64::MAX)),
+                (0, Some(-7)),
+                (5, None),
+            ] {
                 let head = RequestHead {
                     service_name: "EchoService",
                     method_index: 2,
@@ -471,7 +477,7 @@ mod tests {
                     method_index: 2,
                     compress_type: Some(1),
                     correlation_id: Some(correlation_id),
-                    log_id: Some(log_id),
+                    log_id,
                     user_message_size: (attachment_len > 0).then_some(13),
                     credential_data: credential.map(Bytes::copy_from_slice),
                     ..Default::default()

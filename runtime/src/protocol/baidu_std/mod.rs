@@ -72,8 +72,8 @@ pub struct RequestHead<'a> {
     pub service_name: &'a str,
     /// Method name.
     pub method_name: &'a str,
-    /// `RpcRequestMeta.log_id`.
-    pub log_id: i64,
+    /// `RpcRequestMeta.log_id`, sent when set.
+    pub log_id: Option<i64>,
     /// `RpcRequestMeta.timeout_ms`: the time the call has left, sent when it has a deadline.
     pub timeout_ms: Option<i32>,
     /// `RpcMeta.correlation_id`.
@@ -101,7 +101,7 @@ pub struct RequestHead<'a> {
 /// use brisk::protocol::baidu_std::{encode_head, encode_request_head, request_meta, RequestHead};
 /// let mut fast = BytesMut::new();
 /// encode_request_head(&mut fast, &RequestHead {
-///     service_name: "example.EchoService", method_name: "Echo", log_id: 0, timeout_ms: None,
+///     service_name: "example.EchoService", method_name: "Echo", log_id: Some(0), timeout_ms: None,
 ///     correlation_id: 7, compress_type: 0, content_type: 0, payload_len: 13, attachment_len: 3,
 ///     authentication_data: None, user_fields: &[],
 /// });
@@ -116,10 +116,12 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
     let timeout_field_len = head
         .timeout_ms
         .map_or(0, |ms| 1 + encoded_len_varint(i64::from(ms) as u64));
+    let log_id_field_len = head
+        .log_id
+        .map_or(0, |id| 1 + encoded_len_varint(id as u64));
     let request_len = string_field_len(head.service_name)
         + string_field_len(head.method_name)
-        + 1
-        + encoded_len_varint(head.log_id as u64)
+        + log_id_field_len
         + timeout_field_len;
     let attachment_field_len = if head.attachment_len > 0 {
         1 + encoded_len_varint(head.attachment_len as u64)
@@ -163,8 +165,10 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
         encode_varint(s.len() as u64, dst);
         dst.put_slice(s.as_bytes());
     }
-    dst.put_u8(0x18);
-    encode_varint(head.log_id as u64, dst);
+    if let Some(log_id) = head.log_id {
+        dst.put_u8(0x18);
+        encode_varint(log_id as u64, dst);
+    }
     if let Some(ms) = head.timeout_ms {
         dst.put_u8(0x40);
         encode_varint(i64::from(ms) as u64, dst);
@@ -244,10 +248,12 @@ mod tests {
         ];
         for (service, method) in names {
             for (log_id, timeout_ms) in [
-                (0, None),
-                (1, Some(100)),
-                (-1, Some(1)),
-                (i64::MAX, Some(i32::MAX)),
+                (Some(0), None),
+                (None, None),
+                (Some(1), Some(100)),
+                (Some(-1), Some(1)),
+                (None, Some(7)),
+                (Some(i64::MAX), Some(i32::MAX)),
             ] {
                 for correlation_id in [0, 4294967298, -5] {
                     for (compress_type, content_type) in [(0, 0), (3, 1), (-1, 2)] {
@@ -270,7 +276,7 @@ mod tests {
                             let mut meta = request_meta(
                                 service,
                                 method,
-                                log_id,
+                                log_id.unwrap_or_default(),
                                 correlation_id,
                                 compress_type,
                                 attachment_len,
@@ -278,6 +284,7 @@ mod tests {
                             );
                             if let Some(request) = meta.request.as_mut() {
                                 request.timeout_ms = timeout_ms;
+                                request.log_id = log_id;
                             }
                             let mut slow = BytesMut::new();
                             encode_head(&mut slow, &meta, payload_len, attachment_len);
@@ -304,7 +311,7 @@ mod tests {
             let head = RequestHead {
                 service_name: "example.EchoService",
                 method_name: "Echo",
-                log_id: 3,
+                log_id: Some(3),
                 timeout_ms: None,
                 correlation_id: 9,
                 compress_type: 0,

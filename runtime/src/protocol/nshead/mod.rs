@@ -79,7 +79,7 @@ impl ClientCodec for Nshead {
             ));
         }
         let head = NsheadHead {
-            log_id: request.log_id as u32,
+            log_id: request.log_id.unwrap_or(0) as u32,
             ..NsheadHead::default()
         };
         head::message_frame(&head, payload.message.clone())

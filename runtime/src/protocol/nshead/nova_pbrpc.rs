@@ -51,7 +51,7 @@ impl ClientCodec for NovaPbrpc {
         };
         let head = NsheadHead {
             version,
-            log_id: request.log_id as u32,
+            log_id: request.log_id.unwrap_or(0) as u32,
             reserved: request.method_index("nova_pbrpc")?,
             ..NsheadHead::default()
         };

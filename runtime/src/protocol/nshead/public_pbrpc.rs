@@ -289,7 +289,7 @@ impl ClientCodec for PublicPbrpc {
                 charset: Some(CHARSET.to_owned()),
                 accept_charset: None,
                 create_time: Some(create_time(std::time::SystemTime::now())),
-                log_id: Some(request.log_id as u64),
+                log_id: request.log_id.map(|id| id as u64),
                 compress_type,
             }),
             request_body: vec![RequestBody {
@@ -303,7 +303,7 @@ impl ClientCodec for PublicPbrpc {
         };
         let head = NsheadHead {
             version: VERSION,
-            log_id: request.log_id as u32,
+            log_id: request.log_id.unwrap_or(0) as u32,
             ..NsheadHead::default()
         }
         .with_provider(PROVIDER);

@@ -27,8 +27,8 @@ pub(crate) struct EncodedRequest {
     pub(crate) payload: Payload,
     /// brpc's content type of the message: 0 protobuf, 1 JSON.
     pub(crate) content_type: i32,
-    /// The controller's log id.
-    pub(crate) log_id: i64,
+    /// The controller's log id, if one was set.
+    pub(crate) log_id: Option<i64>,
     /// The controller's request metadata (HTTP headers, gRPC metadata, baidu_std user fields).
     pub(crate) headers: Vec<(String, String)>,
     /// When the call must end: protocols that carry a deadline (gRPC's `grpc-timeout`) send
@@ -46,7 +46,7 @@ impl EncodedRequest {
                 ..Payload::default()
             },
             content_type: 0,
-            log_id: 0,
+            log_id: None,
             headers: Vec::new(),
             deadline: None,
         }
@@ -181,8 +181,8 @@ pub(crate) struct StreamRequest<'a> {
     pub(crate) attachment: &'a Bytes,
     /// When the call must end.
     pub(crate) deadline: Option<Instant>,
-    /// brpc's log id.
-    pub(crate) log_id: i64,
+    /// brpc's log id, if one was set.
+    pub(crate) log_id: Option<i64>,
     /// How request messages are compressed.
     pub(crate) compress_type: CompressType,
     /// The request messages. An attempt takes them once it commits to a server (the stream

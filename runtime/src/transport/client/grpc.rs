@@ -344,7 +344,7 @@ struct RequestHead<'a> {
     /// When the call must end (sent as `grpc-timeout`).
     deadline: Option<Instant>,
     /// brpc's log id (sent as `log-id` when not 0).
-    log_id: i64,
+    log_id: Option<i64>,
     /// Whether messages are gzip-compressed.
     compressed: bool,
 }
@@ -396,8 +396,8 @@ impl RequestHead<'_> {
                 headers.insert("grpc-timeout", value);
             }
         }
-        if self.log_id != 0 {
-            headers.insert("log-id", HeaderValue::from(self.log_id));
+        if let Some(log_id) = self.log_id {
+            headers.insert("log-id", HeaderValue::from(log_id));
         }
         if let Some(value) = authorization(settings)? {
             headers.insert(http::header::AUTHORIZATION, value);
@@ -596,7 +596,7 @@ mod tests {
             method: &method,
             headers: &metadata,
             deadline: Some(Instant::now() + std::time::Duration::from_secs(2)),
-            log_id: 7,
+            log_id: Some(7),
             compressed: true,
         };
         let settings = CallSettings::for_tests();

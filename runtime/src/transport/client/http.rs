@@ -346,8 +346,8 @@ fn build_request(
     if let Some(encoding) = encoding {
         builder = builder.header(CONTENT_ENCODING, encoding);
     }
-    if request.log_id != 0 {
-        builder = builder.header("log-id", request.log_id.to_string());
+    if let Some(log_id) = request.log_id {
+        builder = builder.header("log-id", log_id.to_string());
     }
     if let Some(deadline) = request.deadline {
         builder = builder.header(TIMEOUT_HEADER, millis_left(deadline));
@@ -489,7 +489,7 @@ mod tests {
     #[test]
     fn builds_post_requests() {
         let mut request = encoded(b"\x0a\x02hi");
-        request.log_id = 7;
+        request.log_id = Some(7);
         request.payload.compress_type = CompressType::Gzip;
         request.headers = vec![("x-user".to_owned(), "ann".to_owned())];
         let built = build(&request).unwrap();
