@@ -178,16 +178,21 @@ class Cases:
             trailers = dict(e.trailing_metadata() or ())
             check_eq(trailers.get("brisk-error-code"), code, f"brisk-error-code for {code}")
 
-    def gzip(self):
-        grpc = self.grpc
+    def compressed(self, compression, name):
         text = "compress me " * 5000
         request = self.pb2.Msg(text=text, seq=3, blob=b"\x00" * 100000)
-        reply = self.stub.Unary(request, timeout=RPC_TIMEOUT_S, compression=grpc.Compression.Gzip)
-        check_eq(reply, request, "gzip-compressed echo")
-        # Also a gzip-compressed request stream.
+        reply = self.stub.Unary(request, timeout=RPC_TIMEOUT_S, compression=compression)
+        check_eq(reply, request, f"{name}-compressed echo")
+        # Also a compressed request stream.
         requests = iter([self.pb2.Msg(text="z" * 1000) for _ in range(3)])
-        reply = self.stub.ClientStream(requests, timeout=RPC_TIMEOUT_S, compression=grpc.Compression.Gzip)
-        check_eq((reply.text, reply.seq), (",".join(["z" * 1000] * 3), 3), "gzip client stream")
+        reply = self.stub.ClientStream(requests, timeout=RPC_TIMEOUT_S, compression=compression)
+        check_eq((reply.text, reply.seq), (",".join(["z" * 1000] * 3), 3), f"{name} client stream")
+
+    def gzip(self):
+        self.compressed(self.grpc.Compression.Gzip, "gzip")
+
+    def deflate(self):
+        self.compressed(self.grpc.Compression.Deflate, "deflate")
 
     def big(self):
         blob = os.urandom(BIG_BLOB_BYTES)
@@ -225,6 +230,7 @@ CASES = [
     "deadline",
     "error",
     "gzip",
+    "deflate",
     "big",
     "unimplemented",
     "health",

@@ -11,7 +11,8 @@ use from a shell). Behaviour, as the proto's comments define it:
   `sleep_ms` (sleeps first), per message on the streaming request side; `rendezvous` (holds
   the call until that many calls with its `text` have arrived);
 - Unary echoes, and with metadata `x-echo` appends `|<value>` to `text` and sends the value
-  back as initial metadata `x-echoed`; metadata `x-gzip-response` asks for a gzip response;
+  back as initial metadata `x-echoed`; metadata `x-gzip-response` (`x-deflate-response`) asks
+  for a gzip (deflate) response;
 - ServerStream replies `seq` messages "<text>-<i>" with seq i;
 - ClientStream replies once: texts joined with ",", seq = count, blobs concatenated;
 - Bidi echoes each request as it arrives.
@@ -90,6 +91,8 @@ def make_servicer(grpc, pb2, pb2_grpc):
                 context.send_initial_metadata([("x-echoed", echo)])
             if metadata(context, "x-gzip-response") is not None:
                 context.set_compression(grpc.Compression.Gzip)
+            if metadata(context, "x-deflate-response") is not None:
+                context.set_compression(grpc.Compression.Deflate)
             return reply
 
         def ServerStream(self, request, context):

@@ -91,8 +91,12 @@ pub mod interop {
                 reply.text = format!("{}|{value}", reply.text);
                 cntl.set_response_header("x-echoed", value);
             }
-            if cntl.request_compress_type() == CompressType::Gzip {
-                cntl.set_response_compress_type(CompressType::Gzip);
+            // Answers in the request's compression (gzip or deflate).
+            if matches!(
+                cntl.request_compress_type(),
+                CompressType::Gzip | CompressType::Zlib
+            ) {
+                cntl.set_response_compress_type(cntl.request_compress_type());
             }
             Ok(reply)
         }

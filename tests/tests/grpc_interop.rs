@@ -408,10 +408,22 @@ const GRPCIO_GZIP_CASE_BYTES: u64 = 163_000;
 /// far smaller than the messages (it really was gzip, and Brisk really inflated it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_client_gzip() {
+    grpcio_client_compressed("gzip").await;
+}
+
+/// The same with gRPC's `deflate` (zlib): a grpcio channel set to `Deflate` is served, and
+/// answered in deflate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_client_deflate() {
+    grpcio_client_compressed("deflate").await;
+}
+
+/// Runs a compression case (`gzip`, `deflate`) through a counting relay.
+async fn grpcio_client_compressed(case: &'static str) {
     let server = start_brisk().await;
     let relay = Relay::start(server.local_addr()).await;
     let address = relay.address.to_string();
-    let outcome = tokio::task::spawn_blocking(move || run_grpcio_client(&address, "gzip")).await;
+    let outcome = tokio::task::spawn_blocking(move || run_grpcio_client(&address, case)).await;
     let (upstream, downstream) = relay.counts();
     drop(relay);
     server.shutdown().await;
@@ -420,12 +432,12 @@ async fn grpcio_client_gzip() {
     }
     assert!(
         upstream < GRPCIO_GZIP_CASE_BYTES / 4,
-        "grpcio sent {upstream} bytes for {GRPCIO_GZIP_CASE_BYTES} bytes of messages: not gzip?"
+        "grpcio sent {upstream} bytes for {GRPCIO_GZIP_CASE_BYTES} bytes of messages: not {case}?"
     );
-    // The Brisk handler answers gzip requests in gzip (`set_response_compress_type`).
+    // The Brisk handler answers compressed requests alike (`set_response_compress_type`).
     assert!(
         downstream < GRPCIO_GZIP_CASE_BYTES / 4,
-        "Brisk answered with {downstream} bytes for {GRPCIO_GZIP_CASE_BYTES} bytes of replies: not gzip?"
+        "Brisk answered with {downstream} bytes for {GRPCIO_GZIP_CASE_BYTES} bytes of replies: not {case}?"
     );
 }
 
@@ -678,6 +690,18 @@ async fn brisk_client_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brisk_client_gzip() {
+    brisk_client_compressed(CompressType::Gzip, "x-gzip-response").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_deflate() {
+    brisk_client_compressed(CompressType::Zlib, "x-deflate-response").await;
+}
+
+/// A Brisk client's compressed request to grpcio, through a counting relay, asking grpcio
+/// (with metadata `ask_response`) to compress its reply alike.
+async fn brisk_client_compressed(compress_type: CompressType, ask_response: &str) {
+    let name = compress_type.name();
     let server = tokio::task::spawn_blocking(PyServer::start).await;
     let server = server.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let target: SocketAddr = server.address().parse().expect("address");
@@ -697,22 +721,27 @@ async fn brisk_client_gzip() {
     };
     let plain_size = 160_000;
     let mut cntl = Controller::new();
-    cntl.set_request_compress_type(CompressType::Gzip);
-    // Also asks grpcio to gzip its response (it does when the client accepts gzip).
-    cntl.set_request_header("x-gzip-response", "1");
-    let reply = guarded("gzip unary", client.unary_with(&mut cntl, request.clone()))
-        .await
-        .expect("gzip-compressed unary");
+    cntl.set_request_compress_type(compress_type);
+    // Also asks grpcio to compress its response (it does when the client accepts that).
+    cntl.set_request_header(ask_response, "1");
+    let reply = guarded(
+        "compressed unary",
+        client.unary_with(&mut cntl, request.clone()),
+    )
+    .await
+    .expect("compressed unary");
     assert_eq!(reply, request);
+    assert_eq!(cntl.response_compress_type(), compress_type);
     let (upstream, downstream) = relay.counts();
     assert!(
         upstream < plain_size / 4,
-        "Brisk sent {upstream} bytes for a {plain_size}-byte message: not gzip?"
+        "Brisk sent {upstream} bytes for a {plain_size}-byte message: not {name}?"
     );
-    // grpcio compresses its reply only if Brisk announced gzip in grpc-accept-encoding.
+    // grpcio compresses its reply only if Brisk announced the encoding in
+    // grpc-accept-encoding.
     assert!(
         downstream < plain_size / 4,
-        "grpcio answered with {downstream} bytes for a {plain_size}-byte message: not gzip?"
+        "grpcio answered with {downstream} bytes for a {plain_size}-byte message: not {name}?"
     );
 }
 

@@ -119,6 +119,10 @@ async fn echo(context: &mut ServerContext, request: Bytes) -> Result<Bytes, Stat
             context.set_response_compress_type(CompressType::Gzip);
             Ok(format!("{:?}", context.request_compress_type()).into())
         }
+        _ if request.starts_with(b"deflate") => {
+            context.set_response_compress_type(CompressType::Zlib);
+            Ok(format!("{:?}", context.request_compress_type()).into())
+        }
         _ => Ok(request),
     }
 }
@@ -541,6 +545,14 @@ async fn gzip_requests_and_responses() {
     assert_eq!(&reply[..], b"Gzip", "the handler saw a gzip request");
     assert_eq!(cntl.response_compress_type(), CompressType::Gzip);
     assert_eq!(cntl.response_header("grpc-encoding"), Some("gzip"));
+
+    // gRPC's deflate is zlib.
+    let mut cntl = Controller::new();
+    cntl.set_request_compress_type(CompressType::Zlib);
+    let reply = unary(&channel, &mut cntl, b"deflate please").await.unwrap();
+    assert_eq!(&reply[..], b"Zlib", "the handler saw a deflate request");
+    assert_eq!(cntl.response_compress_type(), CompressType::Zlib);
+    assert_eq!(cntl.response_header("grpc-encoding"), Some("deflate"));
 
     // Streaming messages are compressed one by one.
     let mut cntl = Controller::new();

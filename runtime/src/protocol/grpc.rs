@@ -388,31 +388,73 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// The compression named by a `grpc-encoding` value that Brisk supports: `identity` (none) or
-/// `gzip`; `None` for anything else.
+/// The `grpc-accept-encoding` Brisk sends: the message encodings it decodes besides
+/// `identity`.
+pub const ACCEPT_ENCODING: &str = "gzip,deflate";
+
+/// The compression named by a `grpc-encoding` value that Brisk supports: `identity` (none),
+/// `gzip`, or `deflate` (zlib-wrapped, as gRPC's `deflate` is); `None` for anything else.
 pub fn parse_encoding(value: &str) -> Option<CompressType> {
     match value.trim() {
         "" | "identity" => Some(CompressType::None),
         "gzip" => Some(CompressType::Gzip),
+        "deflate" => Some(CompressType::Zlib),
         _ => None,
     }
 }
 
-/// Whether a `grpc-accept-encoding` list names gzip.
-pub fn accepts_gzip(value: &str) -> bool {
-    value.split(',').any(|e| e.trim() == "gzip")
+/// The `grpc-encoding` name of a compression gRPC has: `gzip`, `deflate`; `None` for none and
+/// for compressions gRPC peers do not know (snappy).
+pub fn encoding_name(compress_type: CompressType) -> Option<&'static str> {
+    match compress_type {
+        CompressType::Gzip => Some("gzip"),
+        CompressType::Zlib => Some("deflate"),
+        CompressType::None | CompressType::Snappy => None,
+    }
 }
 
-/// gzip-compresses a message.
-pub fn gzip(message: &[u8]) -> std::io::Result<Bytes> {
+/// The encodings a peer's `grpc-accept-encoding` names, of those Brisk compresses with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AcceptEncoding {
+    gzip: bool,
+    deflate: bool,
+}
+
+impl AcceptEncoding {
+    /// Reads a `grpc-accept-encoding` list.
+    pub fn parse(value: &str) -> Self {
+        let names = || value.split(',').map(str::trim);
+        AcceptEncoding {
+            gzip: names().any(|e| e == "gzip"),
+            deflate: names().any(|e| e == "deflate"),
+        }
+    }
+
+    /// The encoding to answer with when the handler asks for `wanted`: that one if the peer
+    /// accepts it, else none.
+    pub fn choose(self, wanted: CompressType) -> CompressType {
+        match wanted {
+            CompressType::Gzip if self.gzip => CompressType::Gzip,
+            CompressType::Zlib if self.deflate => CompressType::Zlib,
+            _ => CompressType::None,
+        }
+    }
+}
+
+/// Compresses a message with `encoding` (gzip or deflate).
+pub fn compress_message(encoding: CompressType, message: &[u8]) -> std::io::Result<Bytes> {
     let mut out = BytesMut::with_capacity(message.len() / 2 + 32);
-    compress::compress(CompressType::Gzip, message, &mut out)?;
+    compress::compress(encoding, message, &mut out)?;
     Ok(out.freeze())
 }
 
-/// Decompresses a gzip message, refusing output larger than `limit` bytes.
-pub fn gunzip(message: Bytes, limit: usize) -> std::io::Result<Bytes> {
-    compress::decompress(CompressType::Gzip, message, limit)
+/// Decompresses a message of `encoding`, refusing output larger than `limit` bytes.
+pub fn decompress_message(
+    encoding: CompressType,
+    message: Bytes,
+    limit: usize,
+) -> std::io::Result<Bytes> {
+    compress::decompress(encoding, message, limit)
 }
 
 #[cfg(test)]
@@ -673,20 +715,38 @@ mod tests {
     }
 
     #[test]
-    fn encodings_and_gzip() {
+    fn encodings_gzip_and_deflate() {
         assert_eq!(parse_encoding("gzip"), Some(CompressType::Gzip));
+        assert_eq!(parse_encoding("deflate"), Some(CompressType::Zlib));
         assert_eq!(parse_encoding("identity"), Some(CompressType::None));
         assert_eq!(parse_encoding("snappy"), None);
-        assert!(accepts_gzip("identity, deflate, gzip"));
-        assert!(!accepts_gzip("identity,deflate"));
-        let message = vec![b'a'; 10_000];
-        let packed = gzip(&message).unwrap();
-        assert!(packed.len() < 200);
-        assert_eq!(&gunzip(packed.clone(), 10_000).unwrap()[..], &message[..]);
+        for ct in [CompressType::Gzip, CompressType::Zlib] {
+            assert_eq!(parse_encoding(encoding_name(ct).unwrap()), Some(ct));
+        }
+        assert_eq!(encoding_name(CompressType::Snappy), None);
+        let both = AcceptEncoding::parse("identity, deflate, gzip");
+        assert_eq!(both.choose(CompressType::Gzip), CompressType::Gzip);
+        assert_eq!(both.choose(CompressType::Zlib), CompressType::Zlib);
+        assert_eq!(both.choose(CompressType::Snappy), CompressType::None);
+        let deflate = AcceptEncoding::parse("identity,deflate");
+        assert_eq!(deflate.choose(CompressType::Gzip), CompressType::None);
         assert_eq!(
-            gunzip(packed, 9_999).unwrap_err().kind(),
-            std::io::ErrorKind::FileTooLarge
+            AcceptEncoding::default().choose(CompressType::Zlib),
+            CompressType::None
         );
-        assert!(gunzip(Bytes::from_static(b"not gzip"), 100).is_err());
+        let message = vec![b'a'; 10_000];
+        for ct in [CompressType::Gzip, CompressType::Zlib] {
+            let packed = compress_message(ct, &message).unwrap();
+            assert!(packed.len() < 200);
+            assert_eq!(
+                &decompress_message(ct, packed.clone(), 10_000).unwrap()[..],
+                &message[..]
+            );
+            assert_eq!(
+                decompress_message(ct, packed, 9_999).unwrap_err().kind(),
+                std::io::ErrorKind::FileTooLarge
+            );
+            assert!(decompress_message(ct, Bytes::from_static(b"not packed"), 100).is_err());
+        }
     }
 }

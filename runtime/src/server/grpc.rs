@@ -1,5 +1,5 @@
 //! gRPC calls on an HTTP/2 connection: unary and streaming methods, `grpc-timeout`,
-//! `grpc-status`, metadata, gzip, and `grpc.health.v1.Health`.
+//! `grpc-status`, metadata, gzip and deflate, and `grpc.health.v1.Health`.
 //!
 //! Every failure is answered as gRPC does: HTTP 200 with `grpc-status` and a percent-encoded
 //! `grpc-message`, in trailers after the messages or alone in a trailers-only response. The
@@ -128,8 +128,8 @@ pub(super) fn split_path(path: &str) -> Option<(&str, &str)> {
 struct Call {
     context: ServerContext,
     deadline: Option<Instant>,
-    /// Whether the client accepts gzip-compressed responses.
-    accepts_gzip: bool,
+    /// The response encodings the client accepts.
+    accepts: grpc::AcceptEncoding,
 }
 
 impl Call {
@@ -140,7 +140,7 @@ impl Call {
         let encoding = header_str(headers, "grpc-encoding").unwrap_or("identity");
         let Some(request_compress_type) = grpc::parse_encoding(encoding) else {
             return Err(GrpcError::from_status(&Status::unimplemented(format!(
-                "grpc-encoding `{encoding}` is not supported (supported: identity, gzip)"
+                "grpc-encoding `{encoding}` is not supported (supported: identity, gzip, deflate)"
             ))));
         };
         let timeout = header_str(headers, "grpc-timeout").and_then(|value| {
@@ -164,8 +164,9 @@ impl Call {
         Ok(Call {
             context,
             deadline,
-            accepts_gzip: header_str(headers, "grpc-accept-encoding")
-                .is_some_and(grpc::accepts_gzip),
+            accepts: header_str(headers, "grpc-accept-encoding")
+                .map(grpc::AcceptEncoding::parse)
+                .unwrap_or_default(),
         })
     }
 
@@ -233,13 +234,13 @@ fn custom_metadata(headers: &HeaderMap) -> HashMap<String, String> {
 
 /// A response head: 200, `application/grpc`, and the handler's metadata (invalid or reserved
 /// names are left out).
-fn response_head(metadata: &[(String, String)], gzip: bool) -> http::response::Builder {
+fn response_head(metadata: &[(String, String)], encoding: CompressType) -> http::response::Builder {
     let mut builder = http::Response::builder()
         .status(http::StatusCode::OK)
         .header(http::header::CONTENT_TYPE, grpc::CONTENT_TYPE)
-        .header("grpc-accept-encoding", "gzip");
-    if gzip {
-        builder = builder.header("grpc-encoding", "gzip");
+        .header("grpc-accept-encoding", grpc::ACCEPT_ENCODING);
+    if let Some(name) = grpc::encoding_name(encoding) {
+        builder = builder.header("grpc-encoding", name);
     }
     if let Some(headers) = builder.headers_mut() {
         for (name, value) in metadata {
@@ -293,7 +294,7 @@ pub(super) fn failure_response(
     error: &GrpcError,
     metadata: &[(String, String)],
 ) -> http::Response<ResponseBody> {
-    let mut response = response_head(metadata, false)
+    let mut response = response_head(metadata, CompressType::None)
         .body(empty_body())
         .unwrap_or_else(|_| http::Response::new(empty_body()));
     status_headers(error, response.headers_mut());
@@ -303,11 +304,12 @@ pub(super) fn failure_response(
 /// A response with one message and OK trailers.
 pub(super) fn message_response(
     payload: Bytes,
-    gzip: bool,
+    encoding: CompressType,
     metadata: &[(String, String)],
 ) -> http::Response<ResponseBody> {
-    let payload = if gzip {
-        match grpc::gzip(&payload) {
+    let compressed = encoding != CompressType::None;
+    let payload = if compressed {
+        match grpc::compress_message(encoding, &payload) {
             Ok(packed) => packed,
             Err(e) => {
                 let status = Status::internal(format!("Fail to compress response: {e}"));
@@ -317,7 +319,7 @@ pub(super) fn message_response(
     } else {
         payload
     };
-    let chunks = match message_chunks(gzip, payload) {
+    let chunks = match message_chunks(compressed, payload) {
         Ok(chunks) => chunks,
         Err(e) => {
             let status = Status::internal(format!("response {}", e.message()));
@@ -330,7 +332,7 @@ pub(super) fn message_response(
         .chain(std::iter::once(Frame::trailers(trailers(None))))
         .map(Ok);
     let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
-    response_head(metadata, gzip)
+    response_head(metadata, encoding)
         .body(body)
         .unwrap_or_else(|_| http::Response::new(empty_body()))
 }
@@ -351,7 +353,7 @@ async fn serve_unary(
     mut messages: BodyMessages<RequestBody>,
     shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
-    let accepts_gzip = call.accepts_gzip;
+    let accepts = call.accepts;
     // Reading the request is bounded by the deadline here; the handler, by the handler runner,
     // which has the deadline in the context (one timer at a time, not two).
     let payload = match until(call.deadline, single_message(&mut messages)).await {
@@ -372,8 +374,8 @@ async fn serve_unary(
     let context = response.context;
     match response.result {
         Ok(payload) => {
-            let gzip = accepts_gzip && context.response_compress_type == CompressType::Gzip;
-            message_response(payload, gzip, &context.response_headers)
+            let encoding = accepts.choose(context.response_compress_type);
+            message_response(payload, encoding, &context.response_headers)
         }
         Err(status) => {
             failure_response(&GrpcError::from_status(&status), &context.response_headers)
@@ -442,24 +444,24 @@ async fn serve_streaming(
             return failure_response(&GrpcError::from_status(&status), &context.response_headers)
         }
     };
-    let gzip = call.accepts_gzip && context.response_compress_type == CompressType::Gzip;
+    let encoding = call.accepts.choose(context.response_compress_type);
     let frames = ResponseFrames {
         messages: Some(stream),
         deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
         timed_out,
-        gzip,
+        encoding,
         inflight,
     };
-    streaming_response(frames, &context.response_headers, gzip)
+    streaming_response(frames, &context.response_headers, encoding)
 }
 
 /// A response whose messages stream out of `frames`.
 pub(super) fn streaming_response(
     frames: ResponseFrames,
     metadata: &[(String, String)],
-    gzip: bool,
+    encoding: CompressType,
 ) -> http::Response<ResponseBody> {
-    response_head(metadata, gzip)
+    response_head(metadata, encoding)
         .body(StreamBody::new(frames).boxed_unsync())
         .unwrap_or_else(|_| http::Response::new(empty_body()))
 }
@@ -485,8 +487,8 @@ pub(super) struct ResponseFrames {
 
     /// The status the call ends with at its deadline.
     pub(super) timed_out: Status,
-    /// Whether messages are gzip-compressed.
-    pub(super) gzip: bool,
+    /// How messages are compressed (gzip, deflate, or not).
+    pub(super) encoding: CompressType,
     /// Counts the call as in flight while its responses stream.
     pub(super) inflight: StreamGuard,
 }
@@ -572,8 +574,8 @@ impl ResponseFrames {
     }
 
     fn encode(&self, message: &[u8]) -> Result<Bytes, Status> {
-        if self.gzip {
-            let packed = grpc::gzip(message)
+        if self.encoding != CompressType::None {
+            let packed = grpc::compress_message(self.encoding, message)
                 .map_err(|e| Status::internal(format!("Fail to compress response: {e}")))?;
             message_bytes(true, &packed)
         } else {

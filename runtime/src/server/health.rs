@@ -101,7 +101,7 @@ pub(super) async fn serve(
                 ))),
                 &[],
             ),
-            status => message_response(encode(status), false, &[]),
+            status => message_response(encode(status), crate::compress::CompressType::None, &[]),
         };
     }
     let inflight = StreamGuard::new(&shared);
@@ -110,10 +110,10 @@ pub(super) async fn serve(
         messages: Some(updates),
         deadline: None,
         timed_out: Status::new(errno::ERPCTIMEDOUT, "Reached timeout"),
-        gzip: false,
+        encoding: crate::compress::CompressType::None,
         inflight,
     };
-    super::grpc::streaming_response(frames, &[], false)
+    super::grpc::streaming_response(frames, &[], crate::compress::CompressType::None)
 }
 
 /// The health of `service` ("" for the server) as of now.

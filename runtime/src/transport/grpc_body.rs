@@ -195,7 +195,7 @@ where
                 format!("a compressed {what} message without grpc-encoding"),
             ));
         }
-        grpc::gunzip(message.data, self.limit).map_err(|e| {
+        grpc::decompress_message(self.encoding, message.data, self.limit).map_err(|e| {
             let code = if e.kind() == std::io::ErrorKind::FileTooLarge {
                 self.reader.too_large()
             } else {

@@ -90,20 +90,20 @@ impl GrpcConnections {
         if !payload.attachment.is_empty() {
             return Err(Failure::request(no_attachment()));
         }
-        let compressed = request_compression(payload.compress_type).map_err(Failure::request)?;
+        let encoding = request_encoding(payload.compress_type).map_err(Failure::request)?;
         let head = RequestHead {
             addr: self.addr,
             method,
             headers: &request.headers,
             deadline: request.deadline,
             log_id: request.log_id,
-            compressed,
+            encoding,
         };
         let parts = head
             .build(&self.security, settings)
             .map_err(Failure::request)?;
-        let chunks =
-            message_chunks(compressed, payload.message.clone()).map_err(Failure::request)?;
+        let chunks = message_chunks(encoding != CompressType::None, payload.message.clone())
+            .map_err(Failure::request)?;
         let conn = self
             .slot
             .connection(self.addr, &self.security, settings.connect_timeout)
@@ -167,14 +167,14 @@ impl GrpcConnections {
         if !request.attachment.is_empty() {
             return Err(Failure::request(no_attachment()));
         }
-        let compressed = request_compression(request.compress_type).map_err(Failure::request)?;
+        let encoding = request_encoding(request.compress_type).map_err(Failure::request)?;
         let head = RequestHead {
             addr: self.addr,
             method: request.method,
             headers: request.headers,
             deadline: request.deadline,
             log_id: request.log_id,
-            compressed,
+            encoding,
         }
         .build(&self.security, settings)
         .map_err(Failure::request)?;
@@ -192,7 +192,7 @@ impl GrpcConnections {
             })?;
             Ok(Box::pin(RequestFrames {
                 requests,
-                compressed,
+                encoding,
                 done: false,
             }) as RequestChunks)
         };
@@ -229,18 +229,18 @@ fn no_attachment() -> Status {
 }
 
 /// A streaming call's request messages as HTTP/2 body chunks, each with its gRPC prefix (and
-/// gzip-compressed when the call compresses). An error item ends it with that error, which
+/// compressed when the call compresses). An error item ends it with that error, which
 /// resets the stream (so the server never takes a cut-short stream for a whole one).
 struct RequestFrames {
     requests: BytesStream,
-    compressed: bool,
+    encoding: CompressType,
     done: bool,
 }
 
 impl RequestFrames {
     fn frame(&self, message: &[u8]) -> Result<Bytes, Status> {
-        if self.compressed {
-            let packed = grpc::gzip(message).map_err(|e| {
+        if self.encoding != CompressType::None {
+            let packed = grpc::compress_message(self.encoding, message).map_err(|e| {
                 Status::new(errno::EREQUEST, format!("Fail to compress request: {e}"))
             })?;
             message_bytes(true, &packed)
@@ -321,14 +321,17 @@ impl Stream for ResponseMessages {
     }
 }
 
-/// Whether request messages are compressed: gzip is the only compression gRPC peers know.
-fn request_compression(compress_type: CompressType) -> Result<bool, Status> {
+/// How request messages are compressed: gzip and deflate (zlib) are the compressions gRPC
+/// peers know.
+fn request_encoding(compress_type: CompressType) -> Result<CompressType, Status> {
     match compress_type {
-        CompressType::None => Ok(false),
-        CompressType::Gzip => Ok(true),
+        CompressType::None | CompressType::Gzip | CompressType::Zlib => Ok(compress_type),
         other => Err(Status::new(
             errno::EREQUEST,
-            format!("h2:grpc compresses with gzip only, not {}", other.name()),
+            format!(
+                "h2:grpc compresses with gzip or deflate (zlib) only, not {}",
+                other.name()
+            ),
         )),
     }
 }
@@ -345,8 +348,8 @@ struct RequestHead<'a> {
     deadline: Option<Instant>,
     /// brpc's log id (sent as `log-id` when not 0).
     log_id: Option<i64>,
-    /// Whether messages are gzip-compressed.
-    compressed: bool,
+    /// How messages are compressed (gzip, deflate, or not).
+    encoding: CompressType,
 }
 
 impl RequestHead<'_> {
@@ -386,9 +389,12 @@ impl RequestHead<'_> {
             http::header::USER_AGENT,
             HeaderValue::from_static(USER_AGENT),
         );
-        headers.insert("grpc-accept-encoding", HeaderValue::from_static("gzip"));
-        if self.compressed {
-            headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+        headers.insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static(grpc::ACCEPT_ENCODING),
+        );
+        if let Some(name) = grpc::encoding_name(self.encoding) {
+            headers.insert("grpc-encoding", HeaderValue::from_static(name));
         }
         if let Some(deadline) = self.deadline {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -597,7 +603,7 @@ mod tests {
             headers: &metadata,
             deadline: Some(Instant::now() + std::time::Duration::from_secs(2)),
             log_id: Some(7),
-            compressed: true,
+            encoding: CompressType::Gzip,
         };
         let settings = CallSettings::for_tests();
         let parts = head.build(&Security::default(), &settings).unwrap();
@@ -607,6 +613,7 @@ mod tests {
         assert_eq!(h["content-type"], "application/grpc");
         assert_eq!(h["te"], "trailers");
         assert_eq!(h["grpc-encoding"], "gzip");
+        assert_eq!(h["grpc-accept-encoding"], "gzip,deflate");
         assert_eq!(h["log-id"], "7");
         assert_eq!(h["x-trace"], "abc");
         let timeout = grpc::parse_timeout(h["grpc-timeout"].to_str().unwrap()).unwrap();
@@ -627,13 +634,12 @@ mod tests {
     }
 
     #[test]
-    fn only_gzip_is_sent() {
-        assert_eq!(request_compression(CompressType::None), Ok(false));
-        assert_eq!(request_compression(CompressType::Gzip), Ok(true));
+    fn only_gzip_and_deflate_are_sent() {
+        for ct in [CompressType::None, CompressType::Gzip, CompressType::Zlib] {
+            assert_eq!(request_encoding(ct), Ok(ct));
+        }
         assert_eq!(
-            request_compression(CompressType::Snappy)
-                .unwrap_err()
-                .code(),
+            request_encoding(CompressType::Snappy).unwrap_err().code(),
             errno::EREQUEST
         );
     }
