@@ -293,6 +293,10 @@ fn strip_brpc_prefix(code: i32, text: &str) -> &str {
     if let Some(message) = text.strip_prefix(marker.as_str()) {
         return message;
     }
+    // brpc's HTTP authentication failure: `[1004]Fail to authenticate`.
+    if let Some(message) = text.strip_prefix(format!("[{code}]").as_str()) {
+        return message;
+    }
     if text.starts_with('[') {
         if let Some(at) = text.find(&marker[..]) {
             // `[address]` before the marker: the address cannot contain `[E`.
@@ -540,6 +544,12 @@ mod tests {
                 1003,
                 "[127.0.0.1:8001][E1003]key must not be empty",
                 "key must not be empty",
+            ),
+            // brpc's HTTP authentication failure names the code alone.
+            (
+                1004,
+                "[1004]Fail to authenticate: bad token",
+                "Fail to authenticate: bad token",
             ),
             (1003, "[E1003]no address", "no address"),
             (1002, "[[::1]:80][E1002]v6", "v6"),

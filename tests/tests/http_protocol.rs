@@ -298,7 +298,30 @@ impl Reply {
     }
 
     /// Asserts a brpc error reply: status, JSON content type, error code, text fragment.
+    /// An error as brpc answers it: the status, `x-bd-error-code`, and a `text/plain` body
+    /// `[address][E<code>]text` (`[code]text` for authentication) containing `text`.
     fn assert_error(&self, status: u16, code: i32, text: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("text/plain"),
+            "{self:?}"
+        );
+        assert_eq!(
+            self.header("x-bd-error-code"),
+            Some(code.to_string()),
+            "{self:?}"
+        );
+        let body = String::from_utf8_lossy(&self.body);
+        let prefixed = body.starts_with(&format!("[{code}]"))
+            || (body.starts_with('[') && body.contains(&format!("][E{code}]")));
+        assert!(prefixed, "{body:?} should start with brpc's prefix");
+        assert!(!body.ends_with('\n'), "no newline after the text, as brpc");
+        assert!(body.contains(text), "{body:?} should contain {text:?}");
+    }
+
+    /// An error as a JSON body, for a client that asked for JSON.
+    fn assert_json_error(&self, status: u16, code: i32, text: &str) {
         assert_eq!(self.status, status, "{self:?}");
         assert_eq!(
             self.header("content-type").as_deref(),
@@ -450,21 +473,56 @@ async fn segments_after_the_method_are_ignored_as_brpc() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_paths_are_404() {
+async fn unknown_paths_are_404_as_brpc_answers() {
+    // brpc answers an unknown service and an unknown method alike: 404, E1002, text/plain
+    // (tests/golden/http-errors/unknown_*.txt).
     let server = start_default().await;
+    let addr = server.local_addr();
     let body = br#"{"message":"x"}"#;
-    let reply = post(&server, "/example.Nope/Echo", "application/json", body).await;
-    reply.assert_error(404, errno::ENOSERVICE, "example.Nope");
-    let reply = post(
-        &server,
-        "/example.EchoService/Nope",
-        "application/json",
-        body,
+    for (path, golden) in [
+        ("/example.NoSuchService/Echo", "unknown_service_full.txt"),
+        ("/NoSuchService/Echo", "unknown_service_short.txt"),
+        ("/example.EchoService/Nope", "unknown_method.txt"),
+    ] {
+        let reply = post(&server, path, "application/json", body).await;
+        reply.assert_error(
+            404,
+            errno::ENOMETHOD,
+            &format!("Fail to find method on `{path}'"),
+        );
+        // brpc's body, byte for byte, with this server's address.
+        let capture =
+            std::fs::read_to_string(brisk_tests::wire_sample(&format!("http-errors/{golden}")))
+                .unwrap();
+        let brpc_body = capture
+            .split("\r\n\r\n")
+            .nth(1)
+            .expect("head, blank line, body");
+        let port = addr.port().to_string();
+        assert_eq!(
+            String::from_utf8_lossy(&reply.body),
+            brpc_body.replace("PORT", &port),
+            "{path}"
+        );
+    }
+    let reply = post(&server, "/favicon.ico", "application/json", body).await;
+    reply.assert_error(404, errno::ENOMETHOD, "/favicon.ico");
+    // A client that asks for JSON gets its error as JSON.
+    let url = url(&server, "/example.EchoService/Nope");
+    let reply = curl(
+        args(&[
+            "-H",
+            "Accept: application/json",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+            &url,
+        ]),
+        body.to_vec(),
     )
     .await;
-    reply.assert_error(404, errno::ENOMETHOD, "example.EchoService/Nope");
-    let reply = post(&server, "/favicon.ico", "application/json", body).await;
-    reply.assert_error(404, errno::ENOSERVICE, "");
+    reply.assert_json_error(404, errno::ENOMETHOD, "Fail to find method on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,7 +660,7 @@ async fn h2c_serves_pb_methods() {
         vec![],
     )
     .await;
-    missing.assert_error(404, errno::ENOSERVICE, "");
+    missing.assert_error(404, errno::ENOMETHOD, "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -790,8 +848,7 @@ async fn a_stopping_server_answers_503_elogoff() {
     stream.write_all(request).await.unwrap();
     let (status, body) = read_responses(&mut stream, 1).await.remove(0);
     assert_eq!(status, 503, "{body}");
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body["error_code"], errno::ELOGOFF);
+    assert!(body.contains("[E2003]Server is stopping"), "{body}");
     tokio::time::timeout(HANG_GUARD, server.join())
         .await
         .expect("join returns once the connection is closed");
@@ -853,13 +910,13 @@ async fn requests_are_authenticated_one_by_one() {
     let server = start(options, false).await;
     let url = url(&server, "/brisk.http.Inspect/Look");
     let none = curl(args(&["-d", "{}", &url]), vec![]).await;
-    none.assert_error(401, errno::ERPCAUTH, "no credential");
+    none.assert_error(403, errno::ERPCAUTH, "no credential");
     let wrong = curl(
         args(&["-H", "Authorization: ann:guess", "-d", "{}", &url]),
         vec![],
     )
     .await;
-    wrong.assert_error(401, errno::ERPCAUTH, "wrong secret");
+    wrong.assert_error(403, errno::ERPCAUTH, "wrong secret");
     let right = curl(
         args(&["-H", "Authorization: ann:s3cret", "-d", "{}", &url]),
         vec![],
@@ -995,7 +1052,7 @@ async fn http_channels_report_server_errors() {
         .unwrap_err();
     assert_eq!(err.code(), errno::EREQUEST);
 
-    // A server without the test service: ENOSERVICE from the 404's JSON body.
+    // A server without the test service: brpc's ENOMETHOD, read from x-bd-error-code.
     let echo_only = brisk::Server::builder()
         .add_service(EchoServiceServer::new(Echo))
         .start("127.0.0.1:0")
@@ -1005,7 +1062,12 @@ async fn http_channels_report_server_errors() {
         .fail(FailRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), errno::ENOSERVICE, "{err:?}");
+    assert_eq!(err.code(), errno::ENOMETHOD, "{err:?}");
+    assert_eq!(
+        err.message(),
+        "Fail to find method on `/brisk.test.TestService/Fail'",
+        "brpc's address prefix is taken off"
+    );
 
     // Nobody listening: a transport error, not a hang.
     let port = {

@@ -215,7 +215,11 @@ async fn a_plain_http_get_of_an_unknown_path_is_404() {
     let reply = expect_closed(&mut stream).await;
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
-    assert!(reply.contains("\"error_code\":1001"), "{reply}");
+    assert!(reply.contains("x-bd-error-code: 1002"), "{reply}");
+    assert!(
+        reply.ends_with("[E1002]Fail to find method on `/'"),
+        "{reply}"
+    );
 }
 
 #[tokio::test]

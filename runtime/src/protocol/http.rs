@@ -13,6 +13,8 @@ pub const PROTO_CONTENT_TYPE: &str = "application/proto";
 
 /// The content type of JSON bodies (and of error bodies).
 pub const JSON_CONTENT_TYPE: &str = "application/json";
+/// The content type of brpc's error bodies, `[address][E<code>]text`.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain";
 
 /// The header in which brpc (and Brisk) send a failed call's error code.
 pub const ERROR_CODE_HEADER: &str = "x-bd-error-code";

@@ -18,7 +18,7 @@ use crate::compress::{self, CompressType};
 use crate::errno;
 use crate::protocol::http::{
     body_format, error_body, is_grpc_content_type, split_path, status_for_error_code, BodyFormat,
-    ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, TIMEOUT_HEADER,
+    ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, TEXT_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 use crate::streaming::MethodKind;
 
@@ -43,13 +43,25 @@ pub(super) async fn handle(
         }
         return super::grpc::serve(request, peer, shared).await;
     }
+    let json_errors = wants_json(request.headers());
     if shared.phase_now() != Phase::Running {
-        return stopping().into_response();
+        return stopping().into_response(peer.local, json_errors);
     }
     match serve_pb(request, peer, &shared).await {
         Ok(response) => response,
-        Err(error) => error.into_response(),
+        Err(error) => error.into_response(peer.local, json_errors),
     }
+}
+
+/// Whether a client's `Accept` asks for JSON (and not plain text): its errors then come as
+/// `{"error_code":..,"error_text":..}` rather than brpc's plain text.
+fn wants_json(headers: &HeaderMap) -> bool {
+    header_str(headers, http::header::ACCEPT).is_some_and(|accept| {
+        accept.split(',').any(|t| {
+            let t = t.split(';').next().unwrap_or(t).trim();
+            t.eq_ignore_ascii_case(JSON_CONTENT_TYPE)
+        }) && !accept.to_ascii_lowercase().contains("text/plain")
+    })
 }
 
 /// The answer to requests that arrive while the server stops: 503 ELOGOFF, so clients
@@ -65,6 +77,9 @@ struct HttpError {
     code: i32,
     text: String,
     headers: Vec<(String, String)>,
+    /// The plain-text body names the code alone (`[1004]...`), as brpc's authentication
+    /// failures do, rather than the server and the code.
+    code_only: bool,
 }
 
 impl HttpError {
@@ -72,12 +87,7 @@ impl HttpError {
     fn from_code(code: i32, text: impl Into<String>) -> Self {
         let status = StatusCode::from_u16(status_for_error_code(code))
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        HttpError {
-            status,
-            code,
-            text: text.into(),
-            headers: Vec::new(),
-        }
+        HttpError::with_status(status, code, text)
     }
 
     /// An error with a status of its own (413, 415, 405).
@@ -87,15 +97,28 @@ impl HttpError {
             code,
             text: text.into(),
             headers: Vec::new(),
+            code_only: false,
         }
     }
 
-    fn into_response(self) -> Response<ResponseBody> {
-        let mut response = Response::new(full_body(error_body(self.code, &self.text)));
+    /// The response: brpc's — the status, `x-bd-error-code`, and a `text/plain` body
+    /// `[address][E<code>]text` (no newline) — or a JSON body for clients that ask for JSON.
+    fn into_response(self, server: std::net::SocketAddr, json: bool) -> Response<ResponseBody> {
+        let (body, content_type) = if json {
+            (error_body(self.code, &self.text), JSON_CONTENT_TYPE)
+        } else if self.code_only {
+            (format!("[{}]{}", self.code, self.text), TEXT_CONTENT_TYPE)
+        } else {
+            (
+                format!("[{server}][E{}]{}", self.code, self.text),
+                TEXT_CONTENT_TYPE,
+            )
+        };
+        let mut response = Response::new(full_body(body));
         *response.status_mut() = self.status;
         add_handler_headers(response.headers_mut(), &self.headers);
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(ERROR_CODE_HEADER, HeaderValue::from(self.code));
         response
     }
@@ -219,32 +242,18 @@ async fn discard_body(body: RequestBody, limit: usize) {
 /// Most bytes of an unusable request body read before answering it.
 const MAX_DISCARDED_BODY: usize = 1024 * 1024;
 
-/// The method a path names; 404 with ENOSERVICE or ENOMETHOD when there is none.
+/// The method a path names; 404 ENOMETHOD `Fail to find method on `/path'` when there is
+/// none, for an unknown service too, as brpc answers.
 fn find_method<'a>(shared: &'a Shared, path: &str) -> Result<Found<'a>, HttpError> {
-    let Some((service, method)) = split_path(path) else {
-        return Err(HttpError::from_code(
-            errno::ENOSERVICE,
-            format!("Fail to find service for path `{path}`: use /Service/Method"),
-        ));
-    };
-    if let Some(found) = shared.registry.find_for_http(service, method) {
-        return Ok(found);
-    }
-    if shared.registry.has_service(service) {
-        Err(HttpError::from_code(
-            errno::ENOMETHOD,
-            format!("Fail to find method={service}/{method}"),
-        ))
-    } else {
-        Err(HttpError::from_code(
-            errno::ENOSERVICE,
-            format!("Fail to find service={service}"),
-        ))
-    }
+    split_path(path)
+        .and_then(|(service, method)| shared.registry.find_for_http(service, method))
+        .ok_or_else(|| {
+            HttpError::from_code(errno::ENOMETHOD, format!("Fail to find method on `{path}'"))
+        })
 }
 
-/// Verifies the `authorization` header when the server has an authenticator (401 ERPCAUTH on
-/// failure); the verified identity.
+/// Verifies the `authorization` header when the server has an authenticator; the verified
+/// identity. A failure is brpc's: 403, `[1004]Fail to authenticate: why`.
 fn authenticate(
     headers: &HeaderMap,
     shared: &Shared,
@@ -253,8 +262,14 @@ fn authenticate(
     let Some(authenticator) = shared.options.authenticator.as_deref() else {
         return Ok(None);
     };
-    let fail =
-        |why: &str| HttpError::from_code(errno::ERPCAUTH, format!("Fail to authenticate: {why}"));
+    let fail = |why: &str| HttpError {
+        code_only: true,
+        ..HttpError::with_status(
+            StatusCode::FORBIDDEN,
+            errno::ERPCAUTH,
+            format!("Fail to authenticate: {why}"),
+        )
+    };
     let credential = match headers.get(http::header::AUTHORIZATION) {
         None => return Err(fail("no credential")),
         Some(value) => value
@@ -512,9 +527,14 @@ mod tests {
             ("x-why".to_owned(), "because".to_owned()),
             ("bad header".to_owned(), "x".to_owned()),
         ];
-        let response = error.into_response();
+        let server = "127.0.0.1:8000".parse().unwrap();
+        let response = error.into_response(server, true);
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(response.headers()["content-type"], JSON_CONTENT_TYPE);
         assert_eq!(response.headers()["x-why"], "because");
+        let error = HttpError::from_code(errno::ENOMETHOD, "no such method");
+        let response = error.into_response(server, false);
+        assert_eq!(response.headers()["content-type"], TEXT_CONTENT_TYPE);
+        assert_eq!(response.headers()[ERROR_CODE_HEADER], "1002");
     }
 }
