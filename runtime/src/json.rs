@@ -64,6 +64,12 @@ pub(crate) struct MethodJson {
 }
 
 impl MethodJson {
+    /// Whether the input message has no fields: brpc then serves the method as an HTTP
+    /// service, its request body the request attachment.
+    pub(crate) fn input_is_empty(&self) -> bool {
+        self.input.fields().len() == 0
+    }
+
     /// A request body in JSON → the protobuf encoding of the method's input message.
     /// Malformed JSON and missing proto2 `required` fields are errors; unknown fields are
     /// skipped, as brpc does, or errors when `strict`. An empty body is the empty message.

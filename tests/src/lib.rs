@@ -241,6 +241,18 @@ impl test::TestService for TestImpl {
         }
         Err(brisk::Status::new(request.code, request.text))
     }
+
+    async fn raw(
+        &self,
+        cntl: &mut brisk::ServerContext,
+        _request: test::RawRequest,
+    ) -> Result<test::RawResponse, brisk::Status> {
+        let mut reply = b"raw:".to_vec();
+        reply.extend_from_slice(cntl.request_attachment());
+        cntl.set_response_attachment(reply);
+        cntl.set_response_header("content-type", "text/plain");
+        Ok(test::RawResponse {})
+    }
 }
 
 /// A server with the echo and test services on a free loopback port, and the test service's

@@ -160,12 +160,15 @@ fn descriptor_set() -> &'static [u8] {
                 ],
             ),
             message("FailResponse", vec![]),
+            message("RawRequest", vec![]),
+            message("RawResponse", vec![]),
         ],
         service: vec![ServiceDescriptorProto {
             name: Some("TestService".into()),
             method: vec![
                 method("Sleep", "brisk.test", "SleepRequest", "SleepResponse"),
                 method("Fail", "brisk.test", "FailRequest", "FailResponse"),
+                method("Raw", "brisk.test", "RawRequest", "RawResponse"),
             ],
         }],
     };
@@ -1338,4 +1341,31 @@ async fn http_json_without_descriptors_is_erequest() {
         .unwrap_err();
     assert_eq!(err.code(), brisk::errno::EREQUEST, "{err}");
     assert!(err.message().contains("descriptors"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_services_take_the_body_as_attachment_and_answer_with_theirs() {
+    // As brpc: a method whose request message has no fields gets the body as its request
+    // attachment, whatever its type; a response attachment is the response body.
+    let server = start_default().await;
+    let reply = post(
+        &server,
+        "/brisk.test.TestService/Raw",
+        "application/octet-stream",
+        b"\x00any bytes\xff",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, b"raw:\x00any bytes\xff");
+    assert_eq!(reply.header("content-type").as_deref(), Some("text/plain"));
+    // JSON is not parsed for such a method either.
+    let reply = post(
+        &server,
+        "/brisk.test.TestService/Raw",
+        "application/json",
+        b"not json",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, b"raw:not json");
 }

@@ -145,9 +145,16 @@ async fn serve_pb(
     let max_body_size = shared.options.max_body_size;
     let raw = read_body(&parts.headers, body, max_body_size).await?;
     let raw = decode_content_encoding(&parts.headers, raw, max_body_size)?;
-    let payload = match format {
-        BodyFormat::Proto => raw,
-        BodyFormat::Json => request_from_json(found.json, &raw, shared.options.strict_json)?,
+    // As brpc: a method whose request message has no fields is an HTTP service, and the body
+    // is its request attachment.
+    let (payload, request_attachment) = if takes_body_as_attachment(found.json) {
+        (Bytes::new(), raw)
+    } else {
+        let payload = match format {
+            BodyFormat::Proto => raw,
+            BodyFormat::Json => request_from_json(found.json, &raw, shared.options.strict_json)?,
+        };
+        (payload, Bytes::new())
     };
 
     // Counted from here, not from arrival: a client slow to send its body must not hold up
@@ -162,6 +169,7 @@ async fn serve_pb(
     context.set_client_timeout(timeout_ms(&parts.headers));
     context.user_fields = user_fields(&parts.headers);
     context.auth_context = auth_context;
+    context.request_attachment = request_attachment;
     let response = run_handler(shared, &**found.service, found.method, context, payload)
         .await
         .map_err(|status| HttpError::from_code(status.code(), status.message()))?;
@@ -179,7 +187,21 @@ async fn serve_pb(
             return Err(error);
         }
     };
+    let attachment = &response.context.response_attachment;
     let (body, response_type) = match format {
+        // As brpc: a response attachment is the body (the message is not sent), typed as the
+        // handler says with a `content-type` header.
+        _ if !attachment.is_empty() => {
+            let handler_type = headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+                .map(|(_, value)| value.as_str());
+            let format_type = match format {
+                BodyFormat::Proto => content_type.unwrap_or(PROTO_CONTENT_TYPE),
+                BodyFormat::Json => JSON_CONTENT_TYPE,
+            };
+            (attachment.clone(), handler_type.unwrap_or(format_type))
+        }
         BodyFormat::Proto => (message, content_type.unwrap_or(PROTO_CONTENT_TYPE)),
         BodyFormat::Json => (response_to_json(found.json, message)?, JSON_CONTENT_TYPE),
     };
@@ -342,6 +364,16 @@ fn decode_content_encoding(
             )
         }
     })
+}
+
+/// Whether a method takes its HTTP body as the request attachment: its request message has no
+/// fields (known from its descriptors).
+fn takes_body_as_attachment(json: JsonBodies<'_>) -> bool {
+    match json {
+        #[cfg(feature = "json")]
+        JsonBodies::Transcoded(mapping) => mapping.input_is_empty(),
+        _ => false,
+    }
 }
 
 /// A JSON request body → the bytes the handler takes (400 EREQUEST when it does not convert).
