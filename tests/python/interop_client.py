@@ -79,6 +79,8 @@ class Cases:
         check_eq(reply.seq, 1, "seq")
         initial = dict(call.initial_metadata())
         check_eq(initial.get("x-echoed"), "v-42", f"x-echoed initial metadata (all: {initial})")
+        trailing = dict(call.trailing_metadata())
+        check_eq(trailing.get("x-echoed-trailer"), "v-42", f"trailing metadata (all: {trailing})")
         # Without x-echo, no x-echoed.
         reply, call = self.stub.Unary.with_call(request, timeout=RPC_TIMEOUT_S)
         check_eq(reply.text, "meta", "text without x-echo")
@@ -159,6 +161,25 @@ class Cases:
         # Exactly the handler's text: no address or code pasted in.
         check_eq(e.details(), text, "details")
 
+    def status_details(self):
+        """A failed call's binary details (`grpc-status-details-bin`, an encoded
+        google.rpc.Status) reach the client as the server set them."""
+        grpc = self.grpc
+        code = EREQUEST if self.server_kind == "brisk" else grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        # google.rpc.Status { code: 3, message: "bad", details: [] }, hand-encoded.
+        details = b"\x08\x03\x12\x03bad"
+        e = expect_rpc_error(
+            grpc,
+            lambda: self.stub.Unary(
+                self.pb2.Msg(text="with details", fail_code=code, blob=details), timeout=RPC_TIMEOUT_S
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "a failure with details",
+        )
+        trailing = dict(e.trailing_metadata())
+        check_eq(trailing.get("grpc-status-details-bin"), details, f"details (trailers: {trailing})")
+        check_eq(e.details(), "with details", "message")
+
     def error_table(self):
         """Walks Brisk's error table (--table code=STATUS,...): a Brisk handler failing with
         each code reaches grpcio as that canonical status, with the handler's text alone as the
@@ -229,6 +250,7 @@ CASES = [
     "concurrency",
     "deadline",
     "error",
+    "status_details",
     "gzip",
     "deflate",
     "big",

@@ -73,6 +73,8 @@ def make_servicer(grpc, pb2, pb2_grpc):
         if request.sleep_ms > 0:
             time.sleep(request.sleep_ms / 1000.0)
         if request.fail_code != 0:
+            if request.blob:
+                context.set_trailing_metadata([("grpc-status-details-bin", request.blob)])
             context.abort(status_code(grpc, request.fail_code), request.text)
 
     def metadata(context, key):
@@ -89,6 +91,7 @@ def make_servicer(grpc, pb2, pb2_grpc):
             if echo is not None:
                 reply.text = f"{request.text}|{echo}"
                 context.send_initial_metadata([("x-echoed", echo)])
+                context.set_trailing_metadata([("x-echoed-trailer", echo)])
             if metadata(context, "x-gzip-response") is not None:
                 context.set_compression(grpc.Compression.Gzip)
             if metadata(context, "x-deflate-response") is not None:

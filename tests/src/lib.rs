@@ -68,7 +68,8 @@ pub mod interop {
             .await;
         }
         if request.fail_code != 0 {
-            return Err(Status::new(request.fail_code, request.text.clone()));
+            return Err(Status::new(request.fail_code, request.text.clone())
+                .with_details(request.blob.clone()));
         }
         Ok(())
     }
@@ -89,6 +90,7 @@ pub mod interop {
             let mut reply = echo_of(request);
             if let Some(value) = cntl.user_fields().get("x-echo").cloned() {
                 reply.text = format!("{}|{value}", reply.text);
+                cntl.set_response_trailer("x-echoed-trailer", value.clone());
                 cntl.set_response_header("x-echoed", value);
             }
             // Answers in the request's compression (gzip or deflate).

@@ -395,6 +395,7 @@ grpcio_client_cases! {
     grpcio_client_concurrency => "concurrency",
     grpcio_client_deadline => "deadline",
     grpcio_client_error => "error",
+    grpcio_client_status_details => "status_details",
     grpcio_client_big => "big",
     grpcio_client_unimplemented => "unimplemented",
     grpcio_client_health => "health",
@@ -840,4 +841,30 @@ async fn grpcio_client_over_tls() {
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brisk_client_reads_status_details_and_trailing_metadata() {
+    let (_server, channel) = grpcio_server().await;
+    let client = InteropClient::new(channel);
+    // grpcio aborts with INVALID_ARGUMENT (3) and the blob as grpc-status-details-bin.
+    let details = b"\x08\x03\x12\x03bad".to_vec();
+    let request = Msg {
+        text: "with details".into(),
+        fail_code: 3,
+        blob: details.clone(),
+        ..Msg::default()
+    };
+    let status = guarded("details", client.unary(request)).await.unwrap_err();
+    assert_eq!(status.code(), brisk::errno::EINVAL, "{status}");
+    assert_eq!(status.details(), &details[..]);
+    // Trailing metadata on success reaches the controller with the initial metadata.
+    let mut cntl = Controller::new();
+    cntl.set_request_header("x-echo", "v-7");
+    let reply = guarded("trailers", client.unary_with(&mut cntl, msg("t", 1)))
+        .await
+        .unwrap();
+    assert_eq!(reply.text, "t|v-7");
+    assert_eq!(cntl.response_header("x-echoed"), Some("v-7"));
+    assert_eq!(cntl.response_header("x-echoed-trailer"), Some("v-7"));
 }

@@ -1386,3 +1386,39 @@ async fn a_server_sets_no_stream_limit_unless_asked() {
         assert_eq!(result.unwrap_err().code(), errno::ERPCTIMEDOUT);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_details_and_trailing_metadata_cross_brisk_to_brisk() {
+    use brisk_tests::interop::{InteropClient, Msg};
+    let server = interop_server(Server::builder()).await;
+    let channel = Channel::builder()
+        .protocol(Protocol::GRPC)
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    let client = InteropClient::new(channel);
+    let status = client
+        .unary(Msg {
+            text: "no".into(),
+            fail_code: 4321,
+            blob: b"\x08\x09".to_vec(),
+            ..Msg::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!((status.code(), status.message()), (4321, "no"));
+    assert_eq!(status.details(), b"\x08\x09");
+    let mut cntl = Controller::new();
+    cntl.set_request_header("x-echo", "e");
+    client
+        .unary_with(
+            &mut cntl,
+            Msg {
+                text: "t".into(),
+                ..Msg::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cntl.response_header("x-echoed-trailer"), Some("e"));
+}

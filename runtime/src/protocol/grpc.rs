@@ -388,6 +388,24 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
+/// The trailer carrying a status's binary details (an encoded `google.rpc.Status`).
+pub const STATUS_DETAILS: &str = "grpc-status-details-bin";
+
+/// A binary (`-bin`) metadata value as gRPC sends it: base64 without padding.
+pub fn encode_binary_value(value: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(value)
+}
+
+/// A binary (`-bin`) metadata value's bytes; padded and unpadded base64 are both accepted, as
+/// gRPC requires. `None` if it is not base64.
+pub fn decode_binary_value(value: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(value.trim().trim_end_matches('='))
+        .ok()
+}
+
 /// The `grpc-accept-encoding` Brisk sends: the message encodings it decodes besides
 /// `identity`.
 pub const ACCEPT_ENCODING: &str = "gzip,deflate";
@@ -712,6 +730,19 @@ mod tests {
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn binary_values_are_unpadded_base64_both_ways() {
+        assert_eq!(encode_binary_value(b"\x00\x01\xff\xfe"), "AAH//g");
+        for sent in ["AAH//g", "AAH//g==", " AAH//g "] {
+            assert_eq!(
+                decode_binary_value(sent).unwrap(),
+                b"\x00\x01\xff\xfe",
+                "{sent:?}"
+            );
+        }
+        assert_eq!(decode_binary_value("not base64!"), None);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct ServerContext {
     pub(crate) user_fields: HashMap<String, String>,
     /// Metadata to send back: HTTP response headers, gRPC initial metadata.
     pub(crate) response_headers: Vec<(String, String)>,
+    /// gRPC trailing metadata to send back.
+    pub(crate) response_trailers: Vec<(String, String)>,
     /// The identity an [`Authenticator`](crate::Authenticator) verified, if any.
     pub(crate) auth_context: Option<std::sync::Arc<crate::auth::AuthContext>>,
     /// Whether the request came over TLS.
@@ -63,6 +65,7 @@ impl ServerContext {
             response_compress_type: CompressType::None,
             user_fields: HashMap::new(),
             response_headers: Vec::new(),
+            response_trailers: Vec::new(),
             auth_context: None,
             tls: false,
         }
@@ -142,6 +145,12 @@ impl ServerContext {
     /// Adds metadata to the response: an HTTP header, or gRPC initial metadata.
     pub fn set_response_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.response_headers.push((name.into(), value.into()));
+    }
+
+    /// Adds gRPC trailing metadata, sent with the call's status when it ends (successful or
+    /// not; `-bin` names carry base64). Other protocols have no trailers and ignore it.
+    pub fn set_response_trailer(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.response_trailers.push((name.into(), value.into()));
     }
 
     /// The response metadata set so far.

@@ -298,6 +298,7 @@ impl Connection {
             response_compress_type: CompressType::None,
             user_fields: metadata,
             response_headers: Vec::new(),
+            response_trailers: Vec::new(),
             auth_context: self.identity.clone().flatten(),
             tls,
         };

@@ -43,6 +43,8 @@ pub(super) struct GrpcError {
     pub(super) message: String,
     /// The Brisk code, sent in the `brisk-error-code` trailer.
     pub(super) brisk_code: i32,
+    /// The status's binary details, sent as `grpc-status-details-bin`.
+    pub(super) details: Option<Bytes>,
 }
 
 impl GrpcError {
@@ -58,6 +60,8 @@ impl GrpcError {
             code: grpc_status_from_errno(brisk_code),
             message: status.message().to_owned(),
             brisk_code,
+            details: (!status.details().is_empty())
+                .then(|| Bytes::copy_from_slice(status.details())),
         }
     }
 }
@@ -69,7 +73,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
 ) -> http::Response<ResponseBody> {
     let (parts, body) = request.into_parts();
-    let fail = |status: Status| failure_response(&GrpcError::from_status(&status), &[]);
+    let fail = |status: Status| failure_response(&GrpcError::from_status(&status), &[], &[]);
     if parts.method != http::Method::POST {
         return fail(Status::new(
             errno::EREQUEST,
@@ -88,7 +92,7 @@ pub(crate) async fn serve(
     // The credential first: callers without one learn nothing of the methods.
     let call = match Call::prepare(&parts.headers, peer, &shared) {
         Ok(call) => call,
-        Err(error) => return failure_response(&error, &[]),
+        Err(error) => return failure_response(&error, &[], &[]),
     };
     let Some((service, method)) = shared.registry.find(service_name, method_name) else {
         return fail(Status::new(
@@ -275,10 +279,36 @@ fn status_headers(error: &GrpcError, headers: &mut HeaderMap) {
         }
     }
     headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(error.brisk_code));
+    if let Some(details) = &error.details {
+        if let Ok(value) = HeaderValue::from_str(&grpc::encode_binary_value(details)) {
+            headers.insert(grpc::STATUS_DETAILS, value);
+        }
+    }
 }
 
-/// The trailers of a call that ended with `error`, or OK.
-fn trailers(error: Option<&GrpcError>) -> HeaderMap {
+/// Adds a handler's trailing metadata (invalid or reserved names are left out).
+fn add_trailing(headers: &mut HeaderMap, trailing: &[(String, String)]) {
+    for (name, value) in trailing {
+        let name = name.to_ascii_lowercase();
+        if is_reserved(&name) {
+            tracing::warn!(%name, "a reserved trailer name is not sent");
+            continue;
+        }
+        match (
+            http::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => tracing::warn!(%name, "an invalid trailer is not sent"),
+        }
+    }
+}
+
+/// The trailers of a call that ended with `error`, or OK, with the handler's trailing
+/// metadata.
+fn trailers(error: Option<&GrpcError>, trailing: &[(String, String)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     match error {
         Some(error) => status_headers(error, &mut map),
@@ -286,6 +316,7 @@ fn trailers(error: Option<&GrpcError>) -> HeaderMap {
             map.insert("grpc-status", HeaderValue::from(code::OK));
         }
     }
+    add_trailing(&mut map, trailing);
     map
 }
 
@@ -293,11 +324,13 @@ fn trailers(error: Option<&GrpcError>) -> HeaderMap {
 pub(super) fn failure_response(
     error: &GrpcError,
     metadata: &[(String, String)],
+    trailing: &[(String, String)],
 ) -> http::Response<ResponseBody> {
     let mut response = response_head(metadata, CompressType::None)
         .body(empty_body())
         .unwrap_or_else(|_| http::Response::new(empty_body()));
     status_headers(error, response.headers_mut());
+    add_trailing(response.headers_mut(), trailing);
     response
 }
 
@@ -306,6 +339,7 @@ pub(super) fn message_response(
     payload: Bytes,
     encoding: CompressType,
     metadata: &[(String, String)],
+    trailing: &[(String, String)],
 ) -> http::Response<ResponseBody> {
     let compressed = encoding != CompressType::None;
     let payload = if compressed {
@@ -313,7 +347,7 @@ pub(super) fn message_response(
             Ok(packed) => packed,
             Err(e) => {
                 let status = Status::internal(format!("Fail to compress response: {e}"));
-                return failure_response(&GrpcError::from_status(&status), metadata);
+                return failure_response(&GrpcError::from_status(&status), metadata, trailing);
             }
         }
     } else {
@@ -323,13 +357,13 @@ pub(super) fn message_response(
         Ok(chunks) => chunks,
         Err(e) => {
             let status = Status::internal(format!("response {}", e.message()));
-            return failure_response(&GrpcError::from_status(&status), metadata);
+            return failure_response(&GrpcError::from_status(&status), metadata, trailing);
         }
     };
     let frames = chunks
         .into_iter()
         .map(Frame::data)
-        .chain(std::iter::once(Frame::trailers(trailers(None))))
+        .chain(std::iter::once(Frame::trailers(trailers(None, trailing))))
         .map(Ok);
     let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
     response_head(metadata, encoding)
@@ -358,8 +392,8 @@ async fn serve_unary(
     // which has the deadline in the context (one timer at a time, not two).
     let payload = match until(call.deadline, single_message(&mut messages)).await {
         Some(Ok(payload)) => payload,
-        Some(Err(status)) => return failure_response(&GrpcError::from_status(&status), &[]),
-        None => return failure_response(&GrpcError::from_status(&call.timed_out()), &[]),
+        Some(Err(status)) => return failure_response(&GrpcError::from_status(&status), &[], &[]),
+        None => return failure_response(&GrpcError::from_status(&call.timed_out()), &[], &[]),
     };
     drop(messages);
     // Counted from here, as on HTTP: a client that never sends its body must not hold
@@ -369,17 +403,24 @@ async fn serve_unary(
     // reset drops it.
     let response = match run_handler(shared, service, method, call.context, payload).await {
         Ok(response) => response,
-        Err(status) => return failure_response(&GrpcError::from_status(&status), &[]),
+        Err(status) => return failure_response(&GrpcError::from_status(&status), &[], &[]),
     };
     let context = response.context;
     match response.result {
         Ok(payload) => {
             let encoding = accepts.choose(context.response_compress_type);
-            message_response(payload, encoding, &context.response_headers)
+            message_response(
+                payload,
+                encoding,
+                &context.response_headers,
+                &context.response_trailers,
+            )
         }
-        Err(status) => {
-            failure_response(&GrpcError::from_status(&status), &context.response_headers)
-        }
+        Err(status) => failure_response(
+            &GrpcError::from_status(&status),
+            &context.response_headers,
+            &context.response_trailers,
+        ),
     }
 }
 
@@ -433,15 +474,19 @@ async fn serve_streaming(
     }
     drop(cancelled);
     let response = match opened {
-        None => return failure_response(&GrpcError::from_status(&timed_out), &[]),
+        None => return failure_response(&GrpcError::from_status(&timed_out), &[], &[]),
         Some(Err(panic)) => return panicked(&panic, &[]),
         Some(Ok(response)) => response,
     };
-    let context = response.context;
+    let mut context = response.context;
     let stream = match response.result {
         Ok(stream) => stream,
         Err(status) => {
-            return failure_response(&GrpcError::from_status(&status), &context.response_headers)
+            return failure_response(
+                &GrpcError::from_status(&status),
+                &context.response_headers,
+                &context.response_trailers,
+            )
         }
     };
     let encoding = call.accepts.choose(context.response_compress_type);
@@ -450,6 +495,7 @@ async fn serve_streaming(
         deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
         timed_out,
         encoding,
+        trailing: std::mem::take(&mut context.response_trailers),
         inflight,
     };
     streaming_response(frames, &context.response_headers, encoding)
@@ -473,7 +519,7 @@ fn panicked(
     let what = panic_message(panic);
     tracing::error!("gRPC handler panicked: {what}");
     let status = Status::internal(format!("handler panicked: {what}"));
-    failure_response(&GrpcError::from_status(&status), metadata)
+    failure_response(&GrpcError::from_status(&status), metadata, &[])
 }
 
 /// A handler's response stream as HTTP/2 body frames: one DATA chunk per message, then the
@@ -489,6 +535,8 @@ pub(super) struct ResponseFrames {
     pub(super) timed_out: Status,
     /// How messages are compressed (gzip, deflate, or not).
     pub(super) encoding: CompressType,
+    /// The handler's trailing metadata, sent with the final status.
+    pub(super) trailing: Vec<(String, String)>,
     /// Counts the call as in flight while its responses stream.
     pub(super) inflight: StreamGuard,
 }
@@ -569,7 +617,7 @@ impl ResponseFrames {
     fn end(&mut self, status: Option<&Status>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         self.messages = None;
         self.deadline = None;
-        let trailers = trailers(status.map(GrpcError::from_status).as_ref());
+        let trailers = trailers(status.map(GrpcError::from_status).as_ref(), &self.trailing);
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 

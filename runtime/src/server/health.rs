@@ -66,7 +66,7 @@ pub(super) async fn serve(
 ) -> http::Response<ResponseBody> {
     let (parts, body) = request.into_parts();
     let method = split_path(parts.uri.path()).map_or("", |(_, method)| method);
-    let fail = |status: Status| failure_response(&GrpcError::from_status(&status), &[]);
+    let fail = |status: Status| failure_response(&GrpcError::from_status(&status), &[], &[]);
     let watch = match method {
         "Check" => false,
         "Watch" => true,
@@ -100,8 +100,14 @@ pub(super) async fn serve(
                     request.service
                 ))),
                 &[],
+                &[],
             ),
-            status => message_response(encode(status), crate::compress::CompressType::None, &[]),
+            status => message_response(
+                encode(status),
+                crate::compress::CompressType::None,
+                &[],
+                &[],
+            ),
         };
     }
     let inflight = StreamGuard::new(&shared);
@@ -111,6 +117,7 @@ pub(super) async fn serve(
         deadline: None,
         timed_out: Status::new(errno::ERPCTIMEDOUT, "Reached timeout"),
         encoding: crate::compress::CompressType::None,
+        trailing: Vec::new(),
         inflight,
     };
     super::grpc::streaming_response(frames, &[], crate::compress::CompressType::None)

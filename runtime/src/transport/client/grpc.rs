@@ -507,7 +507,13 @@ fn call_result(headers: &HeaderMap, remote: SocketAddr) -> Result<(), Failure> {
         (None, None) => grpc::status_name(status).to_owned(),
     };
     let brisk_code = exact.unwrap_or_else(|| errno_from_grpc_status(status));
-    let status = Status::new(brisk_code, message).with_remote(remote);
+    let mut status = Status::new(brisk_code, message).with_remote(remote);
+    if let Some(details) = headers
+        .get(grpc::STATUS_DETAILS)
+        .and_then(|v| grpc::decode_binary_value(v.to_str().ok()?))
+    {
+        status = status.with_details(details);
+    }
     if brisk_code == errno::ELOGOFF {
         return Err(Failure::transport(status));
     }
