@@ -86,6 +86,22 @@ class Cases:
         check_eq(reply.text, "meta", "text without x-echo")
         check("x-echoed" not in dict(call.initial_metadata()), "x-echoed sent without x-echo")
 
+    def metadata_in(self):
+        """The handler sees every metadata value: repeated names, transport headers such as
+        authorization and user-agent, and binary (-bin) values as bytes."""
+        reply = self.stub.Unary(
+            self.pb2.Msg(text="inspect-metadata"),
+            metadata=[
+                ("x-dup", "1"),
+                ("x-dup", "2"),
+                ("authorization", "Bearer t0k3n"),
+                ("trace-bin", b"\x00\x01\xff\xfe"),
+            ],
+            timeout=RPC_TIMEOUT_S,
+        )
+        check_eq(reply.text, "dup=1,2|auth=Bearer t0k3n|ua=true", "what the handler saw")
+        check_eq(reply.blob, b"\x00\x01\xff\xfe", "binary metadata as bytes")
+
     def server_stream(self):
         replies = list(self.stub.ServerStream(self.pb2.Msg(text="s", seq=5), timeout=RPC_TIMEOUT_S))
         check_eq([(r.text, r.seq) for r in replies], [(f"s-{i}", i) for i in range(5)], "stream")
@@ -244,6 +260,7 @@ class Cases:
 CASES = [
     "unary",
     "unary_metadata",
+    "metadata_in",
     "server_stream",
     "client_stream",
     "bidi",

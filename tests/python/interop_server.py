@@ -86,6 +86,13 @@ def make_servicer(grpc, pb2, pb2_grpc):
     class Interop(pb2_grpc.InteropServicer):
         def Unary(self, request, context):
             obey(request, context)
+            if request.text == "inspect-metadata":
+                md = list(context.invocation_metadata())
+                dup = ",".join(v for k, v in md if k == "x-dup")
+                auth = next((v for k, v in md if k == "authorization"), "")
+                ua = any(k == "user-agent" for k, _ in md)
+                blob = next((v for k, v in md if k == "trace-bin"), b"")
+                return pb2.Msg(text=f"dup={dup}|auth={auth}|ua={'true' if ua else 'false'}", blob=blob)
             reply = pb2.Msg(text=request.text, seq=request.seq, blob=request.blob)
             echo = metadata(context, "x-echo")
             if echo is not None:

@@ -87,6 +87,21 @@ pub mod interop {
     impl Interop for InteropImpl {
         async fn unary(&self, cntl: &mut ServerContext, request: Msg) -> Result<Msg, Status> {
             obey(&request).await?;
+            if request.text == "inspect-metadata" {
+                let dup: Vec<&str> = cntl.request_header_values("x-dup").collect();
+                let text = format!(
+                    "dup={}|auth={}|ua={}",
+                    dup.join(","),
+                    cntl.request_header("authorization").unwrap_or_default(),
+                    cntl.request_header("user-agent").is_some()
+                );
+                let blob = cntl.request_binary_header("trace-bin").unwrap_or_default();
+                return Ok(Msg {
+                    text,
+                    blob,
+                    ..Msg::default()
+                });
+            }
             let mut reply = echo_of(request);
             if let Some(value) = cntl.user_fields().get("x-echo").cloned() {
                 reply.text = format!("{}|{value}", reply.text);

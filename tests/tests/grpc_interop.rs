@@ -389,6 +389,7 @@ async fn grpcio_client_error_table() {
 grpcio_client_cases! {
     grpcio_client_unary => "unary",
     grpcio_client_unary_metadata => "unary_metadata",
+    grpcio_client_metadata_in => "metadata_in",
     grpcio_client_server_stream => "server_stream",
     grpcio_client_client_stream => "client_stream",
     grpcio_client_bidi => "bidi",

@@ -39,6 +39,9 @@ pub struct ServerContext {
     pub(crate) response_attachment: Bytes,
     pub(crate) response_compress_type: CompressType,
     pub(crate) user_fields: HashMap<String, String>,
+    /// Every header of an HTTP request, every metadata entry of a gRPC call (repeated names
+    /// and transport headers included); empty on other protocols.
+    pub(crate) request_headers: http::HeaderMap,
     /// Metadata to send back: HTTP response headers, gRPC initial metadata.
     pub(crate) response_headers: Vec<(String, String)>,
     /// gRPC trailing metadata to send back.
@@ -64,6 +67,7 @@ impl ServerContext {
             response_attachment: Bytes::new(),
             response_compress_type: CompressType::None,
             user_fields: HashMap::new(),
+            request_headers: http::HeaderMap::new(),
             response_headers: Vec::new(),
             response_trailers: Vec::new(),
             auth_context: None,
@@ -137,9 +141,41 @@ impl ServerContext {
         self.response_compress_type
     }
 
-    /// Key/value pairs the client put in `RpcMeta.user_fields`.
+    /// Key/value pairs the client put in `RpcMeta.user_fields` (HTTP and gRPC: the custom
+    /// headers, the last of repeated names winning; see
+    /// [`request_header_values`](ServerContext::request_header_values) for all of them).
     pub fn user_fields(&self) -> &HashMap<String, String> {
         &self.user_fields
+    }
+
+    /// The first value of HTTP request header or gRPC metadata `name` (any case), transport
+    /// headers such as `authorization`, `user-agent` and `te` included; `None` on protocols
+    /// without headers (baidu_std: see [`user_fields`](ServerContext::user_fields)) and for
+    /// values that are not visible ASCII.
+    pub fn request_header(&self, name: &str) -> Option<&str> {
+        self.request_headers.get(name)?.to_str().ok()
+    }
+
+    /// Every value of request header or metadata `name`, in the order sent (a name sent
+    /// twice has two).
+    pub fn request_header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.request_headers
+            .get_all(name)
+            .into_iter()
+            .filter_map(|value| value.to_str().ok())
+    }
+
+    /// The bytes of binary gRPC metadata `name` (a `-bin` name, sent base64-encoded: `trace-bin:
+    /// AAH//g` gives `[0x00, 0x01, 0xff, 0xfe]`); `None` when absent or not base64.
+    pub fn request_binary_header(&self, name: &str) -> Option<Vec<u8>> {
+        crate::protocol::grpc::decode_binary_value(self.request_header(name)?)
+    }
+
+    /// Every request header or metadata entry, in the order received.
+    pub fn request_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.request_headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
     }
 
     /// Adds metadata to the response: an HTTP header, or gRPC initial metadata.

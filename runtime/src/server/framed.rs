@@ -297,6 +297,7 @@ impl Connection {
             response_attachment: Bytes::new(),
             response_compress_type: CompressType::None,
             user_fields: metadata,
+            request_headers: http::HeaderMap::new(),
             response_headers: Vec::new(),
             response_trailers: Vec::new(),
             auth_context: self.identity.clone().flatten(),

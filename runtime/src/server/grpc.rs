@@ -90,10 +90,12 @@ pub(crate) async fn serve(
         return fail(Status::new(errno::ELOGOFF, "Server is stopping"));
     }
     // The credential first: callers without one learn nothing of the methods.
-    let call = match Call::prepare(&parts.headers, peer, &shared) {
+    let mut call = match Call::prepare(&parts.headers, peer, &shared) {
         Ok(call) => call,
         Err(error) => return failure_response(&error, &[], &[]),
     };
+    // Handlers see all the metadata, moved rather than copied.
+    call.context.request_headers = parts.headers;
     let Some((service, method)) = shared.registry.find(service_name, method_name) else {
         return fail(Status::new(
             errno::ENOMETHOD,

@@ -168,6 +168,7 @@ async fn serve_pb(
     context.log_id = log_id(&parts.headers);
     context.set_client_timeout(timeout_ms(&parts.headers));
     context.user_fields = user_fields(&parts.headers);
+    context.request_headers = parts.headers.clone();
     context.auth_context = auth_context;
     context.request_attachment = request_attachment;
     let response = run_handler(shared, &**found.service, found.method, context, payload)
