@@ -41,6 +41,8 @@ pub struct Controller {
     pub(crate) local_side: Option<SocketAddr>,
     pub(crate) latency: Duration,
     pub(crate) retried_count: u32,
+    /// The errors of the attempts that were retried, in order (brpc's `[R<n>]` history).
+    pub(crate) retried_errors: Vec<Status>,
     pub(crate) request_code: Option<u64>,
     pub(crate) backup_request: Option<Duration>,
     /// When the call in progress must end (set by the call path from the timeout).
@@ -102,6 +104,7 @@ impl Default for Controller {
             local_side: None,
             latency: Duration::ZERO,
             retried_count: 0,
+            retried_errors: Vec::new(),
             request_code: None,
             backup_request: None,
             deadline: None,
@@ -238,9 +241,27 @@ impl Controller {
         self.error.as_ref().map_or(0, Status::code)
     }
 
-    /// The last call's error text, empty when it succeeded.
-    pub fn error_text(&self) -> &str {
-        self.error.as_ref().map_or("", Status::message)
+    /// The last call's error text as brpc's `Controller::ErrorText()` writes it, empty when
+    /// it succeeded: `[E<code>]text` for the first attempt, then ` [R<n>][E<code>]text` for
+    /// each retry, so a call that failed three times says why each time (the call's
+    /// [`error`](Controller::error) is the last failure alone).
+    ///
+    /// ```
+    /// let cntl = brisk::Controller::new();
+    /// assert_eq!(cntl.error_text(), "");
+    /// ```
+    pub fn error_text(&self) -> String {
+        let Some(last) = &self.error else {
+            return String::new();
+        };
+        let mut text = String::new();
+        for (retry, status) in self.retried_errors.iter().chain([last]).enumerate() {
+            if retry > 0 {
+                text.push_str(&format!(" [R{retry}]"));
+            }
+            text.push_str(&format!("[E{}]{}", status.code(), status.message()));
+        }
+        text
     }
 
     /// The last call's error, if any.
@@ -371,6 +392,7 @@ impl Controller {
         self.local_side = None;
         self.latency = Duration::ZERO;
         self.retried_count = 0;
+        self.retried_errors.clear();
         self.response_attachment = Bytes::new();
         self.response_compress_type = CompressType::None;
         self.response_headers.clear();

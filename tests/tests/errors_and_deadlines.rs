@@ -562,3 +562,41 @@ async fn dropping_long_streams_does_not_trip_the_breaker() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_text_lists_every_attempt_as_brpcs() {
+    // Nothing listens on the port: the first attempt and its 2 retries are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let channel = brisk::Channel::builder()
+        .max_retry(2)
+        .connect(&format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut cntl = brisk::Controller::new();
+    let status = brisk_tests::echo::EchoServiceClient::new(channel)
+        .echo_with(
+            &mut cntl,
+            brisk_tests::echo::EchoRequest {
+                message: "x".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(cntl.retried_count(), 2);
+    let text = cntl.error_text();
+    let code = status.code();
+    assert!(text.starts_with("[E"), "{text}");
+    assert!(
+        text.contains(" [R1][E") && text.contains(" [R2][E"),
+        "{text}"
+    );
+    assert!(!text.contains("[R3]"), "{text}");
+    assert!(
+        text.ends_with(&format!("[E{code}]{}", status.message())),
+        "the last attempt's error ends it: {text}"
+    );
+}

@@ -161,7 +161,11 @@ async fn json_service_handler_errors_reach_the_client() {
     assert_eq!(status.code(), 4242);
     assert_eq!(status.message(), "custom failure", "{status}");
     assert_eq!(cntl.error_code(), 4242);
-    assert_eq!(cntl.error_text(), status.message());
+    assert_eq!(
+        cntl.error_text(),
+        "[E4242]custom failure",
+        "brpc's ErrorText"
+    );
 
     server.shutdown().await;
 }

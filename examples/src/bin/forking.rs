@@ -80,7 +80,7 @@ async fn main() -> Result<(), Status> {
         for i in 0..cntl.sub_count() {
             if let Some(sub) = cntl.sub(i) {
                 let outcome = if sub.failed() {
-                    sub.error_text().to_owned()
+                    sub.error_text()
                 } else {
                     "won".to_owned()
                 };

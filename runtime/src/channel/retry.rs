@@ -232,6 +232,7 @@ pub(crate) async fn run<C: Candidates>(
         if !tried.contains(&key) {
             tried.push(key);
         }
+        cntl.retried_errors.push(status.clone());
         last_error = Some(status);
     }
 }
