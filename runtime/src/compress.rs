@@ -76,6 +76,13 @@ impl std::str::FromStr for CompressType {
     }
 }
 
+/// `input` compressed with `ty`, in a buffer of its own.
+pub(crate) fn compress_to_bytes(ty: CompressType, input: &[u8]) -> std::io::Result<Bytes> {
+    let mut out = BytesMut::with_capacity(input.len() / 2 + 32);
+    compress(ty, input, &mut out)?;
+    Ok(out.freeze())
+}
+
 /// Appends `input` compressed with `ty` to `dst`.
 pub fn compress(ty: CompressType, input: &[u8], dst: &mut BytesMut) -> std::io::Result<()> {
     match ty {

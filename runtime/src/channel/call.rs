@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::cluster::Cluster;
 use super::endpoint::Endpoint;
@@ -456,10 +456,8 @@ fn encode_payload<C: MessageCodec<T>, T>(
     if compress_type == CompressType::None {
         return Ok(buf);
     }
-    let mut compressed = BytesMut::with_capacity(buf.len() / 2 + 16);
-    compress::compress(compress_type, &buf, &mut compressed)
-        .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to compress request: {e}")))?;
-    Ok(compressed.freeze())
+    compress::compress_to_bytes(compress_type, &buf)
+        .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to compress request: {e}")))
 }
 
 fn encode_erased<C: MessageCodec<Req>, Req: 'static>(

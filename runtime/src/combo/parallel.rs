@@ -667,10 +667,8 @@ fn encode_replacement(
     let payload = if compress_type == CompressType::None {
         raw
     } else {
-        let mut compressed = BytesMut::with_capacity(raw.len() / 2 + 16);
-        crate::compress::compress(compress_type, &raw, &mut compressed)
-            .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to compress request: {e}")))?;
-        compressed.freeze()
+        crate::compress::compress_to_bytes(compress_type, &raw)
+            .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to compress request: {e}")))?
     };
     Ok(payload)
 }

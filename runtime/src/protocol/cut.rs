@@ -29,12 +29,6 @@ pub(crate) fn le_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// brpc's error text: the server's address and the code before the handler's words,
-/// `[127.0.0.1:8000][E1002]Fail to find method=...`.
-pub(crate) fn brpc_error_text(server: std::net::SocketAddr, code: i32, text: &str) -> String {
-    format!("[{server}][E{code}]{text}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

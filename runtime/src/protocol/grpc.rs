@@ -459,13 +459,6 @@ impl AcceptEncoding {
     }
 }
 
-/// Compresses a message with `encoding` (gzip or deflate).
-pub fn compress_message(encoding: CompressType, message: &[u8]) -> std::io::Result<Bytes> {
-    let mut out = BytesMut::with_capacity(message.len() / 2 + 32);
-    compress::compress(encoding, message, &mut out)?;
-    Ok(out.freeze())
-}
-
 /// Decompresses a message of `encoding`, refusing output larger than `limit` bytes.
 pub fn decompress_message(
     encoding: CompressType,
@@ -767,7 +760,7 @@ mod tests {
         );
         let message = vec![b'a'; 10_000];
         for ct in [CompressType::Gzip, CompressType::Zlib] {
-            let packed = compress_message(ct, &message).unwrap();
+            let packed = compress::compress_to_bytes(ct, &message).unwrap();
             assert!(packed.len() < 200);
             assert_eq!(
                 &decompress_message(ct, packed.clone(), 10_000).unwrap()[..],

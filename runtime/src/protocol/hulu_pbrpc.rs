@@ -17,7 +17,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_varint, encoded_len_varint};
 use prost::Message;
 
-use super::cut::{brpc_error_text, cut_frame, le_u32};
+use super::brpc_error_text;
+use super::cut::{cut_frame, le_u32};
 use super::{
     ClientCodec, Detection, IncomingRequest, IncomingResponse, MethodRef, OutFrame,
     OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, ServerCodec,

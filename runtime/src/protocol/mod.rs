@@ -45,6 +45,13 @@ use crate::Error;
 /// brpc's default `max_body_size`, the largest body a request or response may carry: 64 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 64 * 1024 * 1024;
 
+/// brpc's error text: the server's address and the code before the handler's words,
+/// `[127.0.0.1:8000][E1002]Fail to find method=...` (what brpc servers send, on every protocol
+/// that carries error text).
+pub(crate) fn brpc_error_text(server: std::net::SocketAddr, code: i32, text: &str) -> String {
+    format!("[{server}][E{code}]{text}")
+}
+
 /// How a channel uses connections, as brpc's `ChannelOptions.connection_type`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ConnectionType {

@@ -345,10 +345,8 @@ fn response_payload(response: ServiceResponse) -> Result<Payload, Status> {
     let message = if compress_type == CompressType::None {
         message
     } else {
-        let mut out = BytesMut::with_capacity(message.len() / 2 + 16);
-        compress::compress(compress_type, &message, &mut out)
-            .map_err(|e| Status::internal(format!("Fail to compress response: {e}")))?;
-        out.freeze()
+        compress::compress_to_bytes(compress_type, &message)
+            .map_err(|e| Status::internal(format!("Fail to compress response: {e}")))?
     };
     Ok(Payload {
         message,

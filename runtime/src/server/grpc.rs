@@ -345,7 +345,7 @@ pub(super) fn message_response(
 ) -> http::Response<ResponseBody> {
     let compressed = encoding != CompressType::None;
     let payload = if compressed {
-        match grpc::compress_message(encoding, &payload) {
+        match crate::compress::compress_to_bytes(encoding, &payload) {
             Ok(packed) => packed,
             Err(e) => {
                 let status = Status::internal(format!("Fail to compress response: {e}"));
@@ -625,7 +625,7 @@ impl ResponseFrames {
 
     fn encode(&self, message: &[u8]) -> Result<Bytes, Status> {
         if self.encoding != CompressType::None {
-            let packed = grpc::compress_message(self.encoding, message)
+            let packed = crate::compress::compress_to_bytes(self.encoding, message)
                 .map_err(|e| Status::internal(format!("Fail to compress response: {e}")))?;
             message_bytes(true, &packed)
         } else {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -110,7 +110,7 @@ impl HttpError {
             (format!("[{}]{}", self.code, self.text), TEXT_CONTENT_TYPE)
         } else {
             (
-                format!("[{server}][E{}]{}", self.code, self.text),
+                crate::protocol::brpc_error_text(server, self.code, &self.text),
                 TEXT_CONTENT_TYPE,
             )
         };
@@ -417,11 +417,9 @@ fn ok_response(
     gzip: bool,
 ) -> Result<Response<ResponseBody>, HttpError> {
     let body = if gzip {
-        let mut out = BytesMut::with_capacity(body.len() / 2 + 32);
-        compress::compress(CompressType::Gzip, &body, &mut out).map_err(|e| {
+        compress::compress_to_bytes(CompressType::Gzip, &body).map_err(|e| {
             HttpError::from_code(errno::EINTERNAL, format!("Fail to compress response: {e}"))
-        })?;
-        out.freeze()
+        })?
     } else {
         body
     };
@@ -526,12 +524,11 @@ mod tests {
 
     #[test]
     fn decodes_gzip_bodies_within_the_limit() {
-        let mut gz = BytesMut::new();
-        compress::compress(CompressType::Gzip, &[b'a'; 1000], &mut gz).unwrap();
+        let gz = compress::compress_to_bytes(CompressType::Gzip, &[b'a'; 1000]).unwrap();
         let map = headers(&[("content-encoding", "gzip")]);
-        let body = decode_content_encoding(&map, gz.clone().freeze(), 2000).unwrap();
+        let body = decode_content_encoding(&map, gz.clone(), 2000).unwrap();
         assert_eq!(&body[..], &[b'a'; 1000][..]);
-        let err = decode_content_encoding(&map, gz.freeze(), 100).unwrap_err();
+        let err = decode_content_encoding(&map, gz, 100).unwrap_err();
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
         let err = decode_content_encoding(&map, Bytes::from_static(b"nope"), 100).unwrap_err();
         assert_eq!(

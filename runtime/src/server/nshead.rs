@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::{ServerContext, Service, ServiceFuture, ServiceResponse};
 use crate::compress::{self, CompressType};
@@ -200,9 +200,7 @@ impl NsheadService for NsheadPbAdaptor {
         if !snappy {
             return Ok(message);
         }
-        let mut out = BytesMut::with_capacity(message.len() / 2 + 16);
-        compress::compress(CompressType::Snappy, &message, &mut out)
-            .map_err(|e| Status::internal(format!("Fail to compress response: {e}")))?;
-        Ok(out.freeze())
+        compress::compress_to_bytes(CompressType::Snappy, &message)
+            .map_err(|e| Status::internal(format!("Fail to compress response: {e}")))
     }
 }

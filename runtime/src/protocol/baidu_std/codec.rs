@@ -211,7 +211,7 @@ fn error_frame(
         correlation_id,
         0,
         0,
-        Some((code, format!("[{local}][E{code}]{text}"))),
+        Some((code, crate::protocol::brpc_error_text(local, code, text))),
     );
     let mut head = BytesMut::with_capacity(HEADER_LEN + 64 + text.len());
     encode_head(&mut head, &meta, 0, 0);

@@ -154,11 +154,7 @@ impl ServerCodec for Nshead {
             let result = response.result.map_err(|status| {
                 (
                     status.code(),
-                    super::cut::brpc_error_text(
-                        response.server_addr,
-                        status.code(),
-                        status.message(),
-                    ),
+                    super::brpc_error_text(response.server_addr, status.code(), status.message()),
                 )
             });
             return public_pbrpc::encode_response(

@@ -240,9 +240,10 @@ struct RequestFrames {
 impl RequestFrames {
     fn frame(&self, message: &[u8]) -> Result<Bytes, Status> {
         if self.encoding != CompressType::None {
-            let packed = grpc::compress_message(self.encoding, message).map_err(|e| {
-                Status::new(errno::EREQUEST, format!("Fail to compress request: {e}"))
-            })?;
+            let packed =
+                crate::compress::compress_to_bytes(self.encoding, message).map_err(|e| {
+                    Status::new(errno::EREQUEST, format!("Fail to compress request: {e}"))
+                })?;
             message_bytes(true, &packed)
         } else {
             message_bytes(false, message)
