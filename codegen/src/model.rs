@@ -96,6 +96,9 @@ pub struct Method {
     pub input_type: String,
     /// Rust path of the response type, like [`Method::input_type`].
     pub output_type: String,
+    /// The request message's full protobuf name, e.g. `"example.EchoRequest"`, which parse
+    /// errors name; empty when there is none (then they name the Rust type).
+    pub input_message: String,
     /// Whether the client sends a stream of requests.
     pub client_streaming: bool,
     /// Whether the server answers with a stream of responses.
@@ -123,6 +126,7 @@ impl Method {
             rust_name: rust_name.into(),
             input_type: input_type.into(),
             output_type: output_type.into(),
+            input_message: String::new(),
             client_streaming: false,
             server_streaming: false,
             comments: Vec::new(),

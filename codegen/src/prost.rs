@@ -40,6 +40,7 @@ pub fn convert_service(service: prost_build::Service, codec_path: &str) -> Resul
             rust_name: method.name,
             input_type: method.input_type,
             output_type: method.output_type,
+            input_message: method.input_proto_type.trim_start_matches('.').to_owned(),
             client_streaming: method.client_streaming,
             server_streaming: method.server_streaming,
             comments: join_comments(method.comments),

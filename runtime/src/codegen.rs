@@ -19,9 +19,16 @@ pub use crate::server::{
 };
 pub use crate::streaming::{encode_stream, BytesStream, MethodKind, ResponseStream, Streaming};
 
+use std::sync::OnceLock;
+
+use crate::error::UnparsedRequest;
+use crate::required::RequiredFields;
 use crate::{errno, Status};
 
 /// Decodes a request with codec `C`; failure is EREQUEST, as in brpc.
+///
+/// Generated code calls [`decode_request_of`], which also names the message and checks proto2
+/// required fields; this is for hand-written services.
 pub fn decode_request<C: MessageCodec<T>, T>(request: Bytes) -> Result<T, Status> {
     C::decode(request).map_err(|e| {
         Status::new(
@@ -31,6 +38,80 @@ pub fn decode_request<C: MessageCodec<T>, T>(request: Bytes) -> Result<T, Status
     })
 }
 
+/// What generated code knows of a method's request message: its name, and (from the
+/// descriptors, when the service has them) the proto2 required fields it must carry.
+/// Generated servers keep one in a `static` per method.
+///
+/// ```
+/// static REQUEST: brisk::codegen::RequestSchema =
+///     brisk::codegen::RequestSchema::new("example.EchoRequest", None);
+/// assert_eq!(REQUEST.message(), "example.EchoRequest");
+/// ```
+#[derive(Debug)]
+pub struct RequestSchema {
+    message: &'static str,
+    file_descriptor_set: Option<&'static [u8]>,
+    /// Built on first use: `None` inside when the message has no required field.
+    required: OnceLock<Option<RequiredFields>>,
+}
+
+impl RequestSchema {
+    /// The schema of message `message` (a full protobuf name), described by
+    /// `file_descriptor_set` (an encoded `FileDescriptorSet`) when there is one.
+    pub const fn new(message: &'static str, file_descriptor_set: Option<&'static [u8]>) -> Self {
+        RequestSchema {
+            message,
+            file_descriptor_set,
+            required: OnceLock::new(),
+        }
+    }
+
+    /// The message's full protobuf name.
+    pub fn message(&self) -> &'static str {
+        self.message
+    }
+
+    /// The required fields `encoded` lacks (`message, header.id`), if any.
+    fn missing_required(&self, encoded: &[u8]) -> Option<String> {
+        let required = self.required.get_or_init(|| {
+            self.file_descriptor_set
+                .and_then(|set| RequiredFields::new(set, self.message))
+        });
+        required.as_ref()?.missing(encoded)
+    }
+}
+
+/// Decodes a request of `schema`'s message with codec `C`. A payload that does not decode, or
+/// a protobuf one that lacks a proto2 required field (brpc's protobuf refuses those too), is
+/// EREQUEST; the protocol words it as its brpc server does (baidu_std: `Fail to parse
+/// request=example.EchoRequest, ContentType=pb, CompressType=none, ChecksumType=none,
+/// request_size=0`).
+pub fn decode_request_of<C: MessageCodec<T>, T>(
+    schema: &'static RequestSchema,
+    request: Bytes,
+) -> Result<T, Status> {
+    let unparsed = |why: String| {
+        Status::new(
+            errno::EREQUEST,
+            format!("Fail to parse request={}: {why}", schema.message),
+        )
+        .with_unparsed_request(UnparsedRequest {
+            message: schema.message,
+            content_type: C::CONTENT_TYPE,
+        })
+    };
+    let missing = if C::CONTENT_TYPE == 0 {
+        schema.missing_required(&request)
+    } else {
+        None
+    };
+    let decoded = C::decode(request).map_err(unparsed)?;
+    match missing {
+        None => Ok(decoded),
+        Some(fields) => Err(unparsed(format!("missing required fields: {fields}"))),
+    }
+}
+
 /// Encodes a response with codec `C`; failure is EINTERNAL.
 pub fn encode_response<C: MessageCodec<T>, T>(response: &T) -> Result<Bytes, Status> {
     C::encode_to_bytes(response)
@@ -38,8 +119,11 @@ pub fn encode_response<C: MessageCodec<T>, T>(response: &T) -> Result<Bytes, Sta
 }
 
 /// The one request of a server-streaming call: the first message of `requests`, which must
-/// hold exactly one (EREQUEST otherwise).
-pub async fn single_request<C: MessageCodec<T>, T>(requests: BytesStream) -> Result<T, Status> {
+/// hold exactly one (EREQUEST otherwise), decoded as [`decode_request_of`] does.
+pub async fn single_request<C: MessageCodec<T>, T>(
+    schema: &'static RequestSchema,
+    requests: BytesStream,
+) -> Result<T, Status> {
     use futures_util::StreamExt;
     let mut requests = requests;
     let first = match requests.next().await {
@@ -58,5 +142,29 @@ pub async fn single_request<C: MessageCodec<T>, T>(requests: BytesStream) -> Res
             "a server-streaming call takes one request, got more",
         ));
     }
-    decode_request::<C, T>(first)
+    decode_request_of::<C, T>(schema, first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undecodable_request_names_its_message_and_is_marked_for_the_protocol() {
+        static REQUEST: RequestSchema = RequestSchema::new("p.Req", None);
+        let status =
+            decode_request_of::<Prost, String>(&REQUEST, Bytes::from_static(b"\x0a\x05ab"))
+                .unwrap_err();
+        assert_eq!(status.code(), errno::EREQUEST);
+        assert!(
+            status
+                .message()
+                .starts_with("Fail to parse request=p.Req: "),
+            "{status}"
+        );
+        let unparsed = status.unparsed_request().unwrap();
+        assert_eq!((unparsed.message, unparsed.content_type), ("p.Req", 0));
+        let ok = decode_request_of::<Prost, String>(&REQUEST, Bytes::from_static(b"\x0a\x02ab"));
+        assert_eq!(ok.unwrap(), "ab");
+    }
 }

@@ -161,6 +161,18 @@ pub struct Status {
     /// Binary details (boxed: most statuses have none, and a `Status` travels in every
     /// `Result` of the call path).
     details: Option<Box<bytes::Bytes>>,
+    /// Set when a request message did not parse, so that the protocol can word the failure
+    /// as its brpc server does (boxed for the same reason as `details`).
+    unparsed: Option<Box<UnparsedRequest>>,
+}
+
+/// What a status says of a request message that did not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UnparsedRequest {
+    /// The message's full protobuf name (`example.EchoRequest`).
+    pub(crate) message: &'static str,
+    /// brpc's number for the codec's content type (0 protobuf, 1 JSON).
+    pub(crate) content_type: i32,
 }
 
 /// Generates the constructors for gRPC's canonical kinds.
@@ -183,7 +195,19 @@ impl Status {
             message: message.into(),
             remote: None,
             details: None,
+            unparsed: None,
         }
+    }
+
+    /// Marks the status as the failure to parse a request message.
+    pub(crate) fn with_unparsed_request(mut self, unparsed: UnparsedRequest) -> Self {
+        self.unparsed = Some(Box::new(unparsed));
+        self
+    }
+
+    /// The request message that did not parse, when that is what failed.
+    pub(crate) fn unparsed_request(&self) -> Option<UnparsedRequest> {
+        self.unparsed.as_deref().copied()
     }
 
     /// Attaches binary details: by convention an encoded `google.rpc.Status` whose `details`

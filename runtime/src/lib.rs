@@ -140,6 +140,7 @@ pub mod lb;
 mod method;
 pub mod naming;
 pub mod protocol;
+mod required;
 mod server;
 mod streaming;
 #[cfg(feature = "tls")]

@@ -111,11 +111,16 @@ impl<T: TestService> ::brisk::codegen::Service for TestServiceServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             0 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "brisk.test.SleepRequest",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         SleepRequest,
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.sleep(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {
@@ -137,11 +142,16 @@ impl<T: TestService> ::brisk::codegen::Service for TestServiceServer<T> {
                 })
             }
             1 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "brisk.test.FailRequest",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         FailRequest,
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.fail(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {
@@ -163,11 +173,16 @@ impl<T: TestService> ::brisk::codegen::Service for TestServiceServer<T> {
                 })
             }
             2 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "brisk.test.RawRequest",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         RawRequest,
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.raw(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {

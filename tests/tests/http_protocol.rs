@@ -458,6 +458,13 @@ async fn bad_json_is_400_and_unknown_fields_are_skipped_unless_strict() {
     reply.assert_error(400, errno::EREQUEST, "Missing required field");
     let reply = post(&server, path, "application/proto", b"\xff\xff\xff").await;
     reply.assert_error(400, errno::EREQUEST, "");
+    // A protobuf body lacking a proto2 required field is refused too, as brpc's protobuf does.
+    let reply = post(&server, path, "application/proto", b"").await;
+    reply.assert_error(
+        400,
+        errno::EREQUEST,
+        "Fail to parse request=example.EchoRequest: missing required fields: message",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -386,7 +386,7 @@ async fn attachment_size_larger_than_body_is_erequest_and_connection_survives() 
 }
 
 #[tokio::test]
-async fn undecodable_request_payload_is_erequest_and_connection_survives() {
+async fn undecodable_request_payload_is_erequest_with_brpc_text_and_connection_survives() {
     let (server, _arrivals) = start_server().await;
     let addr = server.local_addr();
     let mut stream = connect(&server).await;
@@ -394,25 +394,75 @@ async fn undecodable_request_payload_is_erequest_and_connection_survives() {
     let (cid, code, text, _) =
         round_trip(&mut stream, &frame_bytes(&meta, &[0xff, 0xff], b"")).await;
     assert_eq!((cid, code), (21, 1003), "{text}");
-    assert!(text.starts_with(&prefix(addr, 1003)), "{text}");
-    assert!(text.contains("Fail to parse request"), "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "{}Fail to parse request=example.EchoRequest, ContentType=pb, CompressType=none, \
+             ChecksumType=none, request_size=2",
+            prefix(addr, 1003)
+        )
+    );
     assert_connection_usable(&mut stream, 22).await;
 }
 
 #[tokio::test]
-async fn empty_payload_missing_a_required_field_is_accepted() {
-    // EchoRequest is proto2 with `required string message = 1`. brpc's server rejects an empty
-    // payload (ParseFromArray fails on the missing required field: EREQUEST). prost does not
-    // enforce `required`, so Brisk decodes it as message "" and answers normally. This test
-    // pins Brisk's current behaviour; see the report for the difference.
+async fn empty_payload_missing_a_required_field_is_erequest_as_in_brpc() {
+    // EchoRequest is proto2 with `required string message = 1`: brpc's protobuf refuses an
+    // empty payload, and so does Brisk (prost alone would decode it as message "").
     let (server, _arrivals) = start_server().await;
+    let addr = server.local_addr();
     let mut stream = connect(&server).await;
     let meta = request_meta("example.EchoService", "Echo", 0, 31, 0, 0, 0);
-    let (cid, code, text, frame) = round_trip(&mut stream, &frame_bytes(&meta, b"", b"")).await;
-    assert_eq!((cid, code), (31, 0), "{text}");
-    let (payload, _) = frame.split_body().unwrap();
-    assert_eq!(&payload[..], b"\x0a\x00", "EchoResponse with message \"\"");
-    assert_connection_usable(&mut stream, 32).await;
+    let (cid, code, text, _) = round_trip(&mut stream, &frame_bytes(&meta, b"", b"")).await;
+    assert_eq!((cid, code), (31, 1003), "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "{}Fail to parse request=example.EchoRequest, ContentType=pb, CompressType=none, \
+             ChecksumType=none, request_size=0",
+            prefix(addr, 1003)
+        )
+    );
+    // brpc's request_size counts the attachment too.
+    let meta = request_meta("example.EchoService", "Echo", 0, 32, 0, 3, 0);
+    let (_, code, text, _) = round_trip(&mut stream, &frame_bytes(&meta, b"", b"att")).await;
+    assert_eq!(code, 1003, "{text}");
+    assert!(text.ends_with(", request_size=3"), "{text}");
+    assert_connection_usable(&mut stream, 33).await;
+}
+
+#[tokio::test]
+async fn a_missing_required_field_over_hulu_is_worded_as_brpcs_hulu_server() {
+    use brisk::protocol::hulu_pbrpc::{HuluRpcRequestMeta, HuluRpcResponseMeta};
+    let (server, _arrivals) = start_server().await;
+    let meta = HuluRpcRequestMeta {
+        service_name: "EchoService".into(),
+        method_index: 0,
+        correlation_id: Some(9),
+        ..Default::default()
+    };
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(&hulu_frame(&meta.encode_to_vec(), b""))
+        .await
+        .unwrap();
+    let mut header = [0u8; 12];
+    tokio::time::timeout(HANG_GUARD, stream.read_exact(&mut header))
+        .await
+        .unwrap()
+        .unwrap();
+    let body_len = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
+    let mut body = vec![0; body_len];
+    stream.read_exact(&mut body).await.unwrap();
+    let reply = HuluRpcResponseMeta::decode(&body[..]).unwrap();
+    assert_eq!(reply.error_code, Some(brisk::errno::EREQUEST));
+    assert_eq!(
+        reply.error_text.unwrap(),
+        format!(
+            "[{}][E1003]Fail to parse request message, CompressType=none, request_size=0",
+            server.local_addr()
+        )
+    );
 }
 
 #[tokio::test]

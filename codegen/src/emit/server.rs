@@ -223,14 +223,22 @@ fn emit_call(model: &Checked<'_>) -> TokenStream {
             quote! { request },
             quote! { ::brisk::codegen::encode_response::<#codec, #output>(&response) },
         );
+        let schema = request_schema(model, method);
         quote! {
-            #index => ::std::boxed::Box::pin(async move {
-                let result = match ::brisk::codegen::decode_request::<#codec, #input>(request) {
-                    ::core::result::Result::Ok(request) => #handled,
-                    ::core::result::Result::Err(status) => ::core::result::Result::Err(status),
-                };
-                ::brisk::codegen::ServiceResponse::new(cntl, result)
-            }),
+            #index => {
+                #schema
+                ::std::boxed::Box::pin(async move {
+                    let decoded = ::brisk::codegen::decode_request_of::<#codec, #input>(
+                        &REQUEST,
+                        request,
+                    );
+                    let result = match decoded {
+                        ::core::result::Result::Ok(request) => #handled,
+                        ::core::result::Result::Err(status) => ::core::result::Result::Err(status),
+                    };
+                    ::brisk::codegen::ServiceResponse::new(cntl, result)
+                })
+            }
         }
     });
     // `mut` only when some handler borrows the context, so that no `unused_mut` fires.
@@ -256,6 +264,26 @@ fn emit_call(model: &Checked<'_>) -> TokenStream {
                 _ => ::brisk::codegen::unknown_method(cntl, method),
             }
         }
+    }
+}
+
+/// The `static REQUEST` a method decodes its request with: the message's protobuf name (the
+/// Rust type's name when the model has none) and the service's descriptors, if any.
+fn request_schema(model: &Checked<'_>, method: &CheckedMethod<'_>) -> TokenStream {
+    let message = if method.method.input_message.is_empty() {
+        let input = &method.method.input_type;
+        let path = input.split('<').next().unwrap_or(input);
+        path.rsplit("::").next().unwrap_or(path).trim().to_owned()
+    } else {
+        method.method.input_message.clone()
+    };
+    let descriptors = match &model.schema {
+        Some(SchemaTokens::Protobuf(path)) => quote! { ::core::option::Option::Some(#path) },
+        _ => quote! { ::core::option::Option::None },
+    };
+    quote! {
+        static REQUEST: ::brisk::codegen::RequestSchema =
+            ::brisk::codegen::RequestSchema::new(#message, #descriptors);
     }
 }
 
@@ -302,9 +330,13 @@ fn emit_streaming(model: &Checked<'_>) -> TokenStream {
             }
         } else {
             let handled = handler_call(method, quote! { request }, encoded);
+            let schema = request_schema(model, method);
             quote! {
+                #schema
                 let result =
-                    match ::brisk::codegen::single_request::<#codec, #input>(requests).await {
+                    match ::brisk::codegen::single_request::<#codec, #input>(&REQUEST, requests)
+                        .await
+                    {
                         ::core::result::Result::Ok(request) => #handled,
                         ::core::result::Result::Err(status) => {
                             ::core::result::Result::Err(status)

@@ -84,11 +84,16 @@ impl<T: Payments> ::brisk::codegen::Service for PaymentsServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             0 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "multi.app.PayRequest",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         PayRequest,
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.pay(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {
@@ -110,11 +115,16 @@ impl<T: Payments> ::brisk::codegen::Service for PaymentsServer<T> {
                 })
             }
             1 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "multi.app.PayRequest",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         PayRequest,
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.balance(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {

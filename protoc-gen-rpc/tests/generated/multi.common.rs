@@ -77,11 +77,16 @@ impl<T: Exchange> ::brisk::codegen::Service for ExchangeServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             0 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "multi.common.ConvertRequest",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         ConvertRequest,
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.convert(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {

@@ -156,11 +156,16 @@ impl<T: EventLog> ::brisk::codegen::Service for EventLogServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             0 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "p3.types.Event",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         Event,
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.record(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {
@@ -182,11 +187,16 @@ impl<T: EventLog> ::brisk::codegen::Service for EventLogServer<T> {
                 })
             }
             1 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "google.protobuf.Empty",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         (),
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.list(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {
@@ -208,11 +218,16 @@ impl<T: EventLog> ::brisk::codegen::Service for EventLogServer<T> {
                 })
             }
             2 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "google.protobuf.Empty",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         (),
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.now(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {

@@ -69,11 +69,16 @@ impl<T: Ticker> ::brisk::codegen::Service for TickerServer<T> {
         let inner = ::std::sync::Arc::clone(&self.inner);
         match method {
             0 => {
+                static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                    "streaming.Tick",
+                    ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                );
                 ::std::boxed::Box::pin(async move {
-                    let result = match ::brisk::codegen::decode_request::<
+                    let decoded = ::brisk::codegen::decode_request_of::<
                         ::brisk::codegen::Prost,
                         Tick,
-                    >(request) {
+                    >(&REQUEST, request);
+                    let result = match decoded {
                         ::core::result::Result::Ok(request) => {
                             match inner.once(&mut cntl, request).await {
                                 ::core::result::Result::Ok(response) => {
@@ -126,10 +131,14 @@ impl<T: Ticker> ::brisk::codegen::Service for TickerServer<T> {
         match method {
             1 => {
                 ::std::boxed::Box::pin(async move {
+                    static REQUEST: ::brisk::codegen::RequestSchema = ::brisk::codegen::RequestSchema::new(
+                        "streaming.Tick",
+                        ::core::option::Option::Some(FILE_DESCRIPTOR_SET),
+                    );
                     let result = match ::brisk::codegen::single_request::<
                         ::brisk::codegen::Prost,
                         Tick,
-                    >(requests)
+                    >(&REQUEST, requests)
                         .await
                     {
                         ::core::result::Result::Ok(request) => {

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 
 use super::ConnectionType;
-use crate::{CompressType, MethodDescriptor, Status};
+use crate::{errno, CompressType, MethodDescriptor, Status};
 
 /// Whether a connection's first bytes are a protocol's, as [`ServerCodec::detect`] answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -404,6 +404,21 @@ impl<'a> OutgoingResponse<'a> {
     }
 }
 
+/// A request whose message did not parse, or lacked a proto2 required field, for
+/// [`ServerCodec::request_parse_failure`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RequestParseFailure<'a> {
+    /// The message's full protobuf name (`example.EchoRequest`).
+    pub message: &'a str,
+    /// brpc's number for the payload's content type (0 protobuf, 1 JSON).
+    pub content_type: i32,
+    /// How the message was compressed.
+    pub compress_type: CompressType,
+    /// The request's size as it arrived: the (compressed) message and the attachment.
+    pub size: usize,
+}
+
 /// The server half of a framed protocol: whether a connection speaks it, how requests are cut
 /// from it, and how replies are written. Free of I/O; the server runs the connection: cuts
 /// requests with the codec, verifies the connection's credential on its first request,
@@ -445,5 +460,19 @@ pub trait ServerCodec: Send + Sync + 'static {
     /// correlation id). Requests still run concurrently; the server holds early replies back.
     fn replies_in_order(&self) -> bool {
         false
+    }
+
+    /// The error for a request whose message did not parse, worded as the protocol's brpc
+    /// server words it. The default is hulu_pbrpc's (and public_pbrpc's and nova_pbrpc's):
+    /// EREQUEST `Fail to parse request message, CompressType=none, request_size=0`.
+    fn request_parse_failure(&self, failure: &RequestParseFailure<'_>) -> Status {
+        Status::new(
+            errno::EREQUEST,
+            format!(
+                "Fail to parse request message, CompressType={}, request_size={}",
+                failure.compress_type.name(),
+                failure.size
+            ),
+        )
     }
 }

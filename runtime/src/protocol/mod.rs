@@ -33,7 +33,8 @@ use std::str::FromStr;
 
 pub use codec::{
     millis_left, ClientCodec, Detection, IncomingRequest, IncomingResponse, Matching, MethodRef,
-    OutFrame, OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, ServerCodec,
+    OutFrame, OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, RequestParseFailure,
+    ServerCodec,
 };
 pub(crate) use name::unknown_protocol;
 pub use name::Protocol;

@@ -19,7 +19,8 @@ use super::brpc_error_text;
 use super::cut::{cut_frame, le_u32, le_u64};
 use super::{
     ClientCodec, Detection, IncomingRequest, IncomingResponse, MethodRef, OutFrame,
-    OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, ServerCodec,
+    OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, RequestParseFailure,
+    ServerCodec,
 };
 use crate::{errno, CompressType, Status};
 
@@ -355,6 +356,18 @@ impl ServerCodec for SofaPbrpc {
             errno::ENOMETHOD,
             format!("Fail to find method={service}.{method}"),
         ))
+    }
+
+    fn request_parse_failure(&self, failure: &RequestParseFailure<'_>) -> Status {
+        // brpc prints its own number of the compression here, not sofa's.
+        Status::new(
+            errno::EREQUEST,
+            format!(
+                "Fail to parse request message, CompressType={}, size={}",
+                failure.compress_type.as_wire(),
+                failure.size
+            ),
+        )
     }
 }
 

@@ -25,7 +25,8 @@ use super::{ServerContext, ServiceResponse};
 use crate::auth::AuthContext;
 use crate::compress::{self, CompressType};
 use crate::protocol::{
-    Detection, IncomingRequest, OutgoingResponse, Payload, ReplyTo, ServerCodec,
+    Detection, IncomingRequest, OutgoingResponse, Payload, ReplyTo, RequestParseFailure,
+    ServerCodec,
 };
 use crate::transport::prepare_read_buffer;
 use crate::transport::stream::ServerIo;
@@ -286,6 +287,7 @@ impl Connection {
         let deadline =
             timeout_ms.and_then(|ms| deadline_after(*arrived.get_or_insert_with(Instant::now), ms));
         let compress_type = payload.compress_type;
+        let request_size = payload.message.len() + payload.attachment.len();
         let context = ServerContext {
             remote_side: remote,
             local_side: local,
@@ -322,6 +324,17 @@ impl Connection {
                     .await
                     .and_then(response_payload),
             };
+            // A request message that did not parse is worded as the protocol's brpc server
+            // words it.
+            let result = result.map_err(|status| match status.unparsed_request() {
+                Some(unparsed) => codec.request_parse_failure(&RequestParseFailure {
+                    message: unparsed.message,
+                    content_type: unparsed.content_type,
+                    compress_type,
+                    size: request_size,
+                }),
+                None => status,
+            });
             let frame = match result {
                 Ok(payload) => encode_reply(&*codec, &reply_to, Ok(payload), local),
                 Err(status) => encode_reply(&*codec, &reply_to, Err(&status), local),

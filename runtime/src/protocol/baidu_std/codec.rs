@@ -8,7 +8,8 @@ use super::{
 };
 use crate::protocol::{
     ClientCodec, Detection, IncomingRequest, IncomingResponse, MethodRef, OutFrame,
-    OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, ServerCodec,
+    OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, RequestParseFailure,
+    ServerCodec,
 };
 use crate::{errno, CompressType, Status};
 
@@ -197,6 +198,21 @@ impl ServerCodec for BaiduStd {
             )),
         }
     }
+
+    fn request_parse_failure(&self, failure: &RequestParseFailure<'_>) -> Status {
+        // The checksum is always "none": Brisk neither sends nor checks one.
+        Status::new(
+            errno::EREQUEST,
+            format!(
+                "Fail to parse request={}, ContentType={}, CompressType={}, ChecksumType=none, \
+                 request_size={}",
+                failure.message,
+                content_type_name(failure.content_type),
+                failure.compress_type.name(),
+                failure.size
+            ),
+        )
+    }
 }
 
 /// An error reply as brpc writes it: no payload, and the text prefixed with the server's
@@ -216,4 +232,15 @@ fn error_frame(
     let mut head = BytesMut::with_capacity(HEADER_LEN + 64 + text.len());
     encode_head(&mut head, &meta, 0, 0);
     OutFrame::whole(head.freeze())
+}
+
+/// brpc's name for a content type number (`ContentTypeToCStr`).
+fn content_type_name(content_type: i32) -> &'static str {
+    match content_type {
+        0 => "pb",
+        1 => "json",
+        2 => "proto-json",
+        3 => "proto-text",
+        _ => "unknown",
+    }
 }
