@@ -405,15 +405,19 @@ async fn a_server_restarted_mid_run_gets_calls_retried_onto_the_new_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_servers_and_bad_addresses_fail_clearly() {
-    // A port nobody listens on: connection refused, retried, then reported.
+    // A port nobody listens on: connection refused; as brpc, the retries find the server's
+    // connection failed and are answered at once (EHOSTDOWN), and the text lists them all.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     drop(listener);
     let client = EchoServiceClient::new(Channel::connect(&address).await.unwrap());
     let mut cntl = Controller::new();
     let err = client.echo_with(&mut cntl, echo("x")).await.unwrap_err();
-    assert_eq!(err.code(), errno::ECONNREFUSED, "{err}");
+    assert_eq!(err.code(), errno::EHOSTDOWN, "{err}");
     assert_eq!(cntl.retried_count(), 3);
+    let text = cntl.error_text();
+    assert!(text.starts_with("[E111]"), "{text}");
+    assert!(text.contains("[R3][E112]Not connected to"), "{text}");
 
     for bad in ["no-port", "127.0.0.1:http", "list://127.0.0.1:1"] {
         assert_eq!(

@@ -600,3 +600,107 @@ async fn error_text_lists_every_attempt_as_brpcs() {
         "the last attempt's error ends it: {text}"
     );
 }
+
+// --- A single-server channel whose server is down (issue 24, item 10) ------------------------
+
+/// A call with three retries to a server that closes every connection at once: brpc's
+/// single-server channel fails the server's socket on the first EOF and answers the remaining
+/// retries at once with EHOSTDOWN (`Not connected to … yet`), one connection in all; the health
+/// check connects again when the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_servers_broken_connection_fails_the_remaining_retries_with_ehostdown() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted_tx, mut accepted) = mpsc::unbounded_channel();
+    let closer = tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            accepted_tx.send(()).unwrap();
+            drop(stream);
+        }
+    });
+    let channel = Channel::builder()
+        .timeout(Duration::from_secs(5))
+        .max_retry(3)
+        .health_check_interval(Duration::from_millis(100))
+        .connect(&addr.to_string())
+        .await
+        .unwrap();
+    let client = TestServiceClient::new(channel);
+    let mut cntl = Controller::new();
+    let started = Instant::now();
+    let err = client
+        .sleep_with(&mut cntl, sleep_request(0, "down"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1), "{err:?}");
+    assert_eq!(err.code(), errno::EHOSTDOWN, "{err:?}");
+    assert_eq!(err.message(), format!("Not connected to {addr} yet"));
+    assert_eq!(cntl.retried_count(), 3);
+    let text = cntl.error_text();
+    assert_eq!(text.matches("[E112]Not connected to").count(), 3, "{text}");
+    assert!(text.contains("[R3][E112]"), "{text}");
+    // One connection in all.
+    assert!(accepted.recv().await.is_some());
+    assert!(accepted.try_recv().is_err(), "a retry reconnected");
+
+    // A real server on the same port: the health check finds it and calls go through again.
+    closer.abort();
+    let _ = closer.await;
+    let (server, _arrivals) = brisk_tests::start_server_on(&addr.to_string()).await;
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        match client.sleep(sleep_request(0, "back")).await {
+            Ok(reply) => {
+                assert_eq!(reply.tag, "back");
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), errno::EHOSTDOWN, "{e:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "the health check never revived {addr}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+/// A refused connection counts as a broken one too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_server_refusing_connections_is_answered_with_ehostdown_at_once() {
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let channel = Channel::builder()
+        .max_retry(2)
+        .connect(&addr.to_string())
+        .await
+        .unwrap();
+    let client = TestServiceClient::new(channel);
+    let mut cntl = Controller::new();
+    let err = client
+        .sleep_with(&mut cntl, sleep_request(0, "refused"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), errno::EHOSTDOWN, "{err:?}");
+    let text = cntl.error_text();
+    assert!(text.starts_with("[E111]"), "{text}");
+    assert!(
+        text.ends_with(&format!("[R2][E112]Not connected to {addr} yet")),
+        "{text}"
+    );
+    // Later calls fail at once too, until the health check (3 s by default) connects.
+    let err = client.sleep(sleep_request(0, "again")).await.unwrap_err();
+    assert_eq!(err.code(), errno::EHOSTDOWN, "{err:?}");
+}
+
+fn sleep_request(millis: u32, tag: &str) -> SleepRequest {
+    SleepRequest {
+        millis,
+        tag: tag.into(),
+    }
+}

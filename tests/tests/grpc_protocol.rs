@@ -905,7 +905,8 @@ async fn streaming_calls_retry_before_sending_and_report_to_health_checks() {
         "the dead server left rotation after its first refusal"
     );
 
-    // Without retries, a refused stream fails with the connection's error.
+    // A channel of its own to the dead server shares its (isolated) endpoint, as brpc's
+    // channels share a server's socket: the stream fails at once, EHOSTDOWN.
     let lone = Channel::builder()
         .protocol(Protocol::GRPC)
         .max_retry(0)
@@ -916,7 +917,8 @@ async fn streaming_calls_retry_before_sending_and_report_to_health_checks() {
         .streaming::<Raw, Bytes, Bytes, _>(&SPLIT, &mut Controller::new(), byte_stream(&["a"]))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), errno::ECONNREFUSED, "{err}");
+    assert_eq!(err.code(), errno::EHOSTDOWN, "{err}");
+    assert_eq!(err.message(), format!("Not connected to {dead} yet"));
 
     // Once open, a stream is not retried: a handler's error ends it.
     let mut cntl = Controller::new();

@@ -21,7 +21,7 @@ use crate::codec::MessageCodec;
 use crate::compress::{self, CompressType};
 use crate::controller::FinishOnDrop;
 use crate::lb::{Backend, CallFeedback, SelectIn};
-use crate::protocol::Payload;
+use crate::protocol::{ConnectionType, Payload};
 use crate::transport::client::{Answer, Cause, EncodedRequest, Failure};
 use crate::{errno, Controller, MethodDescriptor, Status};
 
@@ -239,7 +239,7 @@ pub(crate) trait ServerAttempt: Sync {
         channel: &'a Channel,
         server: &'a Picked<'_>,
         report: Option<Report>,
-    ) -> impl std::future::Future<Output = Result<Self::Output, Status>> + Send + 'a;
+    ) -> impl std::future::Future<Output = Result<Self::Output, Failure>> + Send + 'a;
 
     /// Whether a failed call may go on to another attempt at all.
     fn may_retry(&self) -> bool {
@@ -271,7 +271,36 @@ impl<'c, A: ServerAttempt> Candidates for Servers<'c, A> {
         // Made before the attempt is first polled, so every attempt reports, also one dropped
         // unfinished (the deadline, a cancel, a winning backup).
         let report = candidate.report(self.deadline);
-        self.attempt.run(self.channel, candidate, report)
+        // The one server's one shared connection (brpc's single connection type): pooled and
+        // short connections fail alone, as brpc's.
+        let options = &self.channel.inner.options;
+        let single = match candidate {
+            Picked::Single(endpoint)
+                if options.connection_type.unwrap_or_default() == ConnectionType::Single =>
+            {
+                Some(endpoint)
+            }
+            _ => None,
+        };
+        let attempt = self.attempt.run(self.channel, candidate, report);
+        async move {
+            let Some(endpoint) = single else {
+                return attempt.await.map_err(|failure| failure.status);
+            };
+            // As brpc's single-server channel: once the server's connection failed, calls fail
+            // at once until the health check connects again, instead of each retry
+            // reconnecting (and a dropped SYN costing every retry a connect timeout).
+            if endpoint.health().is_isolated() {
+                return Err(not_connected(endpoint.addr()));
+            }
+            attempt.await.map_err(|failure| {
+                if failure.cause == Cause::Transport && breaks_connection(failure.status.code()) {
+                    let interval = self.channel.inner.options.health_check_interval;
+                    endpoint.isolate(interval, interval, &self.channel.inner.settings);
+                }
+                failure.status
+            })
+        }
     }
 
     fn may_retry(&self, _status: &Status) -> bool {
@@ -305,7 +334,7 @@ impl ServerAttempt for Unary<'_> {
         channel: &Channel,
         server: &Picked<'_>,
         mut report: Option<Report>,
-    ) -> Result<Answer, Status> {
+    ) -> Result<Answer, Failure> {
         let outcome = server
             .endpoint()
             .connections()
@@ -314,7 +343,7 @@ impl ServerAttempt for Unary<'_> {
         if let Some(report) = &mut report {
             report.finish(&outcome);
         }
-        outcome.map_err(|failure| failure.status)
+        outcome
     }
 }
 
@@ -353,6 +382,18 @@ impl Picked<'_> {
             }),
         }
     }
+}
+
+/// brpc's answer to a call on a single-server channel whose server is down (EHOSTDOWN).
+fn not_connected(addr: SocketAddr) -> Status {
+    Status::new(errno::EHOSTDOWN, format!("Not connected to {addr} yet"))
+}
+
+/// Whether an attempt's transport failure means the connection to the server is gone (refused,
+/// timed out connecting, reset, closed): what makes brpc fail the server's socket. A stopping
+/// server (ELOGOFF) is not: its calls go to the next connection.
+fn breaks_connection(code: i32) -> bool {
+    code != errno::ELOGOFF && crate::error::is_connection_failure(code)
 }
 
 /// The endpoint behind a cluster's server: clusters make their backends of endpoints.

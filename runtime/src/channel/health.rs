@@ -7,7 +7,9 @@
 //! connection ready for calls.
 //!
 //! The state lives in the process-wide endpoint, so every channel that shares the endpoint
-//! sees it, as every brpc channel sees a shared socket's state.
+//! sees it, as every brpc channel sees a shared socket's state. A single-server channel with
+//! one shared connection isolates its server on the first failure of that connection (brpc
+//! fails the socket) and answers calls to an isolated server at once with EHOSTDOWN.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 

@@ -25,7 +25,7 @@ use super::Channel;
 use crate::codec::MessageCodec;
 use crate::controller::{CallState, FinishOnDrop};
 use crate::streaming::BytesStream;
-use crate::transport::client::{OpenStream, StreamRequest};
+use crate::transport::client::{Failure, OpenStream, StreamRequest};
 use crate::{errno, Controller, MethodDescriptor, Status, Streaming};
 
 impl Channel {
@@ -176,7 +176,7 @@ impl ServerAttempt for OpenAttempt<'_> {
         channel: &Channel,
         server: &Picked<'_>,
         mut report: Option<Report>,
-    ) -> Result<Opened, Status> {
+    ) -> Result<Opened, Failure> {
         let request = StreamRequest {
             method: self.method,
             headers: &self.headers,
@@ -207,7 +207,7 @@ impl ServerAttempt for OpenAttempt<'_> {
                 if let Some(report) = &mut report {
                     report.finish::<Opened>(&Err(failure.clone()));
                 }
-                Err(failure.status)
+                Err(failure)
             }
         }
     }
