@@ -387,6 +387,8 @@ pub struct OutgoingResponse<'a> {
     pub result: Result<Payload, &'a Status>,
     /// The server's address (brpc prefixes error texts with it).
     pub server_addr: SocketAddr,
+    /// Whether an error's text goes out without brpc's prefix.
+    verbatim_error: bool,
 }
 
 impl<'a> OutgoingResponse<'a> {
@@ -400,6 +402,25 @@ impl<'a> OutgoingResponse<'a> {
             reply_to,
             result,
             server_addr,
+            verbatim_error: false,
+        }
+    }
+
+    /// The same reply with its error's text sent as it is (brpc's authentication failures
+    /// carry no prefix: `Fail to authenticate`).
+    pub(crate) fn with_verbatim_error(mut self) -> Self {
+        self.verbatim_error = true;
+        self
+    }
+
+    /// The text of an error reply as brpc's servers write it: the server's address and the
+    /// code before the words, `[127.0.0.1:8000][E1002]Fail to find method=...`, except for an
+    /// authentication failure, whose words go alone.
+    pub fn error_text(&self, status: &Status) -> String {
+        if self.verbatim_error {
+            status.message().to_owned()
+        } else {
+            super::brpc_error_text(self.server_addr, status.code(), status.message())
         }
     }
 }

@@ -17,7 +17,6 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_varint, encoded_len_varint};
 use prost::Message;
 
-use super::brpc_error_text;
 use super::cut::{cut_frame, le_u32};
 use super::{
     ClientCodec, Detection, IncomingRequest, IncomingResponse, MethodRef, OutFrame,
@@ -422,7 +421,7 @@ impl ServerCodec for HuluPbrpc {
                 })
             }
             Err(status) => {
-                let text = brpc_error_text(response.server_addr, status.code(), status.message());
+                let text = response.error_text(status);
                 encode_response_head(
                     &mut head,
                     correlation_id,

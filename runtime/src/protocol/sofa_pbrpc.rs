@@ -15,7 +15,6 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_varint, encoded_len_varint};
 use prost::Message;
 
-use super::brpc_error_text;
 use super::cut::{cut_frame, le_u32, le_u64};
 use super::{
     ClientCodec, Detection, IncomingRequest, IncomingResponse, MethodRef, OutFrame,
@@ -344,7 +343,7 @@ impl ServerCodec for SofaPbrpc {
                 })
             }
             Err(status) => {
-                let text = brpc_error_text(response.server_addr, status.code(), status.message());
+                let text = response.error_text(status);
                 encode_response_head(&mut head, sequence_id, 0, 0, Some((status.code(), text)));
                 Ok(OutFrame::whole(head.freeze()))
             }

@@ -207,6 +207,7 @@ impl Connection {
             return None;
         }
         let authenticator = self.shared.options.authenticator.as_deref()?;
+        // brpc's words, without its usual `[address][E1004]` prefix.
         let fail = |why: &str| Status::new(errno::ERPCAUTH, format!("Fail to authenticate: {why}"));
         let verified = match request.credential.as_deref() {
             None => Err(fail("no credential")),
@@ -224,7 +225,14 @@ impl Connection {
             }
             Err(status) => {
                 let slot = self.replies.slot();
-                self.reply_error(&request.reply_to, slot, &status);
+                let frame = encode_reply_with(
+                    &*self.codec,
+                    &request.reply_to,
+                    Err(&status),
+                    self.peer.local,
+                    true,
+                );
+                self.replies.send(slot, frame);
                 Some(Closing::AuthFailed(status))
             }
         }
@@ -376,11 +384,23 @@ fn encode_reply(
     result: Result<Payload, &Status>,
     local: SocketAddr,
 ) -> Option<OutFrame> {
+    encode_reply_with(codec, reply_to, result, local, false)
+}
+
+/// [`encode_reply`], an error's text sent without brpc's prefix when `verbatim_error`.
+fn encode_reply_with(
+    codec: &dyn ServerCodec,
+    reply_to: &ReplyTo,
+    result: Result<Payload, &Status>,
+    local: SocketAddr,
+    verbatim_error: bool,
+) -> Option<OutFrame> {
     let encode = |result| {
-        let response = OutgoingResponse {
-            reply_to,
-            result,
-            server_addr: local,
+        let response = OutgoingResponse::new(reply_to, result, local);
+        let response = if verbatim_error {
+            response.with_verbatim_error()
+        } else {
+            response
         };
         std::panic::catch_unwind(AssertUnwindSafe(|| codec.encode_response(response)))
             .unwrap_or_else(|panic| {

@@ -193,8 +193,7 @@ impl ServerCodec for BaiduStd {
             Err(status) => Ok(error_frame(
                 correlation_id,
                 status.code(),
-                status.message(),
-                response.server_addr,
+                response.error_text(status),
             )),
         }
     }
@@ -215,21 +214,10 @@ impl ServerCodec for BaiduStd {
     }
 }
 
-/// An error reply as brpc writes it: no payload, and the text prefixed with the server's
-/// address and the code, e.g. `[127.0.0.1:8000][E1002]Fail to find method=...`.
-fn error_frame(
-    correlation_id: i64,
-    code: i32,
-    text: &str,
-    local: std::net::SocketAddr,
-) -> OutFrame {
-    let meta = response_meta(
-        correlation_id,
-        0,
-        0,
-        Some((code, crate::protocol::brpc_error_text(local, code, text))),
-    );
+/// An error reply as brpc writes it: no payload, the code and the text in the meta.
+fn error_frame(correlation_id: i64, code: i32, text: String) -> OutFrame {
     let mut head = BytesMut::with_capacity(HEADER_LEN + 64 + text.len());
+    let meta = response_meta(correlation_id, 0, 0, Some((code, text)));
     encode_head(&mut head, &meta, 0, 0);
     OutFrame::whole(head.freeze())
 }

@@ -151,12 +151,10 @@ impl ServerCodec for Nshead {
             .ok_or_else(|| Status::internal("nshead reply without its request's header"))?;
         if context[0] == PUBLIC {
             let version = &context[1 + HEADER_LEN..];
-            let result = response.result.map_err(|status| {
-                (
-                    status.code(),
-                    super::brpc_error_text(response.server_addr, status.code(), status.message()),
-                )
-            });
+            let result = match response.result {
+                Ok(payload) => Ok(payload),
+                Err(status) => Err((status.code(), response.error_text(status))),
+            };
             return public_pbrpc::encode_response(
                 &head,
                 response.reply_to.correlation_id,
