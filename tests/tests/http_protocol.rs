@@ -1176,6 +1176,44 @@ async fn http_channels_check_what_servers_send() {
     assert!(err.message().contains("upstream down"), "{err:?}");
 }
 
+/// brpc's HTTP client reports an error status without `x-bd-error-code` as EHTTP with the
+/// status line and the body (http_rpc_protocol.cpp), and its default retry policy does not
+/// retry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_errors_of_foreign_servers_are_ehttp_with_the_status_line_and_not_retried() {
+    let cases: [(&'static [u8], &str); 3] = [
+        (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+            "HTTP/1.1 503 Service Unavailable: busy",
+        ),
+        (
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 404 Not Found",
+        ),
+        (
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\n:(",
+            "HTTP/1.1 500 Oops: :(",
+        ),
+    ];
+    for (response, text) in cases {
+        let addr = canned_server(response).await;
+        let client = EchoServiceClient::new(http_channel(&addr.to_string()).await);
+        let mut cntl = Controller::new();
+        let err = client
+            .echo_with(
+                &mut cntl,
+                EchoRequest {
+                    message: "x".into(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), errno::EHTTP, "{err:?}");
+        assert_eq!(err.message(), text);
+        assert_eq!(cntl.retried_count(), 0, "{}", cntl.error_text());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_channels_balance_over_a_list() {
     let first = start_default().await;

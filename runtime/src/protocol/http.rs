@@ -105,22 +105,6 @@ pub fn status_for_error_code(error_code: i32) -> u16 {
     }
 }
 
-/// The error code a client reports for an HTTP status that came without a brpc error body:
-/// the inverse of [`status_for_error_code`] where it is one to one, else `EHTTP`.
-pub fn error_code_for_status(status: u16) -> i32 {
-    match status {
-        200..=299 => 0,
-        400 | 413 | 415 => errno::EREQUEST,
-        401 => errno::ERPCAUTH,
-        403 => errno::EPERM,
-        404 => errno::ENOMETHOD,
-        500 => errno::EINTERNAL,
-        503 => errno::ELOGOFF,
-        504 => errno::ERPCTIMEDOUT,
-        _ => errno::EHTTP,
-    }
-}
-
 /// The JSON body of an error response: `{"error_code":N,"error_text":"..."}`.
 pub fn error_body(error_code: i32, error_text: &str) -> String {
     let mut body = String::with_capacity(40 + error_text.len());
@@ -323,18 +307,6 @@ mod tests {
         for (code, status) in cases {
             assert_eq!(status_for_error_code(code), status, "code {code}");
         }
-    }
-
-    #[test]
-    fn maps_statuses_back_to_codes() {
-        assert_eq!(error_code_for_status(200), 0);
-        assert_eq!(error_code_for_status(404), errno::ENOMETHOD);
-        assert_eq!(error_code_for_status(401), errno::ERPCAUTH);
-        assert_eq!(error_code_for_status(413), errno::EREQUEST);
-        assert_eq!(error_code_for_status(503), errno::ELOGOFF);
-        assert_eq!(error_code_for_status(504), errno::ERPCTIMEDOUT);
-        assert_eq!(error_code_for_status(418), errno::EHTTP);
-        assert_eq!(error_code_for_status(302), errno::EHTTP);
     }
 
     #[test]

@@ -19,8 +19,7 @@ use super::call::{
 };
 use crate::compress::{self, CompressType};
 use crate::protocol::http::{
-    error_code_for_status, parse_error_body, ERROR_CODE_HEADER, JSON_CONTENT_TYPE,
-    PROTO_CONTENT_TYPE, TIMEOUT_HEADER,
+    parse_error_body, ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 use crate::protocol::millis_left;
 use crate::transport::stream::Security;
@@ -434,10 +433,34 @@ fn decode_body(headers: &http::HeaderMap, body: Bytes, limit: usize) -> Result<B
     })
 }
 
+/// The most of an error response's body an error text quotes (brpc's
+/// `-http_max_error_length`).
+const MAX_ERROR_BODY: usize = 2048;
+
+/// brpc's text for an HTTP error: the status line, then the body (if any) after `: `, e.g.
+/// `HTTP/1.1 503 Service Unavailable: busy`.
+fn http_error_text(parts: &http::response::Parts, body: &[u8]) -> String {
+    let reason = parts
+        .extensions
+        .get::<hyper::ext::ReasonPhrase>()
+        .and_then(|phrase| std::str::from_utf8(phrase.as_bytes()).ok())
+        .or_else(|| parts.status.canonical_reason())
+        .unwrap_or("");
+    let mut text = format!("{:?} {} {reason}", parts.version, parts.status.as_u16());
+    if !body.is_empty() {
+        text.push_str(": ");
+        text.push_str(&String::from_utf8_lossy(
+            &body[..body.len().min(MAX_ERROR_BODY)],
+        ));
+    }
+    text
+}
+
 /// The failure a non-200 response from `remote` reports: the brpc error in its JSON body, or
-/// brpc's `x-bd-error-code` with a `[address][E<code>]text` body, else a code from the status.
-/// A stopping server (ELOGOFF) is a transport failure, so the call is retried on another
-/// server.
+/// brpc's `x-bd-error-code` with a `[address][E<code>]text` body (what brpc's client reads with
+/// `-use_http_error_code`). Any other HTTP error is brpc's EHTTP with the status line and the
+/// body, which the default retry policy does not retry. A stopping server (ELOGOFF) is a
+/// transport failure, so the call is retried on another server.
 fn failure_from_response(
     parts: &http::response::Parts,
     body: &[u8],
@@ -455,13 +478,7 @@ fn failure_from_response(
             let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
             Status::from_server_text(code, &text)
         }
-        _ => {
-            let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
-            Status::new(
-                error_code_for_status(parts.status.as_u16()),
-                format!("HTTP status {}: {text}", parts.status),
-            )
-        }
+        _ => Status::new(errno::EHTTP, http_error_text(parts, body)),
     }
     .with_remote(remote);
     if status.code() == errno::ELOGOFF {
