@@ -83,6 +83,38 @@ impl MethodJson {
         proto_to_json(&self.output, proto)
     }
 
+    /// A request body in protobuf's text format → the protobuf encoding of the input message;
+    /// failure is brpc's text (`Fail to parse http proto-text body as example.EchoRequest`).
+    #[cfg(feature = "proto-text")]
+    pub(crate) fn request_from_text(&self, text: &[u8]) -> Result<Bytes, String> {
+        let fail = |why: &dyn std::fmt::Display| {
+            tracing::debug!("proto-text body of {}: {why}", self.input.full_name());
+            format!(
+                "Fail to parse http proto-text body as {}",
+                self.input.full_name()
+            )
+        };
+        let text = std::str::from_utf8(text).map_err(|e| fail(&e))?;
+        let message =
+            DynamicMessage::parse_text_format(self.input.clone(), text).map_err(|e| fail(&e))?;
+        check_required(&message, 0).map_err(|e| fail(&e))?;
+        Ok(Bytes::from(message.encode_to_vec()))
+    }
+
+    /// A response's protobuf bytes → its text format, one field a line as protobuf's
+    /// `TextFormat::Print` writes it.
+    #[cfg(feature = "proto-text")]
+    pub(crate) fn response_to_text(&self, proto: Bytes) -> Result<Bytes, String> {
+        let message = DynamicMessage::decode(self.output.clone(), proto)
+            .map_err(|e| format!("Fail to parse {} as protobuf: {e}", self.output.full_name()))?;
+        let options = prost_reflect::text_format::FormatOptions::new().pretty(true);
+        let mut text = message.to_text_format_with_options(&options);
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Ok(Bytes::from(text))
+    }
+
     /// The client's side: method `service`.`method` as described by `file_descriptor_set`.
     pub(crate) fn for_client(
         file_descriptor_set: &[u8],

@@ -22,7 +22,8 @@
 //!   call and every channel in the process and matched by correlation id; `pooled` and `short`
 //!   are there too. A deadline covers the whole call (for a stream, only one set on its
 //!   [`Controller`]: the channel's timeout bounds a stream's opening) and reaches the server;
-//!   broken connections are retried on a fresh one; timeouts never are.
+//!   broken connections are retried, timeouts never are. As brpc's, a channel to one server
+//!   whose connection broke answers EHOSTDOWN at once until a health check connects again.
 //! - **Clusters** — [`ChannelBuilder::connect_cluster`] reaches every server a
 //!   [naming service](naming) lists (`list://`, `file://`, `http://`/`dns://`, `etcd://`)
 //!   through a [load balancer](lb) (`rr`, `wrr`, `random`, `wr`, `la`, `c_murmurhash`, `c_md5`,
@@ -38,7 +39,8 @@
 //!   thread can join or cancel.
 //! - **baidu_std** ([`protocol::baidu_std`]) — brpc's protocol, byte-compatible with brpc 1.17,
 //!   with snappy, gzip and zlib payload compression ([`CompressType`]) and raw attachments;
-//!   HTTP/1.1 and HTTP/2 with JSON or protobuf bodies, gRPC, and brpc's older protocols
+//!   HTTP/1.1 and HTTP/2 with JSON, protobuf or proto-text bodies (feature `proto-text`), gRPC,
+//!   and brpc's older protocols
 //!   ([`protocol::hulu_pbrpc`], [`protocol::sofa_pbrpc`], [`protocol::nshead`] with
 //!   public_pbrpc and nova_pbrpc; raw nshead bodies through [`NsheadService`]), all on the
 //!   same port.

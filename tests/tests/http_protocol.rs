@@ -535,6 +535,41 @@ async fn unknown_paths_are_404_as_brpc_answers() {
     reply.assert_json_error(404, errno::ENOMETHOD, "Fail to find method on");
 }
 
+/// brpc serves `application/proto-text` bodies (protobuf's text format) and answers in it
+/// (tests/golden/http-errors/proto_text.txt, bad_proto_text.txt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proto_text_bodies_are_served_as_brpc_serves_them() {
+    let server = start_default().await;
+    let port = server.local_addr().port().to_string();
+    let golden = |name: &str| {
+        let capture =
+            std::fs::read_to_string(brisk_tests::wire_sample(&format!("http-errors/{name}")))
+                .unwrap();
+        let (head, body) = capture
+            .split_once("\r\n\r\n")
+            .expect("head, blank line, body");
+        (head.to_owned(), body.replace("PORT", &port))
+    };
+    let path = "/example.EchoService/Echo";
+    let reply = post(&server, path, "application/proto-text", b"message: \"hi\"").await;
+    let (head, body) = golden("proto_text.txt");
+    assert!(
+        head.contains("Content-Type: application/proto-text"),
+        "{head}"
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.header("content-type").as_deref(),
+        Some("application/proto-text")
+    );
+    assert_eq!(String::from_utf8_lossy(&reply.body), body);
+
+    let reply = post(&server, path, "application/proto-text", b"message: hi").await;
+    let (_, body) = golden("bad_proto_text.txt");
+    reply.assert_error(400, errno::EREQUEST, "Fail to parse http proto-text body");
+    assert_eq!(String::from_utf8_lossy(&reply.body), body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_max_body_size_are_413() {
     let mut options = brisk::ServerOptions::default();

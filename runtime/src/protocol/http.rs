@@ -1,8 +1,9 @@
 //! HTTP mapping of pb methods, free of I/O: paths, content types, error statuses and bodies.
 //!
 //! A pb method is served as `POST /example.EchoService/Echo` (or the short
-//! `/EchoService/Echo`). Its body is the protobuf message (`application/proto`) or its JSON
-//! form (`application/json`, and any other content type, as in brpc). Errors come back with an
+//! `/EchoService/Echo`). Its body is the protobuf message (`application/proto`), its text
+//! format (`application/proto-text`) or its JSON form (`application/json`, and any other
+//! content type, as in brpc). Errors come back with an
 //! HTTP status derived from the brpc error code and a JSON body
 //! (`{"error_code":1002,"error_text":"..."}`).
 
@@ -30,6 +31,9 @@ const PROTO_CONTENT_TYPES: &[&str] = &[
     "application/protobuf",
 ];
 
+/// The content type of bodies in protobuf's text format.
+pub const PROTO_TEXT_CONTENT_TYPE: &str = "application/proto-text";
+
 /// How a pb method's HTTP body is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyFormat {
@@ -37,11 +41,14 @@ pub enum BodyFormat {
     Proto,
     /// The message in protobuf's JSON mapping.
     Json,
+    /// The message in protobuf's text format (`message: "hi"`).
+    ProtoText,
 }
 
 /// The body format a `Content-Type` header announces: protobuf for `application/proto`,
-/// `application/x-protobuf` and `application/protobuf` (parameters and case ignored), JSON for
-/// anything else or no header, as brpc does.
+/// `application/x-protobuf` and `application/protobuf`, the text format for
+/// `application/proto-text` (parameters and case ignored), JSON for anything else or no
+/// header, as brpc does.
 pub fn body_format(content_type: Option<&str>) -> BodyFormat {
     let Some(content_type) = content_type else {
         return BodyFormat::Json;
@@ -52,6 +59,8 @@ pub fn body_format(content_type: Option<&str>) -> BodyFormat {
         .any(|t| t.eq_ignore_ascii_case(essence))
     {
         BodyFormat::Proto
+    } else if essence.eq_ignore_ascii_case(PROTO_TEXT_CONTENT_TYPE) {
+        BodyFormat::ProtoText
     } else {
         BodyFormat::Json
     }
@@ -268,6 +277,10 @@ mod tests {
             BodyFormat::Json
         );
         assert_eq!(body_format(None), BodyFormat::Json);
+        assert_eq!(
+            body_format(Some("Application/Proto-Text; charset=utf-8")),
+            BodyFormat::ProtoText
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::compress::{self, CompressType};
 use crate::errno;
 use crate::protocol::http::{
     body_format, error_body, is_grpc_content_type, split_path, status_for_error_code, BodyFormat,
-    ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, TEXT_CONTENT_TYPE, TIMEOUT_HEADER,
+    ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, PROTO_TEXT_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 use crate::streaming::MethodKind;
 
@@ -153,6 +154,7 @@ async fn serve_pb(
         let payload = match format {
             BodyFormat::Proto => raw,
             BodyFormat::Json => request_from_json(found.json, &raw, shared.options.strict_json)?,
+            BodyFormat::ProtoText => request_from_text(found.json, &raw)?,
         };
         (payload, Bytes::new())
     };
@@ -200,11 +202,16 @@ async fn serve_pb(
             let format_type = match format {
                 BodyFormat::Proto => content_type.unwrap_or(PROTO_CONTENT_TYPE),
                 BodyFormat::Json => JSON_CONTENT_TYPE,
+                BodyFormat::ProtoText => PROTO_TEXT_CONTENT_TYPE,
             };
             (attachment.clone(), handler_type.unwrap_or(format_type))
         }
         BodyFormat::Proto => (message, content_type.unwrap_or(PROTO_CONTENT_TYPE)),
         BodyFormat::Json => (response_to_json(found.json, message)?, JSON_CONTENT_TYPE),
+        BodyFormat::ProtoText => (
+            response_to_text(found.json, message)?,
+            PROTO_TEXT_CONTENT_TYPE,
+        ),
     };
     let gzip = response.context.response_compress_type == CompressType::Gzip
         && accepts_gzip(&parts.headers);
@@ -239,6 +246,17 @@ fn check_request<'a>(
         ));
     }
     let format = body_format(header_str(&parts.headers, CONTENT_TYPE));
+    if format == BodyFormat::ProtoText && !serves_proto_text(found.json) {
+        return Err(HttpError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            errno::EREQUEST,
+            format!(
+                "{} has no descriptors for {PROTO_TEXT_CONTENT_TYPE} bodies (or brisk lacks its \
+                 `proto-text` feature)",
+                found.service.full_name()
+            ),
+        ));
+    }
     if format == BodyFormat::Json && matches!(found.json, JsonBodies::Unsupported) {
         return Err(HttpError::with_status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -395,6 +413,47 @@ fn request_from_json(json: JsonBodies<'_>, body: &[u8], strict: bool) -> Result<
 }
 
 /// A handler's response bytes → the JSON body (500 EINTERNAL when they do not convert).
+/// Whether a method's messages can be carried in protobuf's text format: they need descriptors,
+/// and Brisk its `proto-text` feature.
+fn serves_proto_text(json: JsonBodies<'_>) -> bool {
+    match json {
+        #[cfg(feature = "proto-text")]
+        JsonBodies::Transcoded(..) => true,
+        _ => false,
+    }
+}
+
+/// A request body in protobuf's text format, as the method's request message.
+fn request_from_text(json: JsonBodies<'_>, body: &[u8]) -> Result<Bytes, HttpError> {
+    let _ = body;
+    match json {
+        #[cfg(feature = "proto-text")]
+        JsonBodies::Transcoded(mapping) => mapping
+            .request_from_text(body)
+            .map_err(|e| HttpError::from_code(errno::EREQUEST, e)),
+        // Refused by `check_request` before the body was read.
+        _ => Err(HttpError::from_code(
+            errno::EREQUEST,
+            "this method takes no proto-text bodies",
+        )),
+    }
+}
+
+/// The response message in protobuf's text format.
+fn response_to_text(json: JsonBodies<'_>, message: Bytes) -> Result<Bytes, HttpError> {
+    let _ = &message;
+    match json {
+        #[cfg(feature = "proto-text")]
+        JsonBodies::Transcoded(mapping) => mapping
+            .response_to_text(message)
+            .map_err(|e| HttpError::from_code(errno::ERESPONSE, e)),
+        _ => Err(HttpError::from_code(
+            errno::ERESPONSE,
+            "this method's responses have no proto-text form",
+        )),
+    }
+}
+
 fn response_to_json(json: JsonBodies<'_>, message: Bytes) -> Result<Bytes, HttpError> {
     match json {
         JsonBodies::PassThrough => Ok(message),
