@@ -268,7 +268,8 @@ pub fn render_descriptor_constant(package: &str, bytes: &[u8]) -> String {
 }
 
 /// One byte inside a byte-string literal. A space that starts a line is escaped, since a
-/// `\`-newline continuation swallows the whitespace that follows it.
+/// `\`-newline continuation swallows the whitespace that follows it; a zero byte is `\x00`, as
+/// `\0` before a digit reads as an octal escape (clippy's `octal_escapes`).
 fn escape_byte(byte: u8, line_start: bool) -> String {
     match byte {
         b'\\' => "\\\\".to_owned(),
@@ -276,7 +277,6 @@ fn escape_byte(byte: u8, line_start: bool) -> String {
         b'\n' => "\\n".to_owned(),
         b'\r' => "\\r".to_owned(),
         b'\t' => "\\t".to_owned(),
-        b'\0' => "\\0".to_owned(),
         b' ' if !line_start => " ".to_owned(),
         0x21..=0x7e => char::from(byte).to_string(),
         _ => format!("\\x{byte:02x}"),
@@ -421,6 +421,10 @@ mod tests {
             };
             assert_eq!(literal.value(), data);
         }
+        // A zero byte before a digit must not read as an octal escape (clippy's
+        // `octal_escapes` fires on `\02` in generated code).
+        let code = render_descriptor_constant("a", b"\x002");
+        assert!(code.contains("\\x002"), "{code}");
     }
 
     #[test]
