@@ -7,6 +7,7 @@ pub mod echo {
     brisk::include_proto!("example");
 }
 
+pub mod interop;
 pub mod press;
 pub mod tiny;
 

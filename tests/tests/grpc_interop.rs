@@ -199,14 +199,20 @@ struct PyServer {
 impl PyServer {
     /// Starts the server and waits (up to [`PROCESS_GUARD`]) for the port it prints.
     fn start() -> PyServer {
-        let mut child = python("interop_server.py")
-            .args(["--port", "0", "--stubs"])
-            .arg(stubs())
+        let stubs = stubs().to_str().expect("a UTF-8 path");
+        PyServer::start_script("interop_server.py", &["--port", "0", "--stubs", stubs])
+    }
+
+    /// Starts `script` with `args`, a server that prints its port on its first line and serves
+    /// until its stdin closes.
+    fn start_script(script: &str, args: &[&str]) -> PyServer {
+        let mut child = python(script)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("python3 interop_server.py starts");
+            .unwrap_or_else(|e| panic!("python3 {script} does not start: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let guard = ChildGuard(child);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -217,11 +223,11 @@ impl PyServer {
         });
         let line = match rx.recv_timeout(PROCESS_GUARD) {
             Ok(Ok(line)) => line,
-            Ok(Err(e)) => panic!("reading interop_server.py's port: {e}"),
-            Err(_) => panic!("interop_server.py printed no port within {PROCESS_GUARD:?}"),
+            Ok(Err(e)) => panic!("reading {script}'s port: {e}"),
+            Err(_) => panic!("{script} printed no port within {PROCESS_GUARD:?}"),
         };
         let port = line.trim().parse().unwrap_or_else(|_| {
-            panic!("interop_server.py printed {line:?} instead of its port (see its stderr)")
+            panic!("{script} printed {line:?} instead of its port (see its stderr)")
         });
         PyServer {
             _child: guard,
@@ -868,4 +874,90 @@ async fn brisk_client_reads_status_details_and_trailing_metadata() {
     assert_eq!(reply.text, "t|v-7");
     assert_eq!(cntl.response_header("x-echoed"), Some("v-7"));
     assert_eq!(cntl.response_header("x-echoed-trailer"), Some("v-7"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// gRPC's interop suite: grpc.testing.TestService, the cases of grpc/grpc's
+// doc/interop-test-descriptions.md (Brisk's side in brisk_examples::interop, grpcio's in
+// tests/python/grpc_testing_suite.py)
+
+mod suite {
+    use super::*;
+    use brisk_examples::interop::client::{run, CASES};
+    use brisk_examples::interop::testing::TestServiceServer;
+    use brisk_examples::interop::TestServiceImpl;
+
+    /// Cases grpcio's server cannot serve: it does not tell a servicer whether a request came
+    /// compressed, so it cannot refuse the uncompressed probe of `client_compressed_unary`.
+    const GRPCIO_SERVER_SKIPS: &[&str] = &["client_compressed_unary"];
+
+    async fn brisk_server() -> brisk::Server {
+        brisk::Server::builder()
+            .add_service(TestServiceServer::new(TestServiceImpl))
+            .start("127.0.0.1:0")
+            .await
+            .expect("interop server starts")
+    }
+
+    async fn brisk_client(address: &str, skips: &[&str]) {
+        let channel = Channel::builder()
+            .protocol(Protocol::GRPC)
+            .timeout(CALL_TIMEOUT)
+            .connect(address)
+            .await
+            .expect("channel");
+        let mut failures = Vec::new();
+        for case in CASES.iter().filter(|case| !skips.contains(case)) {
+            if let Err(why) = run(&channel, case).await {
+                failures.push(format!("{case}: {why}"));
+            }
+        }
+        assert!(failures.is_empty(), "failed cases: {failures:#?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_case_brisk_client_to_brisk_server() {
+        let server = brisk_server().await;
+        brisk_client(&server.local_addr().to_string(), &[]).await;
+        server.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_case_grpcio_client_to_brisk_server() {
+        let server = brisk_server().await;
+        let address = server.local_addr().to_string();
+        let finished = tokio::task::spawn_blocking(move || {
+            stubs(); // grpcio is importable, or the pip command to run
+            run_with_limit(
+                python("grpc_testing_suite.py").args(["client", "--target", &address]),
+                PROCESS_GUARD,
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("grpc_testing_suite.py client: {e}"));
+        assert!(
+            finished.status.success(),
+            "grpcio's interop client against Brisk failed: {}",
+            finished.report()
+        );
+        let passed = finished
+            .stdout
+            .lines()
+            .filter(|l| l.ends_with(": passed"))
+            .count();
+        assert_eq!(passed, CASES.len(), "{}", finished.report());
+        server.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_case_that_applies_brisk_client_to_grpcio_server() {
+        stubs();
+        let server = tokio::task::spawn_blocking(|| {
+            PyServer::start_script("grpc_testing_suite.py", &["server", "--port", "0"])
+        })
+        .await
+        .unwrap();
+        brisk_client(&server.address(), GRPCIO_SERVER_SKIPS).await;
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::compress::{self, CompressType};
-use crate::errno;
+use crate::{errno, Status};
 
 /// Bytes before each message: the compressed flag and the length.
 pub const PREFIX_LEN: usize = 5;
@@ -95,6 +95,31 @@ pub fn grpc_status_from_errno(error_code: i32) -> u32 {
             .iter()
             .find(|(_, brisk)| *brisk == error_code)
             .map_or(code::INTERNAL, |(grpc, _)| *grpc),
+    }
+}
+
+impl Status {
+    /// The gRPC status code this status goes out as (`grpc-status`), by Brisk's error table
+    /// (the README's): `ENOMETHOD` is `UNIMPLEMENTED` (12), an application's own code
+    /// `INTERNAL` (13).
+    ///
+    /// ```
+    /// assert_eq!(brisk::Status::unimplemented("no").grpc_code(), 12);
+    /// assert_eq!(brisk::Status::new(4321, "mine").grpc_code(), 13);
+    /// ```
+    pub fn grpc_code(&self) -> u32 {
+        grpc_status_from_errno(self.code())
+    }
+
+    /// A status for gRPC status `code` with `message`, its code as Brisk's error table maps
+    /// the gRPC one (`UNKNOWN` (2) is `EUNKNOWN`; a code outside gRPC's is `EINTERNAL`).
+    ///
+    /// ```
+    /// let status = brisk::Status::from_grpc_code(2, "test status message");
+    /// assert_eq!((status.code(), status.grpc_code()), (brisk::errno::EUNKNOWN, 2));
+    /// ```
+    pub fn from_grpc_code(code: u32, message: impl Into<String>) -> Status {
+        Status::new(errno_from_grpc_status(code), message)
     }
 }
 

@@ -1,0 +1,53 @@
+//! gRPC's interop server (grpc/grpc's `doc/interop-test-descriptions.md`) in Brisk: serves
+//! `grpc.testing.TestService` over gRPC (and every other protocol of the port).
+//! `cargo run --release --bin interop_server -- --port 10000`; `--port 0` picks a free port.
+//! Prints `listening on HOST:PORT`, then serves until Ctrl-C, or until its
+//! standard input closes with `--exit_on_stdin_close` (for tests that start it).
+
+use brisk_examples::interop::testing::TestServiceServer;
+use brisk_examples::interop::TestServiceImpl;
+use brisk_examples::{init_logging, Args};
+
+const USAGE: &str = "usage: interop_server [--port N] [--exit_on_stdin_close]";
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_logging();
+    let args = match Args::parse(&["exit_on_stdin_close"], &["port"]) {
+        Ok(args) => args,
+        Err(e) => return usage(&e),
+    };
+    let port: u16 = match args.parse_or("port", 10000) {
+        Ok(port) => port,
+        Err(e) => return usage(&e),
+    };
+    let exit_on_stdin_close = args.flag("exit_on_stdin_close");
+    let server = match brisk::Server::builder()
+        .add_service(TestServiceServer::new(TestServiceImpl))
+        .start(&format!("127.0.0.1:{port}"))
+        .await
+    {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("interop_server: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", server.local_addr());
+    if exit_on_stdin_close {
+        // Reading blocks a thread, not the runtime.
+        let _ = tokio::task::spawn_blocking(|| {
+            std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
+        })
+        .await;
+    } else {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    server.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}
+
+fn usage(error: &str) -> std::process::ExitCode {
+    eprintln!("interop_server: {error}\n{USAGE}");
+    std::process::ExitCode::from(2)
+}
