@@ -704,3 +704,45 @@ fn sleep_request(millis: u32, tag: &str) -> SleepRequest {
         tag: tag.into(),
     }
 }
+
+/// A server whose SYNs go unanswered (its accept queue is full): the first attempt's connect
+/// times out (200 ms, brpc's default) and, as brpc's, the remaining retries fail at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_server_that_drops_syns_is_answered_after_one_connect_timeout() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Fill the accept queue: the kernel then drops further SYNs.
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(100), connect).await {
+            fillers.push(stream);
+        }
+    }
+    let channel = Channel::builder()
+        .timeout(Duration::from_secs(5))
+        .max_retry(3)
+        .connect(&addr.to_string())
+        .await
+        .unwrap();
+    let client = TestServiceClient::new(channel);
+    let mut cntl = Controller::new();
+    let started = Instant::now();
+    let err = client
+        .sleep_with(&mut cntl, sleep_request(0, "dropped"))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(err.code(), errno::EHOSTDOWN, "{err:?}");
+    let text = cntl.error_text();
+    assert!(
+        text.starts_with("[E110]"),
+        "the connect timed out first: {text}"
+    );
+    assert_eq!(text.matches("[E112]").count(), 3, "{text}");
+    // One connect timeout, not one per retry (nor the call's whole timeout).
+    assert!(elapsed < Duration::from_millis(700), "{elapsed:?}: {text}");
+    drop((listener, fillers));
+}
