@@ -71,13 +71,15 @@ impl RequestSchema {
         self.message
     }
 
-    /// The required fields `encoded` lacks (`message, header.id`), if any.
-    fn missing_required(&self, encoded: &[u8]) -> Option<String> {
-        let required = self.required.get_or_init(|| {
-            self.file_descriptor_set
-                .and_then(|set| RequiredFields::new(set, self.message))
-        });
-        required.as_ref()?.missing(encoded)
+    /// The message's required-field rules, built on first use; `None` when it has no
+    /// required field (or no descriptors).
+    fn required_fields(&self) -> Option<&RequiredFields> {
+        self.required
+            .get_or_init(|| {
+                self.file_descriptor_set
+                    .and_then(|set| RequiredFields::new(set, self.message))
+            })
+            .as_ref()
     }
 }
 
@@ -100,13 +102,18 @@ pub fn decode_request_of<C: MessageCodec<T>, T>(
             content_type: C::CONTENT_TYPE,
         })
     };
-    let missing = if C::CONTENT_TYPE == 0 {
-        schema.missing_required(&request)
+    let required = if C::CONTENT_TYPE == 0 {
+        schema.required_fields()
     } else {
         None
     };
-    let decoded = C::decode(request).map_err(unparsed)?;
-    match missing {
+    let Some(required) = required else {
+        return C::decode(request).map_err(unparsed);
+    };
+    // Decoded first: the walk below then only ever sees what prost accepted (its recursion
+    // limit included).
+    let decoded = C::decode(request.clone()).map_err(unparsed)?;
+    match required.missing(&request) {
         None => Ok(decoded),
         Some(fields) => Err(unparsed(format!("missing required fields: {fields}"))),
     }

@@ -144,7 +144,7 @@ pub mod errno {
 /// ([`errno::EINVAL`], [`errno::ELIMIT`], ...) and Brisk's own otherwise ([`errno::ENOTFOUND`],
 /// ...); a foreign gRPC peer sees the canonical `grpc-status`.
 ///
-/// Two statuses are equal when their codes, messages and servers are: compare
+/// Two statuses are equal when their codes, messages, servers and details are: compare
 /// [`code`](Status::code) and [`message`](Status::message) to ignore where an error came from.
 ///
 /// ```
@@ -153,7 +153,7 @@ pub mod errno {
 /// assert_eq!(status.to_string(), "[E1003]message too short");
 /// assert_eq!(Status::not_found("no key `a`").code(), errno::ENOTFOUND);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Status {
     code: i32,
     message: String,
@@ -366,6 +366,19 @@ impl fmt::Display for Status {
         }
     }
 }
+
+impl PartialEq for Status {
+    fn eq(&self, other: &Status) -> bool {
+        // What a status says, not how the server came to say it (`unparsed` is a hint for the
+        // protocol's wording).
+        self.code == other.code
+            && self.message == other.message
+            && self.remote == other.remote
+            && self.details == other.details
+    }
+}
+
+impl Eq for Status {}
 
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

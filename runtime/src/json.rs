@@ -95,6 +95,12 @@ impl MethodJson {
             )
         };
         let text = std::str::from_utf8(text).map_err(|e| fail(&e))?;
+        // prost-reflect's text parser recurses without a limit: refuse deep nesting first, as
+        // protobuf's parser does past 100 levels.
+        let depth = text_format_depth(text);
+        if depth > MAX_TEXT_DEPTH {
+            return Err(fail(&format_args!("nested {depth} deep")));
+        }
         let message =
             DynamicMessage::parse_text_format(self.input.clone(), text).map_err(|e| fail(&e))?;
         check_required(&message, 0).map_err(|e| fail(&e))?;
@@ -146,6 +152,46 @@ impl MethodJson {
         .map_err(|e| format!("Fail to parse JSON as {}: {e}", self.output.full_name()))?;
         Ok(Bytes::from(message.encode_to_vec()))
     }
+}
+
+/// The deepest message nesting the text format may have (protobuf's default recursion limit).
+#[cfg(feature = "proto-text")]
+const MAX_TEXT_DEPTH: usize = 100;
+
+/// How deep `{`/`<` nest in a text-format body, strings and `#` comments aside.
+#[cfg(feature = "proto-text")]
+fn text_format_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '<' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | '>' => depth = depth.saturating_sub(1),
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' | '\'' => {
+                while let Some(inner) = chars.next() {
+                    match inner {
+                        '\\' => {
+                            chars.next();
+                        }
+                        _ if inner == c => break,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// JSON → protobuf bytes of message type `desc`; an unknown field is an error when
@@ -224,6 +270,14 @@ fn check_required(message: &DynamicMessage, depth: usize) -> Result<(), String> 
 
 #[cfg(test)]
 mod tests {
+
+    #[cfg(feature = "proto-text")]
+    #[test]
+    fn text_format_depth_skips_strings_and_comments() {
+        assert_eq!(text_format_depth(r#"a { b < c: "}}{{" > } # {{{"#), 2);
+        assert_eq!(text_format_depth("x: 'it\\'s {'"), 0);
+        assert_eq!(text_format_depth(&"a{".repeat(500)), 500);
+    }
     use super::*;
     use prost_reflect::prost_types::{
         field_descriptor_proto::{Label, Type},

@@ -22,8 +22,8 @@
 //!   call and every channel in the process and matched by correlation id; `pooled` and `short`
 //!   are there too. A deadline covers the whole call (for a stream, only one set on its
 //!   [`Controller`]: the channel's timeout bounds a stream's opening) and reaches the server;
-//!   broken connections are retried, timeouts never are. As brpc's, a channel to one server
-//!   whose connection broke answers EHOSTDOWN at once until a health check connects again.
+//!   failed attempts are retried (timeouts never are); as brpc's, a channel to one server whose
+//!   shared connection broke answers EHOSTDOWN at once until a health check connects again.
 //! - **Clusters** — [`ChannelBuilder::connect_cluster`] reaches every server a
 //!   [naming service](naming) lists (`list://`, `file://`, `http://`/`dns://`, `etcd://`)
 //!   through a [load balancer](lb) (`rr`, `wrr`, `random`, `wr`, `la`, `c_murmurhash`, `c_md5`,

@@ -7,6 +7,7 @@
 //! field (every proto3 message), which build no rules.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 /// The descriptor subset the rules need, decoded with prost (unknown fields are skipped).
 mod descriptor {
@@ -68,7 +69,8 @@ pub(crate) struct RequiredFields {
 
 #[derive(Debug, Default)]
 struct Rules {
-    /// `(number, name)` of the required fields (at most 64 are checked).
+    /// `(number, name)` of the required fields (the first 64 of a message are checked;
+    /// groups are stepped over, not looked into).
     required: Vec<(u32, String)>,
     /// Message-typed fields whose messages need checking.
     nested: Vec<Nested>,
@@ -219,7 +221,7 @@ impl RequiredFields {
                         0
                     }
                 };
-                path.push_str(&format!("[{count}]"));
+                let _ = write!(path, "[{count}]");
             }
             self.check(nested.rules, value, path, out, depth + 1);
             path.truncate(len);
@@ -235,7 +237,7 @@ fn next_field<'b>(bytes: &mut &'b [u8]) -> Option<(u32, u8, &'b [u8])> {
     }
     let key = read_varint(bytes)?;
     let (number, wire_type) = ((key >> 3) as u32, (key & 7) as u8);
-    let value = skip_value(bytes, wire_type, number)?;
+    let value = skip_value(bytes, wire_type, number, 0)?;
     Some((number, wire_type, value))
 }
 
@@ -270,8 +272,14 @@ fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
     None
 }
 
-/// Steps over one field's value; for a length-delimited one, returns its bytes.
-fn skip_value<'b>(bytes: &mut &'b [u8], wire_type: u8, number: u32) -> Option<&'b [u8]> {
+/// Steps over one field's value; for a length-delimited one, returns its bytes. Groups nest
+/// at most [`MAX_DEPTH`] deep (`depth` is this one's).
+fn skip_value<'b>(
+    bytes: &mut &'b [u8],
+    wire_type: u8,
+    number: u32,
+    depth: usize,
+) -> Option<&'b [u8]> {
     let take = |bytes: &mut &'b [u8], n: usize| -> Option<&'b [u8]> {
         if bytes.len() < n {
             return None;
@@ -289,13 +297,16 @@ fn skip_value<'b>(bytes: &mut &'b [u8], wire_type: u8, number: u32) -> Option<&'
         }
         3 => {
             // A group: everything up to its end tag.
+            if depth >= MAX_DEPTH {
+                return None;
+            }
             loop {
                 let key = read_varint(bytes)?;
                 let (inner, inner_type) = ((key >> 3) as u32, (key & 7) as u8);
                 if inner_type == 4 {
                     return (inner == number).then_some(&[][..]);
                 }
-                skip_value(bytes, inner_type, inner)?;
+                skip_value(bytes, inner_type, inner, depth + 1)?;
             }
         }
         5 => take(bytes, 4),
@@ -400,6 +411,15 @@ mod tests {
         ];
         scalars.extend(&id);
         assert_eq!(rules.missing(&scalars), None);
+    }
+
+    #[test]
+    fn deeply_nested_groups_end_the_walk_instead_of_the_stack() {
+        let rules = RequiredFields::new(&descriptors(), "p.Req").unwrap();
+        // 100k group starts (field 1, wire type 3): never closed, never recursed into deeper
+        // than MAX_DEPTH.
+        let deep = vec![0x0b; 100_000];
+        let _ = rules.missing(&deep);
     }
 
     #[test]

@@ -619,10 +619,12 @@ async fn a_single_servers_broken_connection_fails_the_remaining_retries_with_eho
             drop(stream);
         }
     });
+    // The health check's first probe comes a second after the failure: long enough that it
+    // cannot be taken for a retry's connection below.
     let channel = Channel::builder()
         .timeout(Duration::from_secs(5))
         .max_retry(3)
-        .health_check_interval(Duration::from_millis(100))
+        .health_check_interval(Duration::from_secs(1))
         .connect(&addr.to_string())
         .await
         .unwrap();

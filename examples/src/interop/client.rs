@@ -96,8 +96,18 @@ fn payload_size(payload: &Option<super::testing::Payload>) -> usize {
     payload.as_ref().map_or(0, |p| p.body.len())
 }
 
-/// Runs case `name` on `channel`.
+/// The longest a case may take: a stream's messages have no deadline of their own (the
+/// channel's timeout bounds its opening), so a stalled peer would otherwise hang the case.
+pub const CASE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs case `name` on `channel`, failing it if it takes over [`CASE_LIMIT`].
 pub async fn run(channel: &Channel, name: &str) -> Outcome {
+    tokio::time::timeout(CASE_LIMIT, run_case(channel, name))
+        .await
+        .unwrap_or_else(|_| Err(format!("took over {CASE_LIMIT:?}")))
+}
+
+async fn run_case(channel: &Channel, name: &str) -> Outcome {
     let client = TestServiceClient::new(channel.clone());
     match name {
         "empty_unary" => {

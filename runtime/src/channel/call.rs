@@ -21,7 +21,7 @@ use crate::codec::MessageCodec;
 use crate::compress::{self, CompressType};
 use crate::controller::FinishOnDrop;
 use crate::lb::{Backend, CallFeedback, SelectIn};
-use crate::protocol::{ConnectionType, Payload};
+use crate::protocol::Payload;
 use crate::transport::client::{Answer, Cause, EncodedRequest, Failure};
 use crate::{errno, Controller, MethodDescriptor, Status};
 
@@ -273,18 +273,20 @@ impl<'c, A: ServerAttempt> Candidates for Servers<'c, A> {
         let report = candidate.report(self.deadline);
         // The one server's one shared connection (brpc's single connection type): pooled and
         // short connections fail alone, as brpc's.
-        let options = &self.channel.inner.options;
-        let single = match candidate {
-            Picked::Single(endpoint)
-                if options.connection_type.unwrap_or_default() == ConnectionType::Single =>
+        let inner = &self.channel.inner;
+        let protocol = inner.protocol.as_ref();
+        let connection_type = inner.options.connection_type.unwrap_or_default();
+        let single = match (candidate, protocol) {
+            (Picked::Single(endpoint), Some(protocol))
+                if protocol.shares_connection(connection_type) =>
             {
-                Some(endpoint)
+                Some((endpoint, protocol))
             }
             _ => None,
         };
         let attempt = self.attempt.run(self.channel, candidate, report);
         async move {
-            let Some(endpoint) = single else {
+            let Some((endpoint, protocol)) = single else {
                 return attempt.await.map_err(|failure| failure.status);
             };
             // As brpc's single-server channel: once the server's connection failed, calls fail
@@ -294,7 +296,9 @@ impl<'c, A: ServerAttempt> Candidates for Servers<'c, A> {
                 return Err(not_connected(endpoint.addr()));
             }
             attempt.await.map_err(|failure| {
-                if failure.cause == Cause::Transport && breaks_connection(failure.status.code()) {
+                if failure.cause == Cause::Transport
+                    && protocol.breaks_shared_connection(failure.status.code())
+                {
                     let interval = self.channel.inner.options.health_check_interval;
                     endpoint.isolate(interval, interval, &self.channel.inner.settings);
                 }
@@ -387,13 +391,6 @@ impl Picked<'_> {
 /// brpc's answer to a call on a single-server channel whose server is down (EHOSTDOWN).
 fn not_connected(addr: SocketAddr) -> Status {
     Status::new(errno::EHOSTDOWN, format!("Not connected to {addr} yet"))
-}
-
-/// Whether an attempt's transport failure means the connection to the server is gone (refused,
-/// timed out connecting, reset, closed): what makes brpc fail the server's socket. A stopping
-/// server (ELOGOFF) is not: its calls go to the next connection.
-fn breaks_connection(code: i32) -> bool {
-    code != errno::ELOGOFF && crate::error::is_connection_failure(code)
 }
 
 /// The endpoint behind a cluster's server: clusters make their backends of endpoints.

@@ -440,6 +440,24 @@ pub struct RequestParseFailure<'a> {
     pub size: usize,
 }
 
+impl<'a> RequestParseFailure<'a> {
+    /// A failure to parse a `message` request of `size` bytes (for tests of a codec; the
+    /// server makes the real ones).
+    pub fn new(
+        message: &'a str,
+        content_type: i32,
+        compress_type: CompressType,
+        size: usize,
+    ) -> Self {
+        RequestParseFailure {
+            message,
+            content_type,
+            compress_type,
+            size,
+        }
+    }
+}
+
 /// The server half of a framed protocol: whether a connection speaks it, how requests are cut
 /// from it, and how replies are written. Free of I/O; the server runs the connection: cuts
 /// requests with the codec, verifies the connection's credential on its first request,

@@ -112,7 +112,8 @@ impl Status {
     }
 
     /// A status for gRPC status `code` with `message`, its code as Brisk's error table maps
-    /// the gRPC one (`UNKNOWN` (2) is `EUNKNOWN`; a code outside gRPC's is `EINTERNAL`).
+    /// the gRPC one (`UNKNOWN` (2) is `EUNKNOWN`; a code outside gRPC's is `EINTERNAL`; `OK`
+    /// (0) gives code 0, which is no failure).
     ///
     /// ```
     /// let status = brisk::Status::from_grpc_code(2, "test status message");

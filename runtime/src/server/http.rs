@@ -412,7 +412,6 @@ fn request_from_json(json: JsonBodies<'_>, body: &[u8], strict: bool) -> Result<
     }
 }
 
-/// A handler's response bytes → the JSON body (500 EINTERNAL when they do not convert).
 /// Whether a method's messages can be carried in protobuf's text format: they need descriptors,
 /// and Brisk its `proto-text` feature.
 fn serves_proto_text(json: JsonBodies<'_>) -> bool {
@@ -454,6 +453,7 @@ fn response_to_text(json: JsonBodies<'_>, message: Bytes) -> Result<Bytes, HttpE
     }
 }
 
+/// A handler's response bytes → the JSON body (500 EINTERNAL when they do not convert).
 fn response_to_json(json: JsonBodies<'_>, message: Bytes) -> Result<Bytes, HttpError> {
     match json {
         JsonBodies::PassThrough => Ok(message),

@@ -44,10 +44,12 @@ pub(crate) struct ClientProtocol {
 enum Kind {
     /// A registered codec on the framed discipline.
     Framed(Arc<dyn ClientCodec>),
-    /// A protocol that owns its connections, and whether it has streaming calls.
+    /// A protocol that owns its connections, whether it has streaming calls, and whether all
+    /// calls to a server share one connection (HTTP/2) or a pool (HTTP/1.1).
     Owned {
         connections: fn(EndpointSettings) -> Box<dyn OwnedConnections>,
         streams: bool,
+        shares_connection: bool,
     },
 }
 
@@ -102,6 +104,31 @@ impl ClientProtocol {
         }
     }
 
+    /// Whether every call of a channel with `connection_type` to a server goes over one shared
+    /// connection: brpc's `single` sockets (and HTTP/2's one connection), which a single-server
+    /// channel takes out of use when they fail. Pooled and short connections, and HTTP/1.1's
+    /// pool, fail one at a time.
+    pub(crate) fn shares_connection(&self, connection_type: ConnectionType) -> bool {
+        match &self.kind {
+            Kind::Framed(_) => connection_type == ConnectionType::Single,
+            Kind::Owned {
+                shares_connection, ..
+            } => *shares_connection,
+        }
+    }
+
+    /// Whether an attempt that failed with `code` means the shared connection to the server
+    /// is gone (see [`shares_connection`](ClientProtocol::shares_connection)): refused, timed
+    /// out connecting, or (on a framed protocol) broken. A stopping server (ELOGOFF) is not:
+    /// the next connection may reach its successor. Over HTTP/2 only connecting counts: a
+    /// reset stream or a GOAWAY leaves the server in use.
+    pub(crate) fn breaks_shared_connection(&self, code: i32) -> bool {
+        match self.kind {
+            Kind::Framed(_) => code != errno::ELOGOFF && crate::error::is_connection_failure(code),
+            Kind::Owned { .. } => matches!(code, errno::ECONNREFUSED | errno::ETIMEDOUT),
+        }
+    }
+
     /// EREQUEST unless the protocol has streaming calls: checked before any server is picked,
     /// so a call the protocol cannot make counts against no server.
     pub(crate) fn check_streaming(&self) -> Result<(), Status> {
@@ -127,6 +154,7 @@ const CONNECTION_OWNING: [ClientProtocol; 2] = [
         kind: Kind::Owned {
             connections: http::connections,
             streams: false,
+            shares_connection: false,
         },
     },
     ClientProtocol {
@@ -134,6 +162,7 @@ const CONNECTION_OWNING: [ClientProtocol; 2] = [
         kind: Kind::Owned {
             connections: grpc::connections,
             streams: true,
+            shares_connection: true,
         },
     },
 ];
