@@ -482,6 +482,20 @@ async fn segments_after_the_method_are_ignored_as_brpc() {
     assert_eq!(reply.body, br#"{"message":"hi"}"#);
 }
 
+/// A brpc capture of `tests/golden/http-errors/`: its head, and its body with the port of
+/// `server` where brpc's was.
+fn brpc_capture(name: &str, server: SocketAddr) -> (String, String) {
+    let capture =
+        std::fs::read_to_string(brisk_tests::wire_sample(&format!("http-errors/{name}"))).unwrap();
+    let (head, body) = capture
+        .split_once("\r\n\r\n")
+        .expect("head, blank line, body");
+    (
+        head.to_owned(),
+        body.replace("PORT", &server.port().to_string()),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_are_404_as_brpc_answers() {
     // brpc answers an unknown service and an unknown method alike: 404, E1002, text/plain
@@ -501,19 +515,8 @@ async fn unknown_paths_are_404_as_brpc_answers() {
             &format!("Fail to find method on `{path}'"),
         );
         // brpc's body, byte for byte, with this server's address.
-        let capture =
-            std::fs::read_to_string(brisk_tests::wire_sample(&format!("http-errors/{golden}")))
-                .unwrap();
-        let brpc_body = capture
-            .split("\r\n\r\n")
-            .nth(1)
-            .expect("head, blank line, body");
-        let port = addr.port().to_string();
-        assert_eq!(
-            String::from_utf8_lossy(&reply.body),
-            brpc_body.replace("PORT", &port),
-            "{path}"
-        );
+        let (_, brpc_body) = brpc_capture(golden, addr);
+        assert_eq!(String::from_utf8_lossy(&reply.body), brpc_body, "{path}");
     }
     let reply = post(&server, "/favicon.ico", "application/json", body).await;
     reply.assert_error(404, errno::ENOMETHOD, "/favicon.ico");
@@ -540,16 +543,7 @@ async fn unknown_paths_are_404_as_brpc_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proto_text_bodies_are_served_as_brpc_serves_them() {
     let server = start_default().await;
-    let port = server.local_addr().port().to_string();
-    let golden = |name: &str| {
-        let capture =
-            std::fs::read_to_string(brisk_tests::wire_sample(&format!("http-errors/{name}")))
-                .unwrap();
-        let (head, body) = capture
-            .split_once("\r\n\r\n")
-            .expect("head, blank line, body");
-        (head.to_owned(), body.replace("PORT", &port))
-    };
+    let golden = |name: &str| brpc_capture(name, server.local_addr());
     let path = "/example.EchoService/Echo";
     let reply = post(&server, path, "application/proto-text", b"message: \"hi\"").await;
     let (head, body) = golden("proto_text.txt");

@@ -433,7 +433,7 @@ async fn empty_payload_missing_a_required_field_is_erequest_as_in_brpc() {
 
 #[tokio::test]
 async fn a_missing_required_field_over_hulu_is_worded_as_brpcs_hulu_server() {
-    use brisk::protocol::hulu_pbrpc::{HuluRpcRequestMeta, HuluRpcResponseMeta};
+    use brisk::protocol::hulu_pbrpc::HuluRpcRequestMeta;
     let (server, _arrivals) = start_server().await;
     let meta = HuluRpcRequestMeta {
         service_name: "EchoService".into(),
@@ -441,20 +441,7 @@ async fn a_missing_required_field_over_hulu_is_worded_as_brpcs_hulu_server() {
         correlation_id: Some(9),
         ..Default::default()
     };
-    let mut stream = connect(&server).await;
-    stream
-        .write_all(&hulu_frame(&meta.encode_to_vec(), b""))
-        .await
-        .unwrap();
-    let mut header = [0u8; 12];
-    tokio::time::timeout(HANG_GUARD, stream.read_exact(&mut header))
-        .await
-        .unwrap()
-        .unwrap();
-    let body_len = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
-    let mut body = vec![0; body_len];
-    stream.read_exact(&mut body).await.unwrap();
-    let reply = HuluRpcResponseMeta::decode(&body[..]).unwrap();
+    let reply = hulu_round_trip(&server, &meta, b"").await;
     assert_eq!(reply.error_code, Some(brisk::errno::EREQUEST));
     assert_eq!(
         reply.error_text.unwrap(),
@@ -735,6 +722,29 @@ fn hulu_echo(cid: i64) -> Vec<u8> {
     hulu_frame(&meta.encode_to_vec(), &echo_payload("hulu"))
 }
 
+/// Sends one hulu_pbrpc request (`meta`, then `rest`) on a new connection and reads the meta
+/// of the reply.
+async fn hulu_round_trip(
+    server: &brisk::Server,
+    meta: &brisk::protocol::hulu_pbrpc::HuluRpcRequestMeta,
+    rest: &[u8],
+) -> brisk::protocol::hulu_pbrpc::HuluRpcResponseMeta {
+    let mut stream = connect(server).await;
+    stream
+        .write_all(&hulu_frame(&meta.encode_to_vec(), rest))
+        .await
+        .unwrap();
+    let mut header = [0u8; 12];
+    tokio::time::timeout(HANG_GUARD, stream.read_exact(&mut header))
+        .await
+        .unwrap()
+        .unwrap();
+    let body_len = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
+    let mut body = vec![0; body_len];
+    stream.read_exact(&mut body).await.unwrap();
+    brisk::protocol::hulu_pbrpc::HuluRpcResponseMeta::decode(&body[..]).unwrap()
+}
+
 /// A sofa_pbrpc header with the given sizes.
 fn sofa_header(meta: u32, body: u64, total: u64) -> Vec<u8> {
     let mut header = b"SOFA".to_vec();
@@ -881,7 +891,7 @@ async fn an_nshead_handler_error_closes_the_connection_after_earlier_replies() {
 
 #[tokio::test]
 async fn a_negative_hulu_method_index_is_named_as_it_came() {
-    use brisk::protocol::hulu_pbrpc::{HuluRpcRequestMeta, HuluRpcResponseMeta};
+    use brisk::protocol::hulu_pbrpc::HuluRpcRequestMeta;
     let (server, _arrivals) = start_server().await;
     let meta = HuluRpcRequestMeta {
         service_name: "EchoService".into(),
@@ -889,20 +899,7 @@ async fn a_negative_hulu_method_index_is_named_as_it_came() {
         correlation_id: Some(5),
         ..Default::default()
     };
-    let mut stream = connect(&server).await;
-    stream
-        .write_all(&hulu_frame(&meta.encode_to_vec(), &echo_payload("x")))
-        .await
-        .unwrap();
-    let mut header = [0u8; 12];
-    tokio::time::timeout(HANG_GUARD, stream.read_exact(&mut header))
-        .await
-        .unwrap()
-        .unwrap();
-    let body_len = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
-    let mut body = vec![0; body_len];
-    stream.read_exact(&mut body).await.unwrap();
-    let reply = HuluRpcResponseMeta::decode(&body[..]).unwrap();
+    let reply = hulu_round_trip(&server, &meta, &echo_payload("x")).await;
     assert_eq!(reply.error_code, Some(brisk::errno::ENOMETHOD));
     assert_eq!(
         reply.error_text.unwrap(),
