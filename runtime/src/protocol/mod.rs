@@ -16,6 +16,9 @@
 //!   codecs too, registered by Brisk itself.
 //! - **http** (HTTP/1.1) and **h2:grpc** (gRPC over HTTP/2) own their connections, through
 //!   hyper and h2.
+//! - **streaming_rpc** ([`streaming_rpc`]): the `STRM` frames of brpc's streaming RPC, the
+//!   streams a baidu_std call opens (the codec and its golden tests so far; channels and
+//!   servers do not open streams yet).
 
 pub mod baidu_std;
 mod codec;
@@ -28,6 +31,7 @@ mod name;
 pub mod nshead;
 mod registry;
 pub mod sofa_pbrpc;
+pub mod streaming_rpc;
 
 use std::str::FromStr;
 

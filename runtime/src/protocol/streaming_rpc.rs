@@ -1,0 +1,548 @@
+//! brpc's streaming RPC frames ("streaming_rpc", `STRM`): the wire format of the streams a
+//! baidu_std call opens, free of I/O.
+//!
+//! A stream is set up by an ordinary baidu_std call whose `RpcMeta.stream_settings`
+//! ([`StreamSettings`](super::baidu_std::StreamSettings)) names the caller's stream; the server
+//! answers that call inside a `STRM` DATA frame. Then either side sends [`StreamFrame`]s on the
+//! same connection, each addressed to the receiver's stream id:
+//!
+//! ```text
+//! "STRM" | body_size: u32 BE | meta_size: u32 BE | StreamFrameMeta | data (DATA frames only)
+//! ```
+//!
+//! DATA frames carry a message, split over several frames (`has_continuation`) when it is
+//! larger than the sender's segment size ([`segments`], [`Reassembly`]); FEEDBACK frames carry
+//! the running total of bytes the receiver consumed, for flow control; CLOSE is answered by
+//! CLOSE; a frame for a stream the receiver does not have is answered by RST
+//! ([`StreamFrame::reset_reply`]).
+//!
+//! ```
+//! use brisk::protocol::streaming_rpc::{decode_frame, StreamFrame};
+//! use bytes::{Bytes, BytesMut};
+//!
+//! let frame = StreamFrame::Data {
+//!     stream_id: 146,
+//!     source_stream_id: 0,
+//!     has_continuation: false,
+//!     data: Bytes::from_static(b"0123456789"),
+//! };
+//! let mut buf = BytesMut::new();
+//! frame.encode(&mut buf);
+//! assert_eq!(&buf[..4], b"STRM");
+//! assert_eq!(decode_frame(&mut buf, 1 << 20).unwrap(), Some(frame));
+//! ```
+
+use std::fmt;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::Message;
+
+use super::cut::cut_frame;
+
+/// The magic number that starts every `STRM` frame.
+pub const MAGIC: &[u8; 4] = b"STRM";
+
+/// Size of the fixed frame header: magic, body size, meta size.
+pub const HEADER_LEN: usize = 12;
+
+/// brpc's default `-stream_write_max_segment_size`: a message larger than this goes out in
+/// several DATA frames.
+pub const DEFAULT_MAX_SEGMENT_SIZE: usize = 512 * 1024 * 1024;
+
+/// The meta of a `STRM` frame (brpc's `streaming_rpc_meta.proto`, proto2: `Option` fields are
+/// written when `Some`, which keeps frames byte-identical to brpc's).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StreamFrameMeta {
+    /// The receiver's stream id (the id the peer announced).
+    #[prost(int64, required, tag = "1")]
+    pub stream_id: i64,
+    /// The sender's own stream id (absent in RST frames).
+    #[prost(int64, optional, tag = "2")]
+    pub source_stream_id: Option<i64>,
+    /// 1 RST, 2 CLOSE, 3 DATA, 4 FEEDBACK ([`FrameType`]).
+    #[prost(enumeration = "FrameType", optional, tag = "3")]
+    pub frame_type: Option<i32>,
+    /// On DATA frames: whether the message goes on in the next frame.
+    #[prost(bool, optional, tag = "4")]
+    pub has_continuation: Option<bool>,
+    /// On FEEDBACK frames: what the receiver has consumed.
+    #[prost(message, optional, tag = "5")]
+    pub feedback: Option<Feedback>,
+}
+
+/// The flow-control report of a FEEDBACK frame.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Feedback {
+    /// The bytes of messages the receiver has consumed since the stream opened (a running
+    /// total, not an increment).
+    #[prost(int64, optional, tag = "1")]
+    pub consumed_size: Option<i64>,
+}
+
+/// The kind of a `STRM` frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum FrameType {
+    /// The receiver has no such stream (or gave up on it).
+    Rst = 1,
+    /// The sender closed its stream.
+    Close = 2,
+    /// A message, or a segment of one.
+    Data = 3,
+    /// The receiver's consumed-bytes total, for the sender's window.
+    Feedback = 4,
+}
+
+/// One `STRM` frame, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamFrame {
+    /// A message (or a segment of one) for stream `stream_id`.
+    Data {
+        /// The receiver's stream.
+        stream_id: i64,
+        /// The sender's stream.
+        source_stream_id: i64,
+        /// Whether the message continues in the next DATA frame.
+        has_continuation: bool,
+        /// The message's bytes (or this segment's).
+        data: Bytes,
+    },
+    /// The receiver of stream `source_stream_id`'s messages has consumed `consumed_size` bytes
+    /// in all.
+    Feedback {
+        /// The receiver of this frame: the stream that sends the data.
+        stream_id: i64,
+        /// The stream that consumed the data.
+        source_stream_id: i64,
+        /// The running total of bytes consumed.
+        consumed_size: i64,
+    },
+    /// The sender closed stream `source_stream_id`; the receiver closes `stream_id`.
+    Close {
+        /// The receiver's stream.
+        stream_id: i64,
+        /// The sender's stream.
+        source_stream_id: i64,
+    },
+    /// Stream `stream_id` is reset: its peer does not have the stream it wrote to.
+    Rst {
+        /// The receiver's stream.
+        stream_id: i64,
+    },
+}
+
+impl StreamFrame {
+    /// The receiver's stream id.
+    pub fn stream_id(&self) -> i64 {
+        match *self {
+            StreamFrame::Data { stream_id, .. }
+            | StreamFrame::Feedback { stream_id, .. }
+            | StreamFrame::Close { stream_id, .. }
+            | StreamFrame::Rst { stream_id } => stream_id,
+        }
+    }
+
+    /// brpc's answer to this frame when its receiver has no stream `stream_id`: RST to the
+    /// sender's stream, unless the frame is FEEDBACK or an RST itself (which are dropped).
+    ///
+    /// ```
+    /// use brisk::protocol::streaming_rpc::StreamFrame;
+    /// let close = StreamFrame::Close { stream_id: 999, source_stream_id: 5 };
+    /// assert_eq!(close.reset_reply(), Some(StreamFrame::Rst { stream_id: 5 }));
+    /// ```
+    pub fn reset_reply(&self) -> Option<StreamFrame> {
+        match *self {
+            StreamFrame::Data {
+                source_stream_id, ..
+            }
+            | StreamFrame::Close {
+                source_stream_id, ..
+            } => Some(StreamFrame::Rst {
+                stream_id: source_stream_id,
+            }),
+            StreamFrame::Feedback { .. } | StreamFrame::Rst { .. } => None,
+        }
+    }
+
+    /// The frame's meta, as brpc writes it.
+    pub fn meta(&self) -> StreamFrameMeta {
+        let (stream_id, source_stream_id, frame_type) = match *self {
+            StreamFrame::Data {
+                stream_id,
+                source_stream_id,
+                ..
+            } => (stream_id, Some(source_stream_id), FrameType::Data),
+            StreamFrame::Feedback {
+                stream_id,
+                source_stream_id,
+                ..
+            } => (stream_id, Some(source_stream_id), FrameType::Feedback),
+            StreamFrame::Close {
+                stream_id,
+                source_stream_id,
+            } => (stream_id, Some(source_stream_id), FrameType::Close),
+            StreamFrame::Rst { stream_id } => (stream_id, None, FrameType::Rst),
+        };
+        StreamFrameMeta {
+            stream_id,
+            source_stream_id,
+            frame_type: Some(frame_type as i32),
+            has_continuation: match self {
+                StreamFrame::Data {
+                    has_continuation, ..
+                } => Some(*has_continuation),
+                _ => None,
+            },
+            feedback: match self {
+                StreamFrame::Feedback { consumed_size, .. } => Some(Feedback {
+                    consumed_size: Some(*consumed_size),
+                }),
+                _ => None,
+            },
+        }
+    }
+
+    /// The data of a DATA frame; empty for the others.
+    pub fn data(&self) -> &[u8] {
+        match self {
+            StreamFrame::Data { data, .. } => data,
+            _ => &[],
+        }
+    }
+
+    /// Appends the frame's header and meta: all of it but a DATA frame's data, which the
+    /// caller writes after (without copying it into `dst`).
+    pub fn encode_head(&self, dst: &mut BytesMut) {
+        let meta = self.meta();
+        let meta_len = meta.encoded_len();
+        let body_size = meta_len + self.data().len();
+        dst.reserve(HEADER_LEN + meta_len);
+        dst.put_slice(MAGIC);
+        dst.put_u32(u32::try_from(body_size).expect("a frame body fits in u32"));
+        dst.put_u32(u32::try_from(meta_len).expect("a meta fits in u32"));
+        meta.encode_raw(dst);
+    }
+
+    /// Appends the whole frame.
+    pub fn encode(&self, dst: &mut BytesMut) {
+        self.encode_head(dst);
+        dst.put_slice(self.data());
+    }
+}
+
+/// Why bytes are not a valid `STRM` frame. The connection carrying them must close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The frame does not start with `STRM`.
+    BadMagic([u8; 4]),
+    /// `body_size` exceeds the limit.
+    TooBig {
+        /// The declared body size.
+        body_size: usize,
+        /// The limit.
+        max_body_size: usize,
+    },
+    /// `meta_size` exceeds `body_size`.
+    MetaTooBig {
+        /// The declared meta size.
+        meta_size: usize,
+        /// The declared body size.
+        body_size: usize,
+    },
+    /// The meta is not a valid `StreamFrameMeta`, or its frame type is unknown or missing.
+    BadMeta(String),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::BadMagic(m) => write!(f, "not a STRM frame (starts with {m:02x?})"),
+            FrameError::TooBig {
+                body_size,
+                max_body_size,
+            } => write!(
+                f,
+                "body_size={body_size} is bigger than max_body_size={max_body_size}"
+            ),
+            FrameError::MetaTooBig {
+                meta_size,
+                body_size,
+            } => write!(
+                f,
+                "meta_size={meta_size} is bigger than body_size={body_size}"
+            ),
+            FrameError::BadMeta(e) => write!(f, "fail to parse StreamFrameMeta: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Cuts the next `STRM` frame off the front of `buf`: `Ok(None)` until it has all arrived,
+/// `Err` when the bytes are not a valid frame (the connection must close).
+pub fn decode_frame(
+    buf: &mut BytesMut,
+    max_body_size: usize,
+) -> Result<Option<StreamFrame>, FrameError> {
+    let prefix = buf.len().min(MAGIC.len());
+    if buf[..prefix] != MAGIC[..prefix] {
+        let mut seen = [0u8; 4];
+        seen[..prefix].copy_from_slice(&buf[..prefix]);
+        return Err(FrameError::BadMagic(seen));
+    }
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let body_size = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+    let meta_size = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+    if body_size > max_body_size {
+        return Err(FrameError::TooBig {
+            body_size,
+            max_body_size,
+        });
+    }
+    if meta_size > body_size {
+        return Err(FrameError::MetaTooBig {
+            meta_size,
+            body_size,
+        });
+    }
+    let Some(mut frame) = cut_frame(buf, HEADER_LEN + body_size) else {
+        return Ok(None);
+    };
+    frame.advance(HEADER_LEN);
+    let meta = StreamFrameMeta::decode(frame.split_to(meta_size))
+        .map_err(|e| FrameError::BadMeta(e.to_string()))?;
+    frame_of(meta, frame).map(Some)
+}
+
+/// The typed frame of a decoded meta and the data after it.
+fn frame_of(meta: StreamFrameMeta, data: Bytes) -> Result<StreamFrame, FrameError> {
+    let stream_id = meta.stream_id;
+    let source = || {
+        meta.source_stream_id
+            .ok_or_else(|| FrameError::BadMeta("no source_stream_id".into()))
+    };
+    let kind = meta
+        .frame_type
+        .and_then(|t| FrameType::try_from(t).ok())
+        .ok_or_else(|| FrameError::BadMeta(format!("unknown frame_type {:?}", meta.frame_type)))?;
+    if kind != FrameType::Data && !data.is_empty() {
+        return Err(FrameError::BadMeta(format!(
+            "{} bytes of data on a {kind:?} frame",
+            data.len()
+        )));
+    }
+    Ok(match kind {
+        FrameType::Data => StreamFrame::Data {
+            stream_id,
+            source_stream_id: source()?,
+            has_continuation: meta.has_continuation.unwrap_or(false),
+            data,
+        },
+        FrameType::Feedback => StreamFrame::Feedback {
+            stream_id,
+            source_stream_id: source()?,
+            consumed_size: meta
+                .feedback
+                .and_then(|f| f.consumed_size)
+                .ok_or_else(|| FrameError::BadMeta("FEEDBACK without consumed_size".into()))?,
+        },
+        FrameType::Close => StreamFrame::Close {
+            stream_id,
+            source_stream_id: source()?,
+        },
+        FrameType::Rst => StreamFrame::Rst { stream_id },
+    })
+}
+
+/// The DATA frames of one message from stream `source_stream_id` to `stream_id`: one frame,
+/// or (for a message over `max_segment_size` bytes) consecutive segments of at most that size,
+/// all but the last with `has_continuation`, as brpc's `StreamWrite` splits them. An empty
+/// message is one empty frame.
+///
+/// ```
+/// use brisk::protocol::streaming_rpc::{segments, StreamFrame};
+/// use bytes::Bytes;
+/// let frames: Vec<_> = segments(0, 0, Bytes::from_static(b"abcdefghijklmnopqrstuvwxyz"), 10).collect();
+/// assert_eq!(frames.len(), 3);
+/// assert_eq!(frames[2].data(), b"uvwxyz");
+/// ```
+pub fn segments(
+    stream_id: i64,
+    source_stream_id: i64,
+    message: Bytes,
+    max_segment_size: usize,
+) -> impl Iterator<Item = StreamFrame> {
+    let max_segment_size = max_segment_size.max(1);
+    let mut rest = Some(message);
+    std::iter::from_fn(move || {
+        let mut message = rest.take()?;
+        let data = if message.len() > max_segment_size {
+            let head = message.split_to(max_segment_size);
+            rest = Some(message);
+            head
+        } else {
+            message
+        };
+        Some(StreamFrame::Data {
+            stream_id,
+            source_stream_id,
+            has_continuation: rest.is_some(),
+            data,
+        })
+    })
+}
+
+/// Reassembles messages from DATA frames: the data of consecutive frames up to one without
+/// `has_continuation` is one message.
+#[derive(Debug, Default)]
+pub struct Reassembly {
+    /// The segments of the message so far, when it has more than one.
+    pending: Option<BytesMut>,
+}
+
+impl Reassembly {
+    /// Adds a DATA frame's `data`; the whole message when this frame ends it. A message of
+    /// one frame is handed back without copying.
+    ///
+    /// ```
+    /// use brisk::protocol::streaming_rpc::Reassembly;
+    /// use bytes::Bytes;
+    /// let mut messages = Reassembly::default();
+    /// assert_eq!(messages.push(Bytes::from_static(b"abc"), true), None);
+    /// assert_eq!(messages.push(Bytes::from_static(b"def"), false).as_deref(), Some(&b"abcdef"[..]));
+    /// ```
+    pub fn push(&mut self, data: Bytes, has_continuation: bool) -> Option<Bytes> {
+        match (self.pending.as_mut(), has_continuation) {
+            (None, false) => Some(data),
+            (None, true) => {
+                self.pending = Some(BytesMut::from(&data[..]));
+                None
+            }
+            (Some(pending), true) => {
+                pending.extend_from_slice(&data);
+                None
+            }
+            (Some(pending), false) => {
+                pending.extend_from_slice(&data);
+                self.pending.take().map(BytesMut::freeze)
+            }
+        }
+    }
+
+    /// The bytes of the unfinished message held so far.
+    pub fn pending_len(&self) -> usize {
+        self.pending.as_ref().map_or(0, BytesMut::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(frame: &StreamFrame) -> StreamFrame {
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf);
+        let decoded = decode_frame(&mut buf, 1 << 20).unwrap().unwrap();
+        assert!(buf.is_empty());
+        decoded
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        for frame in [
+            StreamFrame::Data {
+                stream_id: 1 << 40,
+                source_stream_id: -1,
+                has_continuation: true,
+                data: Bytes::from_static(b"x"),
+            },
+            StreamFrame::Feedback {
+                stream_id: 0,
+                source_stream_id: 146,
+                consumed_size: 72,
+            },
+            StreamFrame::Close {
+                stream_id: 146,
+                source_stream_id: 0,
+            },
+            StreamFrame::Rst { stream_id: 5 },
+        ] {
+            assert_eq!(round_trip(&frame), frame);
+        }
+    }
+
+    #[test]
+    fn partial_frames_wait_and_bad_ones_are_errors() {
+        let mut whole = BytesMut::new();
+        StreamFrame::Close {
+            stream_id: 1,
+            source_stream_id: 2,
+        }
+        .encode(&mut whole);
+        for cut in 0..whole.len() {
+            let mut part = BytesMut::from(&whole[..cut]);
+            assert_eq!(decode_frame(&mut part, 1 << 20), Ok(None), "{cut}");
+        }
+        let mut bad = BytesMut::from(&b"PRPC\0\0\0\0\0\0\0\0"[..]);
+        assert!(matches!(
+            decode_frame(&mut bad, 1 << 20),
+            Err(FrameError::BadMagic(_))
+        ));
+        let mut big = BytesMut::from(&b"STRM\xff\xff\xff\xff\0\0\0\0"[..]);
+        assert!(matches!(
+            decode_frame(&mut big, 1 << 20),
+            Err(FrameError::TooBig { .. })
+        ));
+        let mut meta_too_big = BytesMut::from(&b"STRM\0\0\0\x01\0\0\0\x02"[..]);
+        assert!(matches!(
+            decode_frame(&mut meta_too_big, 1 << 20),
+            Err(FrameError::MetaTooBig { .. })
+        ));
+        // A frame type brpc does not have, a CLOSE with data, a DATA without its sender.
+        let bad: [(&[u8], &[u8]); 3] = [
+            (b"\x08\x01\x10\x02\x18\x09", b""),
+            (b"\x08\x01\x10\x02\x18\x02", b"x"),
+            (b"\x08\x01\x18\x03", b""),
+        ];
+        for (meta, data) in bad {
+            let mut frame = BytesMut::from(&b"STRM"[..]);
+            frame.put_u32((meta.len() + data.len()) as u32);
+            frame.put_u32(meta.len() as u32);
+            frame.put_slice(meta);
+            frame.put_slice(data);
+            assert!(
+                matches!(
+                    decode_frame(&mut frame, 1 << 20),
+                    Err(FrameError::BadMeta(_))
+                ),
+                "{meta:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn segments_reassemble_into_the_message() {
+        let message = Bytes::from(vec![7u8; 1000]);
+        let mut messages = Reassembly::default();
+        let mut out = Vec::new();
+        for frame in segments(1, 2, message.clone(), 64) {
+            let StreamFrame::Data {
+                data,
+                has_continuation,
+                ..
+            } = frame
+            else {
+                unreachable!()
+            };
+            assert!(data.len() <= 64);
+            out.extend(messages.push(data, has_continuation));
+        }
+        assert_eq!(out, [message]);
+        assert_eq!(messages.pending_len(), 0);
+        let empty: Vec<_> = segments(1, 2, Bytes::new(), 64).collect();
+        assert_eq!(empty.len(), 1);
+    }
+}
