@@ -4,7 +4,8 @@
 
 use brisk::protocol::baidu_std::{self, StreamSettings};
 use brisk::protocol::streaming_rpc::{
-    decode_frame, segments, FrameError, Reassembly, StreamFrame, DEFAULT_MAX_SEGMENT_SIZE,
+    decode_frame, segments, ConsumedCounter, FrameError, Reassembly, SendWindow, StreamFrame,
+    DEFAULT_MAX_BUF_SIZE, DEFAULT_MAX_SEGMENT_SIZE,
 };
 use bytes::{Bytes, BytesMut};
 
@@ -66,21 +67,33 @@ fn client_data_frames_are_brpcs() {
 
 #[test]
 fn feedback_frames_carry_running_totals() {
-    for (name, consumed_size) in [
+    // The server consumed the client's four messages (26, 10, 26, 10 bytes) and reported its
+    // running total after each.
+    let mut consumed = ConsumedCounter::default();
+    for (name, message_len) in [
         ("s2c_01_strm_feedback", 26),
-        ("s2c_02_strm_feedback", 36),
-        ("s2c_03_strm_feedback", 62),
-        ("s2c_04_strm_feedback", 72),
+        ("s2c_02_strm_feedback", 10),
+        ("s2c_03_strm_feedback", 26),
+        ("s2c_04_strm_feedback", 10),
     ] {
         golden(
             name,
             StreamFrame::Feedback {
                 stream_id: CLIENT,
                 source_stream_id: SERVER,
-                consumed_size,
+                consumed_size: consumed.consume(message_len),
             },
         );
     }
+    assert_eq!(consumed.total(), 72);
+    // The client's window opens by what each total reports.
+    let mut window = SendWindow::new(DEFAULT_MAX_BUF_SIZE);
+    for len in [26, 10, 26, 10] {
+        assert!(window.try_write(len));
+    }
+    assert!(!window.on_feedback(0));
+    assert!(!window.on_feedback(36)); // never full: nothing to wake
+    assert_eq!(window.unconsumed(), 36);
 }
 
 #[test]

@@ -438,6 +438,117 @@ impl Reassembly {
     }
 }
 
+/// brpc's default `StreamOptions.max_buf_size`: how many bytes a sender may have written that
+/// its peer has not yet reported consumed.
+pub const DEFAULT_MAX_BUF_SIZE: u64 = 2 * 1024 * 1024;
+
+/// The sender's side of a stream's flow control, as brpc's `Stream` keeps it: bytes written
+/// against the running total the receiver reports in FEEDBACK frames. A write is refused while
+/// the unconsumed bytes have reached the window, so a sender overshoots it by at most one
+/// message, as brpc's (a message larger than the window still goes out, alone).
+///
+/// ```
+/// use brisk::protocol::streaming_rpc::SendWindow;
+/// let mut window = SendWindow::new(100);
+/// assert!(window.try_write(60));
+/// assert!(window.try_write(60)); // 60 < 100: allowed, now 120 unconsumed
+/// assert!(!window.try_write(1)); // full
+/// assert!(window.on_feedback(30)); // 90 unconsumed: writable again
+/// assert!(window.try_write(1));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendWindow {
+    /// The most unconsumed bytes before writes wait; 0 is no limit (brpc's `max_buf_size <= 0`).
+    window: u64,
+    /// Bytes written so far.
+    produced: u64,
+    /// The receiver's latest consumed total.
+    remote_consumed: u64,
+}
+
+impl SendWindow {
+    /// A window of `window` bytes (0: no limit, and the peer is asked for no feedback).
+    pub fn new(window: u64) -> Self {
+        SendWindow {
+            window,
+            produced: 0,
+            remote_consumed: 0,
+        }
+    }
+
+    /// Whether the peer must report what it consumed (`StreamSettings.need_feedback`).
+    pub fn needs_feedback(&self) -> bool {
+        self.window > 0
+    }
+
+    /// Whether a write would be refused now.
+    pub fn is_full(&self) -> bool {
+        self.window > 0 && self.produced >= self.remote_consumed.saturating_add(self.window)
+    }
+
+    /// Counts a message of `len` bytes as written, unless the window is full (then nothing
+    /// changes and the writer waits for feedback).
+    pub fn try_write(&mut self, len: u64) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        self.produced = self.produced.saturating_add(len);
+        true
+    }
+
+    /// Takes back a write that did not go out (its connection failed), as brpc's
+    /// `RollbackProduced`.
+    pub fn roll_back(&mut self, len: u64) {
+        self.produced = self.produced.saturating_sub(len);
+    }
+
+    /// Records a FEEDBACK total; a stale or repeated total (not above the last) is ignored.
+    /// True when this makes a full window writable again.
+    pub fn on_feedback(&mut self, consumed_size: i64) -> bool {
+        let consumed = u64::try_from(consumed_size).unwrap_or(0);
+        if consumed <= self.remote_consumed {
+            return false;
+        }
+        let was_full = self.is_full();
+        self.remote_consumed = consumed;
+        was_full && !self.is_full()
+    }
+
+    /// Bytes written and not yet reported consumed.
+    pub fn unconsumed(&self) -> u64 {
+        self.produced.saturating_sub(self.remote_consumed)
+    }
+}
+
+/// The receiver's side: the running total of message bytes the user has consumed, which
+/// FEEDBACK frames carry when the sender asked for them.
+///
+/// ```
+/// use brisk::protocol::streaming_rpc::ConsumedCounter;
+/// let mut consumed = ConsumedCounter::default();
+/// assert_eq!(consumed.consume(26), 26);
+/// assert_eq!(consumed.consume(10), 36); // brpc's capture: 26, then 36
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumedCounter {
+    total: i64,
+}
+
+impl ConsumedCounter {
+    /// Counts `len` more bytes consumed; the new total, for the FEEDBACK frame.
+    pub fn consume(&mut self, len: u64) -> i64 {
+        self.total = self
+            .total
+            .saturating_add(i64::try_from(len).unwrap_or(i64::MAX));
+        self.total
+    }
+
+    /// The total so far.
+    pub fn total(&self) -> i64 {
+        self.total
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,5 +655,34 @@ mod tests {
         assert_eq!(messages.pending_len(), 0);
         let empty: Vec<_> = segments(1, 2, Bytes::new(), 64).collect();
         assert_eq!(empty.len(), 1);
+    }
+
+    #[test]
+    fn the_window_holds_a_stalled_consumer_to_one_message_past_it() {
+        let mut window = SendWindow::new(DEFAULT_MAX_BUF_SIZE);
+        assert!(window.needs_feedback());
+        let mut written = 0;
+        while window.try_write(64 * 1024) {
+            written += 64 * 1024;
+        }
+        assert_eq!(written, DEFAULT_MAX_BUF_SIZE);
+        assert!(window.is_full());
+        // A stale total changes nothing; a new one opens the window by what it reports.
+        assert!(!window.on_feedback(0));
+        assert!(window.on_feedback(64 * 1024));
+        assert_eq!(window.unconsumed(), DEFAULT_MAX_BUF_SIZE - 64 * 1024);
+        assert!(!window.on_feedback(64 * 1024));
+        assert!(
+            window.try_write(10 * 1024 * 1024),
+            "one message may overshoot"
+        );
+        assert!(!window.try_write(1));
+        window.roll_back(10 * 1024 * 1024);
+        assert!(window.try_write(1));
+        // No window: never full, no feedback wanted; negative totals are ignored.
+        let mut unlimited = SendWindow::new(0);
+        assert!(!unlimited.needs_feedback());
+        assert!(unlimited.try_write(u64::MAX) && unlimited.try_write(u64::MAX));
+        assert!(!unlimited.on_feedback(-5));
     }
 }
