@@ -39,8 +39,8 @@
 //!   thread can join or cancel.
 //! - **baidu_std** ([`protocol::baidu_std`]) — brpc's protocol, byte-compatible with brpc 1.17,
 //!   with snappy, gzip and zlib payload compression ([`CompressType`]) and raw attachments;
-//!   HTTP/1.1 and HTTP/2 with JSON, protobuf or proto-text bodies (feature `proto-text`), gRPC,
-//!   and brpc's older protocols
+//!   HTTP/1.1 and HTTP/2 with JSON, protobuf or proto-text bodies (feature `proto-text`), gRPC
+//!   (with the health service and server reflection, for `grpcurl`), and brpc's older protocols
 //!   ([`protocol::hulu_pbrpc`], [`protocol::sofa_pbrpc`], [`protocol::nshead`] with
 //!   public_pbrpc and nova_pbrpc; raw nshead bodies through [`NsheadService`]), all on the
 //!   same port.

@@ -961,3 +961,140 @@ mod suite {
         brisk_client(&server.address(), GRPCIO_SERVER_SKIPS).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// gRPC server reflection, from the descriptors generated services carry
+
+mod reflection {
+    use super::*;
+    use brisk::codec::Raw;
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+
+    async fn described_server(reflection: bool) -> brisk::Server {
+        brisk::Server::builder()
+            .add_service(brisk_examples::echo::EchoServiceServer::new(
+                brisk_examples::Echo,
+            ))
+            .add_service(brisk_examples::interop::testing::TestServiceServer::new(
+                brisk_examples::interop::TestServiceImpl,
+            ))
+            .reflection(reflection)
+            .start("127.0.0.1:0")
+            .await
+            .expect("server starts")
+    }
+
+    /// grpcio-reflection's client (v1alpha) lists, loads the descriptors and calls a method
+    /// with message classes made from them alone, as grpcurl does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grpcio_reflection_lists_describes_and_calls() {
+        let server = described_server(true).await;
+        let address = server.local_addr().to_string();
+        let finished = tokio::task::spawn_blocking(move || {
+            stubs();
+            run_with_limit(
+                python("reflection_client.py").args(["--target", &address]),
+                PROCESS_GUARD,
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("reflection_client.py: {e}"));
+        assert!(finished.status.success(), "{}", finished.report());
+        let out = &finished.stdout;
+        for line in [
+            "services: example.EchoService,grpc.testing.TestService",
+            "service example.EchoService file=echo.proto methods=Echo",
+            "service grpc.testing.TestService file=grpc_testing.proto methods=EmptyCall,UnaryCall,",
+            "unknown symbol: not found",
+            "echo: through reflection",
+        ] {
+            assert!(out.contains(line), "no `{line}` in: {}", finished.report());
+        }
+        server.shutdown().await;
+    }
+
+    /// One v1 reflection stream, with Brisk's own client: each request answered in turn, a
+    /// file sent once per stream, NOT_FOUND for what is not there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn v1_answers_each_request_of_a_stream() {
+        const INFO: MethodDescriptor = MethodDescriptor::new(
+            "grpc.reflection.v1.ServerReflection",
+            "ServerReflectionInfo",
+        );
+        let server = described_server(true).await;
+        let channel = Channel::builder()
+            .protocol(Protocol::GRPC)
+            .timeout(CALL_TIMEOUT)
+            .connect(&server.local_addr().to_string())
+            .await
+            .unwrap();
+        let symbol = |name: &str| {
+            let mut request = vec![0x22, name.len() as u8];
+            request.extend_from_slice(name.as_bytes());
+            Bytes::from(request)
+        };
+        let requests = vec![
+            Bytes::from_static(b"\x3a\x00"), // list_services
+            symbol("grpc.testing.TestService.UnaryCall"),
+            symbol("grpc.testing.SimpleRequest"), // same file: already sent
+            symbol("no.such.Thing"),
+        ];
+        let mut responses = channel
+            .streaming::<Raw, Bytes, Bytes, _>(
+                &INFO,
+                &mut Controller::new(),
+                futures_util::stream::iter(requests),
+            )
+            .await
+            .unwrap();
+        let mut answers = Vec::new();
+        while let Some(response) = responses.message().await.unwrap() {
+            answers.push(response);
+        }
+        assert_eq!(answers.len(), 4);
+        let has = |answer: &Bytes, needle: &[u8]| answer.windows(needle.len()).any(|w| w == needle);
+        // list_services_response (field 6), both services named.
+        assert!(has(&answers[0], b"example.EchoService"));
+        assert!(has(&answers[0], b"grpc.testing.TestService"));
+        // file_descriptor_response (field 4) carrying grpc_testing.proto.
+        assert!(has(&answers[1], b"grpc_testing.proto"));
+        // The same file again: an empty file_descriptor_response, not the file twice.
+        assert!(!has(&answers[2], b"\x0a\x12grpc_testing.proto"));
+        // error_response (field 7) { error_code: 5 (NOT_FOUND) }.
+        assert!(has(&answers[3], b"\x08\x05"), "{:02x?}", answers[3]);
+        assert!(has(&answers[3], b"symbol not found: no.such.Thing"));
+        drop(responses.next().await);
+        server.shutdown().await;
+    }
+
+    /// `ServerBuilder::reflection(false)`: UNIMPLEMENTED, as a server without it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reflection_can_be_turned_off() {
+        const INFO: MethodDescriptor = MethodDescriptor::new(
+            "grpc.reflection.v1alpha.ServerReflection",
+            "ServerReflectionInfo",
+        );
+        let server = described_server(false).await;
+        let channel = Channel::builder()
+            .protocol(Protocol::GRPC)
+            .timeout(CALL_TIMEOUT)
+            .connect(&server.local_addr().to_string())
+            .await
+            .unwrap();
+        let result = async {
+            let mut responses = channel
+                .streaming::<Raw, Bytes, Bytes, _>(
+                    &INFO,
+                    &mut Controller::new(),
+                    futures_util::stream::iter([Bytes::from_static(b"\x3a\x00")]),
+                )
+                .await?;
+            responses.message().await
+        }
+        .await;
+        assert_eq!(result.unwrap_err().grpc_code(), 12);
+        server.shutdown().await;
+    }
+}

@@ -42,6 +42,18 @@ pub(super) async fn handle(
         if health {
             return super::health::serve(request, shared).await;
         }
+        #[cfg(feature = "json")]
+        if let Some((service, method)) = super::grpc::split_path(request.uri().path()) {
+            if shared.options.reflection
+                && super::reflection::SERVICES.contains(&service)
+                && !shared.registry.has_service(service)
+            {
+                if method != "ServerReflectionInfo" {
+                    return super::reflection::unknown_method(method);
+                }
+                return super::reflection::serve(request, shared).await;
+            }
+        }
         return super::grpc::serve(request, peer, shared).await;
     }
     let json_errors = wants_json(request.headers());

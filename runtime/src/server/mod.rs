@@ -21,6 +21,8 @@ mod http1;
 mod nshead;
 mod options;
 mod protocol;
+#[cfg(feature = "json")]
+mod reflection;
 mod registry;
 mod service;
 mod state;
@@ -100,6 +102,13 @@ impl ServerBuilder {
     /// brpc does by default.
     pub fn strict_json(mut self, strict: bool) -> Self {
         self.options.strict_json = strict;
+        self
+    }
+
+    /// Answers gRPC server reflection or not (default: it does): see
+    /// [`ServerOptions::reflection`].
+    pub fn reflection(mut self, enabled: bool) -> Self {
+        self.options.reflection = enabled;
         self
     }
 

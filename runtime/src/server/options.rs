@@ -22,6 +22,10 @@ pub struct ServerOptions {
     /// Refuses HTTP JSON bodies with fields the method's message does not have (400 EREQUEST
     /// naming the field) instead of skipping them as brpc does (default false).
     pub strict_json: bool,
+    /// Answers gRPC server reflection (`grpc.reflection.v1` and `v1alpha`) from the hosted
+    /// services' descriptors, so `grpcurl list` and `describe` work (default true, as brpc shows
+    /// its services' `.proto` definitions on its builtin pages; needs the `json` feature).
+    pub reflection: bool,
     /// Verifies clients' credentials (default none): see [`crate::auth`].
     pub authenticator: Option<Arc<dyn crate::Authenticator>>,
     /// TLS on the port (default none: TLS handshakes are closed): see
@@ -40,6 +44,7 @@ impl Default for ServerOptions {
             stream_stop_grace: DEFAULT_STREAM_STOP_GRACE,
             max_concurrent_streams: None,
             strict_json: false,
+            reflection: true,
             authenticator: None,
             #[cfg(feature = "tls")]
             tls: None,

@@ -184,6 +184,12 @@ impl Registry {
         self.by_name.contains_key(name)
     }
 
+    /// The services, in the order they were added.
+    #[cfg(feature = "json")]
+    pub(crate) fn services(&self) -> impl Iterator<Item = &Arc<dyn Service>> + '_ {
+        self.entries.iter().map(|e| &e.service)
+    }
+
     /// Full names of the services, in the order they were added.
     pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.entries.iter().map(|e| e.service.full_name())
