@@ -4,8 +4,8 @@
 
 use brisk::protocol::baidu_std::{self, StreamSettings};
 use brisk::protocol::streaming_rpc::{
-    decode_frame, segments, ConsumedCounter, FrameError, Reassembly, SendWindow, StreamFrame,
-    DEFAULT_MAX_BUF_SIZE, DEFAULT_MAX_SEGMENT_SIZE,
+    decode_frame, segments, ConsumedCounter, Decoded, FrameError, Reassembly, SendWindow,
+    StreamFrame, DEFAULT_MAX_BUF_SIZE, DEFAULT_MAX_SEGMENT_SIZE,
 };
 use bytes::{Bytes, BytesMut};
 
@@ -23,11 +23,14 @@ fn sample(name: &str) -> Vec<u8> {
 /// Decodes one captured frame, checking it is exactly one frame.
 fn decode(name: &str) -> StreamFrame {
     let mut buf = BytesMut::from(&sample(name)[..]);
-    let frame = decode_frame(&mut buf, 1 << 20)
+    let decoded = decode_frame(&mut buf, 1 << 20)
         .unwrap_or_else(|e| panic!("{name}: {e}"))
         .unwrap_or_else(|| panic!("{name}: incomplete"));
     assert!(buf.is_empty(), "{name}: bytes after the frame");
-    frame
+    match decoded {
+        Decoded::Frame(frame) => frame,
+        Decoded::Malformed(bad) => panic!("{name}: {bad:?}"),
+    }
 }
 
 /// Checks that `frame` decodes from, and encodes to, sample `name`.
@@ -97,7 +100,7 @@ fn feedback_frames_carry_running_totals() {
 }
 
 #[test]
-fn close_is_answered_by_close() {
+fn close_frames_are_brpcs() {
     golden(
         "c2s_05_strm_close",
         StreamFrame::Close {
@@ -120,6 +123,20 @@ fn a_frame_for_an_unknown_stream_gets_brpcs_rst() {
     assert_eq!(request, data(999, 5, false, b"x"));
     let reply = request.reset_reply().expect("DATA is answered");
     golden("err_resp_unknown_stream", reply);
+    // A CLOSE for a stream already gone is answered likewise: the README's RST from the
+    // capture's first run, `5354524d 00000004 00000004 0800 1801`.
+    let close = StreamFrame::Close {
+        stream_id: 0,
+        source_stream_id: 0,
+    };
+    let mut rst = BytesMut::new();
+    close
+        .reset_reply()
+        .expect("CLOSE is answered")
+        .encode(&mut rst);
+    assert_eq!(&rst[..], b"STRM\0\0\0\x04\0\0\0\x04\x08\x00\x18\x01");
+    // FEEDBACK is not: the stream may have closed with feedback in flight.
+    assert_eq!(decode("s2c_01_strm_feedback").reset_reply(), None);
 }
 
 #[test]
@@ -194,7 +211,7 @@ fn a_message_over_the_segment_size_is_split_as_brpc_splits_it() {
         "seg_c2s_03_strm_data",
     ];
     assert_eq!(frames.len(), names.len());
-    let mut messages = Reassembly::default();
+    let mut messages = Reassembly::new(1 << 20);
     let mut delivered = Vec::new();
     for (frame, name) in frames.into_iter().zip(names) {
         golden(name, frame.clone());
@@ -204,7 +221,7 @@ fn a_message_over_the_segment_size_is_split_as_brpc_splits_it() {
             ..
         } = frame
         {
-            delivered.extend(messages.push(data, has_continuation));
+            delivered.extend(messages.push(data, has_continuation).unwrap());
         }
     }
     assert_eq!(
@@ -253,9 +270,10 @@ fn whole_captured_streams_cut_into_their_frames() {
                     .unwrap()
                     .expect("whole");
             } else {
-                decode_frame(&mut buf, 1 << 20)
+                let decoded = decode_frame(&mut buf, 1 << 20)
                     .unwrap_or_else(|e| panic!("{name}: {e}"))
                     .expect("whole");
+                assert!(matches!(decoded, Decoded::Frame(_)), "{name}: {decoded:?}");
                 strm += 1;
             }
         }

@@ -1038,7 +1038,8 @@ mod reflection {
         let requests = vec![
             Bytes::from_static(b"\x3a\x00"), // list_services
             symbol("grpc.testing.TestService.UnaryCall"),
-            symbol("grpc.testing.SimpleRequest"), // same file: already sent
+            symbol("grpc.testing.SimpleRequest"), // the same file again
+            symbol("grpc.testing.COMPRESSABLE"),  // an enum value, named beside its enum
             symbol("no.such.Thing"),
         ];
         let mut responses = channel
@@ -1053,19 +1054,86 @@ mod reflection {
         while let Some(response) = responses.message().await.unwrap() {
             answers.push(response);
         }
-        assert_eq!(answers.len(), 4);
+        assert_eq!(answers.len(), 5);
         let has = |answer: &Bytes, needle: &[u8]| answer.windows(needle.len()).any(|w| w == needle);
         // list_services_response (field 6), both services named.
         assert!(has(&answers[0], b"example.EchoService"));
         assert!(has(&answers[0], b"grpc.testing.TestService"));
-        // file_descriptor_response (field 4) carrying grpc_testing.proto.
-        assert!(has(&answers[1], b"grpc_testing.proto"));
-        // The same file again: an empty file_descriptor_response, not the file twice.
-        assert!(!has(&answers[2], b"\x0a\x12grpc_testing.proto"));
+        // file_descriptor_response (field 4) carrying the file, whose name is its field 1
+        // (`0a 12` + 18 bytes); asked again on the stream, it is sent again (only imports go
+        // once), as grpc-go's server does.
+        let file = b"\x0a\x12grpc_testing.proto";
+        for answer in &answers[1..4] {
+            assert!(has(answer, b"\x22"), "{answer:02x?}");
+            assert!(has(answer, file), "{answer:02x?}");
+        }
         // error_response (field 7) { error_code: 5 (NOT_FOUND) }.
-        assert!(has(&answers[3], b"\x08\x05"), "{:02x?}", answers[3]);
-        assert!(has(&answers[3], b"symbol not found: no.such.Thing"));
+        assert!(has(&answers[4], b"\x3a"), "{:02x?}", answers[4]);
+        assert!(has(&answers[4], b"\x08\x05"), "{:02x?}", answers[4]);
+        assert!(has(&answers[4], b"symbol not found: no.such.Thing"));
         drop(responses.next().await);
+        server.shutdown().await;
+    }
+
+    /// Reflection asks for the same credential as the server's methods.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reflection_needs_the_servers_credential() {
+        #[derive(Debug)]
+        struct Secret;
+        impl brisk::Authenticator for Secret {
+            fn generate_credential(&self) -> Result<String, brisk::Status> {
+                Ok("secret".into())
+            }
+            fn verify_credential(
+                &self,
+                credential: &str,
+                _: SocketAddr,
+            ) -> Result<brisk::AuthContext, brisk::Status> {
+                if credential == "secret" {
+                    Ok(brisk::AuthContext::default())
+                } else {
+                    Err(brisk::Status::new(errno::ERPCAUTH, "wrong secret"))
+                }
+            }
+        }
+        const INFO: MethodDescriptor = MethodDescriptor::new(
+            "grpc.reflection.v1.ServerReflection",
+            "ServerReflectionInfo",
+        );
+        let server = brisk::Server::builder()
+            .add_service(brisk_examples::echo::EchoServiceServer::new(
+                brisk_examples::Echo,
+            ))
+            .authenticator(Arc::new(Secret))
+            .start("127.0.0.1:0")
+            .await
+            .unwrap();
+        let address = server.local_addr().to_string();
+        let list = |channel: Channel| async move {
+            let mut responses = channel
+                .streaming::<Raw, Bytes, Bytes, _>(
+                    &INFO,
+                    &mut Controller::new(),
+                    futures_util::stream::iter([Bytes::from_static(b"\x3a\x00")]),
+                )
+                .await?;
+            responses.message().await
+        };
+        let anonymous = Channel::builder()
+            .protocol(Protocol::GRPC)
+            .connect(&address)
+            .await
+            .unwrap();
+        let err = list(anonymous).await.unwrap_err();
+        assert_eq!(err.code(), errno::ERPCAUTH, "{err}");
+        let trusted = Channel::builder()
+            .protocol(Protocol::GRPC)
+            .authenticator(Arc::new(Secret))
+            .connect(&address)
+            .await
+            .unwrap();
+        let listed = list(trusted).await.unwrap().expect("a response");
+        assert!(listed.windows(19).any(|w| w == b"example.EchoService"));
         server.shutdown().await;
     }
 

@@ -17,7 +17,7 @@
 //! ([`StreamFrame::reset_reply`]).
 //!
 //! ```
-//! use brisk::protocol::streaming_rpc::{decode_frame, StreamFrame};
+//! use brisk::protocol::streaming_rpc::{decode_frame, Decoded, StreamFrame};
 //! use bytes::{Bytes, BytesMut};
 //!
 //! let frame = StreamFrame::Data {
@@ -29,7 +29,7 @@
 //! let mut buf = BytesMut::new();
 //! frame.encode(&mut buf);
 //! assert_eq!(&buf[..4], b"STRM");
-//! assert_eq!(decode_frame(&mut buf, 1 << 20).unwrap(), Some(frame));
+//! assert_eq!(decode_frame(&mut buf, 1 << 20).unwrap(), Some(Decoded::Frame(frame)));
 //! ```
 
 use std::fmt;
@@ -49,9 +49,12 @@ pub const HEADER_LEN: usize = 12;
 /// several DATA frames.
 pub const DEFAULT_MAX_SEGMENT_SIZE: usize = 512 * 1024 * 1024;
 
+/// The most data one frame can carry: its `u32` body size holds the meta too.
+pub const MAX_DATA_LEN: usize = u32::MAX as usize - 256;
+
 /// The meta of a `STRM` frame (brpc's `streaming_rpc_meta.proto`, proto2: `Option` fields are
 /// written when `Some`, which keeps frames byte-identical to brpc's).
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct StreamFrameMeta {
     /// The receiver's stream id (the id the peer announced).
     #[prost(int64, required, tag = "1")]
@@ -71,7 +74,7 @@ pub struct StreamFrameMeta {
 }
 
 /// The flow-control report of a FEEDBACK frame.
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Feedback {
     /// The bytes of messages the receiver has consumed since the stream opened (a running
     /// total, not an increment).
@@ -83,6 +86,8 @@ pub struct Feedback {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum FrameType {
+    /// No type (brpc's `FRAME_TYPE_UNKNOWN`): what prost reads for an absent or unknown one.
+    Unknown = 0,
     /// The receiver has no such stream (or gave up on it).
     Rst = 1,
     /// The sender closed its stream.
@@ -143,7 +148,9 @@ impl StreamFrame {
     }
 
     /// brpc's answer to this frame when its receiver has no stream `stream_id`: RST to the
-    /// sender's stream, unless the frame is FEEDBACK or an RST itself (which are dropped).
+    /// sender's stream, unless the frame is FEEDBACK (the stream may have closed with
+    /// feedback in flight). An RST is never answered (brpc answers one that names its sender,
+    /// which lets two peers trade RSTs; Brisk's [`StreamFrame::Rst`] names none).
     ///
     /// ```
     /// use brisk::protocol::streaming_rpc::StreamFrame;
@@ -212,6 +219,11 @@ impl StreamFrame {
 
     /// Appends the frame's header and meta: all of it but a DATA frame's data, which the
     /// caller writes after (without copying it into `dst`).
+    ///
+    /// # Panics
+    ///
+    /// If the data is over [`MAX_DATA_LEN`] bytes: the header cannot say its size ([`segments`]
+    /// never makes such frames).
     pub fn encode_head(&self, dst: &mut BytesMut) {
         let meta = self.meta();
         let meta_len = meta.encoded_len();
@@ -230,7 +242,7 @@ impl StreamFrame {
     }
 }
 
-/// Why bytes are not a valid `STRM` frame. The connection carrying them must close.
+/// Why bytes are not a valid `STRM` frame (see [`decode_frame`] for which end the connection).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FrameError {
@@ -250,7 +262,7 @@ pub enum FrameError {
         /// The declared body size.
         body_size: usize,
     },
-    /// The meta is not a valid `StreamFrameMeta`, or its frame type is unknown or missing.
+    /// The meta is not a valid `StreamFrameMeta`.
     BadMeta(String),
 }
 
@@ -279,12 +291,50 @@ impl fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
-/// Cuts the next `STRM` frame off the front of `buf`: `Ok(None)` until it has all arrived,
-/// `Err` when the bytes are not a valid frame (the connection must close).
+/// What [`decode_frame`] cut off the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// A valid frame.
+    Frame(StreamFrame),
+    /// A frame that is not valid, dropped as brpc drops it (the connection goes on).
+    Malformed(MalformedFrame),
+}
+
+/// A frame cut whole off the connection whose meta is not valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MalformedFrame {
+    /// What is wrong with it.
+    pub reason: String,
+    /// Its meta, when that decoded.
+    pub meta: Option<StreamFrameMeta>,
+}
+
+impl MalformedFrame {
+    /// brpc's answer when the frame's stream is unknown: RST to the sender it names, unless it
+    /// is FEEDBACK or RST (see [`StreamFrame::reset_reply`]).
+    pub fn reset_reply(&self) -> Option<StreamFrame> {
+        let meta = self.meta.as_ref()?;
+        let kind = meta.frame_type.and_then(|t| FrameType::try_from(t).ok());
+        if matches!(kind, Some(FrameType::Feedback | FrameType::Rst)) {
+            return None;
+        }
+        meta.source_stream_id
+            .map(|stream_id| StreamFrame::Rst { stream_id })
+    }
+}
+
+/// Cuts the next `STRM` frame off the front of `buf`: `Ok(None)` until it has all arrived.
+///
+/// A frame whose meta does not decode or does not make sense (a `meta_size` over its body, an
+/// unknown frame type, a DATA or CLOSE without its sender, data on a frame that carries none)
+/// is cut off and returned as [`Decoded::Malformed`], as brpc drops such a frame and goes on.
+/// `Err` is for bytes that are not `STRM` at all ([`FrameError::BadMagic`]: the connection's
+/// other protocol, baidu_std, may take them, as brpc tries each protocol) and for a body over
+/// `max_body_size` (the connection must close).
 pub fn decode_frame(
     buf: &mut BytesMut,
     max_body_size: usize,
-) -> Result<Option<StreamFrame>, FrameError> {
+) -> Result<Option<Decoded>, FrameError> {
     let prefix = buf.len().min(MAGIC.len());
     if buf[..prefix] != MAGIC[..prefix] {
         let mut seen = [0u8; 4];
@@ -302,37 +352,53 @@ pub fn decode_frame(
             max_body_size,
         });
     }
-    if meta_size > body_size {
-        return Err(FrameError::MetaTooBig {
-            meta_size,
+    let Some(frame_len) = HEADER_LEN.checked_add(body_size) else {
+        return Err(FrameError::TooBig {
             body_size,
+            max_body_size,
         });
-    }
-    let Some(mut frame) = cut_frame(buf, HEADER_LEN + body_size) else {
+    };
+    let Some(mut frame) = cut_frame(buf, frame_len) else {
         return Ok(None);
     };
     frame.advance(HEADER_LEN);
-    let meta = StreamFrameMeta::decode(frame.split_to(meta_size))
-        .map_err(|e| FrameError::BadMeta(e.to_string()))?;
-    frame_of(meta, frame).map(Some)
+    let malformed = |reason: String, meta: Option<StreamFrameMeta>| {
+        Ok(Some(Decoded::Malformed(MalformedFrame { reason, meta })))
+    };
+    if meta_size > body_size {
+        return malformed(
+            FrameError::MetaTooBig {
+                meta_size,
+                body_size,
+            }
+            .to_string(),
+            None,
+        );
+    }
+    let meta = match StreamFrameMeta::decode(frame.split_to(meta_size)) {
+        Ok(meta) => meta,
+        Err(e) => return malformed(FrameError::BadMeta(e.to_string()).to_string(), None),
+    };
+    match frame_of(&meta, frame) {
+        Ok(frame) => Ok(Some(Decoded::Frame(frame))),
+        Err(reason) => malformed(reason, Some(meta)),
+    }
 }
 
-/// The typed frame of a decoded meta and the data after it.
-fn frame_of(meta: StreamFrameMeta, data: Bytes) -> Result<StreamFrame, FrameError> {
+/// The typed frame of a decoded meta and the data after it, or what is wrong with them.
+fn frame_of(meta: &StreamFrameMeta, data: Bytes) -> Result<StreamFrame, String> {
     let stream_id = meta.stream_id;
     let source = || {
         meta.source_stream_id
-            .ok_or_else(|| FrameError::BadMeta("no source_stream_id".into()))
+            .ok_or_else(|| "no source_stream_id".to_owned())
     };
     let kind = meta
         .frame_type
         .and_then(|t| FrameType::try_from(t).ok())
-        .ok_or_else(|| FrameError::BadMeta(format!("unknown frame_type {:?}", meta.frame_type)))?;
+        .filter(|kind| *kind != FrameType::Unknown)
+        .ok_or_else(|| format!("unknown frame_type {:?}", meta.frame_type))?;
     if kind != FrameType::Data && !data.is_empty() {
-        return Err(FrameError::BadMeta(format!(
-            "{} bytes of data on a {kind:?} frame",
-            data.len()
-        )));
+        return Err(format!("{} bytes of data on a {kind:?} frame", data.len()));
     }
     Ok(match kind {
         FrameType::Data => StreamFrame::Data {
@@ -341,26 +407,29 @@ fn frame_of(meta: StreamFrameMeta, data: Bytes) -> Result<StreamFrame, FrameErro
             has_continuation: meta.has_continuation.unwrap_or(false),
             data,
         },
+        // A total that is absent counts as 0, which moves no window (as brpc's).
         FrameType::Feedback => StreamFrame::Feedback {
             stream_id,
-            source_stream_id: source()?,
+            source_stream_id: meta.source_stream_id.unwrap_or(0),
             consumed_size: meta
                 .feedback
+                .as_ref()
                 .and_then(|f| f.consumed_size)
-                .ok_or_else(|| FrameError::BadMeta("FEEDBACK without consumed_size".into()))?,
+                .unwrap_or(0),
         },
         FrameType::Close => StreamFrame::Close {
             stream_id,
             source_stream_id: source()?,
         },
         FrameType::Rst => StreamFrame::Rst { stream_id },
+        FrameType::Unknown => unreachable!("filtered above"),
     })
 }
 
 /// The DATA frames of one message from stream `source_stream_id` to `stream_id`: one frame,
 /// or (for a message over `max_segment_size` bytes) consecutive segments of at most that size,
-/// all but the last with `has_continuation`, as brpc's `StreamWrite` splits them. An empty
-/// message is one empty frame.
+/// all but the last with `has_continuation`, as brpc's `StreamWrite` splits them (a segment
+/// size over [`MAX_DATA_LEN`] counts as that). An empty message is one empty frame.
 ///
 /// ```
 /// use brisk::protocol::streaming_rpc::{segments, StreamFrame};
@@ -375,7 +444,7 @@ pub fn segments(
     message: Bytes,
     max_segment_size: usize,
 ) -> impl Iterator<Item = StreamFrame> {
-    let max_segment_size = max_segment_size.max(1);
+    let max_segment_size = max_segment_size.clamp(1, MAX_DATA_LEN);
     let mut rest = Some(message);
     std::iter::from_fn(move || {
         let mut message = rest.take()?;
@@ -396,26 +465,51 @@ pub fn segments(
 }
 
 /// Reassembles messages from DATA frames: the data of consecutive frames up to one without
-/// `has_continuation` is one message.
-#[derive(Debug, Default)]
+/// `has_continuation` is one message, of at most the limit given (brpc sets none, so a peer
+/// that never ends a message could fill its memory).
+#[derive(Debug)]
 pub struct Reassembly {
     /// The segments of the message so far, when it has more than one.
     pending: Option<BytesMut>,
+    /// The largest message accepted.
+    max_message_size: usize,
 }
 
 impl Reassembly {
+    /// Reassembles messages of at most `max_message_size` bytes.
+    pub fn new(max_message_size: usize) -> Self {
+        Reassembly {
+            pending: None,
+            max_message_size,
+        }
+    }
+
     /// Adds a DATA frame's `data`; the whole message when this frame ends it. A message of
-    /// one frame is handed back without copying.
+    /// one frame is handed back without copying. A message growing past the limit is an error
+    /// (and is dropped).
     ///
     /// ```
     /// use brisk::protocol::streaming_rpc::Reassembly;
     /// use bytes::Bytes;
-    /// let mut messages = Reassembly::default();
-    /// assert_eq!(messages.push(Bytes::from_static(b"abc"), true), None);
-    /// assert_eq!(messages.push(Bytes::from_static(b"def"), false).as_deref(), Some(&b"abcdef"[..]));
+    /// let mut messages = Reassembly::new(1024);
+    /// assert_eq!(messages.push(Bytes::from_static(b"abc"), true), Ok(None));
+    /// let whole = messages.push(Bytes::from_static(b"def"), false).unwrap();
+    /// assert_eq!(whole.as_deref(), Some(&b"abcdef"[..]));
     /// ```
-    pub fn push(&mut self, data: Bytes, has_continuation: bool) -> Option<Bytes> {
-        match (self.pending.as_mut(), has_continuation) {
+    pub fn push(
+        &mut self,
+        data: Bytes,
+        has_continuation: bool,
+    ) -> Result<Option<Bytes>, FrameError> {
+        let size = self.pending_len().saturating_add(data.len());
+        if size > self.max_message_size {
+            self.pending = None;
+            return Err(FrameError::TooBig {
+                body_size: size,
+                max_body_size: self.max_message_size,
+            });
+        }
+        Ok(match (self.pending.as_mut(), has_continuation) {
             (None, false) => Some(data),
             (None, true) => {
                 self.pending = Some(BytesMut::from(&data[..]));
@@ -429,7 +523,7 @@ impl Reassembly {
                 pending.extend_from_slice(&data);
                 self.pending.take().map(BytesMut::freeze)
             }
-        }
+        })
     }
 
     /// The bytes of the unfinished message held so far.
@@ -558,7 +652,10 @@ mod tests {
         frame.encode(&mut buf);
         let decoded = decode_frame(&mut buf, 1 << 20).unwrap().unwrap();
         assert!(buf.is_empty());
-        decoded
+        match decoded {
+            Decoded::Frame(frame) => frame,
+            Decoded::Malformed(bad) => panic!("{bad:?}"),
+        }
     }
 
     #[test]
@@ -586,7 +683,7 @@ mod tests {
     }
 
     #[test]
-    fn partial_frames_wait_and_bad_ones_are_errors() {
+    fn partial_frames_wait_foreign_and_huge_ones_are_errors() {
         let mut whole = BytesMut::new();
         StreamFrame::Close {
             stream_id: 1,
@@ -607,37 +704,61 @@ mod tests {
             decode_frame(&mut big, 1 << 20),
             Err(FrameError::TooBig { .. })
         ));
-        let mut meta_too_big = BytesMut::from(&b"STRM\0\0\0\x01\0\0\0\x02"[..]);
-        assert!(matches!(
-            decode_frame(&mut meta_too_big, 1 << 20),
-            Err(FrameError::MetaTooBig { .. })
-        ));
-        // A frame type brpc does not have, a CLOSE with data, a DATA without its sender.
-        let bad: [(&[u8], &[u8]); 3] = [
-            (b"\x08\x01\x10\x02\x18\x09", b""),
+    }
+
+    /// A frame with `meta` and `data`.
+    fn raw_frame(meta: &[u8], data: &[u8]) -> BytesMut {
+        let mut frame = BytesMut::from(&b"STRM"[..]);
+        frame.put_u32((meta.len() + data.len()) as u32);
+        frame.put_u32(meta.len() as u32);
+        frame.put_slice(meta);
+        frame.put_slice(data);
+        frame
+    }
+
+    #[test]
+    fn malformed_frames_are_cut_off_and_reported_with_brpcs_reply() {
+        let malformed = |mut buf: BytesMut| match decode_frame(&mut buf, 1 << 20) {
+            Ok(Some(Decoded::Malformed(bad))) => {
+                assert!(buf.is_empty(), "the whole frame is cut off");
+                bad
+            }
+            other => panic!("{other:?}"),
+        };
+        // meta_size over body_size, and a meta that does not decode: nobody to answer.
+        let mut over = BytesMut::from(&b"STRM\0\0\0\x01\0\0\0\x02"[..]);
+        over.put_u8(0);
+        assert_eq!(malformed(over).reset_reply(), None);
+        assert_eq!(malformed(raw_frame(b"\xff", b"")).reset_reply(), None);
+        // A frame type brpc does not have, and a CLOSE with data: RST to the sender.
+        for (meta, data) in [
+            (&b"\x08\x01\x10\x02\x18\x09"[..], &b""[..]),
             (b"\x08\x01\x10\x02\x18\x02", b"x"),
-            (b"\x08\x01\x18\x03", b""),
-        ];
-        for (meta, data) in bad {
-            let mut frame = BytesMut::from(&b"STRM"[..]);
-            frame.put_u32((meta.len() + data.len()) as u32);
-            frame.put_u32(meta.len() as u32);
-            frame.put_slice(meta);
-            frame.put_slice(data);
-            assert!(
-                matches!(
-                    decode_frame(&mut frame, 1 << 20),
-                    Err(FrameError::BadMeta(_))
-                ),
-                "{meta:02x?}"
-            );
+        ] {
+            let bad = malformed(raw_frame(meta, data));
+            assert_eq!(bad.reset_reply(), Some(StreamFrame::Rst { stream_id: 2 }));
         }
+        // A DATA without its sender: nobody to answer.
+        assert_eq!(
+            malformed(raw_frame(b"\x08\x01\x18\x03", b"")).reset_reply(),
+            None
+        );
+        // A FEEDBACK without its total counts as 0, as brpc reads it.
+        let mut feedback = raw_frame(b"\x08\x01\x10\x02\x18\x04", b"");
+        assert_eq!(
+            decode_frame(&mut feedback, 1 << 20),
+            Ok(Some(Decoded::Frame(StreamFrame::Feedback {
+                stream_id: 1,
+                source_stream_id: 2,
+                consumed_size: 0
+            })))
+        );
     }
 
     #[test]
     fn segments_reassemble_into_the_message() {
         let message = Bytes::from(vec![7u8; 1000]);
-        let mut messages = Reassembly::default();
+        let mut messages = Reassembly::new(1000);
         let mut out = Vec::new();
         for frame in segments(1, 2, message.clone(), 64) {
             let StreamFrame::Data {
@@ -649,10 +770,15 @@ mod tests {
                 unreachable!()
             };
             assert!(data.len() <= 64);
-            out.extend(messages.push(data, has_continuation));
+            out.extend(messages.push(data, has_continuation).unwrap());
         }
         assert_eq!(out, [message]);
         assert_eq!(messages.pending_len(), 0);
+        // A message that grows past the limit is refused, and what was held is let go.
+        let mut small = Reassembly::new(5);
+        assert_eq!(small.push(Bytes::from_static(b"abc"), true), Ok(None));
+        assert!(small.push(Bytes::from_static(b"def"), true).is_err());
+        assert_eq!(small.pending_len(), 0);
         let empty: Vec<_> = segments(1, 2, Bytes::new(), 64).collect();
         assert_eq!(empty.len(), 1);
     }

@@ -182,7 +182,7 @@ impl Call {
 }
 
 /// Verifies the `authorization` header when the server has an authenticator.
-fn authenticate(
+pub(super) fn authenticate(
     headers: &HeaderMap,
     shared: &Shared,
     remote: SocketAddr,

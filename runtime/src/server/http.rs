@@ -49,9 +49,9 @@ pub(super) async fn handle(
                 && !shared.registry.has_service(service)
             {
                 if method != "ServerReflectionInfo" {
-                    return super::reflection::unknown_method(method);
+                    return super::reflection::unknown_method(service, method);
                 }
-                return super::reflection::serve(request, shared).await;
+                return super::reflection::serve(request, peer, shared).await;
             }
         }
         return super::grpc::serve(request, peer, shared).await;

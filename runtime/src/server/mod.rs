@@ -178,6 +178,8 @@ impl ServerBuilder {
             connections: AtomicUsize::new(0),
             connections_gone: Notify::new(),
             cancelled: AtomicU64::new(0),
+            #[cfg(feature = "json")]
+            reflection: std::sync::OnceLock::new(),
         });
         let protocols: Arc<[Arc<dyn ServerProtocol>]> = protocols().into();
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), protocols));

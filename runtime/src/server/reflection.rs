@@ -3,12 +3,15 @@
 //! sets generated services carry ([`MessageSchema::Protobuf`](super::MessageSchema)), so
 //! `grpcurl list`/`describe` and other reflection clients work against a Brisk server.
 //!
-//! `list_services` names the hosted services that have descriptors; `file_by_filename` and
-//! `file_containing_symbol` (a service, method, message, enum, field or extension name) answer
-//! the file with its imports, each file once per stream, as grpc-go's server does;
+//! `list_services` names the hosted services that have descriptors (grpc-go's also lists the
+//! reflection and health services, whose descriptors Brisk does not carry);
+//! `file_by_filename` and `file_containing_symbol` (a service, method, message, enum, enum
+//! value, field or extension name) answer the file and its imports, each import once per
+//! stream, as grpc-go's server does;
 //! `file_containing_extension` and `all_extension_numbers_of_type` answer from the extensions
 //! the files declare. What is not found is an `error_response` with gRPC's NOT_FOUND (5).
-//! Served unless `ServerOptions::reflection` is off, or a service of the same name is hosted.
+//! Served unless `ServerOptions::reflection` is off, or a service of the same name is hosted;
+//! a server with an authenticator asks reflection calls for the same credential as others.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use prost_reflect::{DescriptorPool, FileDescriptor};
 
 use super::body::{RequestBody, ResponseBody};
 use super::grpc::{failure_response, GrpcError, ResponseFrames, StreamGuard};
-use super::state::Shared;
+use super::state::{Peer, Phase, Shared};
 use super::MessageSchema;
 use crate::compress::CompressType;
 use crate::transport::grpc_body::{BodyMessages, Reader};
@@ -139,7 +142,8 @@ struct ErrorResponse {
 }
 
 /// What reflection knows: the hosted services' descriptors, in one pool.
-struct Index {
+#[derive(Debug)]
+pub(crate) struct Index {
     pool: DescriptorPool,
     /// The hosted services the pool describes, sorted.
     services: Vec<String>,
@@ -190,19 +194,29 @@ impl Index {
         if let Some(extension) = pool.get_extension_by_name(symbol) {
             return Some(extension.parent_file());
         }
-        // A method, field or enum value: its parent's file.
-        let (parent, _) = symbol.rsplit_once('.')?;
-        pool.get_service_by_name(parent)
-            .map(|s| s.parent_file())
-            .or_else(|| pool.get_message_by_name(parent).map(|m| m.parent_file()))
-            .or_else(|| pool.get_enum_by_name(parent).map(|e| e.parent_file()))
+        // A method or field: its parent's file.
+        if let Some((parent, _)) = symbol.rsplit_once('.') {
+            let file = pool
+                .get_service_by_name(parent)
+                .map(|s| s.parent_file())
+                .or_else(|| pool.get_message_by_name(parent).map(|m| m.parent_file()));
+            if file.is_some() {
+                return file;
+            }
+        }
+        // An enum value, named beside its enum (`pkg.RED`, not `pkg.Color.RED`).
+        pool.all_enums()
+            .find(|e| e.values().any(|v| v.full_name() == symbol))
+            .map(|e| e.parent_file())
     }
 
-    /// `file` and what it imports, transitively, leaving out files already `sent` on this
-    /// stream (and marking these sent).
+    /// `file` and what it imports, transitively. The file itself always goes out; imports
+    /// already `sent` on this stream are left out (and those sent now marked), as grpc-go's
+    /// server does.
     fn with_imports(file: FileDescriptor, sent: &mut HashSet<String>) -> FileDescriptorResponse {
-        let mut files = Vec::new();
-        let mut queue = vec![file];
+        sent.insert(file.name().to_owned());
+        let mut files = vec![file.file_descriptor_proto().encode_to_vec()];
+        let mut queue: Vec<FileDescriptor> = file.dependencies().collect();
         while let Some(file) = queue.pop() {
             if !sent.insert(file.name().to_owned()) {
                 continue;
@@ -274,10 +288,23 @@ impl Index {
 /// Answers a reflection stream: one response per request, until the client ends its side.
 pub(super) async fn serve(
     request: http::Request<RequestBody>,
+    peer: Peer,
     shared: Arc<Shared>,
 ) -> http::Response<ResponseBody> {
-    let body = request.into_body();
-    let index = Index::of(&shared);
+    let fail = |status: Status| failure_response(&GrpcError::from_status(&status), &[], &[]);
+    if shared.phase_now() != Phase::Running {
+        return fail(Status::new(errno::ELOGOFF, "Server is stopping"));
+    }
+    // The schema is no more public than the methods: the same credential is asked for.
+    let (parts, body) = request.into_parts();
+    if let Err(status) = super::grpc::authenticate(&parts.headers, &shared, peer.remote) {
+        return fail(status);
+    }
+    let index = Arc::clone(
+        shared
+            .reflection
+            .get_or_init(|| Arc::new(Index::of(&shared))),
+    );
     let inflight = StreamGuard::new(&shared);
     drop(shared);
     let messages = BodyMessages::new(body, CompressType::Gzip, MAX_REQUEST, Reader::Server);
@@ -320,11 +347,11 @@ pub(super) async fn serve(
 }
 
 /// The answer to a call of a reflection method that does not exist.
-pub(super) fn unknown_method(method: &str) -> http::Response<ResponseBody> {
+pub(super) fn unknown_method(service: &str, method: &str) -> http::Response<ResponseBody> {
     failure_response(
         &GrpcError::from_status(&Status::new(
             errno::ENOMETHOD,
-            format!("Fail to find method={}/{method}", SERVICES[0]),
+            format!("Fail to find method={service}/{method}"),
         )),
         &[],
         &[],

@@ -47,6 +47,10 @@ pub(crate) struct Shared {
     /// Handlers cancelled unfinished: at their caller's deadline, or because the caller went
     /// away.
     pub(crate) cancelled: AtomicU64,
+    /// The reflection service's index of the hosted services' descriptors, made on the first
+    /// reflection call (the services do not change while the server runs).
+    #[cfg(feature = "json")]
+    pub(crate) reflection: std::sync::OnceLock<Arc<super::reflection::Index>>,
 }
 
 impl Shared {
