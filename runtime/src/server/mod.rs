@@ -10,6 +10,8 @@
 mod body;
 mod conn;
 mod context;
+#[cfg(feature = "json")]
+mod descriptor_index;
 mod detect;
 mod dispatch;
 mod framed;

@@ -19,12 +19,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use prost::Message;
-use prost_reflect::{DescriptorPool, FileDescriptor};
+use prost_reflect::FileDescriptor;
 
 use super::body::{RequestBody, ResponseBody};
+use super::descriptor_index::DescriptorIndex;
 use super::grpc::{failure_response, GrpcError, ResponseFrames, StreamGuard};
 use super::state::{Peer, Phase, Shared};
-use super::MessageSchema;
 use crate::compress::CompressType;
 use crate::transport::grpc_body::{BodyMessages, Reader};
 use crate::{errno, Status};
@@ -141,147 +141,79 @@ struct ErrorResponse {
     error_message: String,
 }
 
-/// What reflection knows: the hosted services' descriptors, in one pool.
-#[derive(Debug)]
-pub(crate) struct Index {
-    pool: DescriptorPool,
-    /// The hosted services the pool describes, sorted.
-    services: Vec<String>,
+/// `file` and what it imports, transitively. The file itself always goes out; imports
+/// already `sent` on this stream are left out (and those sent now marked), as grpc-go's
+/// server does.
+fn with_imports(file: FileDescriptor, sent: &mut HashSet<String>) -> FileDescriptorResponse {
+    sent.insert(file.name().to_owned());
+    let mut files = vec![file.file_descriptor_proto().encode_to_vec()];
+    let mut queue: Vec<FileDescriptor> = file.dependencies().collect();
+    while let Some(file) = queue.pop() {
+        if !sent.insert(file.name().to_owned()) {
+            continue;
+        }
+        files.push(file.file_descriptor_proto().encode_to_vec());
+        queue.extend(file.dependencies());
+    }
+    FileDescriptorResponse {
+        file_descriptor_proto: files,
+    }
 }
 
-impl Index {
-    /// Every hosted service's descriptor set, merged (a set that does not decode is logged
-    /// and left out).
-    fn of(shared: &Shared) -> Index {
-        let mut pool = DescriptorPool::new();
-        let mut services = Vec::new();
-        for service in shared.registry.services() {
-            let MessageSchema::Protobuf {
-                file_descriptor_set,
-            } = service.schema()
-            else {
-                continue;
-            };
-            if let Err(e) = pool.decode_file_descriptor_set(file_descriptor_set) {
-                tracing::warn!(
-                    service = service.full_name(),
-                    "reflection leaves out descriptors that do not decode: {e}"
-                );
-                continue;
-            }
-            if pool.get_service_by_name(service.full_name()).is_some() {
-                services.push(service.full_name().to_owned());
-            }
-        }
-        services.sort();
-        services.dedup();
-        Index { pool, services }
-    }
-
-    /// The file that defines `symbol`: a service, method, message, enum, field, enum value or
-    /// extension, by full name.
-    fn file_containing(&self, symbol: &str) -> Option<FileDescriptor> {
-        let pool = &self.pool;
-        if let Some(service) = pool.get_service_by_name(symbol) {
-            return Some(service.parent_file());
-        }
-        if let Some(message) = pool.get_message_by_name(symbol) {
-            return Some(message.parent_file());
-        }
-        if let Some(enumeration) = pool.get_enum_by_name(symbol) {
-            return Some(enumeration.parent_file());
-        }
-        if let Some(extension) = pool.get_extension_by_name(symbol) {
-            return Some(extension.parent_file());
-        }
-        // A method or field: its parent's file.
-        if let Some((parent, _)) = symbol.rsplit_once('.') {
-            let file = pool
-                .get_service_by_name(parent)
-                .map(|s| s.parent_file())
-                .or_else(|| pool.get_message_by_name(parent).map(|m| m.parent_file()));
-            if file.is_some() {
-                return file;
-            }
-        }
-        // An enum value, named beside its enum (`pkg.RED`, not `pkg.Color.RED`).
-        pool.all_enums()
-            .find(|e| e.values().any(|v| v.full_name() == symbol))
-            .map(|e| e.parent_file())
-    }
-
-    /// `file` and what it imports, transitively. The file itself always goes out; imports
-    /// already `sent` on this stream are left out (and those sent now marked), as grpc-go's
-    /// server does.
-    fn with_imports(file: FileDescriptor, sent: &mut HashSet<String>) -> FileDescriptorResponse {
-        sent.insert(file.name().to_owned());
-        let mut files = vec![file.file_descriptor_proto().encode_to_vec()];
-        let mut queue: Vec<FileDescriptor> = file.dependencies().collect();
-        while let Some(file) = queue.pop() {
-            if !sent.insert(file.name().to_owned()) {
-                continue;
-            }
-            files.push(file.file_descriptor_proto().encode_to_vec());
-            queue.extend(file.dependencies());
-        }
-        FileDescriptorResponse {
-            file_descriptor_proto: files,
-        }
-    }
-
-    /// The answer to one request.
-    fn answer(&self, request: &MessageRequest, sent: &mut HashSet<String>) -> MessageResponse {
-        let not_found = |what: String| {
-            MessageResponse::Error(ErrorResponse {
-                error_code: NOT_FOUND,
-                error_message: what,
-            })
-        };
-        match request {
-            MessageRequest::ListServices(_) => MessageResponse::Services(ListServiceResponse {
-                service: self
-                    .services
-                    .iter()
-                    .map(|name| ServiceResponse { name: name.clone() })
-                    .collect(),
-            }),
-            MessageRequest::FileByFilename(name) => match self.pool.get_file_by_name(name) {
-                Some(file) => MessageResponse::Files(Self::with_imports(file, sent)),
-                None => not_found(format!("file not found: {name}")),
-            },
-            MessageRequest::FileContainingSymbol(symbol) => match self.file_containing(symbol) {
-                Some(file) => MessageResponse::Files(Self::with_imports(file, sent)),
-                None => not_found(format!("symbol not found: {symbol}")),
-            },
-            MessageRequest::FileContainingExtension(request) => {
-                let extension = self
-                    .pool
-                    .get_message_by_name(&request.containing_type)
+/// The answer to one request, from what `index` knows.
+fn answer(
+    index: &DescriptorIndex,
+    request: &MessageRequest,
+    sent: &mut HashSet<String>,
+) -> MessageResponse {
+    let not_found = |what: String| {
+        MessageResponse::Error(ErrorResponse {
+            error_code: NOT_FOUND,
+            error_message: what,
+        })
+    };
+    let pool = index.pool();
+    match request {
+        MessageRequest::ListServices(_) => MessageResponse::Services(ListServiceResponse {
+            service: index
+                .services()
+                .iter()
+                .map(|name| ServiceResponse { name: name.clone() })
+                .collect(),
+        }),
+        MessageRequest::FileByFilename(name) => match pool.get_file_by_name(name) {
+            Some(file) => MessageResponse::Files(with_imports(file, sent)),
+            None => not_found(format!("file not found: {name}")),
+        },
+        MessageRequest::FileContainingSymbol(symbol) => match index.file_containing(symbol) {
+            Some(file) => MessageResponse::Files(with_imports(file, sent)),
+            None => not_found(format!("symbol not found: {symbol}")),
+        },
+        MessageRequest::FileContainingExtension(request) => {
+            let extension =
+                pool.get_message_by_name(&request.containing_type)
                     .and_then(|message| {
                         message
                             .extensions()
                             .find(|e| e.number() as i32 == request.extension_number)
                     });
-                match extension {
-                    Some(extension) => {
-                        MessageResponse::Files(Self::with_imports(extension.parent_file(), sent))
-                    }
-                    None => not_found(format!(
-                        "extension {} of {} not found",
-                        request.extension_number, request.containing_type
-                    )),
+            match extension {
+                Some(extension) => {
+                    MessageResponse::Files(with_imports(extension.parent_file(), sent))
                 }
-            }
-            MessageRequest::AllExtensionNumbersOfType(name) => {
-                match self.pool.get_message_by_name(name) {
-                    Some(message) => MessageResponse::ExtensionNumbers(ExtensionNumberResponse {
-                        base_type_name: name.clone(),
-                        extension_number: message.extensions().map(|e| e.number() as i32).collect(),
-                    }),
-                    None => not_found(format!("type not found: {name}")),
-                }
+                None => not_found(format!(
+                    "extension {} of {} not found",
+                    request.extension_number, request.containing_type
+                )),
             }
         }
+        MessageRequest::AllExtensionNumbersOfType(name) => match pool.get_message_by_name(name) {
+            Some(message) => MessageResponse::ExtensionNumbers(ExtensionNumberResponse {
+                base_type_name: name.clone(),
+                extension_number: message.extensions().map(|e| e.number() as i32).collect(),
+            }),
+            None => not_found(format!("type not found: {name}")),
+        },
     }
 }
 
@@ -303,7 +235,7 @@ pub(super) async fn serve(
     let index = Arc::clone(
         shared
             .reflection
-            .get_or_init(|| Arc::new(Index::of(&shared))),
+            .get_or_init(|| Arc::new(DescriptorIndex::of(&shared.registry))),
     );
     let inflight = StreamGuard::new(&shared);
     drop(shared);
@@ -326,7 +258,7 @@ pub(super) async fn serve(
                 })?;
                 let response = ServerReflectionResponse {
                     valid_host: request.host.clone(),
-                    message_response: Some(index.answer(message_request, sent)),
+                    message_response: Some(answer(index, message_request, sent)),
                     original_request: Some(request),
                 };
                 Ok(Bytes::from(response.encode_to_vec()))

@@ -50,7 +50,7 @@ pub(crate) struct Shared {
     /// The reflection service's index of the hosted services' descriptors, made on the first
     /// reflection call (the services do not change while the server runs).
     #[cfg(feature = "json")]
-    pub(crate) reflection: std::sync::OnceLock<Arc<super::reflection::Index>>,
+    pub(crate) reflection: std::sync::OnceLock<Arc<super::descriptor_index::DescriptorIndex>>,
 }
 
 impl Shared {
