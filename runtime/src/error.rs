@@ -336,6 +336,20 @@ impl Status {
 
 /// `text` without a leading `[address][E<code>]` (brpc's form of a server's error text); the
 /// address may be missing. Text of any other form is left as it is.
+/// brpc's error text split into its code and words: `[127.0.0.1:8000][E1002]text` or
+/// `[E1002]text` → `(1002, "text")`; `None` for text without that prefix.
+pub(crate) fn split_brpc_error_text(text: &str) -> Option<(i32, &str)> {
+    let rest = match text.strip_prefix('[') {
+        // `[address]` first, unless the first bracket is the code itself.
+        Some(after) if !after.starts_with('E') => &after[after.find(']')? + 1..],
+        _ => text,
+    };
+    let rest = rest.strip_prefix("[E")?;
+    let end = rest.find(']')?;
+    let code = rest[..end].parse::<i32>().ok()?;
+    Some((code, &rest[end + 1..]))
+}
+
 fn strip_brpc_prefix(code: i32, text: &str) -> &str {
     let marker = format!("[E{code}]");
     if let Some(message) = text.strip_prefix(marker.as_str()) {
@@ -578,6 +592,28 @@ pub(crate) fn is_connection_failure(code: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn brpc_error_texts_split_into_code_and_words() {
+        assert_eq!(
+            split_brpc_error_text("[127.0.0.1:8000][E1002]Fail to find method"),
+            Some((1002, "Fail to find method"))
+        );
+        assert_eq!(
+            split_brpc_error_text("[E404]no such item"),
+            Some((404, "no such item"))
+        );
+        assert_eq!(split_brpc_error_text("[E404]"), Some((404, "")));
+        for plain in [
+            "no prefix",
+            "[addr] no code",
+            "[Ex]x",
+            "[127.0.0.1:1][E12",
+            "",
+        ] {
+            assert_eq!(split_brpc_error_text(plain), None, "{plain}");
+        }
+    }
 
     #[test]
     fn set_up_errors_keep_their_cause_and_map_to_codes() {

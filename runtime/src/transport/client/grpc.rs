@@ -501,6 +501,20 @@ fn call_result(headers: &HeaderMap, remote: SocketAddr) -> Result<(), Failure> {
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
         .map(percent_decode);
+    // brpc's gRPC server sends its error text, `[address][E<code>]words`: the words are the
+    // message, and the code is brpc's exact one when it agrees with the status.
+    let brpc = match (&message, exact) {
+        (Some(message), None) => crate::error::split_brpc_error_text(message)
+            .map(|(code, words)| (code, words.to_owned())),
+        _ => None,
+    };
+    let (exact, message) = match brpc {
+        Some((code, words)) => {
+            let agrees = code > 0 && grpc::grpc_status_from_errno(code) == status;
+            (agrees.then_some(code), Some(words))
+        }
+        None => (exact, message),
+    };
     let message = match (message, exact) {
         (Some(message), _) => message,
         // A Brisk handler's empty text stays empty, as on the other protocols.
@@ -538,6 +552,35 @@ mod tests {
 
     const REMOTE: SocketAddr =
         SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8000);
+
+    #[test]
+    fn brpcs_error_text_in_grpc_message_gives_its_code_and_words() {
+        let result = |status: &'static str, message: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-status", HeaderValue::from_static(status));
+            headers.insert("grpc-message", HeaderValue::from_static(message));
+            call_result(&headers, REMOTE).unwrap_err().status
+        };
+        // brpc's ENOMETHOD as UNIMPLEMENTED: the exact code, the words alone.
+        let status = result("12", "[127.0.0.1:8000][E1002]Fail to find method=x");
+        assert_eq!(status.code(), errno::ENOMETHOD);
+        assert_eq!(
+            status.to_string(),
+            "[E1002][127.0.0.1:8000]Fail to find method=x"
+        );
+        // An application's code, INTERNAL on the wire as every code gRPC has no kind for: kept,
+        // and shown once (not `[E2001][addr][addr][E404]...`).
+        let status = result("13", "[127.0.0.1:8000][E404]no such item");
+        assert_eq!(status.to_string(), "[E404][127.0.0.1:8000]no such item");
+        // A code that disagrees with the status: the table's code, the words alone.
+        let status = result("14", "[127.0.0.1:8000][E1002]gone");
+        assert_eq!(
+            (status.code(), status.message()),
+            (errno::EUNAVAILABLE, "gone")
+        );
+        // Any other text stays as it is.
+        assert_eq!(result("13", "[oops] plain").message(), "[oops] plain");
+    }
 
     #[test]
     fn grpc_status_becomes_a_brisk_failure() {
