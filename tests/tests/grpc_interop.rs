@@ -969,7 +969,6 @@ mod reflection {
     use super::*;
     use brisk::codec::Raw;
     use bytes::Bytes;
-    use futures_util::StreamExt;
 
     async fn described_server(reflection: bool) -> brisk::Server {
         brisk::Server::builder()
@@ -984,6 +983,43 @@ mod reflection {
             .await
             .expect("server starts")
     }
+
+    const V1: &str = "grpc.reflection.v1.ServerReflection";
+    const V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+    /// A gRPC channel to `address`.
+    async fn grpc_channel(address: &str) -> Channel {
+        Channel::builder()
+            .protocol(Protocol::GRPC)
+            .timeout(CALL_TIMEOUT)
+            .connect(address)
+            .await
+            .unwrap()
+    }
+
+    /// The answers of one reflection stream (`service`: [`V1`] or [`V1ALPHA`]) to `requests`.
+    async fn reflect(
+        channel: &Channel,
+        service: &'static str,
+        requests: Vec<Bytes>,
+    ) -> Result<Vec<Bytes>, brisk::Status> {
+        let info = MethodDescriptor::new(service, "ServerReflectionInfo");
+        let mut responses = channel
+            .streaming::<Raw, Bytes, Bytes, _>(
+                &info,
+                &mut Controller::new(),
+                futures_util::stream::iter(requests),
+            )
+            .await?;
+        let mut answers = Vec::new();
+        while let Some(answer) = responses.message().await? {
+            answers.push(answer);
+        }
+        Ok(answers)
+    }
+
+    /// `list_services`.
+    const LIST: Bytes = Bytes::from_static(b"\x3a\x00");
 
     /// grpcio-reflection's client (v1alpha) lists, loads the descriptors and calls a method
     /// with message classes made from them alone, as grpcurl does.
@@ -1016,44 +1052,25 @@ mod reflection {
     }
 
     /// One v1 reflection stream, with Brisk's own client: each request answered in turn, a
-    /// file sent once per stream, NOT_FOUND for what is not there.
+    /// file sent again when asked again (only imports go once), NOT_FOUND for what is not
+    /// there.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn v1_answers_each_request_of_a_stream() {
-        const INFO: MethodDescriptor = MethodDescriptor::new(
-            "grpc.reflection.v1.ServerReflection",
-            "ServerReflectionInfo",
-        );
         let server = described_server(true).await;
-        let channel = Channel::builder()
-            .protocol(Protocol::GRPC)
-            .timeout(CALL_TIMEOUT)
-            .connect(&server.local_addr().to_string())
-            .await
-            .unwrap();
+        let channel = grpc_channel(&server.local_addr().to_string()).await;
         let symbol = |name: &str| {
             let mut request = vec![0x22, name.len() as u8];
             request.extend_from_slice(name.as_bytes());
             Bytes::from(request)
         };
         let requests = vec![
-            Bytes::from_static(b"\x3a\x00"), // list_services
+            LIST,
             symbol("grpc.testing.TestService.UnaryCall"),
             symbol("grpc.testing.SimpleRequest"), // the same file again
             symbol("grpc.testing.COMPRESSABLE"),  // an enum value, named beside its enum
             symbol("no.such.Thing"),
         ];
-        let mut responses = channel
-            .streaming::<Raw, Bytes, Bytes, _>(
-                &INFO,
-                &mut Controller::new(),
-                futures_util::stream::iter(requests),
-            )
-            .await
-            .unwrap();
-        let mut answers = Vec::new();
-        while let Some(response) = responses.message().await.unwrap() {
-            answers.push(response);
-        }
+        let answers = reflect(&channel, V1, requests).await.unwrap();
         assert_eq!(answers.len(), 5);
         let has = |answer: &Bytes, needle: &[u8]| answer.windows(needle.len()).any(|w| w == needle);
         // list_services_response (field 6), both services named.
@@ -1071,7 +1088,6 @@ mod reflection {
         assert!(has(&answers[4], b"\x3a"), "{:02x?}", answers[4]);
         assert!(has(&answers[4], b"\x08\x05"), "{:02x?}", answers[4]);
         assert!(has(&answers[4], b"symbol not found: no.such.Thing"));
-        drop(responses.next().await);
         server.shutdown().await;
     }
 
@@ -1096,10 +1112,6 @@ mod reflection {
                 }
             }
         }
-        const INFO: MethodDescriptor = MethodDescriptor::new(
-            "grpc.reflection.v1.ServerReflection",
-            "ServerReflectionInfo",
-        );
         let server = brisk::Server::builder()
             .add_service(brisk_examples::echo::EchoServiceServer::new(
                 brisk_examples::Echo,
@@ -1109,59 +1121,27 @@ mod reflection {
             .await
             .unwrap();
         let address = server.local_addr().to_string();
-        let list = |channel: Channel| async move {
-            let mut responses = channel
-                .streaming::<Raw, Bytes, Bytes, _>(
-                    &INFO,
-                    &mut Controller::new(),
-                    futures_util::stream::iter([Bytes::from_static(b"\x3a\x00")]),
-                )
-                .await?;
-            responses.message().await
-        };
-        let anonymous = Channel::builder()
-            .protocol(Protocol::GRPC)
-            .connect(&address)
-            .await
-            .unwrap();
-        let err = list(anonymous).await.unwrap_err();
+        let anonymous = grpc_channel(&address).await;
+        let err = reflect(&anonymous, V1, vec![LIST]).await.unwrap_err();
         assert_eq!(err.code(), errno::ERPCAUTH, "{err}");
         let trusted = Channel::builder()
             .protocol(Protocol::GRPC)
+            .timeout(CALL_TIMEOUT)
             .authenticator(Arc::new(Secret))
             .connect(&address)
             .await
             .unwrap();
-        let listed = list(trusted).await.unwrap().expect("a response");
-        assert!(listed.windows(19).any(|w| w == b"example.EchoService"));
+        let listed = reflect(&trusted, V1, vec![LIST]).await.unwrap();
+        assert!(listed[0].windows(19).any(|w| w == b"example.EchoService"));
         server.shutdown().await;
     }
 
     /// `ServerBuilder::reflection(false)`: UNIMPLEMENTED, as a server without it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reflection_can_be_turned_off() {
-        const INFO: MethodDescriptor = MethodDescriptor::new(
-            "grpc.reflection.v1alpha.ServerReflection",
-            "ServerReflectionInfo",
-        );
         let server = described_server(false).await;
-        let channel = Channel::builder()
-            .protocol(Protocol::GRPC)
-            .timeout(CALL_TIMEOUT)
-            .connect(&server.local_addr().to_string())
-            .await
-            .unwrap();
-        let result = async {
-            let mut responses = channel
-                .streaming::<Raw, Bytes, Bytes, _>(
-                    &INFO,
-                    &mut Controller::new(),
-                    futures_util::stream::iter([Bytes::from_static(b"\x3a\x00")]),
-                )
-                .await?;
-            responses.message().await
-        }
-        .await;
+        let channel = grpc_channel(&server.local_addr().to_string()).await;
+        let result = reflect(&channel, V1ALPHA, vec![LIST]).await;
         assert_eq!(result.unwrap_err().grpc_code(), 12);
         server.shutdown().await;
     }
