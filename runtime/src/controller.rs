@@ -54,6 +54,9 @@ pub struct Controller {
     pub(crate) request_headers: Vec<(String, String)>,
     /// Metadata the server answered with (HTTP headers, gRPC headers and trailers).
     pub(crate) response_headers: Vec<(String, String)>,
+    /// The brpc stream the next call offers its server, attached by
+    /// `Stream::create` (the transport's type; the controller only carries it).
+    pub(crate) offered_stream: Option<Arc<dyn std::any::Any + Send + Sync>>,
     call: Option<Arc<CallState>>,
 }
 
@@ -111,6 +114,7 @@ impl Default for Controller {
             sub_controllers: Vec::new(),
             request_headers: Vec::new(),
             response_headers: Vec::new(),
+            offered_stream: None,
             call: None,
         }
     }

@@ -71,6 +71,12 @@ pub mod errno {
     /// System errno: what was to be created exists already (brpc's code for gRPC's
     /// `ALREADY_EXISTS`).
     pub const EEXIST: i32 = 17;
+    /// System errno: try again (a stream's flow-control window is full, as brpc's
+    /// `StreamWrite` answers).
+    pub const EAGAIN: i32 = 11;
+    /// System errno: bad descriptor (a stream whose peer does not read, as brpc's
+    /// `StreamWrite` answers).
+    pub const EBADF: i32 = 9;
 
     // Brisk's own codes, for the canonical gRPC kinds brpc has no code for: 3000 plus the
     // gRPC status code, so they survive a trip through any protocol.
@@ -120,6 +126,8 @@ pub mod errno {
             EHOSTDOWN => "EHOSTDOWN",
             ECANCELED => "ECANCELED",
             EEXIST => "EEXIST",
+            EAGAIN => "EAGAIN",
+            EBADF => "EBADF",
             EUNKNOWN => "EUNKNOWN",
             ENOTFOUND => "ENOTFOUND",
             EFAILEDPRECONDITION => "EFAILEDPRECONDITION",

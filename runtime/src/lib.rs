@@ -166,6 +166,7 @@ pub use server::{
     StreamingResponse,
 };
 pub use streaming::{BytesStream, MethodKind, ResponseStream, Streaming};
+pub use transport::stream_rpc;
 
 pub use brisk_macros::service;
 

@@ -23,6 +23,7 @@ use crate::controller::FinishOnDrop;
 use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::Payload;
 use crate::transport::client::{Answer, Cause, EncodedRequest, Failure};
+use crate::transport::stream_rpc::StreamCore;
 use crate::{errno, Controller, MethodDescriptor, Status};
 
 impl Channel {
@@ -99,6 +100,13 @@ impl Channel {
         if let Err(status) = &result {
             cntl.error = Some(status.clone());
         }
+        // The stream the call offered is set up now, or never will be; the controller's next
+        // call offers none.
+        if let Some(stream) = cntl.offered_stream.take() {
+            if let Ok(stream) = stream.downcast::<StreamCore>() {
+                stream.settle(result.as_ref().err());
+            }
+        }
         result
     }
 
@@ -112,6 +120,10 @@ impl Channel {
         request: &ErasedRequest<'_>,
     ) -> Result<Reply, Status> {
         match &self.inner.target {
+            Target::Combo(_) if request.encoded.stream.is_some() => Err(Status::new(
+                errno::EREQUEST,
+                "a combo channel cannot open a brpc stream: open it on one of its sub-channels",
+            )),
             Target::Combo(combo) => combo.call(method, cntl, request).await,
             _ => Ok(Reply::Encoded(
                 self.call_encoded(method, cntl, &request.encoded).await?,
@@ -148,6 +160,10 @@ impl Channel {
             log_id: cntl.log_id,
             headers: cntl.request_headers.clone(),
             deadline: cntl.deadline,
+            stream: cntl
+                .offered_stream
+                .clone()
+                .and_then(|stream| stream.downcast::<StreamCore>().ok()),
         })
     }
 

@@ -444,6 +444,7 @@ impl Parallel {
                             log_id: request.encoded.log_id,
                             headers: request.encoded.headers.clone(),
                             deadline: request.encoded.deadline,
+                            stream: None,
                         },
                         typed,
                         encode: request.encode,

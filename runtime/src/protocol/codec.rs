@@ -17,6 +17,20 @@ use bytes::{Bytes, BytesMut};
 use super::ConnectionType;
 use crate::{errno, CompressType, MethodDescriptor, Status};
 
+/// One side's stream as a call announces it (brpc's streaming RPC,
+/// [`streaming_rpc`](super::streaming_rpc)): in a request, the caller's stream; in the reply,
+/// the server's (baidu_std's `RpcMeta.stream_settings`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamSetup {
+    /// The announcing side's stream id: the id its peer's frames are addressed to.
+    pub stream_id: i64,
+    /// Whether the peer must report what it consumes (FEEDBACK frames): the announcing side
+    /// has a flow-control window.
+    pub need_feedback: bool,
+    /// Whether the announcing side reads messages: its peer may write to it.
+    pub writable: bool,
+}
+
 /// Whether a connection's first bytes are a protocol's, as [`ServerCodec::detect`] answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detection {
@@ -153,6 +167,9 @@ pub struct OutgoingRequest<'a> {
     /// The kind of connection the request goes over (public_pbrpc tells the server whether it
     /// is kept).
     pub connection_type: ConnectionType,
+    /// The caller's stream, when the call opens one (brpc's streaming RPC; only codecs whose
+    /// [`ClientCodec::carries_streams`] is true are given one).
+    pub stream: Option<StreamSetup>,
 }
 
 impl<'a> OutgoingRequest<'a> {
@@ -169,6 +186,7 @@ impl<'a> OutgoingRequest<'a> {
             credential: None,
             deadline: None,
             connection_type: ConnectionType::Single,
+            stream: None,
         }
     }
 
@@ -211,6 +229,8 @@ pub struct IncomingResponse {
     /// The response, or the error the server answered with (or that the codec found in this
     /// one response: an unknown compression, say).
     pub result: Result<Payload, Status>,
+    /// The server's stream, when it accepted the one the call offered.
+    pub stream: Option<StreamSetup>,
 }
 
 impl IncomingResponse {
@@ -219,6 +239,7 @@ impl IncomingResponse {
         IncomingResponse {
             correlation_id,
             result: Ok(payload),
+            stream: None,
         }
     }
 
@@ -227,6 +248,7 @@ impl IncomingResponse {
         IncomingResponse {
             correlation_id,
             result: Err(status),
+            stream: None,
         }
     }
 }
@@ -295,6 +317,13 @@ pub trait ClientCodec: Send + Sync + 'static {
         buf: &mut BytesMut,
         max_body_size: usize,
     ) -> Result<Option<IncomingResponse>, ParseError>;
+
+    /// Whether the protocol carries brpc's streams (`STRM` frames beside its own, on the same
+    /// connection; see [`streaming_rpc`](super::streaming_rpc)): baidu_std's. Such a codec
+    /// announces a call's stream in its request and reads the server's from its response.
+    fn carries_streams(&self) -> bool {
+        false
+    }
 }
 
 /// Which method a request names: by name, or (protocols that number methods) by index into the
@@ -324,6 +353,10 @@ pub struct ReplyTo {
     pub correlation_id: u64,
     /// Protocol-specific bytes the reply needs (empty for most).
     pub context: Bytes,
+    /// The caller's stream id, when the request offered a stream: brpc's servers answer such a
+    /// call inside a `STRM` DATA frame to it
+    /// ([`streaming_rpc::wrap_reply`](super::streaming_rpc::wrap_reply)).
+    pub stream: Option<i64>,
 }
 
 /// A request a [`ServerCodec`] cut from a connection.
@@ -352,6 +385,9 @@ pub struct IncomingRequest {
     /// (an attachment size beyond the body, an unknown compression): the server answers this
     /// error once it has found the method.
     pub rejected: Option<Status>,
+    /// The caller's stream, when the request offers one (brpc's streaming RPC): the handler
+    /// may accept it.
+    pub stream: Option<StreamSetup>,
 }
 
 impl IncomingRequest {
@@ -372,6 +408,7 @@ impl IncomingRequest {
             credential: None,
             metadata: HashMap::new(),
             rejected: None,
+            stream: None,
         }
     }
 }
@@ -387,6 +424,8 @@ pub struct OutgoingResponse<'a> {
     pub result: Result<Payload, &'a Status>,
     /// The server's address (brpc prefixes error texts with it).
     pub server_addr: SocketAddr,
+    /// The server's stream, when the handler accepted the one the request offered.
+    pub stream: Option<StreamSetup>,
     /// Whether an error's text goes out without brpc's prefix.
     verbatim_error: bool,
 }
@@ -402,8 +441,15 @@ impl<'a> OutgoingResponse<'a> {
             reply_to,
             result,
             server_addr,
+            stream: None,
             verbatim_error: false,
         }
+    }
+
+    /// The same reply announcing the server's stream (the handler accepted the request's).
+    pub fn with_stream(mut self, stream: Option<StreamSetup>) -> Self {
+        self.stream = stream;
+        self
     }
 
     /// The same reply with its error's text sent as it is (brpc's authentication failures
@@ -498,6 +544,14 @@ pub trait ServerCodec: Send + Sync + 'static {
     /// Whether replies must leave in the order the requests came (protocols without a
     /// correlation id). Requests still run concurrently; the server holds early replies back.
     fn replies_in_order(&self) -> bool {
+        false
+    }
+
+    /// Whether the protocol carries brpc's streams (`STRM` frames beside its own, on the same
+    /// connection): baidu_std's. The server then routes `STRM` frames to the connection's
+    /// streams, offers a request's stream to its handler, and the codec announces the
+    /// accepted stream in the reply and wraps the reply for the caller's stream.
+    fn carries_streams(&self) -> bool {
         false
     }
 

@@ -384,6 +384,7 @@ impl ServerCodec for HuluPbrpc {
             ReplyTo {
                 correlation_id: meta.correlation_id.unwrap_or(0) as u64,
                 context: Bytes::new(),
+                stream: None,
             },
             meta.service_name,
             method,

@@ -38,7 +38,7 @@ use std::str::FromStr;
 pub use codec::{
     millis_left, ClientCodec, Detection, IncomingRequest, IncomingResponse, Matching, MethodRef,
     OutFrame, OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, RequestParseFailure,
-    ServerCodec,
+    ServerCodec, StreamSetup,
 };
 pub(crate) use name::unknown_protocol;
 pub use name::Protocol;

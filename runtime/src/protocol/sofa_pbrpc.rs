@@ -308,6 +308,7 @@ impl ServerCodec for SofaPbrpc {
             ReplyTo {
                 correlation_id: meta.sequence_id,
                 context: Bytes::new(),
+                stream: None,
             },
             service,
             MethodRef::Name(method),

@@ -37,7 +37,66 @@ use std::fmt;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 
+pub use super::codec::StreamSetup;
 use super::cut::cut_frame;
+use super::OutFrame;
+
+/// The id a reply names as its sender when the server did not accept the stream its call
+/// offered (brpc's `INVALID_STREAM_ID`, `(uint64_t)-1`).
+pub const INVALID_STREAM_ID: i64 = -1;
+
+/// Wraps a reply `frame` as the data of one DATA frame to stream `stream_id`, from
+/// `source_stream_id` ([`INVALID_STREAM_ID`] when the server did not accept the stream): how
+/// brpc's servers answer a call that offered a stream, so that the reply reaches the caller
+/// before anything the server's stream sends. Copies only the reply's head.
+pub fn wrap_reply(stream_id: i64, source_stream_id: i64, frame: OutFrame) -> OutFrame {
+    let mut head = BytesMut::with_capacity(HEADER_LEN + 32 + frame.head.len());
+    encode_data_head(&mut head, stream_id, source_stream_id, false, frame.len());
+    head.extend_from_slice(&frame.head);
+    OutFrame {
+        head: head.freeze(),
+        payload: frame.payload,
+        attachment: frame.attachment,
+    }
+}
+
+/// Appends the header and meta of a DATA frame carrying `data_len` bytes (which the caller
+/// writes after): the same bytes as [`StreamFrame::encode_head`] for that frame.
+///
+/// # Panics
+///
+/// If `data_len` is over [`MAX_DATA_LEN`].
+pub fn encode_data_head(
+    dst: &mut BytesMut,
+    stream_id: i64,
+    source_stream_id: i64,
+    has_continuation: bool,
+    data_len: usize,
+) {
+    assert!(
+        data_len <= MAX_DATA_LEN,
+        "a frame's data fits in its u32 body size"
+    );
+    let meta = StreamFrameMeta {
+        stream_id,
+        source_stream_id: Some(source_stream_id),
+        frame_type: Some(FrameType::Data as i32),
+        has_continuation: Some(has_continuation),
+        feedback: None,
+    };
+    put_head(dst, &meta, data_len);
+}
+
+/// Appends the fixed header and `meta`, for a frame whose data is `data_len` bytes.
+fn put_head(dst: &mut BytesMut, meta: &StreamFrameMeta, data_len: usize) {
+    let meta_len = meta.encoded_len();
+    let body_size = meta_len + data_len;
+    dst.reserve(HEADER_LEN + meta_len);
+    dst.put_slice(MAGIC);
+    dst.put_u32(u32::try_from(body_size).expect("a frame body fits in u32"));
+    dst.put_u32(u32::try_from(meta_len).expect("a meta fits in u32"));
+    meta.encode_raw(dst);
+}
 
 /// The magic number that starts every `STRM` frame.
 pub const MAGIC: &[u8; 4] = b"STRM";
@@ -225,14 +284,7 @@ impl StreamFrame {
     /// If the data is over [`MAX_DATA_LEN`] bytes: the header cannot say its size ([`segments`]
     /// never makes such frames).
     pub fn encode_head(&self, dst: &mut BytesMut) {
-        let meta = self.meta();
-        let meta_len = meta.encoded_len();
-        let body_size = meta_len + self.data().len();
-        dst.reserve(HEADER_LEN + meta_len);
-        dst.put_slice(MAGIC);
-        dst.put_u32(u32::try_from(body_size).expect("a frame body fits in u32"));
-        dst.put_u32(u32::try_from(meta_len).expect("a meta fits in u32"));
-        meta.encode_raw(dst);
+        put_head(dst, &self.meta(), self.data().len());
     }
 
     /// Appends the whole frame.

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::CompressType;
+use crate::protocol::streaming_rpc::StreamSetup;
+use crate::transport::stream_rpc::table::StreamTable;
+use crate::transport::stream_rpc::{Stream, StreamCore, StreamOptions};
+use crate::{errno, CompressType, Status};
+use std::sync::{Arc, OnceLock};
 
 /// The deadline `timeout_ms` after a request arrived, as a client sent it (baidu_std's
 /// `timeout_ms`, HTTP's `x-brisk-timeout-ms`); none for a value that is not positive, which
@@ -50,6 +54,20 @@ pub struct ServerContext {
     pub(crate) auth_context: Option<std::sync::Arc<crate::auth::AuthContext>>,
     /// Whether the request came over TLS.
     pub(crate) tls: bool,
+    /// The brpc stream the request offers, and the one the handler accepted.
+    pub(crate) stream_offer: Option<StreamOffer>,
+}
+
+/// A stream a request offers (brpc's streaming RPC), on the request's connection.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamOffer {
+    /// The caller's stream.
+    pub(crate) remote: StreamSetup,
+    /// The connection's streams.
+    pub(crate) table: Arc<StreamTable>,
+    /// The server's stream, once the handler accepted; shared with the server's reply path,
+    /// which announces it even when the handler does not return its context (it timed out).
+    pub(crate) accepted: Arc<OnceLock<Arc<StreamCore>>>,
 }
 
 impl ServerContext {
@@ -72,6 +90,7 @@ impl ServerContext {
             response_trailers: Vec::new(),
             auth_context: None,
             tls: false,
+            stream_offer: None,
         }
     }
 
@@ -205,5 +224,50 @@ impl ServerContext {
     /// [`Authenticator`](crate::Authenticator).
     pub fn auth_context(&self) -> Option<&crate::auth::AuthContext> {
         self.auth_context.as_deref()
+    }
+
+    /// Whether the request offers a brpc stream ([`Stream::create`] on the client) that the
+    /// handler has not accepted yet.
+    pub fn has_stream(&self) -> bool {
+        self.stream_offer
+            .as_ref()
+            .is_some_and(|offer| offer.accepted.get().is_none())
+    }
+
+    /// Accepts the stream the request offers (brpc's `StreamAccept`): the reply tells the
+    /// caller the server's stream, and the stream's messages flow once the reply has gone
+    /// (sends wait until then). EINVAL when the request offers none (it came over another
+    /// protocol, or its caller created none) or it was accepted already.
+    ///
+    /// ```no_run
+    /// # fn handler(cntl: &mut brisk::ServerContext) -> Result<(), brisk::Status> {
+    /// use brisk::stream_rpc::StreamOptions;
+    /// use futures_util::StreamExt;
+    /// let mut stream = cntl.accept_stream(StreamOptions::default())?;
+    /// tokio::spawn(async move {
+    ///     while let Some(Ok(message)) = stream.next().await {
+    ///         println!("{}", String::from_utf8_lossy(&message));
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn accept_stream(&mut self, options: StreamOptions) -> Result<Stream, Status> {
+        let Some(offer) = self.stream_offer.as_mut() else {
+            return Err(Status::new(
+                errno::EINVAL,
+                "the request offers no stream to accept",
+            ));
+        };
+        let accepted_already =
+            || Status::new(errno::EINVAL, "the request's stream is accepted already");
+        if offer.accepted.get().is_some() {
+            return Err(accepted_already());
+        }
+        let core = offer.table.accept(offer.remote, options)?;
+        if offer.accepted.set(Arc::clone(&core)).is_err() {
+            core.close();
+            return Err(accepted_already());
+        }
+        Ok(Stream::from_core(core))
     }
 }

@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::context::deadline_after;
+use super::context::StreamOffer;
 use super::dispatch::{
     find_method, panic_message, run_inline_or_spawn, start_handler, RequestTask,
 };
@@ -24,12 +25,15 @@ use super::state::{
 use super::{ServerContext, ServiceResponse};
 use crate::auth::AuthContext;
 use crate::compress::{self, CompressType};
+use crate::protocol::streaming_rpc::StreamSetup;
 use crate::protocol::{
     Detection, IncomingRequest, OutgoingResponse, Payload, ReplyTo, RequestParseFailure,
     ServerCodec,
 };
 use crate::transport::prepare_read_buffer;
 use crate::transport::stream::ServerIo;
+use crate::transport::stream_rpc::table::{front, Front, Routed, StreamTable};
+use crate::transport::stream_rpc::StreamCore;
 use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
 use crate::{errno, Status};
 
@@ -101,14 +105,24 @@ async fn serve<R, W>(
             () = give_up => tracing::warn!(%remote, "closing connection: replies not read within {CLOSE_GRACE:?} of server close"),
         }
     });
+    let streams = codec
+        .carries_streams()
+        .then(|| StreamTable::new(sender.clone(), remote));
     let connection = Connection {
         replies: Replies::new(sender, codec.replies_in_order()),
         codec,
         peer,
         shared,
         identity: None,
+        streams: streams.clone(),
     };
     let closing = connection.read_requests(&mut reader, &mut buf).await;
+    if let Some(streams) = streams {
+        streams.fail_all(&Status::new(
+            errno::EEOF,
+            format!("the connection from {remote} carrying the stream closed"),
+        ));
+    }
     match closing {
         Some(Closing::BadInput(reason)) => {
             tracing::warn!(%remote, "closing connection: {reason}");
@@ -145,6 +159,8 @@ struct Connection {
     /// Who the connection's first request proved to be; `None` until verified (or without an
     /// authenticator).
     identity: Option<Option<Arc<AuthContext>>>,
+    /// The brpc streams on the connection, for protocols that carry them.
+    streams: Option<Arc<StreamTable>>,
 }
 
 impl Connection {
@@ -180,6 +196,21 @@ impl Connection {
                 }
             }
             loop {
+                if let Some(streams) = &self.streams {
+                    match front(buf) {
+                        Front::NeedMore => break,
+                        Front::Other => {}
+                        Front::Stream => match streams.read_frame(buf, max_body_size) {
+                            Ok(Routed::NeedMore) => break,
+                            Ok(Routed::Done) => continue,
+                            Ok(Routed::Reply(..)) => {
+                                // Only a client's stream awaits a reply.
+                                continue;
+                            }
+                            Err(e) => return Some(Closing::BadInput(e.to_string())),
+                        },
+                    }
+                }
                 match self.codec.decode_request(buf, max_body_size) {
                     Ok(Some(request)) => {
                         if let Some(closing) = self.authenticate(&request) {
@@ -230,6 +261,7 @@ impl Connection {
                     &request.reply_to,
                     Err(&status),
                     self.peer.local,
+                    None,
                     true,
                 );
                 self.replies.send(slot, frame);
@@ -240,7 +272,7 @@ impl Connection {
 
     /// Answers `status` at once.
     fn reply_error(&self, reply_to: &ReplyTo, slot: ReplySlot, status: &Status) {
-        let frame = encode_reply(&*self.codec, reply_to, Err(status), self.peer.local);
+        let frame = encode_reply(&*self.codec, reply_to, Err(status), self.peer.local, None);
         self.replies.send(slot, frame);
     }
 
@@ -289,8 +321,20 @@ impl Connection {
             log_id,
             timeout_ms,
             metadata,
+            stream,
             ..
         } = request;
+        let stream_offer = match (stream, &self.streams) {
+            (Some(remote), Some(table)) => Some(StreamOffer {
+                remote,
+                table: Arc::clone(table),
+                accepted: Arc::default(),
+            }),
+            _ => None,
+        };
+        let accepted = stream_offer
+            .as_ref()
+            .map(|offer| Arc::clone(&offer.accepted));
         let Peer { remote, local, tls } = self.peer;
         let deadline =
             timeout_ms.and_then(|ms| deadline_after(*arrived.get_or_insert_with(Instant::now), ms));
@@ -312,6 +356,7 @@ impl Connection {
             response_trailers: Vec::new(),
             auth_context: self.identity.clone().flatten(),
             tls,
+            stream_offer,
         };
         let max_body_size = shared.options.max_body_size;
         // The handler's future is made here, so the task below holds only what is left.
@@ -343,11 +388,26 @@ impl Connection {
                 }),
                 None => status,
             });
+            // The stream the handler accepted is announced in the reply, and its messages
+            // flow once the reply is queued ahead of them.
+            let accepted: Option<Arc<StreamCore>> =
+                accepted.as_deref().and_then(|slot| slot.get().cloned());
+            let stream = accepted.as_deref().map(StreamCore::setup);
             let frame = match result {
-                Ok(payload) => encode_reply(&*codec, &reply_to, Ok(payload), local),
-                Err(status) => encode_reply(&*codec, &reply_to, Err(&status), local),
+                Ok(payload) => encode_reply(&*codec, &reply_to, Ok(payload), local, stream),
+                Err(status) => encode_reply(&*codec, &reply_to, Err(&status), local, stream),
             };
+            let replied = frame.is_some();
             replies.send(slot, frame);
+            if let Some(accepted) = accepted {
+                if replied {
+                    accepted.connect();
+                } else {
+                    accepted.fail(Status::internal(
+                        "the reply that sets the stream up could not be made",
+                    ));
+                }
+            }
         }))
     }
 }
@@ -383,8 +443,9 @@ fn encode_reply(
     reply_to: &ReplyTo,
     result: Result<Payload, &Status>,
     local: SocketAddr,
+    stream: Option<StreamSetup>,
 ) -> Option<OutFrame> {
-    encode_reply_with(codec, reply_to, result, local, false)
+    encode_reply_with(codec, reply_to, result, local, stream, false)
 }
 
 /// [`encode_reply`], an error's text sent without brpc's prefix when `verbatim_error`.
@@ -393,10 +454,11 @@ fn encode_reply_with(
     reply_to: &ReplyTo,
     result: Result<Payload, &Status>,
     local: SocketAddr,
+    stream: Option<StreamSetup>,
     verbatim_error: bool,
 ) -> Option<OutFrame> {
     let encode = |result| {
-        let response = OutgoingResponse::new(reply_to, result, local);
+        let response = OutgoingResponse::new(reply_to, result, local).with_stream(stream);
         let response = if verbatim_error {
             response.with_verbatim_error()
         } else {

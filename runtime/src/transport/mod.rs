@@ -8,6 +8,7 @@ pub(crate) mod grpc_body;
 pub(crate) mod h2_body;
 pub(crate) mod rewind;
 pub(crate) mod stream;
+pub mod stream_rpc;
 pub(crate) mod writer;
 
 use bytes::BytesMut;

@@ -4,7 +4,10 @@ use bytes::BytesMut;
 
 use super::{
     check_sizes, decode_frame, encode_head, encode_request_head, response_meta, RequestHead,
-    HEADER_LEN, MAGIC,
+    RpcMeta, StreamSettings, HEADER_LEN, MAGIC,
+};
+use crate::protocol::streaming_rpc::{
+    wrap_reply, StreamSetup, INVALID_STREAM_ID, MAGIC as STREAM_MAGIC,
 };
 use crate::protocol::{
     ClientCodec, Detection, IncomingRequest, IncomingResponse, MethodRef, OutFrame,
@@ -42,6 +45,7 @@ impl ClientCodec for BaiduStd {
                 attachment_len: payload.attachment.len(),
                 authentication_data: request.credential,
                 user_fields: request.metadata,
+                stream: request.stream,
             },
         );
         Ok(OutFrame {
@@ -65,11 +69,14 @@ impl ClientCodec for BaiduStd {
             return Err(ParseError::new("baidu_std frame without response meta"));
         };
         let id = frame.meta.correlation_id.unwrap_or(0) as u64;
+        let stream = frame.meta.stream_settings.as_ref().map(StreamSetup::from);
         let code = response.error_code.unwrap_or(0);
         if code != 0 {
             let text = response.error_text.as_deref().unwrap_or_default();
             let status = Status::from_server_text(code, text);
-            return Ok(Some(IncomingResponse::error(id, status)));
+            let mut response = IncomingResponse::error(id, status);
+            response.stream = stream;
+            return Ok(Some(response));
         }
         let (message, attachment) = match frame.split_body() {
             Ok(parts) => parts,
@@ -90,14 +97,20 @@ impl ClientCodec for BaiduStd {
                 ),
             )));
         };
-        Ok(Some(IncomingResponse::ok(
+        let mut response = IncomingResponse::ok(
             id,
             Payload {
                 message,
                 attachment,
                 compress_type,
             },
-        )))
+        );
+        response.stream = stream;
+        Ok(Some(response))
+    }
+
+    fn carries_streams(&self) -> bool {
+        true
     }
 }
 
@@ -107,7 +120,12 @@ impl ServerCodec for BaiduStd {
     }
 
     fn detect(&self, prefix: &[u8]) -> Detection {
-        Detection::by_magic(prefix, MAGIC)
+        // brpc takes a connection that starts with a stream's frame too (its streaming_rpc
+        // protocol is tried beside baidu_std), and answers a frame for an unknown stream.
+        match Detection::by_magic(prefix, MAGIC) {
+            Detection::No => Detection::by_magic(prefix, STREAM_MAGIC),
+            detected => detected,
+        }
     }
 
     fn decode_request(
@@ -123,8 +141,10 @@ impl ServerCodec for BaiduStd {
         let Some(meta) = frame.meta.request.take() else {
             return Err(ParseError::new("baidu_std frame without request meta"));
         };
+        let stream = frame.meta.stream_settings.as_ref().map(StreamSetup::from);
         let reply_to = ReplyTo {
             correlation_id: frame.meta.correlation_id.unwrap_or(0) as u64,
+            stream: stream.map(|s| s.stream_id),
             ..ReplyTo::default()
         };
         let mut rejected = None;
@@ -161,41 +181,27 @@ impl ServerCodec for BaiduStd {
             credential: frame.meta.authentication_data.take(),
             metadata: std::mem::take(&mut frame.meta.user_fields),
             rejected,
+            stream,
         };
         Ok(Some(request))
     }
 
     fn encode_response(&self, response: OutgoingResponse<'_>) -> Result<OutFrame, Status> {
-        let correlation_id = response.reply_to.correlation_id as i64;
-        match response.result {
-            Ok(payload) => {
-                check_sizes(payload.message.len(), payload.attachment.len())
-                    .map_err(|e| Status::internal(format!("response {e}")))?;
-                let meta = response_meta(
-                    correlation_id,
-                    payload.compress_type.as_wire(),
-                    payload.attachment.len(),
-                    None,
-                );
-                let mut head = BytesMut::with_capacity(HEADER_LEN + 32);
-                encode_head(
-                    &mut head,
-                    &meta,
-                    payload.message.len(),
-                    payload.attachment.len(),
-                );
-                Ok(OutFrame {
-                    head: head.freeze(),
-                    payload: payload.message,
-                    attachment: payload.attachment,
-                })
+        let caller_stream = response.reply_to.stream;
+        let server_stream = response.stream;
+        let frame = encode_reply(response)?;
+        // A call that offered a stream is answered on it, accepted or not (as brpc).
+        Ok(match caller_stream {
+            Some(caller) => {
+                let server = server_stream.map_or(INVALID_STREAM_ID, |s| s.stream_id);
+                wrap_reply(caller, server, frame)
             }
-            Err(status) => Ok(error_frame(
-                correlation_id,
-                status.code(),
-                response.error_text(status),
-            )),
-        }
+            None => frame,
+        })
+    }
+
+    fn carries_streams(&self) -> bool {
+        true
     }
 
     fn request_parse_failure(&self, failure: &RequestParseFailure<'_>) -> Status {
@@ -214,12 +220,45 @@ impl ServerCodec for BaiduStd {
     }
 }
 
-/// An error reply as brpc writes it: no payload, the code and the text in the meta.
-fn error_frame(correlation_id: i64, code: i32, text: String) -> OutFrame {
-    let mut head = BytesMut::with_capacity(HEADER_LEN + 64 + text.len());
-    let meta = response_meta(correlation_id, 0, 0, Some((code, text)));
-    encode_head(&mut head, &meta, 0, 0);
-    OutFrame::whole(head.freeze())
+/// A reply's baidu_std frame, announcing the server's stream when it has one; an error reply
+/// as brpc writes it: no payload, the code and the text in the meta.
+fn encode_reply(response: OutgoingResponse<'_>) -> Result<OutFrame, Status> {
+    let correlation_id = response.reply_to.correlation_id as i64;
+    let stream_settings = response.stream.map(StreamSettings::from);
+    let (meta, payload) = match response.result {
+        Ok(payload) => {
+            check_sizes(payload.message.len(), payload.attachment.len())
+                .map_err(|e| Status::internal(format!("response {e}")))?;
+            let meta = response_meta(
+                correlation_id,
+                payload.compress_type.as_wire(),
+                payload.attachment.len(),
+                None,
+            );
+            (meta, payload)
+        }
+        Err(status) => {
+            let error = (status.code(), response.error_text(status));
+            let meta = response_meta(correlation_id, 0, 0, Some(error));
+            (meta, Payload::default())
+        }
+    };
+    let meta = RpcMeta {
+        stream_settings,
+        ..meta
+    };
+    let mut head = BytesMut::with_capacity(HEADER_LEN + 32);
+    encode_head(
+        &mut head,
+        &meta,
+        payload.message.len(),
+        payload.attachment.len(),
+    );
+    Ok(OutFrame {
+        head: head.freeze(),
+        payload: payload.message,
+        attachment: payload.attachment,
+    })
 }
 
 /// brpc's name for a content type number (`ContentTypeToCStr`).

@@ -20,7 +20,30 @@ pub use meta::{ChunkInfo, RpcMeta, RpcRequestMeta, RpcResponseMeta, StreamSettin
 
 use bytes::Bytes;
 
+use crate::protocol::streaming_rpc::StreamSetup;
 pub use crate::protocol::DEFAULT_MAX_BODY_SIZE;
+
+impl From<StreamSetup> for StreamSettings {
+    fn from(setup: StreamSetup) -> Self {
+        StreamSettings {
+            stream_id: setup.stream_id,
+            need_feedback: Some(setup.need_feedback),
+            writable: Some(setup.writable),
+            extra_stream_ids: Vec::new(),
+        }
+    }
+}
+
+impl From<&StreamSettings> for StreamSetup {
+    /// brpc's reading: an absent flag is false.
+    fn from(settings: &StreamSettings) -> Self {
+        StreamSetup {
+            stream_id: settings.stream_id,
+            need_feedback: settings.need_feedback.unwrap_or(false),
+            writable: settings.writable.unwrap_or(false),
+        }
+    }
+}
 
 /// Checks that a payload and attachment fit in one frame: the body size is a `u32` (with room
 /// left for the meta) and `attachment_size` an `i32`. Returns why not.
@@ -90,6 +113,8 @@ pub struct RequestHead<'a> {
     pub authentication_data: Option<&'a [u8]>,
     /// `RpcMeta.user_fields`, in order.
     pub user_fields: &'a [(String, String)],
+    /// `RpcMeta.stream_settings`: the caller's stream, when the call opens one.
+    pub stream: Option<StreamSetup>,
 }
 
 /// Writes a request's header and meta, byte-identical to
@@ -103,7 +128,7 @@ pub struct RequestHead<'a> {
 /// encode_request_head(&mut fast, &RequestHead {
 ///     service_name: "example.EchoService", method_name: "Echo", log_id: Some(0), timeout_ms: None,
 ///     correlation_id: 7, compress_type: 0, content_type: 0, payload_len: 13, attachment_len: 3,
-///     authentication_data: None, user_fields: &[],
+///     authentication_data: None, user_fields: &[], stream: None,
 /// });
 /// let mut slow = BytesMut::new();
 /// encode_head(&mut slow, &request_meta("example.EchoService", "Echo", 0, 7, 0, 3, 0), 13, 3);
@@ -138,6 +163,14 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
         .iter()
         .map(|(k, v)| bytes_field_len(entry_len(k, v)))
         .sum();
+    let stream_len = head
+        .stream
+        .map_or(0, |s| 1 + encoded_len_varint(s.stream_id as u64) + 4);
+    let stream_field_len = if head.stream.is_some() {
+        1 + encoded_len_varint(stream_len as u64) + stream_len
+    } else {
+        0
+    };
     let meta_len = 1
         + encoded_len_varint(request_len as u64)
         + request_len
@@ -147,6 +180,7 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
         + encoded_len_varint(head.correlation_id as u64)
         + attachment_field_len
         + auth_field_len
+        + stream_field_len
         + user_fields_len
         + 1
         + encoded_len_varint(i64::from(head.content_type) as u64)
@@ -182,11 +216,24 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
         dst.put_u8(0x28);
         encode_varint(head.attachment_len as u64, dst);
     }
-    // authentication_data (7), user_fields (9) when set.
+    // authentication_data (7), stream_settings (8), user_fields (9) when set.
     if let Some(auth) = head.authentication_data {
         dst.put_u8(0x3a);
         encode_varint(auth.len() as u64, dst);
         dst.put_slice(auth);
+    }
+    if let Some(stream) = head.stream {
+        // StreamSettings: stream_id (1), need_feedback (2), writable (3).
+        dst.put_u8(0x42);
+        encode_varint(stream_len as u64, dst);
+        dst.put_u8(0x08);
+        encode_varint(stream.stream_id as u64, dst);
+        dst.put_slice(&[
+            0x10,
+            stream.need_feedback as u8,
+            0x18,
+            stream.writable as u8,
+        ]);
     }
     for (key, value) in head.user_fields {
         dst.put_u8(0x4a);
@@ -270,6 +317,7 @@ mod tests {
                                 attachment_len,
                                 authentication_data: None,
                                 user_fields: &[],
+                                stream: None,
                             };
                             let mut fast = BytesMut::new();
                             encode_request_head(&mut fast, &head);
@@ -292,6 +340,46 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn stream_settings_encode_as_prost_does() {
+        for stream_id in [0, 146, -1, i64::MAX] {
+            for (need_feedback, writable) in [(true, false), (false, true)] {
+                let stream = StreamSetup {
+                    stream_id,
+                    need_feedback,
+                    writable,
+                };
+                let mut fast = BytesMut::new();
+                encode_request_head(
+                    &mut fast,
+                    &RequestHead {
+                        service_name: "example.EchoService",
+                        method_name: "Echo",
+                        log_id: None,
+                        timeout_ms: None,
+                        correlation_id: 4294967298,
+                        compress_type: 0,
+                        content_type: 0,
+                        payload_len: 29,
+                        attachment_len: 0,
+                        authentication_data: Some(b"cred"),
+                        user_fields: &[],
+                        stream: Some(stream),
+                    },
+                );
+                let mut meta = request_meta("example.EchoService", "Echo", 0, 4294967298, 0, 0, 0);
+                if let Some(request) = meta.request.as_mut() {
+                    request.log_id = None;
+                }
+                meta.authentication_data = Some(Bytes::from_static(b"cred"));
+                meta.stream_settings = Some(stream.into());
+                let mut slow = BytesMut::new();
+                encode_head(&mut slow, &meta, 29, 0);
+                assert_eq!(fast, slow, "{stream:?}");
             }
         }
     }
@@ -320,6 +408,7 @@ mod tests {
                 attachment_len: 0,
                 authentication_data: auth,
                 user_fields: fields,
+                stream: None,
             };
             let mut fast = BytesMut::new();
             encode_request_head(&mut fast, &head);

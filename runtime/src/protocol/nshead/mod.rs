@@ -131,6 +131,7 @@ impl ServerCodec for Nshead {
             ReplyTo {
                 correlation_id: 0,
                 context: context.freeze(),
+                stream: None,
             },
             NSHEAD_SERVICE,
             MethodRef::Index(0),

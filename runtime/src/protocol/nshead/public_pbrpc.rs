@@ -171,6 +171,7 @@ pub(crate) fn decode_request(
         ReplyTo {
             correlation_id: request_body.id,
             context: context.freeze(),
+            stream: None,
         },
         request_body.service,
         MethodRef::Index(request_body.method_id as usize),

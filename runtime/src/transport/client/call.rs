@@ -34,6 +34,10 @@ pub(crate) struct EncodedRequest {
     /// When the call must end: protocols that carry a deadline (gRPC's `grpc-timeout`) send
     /// what is left of it.
     pub(crate) deadline: Option<Instant>,
+    /// The brpc stream the call offers its server ([`Stream::create`]).
+    ///
+    /// [`Stream::create`]: crate::transport::stream_rpc::Stream::create
+    pub(crate) stream: Option<std::sync::Arc<crate::transport::stream_rpc::StreamCore>>,
 }
 
 #[cfg(test)]
@@ -49,6 +53,7 @@ impl EncodedRequest {
             log_id: None,
             headers: Vec::new(),
             deadline: None,
+            stream: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
@@ -24,6 +25,7 @@ use super::pending::{InOrderCalls, PendingCalls, Reply};
 use crate::compress;
 use crate::protocol::{ClientCodec, Matching, OutgoingRequest};
 use crate::transport::stream::{self, ClientIo, Security};
+use crate::transport::stream_rpc::table::{front, Front, Routed, StreamTable};
 use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
 use crate::transport::{prepare_read_buffer, read_buffer};
 use crate::{errno, ConnectionType, MethodDescriptor, Status};
@@ -84,10 +86,22 @@ impl FramedConnections {
         method: &MethodDescriptor,
         request: &EncodedRequest,
     ) -> Result<Answer, Failure> {
+        if request.stream.is_some() {
+            self.check_streams(settings.connection_type)
+                .map_err(Failure::request)?;
+        }
         let mut conn = self
             .acquire(settings.connection_type, settings.connect_timeout)
             .await
             .map_err(Failure::transport)?;
+        // The stream the call offers goes on this attempt's connection.
+        let stream = match (&request.stream, &conn.streams) {
+            (Some(core), Some(table)) => {
+                table.attach(core, true).map_err(Failure::request)?;
+                Some(core.setup())
+            }
+            _ => None,
+        };
         let credential = match settings.authenticator.as_deref() {
             Some(authenticator) if conn.needs_credential() => {
                 Some(crate::auth::generate_credential(authenticator).map_err(Failure::request)?)
@@ -107,10 +121,14 @@ impl FramedConnections {
                 credential: credential.as_deref().map(str::as_bytes),
                 deadline: request.deadline,
                 connection_type: settings.connection_type,
+                stream,
             })
             .map_err(Failure::request)?;
         let reply = conn.call(correlation_id, frame).await;
         conn.mark_answered();
+        if let Some(core) = &request.stream {
+            core.after_call(conn.remote_addr);
+        }
         // Outer: the connection failed; inner: the server's answer.
         let answered = reply.map_err(Failure::transport)?;
         conn.mark_server_answered();
@@ -140,6 +158,27 @@ impl FramedConnections {
             local: conn.local_addr,
             headers: Vec::new(),
         })
+    }
+
+    /// EREQUEST unless a call may offer a stream here: the protocol carries them, and the
+    /// connection outlives the call.
+    fn check_streams(&self, kind: ConnectionType) -> Result<(), Status> {
+        if !self.codec.carries_streams() {
+            return Err(Status::new(
+                errno::EREQUEST,
+                format!(
+                    "{} does not carry brpc streams (streaming RPC needs baidu_std)",
+                    self.codec.name()
+                ),
+            ));
+        }
+        if kind == ConnectionType::Short {
+            return Err(Status::new(
+                errno::EREQUEST,
+                "a stream needs a connection that outlives its call: single or pooled, not short",
+            ));
+        }
+        Ok(())
     }
 
     /// A connection for one attempt.
@@ -325,6 +364,8 @@ impl Waiting {
 pub(crate) struct Connection {
     sender: FrameSender,
     waiting: Arc<Waiting>,
+    /// The brpc streams on the connection, for protocols that carry them.
+    streams: Option<Arc<StreamTable>>,
     reader: AbortHandle,
     /// Set when the server said it is stopping (ELOGOFF): calls in flight finish here, new
     /// calls go to a fresh connection.
@@ -455,18 +496,28 @@ impl Ends {
             Matching::CorrelationId => Waiting::ById(PendingCalls::default()),
             Matching::InOrder => Waiting::InOrder(InOrderCalls::default()),
         });
-        let on_write_error = Arc::clone(&waiting);
+        let streams = codec
+            .carries_streams()
+            .then(|| StreamTable::new(sender.clone(), remote_addr));
+        let on_write_error = Ended {
+            waiting: Arc::clone(&waiting),
+            streams: streams.clone(),
+        };
         tokio::spawn(async move {
             if let Err(e) = writer::write_loop(write_half, queue).await {
-                on_write_error.fail_all(&Status::from_io(
+                on_write_error.fail(&Status::from_io(
                     format!("Fail to write to {remote_addr}"),
                     &e,
                 ));
             }
         });
+        let ended = Ended {
+            waiting: Arc::clone(&waiting),
+            streams: streams.clone(),
+        };
         let reader = tokio::spawn(read_loop(
             read_half,
-            Arc::clone(&waiting),
+            ended,
             codec,
             max_body_size,
             remote_addr,
@@ -475,6 +526,7 @@ impl Ends {
         Connection {
             sender,
             waiting,
+            streams,
             reader,
             logged_off: AtomicBool::new(false),
             answered: AtomicBool::new(false),
@@ -484,13 +536,28 @@ impl Ends {
     }
 }
 
-/// Fails the connection's calls if the reader stops for any reason, including its runtime
-/// shutting down and dropping it mid-read.
-struct FailOnDrop(Arc<Waiting>);
+/// What a connection's end fails: its calls, and its streams.
+struct Ended {
+    waiting: Arc<Waiting>,
+    streams: Option<Arc<StreamTable>>,
+}
 
-impl Drop for FailOnDrop {
+impl Ended {
+    fn fail(&self, status: &Status) {
+        self.waiting.fail_all(status);
+        if let Some(streams) = &self.streams {
+            streams.fail_all(status);
+        }
+    }
+}
+
+/// Fails the connection's calls and streams if the reader stops for any reason, including
+/// its runtime shutting down and dropping it mid-read.
+struct FailOnDrop<'a>(&'a Ended);
+
+impl Drop for FailOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.fail_all(&Status::new(
+        self.0.fail(&Status::new(
             errno::EFAILEDSOCKET,
             "connection reader stopped",
         ));
@@ -499,12 +566,12 @@ impl Drop for FailOnDrop {
 
 async fn read_loop<R: AsyncRead + Unpin>(
     mut io: R,
-    waiting: Arc<Waiting>,
+    ended: Ended,
     codec: Arc<dyn ClientCodec>,
     max_body_size: usize,
     remote: SocketAddr,
 ) {
-    let _fail_on_drop = FailOnDrop(Arc::clone(&waiting));
+    let _fail_on_drop = FailOnDrop(&ended);
     let mut buf = read_buffer();
     let status = 'read: loop {
         prepare_read_buffer(&mut buf);
@@ -514,10 +581,37 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Err(e) => break Status::from_io(format!("Fail to read from {remote}"), &e),
         }
         loop {
-            match codec.decode_response(&mut buf, max_body_size) {
+            let decoded = match ended.streams.as_deref().map(|_| front(&buf)) {
+                Some(Front::NeedMore) => break,
+                Some(Front::Stream) => {
+                    let table = ended.streams.as_deref().expect("checked above");
+                    match table.read_frame(&mut buf, max_body_size) {
+                        Ok(Routed::NeedMore) => break,
+                        Ok(Routed::Done) => continue,
+                        // The reply to the call that opened a stream came on it.
+                        Ok(Routed::Reply(stream, reply)) => {
+                            let mut reply_buf = BytesMut::from(reply);
+                            let decoded = codec.decode_response(&mut reply_buf, max_body_size);
+                            if let Ok(Some(response)) = &decoded {
+                                stream.on_reply(response.stream, response.result.as_ref().err());
+                            }
+                            match decoded {
+                                Ok(Some(response)) if reply_buf.is_empty() => Ok(Some(response)),
+                                Ok(_) => Err(crate::protocol::ParseError::new(
+                                    "a stream's first message is not one whole reply",
+                                )),
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Err(e) => Err(crate::protocol::ParseError::new(e.to_string())),
+                    }
+                }
+                Some(Front::Other) | None => codec.decode_response(&mut buf, max_body_size),
+            };
+            match decoded {
                 Ok(Some(response)) => {
                     let id = response.correlation_id;
-                    match &*waiting {
+                    match &*ended.waiting {
                         Waiting::ById(calls) => {
                             if !calls.complete(id, Ok(response.result)) {
                                 tracing::debug!(%remote, id, "response for a call that is gone");
@@ -545,5 +639,5 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     };
-    waiting.fail_all(&status);
+    ended.fail(&status);
 }

@@ -206,6 +206,10 @@ impl Connections {
     ) -> Result<Answer, Failure> {
         match &self.0 {
             Discipline::Framed(framed) => framed.call(settings, method, request).await,
+            Discipline::Owned(_) if request.stream.is_some() => Err(Failure::request(Status::new(
+                errno::EREQUEST,
+                "brpc streams need protocol baidu_std, not a protocol of its own connections",
+            ))),
             Discipline::Owned(owned) => owned.call(settings, method, request).await,
         }
     }

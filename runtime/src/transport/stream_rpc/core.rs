@@ -1,0 +1,643 @@
+//! One stream's state, shared by its handles and its connection's reader: the flow-control
+//! window of what it sends, the messages it has received and not yet handed out, and how it
+//! ended. Every change happens under one short lock; the frames a change produces go to the
+//! connection's batching writer before the lock is let go, so they keep their order.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+
+use super::options::StreamOptions;
+use crate::protocol::streaming_rpc::{
+    encode_data_head, segments, ConsumedCounter, Reassembly, SendWindow, StreamFrame, StreamSetup,
+};
+use crate::protocol::OutFrame;
+use crate::transport::writer::FrameSender;
+use crate::{errno, Status};
+
+/// Stream ids, unique in the process (brpc's are too: they name streams across connections).
+static NEXT_STREAM_ID: AtomicI64 = AtomicI64::new(1);
+
+/// A stream's state.
+pub(crate) struct StreamCore {
+    id: i64,
+    options: StreamOptions,
+    state: Mutex<State>,
+    /// Wakes writers waiting for the connection, the window, or the end.
+    changed: Notify,
+}
+
+impl std::fmt::Debug for StreamCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamCore").field("id", &self.id).finish()
+    }
+}
+
+/// The streams of one connection, by id: what a stream leaves when it ends.
+#[derive(Default)]
+pub(crate) struct StreamMap(Mutex<HashMap<i64, Arc<StreamCore>>>);
+
+impl StreamMap {
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, Arc<StreamCore>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn insert(&self, core: &Arc<StreamCore>) {
+        self.lock().insert(core.id, Arc::clone(core));
+    }
+
+    pub(crate) fn remove(&self, id: i64) {
+        self.lock().remove(&id);
+    }
+
+    pub(crate) fn get(&self, id: i64) -> Option<Arc<StreamCore>> {
+        self.lock().get(&id).cloned()
+    }
+
+    /// Takes every stream out.
+    pub(crate) fn drain(&self) -> Vec<Arc<StreamCore>> {
+        self.lock().drain().map(|(_, core)| core).collect()
+    }
+}
+
+/// The connection a stream lives on.
+struct Link {
+    sender: FrameSender,
+    table: Weak<StreamMap>,
+    remote_addr: SocketAddr,
+}
+
+struct State {
+    link: Option<Link>,
+    /// The peer's stream, once known (the server knows it from the request; the client from
+    /// the reply).
+    remote: Option<StreamSetup>,
+    /// Whether messages may go out: the reply that set the stream up has been queued (server)
+    /// or received (client).
+    connected: bool,
+    /// Client side: the next message on the stream is the reply to the call that opened it.
+    awaiting_reply: bool,
+    window: SendWindow,
+    reassembly: Reassembly,
+    incoming: VecDeque<Bytes>,
+    consumed: ConsumedCounter,
+    /// Messages handed out since the last FEEDBACK.
+    unreported: usize,
+    reader: Option<Waker>,
+    end: Option<End>,
+    /// Closed by [`StreamCore::finish`], which waits for the peer's CLOSE in answer: the
+    /// stream stays in its connection's table until then.
+    awaiting_close: bool,
+}
+
+/// How a stream ended.
+#[derive(Clone, Debug)]
+pub(crate) enum End {
+    /// This side closed it.
+    Closed,
+    /// The peer closed it (its messages sent before still arrive).
+    ClosedByPeer,
+    /// It failed: a reset, a broken connection, a call that did not set it up.
+    Failed(Status),
+}
+
+/// What [`StreamCore::try_send`] did.
+pub(crate) enum Sent {
+    /// The message is queued for the connection.
+    Queued,
+    /// Not yet connected, or the window is full: wait for a change.
+    Wait,
+}
+
+impl StreamCore {
+    /// A new stream, not yet on a connection.
+    pub(crate) fn new(options: StreamOptions) -> Arc<Self> {
+        Arc::new(StreamCore {
+            id: NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed),
+            state: Mutex::new(State {
+                link: None,
+                remote: None,
+                connected: false,
+                awaiting_reply: false,
+                window: SendWindow::new(options.max_buf_size),
+                reassembly: Reassembly::new(options.max_message_size),
+                incoming: VecDeque::new(),
+                consumed: ConsumedCounter::default(),
+                unreported: 0,
+                reader: None,
+                end: None,
+                awaiting_close: false,
+            }),
+            options,
+            changed: Notify::new(),
+        })
+    }
+
+    pub(crate) fn options(&self) -> &StreamOptions {
+        &self.options
+    }
+
+    /// The stream's id, as its peer addresses it.
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// This side's settings, as a call or reply announces them.
+    pub(crate) fn setup(&self) -> StreamSetup {
+        StreamSetup {
+            stream_id: self.id,
+            need_feedback: self.options.max_buf_size > 0,
+            writable: self.options.accept_messages,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the reader and every waiting writer.
+    fn wake_all(&self, state: &mut State) {
+        if let Some(reader) = state.reader.take() {
+            reader.wake();
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Puts the stream on a connection (a client stream, for one attempt of its call: a retry
+    /// moves it to the next attempt's connection).
+    pub(crate) fn attach(
+        &self,
+        table: &Arc<StreamMap>,
+        sender: FrameSender,
+        remote_addr: SocketAddr,
+        awaiting_reply: bool,
+    ) -> Result<(), Status> {
+        let mut state = self.lock();
+        if let Some(end) = &state.end {
+            return Err(end_status(self.id, end));
+        }
+        if state.connected {
+            return Err(Status::new(
+                errno::EINVAL,
+                format!(
+                    "stream {} is set up already: a stream is offered by one call",
+                    self.id
+                ),
+            ));
+        }
+        if let Some(old) = state.link.take().and_then(|link| link.table.upgrade()) {
+            old.remove(self.id);
+        }
+        state.link = Some(Link {
+            sender,
+            table: Arc::downgrade(table),
+            remote_addr,
+        });
+        state.awaiting_reply = awaiting_reply;
+        Ok(())
+    }
+
+    /// Server side: the peer's stream, known from the request.
+    pub(crate) fn set_remote(&self, remote: StreamSetup) {
+        self.lock().remote = Some(remote);
+    }
+
+    /// Lets messages go out: the server's reply is queued ahead of them.
+    pub(crate) fn connect(&self) {
+        let mut state = self.lock();
+        if state.end.is_none() {
+            state.connected = true;
+        }
+        self.wake_all(&mut state);
+    }
+
+    /// Client side: the reply to the call that opened the stream arrived. With the server's
+    /// stream (`Some`) the stream is set up; without it, or when the call failed, it fails
+    /// (closing the server's stream if there is one).
+    pub(crate) fn on_reply(&self, server: Option<StreamSetup>, call_failed: Option<&Status>) {
+        let mut state = self.lock();
+        state.awaiting_reply = false;
+        if state.end.is_some() {
+            return;
+        }
+        let Some(server) = server else {
+            let why = match call_failed {
+                Some(status) => format!("the call that opened it failed: {status}"),
+                None => "the server did not accept it".to_owned(),
+            };
+            let status = Status::new(
+                call_failed.map_or(errno::EREQUEST, Status::code),
+                format!("stream {}: {why}", self.id),
+            );
+            self.finish(&mut state, End::Failed(status));
+            return;
+        };
+        state.remote = Some(server);
+        state.connected = true;
+        if let Some(status) = call_failed {
+            let status = Status::new(
+                status.code(),
+                format!(
+                    "stream {}: the call that opened it failed: {status}",
+                    self.id
+                ),
+            );
+            self.finish(&mut state, End::Failed(status));
+            return;
+        }
+        // Feedback for what was consumed before the reply came (nothing, as Brisk hands out
+        // no message before it).
+        self.wake_all(&mut state);
+    }
+
+    /// Client side, after the call: a reply that did not come on the stream (a server that
+    /// ignores streams answers with a bare frame) leaves it unset; it fails.
+    pub(crate) fn after_call(&self, server_addr: SocketAddr) {
+        let mut state = self.lock();
+        if state.awaiting_reply && state.end.is_none() {
+            let status = Status::new(
+                errno::EREQUEST,
+                format!(
+                    "stream {}: {server_addr} answered the call outside the stream: it does not \
+                     support brpc's streaming RPC",
+                    self.id
+                ),
+            );
+            self.finish(&mut state, End::Failed(status));
+        }
+        state.awaiting_reply = false;
+    }
+
+    /// After the call that offered the stream: unless the reply set it up, it fails with the
+    /// call's error (or, for a call that succeeded without reaching a transport that carries
+    /// streams, says so).
+    pub(crate) fn settle(&self, call_failed: Option<&Status>) {
+        let mut state = self.lock();
+        state.awaiting_reply = false;
+        if state.connected || state.end.is_some() {
+            return;
+        }
+        let status = match call_failed {
+            Some(status) => Status::new(
+                status.code(),
+                format!(
+                    "stream {}: the call that opened it failed: {status}",
+                    self.id
+                ),
+            ),
+            None => Status::new(
+                errno::EREQUEST,
+                format!("stream {}: the call did not set it up", self.id),
+            ),
+        };
+        self.finish(&mut state, End::Failed(status));
+    }
+
+    /// Queues `message` if the stream is connected and its window open.
+    pub(crate) fn try_send(&self, message: &Bytes) -> Result<Sent, Status> {
+        let mut state = self.lock();
+        if let Some(end) = &state.end {
+            return Err(end_status(self.id, end));
+        }
+        if !state.connected {
+            return Ok(Sent::Wait);
+        }
+        let remote = state.remote.expect("a connected stream knows its peer");
+        if !remote.writable {
+            // brpc's words: its peer has no handler to read with.
+            let addr = state.link.as_ref().map(|l| l.remote_addr.to_string());
+            return Err(Status::new(
+                errno::EBADF,
+                format!(
+                    "The remote side of Stream={}->{}@{} doesn't have a handler",
+                    self.id,
+                    remote.stream_id,
+                    addr.unwrap_or_default()
+                ),
+            ));
+        }
+        let len = message.len() as u64;
+        if !state.window.try_write(len) {
+            return Ok(Sent::Wait);
+        }
+        let Some(link) = &state.link else {
+            return Ok(Sent::Wait);
+        };
+        let mut queued = true;
+        for frame in segments(
+            remote.stream_id,
+            self.id,
+            message.clone(),
+            self.options.max_segment_size,
+        ) {
+            let StreamFrame::Data {
+                has_continuation,
+                data,
+                ..
+            } = frame
+            else {
+                unreachable!("segments are DATA frames")
+            };
+            let mut head = BytesMut::with_capacity(32);
+            encode_data_head(
+                &mut head,
+                remote.stream_id,
+                self.id,
+                has_continuation,
+                data.len(),
+            );
+            let out = OutFrame {
+                head: head.freeze(),
+                payload: data,
+                attachment: Bytes::new(),
+            };
+            if link.sender.send(out).is_err() {
+                queued = false;
+                break;
+            }
+        }
+        if !queued {
+            state.window.roll_back(len);
+            let status = broken(state.link.as_ref().map(|l| l.remote_addr));
+            self.finish(&mut state, End::Failed(status.clone()));
+            return Err(status);
+        }
+        Ok(Sent::Queued)
+    }
+
+    /// Waits until something changes for writers; `prepare` runs after the waiter is
+    /// registered, so no wake-up is lost between a check and the wait.
+    pub(crate) async fn send(&self, message: Bytes) -> Result<(), Status> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.try_send(&message)? {
+                Sent::Queued => return Ok(()),
+                Sent::Wait => changed.await,
+            }
+        }
+    }
+
+    /// The next message, once one has arrived; `None` when the stream has ended (after an
+    /// error, which `take_error` reports once).
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, End>>> {
+        let mut state = self.lock();
+        if let Some(message) = state.incoming.pop_front() {
+            let total = state.consumed.consume(message.len() as u64);
+            state.unreported += 1;
+            let report = state.incoming.is_empty()
+                || state.unreported >= self.options.messages_in_batch.max(1);
+            if report {
+                state.unreported = 0;
+                self.send_feedback(&state, total);
+            }
+            return Poll::Ready(Some(Ok(message)));
+        }
+        match &state.end {
+            Some(end) => Poll::Ready(Some(Err(end.clone()))),
+            None => {
+                if !state
+                    .reader
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    state.reader = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Handler side: the messages that have arrived (up to `max`) into `batch`, not yet
+    /// counted consumed (see [`consumed`](Self::consumed)); once none are left, how the
+    /// stream ended.
+    pub(crate) fn poll_batch(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        batch: &mut Vec<Bytes>,
+    ) -> Poll<Option<End>> {
+        let mut state = self.lock();
+        if !state.incoming.is_empty() {
+            let take = state.incoming.len().min(max.max(1));
+            batch.extend(state.incoming.drain(..take));
+            return Poll::Ready(None);
+        }
+        match &state.end {
+            Some(end) => Poll::Ready(Some(end.clone())),
+            None => {
+                if !state
+                    .reader
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    state.reader = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Counts `bytes` more consumed and reports the total to the peer (after each batch a
+    /// handler took, as brpc).
+    pub(crate) fn consumed(&self, bytes: u64) {
+        let mut state = self.lock();
+        let total = state.consumed.consume(bytes);
+        state.unreported = 0;
+        self.send_feedback(&state, total);
+    }
+
+    /// FEEDBACK with the consumed total, if the peer asked for it.
+    fn send_feedback(&self, state: &State, consumed_size: i64) {
+        let (Some(remote), Some(link)) = (state.remote, &state.link) else {
+            return;
+        };
+        if !remote.need_feedback || !state.connected || state.end.is_some() {
+            return;
+        }
+        let _ = link.sender.send(frame(&StreamFrame::Feedback {
+            stream_id: remote.stream_id,
+            source_stream_id: self.id,
+            consumed_size,
+        }));
+    }
+
+    /// Closes the stream from this side: CLOSE to the peer, if it was set up.
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        if state.end.is_none() {
+            self.finish(&mut state, End::Closed);
+        }
+    }
+
+    /// Closes the stream and waits until the peer has had everything sent before: its CLOSE
+    /// in answer to ours (brpc's streams and Brisk's answer CLOSE with CLOSE), an RST, or the
+    /// connection's end.
+    pub(crate) async fn close_and_wait(&self) {
+        {
+            let mut state = self.lock();
+            if state.end.is_some() {
+                return;
+            }
+            state.awaiting_close = state.connected;
+            self.finish(&mut state, End::Closed);
+        }
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.lock().awaiting_close {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// The peer answered a close: [`close_and_wait`](Self::close_and_wait) returns.
+    fn closed_by_both(&self, state: &mut State) {
+        state.awaiting_close = false;
+        if let Some(table) = state.link.take().and_then(|l| l.table.upgrade()) {
+            table.remove(self.id);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Ends the stream: CLOSE to the peer (if it was set up and the peer has not gone),
+    /// out of its connection's table (unless this side waits for the peer's CLOSE), everyone
+    /// woken.
+    fn finish(&self, state: &mut State, end: End) {
+        let tell_peer = matches!(end, End::Closed | End::ClosedByPeer)
+            || matches!(&end, End::Failed(s) if s.code() != errno::ECONNRESET && !is_broken(s));
+        if tell_peer && state.connected {
+            if let (Some(remote), Some(link)) = (state.remote, &state.link) {
+                let _ = link.sender.send(frame(&StreamFrame::Close {
+                    stream_id: remote.stream_id,
+                    source_stream_id: self.id,
+                }));
+            }
+        }
+        state.end = Some(end);
+        state.connected = false;
+        if !state.awaiting_close {
+            // Nothing more goes out: let go of the connection, whose writer (and socket) lives
+            // as long as something can write to it.
+            if let Some(table) = state.link.take().and_then(|l| l.table.upgrade()) {
+                table.remove(self.id);
+            }
+        }
+        self.wake_all(state);
+    }
+
+    /// A DATA frame's segment; the whole message when it ends one. On a client stream that
+    /// awaits its call's reply, that message is the reply (returned, not queued).
+    pub(crate) fn on_data(&self, data: Bytes, has_continuation: bool) -> Option<Bytes> {
+        let mut state = self.lock();
+        if state.end.is_some() {
+            return None;
+        }
+        let message = match state.reassembly.push(data, has_continuation) {
+            Ok(Some(message)) => message,
+            Ok(None) => return None,
+            Err(e) => {
+                let status = Status::new(errno::ERESPONSE, format!("stream {}: {e}", self.id));
+                tracing::warn!("{status}");
+                self.finish(&mut state, End::Failed(status));
+                return None;
+            }
+        };
+        if state.awaiting_reply {
+            state.awaiting_reply = false;
+            return Some(message);
+        }
+        if !self.options.accept_messages {
+            // Dropped unread, and reported consumed, as brpc's streams without a handler.
+            let total = state.consumed.consume(message.len() as u64);
+            self.send_feedback(&state, total);
+            return None;
+        }
+        state.incoming.push_back(message);
+        if let Some(reader) = state.reader.take() {
+            reader.wake();
+        }
+        None
+    }
+
+    /// A FEEDBACK total from the peer.
+    pub(crate) fn on_feedback(&self, consumed_size: i64) {
+        let mut state = self.lock();
+        if state.window.on_feedback(consumed_size) {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// The peer closed its stream: messages already here are still handed out; CLOSE goes
+    /// back, as brpc answers.
+    pub(crate) fn on_close(&self) {
+        let mut state = self.lock();
+        if state.end.is_none() {
+            self.finish(&mut state, End::ClosedByPeer);
+        } else if state.awaiting_close {
+            self.closed_by_both(&mut state);
+        }
+    }
+
+    /// The peer reset the stream, or its connection broke.
+    pub(crate) fn fail(&self, status: Status) {
+        let mut state = self.lock();
+        if state.end.is_none() {
+            self.finish(&mut state, End::Failed(status));
+        } else if state.awaiting_close {
+            self.closed_by_both(&mut state);
+        }
+    }
+
+    /// Bytes written that the peer has not reported consumed.
+    pub(crate) fn unconsumed(&self) -> u64 {
+        self.lock().window.unconsumed()
+    }
+
+    /// Whether the stream has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().end.is_some()
+    }
+}
+
+/// A whole frame as one buffer.
+pub(crate) fn frame(frame: &StreamFrame) -> OutFrame {
+    let mut buf = BytesMut::with_capacity(32);
+    frame.encode(&mut buf);
+    OutFrame::whole(buf.freeze())
+}
+
+/// The status a stream's end gives its writers.
+pub(crate) fn end_status(id: i64, end: &End) -> Status {
+    match end {
+        End::Closed => Status::new(errno::EINVAL, format!("stream {id} is closed")),
+        End::ClosedByPeer => {
+            Status::new(errno::ECLOSE, format!("stream {id} was closed by its peer"))
+        }
+        End::Failed(status) => status.clone(),
+    }
+}
+
+/// The error of a stream whose connection is gone.
+pub(crate) fn broken(remote: Option<SocketAddr>) -> Status {
+    match remote {
+        Some(addr) => Status::new(
+            errno::EFAILEDSOCKET,
+            format!("the connection to {addr} carrying the stream broke"),
+        ),
+        None => Status::new(errno::EFAILEDSOCKET, "the stream's connection broke"),
+    }
+}
+
+/// Whether a stream failed with its connection (no CLOSE can reach the peer).
+fn is_broken(status: &Status) -> bool {
+    matches!(status.code(), errno::EFAILEDSOCKET | errno::EEOF)
+}
