@@ -254,22 +254,110 @@ async fn many_streams_share_one_connection() {
 }
 
 #[tokio::test]
-async fn a_stream_the_handler_does_not_accept_fails() {
+async fn a_stream_the_handler_does_not_accept_fails_the_call_as_brpcs() {
     let (server, _accepted) = host(None).await;
     let client = client_of(&server).await;
     let mut cntl = Controller::new();
     let mut stream = Stream::create(&mut cntl, StreamOptions::default());
-    let response = client
+    let call = client
         .echo_with(&mut cntl, EchoRequest::default())
         .await
-        .expect("the call itself succeeds");
-    assert_eq!(response.message, "Accepted stream");
+        .unwrap_err();
+    // brpc's client: EREQUEST, its words.
+    assert_eq!(call.code(), errno::EREQUEST, "{call}");
+    assert_eq!(call.message(), "The server didn't accept the stream");
     let status = stream.send(Bytes::from_static(b"x")).await.unwrap_err();
     assert_eq!(status.code(), errno::EREQUEST, "{status}");
-    assert!(status.message().contains("did not accept"), "{status}");
+    assert!(status.message().contains("didn't accept"), "{status}");
     let failure = next(&mut stream).await.expect("the error").unwrap_err();
     assert_eq!(failure.code(), errno::EREQUEST);
     assert!(next(&mut stream).await.is_none());
+}
+
+#[tokio::test]
+async fn a_reply_larger_than_the_streams_message_limit_still_arrives() {
+    let (server, mut accepted) = host(Some(StreamOptions::default())).await;
+    let client = client_of(&server).await;
+    let tiny = StreamOptions::default().max_message_size(8);
+    let (client_end, mut server_end) = open(&client, &mut accepted, tiny).await;
+    client_end.send(Bytes::from_static(b"fits")).await.unwrap();
+    assert_eq!(&next(&mut server_end).await.unwrap().unwrap()[..], b"fits");
+}
+
+#[tokio::test]
+async fn a_stream_outlives_its_channel() {
+    let (server, mut accepted) = host(Some(StreamOptions::default())).await;
+    let client = client_of(&server).await;
+    let (mut client_end, mut server_end) =
+        open(&client, &mut accepted, StreamOptions::default()).await;
+    drop(client); // the last handle on the channel and its connection
+    client_end.send(Bytes::from_static(b"still")).await.unwrap();
+    assert_eq!(&next(&mut server_end).await.unwrap().unwrap()[..], b"still");
+    server_end.send(Bytes::from_static(b"here")).await.unwrap();
+    assert_eq!(&next(&mut client_end).await.unwrap().unwrap()[..], b"here");
+}
+
+#[tokio::test]
+async fn a_cancelled_call_fails_its_stream() {
+    // A peer that reads the request and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _peer = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(HANG_GUARD).await;
+        drop(socket);
+    });
+    let channel = Channel::builder()
+        .no_timeout()
+        .connect(&addr.to_string())
+        .await
+        .unwrap();
+    let client = EchoServiceClient::new(channel);
+    let mut cntl = Controller::new();
+    let stream = Stream::create(&mut cntl, StreamOptions::default());
+    let call = client.echo_with(&mut cntl, EchoRequest::default());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), call)
+            .await
+            .is_err(),
+        "no answer comes"
+    );
+    let status = stream.send(Bytes::from_static(b"x")).await.unwrap_err();
+    assert_eq!(status.code(), errno::ECANCELED, "{status}");
+}
+
+#[tokio::test]
+async fn dropping_a_channel_closes_its_connection() {
+    // A peer that answers one call (a plain baidu_std reply), then waits for the end.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        let request = brisk_tests::raw::read_frame(&mut socket, &mut buf).await;
+        let meta = brisk::protocol::baidu_std::response_meta(
+            request.meta.correlation_id.unwrap(),
+            0,
+            0,
+            None,
+        );
+        let reply = brisk_tests::raw::frame_bytes(&meta, &[], &[]);
+        socket.write_all(&reply).await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(HANG_GUARD, socket.read_to_end(&mut rest))
+            .await
+            .expect("the client closes its connection")
+            .unwrap();
+    });
+    let channel = Channel::builder()
+        .timeout(HANG_GUARD)
+        .connect(&addr.to_string())
+        .await
+        .unwrap();
+    let client = EchoServiceClient::new(channel);
+    client.echo(EchoRequest::default()).await.unwrap();
+    drop(client);
+    peer.await.unwrap();
 }
 
 #[tokio::test]

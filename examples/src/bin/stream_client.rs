@@ -69,7 +69,7 @@ async fn run() -> Result<(), String> {
     tracing::info!("created stream {}: {}", stream.id(), response.message);
 
     let sent = match size {
-        Some(size) => throughput(&stream, count.unwrap_or(100_000), size).await,
+        Some(size) => throughput(&stream, count.unwrap_or(100_000), size, window).await,
         None => pairs(&stream, count, interval).await,
     };
     // Close, and wait (a little) for the server's CLOSE in answer: everything sent has
@@ -102,14 +102,15 @@ async fn pairs(stream: &Stream, count: Option<u64>, interval: Duration) -> Resul
 
 /// `count` messages of `size` bytes as fast as the window allows; prints the rate once the
 /// server has consumed them all.
-async fn throughput(stream: &Stream, count: u64, size: usize) -> Result<(), Status> {
+async fn throughput(stream: &Stream, count: u64, size: usize, window: u64) -> Result<(), Status> {
     let message = Bytes::from(vec![b'x'; size]);
     let started = Instant::now();
     for _ in 0..count {
         stream.send(message.clone()).await?;
     }
-    // The server's feedback says when it has consumed everything.
-    while stream.unconsumed() > 0 && !stream.is_closed() {
+    // The server's feedback says when it has consumed everything (without a window it sends
+    // none: the time is the sending's).
+    while window > 0 && stream.unconsumed() > 0 && !stream.is_closed() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();

@@ -42,6 +42,13 @@ impl Channel {
         Resp: Send + 'static,
     {
         let started = Instant::now();
+        // The stream the call offers is settled when the call ends, however it ends; the
+        // controller's next call offers none.
+        let offered = OfferedStream(
+            cntl.offered_stream
+                .take()
+                .and_then(|stream| stream.downcast::<StreamCore>().ok()),
+        );
         let call_state = cntl.begin_call();
         let _finish = FinishOnDrop(call_state.clone());
         let timeout = cntl.timeout.or(self.inner.options.timeout);
@@ -49,7 +56,8 @@ impl Channel {
         let deadline_at = timeout.and_then(|t| started.checked_add(t));
         cntl.deadline = deadline_at;
         let call = async {
-            let encoded = self.encode_request::<C, Req>(cntl, request)?;
+            let mut encoded = self.encode_request::<C, Req>(cntl, request)?;
+            encoded.stream.clone_from(&offered.0);
             let erased = ErasedRequest {
                 encoded,
                 typed: request,
@@ -100,13 +108,7 @@ impl Channel {
         if let Err(status) = &result {
             cntl.error = Some(status.clone());
         }
-        // The stream the call offered is set up now, or never will be; the controller's next
-        // call offers none.
-        if let Some(stream) = cntl.offered_stream.take() {
-            if let Ok(stream) = stream.downcast::<StreamCore>() {
-                stream.settle(result.as_ref().err());
-            }
-        }
+        offered.settle(result.as_ref().err());
         result
     }
 
@@ -160,10 +162,7 @@ impl Channel {
             log_id: cntl.log_id,
             headers: cntl.request_headers.clone(),
             deadline: cntl.deadline,
-            stream: cntl
-                .offered_stream
-                .clone()
-                .and_then(|stream| stream.downcast::<StreamCore>().ok()),
+            stream: None,
         })
     }
 
@@ -189,10 +188,19 @@ impl Channel {
             }
             None => options.backup_request_policy.as_deref(),
         };
+        // A call that offers a stream makes one attempt: the stream is set up on the
+        // connection that answers, and a second attempt could be answered too.
+        let one_attempt = request.stream.is_some();
         let settings = RetrySettings {
-            max_retry: cntl.max_retry.unwrap_or(options.max_retry),
+            max_retry: if one_attempt {
+                0
+            } else {
+                cntl.max_retry.unwrap_or(options.max_retry)
+            },
             retry_policy: &*options.retry_policy,
-            backup: backup_policy.and_then(|p| Some((p.backup_delay(cntl)?, p))),
+            backup: backup_policy
+                .filter(|_| !one_attempt)
+                .and_then(|p| Some((p.backup_delay(cntl)?, p))),
         };
         let servers = Servers {
             channel: self,
@@ -536,4 +544,30 @@ fn decode_erased<C: MessageCodec<Resp>, Resp: Send + 'static>(
     C::decode(payload)
         .map(|r| Box::new(r) as Box<dyn Any + Send>)
         .map_err(|e| Status::new(errno::ERESPONSE, format!("Fail to parse response: {e}")))
+}
+
+/// The stream a unary call offers ([`Stream::create`]), settled when the call ends: set up by
+/// its reply, or failed with the call's error — or, if the call's future is dropped first,
+/// with ECANCELED.
+///
+/// [`Stream::create`]: crate::stream_rpc::Stream::create
+struct OfferedStream(Option<Arc<StreamCore>>);
+
+impl OfferedStream {
+    fn settle(mut self, call_failed: Option<&Status>) {
+        if let Some(stream) = self.0.take() {
+            stream.settle(call_failed);
+        }
+    }
+}
+
+impl Drop for OfferedStream {
+    fn drop(&mut self) {
+        if let Some(stream) = self.0.take() {
+            stream.settle(Some(&Status::new(
+                errno::ECANCELED,
+                "the call was cancelled",
+            )));
+        }
+    }
 }

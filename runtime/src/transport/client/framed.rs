@@ -25,7 +25,7 @@ use super::pending::{InOrderCalls, PendingCalls, Reply};
 use crate::compress;
 use crate::protocol::{ClientCodec, Matching, OutgoingRequest};
 use crate::transport::stream::{self, ClientIo, Security};
-use crate::transport::stream_rpc::table::{front, Front, Routed, StreamTable};
+use crate::transport::stream_rpc::table::{front, Front, KeepAlive, Routed, StreamTable};
 use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
 use crate::transport::{prepare_read_buffer, read_buffer};
 use crate::{errno, ConnectionType, MethodDescriptor, Status};
@@ -97,7 +97,11 @@ impl FramedConnections {
         // The stream the call offers goes on this attempt's connection.
         let stream = match (&request.stream, &conn.streams) {
             (Some(core), Some(table)) => {
-                table.attach(core, true).map_err(Failure::request)?;
+                // The stream keeps its connection open while it lives, as brpc's its socket.
+                let keep_alive: KeepAlive = Arc::clone(&conn.conn) as KeepAlive;
+                table
+                    .attach(core, true, Some(keep_alive))
+                    .map_err(Failure::request)?;
                 Some(core.setup())
             }
             _ => None,
@@ -124,10 +128,13 @@ impl FramedConnections {
                 stream,
             })
             .map_err(Failure::request)?;
-        let reply = conn.call(correlation_id, frame).await;
+        let mut reply = conn.call(correlation_id, frame).await;
         conn.mark_answered();
-        if let Some(core) = &request.stream {
-            core.after_call(conn.remote_addr);
+        if let (Some(core), Ok(Ok(_))) = (&request.stream, &reply) {
+            // Answered outside the stream: the server did not accept it.
+            if let Some(status) = core.after_reply() {
+                reply = Ok(Err(status));
+            }
         }
         // Outer: the connection failed; inner: the server's answer.
         let answered = reply.map_err(Failure::transport)?;
@@ -499,16 +506,17 @@ impl Ends {
         let streams = codec
             .carries_streams()
             .then(|| StreamTable::new(sender.clone(), remote_addr));
-        let on_write_error = Ended {
-            waiting: Arc::clone(&waiting),
-            streams: streams.clone(),
-        };
+        // The writer task must not own anything that holds a sender to its own queue (the
+        // streams' table does): it ends when the last sender is gone.
+        let on_write_error = (Arc::clone(&waiting), streams.as_ref().map(Arc::downgrade));
         tokio::spawn(async move {
             if let Err(e) = writer::write_loop(write_half, queue).await {
-                on_write_error.fail(&Status::from_io(
-                    format!("Fail to write to {remote_addr}"),
-                    &e,
-                ));
+                let status = Status::from_io(format!("Fail to write to {remote_addr}"), &e);
+                let (waiting, streams) = on_write_error;
+                waiting.fail_all(&status);
+                if let Some(streams) = streams.and_then(|s| s.upgrade()) {
+                    streams.fail_all(&status);
+                }
             }
         });
         let ended = Ended {
@@ -591,9 +599,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         // The reply to the call that opened a stream came on it.
                         Ok(Routed::Reply(stream, reply)) => {
                             let mut reply_buf = BytesMut::from(reply);
-                            let decoded = codec.decode_response(&mut reply_buf, max_body_size);
-                            if let Ok(Some(response)) = &decoded {
-                                stream.on_reply(response.stream, response.result.as_ref().err());
+                            let mut decoded = codec.decode_response(&mut reply_buf, max_body_size);
+                            if let Ok(Some(response)) = &mut decoded {
+                                stream.on_reply(response.stream, &mut response.result);
                             }
                             match decoded {
                                 Ok(Some(response)) if reply_buf.is_empty() => Ok(Some(response)),

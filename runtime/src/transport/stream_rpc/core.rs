@@ -16,7 +16,7 @@ use super::options::StreamOptions;
 use crate::protocol::streaming_rpc::{
     encode_data_head, segments, ConsumedCounter, Reassembly, SendWindow, StreamFrame, StreamSetup,
 };
-use crate::protocol::OutFrame;
+use crate::protocol::{OutFrame, Payload};
 use crate::transport::writer::FrameSender;
 use crate::{errno, Status};
 
@@ -40,36 +40,55 @@ impl std::fmt::Debug for StreamCore {
 
 /// The streams of one connection, by id: what a stream leaves when it ends.
 #[derive(Default)]
-pub(crate) struct StreamMap(Mutex<HashMap<i64, Arc<StreamCore>>>);
+pub(crate) struct StreamMap(Mutex<MapState>);
+
+#[derive(Default)]
+struct MapState {
+    streams: HashMap<i64, Arc<StreamCore>>,
+    /// The connection has ended: no stream goes on it any more.
+    closed: bool,
+}
 
 impl StreamMap {
-    fn lock(&self) -> MutexGuard<'_, HashMap<i64, Arc<StreamCore>>> {
+    fn lock(&self) -> MutexGuard<'_, MapState> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn insert(&self, core: &Arc<StreamCore>) {
-        self.lock().insert(core.id, Arc::clone(core));
+    /// Adds a stream; false once the connection has ended.
+    fn insert(&self, core: &Arc<StreamCore>) -> bool {
+        let mut map = self.lock();
+        if !map.closed {
+            map.streams.insert(core.id, Arc::clone(core));
+        }
+        !map.closed
     }
 
     pub(crate) fn remove(&self, id: i64) {
-        self.lock().remove(&id);
+        self.lock().streams.remove(&id);
     }
 
     pub(crate) fn get(&self, id: i64) -> Option<Arc<StreamCore>> {
-        self.lock().get(&id).cloned()
+        self.lock().streams.get(&id).cloned()
     }
 
-    /// Takes every stream out.
-    pub(crate) fn drain(&self) -> Vec<Arc<StreamCore>> {
-        self.lock().drain().map(|(_, core)| core).collect()
+    /// Takes every stream out, for good: the connection has ended.
+    pub(crate) fn close(&self) -> Vec<Arc<StreamCore>> {
+        let mut map = self.lock();
+        map.closed = true;
+        map.streams.drain().map(|(_, core)| core).collect()
     }
 }
+
+/// What keeps a client stream's connection open while the stream lives (brpc's stream holds
+/// its host socket).
+pub(crate) type KeepAlive = Arc<dyn std::any::Any + Send + Sync>;
 
 /// The connection a stream lives on.
 struct Link {
     sender: FrameSender,
     table: Weak<StreamMap>,
     remote_addr: SocketAddr,
+    _keep_alive: Option<KeepAlive>,
 }
 
 struct State {
@@ -168,14 +187,15 @@ impl StreamCore {
         self.changed.notify_waiters();
     }
 
-    /// Puts the stream on a connection (a client stream, for one attempt of its call: a retry
-    /// moves it to the next attempt's connection).
+    /// Puts the stream on a connection: a client stream for the one attempt of the call that
+    /// offers it, or a server stream a handler accepted.
     pub(crate) fn attach(
-        &self,
+        self: &Arc<Self>,
         table: &Arc<StreamMap>,
         sender: FrameSender,
         remote_addr: SocketAddr,
         awaiting_reply: bool,
+        keep_alive: Option<KeepAlive>,
     ) -> Result<(), Status> {
         let mut state = self.lock();
         if let Some(end) = &state.end {
@@ -193,10 +213,15 @@ impl StreamCore {
         if let Some(old) = state.link.take().and_then(|link| link.table.upgrade()) {
             old.remove(self.id);
         }
+        // Under the stream's lock, so that a close cannot slip between the two.
+        if !table.insert(self) {
+            return Err(broken(Some(remote_addr)));
+        }
         state.link = Some(Link {
             sender,
             table: Arc::downgrade(table),
             remote_addr,
+            _keep_alive: keep_alive,
         });
         state.awaiting_reply = awaiting_reply;
         Ok(())
@@ -216,61 +241,64 @@ impl StreamCore {
         self.wake_all(&mut state);
     }
 
-    /// Client side: the reply to the call that opened the stream arrived. With the server's
-    /// stream (`Some`) the stream is set up; without it, or when the call failed, it fails
-    /// (closing the server's stream if there is one).
-    pub(crate) fn on_reply(&self, server: Option<StreamSetup>, call_failed: Option<&Status>) {
+    /// Client side: the reply to the call that opened the stream arrived, announcing the
+    /// server's stream (`server`) or not. As brpc's `HandleStreamConnection`: a successful
+    /// call whose server did not accept the stream fails (EREQUEST `The server didn't accept
+    /// the stream`), and so does one whose stream was closed meanwhile; the stream fails with a
+    /// failed call's error, and an accepted server stream is then reset.
+    pub(crate) fn on_reply(
+        &self,
+        server: Option<StreamSetup>,
+        result: &mut Result<Payload, Status>,
+    ) {
         let mut state = self.lock();
         state.awaiting_reply = false;
-        if state.end.is_some() {
-            return;
+        if result.is_ok() {
+            if server.is_none() {
+                *result = Err(Status::new(
+                    errno::EREQUEST,
+                    "The server didn't accept the stream",
+                ));
+            } else if state.end.is_some() {
+                *result = Err(Status::new(
+                    errno::EREQUEST,
+                    format!("Request stream={} was closed before responded", self.id),
+                ));
+            }
         }
-        let Some(server) = server else {
-            let why = match call_failed {
-                Some(status) => format!("the call that opened it failed: {status}"),
-                None => "the server did not accept it".to_owned(),
-            };
-            let status = Status::new(
-                call_failed.map_or(errno::EREQUEST, Status::code),
-                format!("stream {}: {why}", self.id),
-            );
-            self.finish(&mut state, End::Failed(status));
-            return;
-        };
-        state.remote = Some(server);
-        state.connected = true;
-        if let Some(status) = call_failed {
-            let status = Status::new(
-                status.code(),
-                format!(
-                    "stream {}: the call that opened it failed: {status}",
-                    self.id
-                ),
-            );
-            self.finish(&mut state, End::Failed(status));
-            return;
+        match (&*result, server) {
+            (Ok(_), Some(server)) => {
+                state.remote = Some(server);
+                state.connected = true;
+                self.wake_all(&mut state);
+            }
+            (Err(status), server) => {
+                if let (Some(server), Some(link)) = (server, &state.link) {
+                    let _ = link.sender.send(frame(&StreamFrame::Rst {
+                        stream_id: server.stream_id,
+                    }));
+                }
+                if state.end.is_none() {
+                    self.finish(&mut state, End::Failed(status.clone()));
+                }
+            }
+            (Ok(_), None) => unreachable!("made an error above"),
         }
-        // Feedback for what was consumed before the reply came (nothing, as Brisk hands out
-        // no message before it).
-        self.wake_all(&mut state);
     }
 
-    /// Client side, after the call: a reply that did not come on the stream (a server that
-    /// ignores streams answers with a bare frame) leaves it unset; it fails.
-    pub(crate) fn after_call(&self, server_addr: SocketAddr) {
+    /// Client side, after an attempt the server answered: a reply that did not come on the
+    /// stream (a server that ignores streams answers with a bare frame) did not accept it, as
+    /// brpc words it; the call fails with that.
+    pub(crate) fn after_reply(&self) -> Option<Status> {
         let mut state = self.lock();
-        if state.awaiting_reply && state.end.is_none() {
-            let status = Status::new(
-                errno::EREQUEST,
-                format!(
-                    "stream {}: {server_addr} answered the call outside the stream: it does not \
-                     support brpc's streaming RPC",
-                    self.id
-                ),
-            );
-            self.finish(&mut state, End::Failed(status));
+        if !std::mem::take(&mut state.awaiting_reply) {
+            return None;
         }
-        state.awaiting_reply = false;
+        let status = Status::new(errno::EREQUEST, "The server didn't accept the stream");
+        if state.end.is_none() {
+            self.finish(&mut state, End::Failed(status.clone()));
+        }
+        Some(status)
     }
 
     /// After the call that offered the stream: unless the reply set it up, it fails with the
@@ -321,12 +349,15 @@ impl StreamCore {
                 ),
             ));
         }
+        if state.link.is_none() {
+            return Ok(Sent::Wait);
+        }
         let len = message.len() as u64;
         if !state.window.try_write(len) {
             return Ok(Sent::Wait);
         }
         let Some(link) = &state.link else {
-            return Ok(Sent::Wait);
+            unreachable!("checked above")
         };
         let mut queued = true;
         for frame in segments(
@@ -512,8 +543,9 @@ impl StreamCore {
     /// out of its connection's table (unless this side waits for the peer's CLOSE), everyone
     /// woken.
     fn finish(&self, state: &mut State, end: End) {
-        let tell_peer = matches!(end, End::Closed | End::ClosedByPeer)
-            || matches!(&end, End::Failed(s) if s.code() != errno::ECONNRESET && !is_broken(s));
+        // brpc's OnFailed: CLOSE to a connected peer whatever the reason (an RST included),
+        // unless the connection itself is gone.
+        let tell_peer = !matches!(&end, End::Failed(s) if is_broken(s));
         if tell_peer && state.connected {
             if let (Some(remote), Some(link)) = (state.remote, &state.link) {
                 let _ = link.sender.send(frame(&StreamFrame::Close {
@@ -538,6 +570,12 @@ impl StreamCore {
     /// awaits its call's reply, that message is the reply (returned, not queued).
     pub(crate) fn on_data(&self, data: Bytes, has_continuation: bool) -> Option<Bytes> {
         let mut state = self.lock();
+        // The reply to the call comes first and whole (brpc writes it as one frame), even to a
+        // stream closed meanwhile: its call is waiting for it.
+        if state.awaiting_reply && !has_continuation && state.reassembly.pending_len() == 0 {
+            state.awaiting_reply = false;
+            return Some(data);
+        }
         if state.end.is_some() {
             return None;
         }
@@ -551,8 +589,7 @@ impl StreamCore {
                 return None;
             }
         };
-        if state.awaiting_reply {
-            state.awaiting_reply = false;
+        if std::mem::take(&mut state.awaiting_reply) {
             return Some(message);
         }
         if !self.options.accept_messages {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+pub(crate) use super::core::KeepAlive;
 use super::core::{frame, StreamCore, StreamMap};
 use super::options::StreamOptions;
 use crate::protocol::streaming_rpc::StreamSetup;
@@ -78,15 +79,15 @@ impl StreamTable {
         &self,
         core: &Arc<StreamCore>,
         awaiting_reply: bool,
+        keep_alive: Option<KeepAlive>,
     ) -> Result<(), Status> {
         core.attach(
             &self.streams,
             self.sender.clone(),
             self.remote_addr,
             awaiting_reply,
-        )?;
-        self.streams.insert(core);
-        Ok(())
+            keep_alive,
+        )
     }
 
     /// Server side: a stream for the caller's `remote`, accepted by a handler.
@@ -97,7 +98,7 @@ impl StreamTable {
     ) -> Result<Arc<StreamCore>, Status> {
         let core = StreamCore::new(options);
         core.set_remote(remote);
-        self.attach(&core, false)?;
+        self.attach(&core, false, None)?;
         Ok(core)
     }
 
@@ -159,7 +160,7 @@ impl StreamTable {
 
     /// Fails every stream: the connection ended.
     pub(crate) fn fail_all(&self, status: &Status) {
-        for core in self.streams.drain() {
+        for core in self.streams.close() {
             core.fail(status.clone());
         }
     }
@@ -328,10 +329,29 @@ mod tests {
         assert_eq!(status.code(), crate::errno::ECONNRESET);
         assert_eq!(status.message(), "Received RST frame");
         assert!(stream.recv().await.is_none(), "the error is given once");
-        assert!(
-            written(&mut queue).is_empty(),
-            "a reset stream sends no CLOSE"
+        // brpc's OnFailed tells a connected peer CLOSE, whatever the reason.
+        assert_eq!(
+            written(&mut queue),
+            [StreamFrame::Close {
+                stream_id: PEER,
+                source_stream_id: stream.id()
+            }]
         );
+    }
+
+    #[tokio::test]
+    async fn no_stream_goes_on_a_connection_that_ended() {
+        let (table, stream, _queue) = accepted(StreamOptions::default(), true);
+        table.fail_all(&Status::new(crate::errno::EEOF, "gone"));
+        assert!(stream.is_closed());
+        let remote = StreamSetup {
+            stream_id: PEER,
+            need_feedback: true,
+            writable: true,
+        };
+        // A handler still running accepts after its connection ended: refused, not left hanging.
+        let status = table.accept(remote, StreamOptions::default()).unwrap_err();
+        assert_eq!(status.code(), crate::errno::EFAILEDSOCKET, "{status}");
     }
 
     /// What a handler was told, in order.
