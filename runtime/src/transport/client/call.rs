@@ -87,7 +87,8 @@ pub(crate) enum Cause {
     /// The server answered with an error (or an undecodable response). It stays in rotation.
     Server,
     /// The request could not be sent as it is (something the protocol cannot carry, a
-    /// credential that could not be made): no server saw it, and none is judged by it.
+    /// credential that could not be made), or this process stopped its connection (the
+    /// runtime running it shut down): no server is judged by it.
     Request,
 }
 

@@ -136,8 +136,16 @@ impl FramedConnections {
                 reply = Ok(Err(status));
             }
         }
-        // Outer: the connection failed; inner: the server's answer.
-        let answered = reply.map_err(Failure::transport)?;
+        // Outer: the connection failed; inner: the server's answer. A connection this process
+        // stopped (its runtime shut down) judges no server: the call is retried elsewhere
+        // without isolating this one.
+        let answered = reply.map_err(|status| {
+            if conn.stopped_here.load(Ordering::Acquire) {
+                Failure::request(status)
+            } else {
+                Failure::transport(status)
+            }
+        })?;
         conn.mark_server_answered();
         let payload = match answered {
             Ok(payload) => payload,
@@ -377,6 +385,9 @@ pub(crate) struct Connection {
     /// Set when the server said it is stopping (ELOGOFF): calls in flight finish here, new
     /// calls go to a fresh connection.
     logged_off: AtomicBool,
+    /// Set when the connection's reader was dropped by this process (its runtime shut down):
+    /// the calls it failed say nothing about the server.
+    stopped_here: Arc<AtomicBool>,
     /// Set once the server has answered a call: it has verified the credential (a rejected
     /// one closes the connection), so later requests need not carry one.
     answered: AtomicBool,
@@ -519,9 +530,11 @@ impl Ends {
                 }
             }
         });
+        let stopped_here = Arc::new(AtomicBool::new(false));
         let ended = Ended {
             waiting: Arc::clone(&waiting),
             streams: streams.clone(),
+            stopped_here: Arc::clone(&stopped_here),
         };
         let reader = tokio::spawn(read_loop(
             read_half,
@@ -537,6 +550,7 @@ impl Ends {
             streams,
             reader,
             logged_off: AtomicBool::new(false),
+            stopped_here,
             answered: AtomicBool::new(false),
             local_addr,
             remote_addr,
@@ -548,6 +562,8 @@ impl Ends {
 struct Ended {
     waiting: Arc<Waiting>,
     streams: Option<Arc<StreamTable>>,
+    /// Set when the reader was dropped mid-read.
+    stopped_here: Arc<AtomicBool>,
 }
 
 impl Ended {
@@ -559,12 +575,14 @@ impl Ended {
     }
 }
 
-/// Fails the connection's calls and streams if the reader stops for any reason, including
-/// its runtime shutting down and dropping it mid-read.
+/// Fails the connection's calls and streams if the reader is dropped mid-read: by its
+/// runtime shutting down, or an abort. That failure is this process's, not the server's or
+/// the network's ([`Connection::stopped_here`]).
 struct FailOnDrop<'a>(&'a Ended);
 
 impl Drop for FailOnDrop<'_> {
     fn drop(&mut self) {
+        self.0.stopped_here.store(true, Ordering::Release);
         self.0.fail(&Status::new(
             errno::EFAILEDSOCKET,
             "connection reader stopped",
@@ -579,7 +597,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     max_body_size: usize,
     remote: SocketAddr,
 ) {
-    let _fail_on_drop = FailOnDrop(&ended);
+    let fail_on_drop = FailOnDrop(&ended);
     let mut buf = read_buffer();
     let status = 'read: loop {
         prepare_read_buffer(&mut buf);
@@ -647,5 +665,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     };
+    std::mem::forget(fail_on_drop);
     ended.fail(&status);
 }
