@@ -915,6 +915,60 @@ mod suite {
         assert!(failures.is_empty(), "failed cases: {failures:#?}");
     }
 
+    /// 200,000 small messages each way on one stream: sent one DATA frame each, h2's server
+    /// (and client) took them for a flood of small frames and ended the connection
+    /// (ENHANCE_YOUR_CALM, "too_many_data_frames"); the messages ready at once now share
+    /// frames, both ways.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_small_messages_goes_through_both_ways() {
+        use brisk_examples::interop::testing::{
+            Payload, ResponseParameters, StreamingInputCallRequest, StreamingOutputCallRequest,
+            TestServiceClient,
+        };
+        let server = brisk_server().await;
+        let channel = Channel::builder()
+            .protocol(Protocol::GRPC)
+            .no_timeout()
+            .connect(&server.local_addr().to_string())
+            .await
+            .expect("channel");
+        let client = TestServiceClient::new(channel);
+        let count = 200_000;
+        let request = StreamingInputCallRequest {
+            payload: Some(Payload {
+                body: vec![7; 16],
+                ..Payload::default()
+            }),
+            ..StreamingInputCallRequest::default()
+        };
+        let requests = futures_util::stream::iter((0..count).map(move |_| request.clone()));
+        let response = client
+            .streaming_input_call(requests)
+            .await
+            .expect("client to server");
+        assert_eq!(response.aggregated_payload_size, 16 * count);
+        let request = StreamingOutputCallRequest {
+            response_parameters: vec![
+                ResponseParameters {
+                    size: 1,
+                    ..ResponseParameters::default()
+                };
+                count as usize
+            ],
+            ..StreamingOutputCallRequest::default()
+        };
+        let mut responses = client
+            .streaming_output_call(request)
+            .await
+            .expect("the call opens");
+        let mut received = 0;
+        while let Some(_response) = responses.message().await.expect("server to client") {
+            received += 1;
+        }
+        assert_eq!(received, count);
+        server.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_case_brisk_client_to_brisk_server() {
         let server = brisk_server().await;

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::FutureExt;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -31,7 +31,9 @@ use super::{ServerContext, Service};
 use crate::compress::CompressType;
 use crate::protocol::grpc::{self, code, grpc_status_from_errno, percent_encode};
 use crate::streaming::BytesStream;
-use crate::transport::grpc_body::{message_bytes, message_chunks, BodyMessages, Reader};
+use crate::transport::grpc_body::{
+    append_message, message_chunks, BodyMessages, Reader, COALESCE_LIMIT,
+};
 use crate::{errno, Status};
 
 /// A gRPC error to answer with: a gRPC status code, its message and Brisk's exact code.
@@ -499,6 +501,7 @@ async fn serve_streaming(
         encoding,
         trailing: std::mem::take(&mut context.response_trailers),
         inflight,
+        ended: None,
     };
     streaming_response(frames, &context.response_headers, encoding)
 }
@@ -541,6 +544,8 @@ pub(super) struct ResponseFrames {
     pub(super) trailing: Vec<(String, String)>,
     /// Counts the call as in flight while its responses stream.
     pub(super) inflight: StreamGuard,
+    /// How the responses ended (with an error, or not), once the chunk before it is out.
+    pub(super) ended: Option<Option<Status>>,
 }
 
 /// Counts a streaming call as in flight, but gives the count up once the server has been
@@ -622,16 +627,6 @@ impl ResponseFrames {
         let trailers = trailers(status.map(GrpcError::from_status).as_ref(), &self.trailing);
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
-
-    fn encode(&self, message: &[u8]) -> Result<Bytes, Status> {
-        if self.encoding != CompressType::None {
-            let packed = crate::compress::compress_to_bytes(self.encoding, message)
-                .map_err(|e| Status::internal(format!("Fail to compress response: {e}")))?;
-            message_bytes(true, &packed)
-        } else {
-            message_bytes(false, message)
-        }
-    }
 }
 
 impl Stream for ResponseFrames {
@@ -639,6 +634,9 @@ impl Stream for ResponseFrames {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(status) = this.ended.take() {
+            return this.end(status.as_ref());
+        }
         let Some(messages) = this.messages.as_mut() else {
             return Poll::Ready(None);
         };
@@ -654,20 +652,51 @@ impl Stream for ResponseFrames {
         if this.inflight.released(cx) {
             return this.end(Some(&Status::new(errno::ELOGOFF, "Server is stopping")));
         }
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| messages.as_mut().poll_next(cx)));
-        match polled {
-            Ok(Poll::Ready(Some(Ok(message)))) => match this.encode(&message) {
-                Ok(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
-                Err(status) => this.end(Some(&status)),
-            },
-            Ok(Poll::Ready(Some(Err(status)))) => this.end(Some(&status)),
-            Ok(Poll::Ready(None)) => this.end(None),
-            Err(panic) => {
-                let what = panic_message(&panic).to_owned();
-                tracing::error!("gRPC response stream panicked: {what}");
-                this.end(Some(&Status::internal(format!("handler panicked: {what}"))))
+        // The responses ready now go out together, up to COALESCE_LIMIT bytes a chunk.
+        let mut chunk = BytesMut::new();
+        let mut ended = None;
+        while chunk.len() < COALESCE_LIMIT {
+            let polled =
+                std::panic::catch_unwind(AssertUnwindSafe(|| messages.as_mut().poll_next(cx)));
+            match polled {
+                Ok(Poll::Ready(Some(Ok(message)))) => {
+                    let appended = append_message(
+                        this.encoding,
+                        &message,
+                        &mut chunk,
+                        "response",
+                        errno::EINTERNAL,
+                    );
+                    if let Err(status) = appended {
+                        ended = Some(Some(status));
+                        break;
+                    }
+                }
+                Ok(Poll::Ready(Some(Err(status)))) => {
+                    ended = Some(Some(status));
+                    break;
+                }
+                Ok(Poll::Ready(None)) => {
+                    ended = Some(None);
+                    break;
+                }
+                Err(panic) => {
+                    let what = panic_message(&panic).to_owned();
+                    tracing::error!("gRPC response stream panicked: {what}");
+                    ended = Some(Some(Status::internal(format!("handler panicked: {what}"))));
+                    break;
+                }
+                Ok(Poll::Pending) => break,
             }
-            Ok(Poll::Pending) => Poll::Pending,
+        }
+        match ended {
+            _ if !chunk.is_empty() => {
+                // The end goes out after these responses.
+                this.ended = ended;
+                Poll::Ready(Some(Ok(Frame::data(chunk.freeze()))))
+            }
+            Some(status) => this.end(status.as_ref()),
+            None => Poll::Pending,
         }
     }
 }

@@ -119,6 +119,7 @@ pub(super) async fn serve(
         encoding: crate::compress::CompressType::None,
         trailing: Vec::new(),
         inflight,
+        ended: None,
     };
     super::grpc::streaming_response(frames, &[], crate::compress::CompressType::None)
 }

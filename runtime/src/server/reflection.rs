@@ -274,6 +274,7 @@ pub(super) async fn serve(
         encoding: CompressType::None,
         trailing: Vec::new(),
         inflight,
+        ended: None,
     };
     super::grpc::streaming_response(frames, &[], CompressType::None)
 }

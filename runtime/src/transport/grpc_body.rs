@@ -29,6 +29,31 @@ pub(crate) fn message_chunks(compressed: bool, payload: Bytes) -> Result<Vec<Byt
     Ok(vec![Bytes::copy_from_slice(&prefix), payload])
 }
 
+/// How many bytes of messages that are ready at once go out in one DATA chunk. A stream of
+/// small messages sent one DATA frame each costs a frame header per message, and h2-based
+/// peers (tonic's servers, Brisk's) take a flood of small DATA frames they have not read yet
+/// for an attack and end the connection (`ENHANCE_YOUR_CALM`, "too_many_data_frames").
+pub(crate) const COALESCE_LIMIT: usize = 32 * 1024;
+
+/// Appends one message, prefix and payload, compressed with `encoding` unless it is `None`
+/// (`what` names the message in a compression error: "request", "response").
+pub(crate) fn append_message(
+    encoding: CompressType,
+    payload: &[u8],
+    buf: &mut BytesMut,
+    what: &str,
+    code: i32,
+) -> Result<(), Status> {
+    let framed = if encoding == CompressType::None {
+        encode_message(false, payload, buf)
+    } else {
+        let packed = crate::compress::compress_to_bytes(encoding, payload)
+            .map_err(|e| Status::new(code, format!("Fail to compress {what}: {e}")))?;
+        encode_message(true, &packed, buf)
+    };
+    framed.map_err(|e| Status::new(code, e.to_string()))
+}
+
 /// One message, prefix and payload, in one buffer.
 pub(crate) fn message_bytes(compressed: bool, payload: &[u8]) -> Result<Bytes, Status> {
     let mut buf = BytesMut::new();

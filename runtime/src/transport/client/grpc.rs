@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::oneshot;
@@ -22,7 +22,9 @@ use crate::protocol::grpc::{
     self, code, errno_from_grpc_status, parse_encoding, parse_status, percent_decode,
 };
 use crate::streaming::BytesStream;
-use crate::transport::grpc_body::{message_bytes, message_chunks, BodyMessages, Reader};
+use crate::transport::grpc_body::{
+    append_message, message_chunks, BodyMessages, Reader, COALESCE_LIMIT,
+};
 use crate::transport::h2_body::H2Body;
 use crate::transport::stream::Security;
 use crate::{errno, MethodDescriptor, Status};
@@ -194,6 +196,7 @@ impl GrpcConnections {
                 requests,
                 encoding,
                 done: false,
+                failed: None,
             }) as RequestChunks)
         };
         let response = conn
@@ -229,26 +232,15 @@ fn no_attachment() -> Status {
 }
 
 /// A streaming call's request messages as HTTP/2 body chunks, each with its gRPC prefix (and
-/// compressed when the call compresses). An error item ends it with that error, which
-/// resets the stream (so the server never takes a cut-short stream for a whole one).
+/// compressed when the call compresses); the messages ready at once go out together, up to
+/// [`COALESCE_LIMIT`] bytes a chunk. An error item ends it with that error, which resets the
+/// stream (so the server never takes a cut-short stream for a whole one).
 struct RequestFrames {
     requests: BytesStream,
     encoding: CompressType,
     done: bool,
-}
-
-impl RequestFrames {
-    fn frame(&self, message: &[u8]) -> Result<Bytes, Status> {
-        if self.encoding != CompressType::None {
-            let packed =
-                crate::compress::compress_to_bytes(self.encoding, message).map_err(|e| {
-                    Status::new(errno::EREQUEST, format!("Fail to compress request: {e}"))
-                })?;
-            message_bytes(true, &packed)
-        } else {
-            message_bytes(false, message)
-        }
-    }
+    /// An error that came after messages still to send: the next item.
+    failed: Option<Status>,
 }
 
 impl Stream for RequestFrames {
@@ -256,22 +248,47 @@ impl Stream for RequestFrames {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(status) = this.failed.take() {
+            return Poll::Ready(Some(Err(status)));
+        }
         if this.done {
             return Poll::Ready(None);
         }
-        let framed = match this.requests.as_mut().poll_next(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => {
+        let mut chunk = BytesMut::new();
+        while chunk.len() < COALESCE_LIMIT {
+            let appended = match this.requests.as_mut().poll_next(cx) {
+                Poll::Pending => break,
+                Poll::Ready(None) => {
+                    this.done = true;
+                    break;
+                }
+                Poll::Ready(Some(message)) => message.and_then(|message| {
+                    append_message(
+                        this.encoding,
+                        &message,
+                        &mut chunk,
+                        "request",
+                        errno::EREQUEST,
+                    )
+                }),
+            };
+            if let Err(status) = appended {
+                tracing::warn!(%status, "streaming call reset");
                 this.done = true;
-                return Poll::Ready(None);
+                if chunk.is_empty() {
+                    return Poll::Ready(Some(Err(status)));
+                }
+                this.failed = Some(status);
+                break;
             }
-            Poll::Ready(Some(message)) => message.and_then(|message| this.frame(&message)),
-        };
-        if let Err(status) = &framed {
-            tracing::warn!(%status, "streaming call reset");
-            this.done = true;
         }
-        Poll::Ready(Some(framed))
+        if !chunk.is_empty() {
+            Poll::Ready(Some(Ok(chunk.freeze())))
+        } else if this.done {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
     }
 }
 
