@@ -6,13 +6,14 @@
 //! guard's `Drop`).
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
 use crate::protocol::Payload;
+use crate::transport::id_hasher::IdHasher;
 use crate::{errno, Status};
 
 const SHARDS: usize = 16;
@@ -120,24 +121,6 @@ impl Drop for PendingCall<'_> {
         if self.armed {
             self.calls.shard(self.id).remove(&self.id);
         }
-    }
-}
-
-/// Correlation ids are unique integers: a multiply-shift mix is all the hashing they need.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 

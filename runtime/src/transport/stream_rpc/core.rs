@@ -4,6 +4,7 @@
 //! connection's batching writer before the lock is let go, so they keep their order.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -17,8 +18,20 @@ use crate::protocol::streaming_rpc::{
     encode_data_head, segments, ConsumedCounter, Reassembly, SendWindow, StreamFrame, StreamSetup,
 };
 use crate::protocol::{OutFrame, Payload};
+use crate::transport::id_hasher::IdHasher;
 use crate::transport::writer::FrameSender;
 use crate::{errno, Status};
+
+/// Messages up to this size are copied behind their frame's head (one buffer for the writer);
+/// larger ones go out as they are.
+const INLINE_DATA: usize = 1024;
+
+/// The most a DATA frame's header and meta take: 12 bytes of header, and a meta of two
+/// ten-byte varint ids, a type and a flag.
+const MAX_HEAD_LEN: usize = 12 + 2 * 11 + 2 + 2;
+
+/// How much a stream's frame arena grows by.
+const ARENA_CHUNK: usize = 16 * 1024;
 
 /// Stream ids, unique in the process (brpc's are too: they name streams across connections).
 static NEXT_STREAM_ID: AtomicI64 = AtomicI64::new(1);
@@ -44,7 +57,7 @@ pub(crate) struct StreamMap(Mutex<MapState>);
 
 #[derive(Default)]
 struct MapState {
-    streams: HashMap<i64, Arc<StreamCore>>,
+    streams: HashMap<i64, Arc<StreamCore>, BuildHasherDefault<IdHasher>>,
     /// The connection has ended: no stream goes on it any more.
     closed: bool,
 }
@@ -109,6 +122,9 @@ struct State {
     unreported: usize,
     reader: Option<Waker>,
     end: Option<End>,
+    /// Where the frames this side sends are written: frames are cut off it, so sending a
+    /// message allocates only when it runs out.
+    arena: BytesMut,
     /// Closed by [`StreamCore::finish`], which waits for the peer's CLOSE in answer: the
     /// stream stays in its connection's table until then.
     awaiting_close: bool,
@@ -123,6 +139,16 @@ pub(crate) enum End {
     ClosedByPeer,
     /// It failed: a reset, a broken connection, a call that did not set it up.
     Failed(Status),
+}
+
+/// What became of a DATA frame's segment.
+enum Taken {
+    /// It completed the reply to the call that opened the stream.
+    Reply(Bytes),
+    /// It completed a message, now waiting for the reader.
+    Queued,
+    /// It was part of a message, or dropped.
+    Nothing,
 }
 
 /// What [`StreamCore::try_send`] did.
@@ -150,6 +176,7 @@ impl StreamCore {
                 unreported: 0,
                 reader: None,
                 end: None,
+                arena: BytesMut::new(),
                 awaiting_close: false,
             }),
             options,
@@ -356,6 +383,7 @@ impl StreamCore {
         if !state.window.try_write(len) {
             return Ok(Sent::Wait);
         }
+        let state = &mut *state;
         let Some(link) = &state.link else {
             unreachable!("checked above")
         };
@@ -374,18 +402,29 @@ impl StreamCore {
             else {
                 unreachable!("segments are DATA frames")
             };
-            let mut head = BytesMut::with_capacity(32);
+            // A small message goes out in one piece with its head; a larger one after it,
+            // uncopied.
+            let inline = data.len() <= INLINE_DATA;
+            let room = MAX_HEAD_LEN + if inline { data.len() } else { 0 };
+            if state.arena.capacity() - state.arena.len() < room {
+                state.arena.reserve(ARENA_CHUNK.max(room));
+            }
             encode_data_head(
-                &mut head,
+                &mut state.arena,
                 remote.stream_id,
                 self.id,
                 has_continuation,
                 data.len(),
             );
-            let out = OutFrame {
-                head: head.freeze(),
-                payload: data,
-                attachment: Bytes::new(),
+            let out = if inline {
+                state.arena.extend_from_slice(&data);
+                OutFrame::whole(state.arena.split().freeze())
+            } else {
+                OutFrame {
+                    head: state.arena.split().freeze(),
+                    payload: data,
+                    attachment: Bytes::new(),
+                }
             };
             if link.sender.send(out).is_err() {
                 queued = false;
@@ -395,7 +434,7 @@ impl StreamCore {
         if !queued {
             state.window.roll_back(len);
             let status = broken(state.link.as_ref().map(|l| l.remote_addr));
-            self.finish(&mut state, End::Failed(status.clone()));
+            self.finish(state, End::Failed(status.clone()));
             return Err(status);
         }
         Ok(Sent::Queued)
@@ -404,6 +443,10 @@ impl StreamCore {
     /// Waits until something changes for writers; `prepare` runs after the waiter is
     /// registered, so no wake-up is lost between a check and the wait.
     pub(crate) async fn send(&self, message: Bytes) -> Result<(), Status> {
+        // The common case: connected, with room in the window.
+        if let Sent::Queued = self.try_send(&message)? {
+            return Ok(());
+        }
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -566,43 +609,70 @@ impl StreamCore {
         self.wake_all(state);
     }
 
-    /// A DATA frame's segment; the whole message when it ends one. On a client stream that
-    /// awaits its call's reply, that message is the reply (returned, not queued).
-    pub(crate) fn on_data(&self, data: Bytes, has_continuation: bool) -> Option<Bytes> {
+    /// A run of DATA frames' segments for this stream: `first`, then as many as `next` gives,
+    /// all under one lock, with the reader woken once. Returns the reply to the call that
+    /// opened a client stream when a segment completes it (what `next` has not given yet
+    /// stays where it is).
+    pub(crate) fn on_data_run(
+        &self,
+        first: (Bytes, bool),
+        mut next: impl FnMut() -> Option<(Bytes, bool)>,
+    ) -> Option<Bytes> {
         let mut state = self.lock();
+        let mut queued = false;
+        let mut segment = Some(first);
+        let mut reply = None;
+        while let Some((data, has_continuation)) = segment.take() {
+            match self.take_data(&mut state, data, has_continuation) {
+                Taken::Reply(message) => {
+                    reply = Some(message);
+                    break;
+                }
+                Taken::Queued => queued = true,
+                Taken::Nothing => {}
+            }
+            segment = next();
+        }
+        if queued {
+            if let Some(reader) = state.reader.take() {
+                reader.wake();
+            }
+        }
+        reply
+    }
+
+    /// One DATA frame's segment, under the lock.
+    fn take_data(&self, state: &mut State, data: Bytes, has_continuation: bool) -> Taken {
         // The reply to the call comes first and whole (brpc writes it as one frame), even to a
         // stream closed meanwhile: its call is waiting for it.
         if state.awaiting_reply && !has_continuation && state.reassembly.pending_len() == 0 {
             state.awaiting_reply = false;
-            return Some(data);
+            return Taken::Reply(data);
         }
         if state.end.is_some() {
-            return None;
+            return Taken::Nothing;
         }
         let message = match state.reassembly.push(data, has_continuation) {
             Ok(Some(message)) => message,
-            Ok(None) => return None,
+            Ok(None) => return Taken::Nothing,
             Err(e) => {
                 let status = Status::new(errno::ERESPONSE, format!("stream {}: {e}", self.id));
                 tracing::warn!("{status}");
-                self.finish(&mut state, End::Failed(status));
-                return None;
+                self.finish(state, End::Failed(status));
+                return Taken::Nothing;
             }
         };
         if std::mem::take(&mut state.awaiting_reply) {
-            return Some(message);
+            return Taken::Reply(message);
         }
         if !self.options.accept_messages {
             // Dropped unread, and reported consumed, as brpc's streams without a handler.
             let total = state.consumed.consume(message.len() as u64);
-            self.send_feedback(&state, total);
-            return None;
+            self.send_feedback(state, total);
+            return Taken::Nothing;
         }
         state.incoming.push_back(message);
-        if let Some(reader) = state.reader.take() {
-            reader.wake();
-        }
-        None
+        Taken::Queued
     }
 
     /// A FEEDBACK total from the peer.

@@ -111,18 +111,74 @@ impl StreamTable {
     ) -> Result<Routed, FrameError> {
         match decode_frame(buf, max_body_size)? {
             None => Ok(Routed::NeedMore),
+            Some(Decoded::Frame(StreamFrame::Data {
+                stream_id,
+                source_stream_id,
+                has_continuation,
+                data,
+            })) => {
+                let Some(core) = self.streams.get(stream_id) else {
+                    self.reset(stream_id, source_stream_id);
+                    return Ok(Routed::Done);
+                };
+                // The DATA frames for the same stream that follow, already here, go with this
+                // one: one lookup, one lock and one wake-up for the run.
+                let mut after = None;
+                let reply = core.on_data_run((data, has_continuation), || {
+                    if !matches!(front(buf), Front::Stream) {
+                        return None;
+                    }
+                    match decode_frame(buf, max_body_size) {
+                        Ok(Some(Decoded::Frame(StreamFrame::Data {
+                            stream_id: next,
+                            has_continuation,
+                            data,
+                            ..
+                        }))) if next == stream_id => Some((data, has_continuation)),
+                        Ok(None) => None,
+                        decoded => {
+                            after = Some(decoded);
+                            None
+                        }
+                    }
+                });
+                if let Some(reply) = reply {
+                    return Ok(Routed::Reply(core, reply));
+                }
+                match after {
+                    None => Ok(Routed::Done),
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(decoded)) => Ok(self.route_decoded(decoded)),
+                }
+            }
+            other => Ok(self.route_decoded(other)),
+        }
+    }
+
+    /// Routes one decoded frame (a bad one is dropped, RST to its sender if it names one).
+    fn route_decoded(&self, decoded: Option<Decoded>) -> Routed {
+        match decoded {
+            None => Routed::Done,
             Some(Decoded::Malformed(bad)) => {
                 tracing::warn!(remote = %self.remote_addr, "dropped a bad STRM frame: {}", bad.reason);
                 if let Some(rst) = bad.reset_reply() {
                     let _ = self.sender.send(frame(&rst));
                 }
-                Ok(Routed::Done)
+                Routed::Done
             }
-            Some(Decoded::Frame(stream_frame)) => Ok(match self.route(stream_frame) {
+            Some(Decoded::Frame(stream_frame)) => match self.route(stream_frame) {
                 Some((stream, reply)) => Routed::Reply(stream, reply),
                 None => Routed::Done,
-            }),
+            },
         }
+    }
+
+    /// RST to the sender of a DATA frame for a stream that is not here.
+    fn reset(&self, stream_id: i64, source_stream_id: i64) {
+        tracing::debug!(remote = %self.remote_addr, "a frame for unknown stream {stream_id}: RST");
+        let _ = self.sender.send(frame(&StreamFrame::Rst {
+            stream_id: source_stream_id,
+        }));
     }
 
     /// Hands a frame to its stream; RST to the sender of one for a stream that is not here.
@@ -140,7 +196,7 @@ impl StreamTable {
                 data,
                 ..
             } => core
-                .on_data(data, has_continuation)
+                .on_data_run((data, has_continuation), || None)
                 .map(|reply| (core, reply)),
             StreamFrame::Feedback { consumed_size, .. } => {
                 core.on_feedback(consumed_size);
@@ -254,6 +310,34 @@ mod tests {
         );
         assert_eq!(&stream.recv().await.unwrap().unwrap()[..], b"0123456789");
         assert_eq!(written(&mut queue), [feedback(id, 36)]);
+    }
+
+    #[tokio::test]
+    async fn a_run_of_frames_is_routed_in_one_go_and_stops_at_other_bytes() {
+        let (table, mut stream, mut queue) = accepted(StreamOptions::default(), true);
+        let id = stream.id();
+        let mut buf = BytesMut::new();
+        for frame in [
+            data(id, b"a"),
+            data(id, b"b"),
+            data(999, b"x"), // not here: RST
+            data(id, b"c"),
+        ] {
+            frame.encode(&mut buf);
+        }
+        buf.extend_from_slice(b"PRPC"); // the connection's own protocol after them
+        while matches!(front(&buf), Front::Stream) {
+            assert!(matches!(
+                table.read_frame(&mut buf, 1 << 20),
+                Ok(Routed::Done)
+            ));
+        }
+        assert_eq!(&buf[..], b"PRPC");
+        for expected in [&b"a"[..], b"b", b"c"] {
+            assert_eq!(&stream.recv().await.unwrap().unwrap()[..], expected);
+        }
+        let frames = written(&mut queue);
+        assert_eq!(frames[0], StreamFrame::Rst { stream_id: PEER });
     }
 
     #[tokio::test]
