@@ -18,11 +18,14 @@
 //! attachment"), and its echo service has no `bytes` field to carry the bytes instead.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use brisk_compare::procs::{
+    children_cpu_ticks, clock_ticks_per_second, free_port, process_cpu_ticks, wait_until_accepting,
+};
 use brisk_compare::Args;
 
 const USAGE: &str = "usage: compare [--runs N] [--duration SECONDS] [--warmup SECONDS] \
@@ -445,64 +448,6 @@ fn drive(
         client_cpu: percent(client_total.saturating_sub(client_from)),
     };
     Ok((sample, stderr))
-}
-
-/// A loopback port nobody listens on (the server binds it right after).
-fn free_port() -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
-    listener.local_addr().map_err(|e| format!("free port: {e}"))
-}
-
-fn wait_until_accepting(server: &mut Child, addr: SocketAddr) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = server.try_wait() {
-            return Err(format!("the server exited before accepting: {status}"));
-        }
-        if Instant::now() > deadline {
-            return Err(format!("the server did not accept on {addr} within 10 s"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The fields of `/proc/<pid>/stat` after the command name (field 3 onwards).
-fn stat_fields(pid: &str) -> Result<Vec<u64>, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    let rest = stat
-        .rsplit_once(')')
-        .ok_or_else(|| format!("/proc/{pid}/stat: unexpected format"))?
-        .1;
-    // Field 3 (the state) is a letter: keep the positions, parse the numbers.
-    Ok(rest
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
-        .collect())
-}
-
-/// utime + stime (fields 14 and 15) of a process, in clock ticks.
-fn process_cpu_ticks(pid: u32) -> Result<u64, String> {
-    let fields = stat_fields(&pid.to_string())?;
-    Ok(fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0))
-}
-
-/// cutime + cstime (fields 16 and 17) of this process: the CPU of the children it waited for.
-fn children_cpu_ticks() -> Result<u64, String> {
-    let fields = stat_fields("self")?;
-    Ok(fields.get(13).copied().unwrap_or(0) + fields.get(14).copied().unwrap_or(0))
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// The median of each metric on its own.
