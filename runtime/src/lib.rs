@@ -44,6 +44,11 @@
 //!   ([`protocol::hulu_pbrpc`], [`protocol::sofa_pbrpc`], [`protocol::nshead`] with
 //!   public_pbrpc and nova_pbrpc; raw nshead bodies through [`NsheadService`]), all on the
 //!   same port.
+//! - **[Streaming RPC](stream_rpc)** — brpc's streams: a [`Controller`] offers one to its
+//!   call ([`stream_rpc::Stream::create`]), the handler accepts it
+//!   ([`ServerContext::accept_stream`]), and ordered messages then flow both ways on the call's
+//!   connection under brpc's flow control, read as a `futures` stream or by a
+//!   [`StreamHandler`](stream_rpc::StreamHandler); `STRM` frames byte-compatible with brpc 1.17.
 //! - **[Protocols](protocol) as plug-ins** — a framed protocol is a
 //!   [`ClientCodec`](protocol::ClientCodec) and a [`ServerCodec`](protocol::ServerCodec),
 //!   I/O-free, registered by name ([`protocol::register_client`],

@@ -34,7 +34,7 @@ impl Default for StreamOptions {
 
 impl StreamOptions {
     /// The flow-control window (brpc's `max_buf_size`, 2 MiB by default): how many bytes this
-    /// side may have sent that its peer has not yet consumed before [`Stream::send`] waits. A
+    /// side may have sent that its peer has not yet consumed before [`Stream::send`](super::Stream::send) waits. A
     /// message is never split by the window, so it is exceeded by at most one message; 0 is
     /// no limit (and the peer is asked for no feedback).
     pub fn max_buf_size(mut self, bytes: u64) -> Self {
