@@ -2,7 +2,8 @@
 # Brisk's examples against a real brpc's, both ways, over every protocol they share:
 # brpc's echo_c++ client (baidu_std, hulu_pbrpc, sofa_pbrpc, public_pbrpc, nova_pbrpc) and
 # nshead_extension_c++ client against Brisk's echo_server; Brisk's echo_client (baidu_std,
-# hulu_pbrpc, sofa_pbrpc, nshead) against brpc's servers.
+# hulu_pbrpc, sofa_pbrpc, nshead) against brpc's servers; and brpc's streaming RPC both ways
+# (streaming_echo_c++'s client and server against Brisk's stream_server and stream_client).
 #
 # Not part of CI: building brpc takes about half an hour on two cores. The golden tests check
 # the same bytes against captures of brpc 1.17 on every run.
@@ -16,24 +17,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${BRPC:?set BRPC to a built brpc source tree}"
 
-for example in echo_c++ nshead_extension_c++; do
+for example in echo_c++ nshead_extension_c++ streaming_echo_c++; do
     if [ ! -d "$BRPC/exbuild/$example" ]; then
         cmake -S "$BRPC/example/$example" -B "$BRPC/exbuild/$example" -DCMAKE_BUILD_TYPE=Release \
             -DCMAKE_PREFIX_PATH="$BRPC/build/output" -DLINK_SO=OFF >/dev/null
         make -C "$BRPC/exbuild/$example" -j2 >/dev/null
     fi
 done
-cargo build --release -q -p brisk-examples --bin echo_server --bin echo_client
+cargo build --release -q -p brisk-examples --bin echo_server --bin echo_client \
+    --bin stream_server --bin stream_client
 ECHO="$BRPC/exbuild/echo_c++"
 NSHEAD="$BRPC/exbuild/nshead_extension_c++"
+STREAMING="$BRPC/exbuild/streaming_echo_c++"
 BRISK=target/release
 BRISK_PORT=18700 BRPC_PORT=18701 BRPC_NSHEAD_PORT=18702
+BRISK_STREAM_PORT=18703 BRPC_STREAM_PORT=18704
+logs=$(mktemp -d)
 
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$logs"' EXIT
 "$BRISK/echo_server" --listen 127.0.0.1:$BRISK_PORT >/dev/null 2>&1 & pids+=($!)
 "$ECHO/echo_server" -port=$BRPC_PORT >/dev/null 2>&1 & pids+=($!)
 "$NSHEAD/nshead_extension_server" -port=$BRPC_NSHEAD_PORT >/dev/null 2>&1 & pids+=($!)
+"$BRISK/stream_server" --listen 127.0.0.1:$BRISK_STREAM_PORT >"$logs/brisk_stream" 2>&1 & pids+=($!)
+"$STREAMING/streaming_echo_server" -port=$BRPC_STREAM_PORT >"$logs/brpc_stream" 2>&1 & pids+=($!)
 sleep 1
 
 failures=0
@@ -70,6 +77,17 @@ check "Brisk echo_client --protocol hulu_pbrpc --attachment foo -> brpc echo_ser
     --protocol hulu_pbrpc --attachment foo
 check "Brisk echo_client --protocol nshead -> brpc nshead_extension_server" \
     'message="hello world"' "$BRISK/echo_client" --server 127.0.0.1:$BRPC_NSHEAD_PORT --protocol nshead
+
+# Streaming RPC: brpc's client writes its pair of messages once a second until SIGINT, then
+# closes the stream; each side's server prints (logs) every message it receives.
+check "brpc streaming_echo_client -> Brisk stream_server" \
+    "0123456789" bash -c "timeout -s INT 2.5 '$STREAMING/streaming_echo_client' \
+        -server=127.0.0.1:$BRISK_STREAM_PORT >/dev/null 2>&1; sleep 0.2; cat '$logs/brisk_stream'"
+check "Brisk stream_client -> brpc streaming_echo_server" \
+    "msg\[0\]=0123456789" bash -c "'$BRISK/stream_client' --server 127.0.0.1:$BRPC_STREAM_PORT \
+        --count 2 --interval-ms 100 >/dev/null 2>&1; sleep 0.2; cat '$logs/brpc_stream'"
+check "Brisk stream_client -> brpc echo_server (which accepts no stream)" \
+    "The server didn't accept the stream" "$BRISK/stream_client" --server 127.0.0.1:$BRPC_PORT --count 1
 
 if [ $failures -gt 0 ]; then
     echo "$failures check(s) failed"

@@ -527,8 +527,8 @@ fn panicked(
     failure_response(&GrpcError::from_status(&status), metadata, &[])
 }
 
-/// A handler's response stream as HTTP/2 body frames: one DATA chunk per message, then the
-/// trailers (OK, the status of an `Err` item, DEADLINE_EXCEEDED, or INTERNAL for a panic).
+/// A handler's response stream as HTTP/2 body frames: DATA chunks of the messages ready at
+/// once (up to [`COALESCE_LIMIT`] bytes each), then the trailers (OK, the status of an `Err` item, DEADLINE_EXCEEDED, or INTERNAL for a panic).
 /// Counts as a request in flight until it ends or the client goes away.
 pub(super) struct ResponseFrames {
     /// The encoded responses; `None` once the trailers are out.

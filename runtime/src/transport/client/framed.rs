@@ -520,8 +520,12 @@ impl Ends {
         // The writer task must not own anything that holds a sender to its own queue (the
         // streams' table does): it ends when the last sender is gone.
         let on_write_error = (Arc::clone(&waiting), streams.as_ref().map(Arc::downgrade));
+        let stopped_here = Arc::new(AtomicBool::new(false));
+        let mut writer_stopped = StopOnDrop(Some(Arc::clone(&stopped_here)));
         tokio::spawn(async move {
-            if let Err(e) = writer::write_loop(write_half, queue).await {
+            let written = writer::write_loop(write_half, queue).await;
+            writer_stopped.disarm(); // it ended on its own
+            if let Err(e) = written {
                 let status = Status::from_io(format!("Fail to write to {remote_addr}"), &e);
                 let (waiting, streams) = on_write_error;
                 waiting.fail_all(&status);
@@ -530,7 +534,6 @@ impl Ends {
                 }
             }
         });
-        let stopped_here = Arc::new(AtomicBool::new(false));
         let ended = Ended {
             waiting: Arc::clone(&waiting),
             streams: streams.clone(),
@@ -554,6 +557,25 @@ impl Ends {
             answered: AtomicBool::new(false),
             local_addr,
             remote_addr,
+        }
+    }
+}
+
+/// Marks a connection stopped by this process if its writer task is dropped before its write
+/// loop ends (the runtime running it shut down): a call whose frame can no longer be queued
+/// then judges no server.
+struct StopOnDrop(Option<Arc<AtomicBool>>);
+
+impl StopOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stopped_here) = self.0.take() {
+            stopped_here.store(true, Ordering::Release);
         }
     }
 }
@@ -582,7 +604,10 @@ struct FailOnDrop<'a>(&'a Ended);
 
 impl Drop for FailOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.stopped_here.store(true, Ordering::Release);
+        // A panic (on a server's bad bytes) is the server's doing, not this process's.
+        if !std::thread::panicking() {
+            self.0.stopped_here.store(true, Ordering::Release);
+        }
         self.0.fail(&Status::new(
             errno::EFAILEDSOCKET,
             "connection reader stopped",

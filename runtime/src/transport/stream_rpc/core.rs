@@ -30,8 +30,9 @@ const INLINE_DATA: usize = 1024;
 /// ten-byte varint ids, a type and a flag.
 const MAX_HEAD_LEN: usize = 12 + 2 * 11 + 2 + 2;
 
-/// How much a stream's frame arena grows by.
+/// How much a stream's frame arena grows by: from 512 bytes, doubling up to 16 KiB.
 const ARENA_CHUNK: usize = 16 * 1024;
+const MIN_ARENA_CHUNK: usize = 512;
 
 /// Stream ids, unique in the process (brpc's are too: they name streams across connections).
 static NEXT_STREAM_ID: AtomicI64 = AtomicI64::new(1);
@@ -125,6 +126,8 @@ struct State {
     /// Where the frames this side sends are written: frames are cut off it, so sending a
     /// message allocates only when it runs out.
     arena: BytesMut,
+    /// How much the arena grew by last.
+    arena_chunk: usize,
     /// Closed by [`StreamCore::finish`], which waits for the peer's CLOSE in answer: the
     /// stream stays in its connection's table until then.
     awaiting_close: bool,
@@ -177,6 +180,7 @@ impl StreamCore {
                 reader: None,
                 end: None,
                 arena: BytesMut::new(),
+                arena_chunk: 0,
                 awaiting_close: false,
             }),
             options,
@@ -334,22 +338,28 @@ impl StreamCore {
     pub(crate) fn settle(&self, call_failed: Option<&Status>) {
         let mut state = self.lock();
         state.awaiting_reply = false;
-        if state.connected || state.end.is_some() {
+        if state.end.is_some() {
             return;
         }
         let status = match call_failed {
-            Some(status) => Status::new(
-                status.code(),
-                format!(
-                    "stream {}: the call that opened it failed: {status}",
-                    self.id
-                ),
-            ),
+            // As brpc's HandleStreamConnection: the stream fails with the call's error, even
+            // one the reply had set up (the response did not decode, the deadline won the
+            // race), and the server's stream is reset.
+            Some(status) => status.clone(),
+            None if state.connected => return,
             None => Status::new(
                 errno::EREQUEST,
                 format!("stream {}: the call did not set it up", self.id),
             ),
         };
+        if state.connected {
+            if let (Some(remote), Some(link)) = (state.remote, &state.link) {
+                let _ = link.sender.send(frame(&StreamFrame::Rst {
+                    stream_id: remote.stream_id,
+                }));
+            }
+            state.connected = false; // an RST, not a CLOSE
+        }
         self.finish(&mut state, End::Failed(status));
     }
 
@@ -407,7 +417,9 @@ impl StreamCore {
             let inline = data.len() <= INLINE_DATA;
             let room = MAX_HEAD_LEN + if inline { data.len() } else { 0 };
             if state.arena.capacity() - state.arena.len() < room {
-                state.arena.reserve(ARENA_CHUNK.max(room));
+                // Small for a stream that sends little, up to ARENA_CHUNK for a busy one.
+                state.arena_chunk = (state.arena_chunk * 2).clamp(MIN_ARENA_CHUNK, ARENA_CHUNK);
+                state.arena.reserve(state.arena_chunk.max(room));
             }
             encode_data_head(
                 &mut state.arena,
@@ -599,6 +611,7 @@ impl StreamCore {
         }
         state.end = Some(end);
         state.connected = false;
+        state.arena = BytesMut::new();
         if !state.awaiting_close {
             // Nothing more goes out: let go of the connection, whose writer (and socket) lives
             // as long as something can write to it.
@@ -630,6 +643,10 @@ impl StreamCore {
                 }
                 Taken::Queued => queued = true,
                 Taken::Nothing => {}
+            }
+            if state.end.is_some() {
+                // The rest of the run is routed frame by frame (RST: the stream is gone).
+                break;
             }
             segment = next();
         }
