@@ -21,9 +21,9 @@ use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
 use super::call::{Answer, CallSettings, EncodedRequest, EndpointSettings, Failure};
-use super::pending::{InOrderCalls, PendingCalls, Reply};
+use super::pending::{InOrderCalls, PendingCalls};
 use crate::compress;
-use crate::protocol::{ClientCodec, Matching, OutgoingRequest};
+use crate::protocol::{ClientCodec, Matching, OutgoingRequest, Payload};
 use crate::transport::stream::{self, ClientIo, Security};
 use crate::transport::stream_rpc::table::{front, Front, KeepAlive, Routed, StreamTable};
 use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
@@ -136,16 +136,9 @@ impl FramedConnections {
                 reply = Ok(Err(status));
             }
         }
-        // Outer: the connection failed; inner: the server's answer. A connection this process
-        // stopped (its runtime shut down) judges no server: the call is retried elsewhere
-        // without isolating this one.
-        let answered = reply.map_err(|status| {
-            if conn.stopped_here.load(Ordering::Acquire) {
-                Failure::request(status)
-            } else {
-                Failure::transport(status)
-            }
-        })?;
+        // Outer: the connection failed (see `Connection::call` for which judge the server);
+        // inner: the server's answer.
+        let answered = reply?;
         conn.mark_server_answered();
         let payload = match answered {
             Ok(payload) => payload,
@@ -450,15 +443,23 @@ impl Connection {
     }
 
     /// Queues call `correlation_id`'s request frame and waits for its response.
-    async fn call(&self, correlation_id: u64, frame: OutFrame) -> Reply {
+    /// The outer error is the connection's: `Cause::Request` when the request never left
+    /// (the writer had already stopped: whatever stopped it judged the server then, or this
+    /// process stopped it) or when this process stopped the connection; `Cause::Transport`
+    /// otherwise.
+    async fn call(
+        &self,
+        correlation_id: u64,
+        frame: OutFrame,
+    ) -> Result<Result<Payload, Status>, Failure> {
         if self.sender.unwritten() > MAX_UNWRITTEN_BYTES {
-            return Err(Status::new(
+            return Err(Failure::transport(Status::new(
                 errno::EOVERCROWDED,
                 format!(
                     "more than {MAX_UNWRITTEN_BYTES} bytes wait to be written to {}",
                     self.remote_addr
                 ),
-            ));
+            )));
         }
         let closed = || {
             Status::new(
@@ -466,15 +467,32 @@ impl Connection {
                 format!("connection to {} is closed", self.remote_addr),
             )
         };
+        let failed = |status: Status| {
+            if self.stopped_here.load(Ordering::Acquire) {
+                Failure::request(status)
+            } else {
+                Failure::transport(status)
+            }
+        };
         match &*self.waiting {
             Waiting::ById(calls) => {
-                let call = calls.register(correlation_id)?;
-                self.sender.send(frame).map_err(|_| closed())?;
-                call.wait().await
+                let call = calls.register(correlation_id).map_err(failed)?;
+                self.sender
+                    .send(frame)
+                    .map_err(|_| Failure::request(closed()))?;
+                call.wait().await.map_err(failed)
             }
             Waiting::InOrder(calls) => {
-                let call = calls.register(|| self.sender.send(frame).map_err(|_| closed()))?;
-                call.wait().await
+                let call = calls
+                    .register(|| self.sender.send(frame).map_err(|_| closed()))
+                    .map_err(|status| {
+                        if self.sender.is_closed() {
+                            Failure::request(status)
+                        } else {
+                            failed(status)
+                        }
+                    })?;
+                call.wait().await.map_err(failed)
             }
         }
     }
