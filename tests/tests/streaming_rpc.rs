@@ -56,12 +56,35 @@ async fn host(accept: Option<StreamOptions>) -> (Server, mpsc::UnboundedReceiver
 }
 
 async fn client_of(server: &Server) -> EchoServiceClient {
+    client_at(&server.local_addr().to_string()).await
+}
+
+/// A client of `address`, its calls bounded by the hang guard.
+async fn client_at(address: &str) -> EchoServiceClient {
     let channel = Channel::builder()
         .timeout(HANG_GUARD)
-        .connect(&server.local_addr().to_string())
+        .connect(address)
         .await
         .expect("channel");
     EchoServiceClient::new(channel)
+}
+
+/// A raw peer on a loopback port: `serve` gets the first connection made to it. Its address,
+/// and what `serve` returns.
+async fn raw_peer<T, F>(
+    serve: impl FnOnce(TcpStream) -> F + Send + 'static,
+) -> (String, tokio::task::JoinHandle<T>)
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let peer = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        serve(socket).await
+    });
+    (address, peer)
 }
 
 /// Opens a stream with one call; the client's end and the server's.
@@ -300,16 +323,14 @@ async fn a_stream_outlives_its_channel() {
 #[tokio::test]
 async fn a_cancelled_call_fails_its_stream() {
     // A peer that reads the request and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _peer = tokio::spawn(async move {
-        let (socket, _) = listener.accept().await.unwrap();
+    let (address, _peer) = raw_peer(|socket| async move {
         tokio::time::sleep(HANG_GUARD).await;
         drop(socket);
-    });
+    })
+    .await;
     let channel = Channel::builder()
         .no_timeout()
-        .connect(&addr.to_string())
+        .connect(&address)
         .await
         .unwrap();
     let client = EchoServiceClient::new(channel);
@@ -329,10 +350,7 @@ async fn a_cancelled_call_fails_its_stream() {
 #[tokio::test]
 async fn a_reply_that_does_not_decode_fails_the_stream_and_resets_the_servers() {
     use brisk::protocol::baidu_std::{self, StreamSettings};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let peer = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
+    let (address, peer) = raw_peer(|mut socket| async move {
         let mut buf = BytesMut::new();
         let request = brisk_tests::raw::read_frame(&mut socket, &mut buf).await;
         let client_stream = request.meta.stream_settings.as_ref().unwrap().stream_id;
@@ -354,13 +372,9 @@ async fn a_reply_that_does_not_decode_fails_the_stream_and_resets_the_servers() 
         reply.encode(&mut out);
         socket.write_all(&out).await.unwrap();
         read_stream_frame(&mut socket, &mut buf).await
-    });
-    let channel = Channel::builder()
-        .timeout(HANG_GUARD)
-        .connect(&addr.to_string())
-        .await
-        .unwrap();
-    let client = EchoServiceClient::new(channel);
+    })
+    .await;
+    let client = client_at(&address).await;
     let mut cntl = Controller::new();
     let stream = Stream::create(&mut cntl, StreamOptions::default());
     let call = client
@@ -377,10 +391,7 @@ async fn a_reply_that_does_not_decode_fails_the_stream_and_resets_the_servers() 
 #[tokio::test]
 async fn dropping_a_channel_closes_its_connection() {
     // A peer that answers one call (a plain baidu_std reply), then waits for the end.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let peer = tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
+    let (address, peer) = raw_peer(|mut socket| async move {
         let mut buf = BytesMut::new();
         let request = brisk_tests::raw::read_frame(&mut socket, &mut buf).await;
         let meta = brisk::protocol::baidu_std::response_meta(
@@ -396,13 +407,9 @@ async fn dropping_a_channel_closes_its_connection() {
             .await
             .expect("the client closes its connection")
             .unwrap();
-    });
-    let channel = Channel::builder()
-        .timeout(HANG_GUARD)
-        .connect(&addr.to_string())
-        .await
-        .unwrap();
-    let client = EchoServiceClient::new(channel);
+    })
+    .await;
+    let client = client_at(&address).await;
     client.echo(EchoRequest::default()).await.unwrap();
     drop(client);
     peer.await.unwrap();
@@ -545,7 +552,6 @@ async fn bad_and_unknown_stream_frames_are_reset_and_leave_other_streams_alone()
 mod golden {
     use super::*;
     use brisk::protocol::baidu_std::{self, RpcMeta};
-    use tokio::net::TcpListener;
 
     fn sample(name: &str) -> Vec<u8> {
         std::fs::read(brisk_tests::wire_sample(&format!(
@@ -729,10 +735,7 @@ mod golden {
     /// example client's); and a connection that breaks fails its stream.
     #[tokio::test]
     async fn the_clients_frames_are_brpcs() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let peer = tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
+        let (address, peer) = raw_peer(|mut socket| async move {
             let mut buf = BytesMut::new();
             let request = brisk_tests::raw::read_frame_bytes(&mut socket, &mut buf).await;
             let frame = baidu_std::decode_frame(&mut BytesMut::from(&request[..]), 1 << 20)
@@ -809,13 +812,9 @@ mod golden {
                 }
             );
             client_id
-        });
-        let channel = Channel::builder()
-            .timeout(HANG_GUARD)
-            .connect(&addr.to_string())
-            .await
-            .unwrap();
-        let client = EchoServiceClient::new(channel);
+        })
+        .await;
+        let client = client_at(&address).await;
         let mut cntl = Controller::new();
         let stream = Stream::create(&mut cntl, StreamOptions::default().accept_messages(false));
         let response = client
