@@ -4,32 +4,45 @@
 //! with the header, as brpc's `nshead_extension_c++` server does.
 //! Runs until Ctrl-C (or SIGTERM), then stops gracefully. `--log-requests` logs every request
 //! with the server's own address, so a person exercising a cluster sees who answered.
+//! `--max-concurrency N` runs at most N requests at once (the rest get ELIMIT), and
+//! `--sleep-ms MS` makes each Echo wait that long before answering, to try limits from the
+//! shell with `bench`.
 
 /// The options echo_server accepts.
-const OPTIONS: &[&str] = &["listen", "threads"];
+const OPTIONS: &[&str] = &["listen", "threads", "max-concurrency", "sleep-ms"];
 /// Its flags.
 const FLAGS: &[&str] = &["log-requests"];
-const USAGE: &str = "usage: echo_server [--listen HOST:PORT] [--threads N] [--log-requests]";
+const USAGE: &str = "usage: echo_server [--listen HOST:PORT] [--threads N] [--log-requests] \
+                     [--max-concurrency N] [--sleep-ms MS]";
 
 use brisk_examples::echo::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
 use brisk_examples::{init_logging, Args, Echo, NsheadEcho};
 
-/// [`Echo`], logging each request with the address it arrived on.
-struct LoggedEcho;
+/// [`Echo`], logging each request with the address it arrived on (`log`), after waiting
+/// `sleep` (if not zero).
+struct ShellEcho {
+    log: bool,
+    sleep: std::time::Duration,
+}
 
-impl EchoService for LoggedEcho {
+impl EchoService for ShellEcho {
     async fn echo(
         &self,
         cntl: &mut brisk::ServerContext,
         request: EchoRequest,
     ) -> Result<EchoResponse, brisk::Status> {
-        tracing::info!(
-            "{} answers log_id={} from {}: {:?}",
-            cntl.local_side(),
-            cntl.log_id(),
-            cntl.remote_side(),
-            request.message
-        );
+        if self.log {
+            tracing::info!(
+                "{} answers log_id={} from {}: {:?}",
+                cntl.local_side(),
+                cntl.log_id(),
+                cntl.remote_side(),
+                request.message
+            );
+        }
+        if !self.sleep.is_zero() {
+            tokio::time::sleep(self.sleep).await;
+        }
         Echo.echo(cntl, request).await
     }
 }
@@ -63,9 +76,24 @@ async fn serve() -> std::process::ExitCode {
         }
     };
     let listen = args.get_or("listen", "127.0.0.1:8000");
-    let builder = brisk::Server::builder().nshead_service(NsheadEcho);
-    let builder = if args.flag("log-requests") {
-        builder.add_service(EchoServiceServer::new(LoggedEcho))
+    let (max_concurrency, sleep_ms) = match (
+        args.parse_or("max-concurrency", 0usize),
+        args.parse_or("sleep-ms", 0u64),
+    ) {
+        (Ok(max), Ok(sleep)) => (max, sleep),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("echo_server: {e}\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let builder = brisk::Server::builder()
+        .nshead_service(NsheadEcho)
+        .max_concurrency(max_concurrency);
+    let builder = if args.flag("log-requests") || sleep_ms > 0 {
+        builder.add_service(EchoServiceServer::new(ShellEcho {
+            log: args.flag("log-requests"),
+            sleep: std::time::Duration::from_millis(sleep_ms),
+        }))
     } else {
         builder.add_service(EchoServiceServer::new(Echo))
     };

@@ -291,6 +291,10 @@ impl Connection {
             self.reply_error(&request.reply_to, slot, &stopping);
             return None;
         }
+        if let Some(limited) = shared.over_concurrency() {
+            self.reply_error(&request.reply_to, slot, &limited);
+            return None;
+        }
         if self.replies.unwritten() > MAX_UNWRITTEN_BYTES {
             let overcrowded = Status::new(
                 errno::EOVERCROWDED,

@@ -403,6 +403,9 @@ async fn serve_unary(
     // Counted from here, as on HTTP: a client that never sends its body must not hold
     // `Server::join`.
     let _inflight = InflightGuard::enter(shared);
+    if let Some(limited) = shared.over_concurrency() {
+        return failure_response(&GrpcError::from_status(&limited), &[], &[]);
+    }
     // Cancelled at the deadline and counted as on every protocol, also when the client's
     // reset drops it.
     let response = match run_handler(shared, service, method, call.context, payload).await {
@@ -461,6 +464,9 @@ async fn serve_streaming(
     shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
     let inflight = StreamGuard::new(shared);
+    if let Some(limited) = shared.over_concurrency() {
+        return failure_response(&GrpcError::from_status(&limited), &[], &[]);
+    }
     let deadline = call.deadline;
     let timed_out = call.timed_out();
     let requests: BytesStream = Box::pin(messages);

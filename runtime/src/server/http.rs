@@ -177,6 +177,9 @@ async fn serve_pb(
     if shared.phase_now() != Phase::Running {
         return Err(stopping());
     }
+    if let Some(limited) = shared.over_concurrency() {
+        return Err(HttpError::from_code(limited.code(), limited.message()));
+    }
     let mut context = ServerContext::new(peer.remote, peer.local);
     context.tls = peer.tls;
     context.log_id = log_id(&parts.headers);

@@ -100,6 +100,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs at most `max` requests at once, over every protocol, answering the rest with
+    /// ELIMIT at once (default 0: no limit): see [`ServerOptions::max_concurrency`].
+    pub fn max_concurrency(mut self, max: usize) -> Self {
+        self.options.max_concurrency = max;
+        self
+    }
+
     /// Refuses HTTP JSON bodies with unknown fields (400 EREQUEST) rather than skip them, as
     /// brpc does by default.
     pub fn strict_json(mut self, strict: bool) -> Self {
@@ -171,6 +178,8 @@ impl ServerBuilder {
             .map_err(|e| Error::io("Fail to read the listening address", e))?;
         let (phase, _) = watch::channel(Phase::Running);
         let shared = Arc::new(Shared {
+            // Read before the options move in.
+            max_concurrency: AtomicUsize::new(self.options.max_concurrency),
             registry,
             options: self.options,
             phase,
@@ -352,6 +361,27 @@ impl Server {
     /// waits for any more.
     pub fn cancelled_handlers(&self) -> u64 {
         self.shared.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The most requests the server runs at once now (0: no limit); see
+    /// [`ServerOptions::max_concurrency`].
+    pub fn max_concurrency(&self) -> usize {
+        self.shared.max_concurrency.load(Ordering::Relaxed)
+    }
+
+    /// Changes the most requests the server runs at once (0: no limit), for requests that
+    /// arrive from now on: brpc lets its limits be changed while the server runs. Requests
+    /// already running are not cut short.
+    ///
+    /// ```no_run
+    /// # async fn demo(server: brisk::Server) {
+    /// server.set_max_concurrency(200); // shed load past 200 requests in flight
+    /// # }
+    /// ```
+    pub fn set_max_concurrency(&self, max_concurrency: usize) {
+        self.shared
+            .max_concurrency
+            .store(max_concurrency, Ordering::Relaxed);
     }
 
     /// Stops accepting connections and returns once the listening port is released (so another

@@ -19,6 +19,13 @@ pub struct ServerOptions {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` the server advertises (default `None`: no limit, as
     /// brpc's, grpc-go's and tonic's servers). Calls beyond it wait in the client until one ends.
     pub max_concurrent_streams: Option<u32>,
+    /// The most requests the server runs at once, over every protocol (brpc's
+    /// `ServerOptions.max_concurrency`, its "constant" limiter; default 0: no limit). A request
+    /// past it is answered at once with ELIMIT `Reached server's max_concurrency=N` (HTTP 503,
+    /// gRPC `RESOURCE_EXHAUSTED`), which clients retry on another server. A gRPC stream counts
+    /// as one request while it is open. [`Server::set_max_concurrency`](crate::Server) changes
+    /// it while the server runs.
+    pub max_concurrency: usize,
     /// Refuses HTTP JSON bodies with fields the method's message does not have (400 EREQUEST
     /// naming the field) instead of skipping them as brpc does (default false).
     pub strict_json: bool,
@@ -43,6 +50,7 @@ impl Default for ServerOptions {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             stream_stop_grace: DEFAULT_STREAM_STOP_GRACE,
             max_concurrent_streams: None,
+            max_concurrency: 0,
             strict_json: false,
             reflection: true,
             authenticator: None,

@@ -10,6 +10,7 @@ use tokio::sync::{watch, Notify};
 
 use super::options::ServerOptions;
 use super::registry::Registry;
+use crate::{errno, Status};
 
 /// How long a connection may take to finish its replies once the server closes, before a peer
 /// that does not read is cut off (so `join` always returns).
@@ -41,6 +42,9 @@ pub(crate) struct Shared {
     pub(crate) phase: watch::Sender<Phase>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) inflight: AtomicUsize,
+    /// [`ServerOptions::max_concurrency`](super::ServerOptions::max_concurrency), as the
+    /// server runs with it now (0: no limit).
+    pub(crate) max_concurrency: AtomicUsize,
     pub(crate) idle: Notify,
     pub(crate) connections: AtomicUsize,
     pub(crate) connections_gone: Notify,
@@ -54,6 +58,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// ELIMIT when the requests in flight (the one asking included: count it first) are past
+    /// the server's `max_concurrency`, in brpc's words.
+    pub(crate) fn over_concurrency(&self) -> Option<Status> {
+        let max = self.max_concurrency.load(Ordering::Relaxed);
+        if max == 0 || self.inflight.load(Ordering::Relaxed) <= max {
+            return None;
+        }
+        Some(Status::new(
+            errno::ELIMIT,
+            format!("Reached server's max_concurrency={max}"),
+        ))
+    }
+
     pub(crate) fn begin_stop(&self) {
         self.phase.send_if_modified(|p| {
             let running = *p == Phase::Running;

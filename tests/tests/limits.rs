@@ -1,0 +1,95 @@
+//! Server governance: the server-wide concurrency limit (brpc's `max_concurrency`, its
+//! "constant" limiter), over every protocol, and changed while the server runs.
+
+use std::time::Duration;
+
+use brisk::{errno, Channel, Controller, Server};
+use brisk_tests::test::{SleepRequest, TestServiceClient, TestServiceServer};
+use brisk_tests::TestImpl;
+use tokio::sync::mpsc;
+
+/// Hang guard for waits that must end.
+const HANG_GUARD: Duration = Duration::from_secs(20);
+
+async fn limited_server(max: usize) -> (Server, mpsc::UnboundedReceiver<String>) {
+    let (service, arrivals) = TestImpl::new();
+    let server = Server::builder()
+        .max_concurrency(max)
+        .add_service(TestServiceServer::new(service))
+        .start("127.0.0.1:0")
+        .await
+        .expect("server starts");
+    (server, arrivals)
+}
+
+async fn client(server: &Server, protocol: &'static str) -> TestServiceClient {
+    let channel = Channel::builder()
+        .protocol(protocol)
+        .timeout(HANG_GUARD)
+        .max_retry(0)
+        .connect(&server.local_addr().to_string())
+        .await
+        .expect("channel");
+    TestServiceClient::new(channel)
+}
+
+fn sleep(tag: &str, millis: u32) -> SleepRequest {
+    SleepRequest {
+        tag: tag.into(),
+        millis,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_max_concurrency_get_elimit_on_every_protocol() {
+    let (server, mut arrivals) = limited_server(2).await;
+    assert_eq!(server.max_concurrency(), 2);
+    // Two calls hold the server's two places (their arrival is announced, not guessed).
+    let holder = client(&server, "baidu_std").await;
+    let held: Vec<_> = (0..2)
+        .map(|i| {
+            let holder = holder.clone();
+            tokio::spawn(async move { holder.sleep(sleep(&format!("held {i}"), 3_000)).await })
+        })
+        .collect();
+    for _ in 0..2 {
+        tokio::time::timeout(HANG_GUARD, arrivals.recv())
+            .await
+            .expect("the held calls arrive");
+    }
+    for protocol in ["baidu_std", "http", "h2:grpc", "hulu_pbrpc"] {
+        let client = client(&server, protocol).await;
+        let status = client.sleep(sleep("third", 0)).await.unwrap_err();
+        assert_eq!(status.code(), errno::ELIMIT, "{protocol}: {status}");
+        assert_eq!(
+            status.message(),
+            "Reached server's max_concurrency=2",
+            "{protocol}: brpc's words"
+        );
+    }
+    // Lifted while the server runs: the next call goes through beside the held two.
+    server.set_max_concurrency(0);
+    let client = client(&server, "baidu_std").await;
+    let mut cntl = Controller::new();
+    client
+        .sleep_with(&mut cntl, sleep("after", 0))
+        .await
+        .expect("no limit now");
+    for call in held {
+        call.await.unwrap().expect("the held calls finish");
+    }
+    // And set again: a limit of 1 refuses the second of two at once.
+    server.set_max_concurrency(1);
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.sleep(sleep("one", 3_000)).await }
+    });
+    tokio::time::timeout(HANG_GUARD, async {
+        while arrivals.recv().await.as_deref() != Some("one") {}
+    })
+    .await
+    .expect("the first call arrives");
+    let status = client.sleep(sleep("two", 0)).await.unwrap_err();
+    assert_eq!(status.message(), "Reached server's max_concurrency=1");
+    first.await.unwrap().expect("the first call finishes");
+}
