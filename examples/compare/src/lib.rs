@@ -139,4 +139,31 @@ pub mod procs {
             .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     }
+
+    /// `program` pinned to `cpu` with `taskset` (which execs it: the child's pid is the
+    /// program's own).
+    pub fn pinned(cpu: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg(cpu).arg(program);
+        command
+    }
+
+    /// Starts a server with its output discarded.
+    pub fn spawn_quiet(command: &mut Command) -> Result<Child, String> {
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start the server: {e}"))
+    }
+
+    /// The number after `name=` in a client's one-line output.
+    pub fn output_field(stdout: &str, name: &str) -> Result<f64, String> {
+        stdout
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no `{name}=` in the client's output `{}`", stdout.trim()))
+    }
 }

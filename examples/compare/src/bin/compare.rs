@@ -24,7 +24,8 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use brisk_compare::procs::{
-    children_cpu_ticks, clock_ticks_per_second, free_port, process_cpu_ticks, wait_until_accepting,
+    children_cpu_ticks, clock_ticks_per_second, free_port, output_field, pinned, process_cpu_ticks,
+    spawn_quiet, wait_until_accepting,
 };
 use brisk_compare::Args;
 
@@ -351,16 +352,13 @@ fn run_one(
     let (server_bin, bench_bin) = options.binaries(contender);
     let addr = free_port()?;
     let threads = options.threads.to_string();
-    let mut server = Command::new("taskset")
-        .arg("-c")
-        .arg(&options.server_cpu)
-        .arg(server_bin)
-        .args(["--listen", &addr.to_string(), "--threads", &threads])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("start {}: {e}", server_bin.display()))?;
+    let mut server = spawn_quiet(pinned(&options.server_cpu, server_bin).args([
+        "--listen",
+        &addr.to_string(),
+        "--threads",
+        &threads,
+    ]))
+    .map_err(|e| format!("{}: {e}", server_bin.display()))?;
     let result = drive(
         options,
         contender,
@@ -387,12 +385,8 @@ fn drive(
 ) -> Result<(Sample, String), String> {
     wait_until_accepting(server, addr)?;
     let children_before = children_cpu_ticks()?;
-    let mut client = Command::new("taskset");
-    client
-        .arg("-c")
-        .arg(&options.client_cpu)
-        .arg(bench_bin)
-        .args(["--server", &addr.to_string()]);
+    let mut client = pinned(&options.client_cpu, bench_bin);
+    client.args(["--server", &addr.to_string()]);
     if let Some(protocol) = contender.protocol() {
         client.args(["--protocol", protocol]);
     }
@@ -430,13 +424,7 @@ fn drive(
             stdout.trim()
         ));
     }
-    let field = |name: &str| -> Result<f64, String> {
-        stdout
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("no `{name}=` in the client's output `{}`", stdout.trim()))
-    };
+    let field = |name: &str| output_field(&stdout, name);
     let percent = |ticks: u64| ticks as f64 / tick / wall * 100.0;
     let sample = Sample {
         qps: field("qps")?,

@@ -17,10 +17,11 @@
 //! of the runs as a Markdown table, with each Brisk column's throughput as a ratio of tonic's.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ExitCode, Stdio};
 
 use brisk_compare::procs::{
-    children_cpu_ticks, clock_ticks_per_second, free_port, process_cpu_ticks, wait_until_accepting,
+    children_cpu_ticks, clock_ticks_per_second, free_port, output_field, pinned, process_cpu_ticks,
+    spawn_quiet, wait_until_accepting,
 };
 use brisk_compare::Args;
 
@@ -170,11 +171,6 @@ fn run_one(
     tick: f64,
 ) -> Result<Sample, String> {
     let addr = free_port()?;
-    let pinned = |cpu: &str, program: PathBuf| {
-        let mut command = Command::new("taskset");
-        command.arg("-c").arg(cpu).arg(program);
-        command
-    };
     let mut server = match contender {
         Contender::Strm => {
             let mut c = pinned(&options.server_cpu, options.bin_dir.join("stream_server"));
@@ -195,12 +191,7 @@ fn run_one(
             c
         }
     };
-    let mut server = server
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("start the server: {e}"))?;
+    let mut server = spawn_quiet(&mut server)?;
     let result = drive(options, contender, &mut server, addr, size, count, tick);
     let _ = server.kill();
     let _ = server.wait();
@@ -222,8 +213,7 @@ fn drive(
         Contender::Grpc => (options.bin_dir.join("stream_bench"), Some("grpc")),
         Contender::Tonic => (options.tonic_dir.join("tonic_stream_bench"), None),
     };
-    let mut client = Command::new("taskset");
-    client.arg("-c").arg(&options.client_cpu).arg(program);
+    let mut client = pinned(&options.client_cpu, program);
     if let Some(mode) = mode {
         client.args(["--mode", mode]);
     } else {
@@ -250,13 +240,7 @@ fn drive(
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    let field = |name: &str| -> Result<f64, String> {
-        stdout
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("no `{name}=` in `{}`", stdout.trim()))
-    };
+    let field = |name: &str| output_field(&stdout, name);
     let cpu_secs = (server_after.saturating_sub(server_before) + client_ticks) as f64 / tick;
     Ok(Sample {
         mb_s: field("mb_s")?,
