@@ -324,6 +324,31 @@ pub trait ClientCodec: Send + Sync + 'static {
     fn carries_streams(&self) -> bool {
         false
     }
+
+    /// How many responses answer `request`, for [`Matching::InOrder`] protocols whose one
+    /// request may carry several commands, each answered (redis: a reply per command). The
+    /// connection cuts that many with [`decode_response`](ClientCodec::decode_response) and
+    /// hands the call their messages joined, in order (or the first error among them). One
+    /// by default; zero counts as one.
+    fn responses_expected(&self, request: &OutgoingRequest<'_>) -> usize {
+        let _ = request;
+        1
+    }
+
+    /// A request sent once on each connection before its first call's, made from the
+    /// channel's credential, with how many responses answer it: redis's `AUTH` and `SELECT`.
+    /// For [`Matching::InOrder`] protocols. A codec that has one gets no credential in its
+    /// requests; `None` (the default) leaves the credential to the requests.
+    fn handshake(&self, credential: &[u8]) -> Option<(OutFrame, usize)> {
+        let _ = credential;
+        None
+    }
+
+    /// Judges the (joined) answer to the [`handshake`](ClientCodec::handshake): an error
+    /// closes the connection and fails the calls on it with that error.
+    fn check_handshake(&self, answer: Result<Payload, Status>) -> Result<(), Status> {
+        answer.map(drop)
+    }
 }
 
 /// Which method a request names: by name, or (protocols that number methods) by index into the

@@ -21,7 +21,8 @@ use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
 use super::call::{Answer, CallSettings, EncodedRequest, EndpointSettings, Failure};
-use super::pending::{InOrderCalls, PendingCalls};
+use super::in_order::{Completion, InOrderCalls};
+use super::pending::PendingCalls;
 use crate::compress;
 use crate::protocol::{ClientCodec, Matching, OutgoingRequest, Payload};
 use crate::transport::stream::{self, ClientIo, Security};
@@ -106,29 +107,43 @@ impl FramedConnections {
             }
             _ => None,
         };
-        let credential = match settings.authenticator.as_deref() {
+        // The credential goes in the connection's handshake (redis's AUTH), or else in its
+        // requests until the server first answers.
+        let (credential, handshake) = match settings.authenticator.as_deref() {
             Some(authenticator) if conn.needs_credential() => {
-                Some(crate::auth::generate_credential(authenticator).map_err(Failure::request)?)
+                let credential =
+                    crate::auth::generate_credential(authenticator).map_err(Failure::request)?;
+                match self.codec.handshake(credential.as_bytes()) {
+                    Some(handshake) => (None, Some(handshake)),
+                    None => (Some(credential), None),
+                }
             }
-            _ => None,
+            _ => (None, None),
         };
         let correlation_id = NEXT_CORRELATION_ID.fetch_add(1, Ordering::Relaxed);
+        let outgoing = OutgoingRequest {
+            method,
+            correlation_id,
+            payload: &request.payload,
+            content_type: request.content_type,
+            log_id: request.log_id,
+            metadata: &request.headers,
+            credential: credential.as_deref().map(str::as_bytes),
+            deadline: request.deadline,
+            connection_type: settings.connection_type,
+            stream,
+        };
         let frame = self
             .codec
-            .encode_request(&OutgoingRequest {
-                method,
-                correlation_id,
-                payload: &request.payload,
-                content_type: request.content_type,
-                log_id: request.log_id,
-                metadata: &request.headers,
-                credential: credential.as_deref().map(str::as_bytes),
-                deadline: request.deadline,
-                connection_type: settings.connection_type,
-                stream,
-            })
+            .encode_request(&outgoing)
             .map_err(Failure::request)?;
-        let mut reply = conn.call(correlation_id, frame).await;
+        let sent = Sent {
+            correlation_id,
+            frame,
+            responses: self.codec.responses_expected(&outgoing),
+            handshake,
+        };
+        let mut reply = conn.call(sent).await;
         conn.mark_answered();
         if let (Some(core), Ok(Ok(_))) = (&request.stream, &reply) {
             // Answered outside the stream: the server did not accept it.
@@ -447,11 +462,13 @@ impl Connection {
     /// (the writer had already stopped: whatever stopped it judged the server then, or this
     /// process stopped it) or when this process stopped the connection; `Cause::Transport`
     /// otherwise.
-    async fn call(
-        &self,
-        correlation_id: u64,
-        frame: OutFrame,
-    ) -> Result<Result<Payload, Status>, Failure> {
+    async fn call(&self, sent: Sent) -> Result<Result<Payload, Status>, Failure> {
+        let Sent {
+            correlation_id,
+            frame,
+            responses,
+            handshake,
+        } = sent;
         if self.sender.unwritten() > MAX_UNWRITTEN_BYTES {
             return Err(Failure::transport(Status::new(
                 errno::EOVERCROWDED,
@@ -483,8 +500,15 @@ impl Connection {
                 call.wait().await.map_err(failed)
             }
             Waiting::InOrder(calls) => {
+                let (handshake_frame, handshake_responses) = handshake.unzip();
+                let send = |with_handshake: bool| {
+                    if let Some(frame) = handshake_frame.filter(|_| with_handshake) {
+                        self.sender.send(frame).map_err(|_| closed())?;
+                    }
+                    self.sender.send(frame).map_err(|_| closed())
+                };
                 let call = calls
-                    .register(|| self.sender.send(frame).map_err(|_| closed()))
+                    .register(responses, handshake_responses, send)
                     .map_err(|status| {
                         if self.sender.is_closed() {
                             Failure::request(status)
@@ -504,6 +528,17 @@ impl Drop for Connection {
         self.waiting
             .fail_all(&Status::new(errno::EFAILEDSOCKET, "connection dropped"));
     }
+}
+
+/// One attempt's request as the connection sends it.
+struct Sent {
+    correlation_id: u64,
+    frame: OutFrame,
+    /// How many responses answer it (in-order protocols).
+    responses: usize,
+    /// The connection's handshake and how many responses answer it, sent first if no call
+    /// has sent it yet (in-order protocols).
+    handshake: Option<(OutFrame, usize)>,
 }
 
 /// What the two tasks of a new connection need.
@@ -687,12 +722,28 @@ async fn read_loop<R: AsyncRead + Unpin>(
                             }
                         }
                         Waiting::InOrder(calls) => {
-                            if !calls.complete_next(Ok(response.result)) {
-                                tracing::warn!(%remote, "closing connection: a response without a request");
-                                break 'read Status::new(
-                                    errno::ERESPONSE,
-                                    format!("{remote} sent a response without a request"),
-                                );
+                            match calls.complete(response.result, max_body_size) {
+                                Completion::Taken => {}
+                                Completion::Handshake(answer) => {
+                                    if let Err(status) = codec.check_handshake(answer) {
+                                        tracing::warn!(%remote, "closing connection: {status}");
+                                        break 'read status;
+                                    }
+                                }
+                                Completion::Unexpected => {
+                                    tracing::warn!(%remote, "closing connection: a response without a request");
+                                    break 'read Status::new(
+                                        errno::ERESPONSE,
+                                        format!("{remote} sent a response without a request"),
+                                    );
+                                }
+                                Completion::TooLarge => {
+                                    tracing::warn!(%remote, "closing connection: responses to one request exceed max_body_size");
+                                    break 'read Status::new(
+                                        errno::ERESPONSE,
+                                        format!("the responses from {remote} to one request exceed max_body_size={max_body_size}"),
+                                    );
+                                }
                             }
                         }
                     }

@@ -20,6 +20,7 @@ pub(crate) mod framed;
 pub(crate) mod grpc;
 pub(crate) mod h2;
 pub(crate) mod http;
+mod in_order;
 pub(crate) mod pending;
 
 use std::fmt;
