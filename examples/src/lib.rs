@@ -8,6 +8,7 @@ pub mod echo {
 }
 
 pub mod interop;
+pub mod kv_store;
 pub mod press;
 pub mod tiny;
 

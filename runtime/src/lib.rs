@@ -147,6 +147,7 @@ pub mod lb;
 mod method;
 pub mod naming;
 pub mod protocol;
+pub mod redis;
 mod required;
 mod server;
 mod streaming;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 pub mod etcd;
 pub mod pki;
+pub mod redis;
 pub use brisk_examples::echo;
 pub use brisk_examples::Echo;
 

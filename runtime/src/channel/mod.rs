@@ -96,6 +96,19 @@ impl Channel {
         }
     }
 
+    /// The request code for calls about `key`: what a cluster behind a key-hashing balancer
+    /// (`c_murmurhash`, `c_md5`) routes by, hashed with the balancer's function, so every call
+    /// about one key reaches the same server. `None` for a single server, a combo channel, or
+    /// a balancer that ignores request codes. Pass it to
+    /// [`Controller::set_request_code`](crate::Controller::set_request_code); redis calls set
+    /// it from their first key by themselves.
+    pub fn request_code_for(&self, key: &[u8]) -> Option<u64> {
+        match &self.inner.target {
+            Target::Cluster(cluster) => cluster.balancer().request_code_for(key),
+            Target::Single(_) | Target::Combo(_) => None,
+        }
+    }
+
     /// A channel over `combo`, for combo channels' `into_channel`.
     pub(crate) fn from_combo(combo: Arc<dyn Combo>, options: ChannelOptions) -> Channel {
         Channel {

@@ -254,6 +254,10 @@ impl fmt::Debug for ConsistentHashing {
 }
 
 impl LoadBalancer for ConsistentHashing {
+    fn request_code_for(&self, key: &[u8]) -> Option<u64> {
+        Some(u64::from(self.kind.hash(key)))
+    }
+
     fn reset(&self, servers: &[Backend]) {
         let _resetting = self.resetting.lock().unwrap_or_else(|e| e.into_inner());
         let ring = self.build(servers);

@@ -212,6 +212,14 @@ pub trait LoadBalancer: Send + Sync + fmt::Debug + 'static {
     fn feedback(&self, feedback: &CallFeedback<'_>) {
         let _ = feedback;
     }
+
+    /// The request code that sends calls about `key` where this balancer keeps it: key-hashing
+    /// balancers (`c_murmurhash`, `c_md5`) hash it with their function; others, which ignore
+    /// request codes, answer `None` (the default).
+    fn request_code_for(&self, key: &[u8]) -> Option<u64> {
+        let _ = key;
+        None
+    }
 }
 
 /// The error a balancer returns when no server can take the call.

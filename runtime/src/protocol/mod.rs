@@ -14,6 +14,8 @@
 //! - **hulu_pbrpc** ([`hulu_pbrpc`]), **sofa_pbrpc** ([`sofa_pbrpc`]), and **nshead**,
 //!   **public_pbrpc** and **nova_pbrpc** ([`nshead`]), brpc's older protocols, are framed
 //!   codecs too, registered by Brisk itself.
+//! - **redis** ([`redis`]): RESP, answered in order, several commands per call; a client
+//!   codec (channels call with [`Channel::redis`](crate::Channel::redis)).
 //! - **http** (HTTP/1.1) and **h2:grpc** (gRPC over HTTP/2) own their connections, through
 //!   hyper and h2.
 //! - **streaming_rpc** ([`streaming_rpc`]): the `STRM` frames of brpc's streaming RPC, the
@@ -29,6 +31,7 @@ pub(crate) mod http;
 pub mod hulu_pbrpc;
 mod name;
 pub mod nshead;
+pub mod redis;
 mod registry;
 pub mod sofa_pbrpc;
 pub mod streaming_rpc;

@@ -8,6 +8,7 @@ use super::baidu_std::BaiduStd;
 use super::codec::{ClientCodec, ServerCodec};
 use super::hulu_pbrpc::HuluPbrpc;
 use super::nshead::{NovaPbrpc, Nshead, PublicPbrpc};
+use super::redis::Redis;
 use super::sofa_pbrpc::SofaPbrpc;
 use crate::Error;
 
@@ -41,6 +42,7 @@ static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
             Arc::new(Nshead),
             Arc::new(PublicPbrpc),
             Arc::new(NovaPbrpc),
+            Arc::new(Redis),
         ],
         // nshead (magic at offset 24) answers public_pbrpc and nova_pbrpc too.
         servers: vec![
@@ -145,6 +147,7 @@ mod tests {
             "nshead",
             "public_pbrpc",
             "nova_pbrpc",
+            "redis",
             "http",
             "h2:grpc",
             "grpc",

@@ -23,6 +23,7 @@ mod http1;
 mod nshead;
 mod options;
 mod protocol;
+pub(crate) mod redis;
 #[cfg(feature = "json")]
 mod reflection;
 mod registry;
@@ -58,6 +59,7 @@ use state::{wait_for_phase, ConnectionGuard, Phase, Shared};
 pub struct ServerBuilder {
     services: Vec<Arc<dyn Service>>,
     options: ServerOptions,
+    redis: Option<Arc<redis::RedisService>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -90,6 +92,14 @@ impl ServerBuilder {
     pub fn nshead_service(mut self, service: impl NsheadService) -> Self {
         self.services
             .push(Arc::new(nshead::NsheadServer(Arc::new(service))));
+        self
+    }
+
+    /// Answers redis clients (`redis-cli`, brpc's and Brisk's redis channels) on the server's
+    /// port with `service`'s commands, as brpc's `ServerOptions.redis_service`. Without one, a
+    /// connection that speaks redis is closed as unknown.
+    pub fn redis_service(mut self, service: redis::RedisService) -> Self {
+        self.redis = Some(Arc::new(service));
         self
     }
 
@@ -192,7 +202,7 @@ impl ServerBuilder {
             #[cfg(feature = "json")]
             reflection: std::sync::OnceLock::new(),
         });
-        let protocols: Arc<[Arc<dyn ServerProtocol>]> = protocols().into();
+        let protocols: Arc<[Arc<dyn ServerProtocol>]> = protocols(self.redis.take()).into();
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), protocols));
         tracing::info!(%local_addr, services = ?shared.registry.names().collect::<Vec<_>>(), "server started");
         Ok(Server {
@@ -437,13 +447,17 @@ impl fmt::Debug for Server {
 }
 
 /// The protocols a server started now serves, in the order they are tried: the built-in ones
-/// (baidu_std, HTTP/2, HTTP/1.1), then every framed protocol registered since.
-fn protocols() -> Vec<Arc<dyn ServerProtocol>> {
+/// (baidu_std, HTTP/2, HTTP/1.1, and redis when it has a redis service), then every framed
+/// protocol registered since.
+fn protocols(redis: Option<Arc<redis::RedisService>>) -> Vec<Arc<dyn ServerProtocol>> {
     let framed = |codec| Arc::new(framed::FramedProtocol(codec)) as Arc<dyn ServerProtocol>;
     let (builtin, registered) = crate::protocol::server_codecs();
     let mut protocols: Vec<Arc<dyn ServerProtocol>> = builtin.into_iter().map(framed).collect();
     protocols.push(Arc::new(h2::Http2));
     protocols.push(Arc::new(http1::Http1));
+    if let Some(service) = redis {
+        protocols.push(Arc::new(redis::RedisProtocol(service)));
+    }
     protocols.extend(registered.into_iter().map(framed));
     protocols
 }
