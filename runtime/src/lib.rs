@@ -49,6 +49,11 @@
 //!   ([`ServerContext::accept_stream`]), and ordered messages then flow both ways on the call's
 //!   connection under brpc's flow control, read as a `futures` stream or by a
 //!   [`StreamHandler`](stream_rpc::StreamHandler); `STRM` frames byte-compatible with brpc 1.17.
+//! - **[redis] and [memcache]** — caches through the same [`Channel`]
+//!   ([`Channel::redis`], [`Channel::memcache`]): commands pipelined on one connection and
+//!   answered in order, key-hashed across a cluster, byte-compatible with brpc 1.17's clients;
+//!   and Brisk as a redis server ([`redis::RedisService`] on
+//!   [`ServerBuilder::redis_service`]).
 //! - **[Protocols](protocol) as plug-ins** — a framed protocol is a
 //!   [`ClientCodec`](protocol::ClientCodec) and a [`ServerCodec`](protocol::ServerCodec),
 //!   I/O-free, registered by name ([`protocol::register_client`],
@@ -144,6 +149,7 @@ mod executor;
 #[cfg(feature = "json")]
 mod json;
 pub mod lb;
+pub mod memcache;
 mod method;
 pub mod naming;
 pub mod protocol;

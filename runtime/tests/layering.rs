@@ -47,6 +47,7 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
         "combo" => &["protocol", "transport", "channel", "lb", "naming"],
         // A protocol's user-facing facade: its calls on channels, its service on servers.
         "redis" => &["protocol", "transport", "channel", "server"],
+        "memcache" => &["protocol", "transport", "channel"],
         // Facades: the crate root and the items generated code names re-export everything.
         "" | "codegen" => return None,
         base if BASE.contains(&base) => &[],

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub mod etcd;
+pub mod memcached;
 pub mod pki;
 pub mod redis;
 pub use brisk_examples::echo;

@@ -16,6 +16,9 @@
 //!   codecs too, registered by Brisk itself.
 //! - **redis** ([`redis`]): RESP, answered in order, several commands per call; a client
 //!   codec (channels call with [`Channel::redis`](crate::Channel::redis)).
+//! - **memcache** ([`memcache`]): memcached's binary protocol, answered in order, several
+//!   operations per call; a client codec (channels call with
+//!   [`Channel::memcache`](crate::Channel::memcache)).
 //! - **http** (HTTP/1.1) and **h2:grpc** (gRPC over HTTP/2) own their connections, through
 //!   hyper and h2.
 //! - **streaming_rpc** ([`streaming_rpc`]): the `STRM` frames of brpc's streaming RPC, the
@@ -29,6 +32,7 @@ pub(crate) mod detect;
 pub(crate) mod grpc;
 pub(crate) mod http;
 pub mod hulu_pbrpc;
+pub mod memcache;
 mod name;
 pub mod nshead;
 pub mod redis;

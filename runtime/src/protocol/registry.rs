@@ -7,6 +7,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 use super::baidu_std::BaiduStd;
 use super::codec::{ClientCodec, ServerCodec};
 use super::hulu_pbrpc::HuluPbrpc;
+use super::memcache::Memcache;
 use super::nshead::{NovaPbrpc, Nshead, PublicPbrpc};
 use super::redis::Redis;
 use super::sofa_pbrpc::SofaPbrpc;
@@ -43,6 +44,7 @@ static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
             Arc::new(PublicPbrpc),
             Arc::new(NovaPbrpc),
             Arc::new(Redis),
+            Arc::new(Memcache),
         ],
         // nshead (magic at offset 24) answers public_pbrpc and nova_pbrpc too.
         servers: vec![
@@ -148,6 +150,7 @@ mod tests {
             "public_pbrpc",
             "nova_pbrpc",
             "redis",
+            "memcache",
             "http",
             "h2:grpc",
             "grpc",
