@@ -74,9 +74,17 @@ impl KvStore {
         self.with_entry(key, |shard| shard.get(key).map(|e| e.value.clone()))
     }
 
-    fn set(&self, key: Bytes, value: Bytes, ttl: Option<Duration>) {
-        let expires = ttl.map(|ttl| (self.clock)() + ttl);
+    /// Stores `value`; false (nothing stored) if `ttl` ends past what the clock can count.
+    fn set(&self, key: Bytes, value: Bytes, ttl: Option<Duration>) -> bool {
+        let expires = match ttl {
+            None => None,
+            Some(ttl) => match (self.clock)().checked_add(ttl) {
+                Some(at) => Some(at),
+                None => return false,
+            },
+        };
         self.shard(&key).insert(key, Entry { value, expires });
+        true
     }
 
     fn del(&self, key: &Bytes) -> bool {
@@ -103,15 +111,17 @@ impl KvStore {
         })
     }
 
-    fn expire(&self, key: &Bytes, ttl: Duration) -> bool {
-        let at = (self.clock)() + ttl;
-        self.with_entry(key, |shard| match shard.get_mut(key) {
+    /// Sets `key`'s expiry: `None` if `ttl` ends past what the clock can count, else whether
+    /// the key exists.
+    fn expire(&self, key: &Bytes, ttl: Duration) -> Option<bool> {
+        let at = (self.clock)().checked_add(ttl)?;
+        Some(self.with_entry(key, |shard| match shard.get_mut(key) {
             Some(entry) => {
                 entry.expires = Some(at);
                 true
             }
             None => false,
-        })
+        }))
     }
 
     /// Seconds left, rounded as redis rounds them; -1 without expiry, -2 without the key.
@@ -168,8 +178,11 @@ fn set(store: &KvStore, args: &[Bytes]) -> RedisReply {
         }
         _ => return RedisReply::error("ERR syntax error"),
     };
-    store.set(key.clone(), value.clone(), ttl);
-    RedisReply::ok()
+    if store.set(key.clone(), value.clone(), ttl) {
+        RedisReply::ok()
+    } else {
+        RedisReply::error("ERR invalid expire time in 'set' command")
+    }
 }
 
 /// The service: the store's commands, behind `AUTH password` when `password` is given
@@ -227,9 +240,10 @@ pub fn service(store: Arc<KvStore>, password: Option<String>) -> RedisService {
             let store = Arc::clone(&store);
             Box::new(move |args| match args {
                 [_, key, seconds] => match integer_arg(seconds) {
-                    Some(s) if s > 0 => {
-                        RedisReply::Integer(store.expire(key, Duration::from_secs(s as u64)) as i64)
-                    }
+                    Some(s) if s > 0 => match store.expire(key, Duration::from_secs(s as u64)) {
+                        Some(set) => RedisReply::Integer(set as i64),
+                        None => RedisReply::error("ERR invalid expire time in 'expire' command"),
+                    },
                     Some(_) => RedisReply::Integer(store.del(key) as i64),
                     None => RedisReply::error("ERR value is not an integer or out of range"),
                 },
@@ -312,8 +326,13 @@ mod tests {
     fn keys_expire_by_the_clock() {
         let (clock, millis) = manual_clock();
         let store = KvStore::with_clock(clock);
-        store.set(key("a"), key("1"), Some(Duration::from_secs(10)));
-        store.set(key("b"), key("2"), None);
+        assert!(store.set(key("a"), key("1"), Some(Duration::from_secs(10))));
+        assert!(store.set(key("b"), key("2"), None));
+        assert!(
+            !store.set(key("c"), key("3"), Some(Duration::MAX)),
+            "past the clock"
+        );
+        assert_eq!(store.expire(&key("b"), Duration::MAX), None);
         assert_eq!(store.ttl(&key("a")), 10);
         assert_eq!(store.ttl(&key("b")), -1);
         assert_eq!(store.ttl(&key("c")), -2);
@@ -323,7 +342,7 @@ mod tests {
         millis.store(10_000, Ordering::SeqCst);
         assert_eq!(store.get(&key("a")), None, "expired");
         assert_eq!(store.ttl(&key("a")), -2);
-        assert!(store.expire(&key("b"), Duration::from_secs(1)));
+        assert_eq!(store.expire(&key("b"), Duration::from_secs(1)), Some(true));
         millis.store(11_000, Ordering::SeqCst);
         assert_eq!(store.get(&key("b")), None);
     }

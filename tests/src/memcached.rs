@@ -3,6 +3,7 @@
 //! Needs Debian's `memcached`; [`Memcached::start`] panics with that advice when it is
 //! missing, so a machine without it fails loudly instead of skipping the tests.
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,8 +54,14 @@ impl Memcached {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!("memcached exited: {status}"));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return Ok(Memcached { child, addr });
+            match server_pid(addr) {
+                Ok(pid) if pid == child.id() => return Ok(Memcached { child, addr }),
+                Ok(pid) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("another memcached (pid {pid}) has the port"));
+                }
+                Err(_) => {}
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -69,6 +76,28 @@ impl Memcached {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+}
+
+/// The process id the memcached on `addr` reports (`stats`), so one that took the port first
+/// is not mistaken for ours.
+fn server_pid(addr: SocketAddr) -> std::io::Result<u32> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(100))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    stream.write_all(b"stats\r\n")?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.ends_with(b"END\r\n") && answer.len() < 64 * 1024 {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    text.lines()
+        .find_map(|line| line.strip_prefix("STAT pid "))
+        .and_then(|pid| pid.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no pid in {text:?}")))
 }
 
 fn is_root() -> bool {

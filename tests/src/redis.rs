@@ -23,7 +23,7 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts redis-server and waits until it answers `PING`.
+    /// Starts redis-server and waits until it answers, as itself (its process id).
     pub fn start() -> RedisServer {
         RedisServer::start_with(&[])
     }
@@ -103,17 +103,28 @@ impl RedisServer {
                 self.child = None;
                 return Err(format!("redis-server exited: {status}"));
             }
-            match ping(self.addr) {
-                Ok(()) => return Ok(()),
+            let ours = self.child.as_ref().map(Child::id);
+            match server_pid(self.addr, self.password()) {
+                Ok(pid) if Some(pid) == ours => return Ok(()),
+                Ok(pid) => {
+                    self.stop();
+                    return Err(format!("another redis-server (pid {pid}) has the port"));
+                }
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
                 }
                 Err(e) => {
                     self.stop();
-                    return Err(format!("redis-server does not answer PING: {e}"));
+                    return Err(format!("redis-server does not answer INFO: {e}"));
                 }
             }
         }
+    }
+
+    /// The `--requirepass` it was started with.
+    fn password(&self) -> Option<&str> {
+        let at = self.extra.iter().position(|a| a == "--requirepass")?;
+        self.extra.get(at + 1).map(String::as_str)
     }
 
     /// Runs `redis-cli` against it (`-p PORT` and `args`).
@@ -137,21 +148,41 @@ pub fn redis_cli(addr: SocketAddr, args: &[&str]) -> Output {
         .expect("redis-cli runs (apt-get install -y redis-tools)")
 }
 
-/// Sends `PING` (a password-protected server's `-NOAUTH` counts as an answer).
-fn ping(addr: SocketAddr) -> std::io::Result<()> {
+/// Asks the server on `addr` for its process id (`INFO server`, after `AUTH password` if it
+/// has one), so a server that took the port first is not mistaken for ours.
+fn server_pid(addr: SocketAddr, password: Option<&str>) -> std::io::Result<u32> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
     stream.set_read_timeout(Some(Duration::from_secs(1)))?;
-    stream.write_all(b"*1\r\n$4\r\nPING\r\n")?;
-    let mut answer = [0u8; 64];
-    let n = stream.read(&mut answer)?;
-    if n > 0 && (answer[0] == b'+' || answer.starts_with(b"-NOAUTH")) {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "answered {:?}",
-            String::from_utf8_lossy(&answer[..n])
-        )))
+    let mut request = Vec::new();
+    if let Some(password) = password {
+        request.extend_from_slice(
+            format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len()).as_bytes(),
+        );
     }
+    request.extend_from_slice(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n");
+    stream.write_all(&request)?;
+    // Read until the process id's line has ended (or the server stops sending).
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !has_pid_line(&answer) && answer.len() < 64 * 1024 {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    text.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no process_id in {text:?}")))
+}
+
+/// Whether `answer` holds a whole `process_id:` line.
+fn has_pid_line(answer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    text.find("process_id:")
+        .is_some_and(|at| text[at..].contains("\r\n"))
 }
 
 fn free_port() -> SocketAddr {

@@ -276,11 +276,12 @@ async fn auth_and_select_go_once_per_connection() {
     // The key is in database 3, and the handshake went once: one connection, one AUTH.
     let got = server.cli(&["-a", "secret", "--no-auth-warning", "-n", "3", "GET", "in3"]);
     assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "2");
-    // Three calls, one AUTH and one SELECT (the other two AUTHs and the other SELECT are
-    // redis-cli's: `-a` on both runs, `-n 3` on the first).
+    // Three calls, one AUTH and one SELECT (the other three AUTHs and the other SELECT are
+    // the test's own: the start-up check that the server is ours, and redis-cli's `-a` on both
+    // runs and `-n 3` on the first).
     let stats = server.cli(&["-a", "secret", "--no-auth-warning", "INFO", "commandstats"]);
     let stats = String::from_utf8_lossy(&stats.stdout);
-    assert!(stats.contains("cmdstat_auth:calls=3,"), "{stats}");
+    assert!(stats.contains("cmdstat_auth:calls=4,"), "{stats}");
     assert!(stats.contains("cmdstat_select:calls=2,"), "{stats}");
     assert!(stats.contains("cmdstat_set:calls=3,"), "{stats}");
 
@@ -293,6 +294,20 @@ async fn auth_and_select_go_once_per_connection() {
         .connect(&server.addr().to_string())
         .await
         .unwrap();
+    // Calls queued behind the refused handshake fail with it too (none reads NOAUTH).
+    let queued: Vec<_> = (0..8)
+        .map(|_| {
+            let wrong = wrong.clone();
+            tokio::spawn(async move { call(&wrong, &request(&[&["GET", "in3"]])).await })
+        })
+        .collect();
+    for call in queued {
+        let error = call.await.unwrap().unwrap_err();
+        assert!(
+            [errno::ERPCAUTH, errno::EHOSTDOWN].contains(&error.code()),
+            "{error}"
+        );
+    }
     let error = call(&wrong, &request(&[&["GET", "in3"]]))
         .await
         .unwrap_err();
@@ -518,4 +533,10 @@ async fn bad_replies_fail_the_call_with_eresponse_and_never_hang() {
     let channel = channel(addr).await;
     let first = call(&channel, &request(&[&["SET", "a", "b"]])).await;
     assert_eq!(first.unwrap().reply(0), &RedisReply::ok());
+    // The extra reply never answers the next call: it fails with the connection or gets its
+    // own reply on a new one.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Ok(second) = call(&channel, &request(&[&["SET", "a", "b"]])).await {
+        assert_eq!(second.reply(0), &RedisReply::ok(), "not the extra reply");
+    }
 }

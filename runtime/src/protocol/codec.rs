@@ -337,8 +337,9 @@ pub trait ClientCodec: Send + Sync + 'static {
 
     /// A request sent once on each connection before its first call's, made from the
     /// channel's credential, with how many responses answer it: redis's `AUTH` and `SELECT`.
-    /// For [`Matching::InOrder`] protocols. A codec that has one gets no credential in its
-    /// requests; `None` (the default) leaves the credential to the requests.
+    /// Asked of [`Matching::InOrder`] protocols only (the others' requests carry the
+    /// credential). A codec that has one gets no credential in its requests; `None` (the
+    /// default) leaves the credential to the requests.
     fn handshake(&self, credential: &[u8]) -> Option<(OutFrame, usize)> {
         let _ = credential;
         None

@@ -13,9 +13,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::dispatch::panic_message;
 use super::protocol::{ServeFuture, ServerProtocol};
 use super::state::{wait_for_phase, ConnectionGuard, InflightGuard, Peer, Phase, Shared};
 use crate::protocol::redis::resp::{self, Command, MAX_INLINE};
@@ -197,10 +201,20 @@ impl RedisService {
         if args[0] != name[..] {
             args[0] = Bytes::from(name);
         }
-        match handler {
-            Handler::Sync(handler) => handler(ctx, &args),
-            Handler::Async(handler) => handler.run_boxed(ctx, &args).await,
-        }
+        // A handler that panics answers an error, as handlers of the other protocols do.
+        let replied = match handler {
+            Handler::Sync(handler) => catch_unwind(AssertUnwindSafe(|| handler(ctx, &args))),
+            Handler::Async(handler) => {
+                AssertUnwindSafe(handler.run_boxed(ctx, &args))
+                    .catch_unwind()
+                    .await
+            }
+        };
+        replied.unwrap_or_else(|panic| {
+            let what = panic_message(&panic);
+            tracing::error!(remote = %ctx.remote, "redis handler panicked: {what}");
+            RedisReply::error(format!("ERR handler panicked: {what}"))
+        })
     }
 }
 
@@ -234,7 +248,18 @@ impl ServerProtocol for RedisProtocol {
 
     fn detect(&self, prefix: &[u8]) -> Detection {
         match prefix.first() {
-            Some(b'*') => Detection::Yes,
+            // A RESP array's header, `*<count>\r\n`.
+            Some(b'*') => {
+                let digits = prefix[1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit() || **b == b'-')
+                    .count();
+                match &prefix[1 + digits..] {
+                    [] | [b'\r'] if digits < 20 => Detection::NeedMore,
+                    [b'\r', b'\n', ..] if digits > 0 => Detection::Yes,
+                    _ => Detection::No,
+                }
+            }
             // An inline command: a line of text that no protocol tried before claimed.
             Some(c) if c.is_ascii_alphabetic() => {
                 let line = &prefix[..prefix.len().min(MAX_INLINE)];
@@ -272,6 +297,29 @@ fn is_text(b: u8) -> bool {
     b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b)
 }
 
+/// Replies waiting past this many bytes are written before the batch ends.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// Writes `out` (and empties it); false if the connection failed or the server closed first.
+async fn write(
+    io: &mut ServerIo,
+    out: &mut BytesMut,
+    phase: &mut tokio::sync::watch::Receiver<Phase>,
+) -> bool {
+    let written = tokio::select! {
+        written = io.write_all(out) => written,
+        () = wait_for_phase(phase, |p| p == Phase::Closed) => return false,
+    };
+    out.clear();
+    match written {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!("redis connection: {e}");
+            false
+        }
+    }
+}
+
 /// Serves a redis connection until the client leaves, sends what is not RESP, or the server
 /// stops.
 async fn serve_redis(
@@ -299,6 +347,13 @@ async fn serve_redis(
                     // stopping server waits for their replies.
                     inflight.get_or_insert_with(|| InflightGuard::enter(&shared));
                     service.dispatch(&mut ctx, args).await.encode(&mut out);
+                    // Replies to a long batch go out as they grow, not all at its end.
+                    if out.len() >= FLUSH_AT {
+                        drop(inflight.take());
+                        if !write(&mut io, &mut out, &mut phase).await {
+                            return;
+                        }
+                    }
                 }
                 Ok(Some(Command::Empty)) => {}
                 Ok(None) => break None,
@@ -309,14 +364,12 @@ async fn serve_redis(
             tracing::warn!(remote = %peer.remote, "closing redis connection: {e}");
             RedisReply::error(format!("ERR Protocol error: {e}")).encode(&mut out);
         }
-        if !out.is_empty() {
-            if let Err(e) = io.write_all(&out).await {
-                tracing::debug!(remote = %peer.remote, "redis connection: {e}");
-                return;
-            }
-            out.clear();
-        }
+        // Answered: a client that does not read its replies must not hold up the server's
+        // stop, so the write is not counted (and gives up when the server closes).
         drop(inflight);
+        if !out.is_empty() && !write(&mut io, &mut out, &mut phase).await {
+            return;
+        }
         if failure.is_some() || shared.phase_now() != Phase::Running {
             break;
         }
@@ -344,6 +397,10 @@ mod tests {
     fn redis_is_told_by_its_first_bytes() {
         let redis = RedisProtocol(Arc::new(RedisService::new()));
         assert_eq!(redis.detect(b"*1\r\n$4\r\nPING\r\n"), Detection::Yes);
+        assert_eq!(redis.detect(b"*12"), Detection::NeedMore);
+        assert_eq!(redis.detect(b"*12\r"), Detection::NeedMore);
+        assert_eq!(redis.detect(b"*\x00\x01"), Detection::No, "not a count");
+        assert_eq!(redis.detect(b"*1\n"), Detection::No);
         assert_eq!(redis.detect(b"PING\r\n"), Detection::Yes);
         assert_eq!(redis.detect(b"PIN"), Detection::NeedMore);
         assert_eq!(redis.detect(b"\x00\x01binary"), Detection::No);

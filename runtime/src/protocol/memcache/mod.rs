@@ -58,7 +58,16 @@ impl ClientCodec for Memcache {
                 "memcache carries neither compression nor an attachment",
             ));
         }
-        Ok(OutFrame::whole(payload.message.clone()))
+        // What goes out must be whole operations, or the responses would answer the wrong
+        // calls (a request of raw bytes through `Channel::unary` could be anything).
+        match header::count_messages(&payload.message, header::MAGIC_REQUEST) {
+            Ok(n) if n > 0 => Ok(OutFrame::whole(payload.message.clone())),
+            Ok(_) => Err(Status::new(errno::EREQUEST, "request byte size is empty")),
+            Err(e) => Err(Status::new(
+                errno::EREQUEST,
+                format!("a memcache request must be whole binary operations: {e}"),
+            )),
+        }
     }
 
     fn decode_response(

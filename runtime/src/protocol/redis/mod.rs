@@ -68,7 +68,16 @@ impl ClientCodec for Redis {
                 "redis cannot carry an attachment",
             ));
         }
-        Ok(OutFrame::whole(payload.message.clone()))
+        // What goes out must be whole commands, or the replies would answer the wrong calls
+        // (a request of raw bytes through `Channel::unary` could be anything).
+        match resp::count_commands(&payload.message) {
+            Ok(n) if n > 0 => Ok(OutFrame::whole(payload.message.clone())),
+            Ok(_) => Err(Status::new(errno::EREQUEST, "request byte size is empty")),
+            Err(e) => Err(Status::new(
+                errno::EREQUEST,
+                format!("a redis request must be whole RESP commands: {e}"),
+            )),
+        }
     }
 
     fn decode_response(
@@ -76,10 +85,17 @@ impl ClientCodec for Redis {
         buf: &mut BytesMut,
         max_body_size: usize,
     ) -> Result<Option<IncomingResponse>, ParseError> {
-        let Some(len) = resp::reply_len(buf, max_body_size)? else {
-            return Ok(None);
+        let message = loop {
+            let Some(len) = resp::reply_len(buf, max_body_size)? else {
+                return Ok(None);
+            };
+            let reply = buf.split_to(len);
+            // A RESP3 push (client tracking, pub/sub) answers no command: matching it to
+            // one would shift every reply after it.
+            if reply.first() != Some(&b'>') {
+                break reply.freeze();
+            }
         };
-        let message = buf.split_to(len).freeze();
         Ok(Some(IncomingResponse::ok(
             0,
             Payload {
@@ -94,13 +110,22 @@ impl ClientCodec for Redis {
         resp::count_commands(&request.payload.message).unwrap_or(1)
     }
 
+    /// A [`RedisAuthenticator`]'s credential is its commands; any other authenticator's is a
+    /// password, sent as `AUTH <credential>`.
     fn handshake(&self, credential: &[u8]) -> Option<(OutFrame, usize)> {
+        if credential.is_empty() {
+            return None;
+        }
         match resp::count_commands(credential) {
-            Ok(0) | Err(_) => None,
-            Ok(commands) => Some((
+            Ok(commands) if commands > 0 && credential.first() == Some(&b'*') => Some((
                 OutFrame::whole(bytes::Bytes::copy_from_slice(credential)),
                 commands,
             )),
+            _ => {
+                let mut auth = BytesMut::new();
+                resp::encode_command(&mut auth, &[&b"AUTH"[..], credential]);
+                Some((OutFrame::whole(auth.freeze()), 1))
+            }
         }
     }
 
@@ -112,10 +137,7 @@ impl ClientCodec for Redis {
             )
         };
         let replies = resp::parse_replies(&answer?.message).map_err(|e| failed(e.to_string()))?;
-        match replies
-            .iter()
-            .find(|reply| reply.as_bytes().map(|b| &b[..]) != Some(b"OK"))
-        {
+        match replies.iter().find(|reply| **reply != RedisReply::ok()) {
             Some(refused) => Err(failed(refused.to_string())),
             None => Ok(()),
         }
@@ -230,6 +252,42 @@ mod tests {
         assert_eq!(replies, 2);
         assert_eq!(frame.len(), 49);
         assert!(Redis.handshake(b"").is_none(), "nothing to send");
+        let (frame, replies) = Redis.handshake(b"plain password").unwrap();
+        assert_eq!(
+            replies, 1,
+            "another authenticator's credential is a password"
+        );
+        assert_eq!(frame.head, "*2\r\n$4\r\nAUTH\r\n$14\r\nplain password\r\n");
+    }
+
+    #[test]
+    fn pushes_answer_no_command() {
+        let mut buf =
+            BytesMut::from(&b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n+OK\r\n>1\r\n"[..]);
+        let response = Redis.decode_response(&mut buf, 1 << 20).unwrap().unwrap();
+        assert_eq!(response.result.unwrap().message, "+OK\r\n");
+        assert_eq!(buf, ">1\r\n", "a push cut short waits");
+        assert!(Redis.decode_response(&mut buf, 1 << 20).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_whole_commands_go_out() {
+        let method = crate::MethodDescriptor::new("redis", "redis-server");
+        let payload = |bytes: &'static [u8]| Payload {
+            message: Bytes::from_static(bytes),
+            ..Payload::default()
+        };
+        for bad in [&b""[..], b"PING\r\n", b"*1\r\n$4\r\nPI"] {
+            let payload = payload(bad);
+            let error = Redis
+                .encode_request(&OutgoingRequest::new(&method, &payload))
+                .unwrap_err();
+            assert_eq!(error.code(), errno::EREQUEST, "{bad:?}");
+        }
+        let payload = payload(b"*1\r\n$4\r\nPING\r\n");
+        assert!(Redis
+            .encode_request(&OutgoingRequest::new(&method, &payload))
+            .is_ok());
     }
 
     #[test]
@@ -252,5 +310,9 @@ mod tests {
         assert!(Redis
             .check_handshake(answer(b"+OK\r\n-ERR DB index is out of range\r\n"))
             .is_err());
+        assert!(
+            Redis.check_handshake(answer(b"$2\r\nOK\r\n")).is_err(),
+            "+OK, not a bulk OK"
+        );
     }
 }

@@ -16,6 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// assert_eq!(RedisReply::Integer(3).as_integer(), Some(3));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum RedisReply {
     /// No value: a missing key's null bulk string (`$-1`), a null array (`*-1`), RESP3's `_`.
     Nil,

@@ -53,15 +53,19 @@ impl<'a> Cursor<'a> {
                 if end == 0 || rest[end - 1] != b'\r' {
                     return bad("a line does not end with CRLF");
                 }
-                if end - 1 > self.max_len {
-                    return bad(format!("a line of {} bytes exceeds the limit", end - 1));
+                if self.pos + end - 1 > self.max_len {
+                    return bad(format!(
+                        "a message of over {} bytes exceeds max_body_size",
+                        self.max_len
+                    ));
                 }
                 self.pos += end + 1;
                 Ok(&rest[..end - 1])
             }
-            None if rest.len() > self.max_len => {
-                bad(format!("a line of over {} bytes", self.max_len))
-            }
+            None if self.buf.len() > self.max_len => bad(format!(
+                "a message of over {} bytes exceeds max_body_size",
+                self.max_len
+            )),
             None => Err(Stop::NeedMore),
         }
     }
@@ -92,8 +96,14 @@ impl<'a> Cursor<'a> {
 
     /// `len` bytes and their CRLF.
     fn blob(&mut self, len: usize) -> Step<std::ops::Range<usize>> {
-        let end = self.pos + len;
-        if self.buf.len() < end + 2 {
+        let end = self.pos.saturating_add(len);
+        if end > self.max_len {
+            return bad(format!(
+                "a message of over {} bytes exceeds max_body_size",
+                self.max_len
+            ));
+        }
+        if self.buf.len() < end.saturating_add(2) {
             return Err(Stop::NeedMore);
         }
         if &self.buf[end..end + 2] != b"\r\n" {
@@ -175,8 +185,9 @@ impl<'a> Cursor<'a> {
                     b'~' => items.map(RedisReply::Set),
                     b'>' => items.map(RedisReply::Push),
                     b'%' => items.map(pairs).map(RedisReply::Map),
-                    // RESP3 attributes describe the reply after them: skipped.
-                    _ => return self.reply(src, depth),
+                    // RESP3 attributes describe the reply after them: skipped (counted as
+                    // a level, so a chain of them is bounded too).
+                    _ => return self.reply(src, depth + 1),
                 }
             }
             b'_' => {
@@ -330,17 +341,12 @@ fn command_ranges(cursor: &mut Cursor<'_>) -> Step<Option<Vec<std::ops::Range<us
         match cursor.buf.get(cursor.pos) {
             None => return Err(Stop::NeedMore),
             Some(b'$') => {}
-            Some(&other) => {
-                return bad(format!(
-                    "Protocol error: expected '$', got '{}'",
-                    other as char
-                ))
-            }
+            Some(&other) => return bad(format!("expected '$', got '{}'", other as char)),
         }
         cursor.pos += 1;
         let len = cursor
             .length("bulk")?
-            .ok_or_else(|| Stop::Bad("Protocol error: invalid bulk length".into()))?;
+            .ok_or_else(|| Stop::Bad("invalid bulk length".into()))?;
         ranges.push(cursor.blob(len)?);
     }
     Ok(Some(ranges))
@@ -349,7 +355,7 @@ fn command_ranges(cursor: &mut Cursor<'_>) -> Step<Option<Vec<std::ops::Range<us
 fn cut_inline(buf: &mut BytesMut) -> Result<Option<Command>, ParseError> {
     let Some(end) = memchr(b'\n', buf) else {
         return if buf.len() > MAX_INLINE {
-            Err(ParseError::new("Protocol error: too big inline request"))
+            Err(ParseError::new("too big inline request"))
         } else {
             Ok(None)
         };
@@ -501,6 +507,16 @@ mod tests {
         for reply in bad {
             assert!(reply_len(reply, MAX).is_err(), "{reply:?}");
         }
+        let attributes = "|0\r\n".repeat(MAX_DEPTH + 1) + ":1\r\n";
+        assert!(
+            reply_len(attributes.as_bytes(), MAX).is_err(),
+            "a chain of attributes"
+        );
+        let total = "*3\r\n$4\r\nabcd\r\n$4\r\nabcd\r\n$4\r\nabcd\r\n";
+        assert!(
+            reply_len(total.as_bytes(), 16).is_err(),
+            "the whole reply is bounded"
+        );
         let deep = "*1\r\n".repeat(MAX_DEPTH + 1) + ":1\r\n";
         assert!(reply_len(deep.as_bytes(), MAX).is_err());
         let shallow = "*1\r\n".repeat(MAX_DEPTH) + ":1\r\n";

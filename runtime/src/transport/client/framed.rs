@@ -113,7 +113,12 @@ impl FramedConnections {
             Some(authenticator) if conn.needs_credential() => {
                 let credential =
                     crate::auth::generate_credential(authenticator).map_err(Failure::request)?;
-                match self.codec.handshake(credential.as_bytes()) {
+                let handshake = match self.codec.matching() {
+                    Matching::InOrder => self.codec.handshake(credential.as_bytes()),
+                    // The handshake needs the requests' order to find its answer.
+                    Matching::CorrelationId => None,
+                };
+                match handshake {
                     Some(handshake) => (None, Some(handshake)),
                     None => (Some(credential), None),
                 }
