@@ -559,6 +559,8 @@ fn malformed(message: impl Into<String>) -> MemcacheError {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MemcacheBinary;
 
+// Not a codec for messages in general: left out of "the trait is implemented for" hints.
+#[diagnostic::do_not_recommend]
 impl MessageCodec<MemcacheRequest> for MemcacheBinary {
     fn encode(message: &MemcacheRequest, dst: &mut BytesMut) -> Result<(), String> {
         if let Some(error) = &message.error {
@@ -586,6 +588,8 @@ impl MessageCodec<MemcacheRequest> for MemcacheBinary {
     }
 }
 
+// Not a codec for messages in general: left out of "the trait is implemented for" hints.
+#[diagnostic::do_not_recommend]
 impl MessageCodec<MemcacheResponse> for MemcacheBinary {
     fn encode(message: &MemcacheResponse, dst: &mut BytesMut) -> Result<(), String> {
         for reply in &message.replies {
