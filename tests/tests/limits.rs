@@ -93,3 +93,100 @@ async fn requests_past_max_concurrency_get_elimit_on_every_protocol() {
     assert_eq!(status.message(), "Reached server's max_concurrency=1");
     first.await.unwrap().expect("the first call finishes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_methods_max_concurrency_limits_that_method_alone() {
+    let (service, mut arrivals) = TestImpl::new();
+    let server = Server::builder()
+        .add_service(TestServiceServer::new(service))
+        .max_concurrency_of("brisk.test.TestService.Sleep", 2)
+        .start("127.0.0.1:0")
+        .await
+        .expect("server starts");
+    assert_eq!(
+        server
+            .max_concurrency_of("brisk.test.TestService.Sleep")
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        server
+            .max_concurrency_of("brisk.test.TestService.Fail")
+            .unwrap(),
+        0
+    );
+    let holder = client(&server, "baidu_std").await;
+    let held: Vec<_> = (0..2)
+        .map(|i| {
+            let holder = holder.clone();
+            tokio::spawn(async move { holder.sleep(sleep(&format!("held {i}"), 3_000)).await })
+        })
+        .collect();
+    for _ in 0..2 {
+        tokio::time::timeout(HANG_GUARD, arrivals.recv())
+            .await
+            .expect("the held calls arrive");
+    }
+    for protocol in ["baidu_std", "http", "h2:grpc", "hulu_pbrpc", "sofa_pbrpc"] {
+        let client = client(&server, protocol).await;
+        let status = client.sleep(sleep("third", 0)).await.unwrap_err();
+        assert_eq!(status.code(), errno::ELIMIT, "{protocol}: {status}");
+        assert_eq!(
+            status.message(),
+            "Rejected by brisk.test.TestService.Sleep's ConcurrencyLimiter, concurrency=3",
+            "{protocol}: brpc's words"
+        );
+        // Another method of the service is not limited: it runs (and fails as asked).
+        let failed = client
+            .fail(brisk_tests::test::FailRequest {
+                code: errno::EINTERNAL,
+                text: "as asked".into(),
+                panic: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(failed.code(), errno::EINTERNAL, "{protocol}: {failed}");
+    }
+    // Lifted while the server runs.
+    server
+        .set_max_concurrency_of("brisk.test.TestService.Sleep", 0)
+        .unwrap();
+    holder.sleep(sleep("after", 0)).await.expect("no limit now");
+    for call in held {
+        call.await.unwrap().expect("the held calls finish");
+    }
+    // A rejected call gave its place back: with a limit of 1, one call runs.
+    server
+        .set_max_concurrency_of("brisk.test.TestService.Sleep", 1)
+        .unwrap();
+    holder
+        .sleep(sleep("alone", 0))
+        .await
+        .expect("one place, free");
+}
+
+#[tokio::test]
+async fn a_limit_on_a_method_the_server_does_not_host_is_refused() {
+    let (service, _arrivals) = TestImpl::new();
+    let error = Server::builder()
+        .add_service(TestServiceServer::new(service))
+        .max_concurrency_of("brisk.test.TestService.Nope", 1)
+        .start("127.0.0.1:0")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), errno::EINVAL);
+    assert!(
+        error
+            .to_string()
+            .contains("Fail to find method=brisk.test.TestService.Nope"),
+        "{error}"
+    );
+    let (service, _arrivals) = TestImpl::new();
+    let server = Server::builder()
+        .add_service(TestServiceServer::new(service))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    assert!(server.set_max_concurrency_of("Sleep", 1).is_err());
+    assert!(server.max_concurrency_of("nope.Svc.Sleep").is_err());
+}

@@ -319,6 +319,13 @@ impl Connection {
             self.reply_error(&request.reply_to, slot, status);
             return None;
         }
+        let method_guard = match shared.registry.enter_method(&**service, method) {
+            Ok(guard) => guard,
+            Err(limited) => {
+                self.reply_error(&request.reply_to, slot, &limited);
+                return None;
+            }
+        };
         let IncomingRequest {
             reply_to,
             payload,
@@ -374,6 +381,7 @@ impl Connection {
         let codec = Arc::clone(&self.codec);
         let replies = self.replies.clone();
         Some(Box::pin(async move {
+            let _method_guard = method_guard;
             let result = match handler {
                 Err(status) => Err(status),
                 Ok(handler) => handler

@@ -26,6 +26,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::body::{empty_body, RequestBody, ResponseBody};
 use super::dispatch::{panic_message, past_deadline, run_handler, CancelCount};
+use super::registry::MethodGuard;
 use super::state::{wait_for_phase, InflightGuard, Peer, Phase, Shared};
 use super::{ServerContext, Service};
 use crate::compress::CompressType;
@@ -406,6 +407,10 @@ async fn serve_unary(
     if let Some(limited) = shared.over_concurrency() {
         return failure_response(&GrpcError::from_status(&limited), &[], &[]);
     }
+    let _method_guard = match shared.registry.enter_method(service, method) {
+        Ok(guard) => guard,
+        Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
+    };
     // Cancelled at the deadline and counted as on every protocol, also when the client's
     // reset drops it.
     let response = match run_handler(shared, service, method, call.context, payload).await {
@@ -463,10 +468,14 @@ async fn serve_streaming(
     messages: BodyMessages<RequestBody>,
     shared: &Arc<Shared>,
 ) -> http::Response<ResponseBody> {
-    let inflight = StreamGuard::new(shared);
+    let mut inflight = StreamGuard::new(shared);
     if let Some(limited) = shared.over_concurrency() {
         return failure_response(&GrpcError::from_status(&limited), &[], &[]);
     }
+    inflight.method = match shared.registry.enter_method(service, method) {
+        Ok(guard) => guard,
+        Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
+    };
     let deadline = call.deadline;
     let timed_out = call.timed_out();
     let requests: BytesStream = Box::pin(messages);
@@ -561,6 +570,8 @@ pub(super) struct ResponseFrames {
 pub(super) struct StreamGuard {
     slot: Arc<GuardSlot>,
     shared: Arc<Shared>,
+    /// The stream's place in its method's `max_concurrency`, while it is open.
+    method: Option<MethodGuard>,
     /// Dropped with the stream, which ends the watching task.
     _ended: tokio::sync::oneshot::Sender<()>,
 }
@@ -602,6 +613,7 @@ impl StreamGuard {
         StreamGuard {
             slot,
             shared: Arc::clone(shared),
+            method: None,
             _ended: ended_tx,
         }
     }

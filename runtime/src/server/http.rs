@@ -180,6 +180,10 @@ async fn serve_pb(
     if let Some(limited) = shared.over_concurrency() {
         return Err(HttpError::from_code(limited.code(), limited.message()));
     }
+    let _method_guard = shared
+        .registry
+        .enter_method(&**found.service, found.method)
+        .map_err(|limited| HttpError::from_code(limited.code(), limited.message()))?;
     let mut context = ServerContext::new(peer.remote, peer.local);
     context.tls = peer.tls;
     context.log_id = log_id(&parts.headers);

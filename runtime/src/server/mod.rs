@@ -60,6 +60,8 @@ pub struct ServerBuilder {
     services: Vec<Arc<dyn Service>>,
     options: ServerOptions,
     redis: Option<Arc<redis::RedisService>>,
+    /// `max_concurrency_of` limits, set when the server starts.
+    method_limits: Vec<(String, usize)>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -114,6 +116,27 @@ impl ServerBuilder {
     /// ELIMIT at once (default 0: no limit): see [`ServerOptions::max_concurrency`].
     pub fn max_concurrency(mut self, max: usize) -> Self {
         self.options.max_concurrency = max;
+        self
+    }
+
+    /// Runs at most `max` requests of the method named `full_method` at once
+    /// (`example.EchoService.Echo`), answering the rest with ELIMIT `Rejected by
+    /// example.EchoService.Echo's ConcurrencyLimiter, concurrency=N` at once, as brpc's
+    /// `server.MaxConcurrencyOf("example.EchoService.Echo") = max` (0: no limit, the default).
+    /// A method the server does not host fails [`start`](ServerBuilder::start) with EINVAL.
+    /// The server-wide [`max_concurrency`](ServerBuilder::max_concurrency) is checked first.
+    ///
+    /// ```no_run
+    /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
+    /// let server = brisk::Server::builder()
+    ///     .add_service(service)
+    ///     .max_concurrency_of("example.EchoService.Echo", 100)
+    ///     .start("127.0.0.1:8000")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn max_concurrency_of(mut self, full_method: impl Into<String>, max: usize) -> Self {
+        self.method_limits.push((full_method.into(), max));
         self
     }
 
@@ -180,6 +203,9 @@ impl ServerBuilder {
                 .map_err(|status| Error::new(crate::ErrorKind::Tls, status.message()))?;
         }
         let registry = Registry::new(self.services).map_err(Error::from_status)?;
+        for (method, max) in &self.method_limits {
+            registry.set_max_concurrency_of(method, *max)?;
+        }
         let listener = TcpListener::bind(address)
             .await
             .map_err(|e| Error::io(format!("Fail to listen on {address}"), e))?;
@@ -392,6 +418,21 @@ impl Server {
         self.shared
             .max_concurrency
             .store(max_concurrency, Ordering::Relaxed);
+    }
+
+    /// The `max_concurrency` of the method named `full_method` (`example.EchoService.Echo`;
+    /// 0: no limit); EINVAL when the server does not host it.
+    pub fn max_concurrency_of(&self, full_method: &str) -> Result<usize, Error> {
+        self.shared.registry.max_concurrency_of(full_method)
+    }
+
+    /// Changes the `max_concurrency` of the method named `full_method` while the server runs
+    /// (0: no limit), for requests that arrive from now on; EINVAL when the server does not
+    /// host it. See [`ServerBuilder::max_concurrency_of`].
+    pub fn set_max_concurrency_of(&self, full_method: &str, max: usize) -> Result<(), Error> {
+        self.shared
+            .registry
+            .set_max_concurrency_of(full_method, max)
     }
 
     /// Stops accepting connections and returns once the listening port is released (so another

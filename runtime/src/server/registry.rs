@@ -1,15 +1,37 @@
 //! Services by name, and their methods by name, for dispatch.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::{MessageSchema, Service};
-use crate::{errno, Status};
+use crate::{errno, Error, Status};
 
 struct Entry {
     service: Arc<dyn Service>,
     methods: HashMap<&'static str, usize>,
     bodies: HttpBodies,
+    /// Each method's concurrency limit, by index.
+    limits: Box<[Arc<MethodLimit>]>,
+}
+
+/// A method's `max_concurrency` (brpc's `MaxConcurrencyOf`, the constant limiter) and the
+/// requests it is running.
+#[derive(Debug, Default)]
+pub(crate) struct MethodLimit {
+    inflight: AtomicUsize,
+    /// 0: no limit.
+    max: AtomicUsize,
+}
+
+/// A request counted against its method's limit until dropped.
+#[derive(Debug)]
+pub(crate) struct MethodGuard(Arc<MethodLimit>);
+
+impl Drop for MethodGuard {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How HTTP carries a service's messages, decided once when the server starts.
@@ -94,6 +116,8 @@ impl HttpBodies {
 pub(crate) struct Registry {
     entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
+    /// Whether any method was ever given a limit: until one is, requests skip the lookup.
+    limited: AtomicBool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -132,10 +156,16 @@ impl Registry {
                 .map(|(i, name)| (*name, i))
                 .collect();
             let bodies = HttpBodies::new(&*service);
+            let limits = service
+                .method_names()
+                .iter()
+                .map(|_| Arc::default())
+                .collect();
             registry.entries.push(Entry {
                 service,
                 methods,
                 bodies,
+                limits,
             });
         }
         for (short, owners) in short_names {
@@ -177,6 +207,77 @@ impl Registry {
             method: index,
             json: entry.bodies.for_method(index),
         })
+    }
+
+    /// Counts a request of `service`'s method `method` against the method's
+    /// `max_concurrency`: ELIMIT in brpc's words when it is past it (the count includes this
+    /// request, as brpc's does). Free when no method has a limit.
+    pub(crate) fn enter_method(
+        &self,
+        service: &dyn Service,
+        method: usize,
+    ) -> Result<Option<MethodGuard>, Status> {
+        if !self.limited.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let Some(limit) = self
+            .by_name
+            .get(service.full_name())
+            .and_then(|&entry| self.entries[entry].limits.get(method))
+        else {
+            return Ok(None);
+        };
+        let count = limit.inflight.fetch_add(1, Ordering::Relaxed) + 1;
+        let guard = MethodGuard(Arc::clone(limit));
+        let max = limit.max.load(Ordering::Relaxed);
+        if max != 0 && count > max {
+            let name = service
+                .method_names()
+                .get(method)
+                .copied()
+                .unwrap_or_default();
+            return Err(Status::new(
+                errno::ELIMIT,
+                format!(
+                    "Rejected by {}.{name}'s ConcurrencyLimiter, concurrency={count}",
+                    service.full_name()
+                ),
+            ));
+        }
+        Ok(Some(guard))
+    }
+
+    /// The limit of the method named `full_method` (`example.EchoService.Echo`); EINVAL
+    /// `Fail to find method=...` when no hosted service has it.
+    fn limit_of(&self, full_method: &str) -> Result<&MethodLimit, Error> {
+        full_method
+            .rsplit_once('.')
+            .and_then(|(service, method)| {
+                let entry = &self.entries[*self.by_name.get(service)?];
+                entry.limits.get(*entry.methods.get(method)?)
+            })
+            .map(|limit| &**limit)
+            .ok_or_else(|| Error::invalid(format!("Fail to find method={full_method}")))
+    }
+
+    /// Sets the `max_concurrency` of the method named `full_method` (0: no limit).
+    pub(crate) fn set_max_concurrency_of(
+        &self,
+        full_method: &str,
+        max: usize,
+    ) -> Result<(), Error> {
+        self.limit_of(full_method)?
+            .max
+            .store(max, Ordering::Relaxed);
+        if max != 0 {
+            self.limited.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The `max_concurrency` of the method named `full_method` (0: no limit).
+    pub(crate) fn max_concurrency_of(&self, full_method: &str) -> Result<usize, Error> {
+        Ok(self.limit_of(full_method)?.max.load(Ordering::Relaxed))
     }
 
     /// Whether a service is registered under `name` (full or short).

@@ -94,7 +94,8 @@ pub(crate) fn message_len(
             header.extras_len, header.key_len
         )));
     }
-    Ok((buf.len() >= HEADER_LEN + body).then_some(HEADER_LEN + body))
+    let len = HEADER_LEN.saturating_add(body);
+    Ok((buf.len() >= len).then_some(len))
 }
 
 /// How many whole messages starting with `magic` `buf` holds, back to back.

@@ -619,7 +619,8 @@ impl MessageCodec<MemcacheResponse> for MemcacheBinary {
         let mut at = 0;
         while at < src.len() {
             let head = header::Header::parse(&src[at..]).ok_or("a response is cut short")?;
-            let body = at + HEADER_LEN..at + HEADER_LEN + head.body_len as usize;
+            let start = at + HEADER_LEN;
+            let body = start..start.saturating_add(head.body_len as usize);
             if body.end > src.len() {
                 return Err("a response is cut short".into());
             }
