@@ -35,6 +35,14 @@ pub(crate) async fn detect<S: AsyncRead + Unpin>(
 ) -> Option<(Detected, BytesMut)> {
     let mut phase = shared.phase.subscribe();
     let mut buf = read_buffer();
+    let limit = shared.options.first_bytes_timeout;
+    let timeout = async {
+        match limit {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(timeout);
     loop {
         if let Some(detected) = classify(&buf, protocols, tls_allowed) {
             return Some((detected, buf));
@@ -46,6 +54,14 @@ pub(crate) async fn detect<S: AsyncRead + Unpin>(
                 Ok(_) => {}
             },
             () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return None,
+            () = &mut timeout => {
+                tracing::warn!(
+                    "closing connection: no protocol told by its first bytes within {}ms ({} bytes came)",
+                    limit.unwrap_or_default().as_millis(),
+                    buf.len()
+                );
+                return None;
+            }
         }
     }
 }

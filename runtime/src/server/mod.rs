@@ -140,6 +140,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Closes a new connection that has not sent the first bytes of its protocol within
+    /// `timeout` (default 10 s): see [`ServerOptions::first_bytes_timeout`].
+    pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
+        self.options.first_bytes_timeout = Some(timeout);
+        self
+    }
+
     /// Refuses HTTP JSON bodies with unknown fields (400 EREQUEST) rather than skip them, as
     /// brpc does by default.
     pub fn strict_json(mut self, strict: bool) -> Self {

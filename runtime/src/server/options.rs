@@ -26,6 +26,11 @@ pub struct ServerOptions {
     /// as one request while it is open. [`Server::set_max_concurrency`](crate::Server) changes
     /// it while the server runs.
     pub max_concurrency: usize,
+    /// How long a new connection may take to send the first bytes that tell its protocol
+    /// (inside TLS, once the handshake is done) before the server closes it (default 10 s;
+    /// `None`: no limit). A connection that says nothing would otherwise hold a socket and a
+    /// task forever. Once its protocol is known, a connection may idle as long as it likes.
+    pub first_bytes_timeout: Option<Duration>,
     /// Refuses HTTP JSON bodies with fields the method's message does not have (400 EREQUEST
     /// naming the field) instead of skipping them as brpc does (default false).
     pub strict_json: bool,
@@ -41,6 +46,9 @@ pub struct ServerOptions {
     pub tls: Option<crate::tls::ServerTlsOptions>,
 }
 
+/// The default [`ServerOptions::first_bytes_timeout`].
+pub const DEFAULT_FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The default [`ServerOptions::stream_stop_grace`].
 pub const DEFAULT_STREAM_STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -51,6 +59,7 @@ impl Default for ServerOptions {
             stream_stop_grace: DEFAULT_STREAM_STOP_GRACE,
             max_concurrent_streams: None,
             max_concurrency: 0,
+            first_bytes_timeout: Some(DEFAULT_FIRST_BYTES_TIMEOUT),
             strict_json: false,
             reflection: true,
             authenticator: None,

@@ -1,0 +1,79 @@
+//! Connection hygiene: a connection that never tells its protocol is closed after the
+//! server's `first_bytes_timeout`; one whose protocol is known may idle.
+
+use std::time::Duration;
+
+use brisk::{Channel, Server};
+use brisk_tests::echo::{EchoRequest, EchoServiceClient, EchoServiceServer};
+use brisk_tests::Echo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Hang guard: the server must have closed by then.
+const HANG_GUARD: Duration = Duration::from_secs(10);
+
+async fn server(first_bytes: Duration) -> Server {
+    Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .first_bytes_timeout(first_bytes)
+        .start("127.0.0.1:0")
+        .await
+        .expect("server starts")
+}
+
+/// Sends `prefix` and waits for the server to close; how long that took.
+async fn closed_after(server: &Server, prefix: &[u8]) -> Duration {
+    let started = tokio::time::Instant::now();
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream.write_all(prefix).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(HANG_GUARD, stream.read(&mut buf))
+        .await
+        .expect("the server closes the connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed without an answer");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn silent_and_undecided_connections_are_closed_after_the_first_bytes_timeout() {
+    let server = server(Duration::from_millis(300)).await;
+    // Nothing at all, and a prefix that could still become baidu_std ("PRPC") or nshead.
+    for prefix in [&b""[..], b"PR", b"\x00\x01\x02"] {
+        let waited = closed_after(&server, prefix).await;
+        assert!(
+            waited >= Duration::from_millis(250),
+            "{prefix:?}: not before the timeout ({waited:?})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_whose_protocol_is_known_may_idle_past_it() {
+    let server = server(Duration::from_millis(200)).await;
+    let channel = Channel::connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    let client = EchoServiceClient::new(channel);
+    let hello = || EchoRequest {
+        message: "hello".into(),
+    };
+    let mut first = brisk::Controller::new();
+    client.echo_with(&mut first, hello()).await.unwrap();
+    // Idle for more than the timeout on the same (single) connection.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut second = brisk::Controller::new();
+    client.echo_with(&mut second, hello()).await.unwrap();
+    assert_eq!(
+        second.local_side(),
+        first.local_side(),
+        "the same connection still served it"
+    );
+}
+
+#[test]
+fn the_default_is_ten_seconds() {
+    assert_eq!(
+        brisk::ServerOptions::default().first_bytes_timeout,
+        Some(Duration::from_secs(10))
+    );
+}
