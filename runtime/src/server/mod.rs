@@ -140,6 +140,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Keeps at most `max` connections open at once, closing those accepted past it (default:
+    /// no limit): see [`ServerOptions::max_connections`].
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.options.max_connections = max;
+        self
+    }
+
     /// Closes a new connection that has not sent the first bytes of its protocol within
     /// `timeout` (default 10 s): see [`ServerOptions::first_bytes_timeout`].
     pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
@@ -520,6 +527,12 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
+                    let max = shared.options.max_connections;
+                    if max != 0 && shared.connections.load(Ordering::SeqCst) >= max {
+                        tracing::warn!(%remote, "closing connection: the server has max_connections={max} open");
+                        drop(stream);
+                        continue;
+                    }
                     // Counted from accept on, so `join` never misses a connection.
                     let open = ConnectionGuard::new(&shared);
                     tokio::spawn(conn::serve_connection(

@@ -31,6 +31,10 @@ pub struct ServerOptions {
     /// `None`: no limit). A connection that says nothing would otherwise hold a socket and a
     /// task forever. Once its protocol is known, a connection may idle as long as it likes.
     pub first_bytes_timeout: Option<Duration>,
+    /// The most connections the server keeps open at once (default 0: no limit). A connection
+    /// accepted past it is closed at once, the refusal logged, so a flood of connections
+    /// cannot take every file descriptor and task.
+    pub max_connections: usize,
     /// Refuses HTTP JSON bodies with fields the method's message does not have (400 EREQUEST
     /// naming the field) instead of skipping them as brpc does (default false).
     pub strict_json: bool,
@@ -60,6 +64,7 @@ impl Default for ServerOptions {
             max_concurrent_streams: None,
             max_concurrency: 0,
             first_bytes_timeout: Some(DEFAULT_FIRST_BYTES_TIMEOUT),
+            max_connections: 0,
             strict_json: false,
             reflection: true,
             authenticator: None,

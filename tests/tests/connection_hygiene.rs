@@ -1,5 +1,6 @@
 //! Connection hygiene: a connection that never tells its protocol is closed after the
-//! server's `first_bytes_timeout`; one whose protocol is known may idle.
+//! server's `first_bytes_timeout`, one whose protocol is known may idle, and connections past
+//! `max_connections` are closed at once.
 
 use std::time::Duration;
 
@@ -76,4 +77,74 @@ fn the_default_is_ten_seconds() {
         brisk::ServerOptions::default().first_bytes_timeout,
         Some(Duration::from_secs(10))
     );
+}
+
+#[tokio::test]
+async fn connections_past_max_connections_are_closed_at_once() {
+    let server = Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .max_connections(2)
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().to_string();
+    // Two connections, each kept open by its own connection group.
+    let mut clients = Vec::new();
+    for group in ["a", "b"] {
+        let channel = Channel::builder()
+            .connection_group(group)
+            .max_retry(0)
+            .connect(&addr)
+            .await
+            .unwrap();
+        let client = EchoServiceClient::new(channel);
+        client
+            .echo(EchoRequest {
+                message: group.into(),
+            })
+            .await
+            .unwrap();
+        clients.push(client);
+    }
+    // A third is closed without an answer, at once.
+    let mut third = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(HANG_GUARD, third.read(&mut buf))
+        .await
+        .expect("closed at once");
+    assert!(matches!(read, Ok(0) | Err(_)));
+    // The two still work; once one closes, a new connection is taken.
+    for client in &clients {
+        client
+            .echo(EchoRequest {
+                message: "again".into(),
+            })
+            .await
+            .unwrap();
+    }
+    drop(clients);
+    drop(third);
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        let channel = Channel::builder()
+            .connection_group("later")
+            .max_retry(0)
+            .connection_type(brisk::ConnectionType::Short)
+            .connect(&addr)
+            .await
+            .unwrap();
+        let answered = EchoServiceClient::new(channel)
+            .echo(EchoRequest {
+                message: "later".into(),
+            })
+            .await;
+        match answered {
+            Ok(_) => break,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("no connection was taken after the others closed: {e}"),
+        }
+    }
 }
