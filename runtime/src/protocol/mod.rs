@@ -35,6 +35,7 @@ pub mod hulu_pbrpc;
 pub mod memcache;
 mod name;
 pub mod nshead;
+mod pipelined;
 pub mod redis;
 mod registry;
 pub mod sofa_pbrpc;

@@ -22,11 +22,11 @@ pub use message::{
     MemcacheStatus,
 };
 
+use super::pipelined::command_frame;
 use super::{
-    ClientCodec, ConnectionType, IncomingResponse, Matching, OutFrame, OutgoingRequest, ParseError,
-    Payload,
+    ClientCodec, IncomingResponse, Matching, OutFrame, OutgoingRequest, ParseError, Payload,
 };
-use crate::{errno, CompressType, Status};
+use crate::Status;
 
 /// memcache, `"memcache"`: the client codec. Channels of this protocol call with
 /// [`Channel::memcache`](crate::Channel::memcache).
@@ -42,32 +42,11 @@ impl ClientCodec for Memcache {
         Matching::InOrder
     }
 
-    fn connection_types(&self) -> &'static [ConnectionType] {
-        &[
-            ConnectionType::Single,
-            ConnectionType::Pooled,
-            ConnectionType::Short,
-        ]
-    }
-
     fn encode_request(&self, request: &OutgoingRequest<'_>) -> Result<OutFrame, Status> {
+        // A request of raw bytes through `Channel::unary` could be anything.
         let payload = request.payload;
-        if payload.compress_type != CompressType::None || !payload.attachment.is_empty() {
-            return Err(Status::new(
-                errno::EREQUEST,
-                "memcache carries neither compression nor an attachment",
-            ));
-        }
-        // What goes out must be whole operations, or the responses would answer the wrong
-        // calls (a request of raw bytes through `Channel::unary` could be anything).
-        match header::count_messages(&payload.message, header::MAGIC_REQUEST) {
-            Ok(n) if n > 0 => Ok(OutFrame::whole(payload.message.clone())),
-            Ok(_) => Err(Status::new(errno::EREQUEST, "request byte size is empty")),
-            Err(e) => Err(Status::new(
-                errno::EREQUEST,
-                format!("a memcache request must be whole binary operations: {e}"),
-            )),
-        }
+        let operations = header::count_messages(&payload.message, header::MAGIC_REQUEST);
+        command_frame("memcache", "binary operations", payload, operations)
     }
 
     fn decode_response(

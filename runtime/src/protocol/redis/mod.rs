@@ -25,12 +25,12 @@ use bytes::BytesMut;
 pub use reply::RedisReply;
 pub use request::{RedisRequest, RedisResponse, Resp};
 
+use super::pipelined::command_frame;
 use super::{
-    ClientCodec, ConnectionType, IncomingResponse, Matching, OutFrame, OutgoingRequest, ParseError,
-    Payload,
+    ClientCodec, IncomingResponse, Matching, OutFrame, OutgoingRequest, ParseError, Payload,
 };
 use crate::auth::{AuthContext, Authenticator};
-use crate::{errno, CompressType, Status};
+use crate::{errno, Status};
 
 /// redis, `"redis"`: the client codec. Channels of this protocol call with
 /// [`Channel::redis`](crate::Channel::redis).
@@ -46,38 +46,11 @@ impl ClientCodec for Redis {
         Matching::InOrder
     }
 
-    fn connection_types(&self) -> &'static [ConnectionType] {
-        &[
-            ConnectionType::Single,
-            ConnectionType::Pooled,
-            ConnectionType::Short,
-        ]
-    }
-
     fn encode_request(&self, request: &OutgoingRequest<'_>) -> Result<OutFrame, Status> {
+        // A request of raw bytes through `Channel::unary` could be anything.
         let payload = request.payload;
-        if payload.compress_type != CompressType::None {
-            return Err(Status::new(
-                errno::EREQUEST,
-                "redis cannot carry a compressed request",
-            ));
-        }
-        if !payload.attachment.is_empty() {
-            return Err(Status::new(
-                errno::EREQUEST,
-                "redis cannot carry an attachment",
-            ));
-        }
-        // What goes out must be whole commands, or the replies would answer the wrong calls
-        // (a request of raw bytes through `Channel::unary` could be anything).
-        match resp::count_commands(&payload.message) {
-            Ok(n) if n > 0 => Ok(OutFrame::whole(payload.message.clone())),
-            Ok(_) => Err(Status::new(errno::EREQUEST, "request byte size is empty")),
-            Err(e) => Err(Status::new(
-                errno::EREQUEST,
-                format!("a redis request must be whole RESP commands: {e}"),
-            )),
-        }
+        let commands = resp::count_commands(&payload.message);
+        command_frame("redis", "RESP commands", payload, commands)
     }
 
     fn decode_response(
