@@ -85,12 +85,15 @@ enum Stage {
     Done,
 }
 
-/// Makes a unary handler's future for a request (catching a panic while making it).
+/// Makes a unary handler's future for a request (catching a panic while making it). A
+/// `blocking` handler is run on tokio's blocking pool, so that it may block its thread
+/// without stalling the requests on its connection (brpc's `usercode_in_pthread`).
 pub(crate) fn start_handler(
     service: &dyn Service,
     method: usize,
     context: ServerContext,
     payload: Bytes,
+    blocking: bool,
 ) -> StartedHandler {
     let deadline = context.deadline;
     let timeout_ms = context.timeout_ms;
@@ -99,6 +102,7 @@ pub(crate) fn start_handler(
         std::panic::catch_unwind(AssertUnwindSafe(|| service.call(method, context, payload)));
     StartedHandler {
         stage: match made {
+            Ok(future) if blocking => Stage::Running(on_blocking_pool(future)),
             Ok(future) => Stage::Running(future),
             Err(panic) => Stage::Panicked(panic),
         },
@@ -225,10 +229,28 @@ pub(crate) async fn run_handler(
     method: usize,
     context: ServerContext,
     payload: Bytes,
+    blocking: bool,
 ) -> Result<ServiceResponse, Status> {
-    start_handler(service, method, context, payload)
+    start_handler(service, method, context, payload, blocking)
         .run(shared)
         .await
+}
+
+/// `future`, run to its end on a thread of tokio's blocking pool. A panic there is raised
+/// again where the result is awaited (the handler runner answers it with EINTERNAL). Dropping
+/// the result (at the caller's deadline) does not stop the thread: a blocked handler cannot be
+/// cut short.
+fn on_blocking_pool(future: ServiceFuture) -> ServiceFuture {
+    let runtime = tokio::runtime::Handle::current();
+    let running = tokio::task::spawn_blocking(move || runtime.block_on(future));
+    Box::pin(async move {
+        match running.await {
+            Ok(response) => response,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down. Answered as a panic would be.
+            Err(e) => std::panic::panic_any(format!("the blocking handler was lost: {e}")),
+        }
+    })
 }
 
 /// The answer to a call whose handler was cancelled at the client's deadline.

@@ -319,8 +319,8 @@ impl Connection {
             self.reply_error(&request.reply_to, slot, status);
             return None;
         }
-        let method_guard = match shared.registry.enter_method(&**service, method) {
-            Ok(guard) => guard,
+        let admitted = match shared.registry.enter_method(&**service, method) {
+            Ok(admitted) => admitted,
             Err(limited) => {
                 self.reply_error(&request.reply_to, slot, &limited);
                 return None;
@@ -376,12 +376,18 @@ impl Connection {
                 errno::EREQUEST,
                 format!("Fail to decompress request: {e}"),
             )),
-            Ok(message) => Ok(start_handler(&**service, method, context, message)),
+            Ok(message) => Ok(start_handler(
+                &**service,
+                method,
+                context,
+                message,
+                admitted.blocking,
+            )),
         };
         let codec = Arc::clone(&self.codec);
         let replies = self.replies.clone();
         Some(Box::pin(async move {
-            let _method_guard = method_guard;
+            let _method_guard = admitted.guard;
             let result = match handler {
                 Err(status) => Err(status),
                 Ok(handler) => handler

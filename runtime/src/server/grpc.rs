@@ -407,13 +407,23 @@ async fn serve_unary(
     if let Some(limited) = shared.over_concurrency() {
         return failure_response(&GrpcError::from_status(&limited), &[], &[]);
     }
-    let _method_guard = match shared.registry.enter_method(service, method) {
-        Ok(guard) => guard,
+    let admitted = match shared.registry.enter_method(service, method) {
+        Ok(admitted) => admitted,
         Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
     };
     // Cancelled at the deadline and counted as on every protocol, also when the client's
     // reset drops it.
-    let response = match run_handler(shared, service, method, call.context, payload).await {
+    let _method_guard = admitted.guard;
+    let response = match run_handler(
+        shared,
+        service,
+        method,
+        call.context,
+        payload,
+        admitted.blocking,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(status) => return failure_response(&GrpcError::from_status(&status), &[], &[]),
     };
@@ -472,8 +482,9 @@ async fn serve_streaming(
     if let Some(limited) = shared.over_concurrency() {
         return failure_response(&GrpcError::from_status(&limited), &[], &[]);
     }
+    // A streaming handler always runs on its stream's task (`blocking` is for unary methods).
     inflight.method = match shared.registry.enter_method(service, method) {
-        Ok(guard) => guard,
+        Ok(admitted) => admitted.guard,
         Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
     };
     let deadline = call.deadline;

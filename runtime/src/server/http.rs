@@ -180,7 +180,7 @@ async fn serve_pb(
     if let Some(limited) = shared.over_concurrency() {
         return Err(HttpError::from_code(limited.code(), limited.message()));
     }
-    let _method_guard = shared
+    let admitted = shared
         .registry
         .enter_method(&**found.service, found.method)
         .map_err(|limited| HttpError::from_code(limited.code(), limited.message()))?;
@@ -192,9 +192,18 @@ async fn serve_pb(
     context.request_headers = parts.headers.clone();
     context.auth_context = auth_context;
     context.request_attachment = request_attachment;
-    let response = run_handler(shared, &**found.service, found.method, context, payload)
-        .await
-        .map_err(|status| HttpError::from_code(status.code(), status.message()))?;
+    let blocking = admitted.blocking;
+    let _method_guard = admitted.guard;
+    let response = run_handler(
+        shared,
+        &**found.service,
+        found.method,
+        context,
+        payload,
+        blocking,
+    )
+    .await
+    .map_err(|status| HttpError::from_code(status.code(), status.message()))?;
     let headers = response.context.response_headers;
     let message = match response.result {
         Ok(message) => message,

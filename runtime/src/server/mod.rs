@@ -62,6 +62,8 @@ pub struct ServerBuilder {
     redis: Option<Arc<redis::RedisService>>,
     /// `max_concurrency_of` limits, set when the server starts.
     method_limits: Vec<(String, usize)>,
+    /// Methods and services whose handlers run on the blocking pool.
+    blocking: Vec<String>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -147,6 +149,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs the handlers of `name` — a method (`example.EchoService.Echo`) or every method of
+    /// a service (`example.EchoService`) — on tokio's blocking thread pool, as brpc's
+    /// `usercode_in_pthread` runs user code on pthreads. By default a handler runs on its
+    /// connection's task, in place (the fastest way, and what every async handler wants); a
+    /// handler that blocks its thread (synchronous I/O, a lock held long, heavy computation)
+    /// would stall the other requests on that thread. Such handlers belong here. They cost a
+    /// thread hand-off per call, and one blocked at the caller's deadline is answered
+    /// ERPCTIMEDOUT but runs on to its end. Streaming methods always run on their stream's task.
+    /// A name the server does not host fails [`start`](ServerBuilder::start) with EINVAL.
+    pub fn blocking(mut self, name: impl Into<String>) -> Self {
+        self.blocking.push(name.into());
+        self
+    }
+
     /// Closes a new connection that has not sent the first bytes of its protocol within
     /// `timeout` (default 10 s): see [`ServerOptions::first_bytes_timeout`].
     pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
@@ -219,6 +235,9 @@ impl ServerBuilder {
         let registry = Registry::new(self.services).map_err(Error::from_status)?;
         for (method, max) in &self.method_limits {
             registry.set_max_concurrency_of(method, *max)?;
+        }
+        for name in &self.blocking {
+            registry.set_blocking(name)?;
         }
         let listener = TcpListener::bind(address)
             .await

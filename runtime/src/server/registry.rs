@@ -11,22 +11,33 @@ struct Entry {
     service: Arc<dyn Service>,
     methods: HashMap<&'static str, usize>,
     bodies: HttpBodies,
-    /// Each method's concurrency limit, by index.
-    limits: Box<[Arc<MethodLimit>]>,
+    /// Each method's settings, by index.
+    settings: Box<[Arc<MethodSettings>]>,
 }
 
-/// A method's `max_concurrency` (brpc's `MaxConcurrencyOf`, the constant limiter) and the
-/// requests it is running.
+/// What a server was told about one method: its `max_concurrency` (brpc's `MaxConcurrencyOf`,
+/// the constant limiter) with the requests it is running, and whether its handler blocks.
 #[derive(Debug, Default)]
-pub(crate) struct MethodLimit {
+pub(crate) struct MethodSettings {
     inflight: AtomicUsize,
     /// 0: no limit.
     max: AtomicUsize,
+    /// Its handlers run on the blocking pool.
+    blocking: AtomicBool,
+}
+
+/// How a request may run, once admitted by its method.
+#[derive(Debug, Default)]
+pub(crate) struct Admitted {
+    /// Its place in the method's limit, held until it is answered.
+    pub(crate) guard: Option<MethodGuard>,
+    /// Whether its handler runs on the blocking pool.
+    pub(crate) blocking: bool,
 }
 
 /// A request counted against its method's limit until dropped.
 #[derive(Debug)]
-pub(crate) struct MethodGuard(Arc<MethodLimit>);
+pub(crate) struct MethodGuard(Arc<MethodSettings>);
 
 impl Drop for MethodGuard {
     fn drop(&mut self) {
@@ -116,8 +127,9 @@ impl HttpBodies {
 pub(crate) struct Registry {
     entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
-    /// Whether any method was ever given a limit: until one is, requests skip the lookup.
-    limited: AtomicBool,
+    /// Whether any method was ever given a limit or made blocking: until one is, requests skip
+    /// the lookup.
+    special: AtomicBool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -156,7 +168,7 @@ impl Registry {
                 .map(|(i, name)| (*name, i))
                 .collect();
             let bodies = HttpBodies::new(&*service);
-            let limits = service
+            let settings = service
                 .method_names()
                 .iter()
                 .map(|_| Arc::default())
@@ -165,7 +177,7 @@ impl Registry {
                 service,
                 methods,
                 bodies,
-                limits,
+                settings,
             });
         }
         for (short, owners) in short_names {
@@ -209,28 +221,36 @@ impl Registry {
         })
     }
 
-    /// Counts a request of `service`'s method `method` against the method's
-    /// `max_concurrency`: ELIMIT in brpc's words when it is past it (the count includes this
-    /// request, as brpc's does). Free when no method has a limit.
+    /// Admits a request of `service`'s method `method`: counts it against the method's
+    /// `max_concurrency` (ELIMIT in brpc's words when it is past it; the count includes this
+    /// request, as brpc's does) and says whether its handler blocks. Free when no method has a
+    /// limit or blocks.
     pub(crate) fn enter_method(
         &self,
         service: &dyn Service,
         method: usize,
-    ) -> Result<Option<MethodGuard>, Status> {
-        if !self.limited.load(Ordering::Relaxed) {
-            return Ok(None);
+    ) -> Result<Admitted, Status> {
+        if !self.special.load(Ordering::Relaxed) {
+            return Ok(Admitted::default());
         }
-        let Some(limit) = self
+        let Some(settings) = self
             .by_name
             .get(service.full_name())
-            .and_then(|&entry| self.entries[entry].limits.get(method))
+            .and_then(|&entry| self.entries[entry].settings.get(method))
         else {
-            return Ok(None);
+            return Ok(Admitted::default());
         };
-        let count = limit.inflight.fetch_add(1, Ordering::Relaxed) + 1;
-        let guard = MethodGuard(Arc::clone(limit));
-        let max = limit.max.load(Ordering::Relaxed);
-        if max != 0 && count > max {
+        let blocking = settings.blocking.load(Ordering::Relaxed);
+        let max = settings.max.load(Ordering::Relaxed);
+        if max == 0 {
+            return Ok(Admitted {
+                guard: None,
+                blocking,
+            });
+        }
+        let count = settings.inflight.fetch_add(1, Ordering::Relaxed) + 1;
+        let guard = MethodGuard(Arc::clone(settings));
+        if count > max {
             let name = service
                 .method_names()
                 .get(method)
@@ -244,17 +264,20 @@ impl Registry {
                 ),
             ));
         }
-        Ok(Some(guard))
+        Ok(Admitted {
+            guard: Some(guard),
+            blocking,
+        })
     }
 
-    /// The limit of the method named `full_method` (`example.EchoService.Echo`); EINVAL
+    /// The settings of the method named `full_method` (`example.EchoService.Echo`); EINVAL
     /// `Fail to find method=...` when no hosted service has it.
-    fn limit_of(&self, full_method: &str) -> Result<&MethodLimit, Error> {
+    fn limit_of(&self, full_method: &str) -> Result<&MethodSettings, Error> {
         full_method
             .rsplit_once('.')
             .and_then(|(service, method)| {
                 let entry = &self.entries[*self.by_name.get(service)?];
-                entry.limits.get(*entry.methods.get(method)?)
+                entry.settings.get(*entry.methods.get(method)?)
             })
             .map(|limit| &**limit)
             .ok_or_else(|| Error::invalid(format!("Fail to find method={full_method}")))
@@ -270,8 +293,27 @@ impl Registry {
             .max
             .store(max, Ordering::Relaxed);
         if max != 0 {
-            self.limited.store(true, Ordering::Relaxed);
+            self.special.store(true, Ordering::Relaxed);
         }
+        Ok(())
+    }
+
+    /// Runs the handlers of `name` on the blocking pool: a method (`example.EchoService.Echo`)
+    /// or every method of a service (`example.EchoService`); EINVAL when the server hosts
+    /// neither.
+    pub(crate) fn set_blocking(&self, name: &str) -> Result<(), Error> {
+        let settings: Vec<&MethodSettings> = match self.by_name.get(name) {
+            Some(&entry) if self.entries[entry].service.full_name() == name => {
+                self.entries[entry].settings.iter().map(|s| &**s).collect()
+            }
+            _ => vec![self
+                .limit_of(name)
+                .map_err(|_| Error::invalid(format!("Fail to find service or method={name}")))?],
+        };
+        for settings in settings {
+            settings.blocking.store(true, Ordering::Relaxed);
+        }
+        self.special.store(true, Ordering::Relaxed);
         Ok(())
     }
 
