@@ -148,3 +148,61 @@ async fn connections_past_max_connections_are_closed_at_once() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_but_not_while_a_call_runs() {
+    let (service, mut arrivals) = brisk_tests::TestImpl::new();
+    let server = Server::builder()
+        .add_service(brisk_tests::test::TestServiceServer::new(service))
+        .idle_timeout(Duration::from_millis(200))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    // A raw baidu_std connection that goes quiet after one call is closed by the server.
+    let channel = Channel::builder()
+        .max_retry(0)
+        .timeout(HANG_GUARD)
+        .connect(&addr.to_string())
+        .await
+        .unwrap();
+    let client = brisk_tests::test::TestServiceClient::new(channel);
+    let sleep = |millis| brisk_tests::test::SleepRequest {
+        tag: "t".into(),
+        millis,
+    };
+    let mut first = brisk::Controller::new();
+    client.sleep_with(&mut first, sleep(0)).await.unwrap();
+    arrivals.recv().await;
+    // A call that runs past the idle timeout keeps its connection: it is answered on it.
+    let mut long = brisk::Controller::new();
+    client.sleep_with(&mut long, sleep(600)).await.unwrap();
+    arrivals.recv().await;
+    assert_eq!(
+        long.local_side(),
+        first.local_side(),
+        "not closed under a running call"
+    );
+    // Then, idle, the connection is closed: the next call goes on a new one.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut after = brisk::Controller::new();
+    client.sleep_with(&mut after, sleep(0)).await.unwrap();
+    assert_ne!(
+        after.local_side(),
+        first.local_side(),
+        "the idle connection was closed"
+    );
+}
+
+#[tokio::test]
+async fn a_raw_idle_connection_sees_the_close() {
+    let server = Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .idle_timeout(Duration::from_millis(200))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    // A connection that told its protocol (a baidu_std header cut short), then went quiet.
+    let waited = closed_after(&server, b"PRPC\x00\x00").await;
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+}

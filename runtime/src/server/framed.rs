@@ -108,6 +108,7 @@ async fn serve<R, W>(
     let streams = codec
         .carries_streams()
         .then(|| StreamTable::new(sender.clone(), remote));
+    let pending = shared.options.idle_timeout.map(|_| Arc::new(()));
     let connection = Connection {
         replies: Replies::new(sender, codec.replies_in_order()),
         codec,
@@ -115,6 +116,7 @@ async fn serve<R, W>(
         shared,
         identity: None,
         streams: streams.clone(),
+        pending,
     };
     let closing = connection.read_requests(&mut reader, &mut buf).await;
     if let Some(streams) = streams {
@@ -161,9 +163,20 @@ struct Connection {
     identity: Option<Option<Arc<AuthContext>>>,
     /// The brpc streams on the connection, for protocols that carry them.
     streams: Option<Arc<StreamTable>>,
+    /// With an idle timeout, held by each request until it is answered: the connection is
+    /// not idle while one is in flight.
+    pending: Option<Arc<()>>,
 }
 
 impl Connection {
+    /// Whether the connection may be closed as idle: no request in flight, no stream open.
+    fn is_idle(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_none_or(|p| Arc::strong_count(p) == 1)
+            && self.streams.as_ref().is_none_or(|s| s.is_empty())
+    }
+
     /// Reads and starts requests until the connection ends; why it must close, if it must.
     async fn read_requests<R: AsyncRead + Unpin>(
         mut self,
@@ -175,6 +188,9 @@ impl Connection {
         if self.shared.options.authenticator.is_none() {
             self.identity = Some(None);
         }
+        // Reset on every read; only with an idle timeout.
+        let idle_limit = self.shared.options.idle_timeout;
+        let mut idle = idle_limit.map(|limit| Box::pin(tokio::time::sleep(limit)));
         // The detected prefix is in `buf` already: cut what it holds before reading more.
         let mut first = true;
         loop {
@@ -193,6 +209,20 @@ impl Connection {
                         }
                     },
                     () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return None,
+                    () = async { idle.as_mut().expect("armed").await }, if idle.is_some() => {
+                        if self.is_idle() {
+                            tracing::debug!(remote = %self.peer.remote, "closing idle connection");
+                            return None;
+                        }
+                        // Busy: look again a whole period later.
+                        if let (Some(idle), Some(limit)) = (idle.as_mut(), idle_limit) {
+                            idle.as_mut().reset(tokio::time::Instant::now() + limit);
+                        }
+                        continue;
+                    }
+                }
+                if let (Some(idle), Some(limit)) = (idle.as_mut(), idle_limit) {
+                    idle.as_mut().reset(tokio::time::Instant::now() + limit);
                 }
             }
             loop {
@@ -386,7 +416,9 @@ impl Connection {
         };
         let codec = Arc::clone(&self.codec);
         let replies = self.replies.clone();
+        let pending = self.pending.clone();
         Some(Box::pin(async move {
+            let _pending = pending;
             let _method_guard = admitted.guard;
             let result = match handler {
                 Err(status) => Err(status),

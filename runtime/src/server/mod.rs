@@ -142,6 +142,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Closes framed connections idle for `timeout` (default: never): see
+    /// [`ServerOptions::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.options.idle_timeout = Some(timeout);
+        self
+    }
+
     /// Keeps at most `max` connections open at once, closing those accepted past it (default:
     /// no limit): see [`ServerOptions::max_connections`].
     pub fn max_connections(mut self, max: usize) -> Self {

@@ -35,6 +35,10 @@ pub struct ServerOptions {
     /// accepted past it is closed at once, the refusal logged, so a flood of connections
     /// cannot take every file descriptor and task.
     pub max_connections: usize,
+    /// Closes a connection of a framed protocol (baidu_std, hulu_pbrpc, sofa_pbrpc, nshead)
+    /// that has sent nothing for this long while it has no request in flight and no brpc
+    /// stream open, as brpc's `-idle_timeout_second` (default `None`: never, as brpc's).
+    pub idle_timeout: Option<Duration>,
     /// Refuses HTTP JSON bodies with fields the method's message does not have (400 EREQUEST
     /// naming the field) instead of skipping them as brpc does (default false).
     pub strict_json: bool,
@@ -65,6 +69,7 @@ impl Default for ServerOptions {
             max_concurrency: 0,
             first_bytes_timeout: Some(DEFAULT_FIRST_BYTES_TIMEOUT),
             max_connections: 0,
+            idle_timeout: None,
             strict_json: false,
             reflection: true,
             authenticator: None,

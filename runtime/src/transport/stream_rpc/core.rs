@@ -68,6 +68,11 @@ impl StreamMap {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether no stream is open.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().streams.is_empty()
+    }
+
     /// Adds a stream; false once the connection has ended.
     fn insert(&self, core: &Arc<StreamCore>) -> bool {
         let mut map = self.lock();

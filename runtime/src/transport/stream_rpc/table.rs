@@ -73,6 +73,11 @@ impl StreamTable {
         })
     }
 
+    /// Whether no stream is open on the connection.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
     /// Puts `core` on this connection: a client stream its call offers (`awaiting_reply`), or a
     /// server stream a handler accepted.
     pub(crate) fn attach(
