@@ -40,13 +40,17 @@ fn sleep(tag: &str, millis: u32) -> SleepRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_past_max_concurrency_get_elimit_on_every_protocol() {
-    let (server, mut arrivals) = limited_server(2).await;
-    assert_eq!(server.max_concurrency(), 2);
-    // Two calls hold the server's two places (their arrival is announced, not guessed).
-    let holder = client(&server, "baidu_std").await;
-    let held: Vec<_> = (0..2)
+/// Two 3-second Sleep calls over baidu_std, returned once both have arrived (their arrival is
+/// announced, not guessed): they hold two places in whatever limit the server has.
+async fn hold_two(
+    server: &Server,
+    arrivals: &mut mpsc::UnboundedReceiver<String>,
+) -> (
+    TestServiceClient,
+    Vec<tokio::task::JoinHandle<Result<brisk_tests::test::SleepResponse, brisk::Status>>>,
+) {
+    let holder = client(server, "baidu_std").await;
+    let held = (0..2)
         .map(|i| {
             let holder = holder.clone();
             tokio::spawn(async move { holder.sleep(sleep(&format!("held {i}"), 3_000)).await })
@@ -57,6 +61,15 @@ async fn requests_past_max_concurrency_get_elimit_on_every_protocol() {
             .await
             .expect("the held calls arrive");
     }
+    (holder, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_max_concurrency_get_elimit_on_every_protocol() {
+    let (server, mut arrivals) = limited_server(2).await;
+    assert_eq!(server.max_concurrency(), 2);
+    // Two calls hold the server's two places.
+    let (_holder, held) = hold_two(&server, &mut arrivals).await;
     for protocol in ["baidu_std", "http", "h2:grpc", "hulu_pbrpc"] {
         let client = client(&server, protocol).await;
         let status = client.sleep(sleep("third", 0)).await.unwrap_err();
@@ -115,18 +128,7 @@ async fn a_methods_max_concurrency_limits_that_method_alone() {
             .unwrap(),
         0
     );
-    let holder = client(&server, "baidu_std").await;
-    let held: Vec<_> = (0..2)
-        .map(|i| {
-            let holder = holder.clone();
-            tokio::spawn(async move { holder.sleep(sleep(&format!("held {i}"), 3_000)).await })
-        })
-        .collect();
-    for _ in 0..2 {
-        tokio::time::timeout(HANG_GUARD, arrivals.recv())
-            .await
-            .expect("the held calls arrive");
-    }
+    let (holder, held) = hold_two(&server, &mut arrivals).await;
     for protocol in ["baidu_std", "http", "h2:grpc", "hulu_pbrpc", "sofa_pbrpc"] {
         let client = client(&server, protocol).await;
         let status = client.sleep(sleep("third", 0)).await.unwrap_err();
