@@ -17,7 +17,9 @@
 //!   the others on its connection; errors reach the client with brpc's codes ([`errno`]);
 //!   [`ServerBuilder::serve`] runs until Ctrl-C or SIGTERM; stopping is graceful (ELOGOFF for
 //!   late arrivals, calls in flight finish). The caller's deadline is the handler's
-//!   ([`ServerContext::deadline`]): past it the handler is cancelled.
+//!   ([`ServerContext::deadline`]): past it the handler is cancelled. Load past what a method
+//!   can take is shed with ELIMIT by its concurrency limiter ([`limiter`]: a constant, brpc's
+//!   adaptive `auto`, `timeout`, or your own [`ConcurrencyLimiter`](limiter::ConcurrencyLimiter)).
 //! - **[`Channel`]** — the client side. `single` connections (the default) are shared by every
 //!   call and every channel in the process and matched by correlation id; `pooled` and `short`
 //!   are there too. A deadline covers the whole call (for a stream, only one set on its
@@ -149,6 +151,7 @@ mod executor;
 #[cfg(feature = "json")]
 mod json;
 pub mod lb;
+pub mod limiter;
 pub mod memcache;
 mod method;
 pub mod naming;

@@ -11,6 +11,7 @@
 //! base (error, codec, controller, ...)  <-  protocol  <-  transport  <-  channel, server
 //!                                                                   <-  combo (<- channel)
 //!                                       <-  naming  <-  lb  <-  channel
+//!                                       <-  limiter  <-  server
 //! ```
 //!
 //! A failure names the file, the path it imports and the rule it breaks.
@@ -41,9 +42,10 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
         "protocol" => &[],
         "naming" => &[],
         "lb" => &["naming"],
+        "limiter" => &[],
         "transport" => &["protocol"],
         "channel" => &["protocol", "transport", "lb", "naming"],
-        "server" => &["protocol", "transport"],
+        "server" => &["protocol", "transport", "limiter"],
         "combo" => &["protocol", "transport", "channel", "lb", "naming"],
         // A protocol's user-facing facade: its calls on channels, its service on servers.
         "redis" => &["protocol", "transport", "channel", "server"],

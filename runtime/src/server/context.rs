@@ -17,8 +17,14 @@ use std::sync::{Arc, OnceLock};
 /// `timeout_ms`, HTTP's `x-brisk-timeout-ms`); none for a value that is not positive, which
 /// brpc clients never send (they leave the field out).
 pub(crate) fn deadline_after(arrived: Instant, timeout_ms: i32) -> Option<Instant> {
-    let ms = u64::try_from(timeout_ms).ok().filter(|ms| *ms > 0)?;
-    arrived.checked_add(Duration::from_millis(ms))
+    arrived.checked_add(client_timeout(Some(timeout_ms))?)
+}
+
+/// The time a client gave its request, from its `timeout_ms` (none when absent or not
+/// positive).
+pub(crate) fn client_timeout(timeout_ms: Option<i32>) -> Option<Duration> {
+    let ms = u64::try_from(timeout_ms?).ok().filter(|ms| *ms > 0)?;
+    Some(Duration::from_millis(ms))
 }
 
 /// Per-request information and response options for a service handler (the server side of

@@ -13,12 +13,13 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::context::deadline_after;
 use super::context::StreamOffer;
+use super::context::{client_timeout, deadline_after};
 use super::dispatch::{
     find_method, panic_message, run_inline_or_spawn, start_handler, RequestTask,
 };
 use super::protocol::{ServeFuture, ServerProtocol};
+use super::registry::record_answer;
 use super::state::{
     wait_for_phase, ConnectionGuard, InflightGuard, Peer, Phase, Shared, CLOSE_GRACE,
 };
@@ -349,7 +350,8 @@ impl Connection {
             self.reply_error(&request.reply_to, slot, status);
             return None;
         }
-        let admitted = match shared.registry.enter_method(&**service, method) {
+        let timeout = client_timeout(request.timeout_ms);
+        let admitted = match shared.registry.enter_method(&**service, method, timeout) {
             Ok(admitted) => admitted,
             Err(limited) => {
                 self.reply_error(&request.reply_to, slot, &limited);
@@ -419,7 +421,7 @@ impl Connection {
         let pending = self.pending.clone();
         Some(Box::pin(async move {
             let _pending = pending;
-            let _method_guard = admitted.guard;
+            let mut method_guard = admitted.guard;
             let result = match handler {
                 Err(status) => Err(status),
                 Ok(handler) => handler
@@ -427,6 +429,7 @@ impl Connection {
                     .await
                     .and_then(response_payload),
             };
+            record_answer(&mut method_guard, &result);
             // A request message that did not parse is worded as the protocol's brpc server
             // words it.
             let result = result.map_err(|status| match status.unparsed_request() {

@@ -25,8 +25,9 @@ use hyper::body::Frame;
 use tokio::time::{Instant, Sleep};
 
 use super::body::{empty_body, RequestBody, ResponseBody};
+use super::context::client_timeout;
 use super::dispatch::{panic_message, past_deadline, run_handler, CancelCount};
-use super::registry::MethodGuard;
+use super::registry::{record_answer, MethodGuard};
 use super::state::{wait_for_phase, InflightGuard, Peer, Phase, Shared};
 use super::{ServerContext, Service};
 use crate::compress::CompressType;
@@ -407,13 +408,14 @@ async fn serve_unary(
     if let Some(limited) = shared.over_concurrency() {
         return failure_response(&GrpcError::from_status(&limited), &[], &[]);
     }
-    let admitted = match shared.registry.enter_method(service, method) {
+    let timeout = client_timeout(call.context.timeout_ms);
+    let admitted = match shared.registry.enter_method(service, method, timeout) {
         Ok(admitted) => admitted,
         Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
     };
     // Cancelled at the deadline and counted as on every protocol, also when the client's
     // reset drops it.
-    let _method_guard = admitted.guard;
+    let mut method_guard = admitted.guard;
     let response = match run_handler(
         shared,
         service,
@@ -425,8 +427,14 @@ async fn serve_unary(
     .await
     {
         Ok(response) => response,
-        Err(status) => return failure_response(&GrpcError::from_status(&status), &[], &[]),
+        Err(status) => {
+            if let Some(guard) = &mut method_guard {
+                guard.answered(status.code());
+            }
+            return failure_response(&GrpcError::from_status(&status), &[], &[]);
+        }
     };
+    record_answer(&mut method_guard, &response.result);
     let context = response.context;
     match response.result {
         Ok(payload) => {
@@ -483,7 +491,8 @@ async fn serve_streaming(
         return failure_response(&GrpcError::from_status(&limited), &[], &[]);
     }
     // A streaming handler always runs on its stream's task (`blocking` is for unary methods).
-    inflight.method = match shared.registry.enter_method(service, method) {
+    let timeout = client_timeout(call.context.timeout_ms);
+    inflight.method = match shared.registry.enter_method(service, method, timeout) {
         Ok(admitted) => admitted.guard,
         Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
     };
@@ -651,6 +660,9 @@ impl Drop for ResponseFrames {
 
 impl ResponseFrames {
     fn end(&mut self, status: Option<&Status>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if let Some(guard) = &mut self.inflight.method {
+            guard.answered(status.map_or(0, Status::code));
+        }
         self.messages = None;
         self.deadline = None;
         let trailers = trailers(status.map(GrpcError::from_status).as_ref(), &self.trailing);

@@ -10,8 +10,9 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
 use super::body::{content_length, full_body, RequestBody, ResponseBody};
+use super::context::client_timeout;
 use super::dispatch::run_handler;
-use super::registry::{Found, JsonBodies};
+use super::registry::{record_answer, Found, JsonBodies};
 use super::state::{InflightGuard, Peer, Phase, Shared};
 use super::ServerContext;
 use crate::compress::{self, CompressType};
@@ -180,20 +181,21 @@ async fn serve_pb(
     if let Some(limited) = shared.over_concurrency() {
         return Err(HttpError::from_code(limited.code(), limited.message()));
     }
+    let timeout_ms = timeout_ms(&parts.headers);
     let admitted = shared
         .registry
-        .enter_method(&**found.service, found.method)
+        .enter_method(&**found.service, found.method, client_timeout(timeout_ms))
         .map_err(|limited| HttpError::from_code(limited.code(), limited.message()))?;
     let mut context = ServerContext::new(peer.remote, peer.local);
     context.tls = peer.tls;
     context.log_id = log_id(&parts.headers);
-    context.set_client_timeout(timeout_ms(&parts.headers));
+    context.set_client_timeout(timeout_ms);
     context.user_fields = user_fields(&parts.headers);
     context.request_headers = parts.headers.clone();
     context.auth_context = auth_context;
     context.request_attachment = request_attachment;
     let blocking = admitted.blocking;
-    let _method_guard = admitted.guard;
+    let mut method_guard = admitted.guard;
     let response = run_handler(
         shared,
         &**found.service,
@@ -202,8 +204,19 @@ async fn serve_pb(
         payload,
         blocking,
     )
-    .await
-    .map_err(|status| HttpError::from_code(status.code(), status.message()))?;
+    .await;
+    let response = match response {
+        Ok(response) => {
+            record_answer(&mut method_guard, &response.result);
+            response
+        }
+        Err(status) => {
+            if let Some(guard) = &mut method_guard {
+                guard.answered(status.code());
+            }
+            return Err(HttpError::from_code(status.code(), status.message()));
+        }
+    };
     let headers = response.context.response_headers;
     let message = match response.result {
         Ok(message) => message,

@@ -49,6 +49,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
+use crate::limiter::MaxConcurrency;
 use crate::Error;
 use protocol::ServerProtocol;
 use registry::Registry;
@@ -61,7 +62,7 @@ pub struct ServerBuilder {
     options: ServerOptions,
     redis: Option<Arc<redis::RedisService>>,
     /// `max_concurrency_of` limits, set when the server starts.
-    method_limits: Vec<(String, usize)>,
+    method_limits: Vec<(String, MaxConcurrency)>,
     /// Methods and services whose handlers run on the blocking pool.
     blocking: Vec<String>,
 }
@@ -121,24 +122,32 @@ impl ServerBuilder {
         self
     }
 
-    /// Runs at most `max` requests of the method named `full_method` at once
-    /// (`example.EchoService.Echo`), answering the rest with ELIMIT `Rejected by
-    /// example.EchoService.Echo's ConcurrencyLimiter, concurrency=N` at once, as brpc's
-    /// `server.MaxConcurrencyOf("example.EchoService.Echo") = max` (0: no limit, the default).
-    /// A method the server does not host fails [`start`](ServerBuilder::start) with EINVAL.
-    /// The server-wide [`max_concurrency`](ServerBuilder::max_concurrency) is checked first.
+    /// Limits the requests of the method named `full_method` (`example.EchoService.Echo`)
+    /// that run at once, as brpc's `server.MaxConcurrencyOf("example.EchoService.Echo") =
+    /// max`: a number (0: no limit, the default), or an adaptive limiter (`"auto"`,
+    /// `"timeout"`, or your own; see [`limiter`](crate::limiter)). A request the limiter
+    /// refuses is answered at once with ELIMIT `Rejected by example.EchoService.Echo's
+    /// ConcurrencyLimiter, concurrency=N`. A method the server does not host fails
+    /// [`start`](ServerBuilder::start) with EINVAL. The server-wide
+    /// [`max_concurrency`](ServerBuilder::max_concurrency) is checked first.
     ///
     /// ```no_run
     /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
+    /// use brisk::limiter::MaxConcurrency;
     /// let server = brisk::Server::builder()
     ///     .add_service(service)
     ///     .max_concurrency_of("example.EchoService.Echo", 100)
+    ///     .max_concurrency_of("example.EchoService.Sleep", "auto".parse::<MaxConcurrency>()?)
     ///     .start("127.0.0.1:8000")
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn max_concurrency_of(mut self, full_method: impl Into<String>, max: usize) -> Self {
-        self.method_limits.push((full_method.into(), max));
+    pub fn max_concurrency_of(
+        mut self,
+        full_method: impl Into<String>,
+        max: impl Into<MaxConcurrency>,
+    ) -> Self {
+        self.method_limits.push((full_method.into(), max.into()));
         self
     }
 
@@ -241,7 +250,7 @@ impl ServerBuilder {
         }
         let registry = Registry::new(self.services).map_err(Error::from_status)?;
         for (method, max) in &self.method_limits {
-            registry.set_max_concurrency_of(method, *max)?;
+            registry.set_max_concurrency_of(method, max)?;
         }
         for name in &self.blocking {
             registry.set_blocking(name)?;
@@ -460,19 +469,24 @@ impl Server {
             .store(max_concurrency, Ordering::Relaxed);
     }
 
-    /// The `max_concurrency` of the method named `full_method` (`example.EchoService.Echo`;
-    /// 0: no limit); EINVAL when the server does not host it.
+    /// The limit of the method named `full_method` (`example.EchoService.Echo`) now: 0 for
+    /// none, the latest estimate for an `auto` limiter; EINVAL when the server does not host
+    /// it.
     pub fn max_concurrency_of(&self, full_method: &str) -> Result<usize, Error> {
         self.shared.registry.max_concurrency_of(full_method)
     }
 
-    /// Changes the `max_concurrency` of the method named `full_method` while the server runs
-    /// (0: no limit), for requests that arrive from now on; EINVAL when the server does not
+    /// Gives the method named `full_method` a new limit while the server runs (a new limiter,
+    /// starting afresh), for requests that arrive from now on; EINVAL when the server does not
     /// host it. See [`ServerBuilder::max_concurrency_of`].
-    pub fn set_max_concurrency_of(&self, full_method: &str, max: usize) -> Result<(), Error> {
+    pub fn set_max_concurrency_of(
+        &self,
+        full_method: &str,
+        max: impl Into<MaxConcurrency>,
+    ) -> Result<(), Error> {
         self.shared
             .registry
-            .set_max_concurrency_of(full_method, max)
+            .set_max_concurrency_of(full_method, &max.into())
     }
 
     /// Stops accepting connections and returns once the listening port is released (so another

@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use super::{MessageSchema, Service};
+use crate::limiter::{ConcurrencyLimiter, MaxConcurrency};
 use crate::{errno, Error, Status};
 
 struct Entry {
@@ -15,19 +17,28 @@ struct Entry {
     settings: Box<[Arc<MethodSettings>]>,
 }
 
-/// What a server was told about one method: its `max_concurrency` (brpc's `MaxConcurrencyOf`,
-/// the constant limiter) with the requests it is running, and whether its handler blocks.
-#[derive(Debug, Default)]
+/// What a server was told about one method: its concurrency limiter (brpc's
+/// `MaxConcurrencyOf`) with the requests it is running, and whether its handler blocks.
+#[derive(Default)]
 pub(crate) struct MethodSettings {
     inflight: AtomicUsize,
-    /// 0: no limit.
-    max: AtomicUsize,
+    /// `None`: no limit.
+    limiter: RwLock<Option<Arc<dyn ConcurrencyLimiter>>>,
     /// Its handlers run on the blocking pool.
     blocking: AtomicBool,
 }
 
+impl MethodSettings {
+    fn limiter(&self) -> Option<Arc<dyn ConcurrencyLimiter>> {
+        self.limiter
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 /// How a request may run, once admitted by its method.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Admitted {
     /// Its place in the method's limit, held until it is answered.
     pub(crate) guard: Option<MethodGuard>,
@@ -35,13 +46,36 @@ pub(crate) struct Admitted {
     pub(crate) blocking: bool,
 }
 
-/// A request counted against its method's limit until dropped.
-#[derive(Debug)]
-pub(crate) struct MethodGuard(Arc<MethodSettings>);
+/// A request counted against its method's limit until dropped, which tells the limiter how it
+/// was answered and how long it took.
+pub(crate) struct MethodGuard {
+    settings: Arc<MethodSettings>,
+    limiter: Arc<dyn ConcurrencyLimiter>,
+    admitted: Instant,
+    /// How it was answered; a request dropped before it was (its caller gone, its deadline
+    /// passed) counts as cancelled.
+    code: i32,
+}
+
+impl MethodGuard {
+    /// Records how the request was answered: 0, or its error code.
+    pub(crate) fn answered(&mut self, code: i32) {
+        self.code = code;
+    }
+}
 
 impl Drop for MethodGuard {
     fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.settings.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.limiter
+            .on_responded(self.code, self.admitted.elapsed());
+    }
+}
+
+/// Records `result`'s code in the method guard, if the request has one.
+pub(crate) fn record_answer<T>(guard: &mut Option<MethodGuard>, result: &Result<T, Status>) {
+    if let Some(guard) = guard {
+        guard.answered(result.as_ref().map_or_else(Status::code, |_| 0));
     }
 }
 
@@ -221,14 +255,15 @@ impl Registry {
         })
     }
 
-    /// Admits a request of `service`'s method `method`: counts it against the method's
-    /// `max_concurrency` (ELIMIT in brpc's words when it is past it; the count includes this
-    /// request, as brpc's does) and says whether its handler blocks. Free when no method has a
-    /// limit or blocks.
+    /// Admits a request of `service`'s method `method`, whose caller gave it `timeout`: asks
+    /// the method's concurrency limiter (ELIMIT in brpc's words when it refuses; the count
+    /// includes this request, as brpc's does) and says whether its handler blocks. Free when no
+    /// method has a limit or blocks.
     pub(crate) fn enter_method(
         &self,
         service: &dyn Service,
         method: usize,
+        timeout: Option<Duration>,
     ) -> Result<Admitted, Status> {
         if !self.special.load(Ordering::Relaxed) {
             return Ok(Admitted::default());
@@ -241,16 +276,23 @@ impl Registry {
             return Ok(Admitted::default());
         };
         let blocking = settings.blocking.load(Ordering::Relaxed);
-        let max = settings.max.load(Ordering::Relaxed);
-        if max == 0 {
+        let Some(limiter) = settings.limiter() else {
             return Ok(Admitted {
                 guard: None,
                 blocking,
             });
-        }
+        };
         let count = settings.inflight.fetch_add(1, Ordering::Relaxed) + 1;
-        let guard = MethodGuard(Arc::clone(settings));
-        if count > max {
+        let admit = limiter.on_requested(count, timeout);
+        let mut guard = MethodGuard {
+            settings: Arc::clone(settings),
+            limiter,
+            admitted: Instant::now(),
+            code: errno::ECANCELED,
+        };
+        if !admit {
+            // The limiter hears of its refusal too, as brpc's does.
+            guard.answered(errno::ELIMIT);
             let name = service
                 .method_names()
                 .get(method)
@@ -272,27 +314,28 @@ impl Registry {
 
     /// The settings of the method named `full_method` (`example.EchoService.Echo`); EINVAL
     /// `Fail to find method=...` when no hosted service has it.
-    fn limit_of(&self, full_method: &str) -> Result<&MethodSettings, Error> {
+    fn settings_of(&self, full_method: &str) -> Result<&MethodSettings, Error> {
         full_method
             .rsplit_once('.')
             .and_then(|(service, method)| {
                 let entry = &self.entries[*self.by_name.get(service)?];
                 entry.settings.get(*entry.methods.get(method)?)
             })
-            .map(|limit| &**limit)
+            .map(|settings| &**settings)
             .ok_or_else(|| Error::invalid(format!("Fail to find method={full_method}")))
     }
 
-    /// Sets the `max_concurrency` of the method named `full_method` (0: no limit).
+    /// Gives the method named `full_method` a new limiter for `max` (none when unlimited).
     pub(crate) fn set_max_concurrency_of(
         &self,
         full_method: &str,
-        max: usize,
+        max: &MaxConcurrency,
     ) -> Result<(), Error> {
-        self.limit_of(full_method)?
-            .max
-            .store(max, Ordering::Relaxed);
-        if max != 0 {
+        let settings = self.settings_of(full_method)?;
+        let limiter = max.limiter();
+        let limited = limiter.is_some();
+        *settings.limiter.write().unwrap_or_else(|e| e.into_inner()) = limiter;
+        if limited {
             self.special.store(true, Ordering::Relaxed);
         }
         Ok(())
@@ -307,7 +350,7 @@ impl Registry {
                 self.entries[entry].settings.iter().map(|s| &**s).collect()
             }
             _ => vec![self
-                .limit_of(name)
+                .settings_of(name)
                 .map_err(|_| Error::invalid(format!("Fail to find service or method={name}")))?],
         };
         for settings in settings {
@@ -317,9 +360,13 @@ impl Registry {
         Ok(())
     }
 
-    /// The `max_concurrency` of the method named `full_method` (0: no limit).
+    /// The limit the method named `full_method` has now (0: none); for an adaptive limiter,
+    /// its latest.
     pub(crate) fn max_concurrency_of(&self, full_method: &str) -> Result<usize, Error> {
-        Ok(self.limit_of(full_method)?.max.load(Ordering::Relaxed))
+        Ok(self
+            .settings_of(full_method)?
+            .limiter()
+            .map_or(0, |limiter| limiter.max_concurrency()))
     }
 
     /// Whether a service is registered under `name` (full or short).
