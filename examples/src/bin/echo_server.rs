@@ -4,25 +4,40 @@
 //! with the header, as brpc's `nshead_extension_c++` server does.
 //! Runs until Ctrl-C (or SIGTERM), then stops gracefully. `--log-requests` logs every request
 //! with the server's own address, so a person exercising a cluster sees who answered.
-//! `--max-concurrency N` runs at most N requests at once (the rest get ELIMIT), and
-//! `--sleep-ms MS` makes each Echo wait that long before answering, to try limits from the
-//! shell with `bench`.
+//!
+//! To try limits from the shell with `bench`:
+//! - `--max-concurrency N` runs at most N requests at once (the rest get ELIMIT);
+//!   `--max-concurrency auto` or `timeout` gives Echo brpc's adaptive limiter of that name.
+//! - `--sleep-ms MS` makes each Echo wait that long before answering, and `--workers N` lets
+//!   only N Echos wait at once (the rest queue), as a service with N worker threads would:
+//!   load past `N / MS` thousand calls a second then shows as queueing, which `auto` sheds.
 
 /// The options echo_server accepts.
-const OPTIONS: &[&str] = &["listen", "threads", "max-concurrency", "sleep-ms"];
+const OPTIONS: &[&str] = &[
+    "listen",
+    "threads",
+    "max-concurrency",
+    "sleep-ms",
+    "workers",
+];
 /// Its flags.
 const FLAGS: &[&str] = &["log-requests"];
 const USAGE: &str = "usage: echo_server [--listen HOST:PORT] [--threads N] [--log-requests] \
-                     [--max-concurrency N] [--sleep-ms MS]";
+                     [--max-concurrency N|auto|timeout] [--sleep-ms MS [--workers N]]";
+
+use std::sync::Arc;
+
+use brisk::limiter::MaxConcurrency;
 
 use brisk_examples::echo::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
 use brisk_examples::{init_logging, Args, Echo, NsheadEcho};
 
 /// [`Echo`], logging each request with the address it arrived on (`log`), after waiting
-/// `sleep` (if not zero).
+/// `sleep` (if not zero) in one of the `workers` places (if limited).
 struct ShellEcho {
     log: bool,
     sleep: std::time::Duration,
+    workers: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl EchoService for ShellEcho {
@@ -41,6 +56,10 @@ impl EchoService for ShellEcho {
             );
         }
         if !self.sleep.is_zero() {
+            let _worker = match &self.workers {
+                Some(workers) => Some(workers.acquire().await.expect("never closed")),
+                None => None,
+            };
             tokio::time::sleep(self.sleep).await;
         }
         Echo.echo(cntl, request).await
@@ -76,23 +95,30 @@ async fn serve() -> std::process::ExitCode {
         }
     };
     let listen = args.get_or("listen", "127.0.0.1:8000");
-    let (max_concurrency, sleep_ms) = match (
-        args.parse_or("max-concurrency", 0usize),
+    let (max_concurrency, sleep_ms, workers) = match (
+        args.parse_or("max-concurrency", MaxConcurrency::Unlimited),
         args.parse_or("sleep-ms", 0u64),
+        args.parse_or("workers", 0usize),
     ) {
-        (Ok(max), Ok(sleep)) => (max, sleep),
-        (Err(e), _) | (_, Err(e)) => {
+        (Ok(max), Ok(sleep), Ok(workers)) => (max, sleep, workers),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("echo_server: {e}\n{USAGE}");
             return std::process::ExitCode::from(2);
         }
     };
-    let builder = brisk::Server::builder()
-        .nshead_service(NsheadEcho)
-        .max_concurrency(max_concurrency);
+    let builder = brisk::Server::builder().nshead_service(NsheadEcho);
+    // A number limits the whole server (brpc's `ServerOptions.max_concurrency`); an adaptive
+    // limiter is per method in brpc, so Echo gets it.
+    let builder = match max_concurrency {
+        MaxConcurrency::Unlimited => builder,
+        MaxConcurrency::Constant(max) => builder.max_concurrency(max),
+        adaptive => builder.max_concurrency_of("example.EchoService.Echo", adaptive),
+    };
     let builder = if args.flag("log-requests") || sleep_ms > 0 {
         builder.add_service(EchoServiceServer::new(ShellEcho {
             log: args.flag("log-requests"),
             sleep: std::time::Duration::from_millis(sleep_ms),
+            workers: (workers > 0).then(|| Arc::new(tokio::sync::Semaphore::new(workers))),
         }))
     } else {
         builder.add_service(EchoServiceServer::new(Echo))
