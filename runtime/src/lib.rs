@@ -20,6 +20,8 @@
 //!   ([`ServerContext::deadline`]): past it the handler is cancelled. Load past what a method
 //!   can take is shed with ELIMIT by its concurrency limiter ([`limiter`]: a constant, brpc's
 //!   adaptive `auto`, `timeout`, or your own [`ConcurrencyLimiter`](limiter::ConcurrencyLimiter)).
+//!   [`interceptor`]s check requests before handlers run (brpc's `Interceptor`, and async
+//!   ones), and wrap a channel's calls on the client side.
 //! - **[`Channel`]** — the client side. `single` connections (the default) are shared by every
 //!   call and every channel in the process and matched by correlation id; `pooled` and `short`
 //!   are there too. A deadline covers the whole call (for a stream, only one set on its
@@ -148,6 +150,7 @@ mod compress;
 mod controller;
 mod error;
 mod executor;
+pub mod interceptor;
 #[cfg(feature = "json")]
 mod json;
 pub mod lb;

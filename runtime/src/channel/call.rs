@@ -51,11 +51,18 @@ impl Channel {
         );
         let call_state = cntl.begin_call();
         let _finish = FinishOnDrop(call_state.clone());
+        let interceptors = &self.inner.options.interceptors;
+        // They may set the call's options (its timeout too): asked first.
+        let (accepted, refused) = match interceptors.is_empty() {
+            true => (0, Ok(())),
+            false => interceptors.before(cntl, method),
+        };
         let timeout = cntl.timeout.or(self.inner.options.timeout);
         // A timeout too large to add to the clock is no deadline at all.
         let deadline_at = timeout.and_then(|t| started.checked_add(t));
         cntl.deadline = deadline_at;
         let call = async {
+            refused?;
             let mut encoded = self.encode_request::<C, Req>(cntl, request)?;
             encoded.stream.clone_from(&offered.0);
             let erased = ErasedRequest {
@@ -109,6 +116,9 @@ impl Channel {
             cntl.error = Some(status.clone());
         }
         offered.settle(result.as_ref().err());
+        if accepted > 0 {
+            interceptors.after(accepted, cntl, method);
+        }
         result
     }
 

@@ -6,6 +6,7 @@ mod circuit_breaker;
 mod cluster;
 mod endpoint;
 mod health;
+pub(crate) mod interceptor;
 mod options;
 mod policy;
 pub(crate) mod retry;
@@ -27,6 +28,7 @@ use crate::transport::client::{self, CallSettings, ClientProtocol};
 use crate::{executor, Error, ErrorKind, Status};
 use cluster::Cluster;
 use endpoint::Endpoint;
+use interceptor::ClientInterceptor;
 use options::call_settings;
 pub use options::ChannelOptions;
 pub(crate) use policy::FixedBackupDelay;
@@ -261,6 +263,36 @@ impl ChannelBuilder {
     /// EINVAL for a name nothing is registered under.
     pub fn protocol(mut self, protocol: impl Into<Protocol>) -> Self {
         self.options.protocol = protocol.into();
+        self
+    }
+
+    /// Adds code every call of the channel passes through, before it is sent (to add metadata,
+    /// or refuse it) and after it ended (to observe it): see [`ClientInterceptor`].
+    /// Interceptors run `before` in the order they were added, and `after` in reverse.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), brisk::Error> {
+    /// use brisk::interceptor::ClientInterceptor;
+    /// use brisk::{Controller, MethodDescriptor, Status};
+    ///
+    /// struct LogSlowCalls;
+    ///
+    /// impl ClientInterceptor for LogSlowCalls {
+    ///     fn after(&self, cntl: &Controller, method: &MethodDescriptor) {
+    ///         if cntl.latency() > std::time::Duration::from_millis(100) {
+    ///             tracing::warn!("{method} took {:?}", cntl.latency());
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let channel = brisk::Channel::builder()
+    ///     .interceptor(LogSlowCalls)
+    ///     .connect("127.0.0.1:8000")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn interceptor(mut self, interceptor: impl ClientInterceptor) -> Self {
+        self.options.interceptors.push(Arc::new(interceptor));
         self
     }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::interceptor::ClientInterceptors;
 use super::policy::{BackupRequestPolicy, DefaultRetryPolicy, RetryPolicy};
 use crate::protocol::{ConnectionType, Protocol, DEFAULT_MAX_BODY_SIZE};
 use crate::transport::client::CallSettings;
@@ -51,6 +52,9 @@ pub struct ChannelOptions {
     /// On protocol `http`, sends pb requests as JSON (protobuf's canonical mapping) instead of
     /// `application/proto` (default false): see [`ChannelBuilder::http_json`](crate::ChannelBuilder::http_json).
     pub http_json: bool,
+    /// Code every call passes through, before and after (default none): see
+    /// [`ChannelBuilder::interceptor`](crate::ChannelBuilder::interceptor).
+    pub interceptors: ClientInterceptors,
     /// Wraps connections in TLS (default none; feature `tls`): see [`ChannelBuilder::tls`](crate::ChannelBuilder::tls).
     #[cfg(feature = "tls")]
     pub tls: Option<crate::tls::ClientTlsOptions>,
@@ -72,6 +76,7 @@ impl Default for ChannelOptions {
             connection_group: String::new(),
             authenticator: None,
             http_json: false,
+            interceptors: ClientInterceptors::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -58,22 +58,35 @@ impl Channel {
     {
         let started = Instant::now();
         let call_state = cntl.begin_call();
+        let interceptors = &self.inner.options.interceptors;
+        let (accepted, refused) = match interceptors.is_empty() {
+            true => (0, Ok(())),
+            false => interceptors.before(cntl, method),
+        };
         let requests: BytesStream = Box::pin(requests.map(|request| {
             <C as MessageCodec<Req>>::encode_to_bytes(&request).map_err(|e| {
                 Status::new(errno::EREQUEST, format!("Fail to serialize request: {e}"))
             })
         }));
-        let result = self
-            .start_streaming(method, cntl, call_state, started, requests)
-            .await;
+        let result = match refused {
+            Ok(()) => {
+                self.start_streaming(method, cntl, call_state, started, requests)
+                    .await
+            }
+            Err(refused) => Err(refused),
+        };
         cntl.latency = started.elapsed();
-        match result {
+        let result = match result {
             Ok(messages) => Ok(Streaming::responses::<C>(Box::pin(messages))),
             Err(status) => {
                 cntl.error = Some(status.clone());
                 Err(status)
             }
+        };
+        if accepted > 0 {
+            interceptors.after(accepted, cntl, method);
         }
+        result
     }
 
     /// Opens the stream (with retries) and waits for the response head.

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::interceptor::{intercept, wait, Interceptors, MethodName};
 use super::registry::Registry;
 use super::state::Shared;
 use super::{ServerContext, Service, ServiceFuture, ServiceResponse};
@@ -81,29 +82,50 @@ enum Stage {
     Running(ServiceFuture),
     /// Making its future panicked.
     Panicked(Box<dyn Any + Send>),
+    /// An interceptor refused the request.
+    Refused(Status),
     /// It answered, or was cancelled at its deadline.
     Done,
 }
 
-/// Makes a unary handler's future for a request (catching a panic while making it). A
-/// `blocking` handler is run on tokio's blocking pool, so that it may block its thread
-/// without stalling the requests on its connection (brpc's `usercode_in_pthread`).
+/// Makes a unary handler's future for a request, once the server's `interceptors` accepted
+/// it (catching a panic while making it). An interceptor that decides later is awaited as
+/// part of the handler. A `blocking` handler is run on tokio's blocking pool, so that it may
+/// block its thread without stalling the requests on its connection (brpc's
+/// `usercode_in_pthread`).
 pub(crate) fn start_handler(
-    service: &dyn Service,
+    service: &Arc<dyn Service>,
     method: usize,
     context: ServerContext,
     payload: Bytes,
     blocking: bool,
+    interceptors: &Interceptors,
 ) -> StartedHandler {
     let deadline = context.deadline;
     let timeout_ms = context.timeout_ms;
     let remote = context.remote_side;
-    let made =
-        std::panic::catch_unwind(AssertUnwindSafe(|| service.call(method, context, payload)));
+    let made = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if interceptors.is_empty() {
+            return Ok(service.call(method, context, payload));
+        }
+        let mut context = context;
+        let name = method_name(&**service, method);
+        let Some(waiting) = intercept(interceptors, 0, &mut context, name)? else {
+            return Ok(service.call(method, context, payload));
+        };
+        let (service, interceptors) = (Arc::clone(service), Arc::clone(interceptors));
+        Ok(Box::pin(async move {
+            match wait(&interceptors, waiting, &mut context, name).await {
+                Ok(()) => service.call(method, context, payload).await,
+                Err(refused) => ServiceResponse::new(context, Err(refused)),
+            }
+        }) as ServiceFuture)
+    }));
     StartedHandler {
         stage: match made {
-            Ok(future) if blocking => Stage::Running(on_blocking_pool(future)),
-            Ok(future) => Stage::Running(future),
+            Ok(Ok(future)) if blocking => Stage::Running(on_blocking_pool(future)),
+            Ok(Ok(future)) => Stage::Running(future),
+            Ok(Err(refused)) => Stage::Refused(refused),
             Err(panic) => Stage::Panicked(panic),
         },
         deadline,
@@ -149,6 +171,11 @@ impl Future for RunningHandler<'_> {
             Stage::Running(future) => future,
             Stage::Panicked(panic) => {
                 let status = panicked(panic);
+                this.started.stage = Stage::Done;
+                return Poll::Ready(Err(status));
+            }
+            Stage::Refused(status) => {
+                let status = status.clone();
                 this.started.stage = Stage::Done;
                 return Poll::Ready(Err(status));
             }
@@ -225,15 +252,32 @@ impl Drop for CancelCount<'_> {
 /// Runs a unary handler for a request: [`start_handler`], then [`StartedHandler::run`].
 pub(crate) async fn run_handler(
     shared: &Shared,
-    service: &dyn Service,
+    service: &Arc<dyn Service>,
     method: usize,
     context: ServerContext,
     payload: Bytes,
     blocking: bool,
 ) -> Result<ServiceResponse, Status> {
-    start_handler(service, method, context, payload, blocking)
-        .run(shared)
-        .await
+    start_handler(
+        service,
+        method,
+        context,
+        payload,
+        blocking,
+        &shared.interceptors,
+    )
+    .run(shared)
+    .await
+}
+
+/// The name interceptors see for `service`'s method `method`.
+pub(crate) fn method_name(service: &dyn Service, method: usize) -> MethodName<'static> {
+    let name = service
+        .method_names()
+        .get(method)
+        .copied()
+        .unwrap_or_default();
+    MethodName::new(service.full_name(), name)
 }
 
 /// `future`, run to its end on a thread of tokio's blocking pool. A panic there is raised

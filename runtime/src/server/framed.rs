@@ -409,11 +409,12 @@ impl Connection {
                 format!("Fail to decompress request: {e}"),
             )),
             Ok(message) => Ok(start_handler(
-                &**service,
+                service,
                 method,
                 context,
                 message,
                 admitted.blocking,
+                &shared.interceptors,
             )),
         };
         let codec = Arc::clone(&self.codec);

@@ -26,7 +26,8 @@ use tokio::time::{Instant, Sleep};
 
 use super::body::{empty_body, RequestBody, ResponseBody};
 use super::context::client_timeout;
-use super::dispatch::{panic_message, past_deadline, run_handler, CancelCount};
+use super::dispatch::{method_name, panic_message, past_deadline, run_handler, CancelCount};
+use super::interceptor::intercept_all;
 use super::registry::{record_answer, MethodGuard};
 use super::state::{wait_for_phase, InflightGuard, Peer, Phase, Shared};
 use super::{ServerContext, Service};
@@ -119,9 +120,9 @@ pub(crate) async fn serve(
         .copied()
         .unwrap_or_default();
     if kind.is_streaming() {
-        serve_streaming(&*service, method, call, messages, &shared).await
+        serve_streaming(&service, method, call, messages, &shared).await
     } else {
-        serve_unary(&*service, method, call, messages, &shared).await
+        serve_unary(&service, method, call, messages, &shared).await
     }
 }
 
@@ -387,7 +388,7 @@ async fn until<F: Future>(deadline: Option<Instant>, work: F) -> Option<F::Outpu
 
 /// A unary method: one request message in, one response message out.
 async fn serve_unary(
-    service: &dyn Service,
+    service: &Arc<dyn Service>,
     method: usize,
     call: Call,
     mut messages: BodyMessages<RequestBody>,
@@ -409,7 +410,7 @@ async fn serve_unary(
         return failure_response(&GrpcError::from_status(&limited), &[], &[]);
     }
     let timeout = client_timeout(call.context.timeout_ms);
-    let admitted = match shared.registry.enter_method(service, method, timeout) {
+    let admitted = match shared.registry.enter_method(&**service, method, timeout) {
         Ok(admitted) => admitted,
         Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
     };
@@ -480,7 +481,7 @@ pub(super) async fn single_message(
 /// A streaming method: request messages flow to the handler as they arrive, its responses
 /// go out as it yields them, then the trailers.
 async fn serve_streaming(
-    service: &dyn Service,
+    service: &Arc<dyn Service>,
     method: usize,
     call: Call,
     messages: BodyMessages<RequestBody>,
@@ -492,15 +493,32 @@ async fn serve_streaming(
     }
     // A streaming handler always runs on its stream's task (`blocking` is for unary methods).
     let timeout = client_timeout(call.context.timeout_ms);
-    inflight.method = match shared.registry.enter_method(service, method, timeout) {
+    inflight.method = match shared.registry.enter_method(&**service, method, timeout) {
         Ok(admitted) => admitted.guard,
         Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
     };
     let deadline = call.deadline;
     let timed_out = call.timed_out();
+    let mut context = call.context;
+    if !shared.interceptors.is_empty() {
+        let name = method_name(&**service, method);
+        let checked = intercept_all(&shared.interceptors, &mut context, name);
+        let refused = match until(deadline, AssertUnwindSafe(checked).catch_unwind()).await {
+            Some(Ok(Ok(()))) => None,
+            Some(Ok(Err(refused))) => Some(refused),
+            Some(Err(panic)) => return panicked(&panic, &[]),
+            None => Some(timed_out.clone()),
+        };
+        if let Some(refused) = refused {
+            if let Some(guard) = &mut inflight.method {
+                guard.answered(refused.code());
+            }
+            return failure_response(&GrpcError::from_status(&refused), &[], &[]);
+        }
+    }
     let requests: BytesStream = Box::pin(messages);
     let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        service.call_streaming(method, call.context, requests)
+        service.call_streaming(method, context, requests)
     }));
     let future = match started {
         Ok(future) => future,

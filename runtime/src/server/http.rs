@@ -198,7 +198,7 @@ async fn serve_pb(
     let mut method_guard = admitted.guard;
     let response = run_handler(
         shared,
-        &**found.service,
+        found.service,
         found.method,
         context,
         payload,

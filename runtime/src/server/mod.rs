@@ -20,6 +20,7 @@ mod h2;
 mod health;
 mod http;
 mod http1;
+pub(crate) mod interceptor;
 mod nshead;
 mod options;
 mod protocol;
@@ -51,6 +52,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::limiter::MaxConcurrency;
 use crate::Error;
+use interceptor::Interceptor;
 use protocol::ServerProtocol;
 use registry::Registry;
 use state::{wait_for_phase, ConnectionGuard, Phase, Shared};
@@ -65,6 +67,8 @@ pub struct ServerBuilder {
     method_limits: Vec<(String, MaxConcurrency)>,
     /// Methods and services whose handlers run on the blocking pool.
     blocking: Vec<String>,
+    /// Checks every request passes, in order.
+    interceptors: Vec<Arc<dyn Interceptor>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -179,6 +183,32 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a check every request passes before its handler runs, on every protocol (brpc's
+    /// `ServerOptions.interceptor`): see [`Interceptor`]. Interceptors run in the order they
+    /// were added; the first refusal answers the request.
+    ///
+    /// ```no_run
+    /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
+    /// use brisk::interceptor::MethodName;
+    /// use brisk::{errno, ServerContext, Status};
+    ///
+    /// let server = brisk::Server::builder()
+    ///     .add_service(service)
+    ///     .interceptor(|cntl: &mut ServerContext, method: MethodName<'_>| {
+    ///         if method.method() == "Drop" && cntl.auth_context().is_none() {
+    ///             return Err(Status::new(errno::EPERM, "Drop needs a credential"));
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .start("127.0.0.1:8000")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
+        self
+    }
+
     /// Closes a new connection that has not sent the first bytes of its protocol within
     /// `timeout` (default 10 s): see [`ServerOptions::first_bytes_timeout`].
     pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
@@ -274,6 +304,7 @@ impl ServerBuilder {
             connections: AtomicUsize::new(0),
             connections_gone: Notify::new(),
             cancelled: AtomicU64::new(0),
+            interceptors: std::mem::take(&mut self.interceptors).into(),
             #[cfg(feature = "json")]
             reflection: std::sync::OnceLock::new(),
         });

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use super::interceptor::Interceptors;
 use super::options::ServerOptions;
 use super::registry::Registry;
 use crate::{errno, Status};
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     /// Handlers cancelled unfinished: at their caller's deadline, or because the caller went
     /// away.
     pub(crate) cancelled: AtomicU64,
+    /// Checks every request passes before its handler runs.
+    pub(crate) interceptors: Interceptors,
     /// The reflection service's index of the hosted services' descriptors, made on the first
     /// reflection call (the services do not change while the server runs).
     #[cfg(feature = "json")]
