@@ -266,6 +266,15 @@ impl ChannelBuilder {
         self
     }
 
+    /// PINGs the server of each HTTP/2 connection every `interval`, and drops a connection
+    /// whose PING is not answered within `timeout` (default: no PINGs): see
+    /// [`ChannelOptions::http2_keep_alive_interval`].
+    pub fn http2_keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.options.http2_keep_alive_interval = Some(interval);
+        self.options.http2_keep_alive_timeout = timeout;
+        self
+    }
+
     /// Adds code every call of the channel passes through, before it is sent (to add metadata,
     /// or refuse it) and after it ended (to observe it): see [`ClientInterceptor`].
     /// Interceptors run `before` in the order they were added, and `after` in reverse.

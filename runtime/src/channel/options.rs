@@ -8,6 +8,7 @@ use super::interceptor::ClientInterceptors;
 use super::policy::{BackupRequestPolicy, DefaultRetryPolicy, RetryPolicy};
 use crate::protocol::{ConnectionType, Protocol, DEFAULT_MAX_BODY_SIZE};
 use crate::transport::client::CallSettings;
+use crate::transport::h2_keep_alive::KeepAlive;
 use crate::transport::stream::Security;
 
 /// A channel's options. Defaults are brpc's; [`ChannelBuilder`](crate::ChannelBuilder) sets them one by one.
@@ -52,6 +53,14 @@ pub struct ChannelOptions {
     /// On protocol `http`, sends pb requests as JSON (protobuf's canonical mapping) instead of
     /// `application/proto` (default false): see [`ChannelBuilder::http_json`](crate::ChannelBuilder::http_json).
     pub http_json: bool,
+    /// PINGs each HTTP/2 connection's server this often (default `None`: none), and drops a
+    /// connection whose PING is not answered within `http2_keep_alive_timeout`, failing its
+    /// calls (to be retried) instead of letting them wait on a server that is gone. HTTP/2
+    /// connections are shared by every channel in the process: the first channel to connect
+    /// to a server sets this for the connection.
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// How long a keep-alive PING may wait for its answer (default 20 s).
+    pub http2_keep_alive_timeout: Duration,
     /// Code every call passes through, before and after (default none): see
     /// [`ChannelBuilder::interceptor`](crate::ChannelBuilder::interceptor).
     pub interceptors: ClientInterceptors,
@@ -76,6 +85,8 @@ impl Default for ChannelOptions {
             connection_group: String::new(),
             authenticator: None,
             http_json: false,
+            http2_keep_alive_interval: None,
+            http2_keep_alive_timeout: crate::transport::h2_keep_alive::DEFAULT_TIMEOUT,
             interceptors: ClientInterceptors::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -103,5 +114,9 @@ pub(crate) fn call_settings(options: &ChannelOptions) -> CallSettings {
         connection_type: options.connection_type.unwrap_or_default(),
         authenticator: options.authenticator.clone(),
         http_json: options.http_json,
+        h2_keep_alive: options.http2_keep_alive_interval.map(|interval| KeepAlive {
+            interval,
+            timeout: options.http2_keep_alive_timeout,
+        }),
     }
 }

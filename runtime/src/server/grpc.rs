@@ -397,10 +397,27 @@ async fn serve_unary(
     let accepts = call.accepts;
     // Reading the request is bounded by the deadline here; the handler, by the handler runner,
     // which has the deadline in the context (one timer at a time, not two).
-    let payload = match until(call.deadline, single_message(&mut messages)).await {
+    // Without a deadline, the server's `request_read_timeout` bounds the read.
+    let read_timeout = shared.options.request_read_timeout;
+    let read_deadline = call
+        .deadline
+        .or_else(|| read_timeout.and_then(|t| Instant::now().checked_add(t)));
+    let payload = match until(read_deadline, single_message(&mut messages)).await {
         Some(Ok(payload)) => payload,
         Some(Err(status)) => return failure_response(&GrpcError::from_status(&status), &[], &[]),
-        None => return failure_response(&GrpcError::from_status(&call.timed_out()), &[], &[]),
+        None if call.deadline.is_some() => {
+            return failure_response(&GrpcError::from_status(&call.timed_out()), &[], &[])
+        }
+        None => {
+            let late = Status::new(
+                errno::EREQUEST,
+                format!(
+                    "Fail to read the request within request_read_timeout={}ms",
+                    read_timeout.unwrap_or_default().as_millis()
+                ),
+            );
+            return failure_response(&GrpcError::from_status(&late), &[], &[]);
+        }
     };
     drop(messages);
     // Counted from here, as on HTTP: a client that never sends its body must not hold

@@ -13,9 +13,10 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -27,6 +28,7 @@ use http::header::{
 };
 use http::{Request, Response};
 use hyper::body::Body;
+use tokio::sync::Notify;
 
 use super::body::{content_length, RequestBody, ResponseBody};
 use super::dispatch::{panic_message, run_inline_or_spawn};
@@ -35,6 +37,7 @@ use super::protocol::{ServeFuture, ServerProtocol};
 use super::state::{wait_for_phase, ConnectionGuard, Peer, Phase, Shared, CLOSE_GRACE};
 use crate::protocol::{detect, Detection};
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
+use crate::transport::h2_keep_alive::{watch, KeepAlive};
 use crate::transport::rewind::Rewind;
 use crate::transport::stream::ServerIo;
 
@@ -114,14 +117,47 @@ async fn serve_h2(io: Io, peer: Peer, shared: Arc<Shared>, open: ConnectionGuard
         () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return,
     };
     let mut accepted = Accepted::default();
+    let keep_alive = shared
+        .options
+        .http2_keep_alive_interval
+        .map(|interval| KeepAlive {
+            interval,
+            timeout: shared.options.http2_keep_alive_timeout,
+        })
+        .zip(connection.ping_pong());
+    let watching = async move {
+        match keep_alive {
+            Some((keep_alive, ping_pong)) => watch(ping_pong, keep_alive).await,
+            None => std::future::pending().await,
+        }
+    };
+    let idle_timeout = shared.options.idle_timeout;
+    let streams = idle_timeout.map(|_| Arc::new(OpenStreams::default()));
+    let idle = async {
+        match (&streams, idle_timeout) {
+            (Some(streams), Some(timeout)) => streams.idle_for(timeout).await,
+            _ => std::future::pending().await,
+        }
+    };
     let served = tokio::select! {
-        served = serve_requests(&mut connection, &mut accepted, peer, &shared) => served,
+        served = serve_requests(&mut connection, &mut accepted, peer, &shared, streams.as_ref()) => served,
         () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => {
             // GOAWAY: calls in progress finish (new ones on this connection get ELOGOFF),
             // within the grace period.
             connection.graceful_shutdown();
-            let finishing = serve_requests(&mut connection, &mut accepted, peer, &shared);
+            let finishing = serve_requests(&mut connection, &mut accepted, peer, &shared, None);
             tokio::time::timeout(CLOSE_GRACE, finishing).await.unwrap_or(Ok(()))
+        }
+        () = idle => {
+            // GOAWAY, then close: a request that raced it is still served.
+            tracing::debug!(remote = %peer.remote, "closing an idle HTTP/2 connection");
+            connection.graceful_shutdown();
+            let finishing = serve_requests(&mut connection, &mut accepted, peer, &shared, None);
+            tokio::time::timeout(CLOSE_GRACE, finishing).await.unwrap_or(Ok(()))
+        }
+        watched = watching => {
+            tracing::debug!(remote = %peer.remote, "closing an HTTP/2 connection: keep-alive {watched:?}");
+            return;
         }
     };
     if let Err(e) = served {
@@ -129,12 +165,14 @@ async fn serve_h2(io: Io, peer: Peer, shared: Arc<Shared>, open: ConnectionGuard
     }
 }
 
-/// Accepts and starts requests until the connection ends.
+/// Accepts and starts requests until the connection ends, counting them in `streams` (when
+/// the connection may be closed idle).
 async fn serve_requests(
     connection: &mut Connection<Io, Bytes>,
     accepted: &mut Accepted,
     peer: Peer,
     shared: &Arc<Shared>,
+    streams: Option<&Arc<OpenStreams>>,
 ) -> Result<(), h2::Error> {
     loop {
         // Writes the answers queued since the last poll, together, and reads what came.
@@ -147,7 +185,9 @@ async fn serve_requests(
             let request = request
                 .map(|body| RequestBody::Http2(H2Body::new(body).with_content_length(length)));
             let shared = Arc::clone(shared);
+            let open = streams.map(OpenStreams::open);
             let serving = async move {
+                let _open = open;
                 let mut respond = respond;
                 let handling = handle(request, peer, shared);
                 if let Some(response) = unless_reset(&mut respond, handling).await {
@@ -166,6 +206,48 @@ async fn serve_requests(
             )))
             .await;
         }
+    }
+}
+
+/// The streams of a connection being served, for its idle timeout.
+#[derive(Default)]
+struct OpenStreams {
+    open: AtomicUsize,
+    changed: Notify,
+}
+
+/// A stream counted open until dropped.
+struct OpenStream(Arc<OpenStreams>);
+
+impl OpenStreams {
+    fn open(self: &Arc<Self>) -> OpenStream {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+        OpenStream(Arc::clone(self))
+    }
+
+    /// Returns once no stream has been open for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.open.load(Ordering::Relaxed) == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(timeout) => return,
+                    () = changed => {}
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.changed.notify_waiters();
     }
 }
 

@@ -151,13 +151,19 @@ async fn serve_pb(
         Err(error) => {
             // Read (a bounded part of) the body first, so the connection stays usable and
             // HTTP/2 clients see a finished stream rather than a reset one.
-            discard_body(body, shared.options.max_body_size).await;
+            discard_body(body, &shared.options).await;
             return Err(error);
         }
     };
     let content_type = header_str(&parts.headers, CONTENT_TYPE);
     let max_body_size = shared.options.max_body_size;
-    let raw = read_body(&parts.headers, body, max_body_size).await?;
+    let raw = read_body(
+        &parts.headers,
+        body,
+        max_body_size,
+        shared.options.request_read_timeout,
+    )
+    .await?;
     let raw = decode_content_encoding(&parts.headers, raw, max_body_size)?;
     // As brpc: a method whose request message has no fields is an HTTP service, and the body
     // is its request attachment.
@@ -313,11 +319,23 @@ fn check_request<'a>(
 
 /// Reads and drops a body that will not be used, up to [`MAX_DISCARDED_BODY`] bytes (and
 /// `limit`); a longer one is left unread (HTTP/1.1 then closes the connection).
-async fn discard_body(body: RequestBody, limit: usize) {
+async fn discard_body(body: RequestBody, options: &super::ServerOptions) {
     let announced = hyper::body::Body::size_hint(&body).lower();
-    let cap = limit.min(MAX_DISCARDED_BODY);
+    let cap = options.max_body_size.min(MAX_DISCARDED_BODY);
     if announced <= cap as u64 {
-        let _ = Limited::new(body, cap).collect().await;
+        let reading = Limited::new(body, cap).collect();
+        let _ = within(options.request_read_timeout, reading).await;
+    }
+}
+
+/// `work`, given at most `timeout` (when there is one): `None` once it is up.
+async fn within<F: std::future::Future>(
+    timeout: Option<std::time::Duration>,
+    work: F,
+) -> Option<F::Output> {
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, work).await.ok(),
+        None => Some(work.await),
     }
 }
 
@@ -364,11 +382,12 @@ fn authenticate(
         .map_err(|e| fail(e.message()))
 }
 
-/// Reads the whole body, at most `limit` bytes (413 beyond).
+/// Reads the whole body, at most `limit` bytes (413 beyond) within `timeout` (408 after).
 async fn read_body(
     headers: &HeaderMap,
     body: RequestBody,
     limit: usize,
+    timeout: Option<std::time::Duration>,
 ) -> Result<Bytes, HttpError> {
     let too_large = || {
         HttpError::with_status(
@@ -381,7 +400,17 @@ async fn read_body(
     if announced.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let Some(read) = within(timeout, Limited::new(body, limit).collect()).await else {
+        return Err(HttpError::with_status(
+            StatusCode::REQUEST_TIMEOUT,
+            errno::EREQUEST,
+            format!(
+                "Fail to read the request body within request_read_timeout={}ms",
+                timeout.unwrap_or_default().as_millis()
+            ),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => Err(HttpError::from_code(

@@ -57,9 +57,17 @@ async fn serve_http1(io: Rewind<ServerIo>, peer: Peer, shared: Arc<Shared>, open
         let handling = handle(request, peer, Arc::clone(&handler_shared));
         async move { Ok::<_, Infallible>(handling.await) }
     });
+    // hyper's header timeout runs from when the connection awaits a request (after the last
+    // response): it bounds a slow request's headers and an idle keep-alive connection alike.
+    let options = &shared.options;
+    let header_timeout = match (options.request_read_timeout, options.idle_timeout) {
+        (Some(read), Some(idle)) => Some(read.min(idle)),
+        (read, idle) => read.or(idle),
+    };
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(io, service);
     tokio::pin!(connection);
     let served = tokio::select! {

@@ -155,7 +155,23 @@ impl ServerBuilder {
         self
     }
 
-    /// Closes framed connections idle for `timeout` (default: never): see
+    /// Gives HTTP clients `timeout` to send a request's headers and body (default 30 s): see
+    /// [`ServerOptions::request_read_timeout`].
+    pub fn request_read_timeout(mut self, timeout: Duration) -> Self {
+        self.options.request_read_timeout = Some(timeout);
+        self
+    }
+
+    /// PINGs HTTP/2 clients every `interval` and closes connections whose PING is not
+    /// answered within `timeout` (default: no PINGs): see
+    /// [`ServerOptions::http2_keep_alive_interval`].
+    pub fn http2_keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.options.http2_keep_alive_interval = Some(interval);
+        self.options.http2_keep_alive_timeout = timeout;
+        self
+    }
+
+    /// Closes connections idle for `timeout` (default: never): see
     /// [`ServerOptions::idle_timeout`].
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.options.idle_timeout = Some(timeout);

@@ -35,10 +35,27 @@ pub struct ServerOptions {
     /// accepted past it is closed at once, the refusal logged, so a flood of connections
     /// cannot take every file descriptor and task.
     pub max_connections: usize,
-    /// Closes a connection of a framed protocol (baidu_std, hulu_pbrpc, sofa_pbrpc, nshead)
-    /// that has sent nothing for this long while it has no request in flight and no brpc
-    /// stream open, as brpc's `-idle_timeout_second` (default `None`: never, as brpc's).
+    /// Closes a connection that has sent nothing for this long while it has no request in
+    /// flight, as brpc's `-idle_timeout_second` (default `None`: never, as brpc's). On the
+    /// framed protocols (baidu_std, hulu_pbrpc, sofa_pbrpc, nshead) an open brpc stream keeps
+    /// the connection; HTTP/2 connections are sent GOAWAY first; on HTTP/1.1 it bounds the
+    /// wait for a next request's headers (with `request_read_timeout`); redis connections are
+    /// closed as redis's `timeout` closes them.
     pub idle_timeout: Option<Duration>,
+    /// How long an HTTP client may take to send a request's headers (HTTP/1.1), and then its
+    /// body (HTTP/1.1 and HTTP/2; for gRPC, a unary call's request when the call has no
+    /// deadline of its own) before the server gives up on it: 408 on HTTP, the connection
+    /// closed if the headers never came (default 30 s, hyper's header timeout; `None`: no
+    /// limit). A client trickling its request (slowloris) would otherwise hold a task and its
+    /// buffers for as long as it likes.
+    pub request_read_timeout: Option<Duration>,
+    /// Sends HTTP/2 PINGs every this long on each HTTP/2 connection (default `None`: none),
+    /// and closes a connection whose PING is not answered within `http2_keep_alive_timeout`:
+    /// a client gone without closing its socket (a dead host, a lost NAT path) then stops
+    /// holding the connection and its streams.
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// How long a keep-alive PING may wait for its answer (default 20 s, hyper's).
+    pub http2_keep_alive_timeout: Duration,
     /// Refuses HTTP JSON bodies with fields the method's message does not have (400 EREQUEST
     /// naming the field) instead of skipping them as brpc does (default false).
     pub strict_json: bool,
@@ -57,6 +74,9 @@ pub struct ServerOptions {
 /// The default [`ServerOptions::first_bytes_timeout`].
 pub const DEFAULT_FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default [`ServerOptions::request_read_timeout`].
+pub const DEFAULT_REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The default [`ServerOptions::stream_stop_grace`].
 pub const DEFAULT_STREAM_STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -70,6 +90,9 @@ impl Default for ServerOptions {
             first_bytes_timeout: Some(DEFAULT_FIRST_BYTES_TIMEOUT),
             max_connections: 0,
             idle_timeout: None,
+            request_read_timeout: Some(DEFAULT_REQUEST_READ_TIMEOUT),
+            http2_keep_alive_interval: None,
+            http2_keep_alive_timeout: crate::transport::h2_keep_alive::DEFAULT_TIMEOUT,
             strict_json: false,
             reflection: true,
             authenticator: None,

@@ -374,7 +374,18 @@ async fn serve_redis(
             break;
         }
         prepare_read_buffer(&mut buf);
+        // redis's `timeout`: a client silent this long is closed.
+        let idle = async {
+            match shared.options.idle_timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = idle => {
+                tracing::debug!(remote = %peer.remote, "closing an idle redis connection");
+                break;
+            }
             read = io.read_buf(&mut buf) => match read {
                 Ok(0) => break,
                 Ok(_) => {}

@@ -14,6 +14,7 @@ use tokio::runtime::Handle;
 
 use crate::protocol::Payload;
 use crate::streaming::BytesStream;
+use crate::transport::h2_keep_alive::KeepAlive;
 use crate::transport::stream::Security;
 use crate::{errno, Authenticator, CompressType, ConnectionType, MethodDescriptor, Status};
 
@@ -150,6 +151,8 @@ pub(crate) struct CallSettings {
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     /// `http` sends pb requests as JSON.
     pub(crate) http_json: bool,
+    /// HTTP/2 connections PING the server.
+    pub(crate) h2_keep_alive: Option<KeepAlive>,
 }
 
 impl fmt::Debug for CallSettings {
@@ -159,6 +162,7 @@ impl fmt::Debug for CallSettings {
             .field("connection_type", &self.connection_type)
             .field("authenticator", &self.authenticator.is_some())
             .field("http_json", &self.http_json)
+            .field("h2_keep_alive", &self.h2_keep_alive)
             .finish()
     }
 }
@@ -172,6 +176,7 @@ impl CallSettings {
             connection_type: ConnectionType::Single,
             authenticator: None,
             http_json: false,
+            h2_keep_alive: None,
         }
     }
 }

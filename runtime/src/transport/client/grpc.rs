@@ -73,7 +73,12 @@ impl OwnedConnections for GrpcConnections {
     fn probe<'a>(&'a self, settings: &'a CallSettings) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
             self.slot
-                .connection(self.addr, &self.security, settings.connect_timeout)
+                .connection(
+                    self.addr,
+                    &self.security,
+                    settings.connect_timeout,
+                    settings.h2_keep_alive,
+                )
                 .await
                 .map(drop)
         })
@@ -108,7 +113,12 @@ impl GrpcConnections {
             .map_err(Failure::request)?;
         let conn = self
             .slot
-            .connection(self.addr, &self.security, settings.connect_timeout)
+            .connection(
+                self.addr,
+                &self.security,
+                settings.connect_timeout,
+                settings.h2_keep_alive,
+            )
             .await
             .map_err(Failure::transport)?;
         let response = conn
@@ -182,7 +192,12 @@ impl GrpcConnections {
         .map_err(Failure::request)?;
         let conn = self
             .slot
-            .connection(self.addr, &self.security, settings.connect_timeout)
+            .connection(
+                self.addr,
+                &self.security,
+                settings.connect_timeout,
+                settings.h2_keep_alive,
+            )
             .await
             .map_err(Failure::transport)?;
         let (stop_requests, stop) = oneshot::channel();

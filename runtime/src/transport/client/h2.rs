@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::transport::gather::{Gathering, Queued};
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
+use crate::transport::h2_keep_alive::{watch, KeepAlive};
 use crate::transport::stream::{connect_secured, ClientIo, Security};
 use crate::{errno, Status};
 
@@ -74,6 +75,7 @@ impl H2Slot {
         addr: SocketAddr,
         security: &Security,
         connect_timeout: Duration,
+        keep_alive: Option<KeepAlive>,
     ) -> Result<Arc<H2Conn>, Status> {
         if let Some(conn) = self.open() {
             return Ok(conn);
@@ -82,7 +84,8 @@ impl H2Slot {
         if let Some(conn) = self.open() {
             return Ok(conn);
         }
-        let conn = Arc::new(connect_on_io_runtime(addr, security, connect_timeout).await?);
+        let conn =
+            Arc::new(connect_on_io_runtime(addr, security, connect_timeout, keep_alive).await?);
         self.current.store(Some(Arc::clone(&conn)));
         Ok(conn)
     }
@@ -101,10 +104,11 @@ async fn connect_on_io_runtime(
     addr: SocketAddr,
     security: &Security,
     connect_timeout: Duration,
+    keep_alive: Option<KeepAlive>,
 ) -> Result<H2Conn, Status> {
     let security = security.clone();
     let task = crate::executor::io_handle()
-        .spawn(async move { connect(addr, &security, connect_timeout).await });
+        .spawn(async move { connect(addr, &security, connect_timeout, keep_alive).await });
     task.await.unwrap_or_else(|e| {
         Err(Status::new(
             errno::EFAILEDSOCKET,
@@ -114,11 +118,13 @@ async fn connect_on_io_runtime(
 }
 
 /// Connects, does the HTTP/2 handshake within the connect timeout and spawns the connection's
-/// driver on the current runtime.
+/// driver on the current runtime; with `keep_alive`, the driver PINGs the server and drops
+/// the connection (failing its calls, which may be retried) when a PING goes unanswered.
 async fn connect(
     addr: SocketAddr,
     security: &Security,
     connect_timeout: Duration,
+    keep_alive: Option<KeepAlive>,
 ) -> Result<H2Conn, Status> {
     let io = connect_secured(addr, connect_timeout, security, &[b"h2"]).await?;
     let secure = !matches!(io, ClientIo::Plain(_));
@@ -133,7 +139,7 @@ async fn connect(
         .initial_connection_window_size(8 << 20)
         .max_header_list_size(1 << 20);
     let handshake = builder.handshake::<_, Bytes>(io);
-    let (sender, connection) = match tokio::time::timeout(connect_timeout, handshake).await {
+    let (sender, mut connection) = match tokio::time::timeout(connect_timeout, handshake).await {
         Ok(Ok(parts)) => parts,
         Ok(Err(e)) => {
             return Err(Status::new(
@@ -153,11 +159,23 @@ async fn connect(
     };
     let closed = Arc::new(AtomicBool::new(false));
     let queued = Arc::new(Queued::default());
+    let watched = keep_alive.zip(connection.ping_pong());
     let driver = Gathering::new(connection, Arc::clone(&queued));
     let ended = Arc::clone(&closed);
     tokio::spawn(async move {
-        if let Err(e) = driver.await {
-            tracing::debug!(server = %addr, "HTTP/2 connection ended: {e}");
+        let watching = async move {
+            match watched {
+                Some((keep_alive, ping_pong)) => watch(ping_pong, keep_alive).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            driven = driver => if let Err(e) = driven {
+                tracing::debug!(server = %addr, "HTTP/2 connection ended: {e}");
+            },
+            watched = watching => {
+                tracing::debug!(server = %addr, "closing an HTTP/2 connection: keep-alive {watched:?}");
+            }
         }
         ended.store(true, Ordering::Release);
     });
