@@ -135,6 +135,10 @@
 //! - `json` (default): [`codec::Json`], for `#[brisk::service(codec = "json")]` services of
 //!   serde types. It adds `serde` and `serde_json`; the macros already bring `syn`, so this
 //!   costs little, and `codec = "json"` works without extra set-up.
+//! - `proto-text` (default): HTTP bodies in protobuf's text format.
+//! - `tls`: TLS with rustls on servers and channels.
+//! - `etcd`: the `etcd://` naming service.
+//! - `tower`: `ServerBuilder::layer` wraps services in tower middleware (the `tower` module).
 //!
 //! [Apache brpc]: https://brpc.apache.org
 
@@ -165,6 +169,8 @@ mod server;
 mod streaming;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod transport;
 
 pub use auth::{AuthContext, Authenticator};

@@ -50,6 +50,7 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
         // A protocol's user-facing facade: its calls on channels, its service on servers.
         "redis" => &["protocol", "transport", "channel", "server"],
         "memcache" => &["protocol", "transport", "channel"],
+        "tower" => &["server"],
         // The interceptors of both sides, in one place.
         "interceptor" => &["channel", "server"],
         // Facades: the crate root and the items generated code names re-export everything.

@@ -31,6 +31,8 @@ mod registry;
 mod service;
 mod state;
 mod tls;
+#[cfg(feature = "tower")]
+pub(crate) mod tower;
 
 pub use context::ServerContext;
 pub use nshead::{NsheadMessage, NsheadPbAdaptor, NsheadService};
@@ -69,6 +71,9 @@ pub struct ServerBuilder {
     blocking: Vec<String>,
     /// Checks every request passes, in order.
     interceptors: Vec<Arc<dyn Interceptor>>,
+    /// tower layer stacks around every service's unary calls, innermost first.
+    #[cfg(feature = "tower")]
+    layers: Vec<tower::Wrap>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -225,6 +230,45 @@ impl ServerBuilder {
         self
     }
 
+    /// Wraps the unary calls of every service added (before or after this) in a tower layer
+    /// stack (feature `tower`): existing tower middleware — timeouts, concurrency limits, load
+    /// shedding, your own — runs around Brisk handlers on every protocol. The innermost service
+    /// is a [`BriskService`](crate::tower::BriskService); a layer's error reaches the client
+    /// as its [`Status`](crate::Status) if it is one, else as EINTERNAL with its text. Layers
+    /// run after the server's limits and [interceptors](ServerBuilder::interceptor), inside the
+    /// request's deadline; a later `layer` call wraps the earlier ones. The stack is cloned
+    /// per call, as hyper and tonic clone it: state a layer keeps per clone (tower's
+    /// `RateLimit`) needs `tower::buffer` to be shared. Streaming methods are not wrapped.
+    ///
+    /// ```no_run
+    /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let server = brisk::Server::builder()
+    ///     .add_service(service)
+    ///     // Handlers past 100 ms are cut off: EINTERNAL `request timed out`.
+    ///     .layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(100)))
+    ///     .start("127.0.0.1:8000")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tower")]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower_layer::Layer<tower::BriskService> + Send + Sync + 'static,
+        L::Service: tower_service::Service<tower::ServiceRequest, Response = ServiceResponse>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower_service::Service<tower::ServiceRequest>>::Error:
+            Into<Box<dyn std::error::Error + Send + Sync>>,
+        <L::Service as tower_service::Service<tower::ServiceRequest>>::Future: Send + 'static,
+    {
+        self.layers.push(tower::wrap(layer));
+        self
+    }
+
     /// Closes a new connection that has not sent the first bytes of its protocol within
     /// `timeout` (default 10 s): see [`ServerOptions::first_bytes_timeout`].
     pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
@@ -294,7 +338,17 @@ impl ServerBuilder {
             tls.prepare()
                 .map_err(|status| Error::new(crate::ErrorKind::Tls, status.message()))?;
         }
-        let registry = Registry::new(self.services).map_err(Error::from_status)?;
+        #[cfg(feature = "tower")]
+        let services = {
+            let layers = std::mem::take(&mut self.layers);
+            std::mem::take(&mut self.services)
+                .into_iter()
+                .map(|service| layers.iter().fold(service, |service, wrap| wrap(service)))
+                .collect()
+        };
+        #[cfg(not(feature = "tower"))]
+        let services = std::mem::take(&mut self.services);
+        let registry = Registry::new(services).map_err(Error::from_status)?;
         for (method, max) in &self.method_limits {
             registry.set_max_concurrency_of(method, max)?;
         }
