@@ -25,7 +25,10 @@ fn thirty_seconds_of_chaos_lose_no_call() {
         assert!(calls > 4_000, "the load held: {phase}");
     }
     let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.starts_with("calls=") && last.contains(" failed=0 "), "{last}");
+    assert!(
+        last.starts_with("calls=") && last.contains(" failed=0 "),
+        "{last}"
+    );
     assert!(field(last, "p99_us") > 0, "{last}");
 }
 
