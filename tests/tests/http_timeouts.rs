@@ -125,20 +125,32 @@ async fn an_http2_connection_with_a_call_running_is_not_idle() {
         .await
         .unwrap();
     let client = InteropClient::new(channel);
-    // A call of 600 ms, three idle timeouts long, finishes on its connection.
+    // A call of 600 ms, three idle timeouts long, finishes on its connection, which is still
+    // open for the next call (no GOAWAY came while the call ran).
+    let mut slow = brisk::Controller::new();
     let reply = client
-        .unary(Msg {
-            text: "slow".into(),
-            sleep_ms: 600,
-            ..Msg::default()
-        })
+        .unary_with(
+            &mut slow,
+            Msg {
+                text: "slow".into(),
+                sleep_ms: 600,
+                ..Msg::default()
+            },
+        )
         .await
         .expect("not cut off");
     assert_eq!(reply.text, "slow");
+    let mut next = brisk::Controller::new();
+    client.unary_with(&mut next, Msg::default()).await.unwrap();
+    assert_eq!(next.local_side(), slow.local_side(), "the same connection");
     // Once the connection has idled away, the channel connects again.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let reply = client.unary(Msg::default()).await.expect("reconnected");
-    assert_eq!(reply.text, "");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut after = brisk::Controller::new();
+    client
+        .unary_with(&mut after, Msg::default())
+        .await
+        .expect("reconnected");
+    assert_ne!(after.local_side(), slow.local_side(), "a new connection");
 }
 
 #[tokio::test]
@@ -188,18 +200,27 @@ async fn slow_http_requests_are_cut_off_at_request_read_timeout() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_read_timeout=300ms"), "{answer}");
 
-    // A gRPC call without a deadline whose request never comes: answered, not held.
+    // A gRPC call whose request never comes, without a deadline or with a far one: answered
+    // at the read timeout, not held.
+    for deadline in [None, Some("1000S")] {
+        grpc_request_never_comes(&server, read, deadline).await;
+    }
+}
+
+async fn grpc_request_never_comes(server: &Server, read: Duration, deadline: Option<&str>) {
     let io = TcpStream::connect(server.local_addr()).await.unwrap();
     let (mut sender, connection) = h2::client::handshake(io).await.unwrap();
     tokio::spawn(connection);
-    let request = http::Request::post(format!(
+    let mut request = http::Request::post(format!(
         "http://{}/interop.Interop/Unary",
         server.local_addr()
     ))
     .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(())
-    .unwrap();
+    .header("te", "trailers");
+    if let Some(deadline) = deadline {
+        request = request.header("grpc-timeout", deadline);
+    }
+    let request = request.body(()).unwrap();
     let (response, _request_body) = sender.send_request(request, false).unwrap();
     let started = Instant::now();
     let response = tokio::time::timeout(HANG_GUARD, response)
@@ -224,7 +245,10 @@ async fn slow_http_requests_are_cut_off_at_request_read_timeout() {
             trailers["grpc-status"].to_str().unwrap().to_owned()
         }
     };
-    assert_eq!(trailers, "3", "INVALID_ARGUMENT, for EREQUEST");
+    assert_eq!(
+        trailers, "3",
+        "INVALID_ARGUMENT, for EREQUEST ({deadline:?})"
+    );
 }
 
 #[tokio::test]

@@ -131,7 +131,11 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(())
+        // Accepting, and ours: a server that failed to bind would have exited.
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => Ok(()),
+            _ => Err(format!("echo_server on {} exited at start", self.addr)),
+        }
     }
 
     /// SIGKILL: the process and its connections vanish at once.

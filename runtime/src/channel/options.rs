@@ -53,7 +53,7 @@ pub struct ChannelOptions {
     /// On protocol `http`, sends pb requests as JSON (protobuf's canonical mapping) instead of
     /// `application/proto` (default false): see [`ChannelBuilder::http_json`](crate::ChannelBuilder::http_json).
     pub http_json: bool,
-    /// PINGs each HTTP/2 connection's server this often (default `None`: none), and drops a
+    /// PINGs each HTTP/2 connection's server this often (default `None` or zero: none), and drops a
     /// connection whose PING is not answered within `http2_keep_alive_timeout`, failing its
     /// calls (to be retried) instead of letting them wait on a server that is gone. HTTP/2
     /// connections are shared by every channel in the process: the first channel to connect

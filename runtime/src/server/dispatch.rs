@@ -82,8 +82,6 @@ enum Stage {
     Running(ServiceFuture),
     /// Making its future panicked.
     Panicked(Box<dyn Any + Send>),
-    /// An interceptor refused the request.
-    Refused(Status),
     /// It answered, or was cancelled at its deadline.
     Done,
 }
@@ -104,28 +102,36 @@ pub(crate) fn start_handler(
     let deadline = context.deadline;
     let timeout_ms = context.timeout_ms;
     let remote = context.remote_side;
-    let made = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let made = std::panic::catch_unwind(AssertUnwindSafe(|| -> ServiceFuture {
         if interceptors.is_empty() {
-            return Ok(service.call(method, context, payload));
+            return service.call(method, context, payload);
         }
         let mut context = context;
         let name = method_name(&**service, method);
-        let Some(waiting) = intercept(interceptors, 0, &mut context, name)? else {
-            return Ok(service.call(method, context, payload));
+        let waiting = match intercept(interceptors, 0, &mut context, name) {
+            Ok(None) => return service.call(method, context, payload),
+            Ok(Some(waiting)) => waiting,
+            // Answered with the context, as a refusal after a wait is: headers the
+            // interceptor set go out with it.
+            Err(refused) => {
+                return Box::pin(std::future::ready(ServiceResponse::new(
+                    context,
+                    Err(refused),
+                )))
+            }
         };
         let (service, interceptors) = (Arc::clone(service), Arc::clone(interceptors));
-        Ok(Box::pin(async move {
+        Box::pin(async move {
             match wait(&interceptors, waiting, &mut context, name).await {
                 Ok(()) => service.call(method, context, payload).await,
                 Err(refused) => ServiceResponse::new(context, Err(refused)),
             }
-        }) as ServiceFuture)
+        })
     }));
     StartedHandler {
         stage: match made {
-            Ok(Ok(future)) if blocking => Stage::Running(on_blocking_pool(future)),
-            Ok(Ok(future)) => Stage::Running(future),
-            Ok(Err(refused)) => Stage::Refused(refused),
+            Ok(future) if blocking => Stage::Running(on_blocking_pool(future)),
+            Ok(future) => Stage::Running(future),
             Err(panic) => Stage::Panicked(panic),
         },
         deadline,
@@ -171,11 +177,6 @@ impl Future for RunningHandler<'_> {
             Stage::Running(future) => future,
             Stage::Panicked(panic) => {
                 let status = panicked(panic);
-                this.started.stage = Stage::Done;
-                return Poll::Ready(Err(status));
-            }
-            Stage::Refused(status) => {
-                let status = status.clone();
                 this.started.stage = Stage::Done;
                 return Poll::Ready(Err(status));
             }

@@ -451,6 +451,8 @@ impl Connection {
                 Ok(payload) => encode_reply(&*codec, &reply_to, Ok(payload), local, stream),
                 Err(status) => encode_reply(&*codec, &reply_to, Err(&status), local, stream),
             };
+            // The limiter hears of the answer before the client can.
+            drop(method_guard);
             let replied = frame.is_some();
             replies.send(slot, frame);
             if let Some(accepted) = accepted {

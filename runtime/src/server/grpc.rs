@@ -397,15 +397,18 @@ async fn serve_unary(
     let accepts = call.accepts;
     // Reading the request is bounded by the deadline here; the handler, by the handler runner,
     // which has the deadline in the context (one timer at a time, not two).
-    // Without a deadline, the server's `request_read_timeout` bounds the read.
-    let read_timeout = shared.options.request_read_timeout;
-    let read_deadline = call
-        .deadline
-        .or_else(|| read_timeout.and_then(|t| Instant::now().checked_add(t)));
+    // The server's `request_read_timeout` bounds the read too, whatever deadline the client
+    // gave: a far one must not let it trickle its request.
+    let read_timeout = shared.options.request_read_timeout.filter(|t| !t.is_zero());
+    let read_limit = read_timeout.and_then(|t| Instant::now().checked_add(t));
+    let read_deadline = match (call.deadline, read_limit) {
+        (Some(call), Some(read)) => Some(call.min(read)),
+        (call, read) => call.or(read),
+    };
     let payload = match until(read_deadline, single_message(&mut messages)).await {
         Some(Ok(payload)) => payload,
         Some(Err(status)) => return failure_response(&GrpcError::from_status(&status), &[], &[]),
-        None if call.deadline.is_some() => {
+        None if call.deadline == read_deadline => {
             return failure_response(&GrpcError::from_status(&call.timed_out()), &[], &[])
         }
         None => {

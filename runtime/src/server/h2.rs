@@ -117,14 +117,17 @@ async fn serve_h2(io: Io, peer: Peer, shared: Arc<Shared>, open: ConnectionGuard
         () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return,
     };
     let mut accepted = Accepted::default();
-    let keep_alive = shared
-        .options
-        .http2_keep_alive_interval
-        .map(|interval| KeepAlive {
-            interval,
-            timeout: shared.options.http2_keep_alive_timeout,
-        })
-        .zip(connection.ping_pong());
+    let keep_alive = match shared.options.http2_keep_alive_interval {
+        Some(interval)
+            if !interval.is_zero() && !shared.options.http2_keep_alive_timeout.is_zero() =>
+        {
+            connection.ping_pong().map(|ping_pong| {
+                let timeout = shared.options.http2_keep_alive_timeout;
+                (KeepAlive { interval, timeout }, ping_pong)
+            })
+        }
+        _ => None,
+    };
     let watching = async move {
         match keep_alive {
             Some((keep_alive, ping_pong)) => watch(ping_pong, keep_alive).await,

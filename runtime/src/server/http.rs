@@ -333,7 +333,7 @@ async fn within<F: std::future::Future>(
     timeout: Option<std::time::Duration>,
     work: F,
 ) -> Option<F::Output> {
-    match timeout {
+    match timeout.filter(|t| !t.is_zero()) {
         Some(timeout) => tokio::time::timeout(timeout, work).await.ok(),
         None => Some(work.await),
     }

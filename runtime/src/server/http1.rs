@@ -60,7 +60,11 @@ async fn serve_http1(io: Rewind<ServerIo>, peer: Peer, shared: Arc<Shared>, open
     // hyper's header timeout runs from when the connection awaits a request (after the last
     // response): it bounds a slow request's headers and an idle keep-alive connection alike.
     let options = &shared.options;
-    let header_timeout = match (options.request_read_timeout, options.idle_timeout) {
+    let nonzero = |t: Option<std::time::Duration>| t.filter(|t| !t.is_zero());
+    let header_timeout = match (
+        nonzero(options.request_read_timeout),
+        nonzero(options.idle_timeout),
+    ) {
         (Some(read), Some(idle)) => Some(read.min(idle)),
         (read, idle) => read.or(idle),
     };

@@ -36,7 +36,8 @@ pub struct ServerOptions {
     /// cannot take every file descriptor and task.
     pub max_connections: usize,
     /// Closes a connection that has sent nothing for this long while it has no request in
-    /// flight, as brpc's `-idle_timeout_second` (default `None`: never, as brpc's). On the
+    /// flight, as brpc's `-idle_timeout_second` (default `None`: never, as brpc's; HTTP/1.1
+    /// connections are closed idle at `request_read_timeout` anyway). On the
     /// framed protocols (baidu_std, hulu_pbrpc, sofa_pbrpc, nshead) an open brpc stream keeps
     /// the connection; HTTP/2 connections are sent GOAWAY first; on HTTP/1.1 it bounds the
     /// wait for a next request's headers (with `request_read_timeout`); redis connections are
@@ -45,16 +46,22 @@ pub struct ServerOptions {
     /// How long an HTTP client may take to send a request's headers (HTTP/1.1), and then its
     /// body (HTTP/1.1 and HTTP/2; for gRPC, a unary call's request when the call has no
     /// deadline of its own) before the server gives up on it: 408 on HTTP, the connection
-    /// closed if the headers never came (default 30 s, hyper's header timeout; `None`: no
-    /// limit). A client trickling its request (slowloris) would otherwise hold a task and its
+    /// closed if the headers never came (default 30 s, hyper's header timeout; `None` or zero:
+    /// no limit). On HTTP/1.1 it also bounds how long a keep-alive connection may wait for its
+    /// next request (hyper runs one timer for both), so an idle HTTP/1.1 connection is closed
+    /// after it even without `idle_timeout`, and an `idle_timeout` longer than it changes
+    /// nothing there. A client trickling its request (slowloris) would otherwise hold a task and its
     /// buffers for as long as it likes.
     pub request_read_timeout: Option<Duration>,
-    /// Sends HTTP/2 PINGs every this long on each HTTP/2 connection (default `None`: none),
-    /// and closes a connection whose PING is not answered within `http2_keep_alive_timeout`:
-    /// a client gone without closing its socket (a dead host, a lost NAT path) then stops
-    /// holding the connection and its streams.
+    /// Sends HTTP/2 PINGs every this long on each HTTP/2 connection (default `None` or zero:
+    /// none), and closes a connection whose PING is not answered within
+    /// `http2_keep_alive_timeout`: a client gone without closing its socket (a dead host, a lost
+    /// NAT path) then stops holding the connection and its streams. PINGs go out whether or not
+    /// other frames flow (hyper's only when the connection is quiet), so a live client whose
+    /// socket is so backed up that a PING waits past the timeout is closed too.
     pub http2_keep_alive_interval: Option<Duration>,
-    /// How long a keep-alive PING may wait for its answer (default 20 s, hyper's).
+    /// How long a keep-alive PING may wait for its answer (default 20 s, hyper's; zero turns
+    /// the PINGs off).
     pub http2_keep_alive_timeout: Duration,
     /// Refuses HTTP JSON bodies with fields the method's message does not have (400 EREQUEST
     /// naming the field) instead of skipping them as brpc does (default false).

@@ -283,14 +283,14 @@ impl Registry {
             });
         };
         let count = settings.inflight.fetch_add(1, Ordering::Relaxed) + 1;
-        let admit = limiter.on_requested(count, timeout);
+        // Counted from here: a limiter that panics still gives the place back.
         let mut guard = MethodGuard {
             settings: Arc::clone(settings),
             limiter,
             admitted: Instant::now(),
             code: errno::ECANCELED,
         };
-        if !admit {
+        if !guard.limiter.on_requested(count, timeout) {
             // The limiter hears of its refusal too, as brpc's does.
             guard.answered(errno::ELIMIT);
             let name = service

@@ -159,7 +159,14 @@ async fn connect(
     };
     let closed = Arc::new(AtomicBool::new(false));
     let queued = Arc::new(Queued::default());
-    let watched = keep_alive.zip(connection.ping_pong());
+    let watched = match keep_alive {
+        Some(keep_alive) if !keep_alive.interval.is_zero() && !keep_alive.timeout.is_zero() => {
+            connection
+                .ping_pong()
+                .map(|ping_pong| (keep_alive, ping_pong))
+        }
+        _ => None,
+    };
     let driver = Gathering::new(connection, Arc::clone(&queued));
     let ended = Arc::clone(&closed);
     tokio::spawn(async move {
