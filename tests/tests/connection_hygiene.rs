@@ -206,3 +206,29 @@ async fn a_raw_idle_connection_sees_the_close() {
     let waited = closed_after(&server, b"PRPC\x00\x00").await;
     assert!(waited >= Duration::from_millis(150), "{waited:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_burst_of_connections_finds_room_in_the_accept_queue() {
+    // 2,000 connections opened and closed back to back from a thread of their own, faster than
+    // the server's one worker accepts them: with std's accept queue of 128 the kernel dropped
+    // SYNs, and each dropped client waited a second to retry. brpc asks for 65535 (the kernel
+    // caps it at somaxconn).
+    let server = server(Duration::from_secs(10)).await;
+    let addr = server.local_addr();
+    let slowest = tokio::task::spawn_blocking(move || {
+        let mut slowest = Duration::ZERO;
+        for _ in 0..2_000 {
+            let started = std::time::Instant::now();
+            let stream = std::net::TcpStream::connect_timeout(&addr, HANG_GUARD).expect("connects");
+            slowest = slowest.max(started.elapsed());
+            drop(stream);
+        }
+        slowest
+    })
+    .await
+    .unwrap();
+    assert!(
+        slowest < Duration::from_millis(900),
+        "no connection waited for a SYN retry: {slowest:?}"
+    );
+}

@@ -355,7 +355,7 @@ impl ServerBuilder {
         for name in &self.blocking {
             registry.set_blocking(name)?;
         }
-        let listener = TcpListener::bind(address)
+        let listener = listen(address)
             .await
             .map_err(|e| Error::io(format!("Fail to listen on {address}"), e))?;
         let local_addr = listener
@@ -656,6 +656,40 @@ fn protocols(redis: Option<Arc<redis::RedisService>>) -> Vec<Arc<dyn ServerProto
     }
     protocols.extend(registered.into_iter().map(framed));
     protocols
+}
+
+/// The accept queue asked for: brpc's (the kernel caps it at `net.core.somaxconn`). std's
+/// and tokio's `bind` ask for 128, which a burst of connections overflows before the accept
+/// loop drains it: the kernel then drops SYNs, and each dropped client waits a second to
+/// retry.
+const LISTEN_BACKLOG: u32 = 65535;
+
+/// Binds and listens on the first address `address` resolves to that can be bound.
+async fn listen(address: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let socket = match addr {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // As std and tokio do on Unix: a restarted server can bind while old connections
+        // linger in TIME_WAIT.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
 }
 
 async fn accept_loop(
