@@ -199,8 +199,11 @@ impl Builder {
         for file in parsed.file_descriptors {
             let name = file.name().to_owned();
             let is_input = inputs.contains(&name.as_str());
-            // Built-in well-known types map to `::prost_types`; don't generate them again.
+            // The built-in well-known types go to prost too: they map to `::prost_types`, so
+            // it generates nothing for them, but it looks their messages up (whether a message
+            // that holds one can derive `Copy`) and panicked when they were missing.
             if !is_input && name.starts_with("google/protobuf/") {
+                files.push(file);
                 continue;
             }
             if let Some(path) = find_in_includes(&includes, &name) {
@@ -224,7 +227,20 @@ impl Builder {
         let errors = generator.errors();
         let mut config = self.prost_config();
         config.service_generator(Box::new(generator));
-        config.compile_fds(set)?;
+        // prost-build panics on some descriptors it does not expect: a clear error instead of
+        // a build script's panic.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.compile_fds(set)))
+            .map_err(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!("prost-build failed on these files: {what}"),
+                )
+            })??;
         errors.take()
     }
 

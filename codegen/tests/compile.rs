@@ -239,3 +239,34 @@ fn compile_protos_shorthand_uses_the_parent_dir() {
     assert_eq!(error.kind(), ErrorKind::Io);
     assert!(error.to_string().contains("OUT_DIR"), "{error}");
 }
+
+/// Found by the `proto_codegen` fuzz target: a message whose fields before a well-known message
+/// type are all scalars made prost-build look the well-known message up (to decide whether the
+/// message can derive `Copy`), and it panicked when the well-known files were left out.
+#[test]
+fn a_scalar_then_a_well_known_message_compiles() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wkt_after_scalar.proto"),
+        r#"syntax = "proto3";
+package fuzz.regression;
+import "google/protobuf/struct.proto";
+import "google/protobuf/timestamp.proto";
+message Everything {
+    double ratio = 1;
+    google.protobuf.Value value = 2;
+    google.protobuf.Timestamp at = 3;
+}
+service Mapping {
+    rpc Call(Everything) returns (Everything);
+}
+"#,
+    )
+    .unwrap();
+    let out = compile(&["wkt_after_scalar.proto"], dir.path()).unwrap();
+    // Still nothing generated for google.protobuf: it maps to `::prost_types`.
+    assert_eq!(files_in(&out), ["fuzz.regression.rs"]);
+    let code = generated(&out, "fuzz.regression.rs");
+    assert!(code.contains("::prost_types::Value"), "{code}");
+    assert!(code.contains("pub struct MappingClient"), "{code}");
+}
