@@ -292,6 +292,23 @@ pub async fn start_server_on(address: &str) -> (brisk::Server, mpsc::UnboundedRe
     (server, arrivals)
 }
 
+/// A `TestService` client of `server` over `protocol`, with `timeout` and no retries, so a
+/// test sees each call's own outcome.
+pub async fn test_client(
+    server: &brisk::Server,
+    protocol: &'static str,
+    timeout: Duration,
+) -> test::TestServiceClient {
+    let channel = brisk::Channel::builder()
+        .protocol(protocol)
+        .timeout(timeout)
+        .max_retry(0)
+        .connect(&server.local_addr().to_string())
+        .await
+        .expect("channel");
+    test::TestServiceClient::new(channel)
+}
+
 /// A channel to `server` with the given timeout.
 pub async fn channel_to(server: &brisk::Server, timeout: Duration) -> brisk::Channel {
     brisk::Channel::builder()

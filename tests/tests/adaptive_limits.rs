@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use brisk::limiter::{ConcurrencyLimiter, MaxConcurrency, TimeoutLimiterOptions};
 use brisk::{errno, Channel, Controller, Server, Status};
-use brisk_tests::test::{FailRequest, SleepRequest, TestServiceClient, TestServiceServer};
-use brisk_tests::TestImpl;
+use brisk_tests::test::{FailRequest, SleepRequest, TestServiceServer};
+use brisk_tests::{test_client, TestImpl};
 
 /// Hang guard for calls that must end.
 const HANG_GUARD: Duration = Duration::from_secs(20);
@@ -193,21 +193,6 @@ fn sleep(tag: &str, millis: u32) -> SleepRequest {
         tag: tag.into(),
         millis,
     }
-}
-
-async fn test_client(
-    server: &Server,
-    protocol: &'static str,
-    timeout: Duration,
-) -> TestServiceClient {
-    let channel = Channel::builder()
-        .protocol(protocol)
-        .timeout(timeout)
-        .max_retry(0)
-        .connect(&server.local_addr().to_string())
-        .await
-        .expect("channel");
-    TestServiceClient::new(channel)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -284,6 +284,30 @@ impl ClientInterceptor for Passer {
     }
 }
 
+/// A client over `protocol` whose channel has two [`Passer`]s, "a" then "b" (which refuses
+/// when `b_refuses`), logging to `log`.
+async fn passers(
+    server: &Server,
+    protocol: &'static str,
+    b_refuses: bool,
+    log: &Arc<Mutex<Vec<String>>>,
+) -> TestServiceClient {
+    let passer = |name, refuse| Passer {
+        name,
+        refuse,
+        log: log.clone(),
+    };
+    let channel = Channel::builder()
+        .protocol(protocol)
+        .timeout(HANG_GUARD)
+        .interceptor(passer("a", false))
+        .interceptor(passer("b", b_refuses))
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    TestServiceClient::new(channel)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_interceptors_add_metadata_refuse_and_observe() {
     let (service, _arrivals) = TestImpl::new();
@@ -296,23 +320,7 @@ async fn client_interceptors_add_metadata_refuse_and_observe() {
         .expect("server starts");
     let log = Arc::new(Mutex::new(Vec::new()));
     for protocol in ["baidu_std", "http", "h2:grpc"] {
-        let passing = Channel::builder()
-            .protocol(protocol)
-            .timeout(HANG_GUARD)
-            .interceptor(Passer {
-                name: "a",
-                refuse: false,
-                log: log.clone(),
-            })
-            .interceptor(Passer {
-                name: "b",
-                refuse: false,
-                log: log.clone(),
-            })
-            .connect(&server.local_addr().to_string())
-            .await
-            .unwrap();
-        let client = TestServiceClient::new(passing);
+        let client = passers(&server, protocol, false, &log).await;
         assert_eq!(client.sleep(sleep("ok")).await.expect(protocol).tag, "ok");
         assert_eq!(
             std::mem::take(&mut *log.lock().unwrap()),
@@ -328,22 +336,7 @@ async fn client_interceptors_add_metadata_refuse_and_observe() {
     }
     // Refused on the client: nothing sent, the call fails with the refusal, and only the
     // interceptors that let it go on see its end.
-    let refusing = Channel::builder()
-        .timeout(HANG_GUARD)
-        .interceptor(Passer {
-            name: "a",
-            refuse: false,
-            log: log.clone(),
-        })
-        .interceptor(Passer {
-            name: "b",
-            refuse: true,
-            log: log.clone(),
-        })
-        .connect(&server.local_addr().to_string())
-        .await
-        .unwrap();
-    let client = TestServiceClient::new(refusing);
+    let client = passers(&server, "baidu_std", true, &log).await;
     let mut cntl = Controller::new();
     let status = client.sleep_with(&mut cntl, sleep("no")).await.unwrap_err();
     assert_eq!(status.code(), errno::EPERM);

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use brisk::{errno, Channel, Controller, Server};
+use brisk::{errno, Controller, Server};
 use brisk_tests::test::{SleepRequest, TestServiceClient, TestServiceServer};
-use brisk_tests::TestImpl;
+use brisk_tests::{test_client, TestImpl};
 use tokio::sync::mpsc;
 
 /// Hang guard for waits that must end.
@@ -20,17 +20,6 @@ async fn limited_server(max: usize) -> (Server, mpsc::UnboundedReceiver<String>)
         .await
         .expect("server starts");
     (server, arrivals)
-}
-
-async fn client(server: &Server, protocol: &'static str) -> TestServiceClient {
-    let channel = Channel::builder()
-        .protocol(protocol)
-        .timeout(HANG_GUARD)
-        .max_retry(0)
-        .connect(&server.local_addr().to_string())
-        .await
-        .expect("channel");
-    TestServiceClient::new(channel)
 }
 
 fn sleep(tag: &str, millis: u32) -> SleepRequest {
@@ -49,7 +38,7 @@ async fn hold_two(
     TestServiceClient,
     Vec<tokio::task::JoinHandle<Result<brisk_tests::test::SleepResponse, brisk::Status>>>,
 ) {
-    let holder = client(server, "baidu_std").await;
+    let holder = test_client(server, "baidu_std", HANG_GUARD).await;
     let held = (0..2)
         .map(|i| {
             let holder = holder.clone();
@@ -71,7 +60,7 @@ async fn requests_past_max_concurrency_get_elimit_on_every_protocol() {
     // Two calls hold the server's two places.
     let (_holder, held) = hold_two(&server, &mut arrivals).await;
     for protocol in ["baidu_std", "http", "h2:grpc", "hulu_pbrpc"] {
-        let client = client(&server, protocol).await;
+        let client = test_client(&server, protocol, HANG_GUARD).await;
         let status = client.sleep(sleep("third", 0)).await.unwrap_err();
         assert_eq!(status.code(), errno::ELIMIT, "{protocol}: {status}");
         assert_eq!(
@@ -82,7 +71,7 @@ async fn requests_past_max_concurrency_get_elimit_on_every_protocol() {
     }
     // Lifted while the server runs: the next call goes through beside the held two.
     server.set_max_concurrency(0);
-    let client = client(&server, "baidu_std").await;
+    let client = test_client(&server, "baidu_std", HANG_GUARD).await;
     let mut cntl = Controller::new();
     client
         .sleep_with(&mut cntl, sleep("after", 0))
@@ -130,7 +119,7 @@ async fn a_methods_max_concurrency_limits_that_method_alone() {
     );
     let (holder, held) = hold_two(&server, &mut arrivals).await;
     for protocol in ["baidu_std", "http", "h2:grpc", "hulu_pbrpc", "sofa_pbrpc"] {
-        let client = client(&server, protocol).await;
+        let client = test_client(&server, protocol, HANG_GUARD).await;
         let status = client.sleep(sleep("third", 0)).await.unwrap_err();
         assert_eq!(status.code(), errno::ELIMIT, "{protocol}: {status}");
         assert_eq!(

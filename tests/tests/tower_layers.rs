@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use brisk::tower::{BriskService, ServiceRequest};
-use brisk::{errno, Channel, Server, ServerContext, Status};
-use brisk_tests::test::{SleepRequest, TestServiceClient, TestServiceServer};
-use brisk_tests::TestImpl;
+use brisk::{errno, Server, ServerContext, Status};
+use brisk_tests::test::{SleepRequest, TestServiceServer};
+use brisk_tests::{test_client, TestImpl};
 use prost::Message;
 use tower::ServiceExt;
 
@@ -18,17 +18,6 @@ fn sleep(tag: &str, millis: u32) -> SleepRequest {
         tag: tag.into(),
         millis,
     }
-}
-
-async fn client(server: &Server, protocol: &'static str) -> TestServiceClient {
-    let channel = Channel::builder()
-        .protocol(protocol)
-        .timeout(HANG_GUARD)
-        .max_retry(0)
-        .connect(&server.local_addr().to_string())
-        .await
-        .expect("channel");
-    TestServiceClient::new(channel)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,7 +32,7 @@ async fn towers_timeout_layer_cuts_slow_handlers_on_every_protocol() {
         .await
         .expect("server starts");
     for protocol in ["baidu_std", "http", "h2:grpc", "hulu_pbrpc"] {
-        let client = client(&server, protocol).await;
+        let client = test_client(&server, protocol, HANG_GUARD).await;
         assert_eq!(
             client.sleep(sleep("quick", 0)).await.expect(protocol).tag,
             "quick"
@@ -72,7 +61,7 @@ async fn towers_concurrency_limit_queues_calls_beyond_it() {
         .start("127.0.0.1:0")
         .await
         .expect("server starts");
-    let client = client(&server, "baidu_std").await;
+    let client = test_client(&server, "baidu_std", HANG_GUARD).await;
     let held = tokio::spawn({
         let client = client.clone();
         async move { client.sleep(sleep("held", 300)).await }
@@ -122,7 +111,7 @@ async fn a_layer_of_ones_own_sees_the_request_and_answers_with_a_status() {
         .await
         .expect("server starts");
     for protocol in ["baidu_std", "h2:grpc"] {
-        let client = client(&server, protocol).await;
+        let client = test_client(&server, protocol, HANG_GUARD).await;
         let status = client.sleep(sleep("no", 0)).await.unwrap_err();
         assert_eq!(status.code(), errno::EPERM, "{protocol}: {status}");
         assert_eq!(status.message(), "brisk.test.TestService.Sleep refused");
