@@ -43,6 +43,11 @@ const ATTACKS: &[(&str, &str, Attack)] = &[
         |a| Box::pin(slowloris(a)),
     ),
     (
+        "slowloris-baidu_std",
+        "1,000 baidu_std connections, each a frame claiming 60 MiB sent at 1 KiB a second for 5 s",
+        |a| Box::pin(slowloris_framed(a)),
+    ),
+    (
         "h2-rapid-reset",
         "HTTP/2: 50,000 streams each opened and reset at once, one connection",
         |a| Box::pin(rapid_reset(a)),
@@ -336,6 +341,35 @@ async fn slowloris(addr: SocketAddr) -> String {
         "{} connections held 5 s (closed at request_read_timeout, 30 s)",
         streams.len()
     )
+}
+
+async fn slowloris_framed(addr: SocketAddr) -> String {
+    let mut streams = Vec::new();
+    let mut head = b"PRPC".to_vec();
+    head.extend_from_slice(&(60u32 << 20).to_be_bytes()); // body size
+    head.extend_from_slice(&16u32.to_be_bytes()); // meta size
+    for _ in 0..1_000 {
+        if let Ok(mut stream) = TcpStream::connect(addr).await {
+            let _ = stream.write_all(&head).await;
+            streams.push(stream);
+        }
+    }
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for stream in &mut streams {
+            let _ = stream.write_all(&[0u8; 1024]).await;
+        }
+    }
+    let mut open = 0;
+    for stream in &mut streams {
+        let mut byte = [0u8; 1];
+        if let Err(_) | Ok(Ok(1..)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.read(&mut byte)).await
+        {
+            open += 1;
+        }
+    }
+    format!("{open} of {} connections still open after 5 s (as brpc: a frame may take its time; `idle_timeout` does not apply, `max_connections` does)", streams.len())
 }
 
 /// HTTP/2 over a raw socket: the preface and an empty SETTINGS.
