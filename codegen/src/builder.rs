@@ -184,12 +184,16 @@ impl Builder {
             }
         }
 
-        let parsed = protobuf_parse::Parser::new()
-            .pure()
-            .includes(&includes)
-            .inputs(&protos)
-            .parse_and_typecheck()
-            .map_err(|error| parse_error::from_protobuf_parse(error.as_ref(), &protos))?;
+        // protobuf-parse panics on some malformed files (found by the `proto_codegen` fuzz
+        // target): a clear error instead of a build script's panic.
+        let parsed = catch_panic("the .proto parser", || {
+            protobuf_parse::Parser::new()
+                .pure()
+                .includes(&includes)
+                .inputs(&protos)
+                .parse_and_typecheck()
+        })?
+        .map_err(|error| parse_error::from_protobuf_parse(error.as_ref(), &protos))?;
 
         let inputs: Vec<&str> = parsed.relative_paths.iter().map(|p| p.to_str()).collect();
         let mut comments = ProtoComments::default();
@@ -229,18 +233,7 @@ impl Builder {
         config.service_generator(Box::new(generator));
         // prost-build panics on some descriptors it does not expect: a clear error instead of
         // a build script's panic.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.compile_fds(set)))
-            .map_err(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                Error::new(
-                    ErrorKind::Unsupported,
-                    format!("prost-build failed on these files: {what}"),
-                )
-            })??;
+        catch_panic("prost-build", || config.compile_fds(set))??;
         errors.take()
     }
 
@@ -251,6 +244,22 @@ impl Builder {
         }
         config
     }
+}
+
+/// Runs `work` of a dependency (`who`) that may panic on input it does not expect; its panic
+/// becomes an `Unsupported` error naming it.
+fn catch_panic<T>(who: &str, work: impl FnOnce() -> T) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("{who} failed on these files ({what}); please report them"),
+        )
+    })
 }
 
 /// protobuf-parse's descriptors as prost's (through their encoding).

@@ -270,3 +270,16 @@ service Mapping {
     assert!(code.contains("::prost_types::Value"), "{code}");
     assert!(code.contains("pub struct MappingClient"), "{code}");
 }
+
+/// Found by the `proto_codegen` fuzz target: a mangled copy of `interop.proto` on which
+/// protobuf-parse panics (an `unwrap` in its option resolver). The build gets an error, not a
+/// panic.
+#[test]
+fn a_file_the_parser_panics_on_is_an_error() {
+    let error = compile(&["option_resolver_panic.proto"], &protos().join("fuzz")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unsupported, "{error}");
+    assert!(
+        error.to_string().contains("the .proto parser failed"),
+        "{error}"
+    );
+}
