@@ -154,6 +154,9 @@ mod compress;
 mod controller;
 mod error;
 mod executor;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interceptor;
 #[cfg(feature = "json")]
 mod json;

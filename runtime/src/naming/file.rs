@@ -253,16 +253,20 @@ fn read_if_changed(path: &Path, previous: Option<(Stamp, SystemTime)>) -> io::Re
     Ok(Some((stamp, content, read_at)))
 }
 
+/// The lines of a file's content that name a server (comments, blank lines and a BOM
+/// dropped), numbered from 1.
+pub(crate) fn server_lines(content: &str) -> impl Iterator<Item = (usize, &str)> {
+    let content = content.strip_prefix('\u{feff}').unwrap_or(content);
+    content.lines().enumerate().filter_map(|(index, line)| {
+        let line = line.split_once('#').map_or(line, |(entry, _)| entry).trim();
+        (!line.is_empty()).then_some((index + 1, line))
+    })
+}
+
 /// The servers of a file's content; bad lines are logged and skipped.
 async fn parse_lines(path: &Path, content: &str) -> Vec<ServerNode> {
-    let content = content.strip_prefix('\u{feff}').unwrap_or(content);
     let mut nodes = Vec::new();
-    for (index, line) in content.lines().enumerate() {
-        let line_no = index + 1;
-        let line = line.split_once('#').map_or(line, |(entry, _)| entry).trim();
-        if line.is_empty() {
-            continue;
-        }
+    for (line_no, line) in server_lines(content) {
         if let Err(reason) = split_entry(line) {
             tracing::warn!(
                 file = %path.display(),

@@ -104,7 +104,7 @@ impl NamingService for ListNamingService {
 /// Splits a `host:port [tag]` entry (already trimmed, comments removed) into the address and
 /// the tag (empty when none), checking the address's syntax. The error is the reason the
 /// entry is bad. Shared with `file://`.
-pub(super) fn split_entry(entry: &str) -> Result<(&str, &str), String> {
+pub(crate) fn split_entry(entry: &str) -> Result<(&str, &str), String> {
     let entry = entry.trim();
     let (address, tag) = match entry.split_once(char::is_whitespace) {
         Some((address, tag)) => (address, tag.trim()),

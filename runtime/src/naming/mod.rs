@@ -17,8 +17,8 @@
 mod dns;
 #[cfg(feature = "etcd")]
 mod etcd;
-mod file;
-mod list;
+pub(crate) mod file;
+pub(crate) mod list;
 mod url;
 
 use std::fmt;
