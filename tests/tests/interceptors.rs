@@ -59,8 +59,8 @@ impl Interceptor for PassCheck {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_interceptor_sees_and_refuses_on_every_protocol() {
+/// A `TestService` server whose [`PassCheck`] records what it saw in the returned [`Seen`].
+async fn pass_checked_server() -> (Server, Arc<Seen>) {
     let (service, _arrivals) = TestImpl::new();
     let seen = Arc::new(Seen::default());
     let server = Server::builder()
@@ -69,6 +69,12 @@ async fn a_server_interceptor_sees_and_refuses_on_every_protocol() {
         .start("127.0.0.1:0")
         .await
         .expect("server starts");
+    (server, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_interceptor_sees_and_refuses_on_every_protocol() {
+    let (server, seen) = pass_checked_server().await;
     for protocol in ["baidu_std", "http", "h2:grpc"] {
         let client = TestServiceClient::new(channel(&server, protocol).await);
         let status = client.sleep(sleep("refused")).await.unwrap_err();
@@ -310,14 +316,7 @@ async fn passers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_interceptors_add_metadata_refuse_and_observe() {
-    let (service, _arrivals) = TestImpl::new();
-    let seen = Arc::new(Seen::default());
-    let server = Server::builder()
-        .add_service(TestServiceServer::new(service))
-        .interceptor(PassCheck(seen.clone()))
-        .start("127.0.0.1:0")
-        .await
-        .expect("server starts");
+    let (server, seen) = pass_checked_server().await;
     let log = Arc::new(Mutex::new(Vec::new()));
     for protocol in ["baidu_std", "http", "h2:grpc"] {
         let client = passers(&server, protocol, false, &log).await;
