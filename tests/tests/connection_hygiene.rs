@@ -1,6 +1,7 @@
 //! Connection hygiene: a connection that never tells its protocol is closed after the
 //! server's `first_bytes_timeout`, one whose protocol is known may idle, and connections past
-//! `max_connections` are closed at once.
+//! `max_connections` are closed at once; idle connections are closed by the server's
+//! `idle_timeout`, and by a channel's for the connections it keeps.
 
 use std::time::Duration;
 
@@ -230,5 +231,95 @@ async fn a_burst_of_connections_finds_room_in_the_accept_queue() {
     assert!(
         slowest < Duration::from_millis(900),
         "no connection waited for a SYN retry: {slowest:?}"
+    );
+}
+
+/// Whether this process has a TCP connection from `local` still established (Linux's
+/// `/proc/net/tcp`; state 01).
+fn established(local: std::net::SocketAddr) -> bool {
+    let std::net::SocketAddr::V4(local) = local else {
+        panic!("the test uses IPv4 loopback")
+    };
+    let wanted = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(local.ip().octets()),
+        local.port()
+    );
+    std::fs::read_to_string("/proc/net/tcp")
+        .expect("/proc/net/tcp")
+        .lines()
+        .skip(1)
+        .any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&wanted.as_str()) && fields.get(3) == Some(&"01")
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_closes_the_connections_it_keeps_once_they_idle() {
+    // The server keeps idle connections: whatever closes them here is the channel.
+    let server = Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().to_string();
+    let hello = || EchoRequest {
+        message: "hello".into(),
+    };
+    for (protocol, connection_type) in [
+        ("baidu_std", Some(brisk::ConnectionType::Pooled)),
+        ("http", None),
+    ] {
+        let mut builder = Channel::builder()
+            .protocol(protocol)
+            .idle_timeout(Duration::from_millis(300))
+            .timeout(HANG_GUARD);
+        if let Some(kind) = connection_type {
+            builder = builder.connection_type(kind);
+        }
+        let client = EchoServiceClient::new(builder.connect(&addr).await.unwrap());
+        let mut first = brisk::Controller::new();
+        client.echo_with(&mut first, hello()).await.unwrap();
+        let local = first.local_side().expect("a connection");
+        // Reused while it is wanted.
+        let mut second = brisk::Controller::new();
+        client.echo_with(&mut second, hello()).await.unwrap();
+        assert_eq!(
+            second.local_side(),
+            Some(local),
+            "{protocol}: kept for the next call"
+        );
+        assert!(established(local), "{protocol}: open between calls");
+        // Unused, it is closed at the idle timeout, with no call to notice it.
+        let idle_since = tokio::time::Instant::now();
+        while established(local) {
+            assert!(
+                idle_since.elapsed() < HANG_GUARD,
+                "{protocol}: never closed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let idled = idle_since.elapsed();
+        assert!(
+            idled >= Duration::from_millis(250),
+            "{protocol}: closed early, {idled:?}"
+        );
+        // The next call connects anew.
+        let mut third = brisk::Controller::new();
+        client.echo_with(&mut third, hello()).await.unwrap();
+        assert_ne!(
+            third.local_side(),
+            Some(local),
+            "{protocol}: a new connection"
+        );
+    }
+}
+
+#[test]
+fn a_channel_keeps_idle_connections_for_30_seconds_by_default() {
+    assert_eq!(
+        brisk::ChannelOptions::default().idle_timeout,
+        Some(Duration::from_secs(30))
     );
 }

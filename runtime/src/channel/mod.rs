@@ -275,6 +275,15 @@ impl ChannelBuilder {
         self
     }
 
+    /// Closes a connection the channel keeps for its next calls (`pooled`, and `http`'s
+    /// keep-alive ones) once it has waited `timeout` unused (default 30 s, as brpc's
+    /// `-idle_timeout_second`; zero keeps them until a call takes them): see
+    /// [`ChannelOptions::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.options.idle_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
     /// Adds code every call of the channel passes through, before it is sent (to add metadata,
     /// or refuse it) and after it ended (to observe it): see [`ClientInterceptor`].
     /// Interceptors run `before` in the order they were added, and `after` in reverse.

@@ -61,6 +61,11 @@ pub struct ChannelOptions {
     pub http2_keep_alive_interval: Option<Duration>,
     /// How long a keep-alive PING may wait for its answer (default 20 s).
     pub http2_keep_alive_timeout: Duration,
+    /// How long a connection the channel keeps for its next calls may wait unused before it
+    /// is closed (default 30 s, as brpc's `-idle_timeout_second`; `None` keeps it until a call
+    /// takes it): `pooled` connections, and `http`'s keep-alive ones. A `single` connection is
+    /// closed when no channel uses its server any more.
+    pub idle_timeout: Option<Duration>,
     /// Code every call passes through, before and after (default none): see
     /// [`ChannelBuilder::interceptor`](crate::ChannelBuilder::interceptor).
     pub interceptors: ClientInterceptors,
@@ -87,6 +92,7 @@ impl Default for ChannelOptions {
             http_json: false,
             http2_keep_alive_interval: None,
             http2_keep_alive_timeout: crate::transport::h2_keep_alive::DEFAULT_TIMEOUT,
+            idle_timeout: Some(crate::transport::client::DEFAULT_IDLE_TIMEOUT),
             interceptors: ClientInterceptors::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -118,5 +124,6 @@ pub(crate) fn call_settings(options: &ChannelOptions) -> CallSettings {
             interval,
             timeout: options.http2_keep_alive_timeout,
         }),
+        idle_timeout: options.idle_timeout,
     }
 }

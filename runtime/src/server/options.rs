@@ -36,7 +36,7 @@ pub struct ServerOptions {
     /// cannot take every file descriptor and task.
     pub max_connections: usize,
     /// Closes a connection that has sent nothing for this long while it has no request in
-    /// flight, as brpc's `-idle_timeout_second` (default `None`: never, as brpc's; HTTP/1.1
+    /// flight, as brpc's `ServerOptions.idle_timeout_sec` (default `None`: never, as brpc's; HTTP/1.1
     /// connections are closed idle at `request_read_timeout` anyway). On the
     /// framed protocols (baidu_std, hulu_pbrpc, sofa_pbrpc, nshead) an open brpc stream keeps
     /// the connection; HTTP/2 connections are sent GOAWAY first; on HTTP/1.1 it bounds the

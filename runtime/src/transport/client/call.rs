@@ -153,6 +153,8 @@ pub(crate) struct CallSettings {
     pub(crate) http_json: bool,
     /// HTTP/2 connections PING the server.
     pub(crate) h2_keep_alive: Option<KeepAlive>,
+    /// How long a pooled connection may wait unused before it is closed.
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for CallSettings {
@@ -163,6 +165,7 @@ impl fmt::Debug for CallSettings {
             .field("authenticator", &self.authenticator.is_some())
             .field("http_json", &self.http_json)
             .field("h2_keep_alive", &self.h2_keep_alive)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -177,6 +180,7 @@ impl CallSettings {
             authenticator: None,
             http_json: false,
             h2_keep_alive: None,
+            idle_timeout: Some(super::idle_pool::DEFAULT_IDLE_TIMEOUT),
         }
     }
 }

@@ -21,6 +21,7 @@ use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 
 use super::call::{Answer, CallSettings, EncodedRequest, EndpointSettings, Failure};
+use super::idle_pool::IdlePool;
 use super::in_order::{Completion, InOrderCalls};
 use super::pending::PendingCalls;
 use crate::compress;
@@ -48,7 +49,7 @@ pub(crate) struct FramedConnections {
     runtime: Mutex<Handle>,
     single: ArcSwapOption<Connection>,
     connecting: tokio::sync::Mutex<()>,
-    pool: Mutex<Vec<Arc<Connection>>>,
+    pool: IdlePool<Arc<Connection>>,
 }
 
 impl std::fmt::Debug for FramedConnections {
@@ -71,7 +72,7 @@ impl FramedConnections {
             runtime: Mutex::new(settings.runtime),
             single: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
-            pool: Mutex::new(Vec::new()),
+            pool: IdlePool::new(MAX_IDLE_POOLED),
         }
     }
 
@@ -91,10 +92,7 @@ impl FramedConnections {
             self.check_streams(settings.connection_type)
                 .map_err(Failure::request)?;
         }
-        let mut conn = self
-            .acquire(settings.connection_type, settings.connect_timeout)
-            .await
-            .map_err(Failure::transport)?;
+        let mut conn = self.acquire(settings).await.map_err(Failure::transport)?;
         // The stream the call offers goes on this attempt's connection.
         let stream = match (&request.stream, &conn.streams) {
             (Some(core), Some(table)) => {
@@ -210,24 +208,16 @@ impl FramedConnections {
     }
 
     /// A connection for one attempt.
-    async fn acquire(
-        &self,
-        kind: ConnectionType,
-        connect_timeout: Duration,
-    ) -> Result<Lease<'_>, Status> {
-        let (conn, pool) = match kind {
+    async fn acquire(&self, settings: &CallSettings) -> Result<Lease<'_>, Status> {
+        let connect_timeout = settings.connect_timeout;
+        let (conn, pool) = match settings.connection_type {
             ConnectionType::Single => (self.single(connect_timeout).await?, None),
             ConnectionType::Pooled => {
-                let idle = {
-                    let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-                    pool.retain(|c| !c.is_broken());
-                    pool.pop()
-                };
-                let conn = match idle {
+                let conn = match self.pool.take(|c| !c.is_broken()) {
                     Some(conn) => conn,
                     None => self.connect(connect_timeout).await?,
                 };
-                (conn, Some(&self.pool))
+                (conn, Some((&self.pool, settings.idle_timeout)))
             }
             ConnectionType::Short => (self.connect(connect_timeout).await?, None),
         };
@@ -327,12 +317,12 @@ enum ConnectError {
     RuntimeGone,
 }
 
-/// A connection held for one attempt. A pooled connection goes back to its pool when dropped,
-/// but only once its call was answered (one call per pooled connection, as in brpc); short
-/// ones close.
+/// A connection held for one attempt. A pooled connection goes back to its pool when dropped
+/// (to be closed after the idle timeout it comes with), but only once its call was answered
+/// (one call per pooled connection, as in brpc); short ones close.
 struct Lease<'a> {
     conn: Arc<Connection>,
-    return_to: Option<&'a Mutex<Vec<Arc<Connection>>>>,
+    return_to: Option<(&'a IdlePool<Arc<Connection>>, Option<Duration>)>,
     answered: bool,
 }
 
@@ -352,14 +342,13 @@ impl std::ops::Deref for Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        let Some(pool) = self.return_to else { return };
+        let Some((pool, idle_timeout)) = self.return_to else {
+            return;
+        };
         if !self.answered || self.conn.is_broken() {
             return;
         }
-        let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < MAX_IDLE_POOLED {
-            pool.push(Arc::clone(&self.conn));
-        }
+        pool.give_back(Arc::clone(&self.conn), idle_timeout);
     }
 }
 

@@ -3,7 +3,6 @@
 //! method's descriptors, on pooled keep-alive connections.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST};
@@ -17,6 +16,7 @@ use super::call::{
     authority, authorization, Answer, BoxFuture, CallSettings, EncodedRequest, EndpointSettings,
     Failure, OwnedConnections,
 };
+use super::idle_pool::IdlePool;
 use crate::compress::{self, CompressType};
 use crate::protocol::http::{
     parse_error_body, ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, TIMEOUT_HEADER,
@@ -69,7 +69,7 @@ fn json_mapping(
     #[cfg(feature = "json")]
     {
         use std::collections::HashMap;
-        use std::sync::LazyLock;
+        use std::sync::{LazyLock, Mutex};
         type Key = (usize, String, String);
         static MAPPINGS: LazyLock<Mutex<HashMap<Key, MethodJson>>> =
             LazyLock::new(Default::default);
@@ -101,42 +101,11 @@ fn json_mapping(
 /// Idle connections kept per server; more are closed once their call ends.
 const MAX_IDLE_CONNECTIONS: usize = 16;
 
-/// One HTTP/1.1 connection: its sender and its local address.
+/// One HTTP/1.1 connection: its sender and its local address. Dropping it closes it.
 #[derive(Debug)]
 struct Connection {
     sender: SendRequest<Full<Bytes>>,
     local: SocketAddr,
-}
-
-/// A server's idle HTTP/1.1 connections.
-#[derive(Debug, Default)]
-struct HttpPool {
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl HttpPool {
-    /// An idle connection that is still open, if any.
-    fn take(&self) -> Option<Connection> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(connection) = idle.pop() {
-            if !connection.sender.is_closed() {
-                return Some(connection);
-            }
-        }
-        None
-    }
-
-    /// Keeps a connection whose call has ended for the next call, unless it closed or the
-    /// pool is full.
-    fn give_back(&self, connection: Connection) {
-        if connection.sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_CONNECTIONS {
-            idle.push(connection);
-        }
-    }
 }
 
 /// The `http` protocol's connections to the server `settings` name: HTTP/1.1 through hyper,
@@ -146,7 +115,7 @@ pub(crate) fn connections(settings: EndpointSettings) -> Box<dyn OwnedConnection
         addr: settings.addr,
         max_body_size: settings.max_body_size,
         security: settings.security,
-        pool: HttpPool::default(),
+        pool: IdlePool::new(MAX_IDLE_CONNECTIONS),
     })
 }
 
@@ -157,7 +126,7 @@ struct HttpConnections {
     max_body_size: usize,
     security: Security,
     /// Idle keep-alive connections.
-    pool: HttpPool,
+    pool: IdlePool<Connection>,
 }
 
 impl OwnedConnections for HttpConnections {
@@ -173,13 +142,20 @@ impl OwnedConnections for HttpConnections {
     fn probe<'a>(&'a self, settings: &'a CallSettings) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
             let connection = self.connect(settings).await.map_err(|f| f.status)?;
-            self.pool.give_back(connection);
+            self.give_back(connection, settings);
             Ok(())
         })
     }
 }
 
 impl HttpConnections {
+    /// Keeps a connection whose call has ended for the next call, unless it closed.
+    fn give_back(&self, connection: Connection, settings: &CallSettings) {
+        if !connection.sender.is_closed() {
+            self.pool.give_back(connection, settings.idle_timeout);
+        }
+    }
+
     /// One call attempt over HTTP/1.1.
     async fn attempt(
         &self,
@@ -203,7 +179,7 @@ impl HttpConnections {
         let (parts, body) = response.into_parts();
         let body = read_body(body, self.max_body_size).await?;
         // Only a connection whose response was read whole can carry the next call.
-        self.pool.give_back(connection);
+        self.give_back(connection, settings);
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()
@@ -241,7 +217,7 @@ impl HttpConnections {
         request: Request<Full<Bytes>>,
     ) -> Result<(Connection, Response<Incoming>), Failure> {
         let mut request = request;
-        while let Some(mut connection) = self.pool.take() {
+        while let Some(mut connection) = self.pool.take(|c| !c.sender.is_closed()) {
             if connection.sender.ready().await.is_err() {
                 continue;
             }

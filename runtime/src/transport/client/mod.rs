@@ -20,6 +20,7 @@ pub(crate) mod framed;
 pub(crate) mod grpc;
 pub(crate) mod h2;
 pub(crate) mod http;
+mod idle_pool;
 mod in_order;
 pub(crate) mod pending;
 
@@ -32,6 +33,7 @@ pub(crate) use call::{
     Answer, CallSettings, Cause, EncodedRequest, EndpointSettings, Failure, OpenStream,
     OwnedConnections, StreamRequest,
 };
+pub(crate) use idle_pool::DEFAULT_IDLE_TIMEOUT;
 
 /// A client protocol as a channel sees it: a name, and the connections it makes to a server.
 #[derive(Clone)]
