@@ -1,5 +1,6 @@
-//! Connection hygiene: a connection that never tells its protocol is closed after the
-//! server's `first_bytes_timeout`, one whose protocol is known may idle, and connections past
+//! Connection hygiene: a connection that never tells its protocol, or never finishes its
+//! first frame, is closed after the server's `first_bytes_timeout`; one that has made a
+//! request may idle, and connections past
 //! `max_connections` are closed at once; idle connections are closed by the server's
 //! `idle_timeout`, and by a channel's for the connections it keeps.
 
@@ -47,6 +48,32 @@ async fn silent_and_undecided_connections_are_closed_after_the_first_bytes_timeo
             "{prefix:?}: not before the timeout ({waited:?})"
         );
     }
+}
+
+#[tokio::test]
+async fn a_first_frame_trickled_past_the_timeout_closes_the_connection() {
+    let limit = Duration::from_millis(300);
+    let server = server(limit).await;
+    let started = tokio::time::Instant::now();
+    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    // A baidu_std header (a 100-byte body, 10 of it meta): the protocol is told at once, then
+    // the body comes a byte every 50 ms, never whole within the limit.
+    let trickle = tokio::spawn(async move {
+        let mut sent = write.write_all(b"PRPC\0\0\0\x64\0\0\0\x0a").await;
+        while sent.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sent = write.write_all(b"\0").await;
+        }
+    });
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(HANG_GUARD, read.read(&mut buf))
+        .await
+        .expect("the server closes the connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed without an answer");
+    let waited = started.elapsed();
+    assert!(waited >= limit - Duration::from_millis(50), "{waited:?}");
+    trickle.abort();
 }
 
 #[tokio::test]

@@ -325,3 +325,25 @@ async fn a_channels_keep_alive_gives_up_on_a_silent_server() {
         "gave up at the PING's timeout: {waited:?} {status}"
     );
 }
+
+#[tokio::test]
+async fn a_redis_first_command_must_be_whole_within_the_first_bytes_timeout() {
+    let limit = Duration::from_millis(300);
+    let server = server(|b| b.first_bytes_timeout(limit)).await;
+    // Told (a RESP array), then never finished: closed at the limit, unanswered.
+    let started = Instant::now();
+    let mut cut = TcpStream::connect(server.local_addr()).await.unwrap();
+    cut.write_all(b"*1\r\n$4\r\nPI").await.unwrap();
+    assert_eq!(read_to_close(&mut cut).await, b"");
+    let waited = started.elapsed();
+    assert!(waited >= limit - Duration::from_millis(50), "{waited:?}");
+    // A whole first command: the connection may then idle past the limit.
+    let mut whole = TcpStream::connect(server.local_addr()).await.unwrap();
+    whole.write_all(b"*1\r\n$4\r\nPING\r\n").await.unwrap();
+    let mut buf = [0u8; 7];
+    whole.read_exact(&mut buf).await.unwrap();
+    tokio::time::sleep(limit * 2).await;
+    whole.write_all(b"PING\r\n").await.unwrap();
+    whole.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"+PONG\r\n");
+}

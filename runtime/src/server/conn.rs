@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use super::detect::{detect, Detected};
+use super::detect::{detect, Detected, Told};
 use super::protocol::ServerProtocol;
 use super::state::{ConnectionGuard, Peer, Shared};
 use crate::transport::stream::ServerIo;
@@ -22,13 +22,19 @@ pub(crate) async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.local_addr);
     let mut stream = stream;
-    let Some((detected, buf)) = detect(&mut stream, &shared, &protocols, true).await else {
+    let Some(Told {
+        detected,
+        prefix: buf,
+        first_message_by,
+    }) = detect(&mut stream, &shared, &protocols, true).await
+    else {
         return;
     };
     let peer = Peer {
         remote,
         local,
         tls: false,
+        first_message_by,
     };
     match detected {
         Detected::Tls => {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
 
 use super::protocol::ServerProtocol;
 use super::state::{wait_for_phase, Phase, Shared};
@@ -25,6 +26,14 @@ pub(crate) enum Detected {
     Unknown(String),
 }
 
+/// What the first bytes told, the bytes, and when the connection's first message must have
+/// arrived whole (`first_bytes_timeout` after detection began; `None`: no limit).
+pub(crate) struct Told {
+    pub(crate) detected: Detected,
+    pub(crate) prefix: BytesMut,
+    pub(crate) first_message_by: Option<Instant>,
+}
+
 /// Reads until the first bytes tell the protocol (among `protocols`, and TLS when
 /// `tls_allowed`); `None` if the connection ends (or the server closes) first.
 pub(crate) async fn detect<S: AsyncRead + Unpin>(
@@ -32,20 +41,25 @@ pub(crate) async fn detect<S: AsyncRead + Unpin>(
     shared: &Shared,
     protocols: &[Arc<dyn ServerProtocol>],
     tls_allowed: bool,
-) -> Option<(Detected, BytesMut)> {
+) -> Option<Told> {
     let mut phase = shared.phase.subscribe();
     let mut buf = read_buffer();
     let limit = shared.options.first_bytes_timeout;
+    let first_message_by = limit.map(|limit| Instant::now() + limit);
     let timeout = async {
-        match limit {
-            Some(limit) => tokio::time::sleep(limit).await,
+        match first_message_by {
+            Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,
         }
     };
     tokio::pin!(timeout);
     loop {
         if let Some(detected) = classify(&buf, protocols, tls_allowed) {
-            return Some((detected, buf));
+            return Some(Told {
+                detected,
+                prefix: buf,
+                first_message_by,
+            });
         }
         prepare_read_buffer(&mut buf);
         tokio::select! {

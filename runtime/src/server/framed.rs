@@ -127,7 +127,7 @@ async fn serve<R, W>(
         ));
     }
     match closing {
-        Some(Closing::BadInput(reason)) => {
+        Some(Closing::BadInput(reason) | Closing::Slow(reason)) => {
             tracing::warn!(%remote, "closing connection: {reason}");
             writer.abort();
         }
@@ -146,6 +146,8 @@ async fn serve<R, W>(
 enum Closing {
     /// Bytes it cannot parse: nothing more on the connection can be trusted.
     BadInput(String),
+    /// Its first request did not arrive in time.
+    Slow(String),
     /// The first request's credential failed verification (its reply is still sent).
     AuthFailed(Status),
     /// A reply could not be made on a protocol whose replies keep the requests' order (the
@@ -192,6 +194,13 @@ impl Connection {
         // Reset on every read; only with an idle timeout.
         let idle_limit = self.shared.options.idle_timeout;
         let mut idle = idle_limit.map(|limit| Box::pin(tokio::time::sleep(limit)));
+        // Until the first request has arrived whole (`first_bytes_timeout`): a connection
+        // that trickles its first frame is not a client yet. Later frames may take their
+        // time, as in brpc.
+        let mut first_message = self
+            .peer
+            .first_message_by
+            .map(|at| Box::pin(tokio::time::sleep_until(at)));
         // The detected prefix is in `buf` already: cut what it holds before reading more.
         let mut first = true;
         loop {
@@ -210,6 +219,14 @@ impl Connection {
                         }
                     },
                     () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return None,
+                    () = async { first_message.as_mut().expect("armed").await }, if first_message.is_some() => {
+                        let limit = self.shared.options.first_bytes_timeout.unwrap_or_default();
+                        return Some(Closing::Slow(format!(
+                            "no whole first request within {}ms ({} bytes came)",
+                            limit.as_millis(),
+                            buf.len()
+                        )));
+                    }
                     () = async { idle.as_mut().expect("armed").await }, if idle.is_some() => {
                         if self.is_idle() {
                             tracing::debug!(remote = %self.peer.remote, "closing idle connection");
@@ -244,6 +261,7 @@ impl Connection {
                 }
                 match self.codec.decode_request(buf, max_body_size) {
                     Ok(Some(request)) => {
+                        first_message = None;
                         if let Some(closing) = self.authenticate(&request) {
                             return Some(closing);
                         }
@@ -378,7 +396,9 @@ impl Connection {
         let accepted = stream_offer
             .as_ref()
             .map(|offer| Arc::clone(&offer.accepted));
-        let Peer { remote, local, tls } = self.peer;
+        let Peer {
+            remote, local, tls, ..
+        } = self.peer;
         let deadline =
             timeout_ms.and_then(|ms| deadline_after(*arrived.get_or_insert_with(Instant::now), ms));
         let compress_type = payload.compress_type;

@@ -269,8 +269,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Closes a new connection that has not sent the first bytes of its protocol within
-    /// `timeout` (default 10 s): see [`ServerOptions::first_bytes_timeout`].
+    /// Closes a new connection that has not sent the first bytes of its protocol (on framed
+    /// protocols and redis: its whole first request) within `timeout` (default 10 s): see
+    /// [`ServerOptions::first_bytes_timeout`].
     pub fn first_bytes_timeout(mut self, timeout: Duration) -> Self {
         self.options.first_bytes_timeout = Some(timeout);
         self

@@ -27,9 +27,13 @@ pub struct ServerOptions {
     /// it while the server runs.
     pub max_concurrency: usize,
     /// How long a new connection may take to send the first bytes that tell its protocol
-    /// (inside TLS, once the handshake is done) before the server closes it (default 10 s;
-    /// `None`: no limit). A connection that says nothing would otherwise hold a socket and a
-    /// task forever. Once its protocol is known, a connection may idle as long as it likes.
+    /// and, on the framed protocols (baidu_std, hulu_pbrpc, sofa_pbrpc, nshead) and redis, its
+    /// whole first request (inside TLS, timed from the handshake's end), before the server
+    /// closes it (default 10 s; `None`: no limit). A connection that says nothing, or trickles
+    /// its first frame, would otherwise hold a socket and a task forever. After its first
+    /// request a connection may idle as long as it likes (unless [`idle_timeout`](Self::idle_timeout)
+    /// is set), and a later frame may take its time, as in brpc; HTTP requests are bounded by
+    /// [`request_read_timeout`](Self::request_read_timeout).
     pub first_bytes_timeout: Option<Duration>,
     /// The most connections the server keeps open at once (default 0: no limit). A connection
     /// accepted past it is closed at once, the refusal logged, so a flood of connections

@@ -338,11 +338,14 @@ async fn serve_redis(
         session: None,
     };
     let mut out = BytesMut::new();
+    // A first command not whole by `first_bytes_timeout` closes the connection.
+    let mut first_command_by = peer.first_message_by;
     loop {
         let mut inflight = None;
         let failure = loop {
             match resp::cut_command(&mut buf, max_body_size) {
                 Ok(Some(Command::Args(args))) => {
+                    first_command_by = None;
                     // The commands being answered count as a request in flight, so a
                     // stopping server waits for their replies.
                     inflight.get_or_insert_with(|| InflightGuard::enter(&shared));
@@ -381,9 +384,19 @@ async fn serve_redis(
                 None => std::future::pending().await,
             }
         };
+        let first_command = async {
+            match first_command_by {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = idle => {
                 tracing::debug!(remote = %peer.remote, "closing an idle redis connection");
+                break;
+            }
+            () = first_command => {
+                tracing::warn!(remote = %peer.remote, "closing redis connection: no whole first command within first_bytes_timeout ({} bytes came)", buf.len());
                 break;
             }
             read = io.read_buf(&mut buf) => match read {

@@ -26,6 +26,8 @@ pub(crate) struct Peer {
     pub(crate) local: SocketAddr,
     /// Whether it came over TLS.
     pub(crate) tls: bool,
+    /// When its first message must have arrived whole (`first_bytes_timeout`), if ever.
+    pub(crate) first_message_by: Option<tokio::time::Instant>,
 }
 
 /// Where a stopping server is.

@@ -37,7 +37,7 @@ pub(crate) async fn serve_tls(
     protocols: &[Arc<dyn ServerProtocol>],
     open: ConnectionGuard,
 ) {
-    use super::detect::{detect, Detected};
+    use super::detect::{detect, Detected, Told};
     use crate::transport::rewind::Rewind;
     use crate::transport::stream::ServerIo;
 
@@ -67,9 +67,18 @@ pub(crate) async fn serve_tls(
         },
         () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => return,
     };
-    let peer = Peer { tls: true, ..peer };
-    let Some((detected, buf)) = detect(&mut tls, &shared, protocols, false).await else {
+    let Some(Told {
+        detected,
+        prefix: buf,
+        first_message_by,
+    }) = detect(&mut tls, &shared, protocols, false).await
+    else {
         return;
+    };
+    let peer = Peer {
+        tls: true,
+        first_message_by,
+        ..peer
     };
     match detected {
         Detected::Protocol(protocol) => {
