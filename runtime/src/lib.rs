@@ -164,6 +164,7 @@ pub mod lb;
 pub mod limiter;
 pub mod memcache;
 mod method;
+pub mod metrics;
 pub mod naming;
 pub mod protocol;
 pub mod redis;

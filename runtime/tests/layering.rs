@@ -12,6 +12,7 @@
 //!                                                                   <-  combo (<- channel)
 //!                                       <-  naming  <-  lb  <-  channel
 //!                                       <-  limiter  <-  server
+//!                                       <-  metrics  <-  channel, server
 //! ```
 //!
 //! A failure names the file, the path it imports and the rule it breaks.
@@ -43,9 +44,10 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
         "naming" => &[],
         "lb" => &["naming"],
         "limiter" => &[],
+        "metrics" => &[],
         "transport" => &["protocol"],
-        "channel" => &["protocol", "transport", "lb", "naming"],
-        "server" => &["protocol", "transport", "limiter"],
+        "channel" => &["protocol", "transport", "lb", "naming", "metrics"],
+        "server" => &["protocol", "transport", "limiter", "metrics"],
         "combo" => &["protocol", "transport", "channel", "lb", "naming"],
         // A protocol's user-facing facade: its calls on channels, its service on servers.
         "redis" => &["protocol", "transport", "channel", "server"],
