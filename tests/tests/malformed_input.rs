@@ -209,7 +209,7 @@ async fn a_plain_http_get_of_an_unknown_path_is_404() {
     let (server, _arrivals) = start_server().await;
     let mut stream = connect(&server).await;
     stream
-        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .write_all(b"GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
     let reply = expect_closed(&mut stream).await;
@@ -217,7 +217,7 @@ async fn a_plain_http_get_of_an_unknown_path_is_404() {
     assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
     assert!(reply.contains("x-bd-error-code: 1002"), "{reply}");
     assert!(
-        reply.ends_with("[E1002]Fail to find method on `/'"),
+        reply.ends_with("[E1002]Fail to find method on `/nope'"),
         "{reply}"
     );
 }

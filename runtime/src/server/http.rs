@@ -57,6 +57,9 @@ pub(super) async fn handle(
         }
         return super::grpc::serve(request, peer, shared).await;
     }
+    if super::builtin::is_builtin(&request, &shared) {
+        return super::builtin::serve(&request, &shared);
+    }
     let json_errors = wants_json(request.headers());
     if shared.phase_now() != Phase::Running {
         return stopping().into_response(peer.local, json_errors);

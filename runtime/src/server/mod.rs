@@ -8,6 +8,7 @@
 //! (`detect`, `tls`, `conn`), which the accept loop here starts.
 
 mod body;
+mod builtin;
 mod conn;
 mod context;
 #[cfg(feature = "json")]
@@ -30,6 +31,7 @@ mod reflection;
 mod registry;
 mod service;
 mod state;
+mod status;
 mod tls;
 #[cfg(feature = "tower")]
 pub(crate) mod tower;
@@ -291,6 +293,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the builtin pages (`/status`, `/vars`, `/brpc_metrics`, ...) or not (default:
+    /// it does): see [`ServerOptions::builtin_services`].
+    pub fn builtin_services(mut self, enabled: bool) -> Self {
+        self.options.builtin_services = enabled;
+        self
+    }
+
+    /// Sets what the `/version` page shows: see [`ServerOptions::version`].
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.options.version = Some(version.into());
+        self
+    }
+
     /// Replaces all options.
     pub fn options(mut self, options: ServerOptions) -> Self {
         self.options = options;
@@ -380,11 +395,14 @@ impl ServerBuilder {
             reflection: std::sync::OnceLock::new(),
         });
         let protocols: Arc<[Arc<dyn ServerProtocol>]> = protocols(self.redis.take()).into();
+        crate::metrics::expose_process_metrics();
+        let metrics = shared.registry.expose_status(local_addr.port());
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), protocols));
         tracing::info!(%local_addr, services = ?shared.registry.names().collect::<Vec<_>>(), "server started");
         Ok(Server {
             shared,
             accept_task: std::sync::Mutex::new(Some(accept_task)),
+            _metrics: metrics,
         })
     }
 
@@ -523,6 +541,8 @@ impl StopSignals {
 pub struct Server {
     shared: Arc<Shared>,
     accept_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The methods' figures, shown in `/vars` while the server lives.
+    _metrics: Vec<crate::metrics::Exposed>,
 }
 
 impl Server {

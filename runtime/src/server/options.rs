@@ -74,6 +74,12 @@ pub struct ServerOptions {
     /// services' descriptors, so `grpcurl list` and `describe` work (default true, as brpc shows
     /// its services' `.proto` definitions on its builtin pages; needs the `json` feature).
     pub reflection: bool,
+    /// Serves the builtin pages — `/`, `/status`, `/vars`, `/brpc_metrics` (and `/metrics`),
+    /// `/health`, `/version` — to `GET` requests on the server's port (default true, as
+    /// brpc's `has_builtin_services`).
+    pub builtin_services: bool,
+    /// What `/version` shows (default `brisk_server_<port>`), as brpc's `Server::set_version`.
+    pub version: Option<String>,
     /// Verifies clients' credentials (default none): see [`crate::auth`].
     pub authenticator: Option<Arc<dyn crate::Authenticator>>,
     /// TLS on the port (default none: TLS handshakes are closed): see
@@ -106,6 +112,8 @@ impl Default for ServerOptions {
             http2_keep_alive_timeout: crate::transport::h2_keep_alive::DEFAULT_TIMEOUT,
             strict_json: false,
             reflection: true,
+            builtin_services: true,
+            version: None,
             authenticator: None,
             #[cfg(feature = "tls")]
             tls: None,

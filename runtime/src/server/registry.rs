@@ -1,10 +1,11 @@
 //! Services by name, and their methods by name, for dispatch.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use super::status::MethodStatus;
 use super::{MessageSchema, Service};
 use crate::limiter::{ConcurrencyLimiter, MaxConcurrency};
 use crate::{errno, Error, Status};
@@ -17,11 +18,12 @@ struct Entry {
     settings: Box<[Arc<MethodSettings>]>,
 }
 
-/// What a server was told about one method: its concurrency limiter (brpc's
-/// `MaxConcurrencyOf`) with the requests it is running, and whether its handler blocks.
+/// What a server was told about one method — its concurrency limiter (brpc's
+/// `MaxConcurrencyOf`) and whether its handler blocks — and its figures.
 #[derive(Default)]
 pub(crate) struct MethodSettings {
-    inflight: AtomicUsize,
+    /// Calls, errors, latency and the requests running now.
+    status: Arc<MethodStatus>,
     /// `None`: no limit.
     limiter: RwLock<Option<Arc<dyn ConcurrencyLimiter>>>,
     /// Its handlers run on the blocking pool.
@@ -40,17 +42,17 @@ impl MethodSettings {
 /// How a request may run, once admitted by its method.
 #[derive(Default)]
 pub(crate) struct Admitted {
-    /// Its place in the method's limit, held until it is answered.
+    /// Its place among the method's requests, held until it is answered.
     pub(crate) guard: Option<MethodGuard>,
     /// Whether its handler runs on the blocking pool.
     pub(crate) blocking: bool,
 }
 
-/// A request counted against its method's limit until dropped, which tells the limiter how it
-/// was answered and how long it took.
+/// A request counted among its method's running ones until dropped, which records how it was
+/// answered and how long it took, in the method's figures and for its limiter.
 pub(crate) struct MethodGuard {
     settings: Arc<MethodSettings>,
-    limiter: Arc<dyn ConcurrencyLimiter>,
+    limiter: Option<Arc<dyn ConcurrencyLimiter>>,
     admitted: Instant,
     /// How it was answered; a request dropped before it was (its caller gone, its deadline
     /// passed) counts as cancelled.
@@ -66,9 +68,13 @@ impl MethodGuard {
 
 impl Drop for MethodGuard {
     fn drop(&mut self) {
-        self.settings.inflight.fetch_sub(1, Ordering::Relaxed);
-        self.limiter
-            .on_responded(self.code, self.admitted.elapsed());
+        let status = &self.settings.status;
+        status.concurrency.fetch_sub(1, Ordering::Relaxed);
+        let latency = self.admitted.elapsed();
+        status.on_responded(self.code, latency);
+        if let Some(limiter) = &self.limiter {
+            limiter.on_responded(self.code, latency);
+        }
     }
 }
 
@@ -255,34 +261,29 @@ impl Registry {
         })
     }
 
-    /// Admits a request of `service`'s method `method`, whose caller gave it `timeout`: asks
-    /// the method's concurrency limiter (ELIMIT in brpc's words when it refuses; the count
-    /// includes this request, as brpc's does) and says whether its handler blocks. Free when no
-    /// method has a limit or blocks.
+    /// Admits a request of `service`'s method `method`, whose caller gave it `timeout`: counts
+    /// it in the method's figures, asks the method's concurrency limiter if it has one (ELIMIT
+    /// in brpc's words when it refuses; the count includes this request, as brpc's does) and
+    /// says whether its handler blocks.
     pub(crate) fn enter_method(
         &self,
         service: &dyn Service,
         method: usize,
         timeout: Option<Duration>,
     ) -> Result<Admitted, Status> {
-        if !self.special.load(Ordering::Relaxed) {
-            return Ok(Admitted::default());
-        }
+        // The service is one of the entries' own: found by address, with no hashing.
         let Some(settings) = self
-            .by_name
-            .get(service.full_name())
-            .and_then(|&entry| self.entries[entry].settings.get(method))
+            .entries
+            .iter()
+            .find(|e| std::ptr::addr_eq(Arc::as_ptr(&e.service), service))
+            .and_then(|entry| entry.settings.get(method))
         else {
             return Ok(Admitted::default());
         };
-        let blocking = settings.blocking.load(Ordering::Relaxed);
-        let Some(limiter) = settings.limiter() else {
-            return Ok(Admitted {
-                guard: None,
-                blocking,
-            });
-        };
-        let count = settings.inflight.fetch_add(1, Ordering::Relaxed) + 1;
+        let special = self.special.load(Ordering::Relaxed);
+        let blocking = special && settings.blocking.load(Ordering::Relaxed);
+        let limiter = if special { settings.limiter() } else { None };
+        let count = settings.status.concurrency.fetch_add(1, Ordering::Relaxed) + 1;
         // Counted from here: a limiter that panics still gives the place back.
         let mut guard = MethodGuard {
             settings: Arc::clone(settings),
@@ -290,25 +291,60 @@ impl Registry {
             admitted: Instant::now(),
             code: errno::ECANCELED,
         };
-        if !guard.limiter.on_requested(count, timeout) {
-            // The limiter hears of its refusal too, as brpc's does.
-            guard.answered(errno::ELIMIT);
-            let name = service
-                .method_names()
-                .get(method)
-                .copied()
-                .unwrap_or_default();
-            return Err(Status::new(
-                errno::ELIMIT,
-                format!(
-                    "Rejected by {}.{name}'s ConcurrencyLimiter, concurrency={count}",
-                    service.full_name()
-                ),
-            ));
+        if let Some(limiter) = &guard.limiter {
+            if !limiter.on_requested(count, timeout) {
+                // The limiter hears of its refusal too, as brpc's does.
+                guard.answered(errno::ELIMIT);
+                let name = service
+                    .method_names()
+                    .get(method)
+                    .copied()
+                    .unwrap_or_default();
+                return Err(Status::new(
+                    errno::ELIMIT,
+                    format!(
+                        "Rejected by {}.{name}'s ConcurrencyLimiter, concurrency={count}",
+                        service.full_name()
+                    ),
+                ));
+            }
         }
         Ok(Admitted {
             guard: Some(guard),
             blocking,
+        })
+    }
+
+    /// Exposes every method's figures under brpc's names for a server on `port`
+    /// (`rpc_server_8000_example_echo_service_echo_count`, ...), for as long as the returned
+    /// handles live.
+    pub(crate) fn expose_status(&self, port: u16) -> Vec<crate::metrics::Exposed> {
+        let mut exposed = Vec::new();
+        for entry in &self.entries {
+            for (name, settings) in entry.service.method_names().iter().zip(&*entry.settings) {
+                let full = format!("{}.{name}", entry.service.full_name());
+                let prefix = format!(
+                    "rpc_server_{port}_{}",
+                    crate::metrics::to_underscored_name(&full)
+                );
+                exposed.extend(settings.status.expose(&prefix));
+            }
+        }
+        exposed
+    }
+
+    /// Every method's figures: (service, method, figures), in the order services were added.
+    pub(crate) fn statuses(
+        &self,
+    ) -> impl Iterator<Item = (&'static str, &'static str, &MethodStatus)> + '_ {
+        self.entries.iter().flat_map(|entry| {
+            let service = entry.service.full_name();
+            entry
+                .service
+                .method_names()
+                .iter()
+                .zip(&*entry.settings)
+                .map(move |(method, settings)| (service, *method, &*settings.status))
         })
     }
 

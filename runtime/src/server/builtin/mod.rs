@@ -1,0 +1,226 @@
+//! The server's builtin pages (brpc's builtin services), on its own port over HTTP/1.1 and
+//! HTTP/2: `/` lists them, `/status` shows each method, `/vars` every metric, `/brpc_metrics`
+//! (and `/metrics`) exports the metrics for Prometheus, `/health` and `/version` answer
+//! probes. Browsers get HTML, other clients (curl) plain text, as brpc decides by
+//! `User-Agent`; `?console=1` asks for text. They answer `GET` (and `HEAD`) only, are not
+//! counted against concurrency limits, and are off with `ServerBuilder::builtin_services(false)`.
+
+mod html;
+mod pages;
+mod status;
+mod vars;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
+use http::{Method, Request, Response, StatusCode};
+
+use super::body::{full_body, ResponseBody};
+use super::state::Shared;
+use crate::metrics::prometheus;
+use pages::PAGES;
+
+/// How a page is wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Format {
+    Text,
+    Html,
+}
+
+/// Whether `request` is for a builtin page this server shows.
+pub(super) fn is_builtin(request: &Request<impl Sized>, shared: &Shared) -> bool {
+    shared.options.builtin_services
+        && matches!(*request.method(), Method::GET | Method::HEAD)
+        && page_of(request.uri().path()).is_some()
+}
+
+/// The page a path names, and what follows it (`/vars/NAME`).
+fn page_of(path: &str) -> Option<(&'static str, &str)> {
+    let path = path.trim_end_matches('/');
+    let (head, rest) = match path.get(1..).and_then(|p| p.split_once('/')) {
+        Some((head, rest)) => (head, rest),
+        None => (path.get(1..).unwrap_or(""), ""),
+    };
+    let page = match head {
+        "" | "index" => "index",
+        "status" => "status",
+        "vars" => "vars",
+        "brpc_metrics" | "metrics" => "metrics",
+        "health" => "health",
+        "version" => "version",
+        _ => return None,
+    };
+    // Only `/vars` takes a tail.
+    (rest.is_empty() || page == "vars").then_some((page, rest))
+}
+
+/// Answers a request [`is_builtin`] accepted.
+pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<ResponseBody> {
+    let format = format_of(request);
+    let Some((page, rest)) = page_of(request.uri().path()) else {
+        return plain(StatusCode::NOT_FOUND, "no such page\n".into());
+    };
+    let head = *request.method() == Method::HEAD;
+    let (content_type, body) = match page {
+        "index" => page_body(format, "Brisk", index_text(), index_html()),
+        "status" => page_body(format, "Status", status::text(shared), status::html(shared)),
+        "vars" => {
+            let filter = percent_decode(rest);
+            let vars = vars::text(&filter);
+            if vars.is_empty() && !filter.is_empty() && !filter.contains(['*', '$', '?']) {
+                return plain(
+                    StatusCode::NOT_FOUND,
+                    format!("Fail to find any bvar by `{filter}'\n"),
+                );
+            }
+            page_body(format, "Vars", vars, vars::html(&filter))
+        }
+        "metrics" => (prometheus::CONTENT_TYPE, prometheus::render()),
+        "health" => (TEXT, "OK\n".to_owned()),
+        "version" => (TEXT, format!("{}\n", version(shared))),
+        _ => unreachable!("page_of names only these"),
+    };
+    let mut response = Response::new(if head {
+        full_body(Bytes::new())
+    } else {
+        full_body(body)
+    });
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+
+fn page_body(format: Format, title: &str, text: String, html: String) -> (&'static str, String) {
+    match format {
+        Format::Text => (TEXT, text),
+        Format::Html => (HTML, html::page(title, &html)),
+    }
+}
+
+fn plain(status: StatusCode, body: String) -> Response<ResponseBody> {
+    let mut response = Response::new(full_body(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT));
+    response
+}
+
+/// Text unless a browser asks (brpc: by `User-Agent`), or whatever asks with `?console=1`.
+fn format_of(request: &Request<impl Sized>) -> Format {
+    let console = request.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair == "console=1" || pair == "console")
+    });
+    let browser = request
+        .headers()
+        .get(USER_AGENT)
+        .and_then(|ua| ua.to_str().ok())
+        .is_some_and(|ua| ua.starts_with("Mozilla"));
+    if browser && !console {
+        Format::Html
+    } else {
+        Format::Text
+    }
+}
+
+fn version(shared: &Shared) -> String {
+    shared
+        .options
+        .version
+        .clone()
+        .unwrap_or_else(|| format!("brisk_server_{}", shared.local_addr.port()))
+}
+
+fn index_text() -> String {
+    let mut out = String::new();
+    for (path, what) in PAGES {
+        out.push_str(&format!("{path:<14} {what}\n"));
+    }
+    out
+}
+
+fn index_html() -> String {
+    let mut out = String::from("<ul>");
+    for (path, what) in PAGES {
+        out.push_str(&format!(
+            "<li><a href=\"{path}\">{path}</a> — {}</li>",
+            html::escape(what)
+        ));
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// `%XX` escapes decoded (a glob's `*` may come as `%2A`); bad escapes are kept as they are.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_pages() {
+        assert_eq!(page_of("/"), Some(("index", "")));
+        assert_eq!(page_of(""), Some(("index", "")));
+        assert_eq!(page_of("/status"), Some(("status", "")));
+        assert_eq!(page_of("/status/"), Some(("status", "")));
+        assert_eq!(
+            page_of("/vars/rpc_*;process_*"),
+            Some(("vars", "rpc_*;process_*"))
+        );
+        assert_eq!(page_of("/metrics"), Some(("metrics", "")));
+        assert_eq!(page_of("/brpc_metrics"), Some(("metrics", "")));
+        assert_eq!(page_of("/status/extra"), None);
+        assert_eq!(page_of("/example.EchoService/Echo"), None);
+    }
+
+    #[test]
+    fn browsers_get_html_unless_they_ask_for_the_console() {
+        let request = |ua: Option<&str>, uri: &str| {
+            let mut builder = Request::builder().uri(uri);
+            if let Some(ua) = ua {
+                builder = builder.header(USER_AGENT, ua);
+            }
+            builder.body(()).unwrap()
+        };
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(format_of(&request(Some(firefox), "/status")), Format::Html);
+        assert_eq!(
+            format_of(&request(Some(firefox), "/status?console=1")),
+            Format::Text
+        );
+        assert_eq!(
+            format_of(&request(Some("curl/8.5.0"), "/status")),
+            Format::Text
+        );
+        assert_eq!(format_of(&request(None, "/status")), Format::Text);
+    }
+
+    #[test]
+    fn escapes_are_decoded() {
+        assert_eq!(percent_decode("rpc_%2A"), "rpc_*");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,20 @@
+//! The builtin pages there are, with what each shows: the index lists them, every HTML page
+//! links to them.
+
+/// (path, what it shows).
+pub(super) const PAGES: &[(&str, &str)] = &[
+    (
+        "/status",
+        "each method: calls, errors by code, QPS, latency percentiles, concurrency",
+    ),
+    (
+        "/vars",
+        "every metric; /vars/GLOB filters (`*` any run, `$` one character)",
+    ),
+    (
+        "/brpc_metrics",
+        "the metrics in Prometheus's text format (also /metrics)",
+    ),
+    ("/health", "OK while the server runs"),
+    ("/version", "the server's version"),
+];

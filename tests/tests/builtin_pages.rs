@@ -1,0 +1,214 @@
+//! The builtin pages on a server's own port: `/status` and `/vars` count every call of every
+//! protocol (errors by code), `/brpc_metrics` parses with Prometheus's own parser
+//! (`prometheus_client`, PyPI), browsers get HTML and curl text, HTTP/2 is served too, and
+//! `builtin_services(false)` hides them.
+
+use std::process::Command;
+use std::time::Duration;
+
+use brisk::errno;
+use brisk::Server;
+use brisk_tests::test::{FailRequest, SleepRequest, TestServiceServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn server(configure: impl FnOnce(brisk::ServerBuilder) -> brisk::ServerBuilder) -> Server {
+    let (service, arrivals) = brisk_tests::TestImpl::new();
+    // The test does not wait on arrivals.
+    std::mem::forget(arrivals);
+    configure(Server::builder().add_service(TestServiceServer::new(service)))
+        .start("127.0.0.1:0")
+        .await
+        .expect("server starts")
+}
+
+/// `GET path` over HTTP/1.1 with `user_agent`: (status code, content type, body).
+async fn get(server: &Server, path: &str, user_agent: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {user_agent}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut response))
+        .await
+        .expect("answered")
+        .unwrap();
+    let response = String::from_utf8(response).expect("UTF-8");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
+    let status = head[9..12].parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, body.to_owned())
+}
+
+/// `/vars/NAME`'s value.
+async fn var(server: &Server, name: &str) -> u64 {
+    let (status, _, body) = get(server, &format!("/vars/{name}"), "curl/8").await;
+    assert_eq!(status, 200, "{name}: {body}");
+    let value = body.trim().rsplit(" : ").next().unwrap();
+    value.parse().unwrap_or_else(|_| panic!("{name}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_of_every_protocol_is_counted_with_errors_by_code() {
+    let server = server(|b| b).await;
+    let port = server.local_addr().port();
+    let mut made = 0;
+    for protocol in ["baidu_std", "h2:grpc", "http", "hulu_pbrpc", "sofa_pbrpc"] {
+        let client = brisk_tests::test_client(&server, protocol, TIMEOUT).await;
+        for _ in 0..5 {
+            let request = SleepRequest {
+                millis: 0,
+                tag: "t".into(),
+            };
+            client.sleep(request).await.expect(protocol);
+            made += 1;
+        }
+        for code in [errno::EINTERNAL, errno::EPERM, errno::EPERM] {
+            let request = FailRequest {
+                code,
+                text: "no".into(),
+                panic: false,
+            };
+            let status = client.fail(request).await.expect_err(protocol);
+            assert_eq!(status.code(), code, "{protocol}");
+        }
+    }
+    let prefix = format!("rpc_server_{port}_brisk_test_test_service");
+    assert_eq!(var(&server, &format!("{prefix}_sleep_count")).await, made);
+    assert_eq!(var(&server, &format!("{prefix}_sleep_error")).await, 0);
+    assert_eq!(var(&server, &format!("{prefix}_fail_count")).await, 0);
+    assert_eq!(var(&server, &format!("{prefix}_fail_error")).await, 15);
+    assert_eq!(var(&server, &format!("{prefix}_fail_concurrency")).await, 0);
+    let (status, content_type, page) = get(&server, "/status", "curl/8").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    assert!(
+        page.contains("brisk.test.TestService\n  Sleep\n    count: 25  error: 0"),
+        "{page}"
+    );
+    assert!(page.contains("error: 15 (EPERM×10, EINTERNAL×5)"), "{page}");
+    // A glob, percent-encoded or not; a name that matches nothing is a 404.
+    let (_, _, listed) = get(&server, &format!("/vars/{prefix}_sleep_%2Acount"), "curl/8").await;
+    assert_eq!(listed.trim(), format!("{prefix}_sleep_count : 25"));
+    let (status, _, _) = get(&server, "/vars/no_such_metric", "curl/8").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prometheus_page_parses_with_prometheus_client() {
+    let server = server(|b| b).await;
+    let client = brisk_tests::test_client(&server, "baidu_std", TIMEOUT).await;
+    for _ in 0..3 {
+        let request = SleepRequest {
+            millis: 1,
+            tag: "t".into(),
+        };
+        client.sleep(request).await.unwrap();
+    }
+    // Let a second close, so the windows hold the calls.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for path in ["/brpc_metrics", "/metrics"] {
+        let (status, content_type, text) = get(&server, path, "Prometheus/2.53").await;
+        assert_eq!(status, 200);
+        assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+        let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+families = {f.name: f for f in text_string_to_metric_families(sys.stdin.read())}
+port = sys.argv[1]
+summary = families["rpc_server_%s_brisk_test_test_service_sleep" % port]
+assert summary.type == "summary", summary.type
+samples = {(s.name, s.labels.get("quantile")): s.value for s in summary.samples}
+assert samples[(summary.name + "_count", None)] == 3, samples
+assert samples[(summary.name, "0.99")] >= 1000, samples
+assert samples[(summary.name + "_sum", None)] >= 3000, samples
+assert families["process_memory_resident"].type == "gauge"
+assert families["rpc_server_%s_brisk_test_test_service_sleep_error" % port].type == "counter"
+print(len(families))
+"#;
+        let port = server.local_addr().port().to_string();
+        let input = text.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            let mut python = Command::new("python3")
+                .args(["-c", script, &port])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("python3");
+            use std::io::Write;
+            let mut stdin = python.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).unwrap();
+            drop(stdin);
+            python.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "prometheus_client rejected {path}:\n{}\n{text}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn browsers_get_html_and_curl_gets_text() {
+    let server = server(|b| b.version("test-server 1.2")).await;
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    for path in ["/", "/status", "/vars"] {
+        let (status, content_type, html) = get(&server, path, firefox).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            content_type.starts_with("text/html"),
+            "{path}: {content_type}"
+        );
+        assert!(
+            html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"),
+            "{html}"
+        );
+        let (_, content_type, _) = get(&server, &format!("{path}?console=1"), firefox).await;
+        assert!(content_type.starts_with("text/plain"), "{path}?console=1");
+    }
+    let (_, _, status_page) = get(&server, "/status", firefox).await;
+    assert!(status_page.contains("<h2 class=\"service\">brisk.test.TestService</h2>"));
+    assert!(status_page.contains("<svg"), "charts");
+    assert_eq!(get(&server, "/health", "curl/8").await.2, "OK\n");
+    assert_eq!(
+        get(&server, "/version", "curl/8").await.2,
+        "test-server 1.2\n"
+    );
+}
+
+#[tokio::test]
+async fn pages_are_served_over_http2_too() {
+    let server = server(|b| b).await;
+    let url = format!("http://{}/health", server.local_addr());
+    // curl blocks its thread: off the runtime serving the page.
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args(["-s", "--max-time", "10", "--http2-prior-knowledge"])
+            .args(["-w", "\n%{http_version}", &url])
+            .output()
+            .expect("curl")
+    })
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "OK\n\n2");
+}
+
+#[tokio::test]
+async fn builtin_services_false_hides_the_pages() {
+    let server = server(|b| b.builtin_services(false)).await;
+    for path in ["/status", "/vars", "/brpc_metrics", "/health"] {
+        let (status, _, _) = get(&server, path, "curl/8").await;
+        assert_eq!(status, 404, "{path}");
+    }
+}
