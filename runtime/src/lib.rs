@@ -189,9 +189,9 @@ pub use error::{errno, Error, ErrorKind, Status};
 pub use method::MethodDescriptor;
 pub use protocol::{ConnectionType, Protocol};
 pub use server::{
-    MessageSchema, NsheadMessage, NsheadPbAdaptor, NsheadService, Server, ServerBuilder,
-    ServerContext, ServerOptions, Service, ServiceFuture, ServiceResponse, StreamingFuture,
-    StreamingResponse,
+    Health, HealthReporter, MessageSchema, NsheadMessage, NsheadPbAdaptor, NsheadService, Server,
+    ServerBuilder, ServerContext, ServerOptions, Service, ServiceFuture, ServiceResponse,
+    StreamingFuture, StreamingResponse,
 };
 pub use streaming::{BytesStream, MethodKind, ResponseStream, Streaming};
 pub use transport::stream_rpc;

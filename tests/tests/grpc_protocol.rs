@@ -704,6 +704,55 @@ fn health_request(service: &str) -> Bytes {
 }
 
 #[tokio::test]
+async fn a_health_reporter_decides_grpc_health_and_the_health_page() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let warm = Arc::new(AtomicBool::new(false));
+    let ready = Arc::clone(&warm);
+    let server = start(Server::builder().health_reporter(move || {
+        if ready.load(Ordering::Relaxed) {
+            brisk::Health::ok()
+        } else {
+            brisk::Health::not_serving("warming up")
+        }
+    }))
+    .await;
+    let channel = grpc_channel(&server).await;
+    let check = || async {
+        channel
+            .unary::<Raw, Bytes, Bytes>(&HEALTH_CHECK, &mut Controller::new(), &health_request(""))
+            .await
+            .unwrap()
+    };
+    let page = || async {
+        let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.unwrap();
+        reply
+    };
+    assert_eq!(
+        &check().await[..],
+        b"\x08\x02",
+        "NOT_SERVING while warming up"
+    );
+    let reply = page().await;
+    assert!(
+        reply.starts_with("HTTP/1.1 503") && reply.ends_with("\r\n\r\nwarming up\n"),
+        "{reply}"
+    );
+    warm.store(true, Ordering::Relaxed);
+    assert_eq!(&check().await[..], b"\x08\x01", "SERVING once warm");
+    let reply = page().await;
+    assert!(
+        reply.starts_with("HTTP/1.1 200") && reply.ends_with("\r\n\r\nOK\n"),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
 async fn health_service() {
     let server = start_default().await;
     let channel = grpc_channel(&server).await;

@@ -2,7 +2,8 @@
 //! (unless a service of that name is registered).
 //!
 //! `Check` answers SERVING for the empty service name (the whole server) and for every hosted
-//! service, NOT_SERVING once the server is stopping, and gRPC status NOT_FOUND for a service
+//! service, NOT_SERVING once the server is stopping or while its
+//! [`HealthReporter`](crate::HealthReporter) says so, and gRPC status NOT_FOUND for a service
 //! the server does not host. `Watch` streams the current status (SERVICE_UNKNOWN for an
 //! unknown service), then NOT_SERVING once the server stops, and ends. Health calls need no
 //! credential, so load balancers can probe.
@@ -129,7 +130,7 @@ fn serving_status(shared: &Shared, service: &str) -> ServingStatus {
     let known = service.is_empty() || service == SERVICE || shared.registry.has_service(service);
     if !known {
         ServingStatus::ServiceUnknown
-    } else if shared.phase_now() == Phase::Running {
+    } else if shared.health().serving {
         ServingStatus::Serving
     } else {
         ServingStatus::NotServing

@@ -29,6 +29,7 @@ pub(crate) mod redis;
 #[cfg(feature = "json")]
 mod reflection;
 mod registry;
+mod reporter;
 mod service;
 mod state;
 mod status;
@@ -39,6 +40,7 @@ pub(crate) mod tower;
 pub use context::ServerContext;
 pub use nshead::{NsheadMessage, NsheadPbAdaptor, NsheadService};
 pub use options::ServerOptions;
+pub use reporter::{Health, HealthReporter};
 pub use service::{
     unknown_method, MessageSchema, Service, ServiceFuture, ServiceResponse, StreamingFuture,
     StreamingResponse,
@@ -73,6 +75,8 @@ pub struct ServerBuilder {
     blocking: Vec<String>,
     /// Checks every request passes, in order.
     interceptors: Vec<Arc<dyn Interceptor>>,
+    /// Decides the server's health.
+    health_reporter: Option<Arc<dyn HealthReporter>>,
     /// tower layer stacks around every service's unary calls, innermost first.
     #[cfg(feature = "tower")]
     layers: Vec<tower::Wrap>,
@@ -300,6 +304,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Has `reporter` decide the server's health, for its `/health` page and the gRPC health
+    /// service (brpc's `ServerOptions::health_reporter`): see [`HealthReporter`].
+    pub fn health_reporter(mut self, reporter: impl HealthReporter) -> Self {
+        self.health_reporter = Some(Arc::new(reporter));
+        self
+    }
+
     /// Sets what the `/version` page shows: see [`ServerOptions::version`].
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.options.version = Some(version.into());
@@ -391,6 +402,7 @@ impl ServerBuilder {
             connections_gone: Notify::new(),
             cancelled: AtomicU64::new(0),
             interceptors: std::mem::take(&mut self.interceptors).into(),
+            health_reporter: self.health_reporter.take(),
             #[cfg(feature = "json")]
             reflection: std::sync::OnceLock::new(),
         });

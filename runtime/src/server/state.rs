@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) cancelled: AtomicU64,
     /// Checks every request passes before its handler runs.
     pub(crate) interceptors: Interceptors,
+    /// Decides the server's health, if the user gave one.
+    pub(crate) health_reporter: Option<Arc<dyn crate::HealthReporter>>,
     /// The reflection service's index of the hosted services' descriptors, made on the first
     /// reflection call (the services do not change while the server runs).
     #[cfg(feature = "json")]
@@ -63,6 +65,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The server's health now: its reporter's, or OK while it runs (not serving once it
+    /// stops, whatever the reporter says).
+    pub(crate) fn health(&self) -> crate::Health {
+        if self.phase_now() != Phase::Running {
+            return crate::Health::not_serving("the server is stopping");
+        }
+        self.health_reporter
+            .as_ref()
+            .map_or_else(crate::Health::ok, |reporter| reporter.report())
+    }
+
     /// ELIMIT when the requests in flight (the one asking included: count it first) are past
     /// the server's `max_concurrency`, in brpc's words.
     pub(crate) fn over_concurrency(&self) -> Option<Status> {

@@ -75,7 +75,15 @@ pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<
             page_body(format, "Vars", vars, vars::html(&filter))
         }
         "metrics" => (prometheus::CONTENT_TYPE, prometheus::render()),
-        "health" => (TEXT, "OK\n".to_owned()),
+        "health" => {
+            let health = shared.health();
+            let status = if health.serving {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            return plain(status, format!("{}\n", health.text));
+        }
         "version" => (TEXT, format!("{}\n", version(shared))),
         _ => unreachable!("page_of names only these"),
     };

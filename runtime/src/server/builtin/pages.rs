@@ -15,6 +15,9 @@ pub(super) const PAGES: &[(&str, &str)] = &[
         "/brpc_metrics",
         "the metrics in Prometheus's text format (also /metrics)",
     ),
-    ("/health", "OK while the server runs"),
+    (
+        "/health",
+        "OK (200) while the server should get calls, or why not (503)",
+    ),
     ("/version", "the server's version"),
 ];
