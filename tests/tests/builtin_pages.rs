@@ -26,7 +26,11 @@ async fn server(configure: impl FnOnce(brisk::ServerBuilder) -> brisk::ServerBui
 
 /// `GET path` over HTTP/1.1 with `user_agent`: (status code, content type, body).
 async fn get(server: &Server, path: &str, user_agent: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    get_at(server.local_addr(), path, user_agent).await
+}
+
+async fn get_at(addr: std::net::SocketAddr, path: &str, user_agent: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {user_agent}\r\nConnection: close\r\n\r\n"
     );
@@ -210,5 +214,57 @@ async fn builtin_services_false_hides_the_pages() {
     for path in ["/status", "/vars", "/brpc_metrics", "/health"] {
         let (status, _, _) = get(&server, path, "curl/8").await;
         assert_eq!(status, 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_internal_port_hides_the_pages_from_the_public_one() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let server = server(|b| b.internal_port(port)).await;
+    let internal = server
+        .internal_addr()
+        .expect("listening on the internal port");
+    assert_eq!(internal.port(), port);
+    for path in ["/status", "/vars", "/brpc_metrics", "/health"] {
+        assert_eq!(get(&server, path, "curl/8").await.0, 404, "public {path}");
+        assert_eq!(
+            get_at(internal, path, "curl/8").await.0,
+            200,
+            "internal {path}"
+        );
+    }
+    // Services answer on both ports.
+    let channel = brisk::Channel::builder()
+        .timeout(TIMEOUT)
+        .connect(&internal.to_string())
+        .await
+        .unwrap();
+    let client = brisk_tests::test::TestServiceClient::new(channel);
+    let request = SleepRequest {
+        millis: 0,
+        tag: "t".into(),
+    };
+    client
+        .sleep(request)
+        .await
+        .expect("served on the internal port");
+    // The public port, or 0, is refused.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = free.local_addr().unwrap().port();
+    drop(free);
+    for (address, bad) in [
+        ("127.0.0.1:0".to_owned(), 0),
+        (format!("127.0.0.1:{other}"), other),
+    ] {
+        let (service, _arrivals) = brisk_tests::TestImpl::new();
+        let started = Server::builder()
+            .add_service(TestServiceServer::new(service))
+            .internal_port(bad)
+            .start(&address)
+            .await;
+        let e = started.expect_err("refused");
+        assert!(e.to_string().contains("must be a port of its own"), "{e}");
     }
 }

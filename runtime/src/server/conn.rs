@@ -18,6 +18,7 @@ pub(crate) async fn serve_connection(
     shared: Arc<Shared>,
     protocols: Arc<[Arc<dyn ServerProtocol>]>,
     open: ConnectionGuard,
+    internal: bool,
 ) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.local_addr);
@@ -34,6 +35,7 @@ pub(crate) async fn serve_connection(
         remote,
         local,
         tls: false,
+        internal,
         first_message_by,
     };
     match detected {

@@ -57,7 +57,7 @@ pub(super) async fn handle(
         }
         return super::grpc::serve(request, peer, shared).await;
     }
-    if super::builtin::is_builtin(&request, &shared) {
+    if super::builtin::is_builtin(&request, &peer, &shared) {
         return super::builtin::serve(&request, &shared);
     }
     let json_errors = wants_json(request.headers());

@@ -311,6 +311,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves the builtin pages only on `port` of the server's host, hiding them from the
+    /// public port (brpc's `internal_port`): give it a port only the internal network
+    /// reaches. Calls to services are served on both.
+    pub fn internal_port(mut self, port: u16) -> Self {
+        self.options.internal_port = Some(port);
+        self
+    }
+
     /// Sets what the `/version` page shows: see [`ServerOptions::version`].
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.options.version = Some(version.into());
@@ -388,6 +396,12 @@ impl ServerBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::io("Fail to read the listening address", e))?;
+        let internal = match self.options.internal_port {
+            Some(port) if self.options.builtin_services => {
+                Some(listen_internal(local_addr, port).await?)
+            }
+            _ => None,
+        };
         let (phase, _) = watch::channel(Phase::Running);
         let shared = Arc::new(Shared {
             // Read before the options move in.
@@ -396,6 +410,7 @@ impl ServerBuilder {
             options: self.options,
             phase,
             local_addr,
+            internal_addr: internal.as_ref().and_then(|l| l.local_addr().ok()),
             inflight: AtomicUsize::new(0),
             idle: Notify::new(),
             connections: AtomicUsize::new(0),
@@ -409,7 +424,16 @@ impl ServerBuilder {
         let protocols: Arc<[Arc<dyn ServerProtocol>]> = protocols(self.redis.take()).into();
         crate::metrics::expose_process_metrics();
         let metrics = shared.registry.expose_status(local_addr.port());
-        let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), protocols));
+        let accept_task = {
+            let public = accept_loop(listener, Arc::clone(&shared), Arc::clone(&protocols), false);
+            let internal = internal.map(|l| accept_loop(l, Arc::clone(&shared), protocols, true));
+            tokio::spawn(async move {
+                match internal {
+                    Some(internal) => drop(tokio::join!(public, internal)),
+                    None => public.await,
+                }
+            })
+        };
         tracing::info!(%local_addr, services = ?shared.registry.names().collect::<Vec<_>>(), "server started");
         Ok(Server {
             shared,
@@ -566,6 +590,12 @@ impl Server {
     /// The address the server listens on (with the real port when started on port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// Where the builtin pages are served when the server has an
+    /// [`internal_port`](ServerOptions::internal_port).
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.shared.internal_addr
     }
 
     /// Full names of the hosted services.
@@ -725,10 +755,28 @@ async fn listen(address: &str) -> std::io::Result<TcpListener> {
     }))
 }
 
+/// Listens on `port` of `public`'s host, for the builtin pages (`internal_port`); EINVAL for
+/// the public port itself or port 0, as brpc refuses them.
+async fn listen_internal(public: SocketAddr, port: u16) -> Result<TcpListener, Error> {
+    if port == 0 || port == public.port() {
+        return Err(Error::invalid(format!(
+            "internal_port={port} must be a port of its own, not 0 or the server's port {}",
+            public.port()
+        )));
+    }
+    let address = SocketAddr::new(public.ip(), port).to_string();
+    listen(&address)
+        .await
+        .map_err(|e| Error::io(format!("Fail to listen on internal_port {address}"), e))
+}
+
+/// Accepts connections until the server stops; those on the `internal` port may see the
+/// builtin pages when the server has one.
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     protocols: Arc<[Arc<dyn ServerProtocol>]>,
+    internal: bool,
 ) {
     let mut phase = shared.phase.subscribe();
     loop {
@@ -749,6 +797,7 @@ async fn accept_loop(
                         Arc::clone(&shared),
                         Arc::clone(&protocols),
                         open,
+                        internal,
                     ));
                 }
                 Err(e) => {

@@ -78,6 +78,10 @@ pub struct ServerOptions {
     /// `/health`, `/version` — to `GET` requests on the server's port (default true, as
     /// brpc's `has_builtin_services`).
     pub builtin_services: bool,
+    /// Serves the builtin pages only on this port (of the server's host), not on the public
+    /// one (default none: on the public port), as brpc's `internal_port`. 0 or the public port
+    /// itself fails `start` with EINVAL.
+    pub internal_port: Option<u16>,
     /// What `/version` shows (default `brisk_server_<port>`), as brpc's `Server::set_version`.
     pub version: Option<String>,
     /// Verifies clients' credentials (default none): see [`crate::auth`].
@@ -113,6 +117,7 @@ impl Default for ServerOptions {
             strict_json: false,
             reflection: true,
             builtin_services: true,
+            internal_port: None,
             version: None,
             authenticator: None,
             #[cfg(feature = "tls")]

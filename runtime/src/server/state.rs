@@ -26,6 +26,8 @@ pub(crate) struct Peer {
     pub(crate) local: SocketAddr,
     /// Whether it came over TLS.
     pub(crate) tls: bool,
+    /// Whether it came to the server's `internal_port`.
+    pub(crate) internal: bool,
     /// When its first message must have arrived whole (`first_bytes_timeout`), if ever.
     pub(crate) first_message_by: Option<tokio::time::Instant>,
 }
@@ -44,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) options: ServerOptions,
     pub(crate) phase: watch::Sender<Phase>,
     pub(crate) local_addr: SocketAddr,
+    /// Where the builtin pages are served, with an `internal_port`.
+    pub(crate) internal_addr: Option<SocketAddr>,
     pub(crate) inflight: AtomicUsize,
     /// [`ServerOptions::max_concurrency`](super::ServerOptions::max_concurrency), as the
     /// server runs with it now (0: no limit).

@@ -15,7 +15,7 @@ use http::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Response, StatusCode};
 
 use super::body::{full_body, ResponseBody};
-use super::state::Shared;
+use super::state::{Peer, Shared};
 use crate::metrics::prometheus;
 use pages::PAGES;
 
@@ -26,9 +26,11 @@ pub(super) enum Format {
     Html,
 }
 
-/// Whether `request` is for a builtin page this server shows.
-pub(super) fn is_builtin(request: &Request<impl Sized>, shared: &Shared) -> bool {
+/// Whether `request`, which came from `peer`, is for a builtin page this server shows there
+/// (with an `internal_port`, only there).
+pub(super) fn is_builtin(request: &Request<impl Sized>, peer: &Peer, shared: &Shared) -> bool {
     shared.options.builtin_services
+        && (shared.internal_addr.is_none() || peer.internal)
         && matches!(*request.method(), Method::GET | Method::HEAD)
         && page_of(request.uri().path()).is_some()
 }
