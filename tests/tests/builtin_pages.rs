@@ -268,3 +268,87 @@ async fn an_internal_port_hides_the_pages_from_the_public_one() {
         assert!(e.to_string().contains("must be a port of its own"), "{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_list_options_and_set_limits_checking_values() {
+    let server = server(|b| b).await;
+    let (status, _, listing) = get(&server, "/flags", "curl/8").await;
+    assert_eq!(status, 200);
+    assert!(listing.contains("max_concurrency | 0 | "), "{listing}");
+    assert!(
+        listing.contains("first_bytes_timeout | 10000ms | "),
+        "{listing}"
+    );
+    let sleep_flag = "max_concurrency_of(brisk.test.TestService.Sleep)";
+    assert!(
+        listing.contains(&format!("{sleep_flag} | 0 | ")),
+        "{listing}"
+    );
+    // Bad values, flags that cannot be set, flags that do not exist.
+    for (path, code, says) in [
+        (
+            format!("/flags/{sleep_flag}?setvalue=lots"),
+            400,
+            "unknown max_concurrency `lots`",
+        ),
+        (
+            "/flags/max_concurrency?setvalue=auto".to_owned(),
+            400,
+            "per method",
+        ),
+        (
+            "/flags/max_body_size?setvalue=1".to_owned(),
+            403,
+            "cannot be set",
+        ),
+        (
+            "/flags/no_such?setvalue=1".to_owned(),
+            404,
+            "Fail to find flag",
+        ),
+        (
+            "/flags/max_concurrency_of(no.Such)?setvalue=1".to_owned(),
+            404,
+            "no.Such",
+        ),
+    ] {
+        let (status, _, body) = get(&server, &path, "curl/8").await;
+        assert_eq!(status, code, "{path}: {body}");
+        assert!(body.contains(says), "{path}: {body}");
+    }
+    // A limit set here holds: one Sleep at a time, the second refused with ELIMIT.
+    let (status, _, body) = get(
+        &server,
+        &format!("/flags/{sleep_flag}?setvalue=1"),
+        "curl/8",
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, format!("Set `{sleep_flag}' to 1\n").as_str())
+    );
+    let (_, _, shown) = get(&server, &format!("/flags/{sleep_flag}"), "curl/8").await;
+    assert!(
+        shown.starts_with(&format!("{sleep_flag} | 1 | ")),
+        "{shown}"
+    );
+    let client = brisk_tests::test_client(&server, "baidu_std", TIMEOUT).await;
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let request = SleepRequest {
+                millis: 500,
+                tag: "slow".into(),
+            };
+            client.sleep(request).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let request = SleepRequest {
+        millis: 0,
+        tag: "second".into(),
+    };
+    let refused = client.sleep(request).await.expect_err("over the limit");
+    assert_eq!(refused.code(), errno::ELIMIT, "{refused}");
+    slow.await.unwrap().expect("the first runs");
+}

@@ -47,3 +47,4 @@ pub use registry::{
 };
 
 pub(crate) use process::expose_process_metrics;
+pub(crate) use registry::matches_filter;

@@ -5,6 +5,7 @@
 //! `User-Agent`; `?console=1` asks for text. They answer `GET` (and `HEAD`) only, are not
 //! counted against concurrency limits, and are off with `ServerBuilder::builtin_services(false)`.
 
+mod flags;
 mod html;
 mod pages;
 mod status;
@@ -49,10 +50,11 @@ fn page_of(path: &str) -> Option<(&'static str, &str)> {
         "brpc_metrics" | "metrics" => "metrics",
         "health" => "health",
         "version" => "version",
+        "flags" => "flags",
         _ => return None,
     };
-    // Only `/vars` takes a tail.
-    (rest.is_empty() || page == "vars").then_some((page, rest))
+    // Only `/vars` and `/flags` take a tail.
+    (rest.is_empty() || page == "vars" || page == "flags").then_some((page, rest))
 }
 
 /// Answers a request [`is_builtin`] accepted.
@@ -75,6 +77,16 @@ pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<
                 );
             }
             page_body(format, "Vars", vars, vars::html(&filter))
+        }
+        "flags" => {
+            let name = percent_decode(rest);
+            let query = request.uri().query();
+            let setting = query.is_some_and(|q| q.split('&').any(|p| p.starts_with("setvalue=")));
+            let (status, body) = flags::answer(shared, &name, query, format == Format::Html);
+            if status != StatusCode::OK || setting {
+                return plain(status, body);
+            }
+            page_body(format, "Flags", body.clone(), body)
         }
         "metrics" => (prometheus::CONTENT_TYPE, prometheus::render()),
         "health" => {
