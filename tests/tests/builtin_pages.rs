@@ -271,7 +271,12 @@ async fn an_internal_port_hides_the_pages_from_the_public_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flags_list_options_and_set_limits_checking_values() {
-    let server = server(|b| b).await;
+    // Read-only unless the server says otherwise.
+    let fixed = server(|b| b).await;
+    let (status, _, body) = get(&fixed, "/flags/max_concurrency?setvalue=5", "curl/8").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("mutable_flags"), "{body}");
+    let server = server(|b| b.mutable_flags(true)).await;
     let (status, _, listing) = get(&server, "/flags", "curl/8").await;
     assert_eq!(status, 200);
     assert!(listing.contains("max_concurrency | 0 | "), "{listing}");

@@ -738,6 +738,19 @@ async fn a_health_reporter_decides_grpc_health_and_the_health_page() {
         b"\x08\x02",
         "NOT_SERVING while warming up"
     );
+    // A watcher hears the change when it comes.
+    let mut watch = channel
+        .streaming::<Raw, Bytes, Bytes, _>(
+            &HEALTH_WATCH,
+            &mut Controller::new(),
+            stream::iter(vec![health_request("")]),
+        )
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(HANG_GUARD, watch.message())
+        .await
+        .unwrap();
+    assert_eq!(&first.unwrap().unwrap()[..], b"\x08\x02");
     let reply = page().await;
     assert!(
         reply.starts_with("HTTP/1.1 503") && reply.ends_with("\r\n\r\nwarming up\n"),
@@ -745,6 +758,14 @@ async fn a_health_reporter_decides_grpc_health_and_the_health_page() {
     );
     warm.store(true, Ordering::Relaxed);
     assert_eq!(&check().await[..], b"\x08\x01", "SERVING once warm");
+    let change = tokio::time::timeout(HANG_GUARD, watch.message())
+        .await
+        .unwrap();
+    assert_eq!(
+        &change.unwrap().unwrap()[..],
+        b"\x08\x01",
+        "the watcher hears it"
+    );
     let reply = page().await;
     assert!(
         reply.starts_with("HTTP/1.1 200") && reply.ends_with("\r\n\r\nOK\n"),

@@ -10,6 +10,9 @@ use super::histogram::{self, BUCKETS};
 use super::shard::{self, Padded};
 use super::window::{self, lock, push_bounded, resolution, Sampled, KEPT};
 
+/// Shards of a recorder at most (a power of two).
+const MAX_SHARDS: usize = 4;
+
 /// The percentiles [`LatencyStats`] reports, as brpc's `/status` shows them.
 pub const PERCENTILES: [f64; 6] = [0.5, 0.8, 0.9, 0.99, 0.999, 0.9999];
 
@@ -117,7 +120,10 @@ impl LatencyRecorder {
 
     pub(crate) fn unsampled() -> LatencyRecorder {
         LatencyRecorder(Arc::new(Inner {
-            shards: shard::cells(),
+            // A histogram is ~4.7 KiB: a few shards keep a recorder small on big machines.
+            shards: (0..shard::count().min(MAX_SHARDS))
+                .map(|_| Padded::default())
+                .collect(),
             history: Mutex::new(History {
                 previous: vec![0; BUCKETS],
                 previous_sum: 0,
@@ -140,7 +146,7 @@ impl LatencyRecorder {
     /// Records one latency of `us` microseconds.
     #[inline]
     pub fn record_us(&self, us: u64) {
-        let shard = &self.0.shards[shard::index()];
+        let shard = &self.0.shards[shard::index() & (self.0.shards.len() - 1)];
         shard.count.fetch_add(1, Ordering::Relaxed);
         shard.sum.fetch_add(us, Ordering::Relaxed);
         if us > shard.max.load(Ordering::Relaxed) {

@@ -28,11 +28,11 @@ pub(crate) fn expose_process_metrics() {
             ),
             (
                 "process_memory_resident",
-                PassiveGauge::new(|| statm(1).unwrap_or(0.0)),
+                PassiveGauge::new(|| status_kb("VmRSS").unwrap_or(0.0)),
             ),
             (
                 "process_memory_virtual",
-                PassiveGauge::new(|| statm(0).unwrap_or(0.0)),
+                PassiveGauge::new(|| status_kb("VmSize").unwrap_or(0.0)),
             ),
             (
                 "process_fd_count",
@@ -79,7 +79,7 @@ impl Sampled for CpuUsage {
 }
 
 /// User and system CPU time of the process so far, seconds (fields 14 and 15 of
-/// `/proc/self/stat`, in clock ticks of 1/100 s).
+/// `/proc/self/stat`, in clock ticks: Linux's `USER_HZ`, 100 on every architecture it runs).
 fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) may hold spaces: count fields after its closing `)`.
@@ -90,11 +90,17 @@ fn cpu_seconds() -> Option<f64> {
     Some((user + system) / 100.0)
 }
 
-/// Field `index` of `/proc/self/statm` (0: virtual size, 1: resident), in bytes.
-fn statm(index: usize) -> Option<f64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: f64 = statm.split_whitespace().nth(index)?.parse().ok()?;
-    Some(pages * 4096.0)
+/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmSize`), in bytes.
+fn status_kb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line[field.len()..]
+        .trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb * 1024.0)
 }
 
 fn count_dir(path: &str) -> Option<f64> {
@@ -106,7 +112,11 @@ mod tests {
     #[test]
     fn the_process_figures_read_from_proc() {
         assert!(super::cpu_seconds().is_some());
-        assert!(super::statm(1).unwrap() > 1e6, "more than a MB resident");
+        assert!(
+            super::status_kb("VmRSS").unwrap() > 1e6,
+            "more than a MB resident"
+        );
+        assert!(super::status_kb("VmSize").unwrap() >= super::status_kb("VmRSS").unwrap());
         assert!(super::count_dir("/proc/self/fd").unwrap() >= 3.0);
         assert!(super::count_dir("/proc/self/task").unwrap() >= 1.0);
     }

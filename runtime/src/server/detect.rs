@@ -45,7 +45,8 @@ pub(crate) async fn detect<S: AsyncRead + Unpin>(
     let mut phase = shared.phase.subscribe();
     let mut buf = read_buffer();
     let limit = shared.options.first_bytes_timeout;
-    let first_message_by = limit.map(|limit| Instant::now() + limit);
+    // A limit too far to count is none.
+    let first_message_by = limit.and_then(|limit| Instant::now().checked_add(limit));
     let timeout = async {
         match first_message_by {
             Some(at) => tokio::time::sleep_until(at).await,

@@ -542,7 +542,12 @@ async fn serve_streaming(
     }));
     let future = match started {
         Ok(future) => future,
-        Err(panic) => return panicked(&panic, &[]),
+        Err(panic) => {
+            if let Some(guard) = &mut inflight.method {
+                guard.answered(errno::EINTERNAL);
+            }
+            return panicked(&panic, &[]);
+        }
     };
     let mut cancelled = CancelCount::new(shared);
     let opened = until(deadline, AssertUnwindSafe(future).catch_unwind()).await;
@@ -550,20 +555,39 @@ async fn serve_streaming(
         cancelled.finish();
     }
     drop(cancelled);
+    let answered = |inflight: &mut StreamGuard, code: i32| {
+        if let Some(guard) = &mut inflight.method {
+            guard.answered(code);
+        }
+    };
     let response = match opened {
-        None => return failure_response(&GrpcError::from_status(&timed_out), &[], &[]),
-        Some(Err(panic)) => return panicked(&panic, &[]),
+        None => {
+            answered(&mut inflight, timed_out.code());
+            return failure_response(&GrpcError::from_status(&timed_out), &[], &[]);
+        }
+        Some(Err(panic)) => {
+            answered(&mut inflight, errno::EINTERNAL);
+            return panicked(&panic, &[]);
+        }
         Some(Ok(response)) => response,
     };
     let mut context = response.context;
     let stream = match response.result {
         Ok(stream) => stream,
         Err(status) => {
+            answered(
+                &mut inflight,
+                if status.code() > 0 {
+                    status.code()
+                } else {
+                    errno::EINTERNAL
+                },
+            );
             return failure_response(
                 &GrpcError::from_status(&status),
                 &context.response_headers,
                 &context.response_trailers,
-            )
+            );
         }
     };
     let encoding = call.accepts.choose(context.response_compress_type);

@@ -5,7 +5,8 @@
 //! service, NOT_SERVING once the server is stopping or while its
 //! [`HealthReporter`](crate::HealthReporter) says so, and gRPC status NOT_FOUND for a service
 //! the server does not host. `Watch` streams the current status (SERVICE_UNKNOWN for an
-//! unknown service), then NOT_SERVING once the server stops, and ends. Health calls need no
+//! unknown service), each change the health reporter makes, then NOT_SERVING once the
+//! server stops, and ends. Health calls need no
 //! credential, so load balancers can probe.
 
 use std::sync::Arc;
@@ -112,7 +113,7 @@ pub(super) async fn serve(
         };
     }
     let inflight = StreamGuard::new(&shared);
-    let updates = watch_updates(shared, status);
+    let updates = watch_updates(shared, request.service, status);
     let frames = ResponseFrames {
         messages: Some(updates),
         deadline: None,
@@ -145,21 +146,51 @@ fn encode(status: ServingStatus) -> Bytes {
     .into()
 }
 
-/// `Watch`'s messages: the current status, then (for a known service) NOT_SERVING once the
-/// server stops; the stream ends when the server stops.
-fn watch_updates(shared: Arc<Shared>, current: ServingStatus) -> BytesStream {
+/// How often `Watch` asks the server's health reporter again.
+const REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `Watch`'s messages: the current status; then, for a known service, each change the
+/// server's health reporter makes (asked once a second), and NOT_SERVING once the server
+/// stops; the stream ends when the server stops.
+fn watch_updates(shared: Arc<Shared>, service: String, current: ServingStatus) -> BytesStream {
     use futures_util::StreamExt;
     let first = futures_util::stream::once(std::future::ready(Ok(encode(current))));
-    if current == ServingStatus::NotServing {
+    if shared.phase_now() != Phase::Running {
         return Box::pin(first);
     }
     let mut phase = shared.phase.subscribe();
-    drop(shared);
     let known = current != ServingStatus::ServiceUnknown;
-    let later = futures_util::stream::once(async move {
-        wait_for_phase(&mut phase, |p| p != Phase::Running).await;
-    })
-    .filter_map(move |()| std::future::ready(known.then(|| Ok(encode(ServingStatus::NotServing)))));
+    if !known || shared.health_reporter.is_none() {
+        drop(shared);
+        let later = futures_util::stream::once(async move {
+            wait_for_phase(&mut phase, |p| p != Phase::Running).await;
+        })
+        .filter_map(move |()| {
+            std::future::ready(known.then(|| Ok(encode(ServingStatus::NotServing))))
+        });
+        return Box::pin(first.chain(later));
+    }
+    // (shared, phase, last sent); `None` once the stop was sent.
+    let state = Some((shared, phase, current));
+    let later = futures_util::stream::unfold(state, move |state| {
+        let service = service.clone();
+        async move {
+            let (shared, mut phase, last) = state?;
+            loop {
+                tokio::select! {
+                    () = wait_for_phase(&mut phase, |p| p != Phase::Running) => {
+                        return Some((Ok(encode(ServingStatus::NotServing)), None));
+                    }
+                    () = tokio::time::sleep(REPORT_INTERVAL) => {
+                        let now = serving_status(&shared, &service);
+                        if now != last {
+                            return Some((Ok(encode(now)), Some((shared, phase, now))));
+                        }
+                    }
+                }
+            }
+        }
+    });
     Box::pin(first.chain(later))
 }
 

@@ -319,6 +319,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Lets the `/flags` page set the concurrency limits while the server runs (default: it
+    /// only shows them): see [`ServerOptions::mutable_flags`].
+    pub fn mutable_flags(mut self, enabled: bool) -> Self {
+        self.options.mutable_flags = enabled;
+        self
+    }
+
     /// Sets what the `/version` page shows: see [`ServerOptions::version`].
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.options.version = Some(version.into());

@@ -82,6 +82,10 @@ pub struct ServerOptions {
     /// one (default none: on the public port), as brpc's `internal_port`. 0 or the public port
     /// itself fails `start` with EINVAL.
     pub internal_port: Option<u16>,
+    /// Lets `/flags/NAME?setvalue=V` change the concurrency limits while the server runs
+    /// (default false: `/flags` only shows them). Anyone who reaches the page could, so
+    /// keep the pages on an [`internal_port`](Self::internal_port) when this is on.
+    pub mutable_flags: bool,
     /// What `/version` shows (default `brisk_server_<port>`), as brpc's `Server::set_version`.
     pub version: Option<String>,
     /// Verifies clients' credentials (default none): see [`crate::auth`].
@@ -118,6 +122,7 @@ impl Default for ServerOptions {
             reflection: true,
             builtin_services: true,
             internal_port: None,
+            mutable_flags: false,
             version: None,
             authenticator: None,
             #[cfg(feature = "tls")]

@@ -81,7 +81,21 @@ impl Drop for MethodGuard {
 /// Records `result`'s code in the method guard, if the request has one.
 pub(crate) fn record_answer<T>(guard: &mut Option<MethodGuard>, result: &Result<T, Status>) {
     if let Some(guard) = guard {
-        guard.answered(result.as_ref().map_or_else(Status::code, |_| 0));
+        guard.answered(
+            result
+                .as_ref()
+                .map_or_else(|status| error_code(status.code()), |_| 0),
+        );
+    }
+}
+
+/// The code an error is counted under: a handler's error with code 0 or below is answered
+/// EINTERNAL, and counted so.
+fn error_code(code: i32) -> i32 {
+    if code > 0 {
+        code
+    } else {
+        errno::EINTERNAL
     }
 }
 

@@ -1,5 +1,6 @@
-//! `/flags`: the server's options, as brpc's gflags page shows its flags; the concurrency
-//! limits can be set while it runs (`/flags/NAME?setvalue=V`), each value checked first.
+//! `/flags`: the server's options, as brpc's gflags page shows its flags; with
+//! `mutable_flags`, the concurrency limits can be set while it runs
+//! (`/flags/NAME?setvalue=V`), each value checked first.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -130,7 +131,11 @@ pub(super) fn answer(
     if !html {
         let mut out = String::new();
         for f in &shown {
-            let settable = if f.settable { " (settable)" } else { "" };
+            let settable = if f.settable && shared.options.mutable_flags {
+                " (settable)"
+            } else {
+                ""
+            };
             out.push_str(&format!(
                 "{} | {} | {}{settable}\n",
                 f.name, f.value, f.what
@@ -141,7 +146,7 @@ pub(super) fn answer(
     let mut out = String::from("<table><tr><th>name</th><th>value</th><th>what</th></tr>");
     for f in &shown {
         let name = escape(&f.name);
-        let value = if f.settable {
+        let value = if f.settable && shared.options.mutable_flags {
             format!(
                 "<form action=\"/flags/{name}\"><input name=\"setvalue\" value=\"{}\"> <button>set</button></form>",
                 escape(&f.value)
@@ -159,8 +164,15 @@ pub(super) fn answer(
 }
 
 /// Sets flag `name` to `value`: 200, or 400 for a bad value, 403 for a flag that cannot be
-/// set, 404 for no such flag.
+/// set (or on a server without `mutable_flags`), 404 for no such flag.
 fn set(shared: &Shared, name: &str, value: &str) -> (StatusCode, String) {
+    if !shared.options.mutable_flags {
+        return (
+            StatusCode::FORBIDDEN,
+            "flags are read-only here: the server was built without mutable_flags(true)\n"
+                .to_owned(),
+        );
+    }
     let bad = |why: String| {
         (
             StatusCode::BAD_REQUEST,

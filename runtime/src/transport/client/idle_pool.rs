@@ -10,7 +10,6 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::runtime::Handle;
 use tokio::time::Instant;
 
 /// How long a pooled connection may wait unused by default (brpc's `-idle_timeout_second`).
@@ -21,6 +20,8 @@ pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct IdlePool<C> {
     state: Arc<Mutex<State<C>>>,
     capacity: usize,
+    /// Where the sweeper runs: Brisk's background runtime, or a test's.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 #[derive(Debug)]
@@ -40,6 +41,16 @@ impl<C: Send + 'static> IdlePool<C> {
                 sweeping: false,
             })),
             capacity,
+            runtime: None,
+        }
+    }
+
+    /// A pool whose sweeper runs on `runtime` (tests run it on their paused clock).
+    #[cfg(test)]
+    fn on(capacity: usize, runtime: tokio::runtime::Handle) -> Self {
+        IdlePool {
+            runtime: Some(runtime),
+            ..IdlePool::new(capacity)
         }
     }
 
@@ -49,15 +60,18 @@ impl<C: Send + 'static> IdlePool<C> {
         let now = Instant::now();
         let mut closed = Vec::new();
         let mut state = lock(&self.state);
-        let taken = loop {
-            let Some((conn, expires)) = state.idle.pop() else {
-                break None;
-            };
-            if expires.is_none_or(|at| at > now) && usable(&conn) {
-                break Some(conn);
+        // Every expired or broken one goes, not only those above the one taken: they would
+        // hold places in the pool.
+        let mut i = 0;
+        while i < state.idle.len() {
+            let (conn, expires) = &state.idle[i];
+            if expires.is_none_or(|at| at > now) && usable(conn) {
+                i += 1;
+            } else {
+                closed.push(state.idle.remove(i).0);
             }
-            closed.push(conn);
-        };
+        }
+        let taken = state.idle.pop().map(|(conn, _)| conn);
         drop(state);
         drop(closed); // outside the lock: closing may run a connection's drop code
         taken
@@ -66,7 +80,8 @@ impl<C: Send + 'static> IdlePool<C> {
     /// Keeps `conn`, whose call has ended, for the next call: closed after `idle_timeout`
     /// unused (`None`: kept until taken). A full pool closes it at once.
     pub(crate) fn give_back(&self, conn: C, idle_timeout: Option<Duration>) {
-        let expires = idle_timeout.map(|timeout| Instant::now() + timeout);
+        // A timeout too far to count is none.
+        let expires = idle_timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let mut state = lock(&self.state);
         if state.idle.len() >= self.capacity {
             drop(state);
@@ -80,8 +95,12 @@ impl<C: Send + 'static> IdlePool<C> {
         }
         drop(state);
         if start_sweeper {
-            let runtime = Handle::try_current()
-                .unwrap_or_else(|_| crate::executor::background().handle().clone());
+            // On Brisk's own runtime: the caller's may shut down while the pool lives on
+            // (endpoints are shared by every channel of the process).
+            let runtime = match &self.runtime {
+                Some(runtime) => runtime,
+                None => crate::executor::background().handle(),
+            };
             runtime.spawn(sweep(Arc::downgrade(&self.state)));
         }
     }
@@ -155,7 +174,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn unused_connections_are_closed_at_their_idle_timeout() {
-        let pool = IdlePool::new(10);
+        let pool = IdlePool::on(10, tokio::runtime::Handle::current());
         let (alive, mut conns) = probes(3);
         pool.give_back(conns.pop().unwrap(), Some(30 * SECOND));
         tokio::time::advance(10 * SECOND).await;
@@ -171,7 +190,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_taken_in_time_is_not_closed_under_its_call() {
-        let pool = IdlePool::new(10);
+        let pool = IdlePool::on(10, tokio::runtime::Handle::current());
         let (alive, mut conns) = probes(1);
         pool.give_back(conns.pop().unwrap(), Some(30 * SECOND));
         tokio::time::sleep(29 * SECOND).await;
@@ -188,7 +207,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn take_prefers_the_latest_and_closes_the_unusable() {
-        let pool = IdlePool::new(10);
+        let pool = IdlePool::on(10, tokio::runtime::Handle::current());
         for n in 0..4u32 {
             pool.give_back(n, Some(30 * SECOND));
         }
@@ -205,7 +224,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_pool_closes_what_comes_back() {
-        let pool = IdlePool::new(2);
+        let pool = IdlePool::on(2, tokio::runtime::Handle::current());
         let (alive, conns) = probes(3);
         for conn in conns {
             pool.give_back(conn, None);
@@ -216,7 +235,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_sweeper_ends_with_its_pool() {
         let (alive, mut conns) = probes(1);
-        let pool = IdlePool::new(10);
+        let pool = IdlePool::on(10, tokio::runtime::Handle::current());
         pool.give_back(conns.pop().unwrap(), Some(30 * SECOND));
         let weak = Arc::downgrade(&pool.state);
         drop(pool);
