@@ -88,6 +88,17 @@ impl Channel {
                 }),
             }
         };
+        // Inside a span of its own, so users' subscribers see the call (debug level, as
+        // tower-http's: free when nothing listens at that level).
+        let call = tracing::Instrument::instrument(
+            call,
+            tracing::debug_span!(
+                target: "brisk::client",
+                "rpc",
+                service = method.service(),
+                method = method.method(),
+            ),
+        );
         let deadline = async {
             match deadline_at {
                 Some(at) => tokio::time::sleep_until(at.into()).await,

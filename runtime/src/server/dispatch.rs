@@ -70,6 +70,8 @@ pub(crate) async fn run_inline_or_spawn(request: RequestTask) {
 /// A unary handler whose future was made (or whose making panicked), not yet run. Making it
 /// takes the request's context; what is left is small, so the task that runs it moves little.
 pub(crate) struct StartedHandler {
+    /// The call's span, entered while its handler is polled.
+    span: tracing::Span,
     stage: Stage,
     deadline: Option<Instant>,
     timeout_ms: Option<i32>,
@@ -102,6 +104,17 @@ pub(crate) fn start_handler(
     let deadline = context.deadline;
     let timeout_ms = context.timeout_ms;
     let remote = context.remote_side;
+    // The handler runs inside a span of its own, so users' subscribers see each call with its
+    // method, peer and log id (debug level, as tower-http's: free when nothing listens there).
+    let span = tracing::debug_span!(
+        target: "brisk::server",
+        "rpc",
+        service = service.full_name(),
+        method = service.method_names().get(method).copied().unwrap_or_default(),
+        peer = %remote,
+        log_id = context.log_id,
+    );
+    let entered = span.enter();
     let made = std::panic::catch_unwind(AssertUnwindSafe(|| -> ServiceFuture {
         if interceptors.is_empty() {
             return service.call(method, context, payload);
@@ -128,7 +141,9 @@ pub(crate) fn start_handler(
             }
         })
     }));
+    drop(entered);
     StartedHandler {
+        span,
         stage: match made {
             Ok(future) if blocking => Stage::Running(on_blocking_pool(future)),
             Ok(future) => Stage::Running(future),
@@ -184,7 +199,10 @@ impl Future for RunningHandler<'_> {
                 return Poll::Ready(Err(Status::internal("a handler polled after it ended")))
             }
         };
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        let polled = {
+            let _entered = this.started.span.enter();
+            std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
+        };
         let ready = match polled {
             Ok(Poll::Pending) => None,
             Ok(Poll::Ready(response)) => Some(Ok(response)),
