@@ -357,3 +357,44 @@ async fn flags_list_options_and_set_limits_checking_values() {
     assert_eq!(refused.code(), errno::ELIMIT, "{refused}");
     slow.await.unwrap().expect("the first runs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobufs_shows_each_definition_as_proto_source_protoc_accepts() {
+    let server = server(|b| b).await;
+    let (status, _, listing) = get(&server, "/protobufs", "curl/8").await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = listing.lines().collect();
+    assert_eq!(names.first(), Some(&"brisk.test.TestService"), "{listing}");
+    assert!(names.contains(&"brisk.test.SleepRequest"), "{listing}");
+    let (_, _, service) = get(&server, "/protobufs/brisk.test.TestService", "curl/8").await;
+    assert!(
+        service.contains(
+            "  rpc Sleep(.brisk.test.SleepRequest) returns (.brisk.test.SleepResponse);\n"
+        ),
+        "{service}"
+    );
+    assert_eq!(get(&server, "/protobufs/no.Such", "curl/8").await.0, 404);
+    // Every definition shown, put in one file of the package, is a .proto protoc compiles.
+    let mut source = String::from("syntax = \"proto3\";\npackage brisk.test;\n");
+    for name in &names {
+        let (status, _, definition) = get(&server, &format!("/protobufs/{name}"), "curl/8").await;
+        assert_eq!(status, 200, "{name}");
+        source.push_str(&definition);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shown.proto"), &source).unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("protoc")
+            .arg(format!("--proto_path={}", dir.path().display()))
+            .args(["--descriptor_set_out=/dev/null", "shown.proto"])
+            .output()
+            .expect("protoc")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "protoc: {}\n{source}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

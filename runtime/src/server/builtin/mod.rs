@@ -8,6 +8,8 @@
 mod flags;
 mod html;
 mod pages;
+#[cfg(feature = "json")]
+mod protobufs;
 mod status;
 mod vars;
 
@@ -51,10 +53,11 @@ fn page_of(path: &str) -> Option<(&'static str, &str)> {
         "health" => "health",
         "version" => "version",
         "flags" => "flags",
+        "protobufs" => "protobufs",
         _ => return None,
     };
-    // Only `/vars` and `/flags` take a tail.
-    (rest.is_empty() || page == "vars" || page == "flags").then_some((page, rest))
+    // Only `/vars`, `/flags` and `/protobufs` take a tail.
+    (rest.is_empty() || matches!(page, "vars" | "flags" | "protobufs")).then_some((page, rest))
 }
 
 /// Answers a request [`is_builtin`] accepted.
@@ -88,6 +91,10 @@ pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<
             }
             page_body(format, "Flags", body.clone(), body)
         }
+        "protobufs" => match protobufs_page(shared, &percent_decode(rest), format) {
+            Ok(body) => body,
+            Err((status, text)) => return plain(status, text),
+        },
         "metrics" => (prometheus::CONTENT_TYPE, prometheus::render()),
         "health" => {
             let health = shared.health();
@@ -129,6 +136,48 @@ fn plain(status: StatusCode, body: String) -> Response<ResponseBody> {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT));
     response
+}
+
+/// `/protobufs` (the names, each a link) or `/protobufs/NAME` (its `.proto` source).
+#[cfg(feature = "json")]
+fn protobufs_page(
+    shared: &Shared,
+    name: &str,
+    format: Format,
+) -> Result<(&'static str, String), (StatusCode, String)> {
+    if name.is_empty() {
+        let names = protobufs::names(shared);
+        let text = names.iter().map(|n| format!("{n}\n")).collect();
+        let mut html = String::from("<ul>");
+        for name in &names {
+            let name = html::escape(name);
+            html.push_str(&format!(
+                "<li><a href=\"/protobufs/{name}\">{name}</a></li>"
+            ));
+        }
+        html.push_str("</ul>");
+        return Ok(page_body(format, "Protobufs", text, html));
+    }
+    match protobufs::definition(shared, name) {
+        Some(source) => {
+            let html = format!("<pre>{}</pre>", html::escape(&source));
+            Ok(page_body(format, name, source, html))
+        }
+        None => Err((StatusCode::NOT_FOUND, format!("Fail to find `{name}'\n"))),
+    }
+}
+
+/// Without the `json` feature there are no descriptors to show.
+#[cfg(not(feature = "json"))]
+fn protobufs_page(
+    _shared: &Shared,
+    _name: &str,
+    _format: Format,
+) -> Result<(&'static str, String), (StatusCode, String)> {
+    Err((
+        StatusCode::NOT_FOUND,
+        "/protobufs needs brisk's `json` feature\n".to_owned(),
+    ))
 }
 
 /// Text unless a browser asks (brpc: by `User-Agent`), or whatever asks with `?console=1`.
