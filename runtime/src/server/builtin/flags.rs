@@ -103,20 +103,15 @@ fn flags(shared: &Shared) -> Vec<Flag> {
 }
 
 /// What a `/flags` request gets: the listing (of the flags `filter` matches), or the outcome
-/// of setting one; (status, text or HTML body).
+/// of setting one to `setvalue`; (status, text or HTML body).
 pub(super) fn answer(
     shared: &Shared,
     name: &str,
-    query: Option<&str>,
+    setvalue: Option<&str>,
     html: bool,
 ) -> (StatusCode, String) {
-    let setvalue = query.and_then(|q| {
-        q.split('&')
-            .find_map(|pair| pair.strip_prefix("setvalue="))
-            .map(super::percent_decode)
-    });
     if let Some(value) = setvalue {
-        return set(shared, name, &value);
+        return set(shared, name, value);
     }
     let shown: Vec<Flag> = flags(shared)
         .into_iter()

@@ -83,10 +83,14 @@ pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<
         }
         "flags" => {
             let name = percent_decode(rest);
-            let query = request.uri().query();
-            let setting = query.is_some_and(|q| q.split('&').any(|p| p.starts_with("setvalue=")));
-            let (status, body) = flags::answer(shared, &name, query, format == Format::Html);
-            if status != StatusCode::OK || setting {
+            let setvalue = request.uri().query().and_then(|q| {
+                q.split('&')
+                    .find_map(|pair| pair.strip_prefix("setvalue="))
+                    .map(percent_decode)
+            });
+            let (status, body) =
+                flags::answer(shared, &name, setvalue.as_deref(), format == Format::Html);
+            if status != StatusCode::OK || setvalue.is_some() {
                 return plain(status, body);
             }
             page_body(format, "Flags", body.clone(), body)
