@@ -398,3 +398,95 @@ async fn protobufs_shows_each_definition_as_proto_source_protoc_accepts() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Runs headless Chromium (Debian's `chromium`) with `args` on `url`: its stdout.
+async fn chromium(args: &[&str], url: String) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let profile = tempfile::tempdir().unwrap();
+        let output = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(&args)
+            .arg(&url)
+            .output()
+            .expect("chromium (Debian's `chromium`; the README's test command installs it)");
+        assert!(
+            output.status.success(),
+            "chromium {args:?} {url}: {output:?}"
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_renders_the_pages_while_calls_run() {
+    let server = server(|b| b).await;
+    let base = format!("http://{}", server.local_addr());
+    // Traffic the whole time, so the pages show live figures.
+    let client = brisk_tests::test_client(&server, "baidu_std", TIMEOUT).await;
+    let traffic = tokio::spawn(async move {
+        loop {
+            let request = SleepRequest {
+                millis: 1,
+                tag: "t".into(),
+            };
+            let _ = client.sleep(request).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for (path, expected) in [
+        (
+            "/",
+            &[
+                "<a href=\"/status\">/status</a>",
+                "<a href=\"/vars\">/vars</a>",
+                "<a href=\"/flags\">/flags</a>",
+                "<a href=\"/protobufs\">/protobufs</a>",
+            ][..],
+        ),
+        (
+            "/status",
+            &[
+                "<h2 class=\"service\">brisk.test.TestService</h2>",
+                "<h3>Sleep</h3>",
+                "<polyline",
+            ][..],
+        ),
+        ("/vars", &["<table>", "_sleep_count</a>"][..]),
+        ("/flags", &["<td>max_concurrency</td>"][..]),
+        (
+            "/protobufs",
+            &["<a href=\"/protobufs/brisk.test.TestService\">"][..],
+        ),
+    ] {
+        let dom = chromium(&["--dump-dom"], format!("{base}{path}")).await;
+        for element in expected {
+            assert!(dom.contains(element), "{path} lacks {element}:\n{dom}");
+        }
+    }
+    // A picture of /status for people to look at.
+    let shots = std::env::temp_dir().join("brisk-builtin-pages");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("status.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &[
+            "--window-size=1200,900",
+            &format!("--screenshot={}", shot.display()),
+        ],
+        format!("{base}/status"),
+    )
+    .await;
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    println!("screenshot of /status: {}", shot.display());
+    traffic.abort();
+}

@@ -231,7 +231,8 @@ fn figures(samples: &[&Sample], spanned: u64) -> LatencyStats {
         stats.avg_us = avg;
         stats.qps = stats.count as f64 / spanned.max(1) as f64;
         for (slot, q) in stats.percentiles_us.iter_mut().zip(PERCENTILES) {
-            *slot = histogram::quantile(&merged, stats.count, q);
+            // A bucket's midpoint may lie past the largest latency it holds.
+            *slot = histogram::quantile(&merged, stats.count, q).min(stats.max_us);
         }
     }
     stats

@@ -16,6 +16,14 @@ pub(super) const PAGES: &[(&str, &str)] = &[
         "the metrics in Prometheus's text format (also /metrics)",
     ),
     (
+        "/flags",
+        "the server's options; /flags/NAME?setvalue=V sets a limit (with mutable_flags)",
+    ),
+    (
+        "/protobufs",
+        "the services and messages served, each as .proto source",
+    ),
+    (
         "/health",
         "OK (200) while the server should get calls, or why not (503)",
     ),
