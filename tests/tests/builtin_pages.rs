@@ -64,8 +64,11 @@ async fn every_call_of_every_protocol_is_counted_with_errors_by_code() {
     let server = server(|b| b).await;
     let port = server.local_addr().port();
     let mut made = 0;
+    // Channels keep their figures while they live: keep them.
+    let mut clients = Vec::new();
     for protocol in ["baidu_std", "h2:grpc", "http", "hulu_pbrpc", "sofa_pbrpc"] {
         let client = brisk_tests::test_client(&server, protocol, TIMEOUT).await;
+        clients.push(client.clone());
         for _ in 0..5 {
             let request = SleepRequest {
                 millis: 0,
@@ -90,6 +93,10 @@ async fn every_call_of_every_protocol_is_counted_with_errors_by_code() {
     assert_eq!(var(&server, &format!("{prefix}_fail_count")).await, 0);
     assert_eq!(var(&server, &format!("{prefix}_fail_error")).await, 15);
     assert_eq!(var(&server, &format!("{prefix}_fail_concurrency")).await, 0);
+    // The channels' side: channels to one server share their figures.
+    let client = format!("rpc_client_127_0_0_1_{port}_brisk_test_test_service");
+    assert_eq!(var(&server, &format!("{client}_sleep_count")).await, made);
+    assert_eq!(var(&server, &format!("{client}_fail_error")).await, 15);
     let (status, content_type, page) = get(&server, "/status", "curl/8").await;
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/plain"), "{content_type}");

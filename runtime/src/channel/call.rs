@@ -126,6 +126,10 @@ impl Channel {
         if let Err(status) = &result {
             cntl.error = Some(status.clone());
         }
+        if let Some(figures) = &self.inner.figures {
+            let code = result.as_ref().map_or_else(|s| s.code().max(1), |_| 0);
+            figures.record(method, code, cntl.latency);
+        }
         offered.settle(result.as_ref().err());
         if accepted > 0 {
             interceptors.after(accepted, cntl, method);

@@ -5,6 +5,7 @@ mod call;
 mod circuit_breaker;
 mod cluster;
 mod endpoint;
+mod figures;
 mod health;
 pub(crate) mod interceptor;
 mod options;
@@ -55,6 +56,9 @@ pub struct Channel {
 
 struct ChannelInner {
     options: ChannelOptions,
+    /// Each method's calls, errors and latency, shown in `/vars` (none for combo channels,
+    /// whose sub-channels keep theirs).
+    figures: Option<figures::ChannelFigures>,
     target: Target,
     /// The protocol's client (`None` for combo channels, whose sub-channels have theirs).
     protocol: Option<ClientProtocol>,
@@ -120,6 +124,7 @@ impl Channel {
                 target: Target::Combo(combo),
                 protocol: None,
                 runtime: executor::io_handle(),
+                figures: None,
             }),
         }
     }
@@ -174,6 +179,8 @@ impl fmt::Debug for Channel {
 pub struct ChannelBuilder {
     options: ChannelOptions,
     filter: Option<Arc<dyn NamingServiceFilter>>,
+    /// The naming service's URL, which names a cluster channel's figures.
+    naming_url: Option<String>,
 }
 
 impl fmt::Debug for ChannelBuilder {
@@ -403,6 +410,7 @@ impl ChannelBuilder {
         self.apply_naming_scheme(naming_url)?;
         let naming = crate::naming::from_url(naming_url)?;
         let balancer = crate::lb::from_spec(load_balancer)?;
+        self.naming_url = Some(naming_url.to_owned());
         self.connect_with(naming, balancer).await
     }
 
@@ -451,6 +459,7 @@ impl ChannelBuilder {
         load_balancer: &str,
     ) -> Result<Channel, Error> {
         self.apply_naming_scheme(naming_url)?;
+        self.naming_url = Some(naming_url.to_owned());
         let runtime = executor::background().handle().clone();
         let naming = crate::naming::from_url(naming_url)?;
         let balancer = crate::lb::from_spec(load_balancer)?;
@@ -550,8 +559,14 @@ impl ChannelBuilder {
     }
 
     fn build(self, target: Target, protocol: ClientProtocol, runtime: Handle) -> Channel {
+        let label = match &target {
+            Target::Single(endpoint) => Some(endpoint.addr().to_string()),
+            Target::Cluster(_) => Some(self.naming_url.clone().unwrap_or_else(|| "cluster".into())),
+            Target::Combo(_) => None,
+        };
         Channel {
             inner: Arc::new(ChannelInner {
+                figures: label.map(|label| figures::ChannelFigures::new(&label)),
                 settings: call_settings(&self.options),
                 options: self.options,
                 target,

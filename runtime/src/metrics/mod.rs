@@ -27,6 +27,7 @@
 //! of N seconds (up to 60) is made of the last N whole seconds, a longer one of the minute
 //! under way and whole minutes before it (up to 60).
 
+mod call_status;
 mod counter;
 mod gauge;
 mod histogram;
@@ -46,5 +47,6 @@ pub use registry::{
     describe, expose, find, to_underscored_name, Exposed, Metric, LATENCY_WINDOW_SECS,
 };
 
+pub(crate) use call_status::CallStatus;
 pub(crate) use process::expose_process_metrics;
 pub(crate) use registry::matches_filter;

@@ -32,7 +32,6 @@ mod registry;
 mod reporter;
 mod service;
 mod state;
-mod status;
 mod tls;
 #[cfg(feature = "tower")]
 pub(crate) mod tower;

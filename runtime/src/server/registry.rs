@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::status::MethodStatus;
 use super::{MessageSchema, Service};
 use crate::limiter::{ConcurrencyLimiter, MaxConcurrency};
+use crate::metrics::CallStatus;
 use crate::{errno, Error, Status};
 
 struct Entry {
@@ -23,7 +23,7 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct MethodSettings {
     /// Calls, errors, latency and the requests running now.
-    status: Arc<MethodStatus>,
+    status: Arc<CallStatus>,
     /// `None`: no limit.
     limiter: RwLock<Option<Arc<dyn ConcurrencyLimiter>>>,
     /// Its handlers run on the blocking pool.
@@ -350,7 +350,7 @@ impl Registry {
     /// Every method's figures: (service, method, figures), in the order services were added.
     pub(crate) fn statuses(
         &self,
-    ) -> impl Iterator<Item = (&'static str, &'static str, &MethodStatus)> + '_ {
+    ) -> impl Iterator<Item = (&'static str, &'static str, &CallStatus)> + '_ {
         self.entries.iter().flat_map(|entry| {
             let service = entry.service.full_name();
             entry

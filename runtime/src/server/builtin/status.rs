@@ -6,15 +6,15 @@ use std::fmt::Write;
 
 use super::html::escape;
 use crate::errno;
+use crate::metrics::CallStatus;
 use crate::metrics::{LatencyStats, PERCENTILES};
 use crate::server::state::Shared;
-use crate::server::status::MethodStatus;
 
 /// The windows shown: label, seconds.
 const WINDOWS: [(&str, u32); 4] = [("1s", 1), ("10s", 10), ("60s", 60), ("60m", 3600)];
 
 /// Errors as `ELIMIT×3, ERPCTIMEDOUT×1`.
-fn errors_text(status: &MethodStatus) -> String {
+fn errors_text(status: &CallStatus) -> String {
     status
         .errors_by_code()
         .into_iter()

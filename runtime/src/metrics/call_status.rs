@@ -1,18 +1,18 @@
-//! Each method's figures (brpc's `MethodStatus`): calls answered, errors by code, latency and
-//! concurrency, recorded for every request of every protocol and exposed under brpc's names
-//! (`rpc_server_<port>_<method>_count`, `_error`, `_latency`, `_concurrency`, ...).
+//! A method's figures (brpc's `MethodStatus`): calls answered, errors by code, latency and
+//! concurrency — a server's for each method it serves, a channel's for each method it calls —
+//! exposed under brpc's names (`<prefix>_count`, `_error`, `_latency`, `_concurrency`, ...).
 
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::metrics::{self, Counter, Exposed, LatencyRecorder, PassiveGauge};
+use super::{Counter, Exposed, LatencyRecorder, Metric, PassiveGauge};
 
 /// Distinct error codes counted apart per method; further codes count as "other".
 const CODE_SLOTS: usize = 8;
 
 /// One method's figures.
-pub(crate) struct MethodStatus {
+pub(crate) struct CallStatus {
     /// Latencies of the calls answered without error (brpc counts calls this way).
     pub(crate) latency: LatencyRecorder,
     /// Calls answered with an error.
@@ -32,9 +32,9 @@ struct CodeCount {
     count: AtomicU64,
 }
 
-impl Default for MethodStatus {
+impl Default for CallStatus {
     fn default() -> Self {
-        MethodStatus {
+        CallStatus {
             latency: LatencyRecorder::new(),
             errors: Counter::new(),
             codes: Default::default(),
@@ -44,7 +44,7 @@ impl Default for MethodStatus {
     }
 }
 
-impl MethodStatus {
+impl CallStatus {
     /// Records a request answered with `code` (0: success) after `latency`.
     #[inline]
     pub(crate) fn on_responded(&self, code: i32, latency: Duration) {
@@ -104,14 +104,14 @@ impl MethodStatus {
             let status = Arc::clone(self);
             PassiveGauge::new(move || status.concurrency.load(Ordering::Relaxed) as f64)
         };
-        let named: [(String, metrics::Metric); 3] = [
+        let named: [(String, Metric); 3] = [
             (format!("{prefix}_latency"), (&self.latency).into()),
             (format!("{prefix}_error"), (&self.errors).into()),
             (format!("{prefix}_concurrency"), concurrency.into()),
         ];
         named
             .into_iter()
-            .filter_map(|(name, metric)| match metrics::expose(name, metric) {
+            .filter_map(|(name, metric)| match super::expose(name, metric) {
                 Ok(exposed) => Some(exposed),
                 Err(e) => {
                     tracing::warn!("method figures not exposed: {e}");
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn successes_time_and_errors_count_by_code() {
-        let status = MethodStatus::default();
+        let status = CallStatus::default();
         status.on_responded(0, Duration::from_micros(100));
         status.on_responded(0, Duration::from_micros(300));
         for _ in 0..3 {
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn codes_past_the_slots_count_as_other() {
-        let status = MethodStatus::default();
+        let status = CallStatus::default();
         for code in 1..=(CODE_SLOTS as i32 + 2) {
             status.on_responded(1000 + code, Duration::ZERO);
         }

@@ -1,0 +1,140 @@
+//! A channel's figures for each method it calls — calls answered, errors by code, latency —
+//! exposed as `rpc_client_<target>_<method>_count`, `_error`, `_latency`, ... Channels to the
+//! same target share them, as they share connections.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::metrics::{to_underscored_name, CallStatus, Exposed};
+use crate::MethodDescriptor;
+
+/// One method's figures as channels to one target see them.
+pub(crate) struct ClientMethod {
+    service: String,
+    method: String,
+    status: Arc<CallStatus>,
+    _exposed: Vec<Exposed>,
+}
+
+/// Every method's figures a process keeps, by name prefix, while some channel uses them.
+static SHARED: LazyLock<Mutex<HashMap<String, Weak<ClientMethod>>>> =
+    LazyLock::new(Default::default);
+
+/// The figures of the methods one channel has called.
+pub(crate) struct ChannelFigures {
+    /// `rpc_client_<target>`.
+    prefix: String,
+    /// Looked up on every call without a lock; copied when a method is first called.
+    methods: ArcSwap<Vec<Arc<ClientMethod>>>,
+    adding: Mutex<()>,
+}
+
+impl std::fmt::Debug for ChannelFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelFigures")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl ChannelFigures {
+    /// Figures of a channel to `target` (an address or a naming service's URL).
+    pub(crate) fn new(target: &str) -> Self {
+        let target = to_underscored_name(target);
+        ChannelFigures {
+            prefix: format!("rpc_client_{}", target.trim_start_matches('_')),
+            methods: ArcSwap::from_pointee(Vec::new()),
+            adding: Mutex::new(()),
+        }
+    }
+
+    /// Records a call of `method` answered with `code` (0: success) after `latency`.
+    pub(crate) fn record(&self, method: &MethodDescriptor, code: i32, latency: Duration) {
+        {
+            let methods = self.methods.load();
+            if let Some(known) = find(&methods, method) {
+                known.status.on_responded(code, latency);
+                return;
+            }
+        }
+        self.add(method).status.on_responded(code, latency);
+    }
+
+    /// The figures of a method this channel calls for the first time: another channel's to
+    /// the same target, or new ones.
+    fn add(&self, method: &MethodDescriptor) -> Arc<ClientMethod> {
+        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = find(&self.methods.load(), method) {
+            return Arc::clone(known);
+        }
+        let prefix = format!(
+            "{}_{}",
+            self.prefix,
+            to_underscored_name(&format!("{}.{}", method.service(), method.method()))
+        );
+        let shared = {
+            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+            shared.retain(|_, figures| figures.strong_count() > 0);
+            match shared.get(&prefix).and_then(Weak::upgrade) {
+                Some(figures) => figures,
+                None => {
+                    let status = Arc::new(CallStatus::default());
+                    let figures = Arc::new(ClientMethod {
+                        service: method.service().to_owned(),
+                        method: method.method().to_owned(),
+                        _exposed: status.expose(&prefix),
+                        status,
+                    });
+                    shared.insert(prefix, Arc::downgrade(&figures));
+                    figures
+                }
+            }
+        };
+        let mut methods = Vec::clone(&self.methods.load());
+        methods.push(Arc::clone(&shared));
+        self.methods.store(Arc::new(methods));
+        shared
+    }
+}
+
+fn find<'m>(
+    methods: &'m [Arc<ClientMethod>],
+    method: &MethodDescriptor,
+) -> Option<&'m Arc<ClientMethod>> {
+    methods
+        .iter()
+        .find(|m| m.method == method.method() && m.service == method.service())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errno;
+
+    #[test]
+    fn channels_to_one_target_share_each_methods_figures() {
+        let echo = MethodDescriptor::new("figures.test.EchoService", "Echo");
+        let a = ChannelFigures::new("127.0.0.1:18000");
+        let b = ChannelFigures::new("127.0.0.1:18000");
+        a.record(&echo, 0, Duration::from_micros(100));
+        b.record(&echo, 0, Duration::from_micros(300));
+        b.record(&echo, errno::ERPCTIMEDOUT, Duration::from_millis(500));
+        let name = "rpc_client_127_0_0_1_18000_figures_test_echo_service_echo";
+        let shown = crate::metrics::describe(&format!("{name}_count;{name}_error"));
+        assert_eq!(
+            shown,
+            vec![
+                (format!("{name}_count"), "2".to_owned()),
+                (format!("{name}_error"), "1".to_owned())
+            ]
+        );
+        drop((a, b));
+        assert!(
+            crate::metrics::describe(&format!("{name}_*")).is_empty(),
+            "gone with the channels"
+        );
+    }
+}
