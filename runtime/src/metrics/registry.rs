@@ -96,21 +96,55 @@ pub fn expose(name: impl Into<String>, metric: impl Into<Metric>) -> Result<Expo
             "`{name}` is not a metric name: [a-zA-Z_:][a-zA-Z0-9_:]*"
         )));
     }
+    let metric = metric.into();
     let mut exposed = EXPOSED.write().unwrap_or_else(|e| e.into_inner());
     if exposed.contains_key(&name) {
         return Err(Error::invalid(format!(
             "a metric named `{name}` is exposed already"
         )));
     }
+    // A latency recorder shows under several names: none may be another metric's.
+    let wanted = shown_names(&name, &metric);
+    if let Some((taken, _)) = exposed.iter().find(|(other, entry)| {
+        shown_names(other, &entry.metric)
+            .iter()
+            .any(|n| wanted.contains(n))
+    }) {
+        return Err(Error::invalid(format!(
+            "`{name}` would show under a name `{taken}` shows under already"
+        )));
+    }
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    exposed.insert(
-        name.clone(),
-        Entry {
-            id,
-            metric: metric.into(),
-        },
-    );
+    exposed.insert(name.clone(), Entry { id, metric });
     Ok(Exposed { name, id })
+}
+
+/// Every name a metric exposed as `name` shows under, in `/vars` and `/brpc_metrics`.
+fn shown_names(name: &str, metric: &Metric) -> Vec<String> {
+    match metric {
+        Metric::Latency(_) => {
+            let prefix = latency_prefix(name);
+            let mut names: Vec<String> = [
+                "",
+                "_count",
+                "_sum",
+                "_latency",
+                "_max_latency",
+                "_qps",
+                "_latency_80",
+                "_latency_90",
+                "_latency_99",
+                "_latency_999",
+                "_latency_9999",
+            ]
+            .iter()
+            .map(|suffix| format!("{prefix}{suffix}"))
+            .collect();
+            names.push(name.to_owned());
+            names
+        }
+        _ => vec![name.to_owned()],
+    }
 }
 
 /// A metric shown by name; dropping it hides the name again.
@@ -345,6 +379,23 @@ mod tests {
         assert!(find("registry_test_gauge").is_none());
         let again = expose("registry_test_gauge", Gauge::new()).unwrap();
         assert_eq!(again.name(), "registry_test_gauge");
+    }
+
+    #[test]
+    fn names_a_latency_recorder_shows_under_are_its_own() {
+        let recorder = LatencyRecorder::unsampled();
+        let _get = expose("registry_clash_get_latency", &recorder).unwrap();
+        // `..._get_count` is the recorder's count; `..._get` its Prometheus summary.
+        assert!(expose("registry_clash_get_count", Counter::unsampled()).is_err());
+        assert!(expose("registry_clash_get", Gauge::new()).is_err());
+        assert!(expose("registry_clash_get_latency_99", Gauge::new()).is_err());
+        // A method named GetCount beside Get: its summary would be Get's `_count` sample, which
+        // Prometheus would refuse the whole scrape for; it is not shown (the server logs it).
+        assert!(expose("registry_clash_get_count_latency", &recorder).is_err());
+        let _get_size = expose("registry_clash_get_size_latency", &recorder).unwrap();
+        // The other way round: a gauge first, then a recorder that would show over it.
+        let _gauge = expose("registry_clash_put_qps", Gauge::new()).unwrap();
+        assert!(expose("registry_clash_put_latency", &recorder).is_err());
     }
 
     #[test]
