@@ -697,6 +697,24 @@ async fn unknown_methods_and_services() {
     assert!(status.message().contains("h2:grpc"), "{status}");
 }
 
+/// A `Watch` of the whole server's health.
+async fn watch_health(channel: &Channel) -> Streaming<Bytes> {
+    channel
+        .streaming::<Raw, Bytes, Bytes, _>(
+            &HEALTH_WATCH,
+            &mut Controller::new(),
+            stream::iter(vec![health_request("")]),
+        )
+        .await
+        .unwrap()
+}
+
+/// The next status a `Watch` sends.
+async fn next_health(watch: &mut Streaming<Bytes>) -> Bytes {
+    let next = tokio::time::timeout(HANG_GUARD, watch.message()).await;
+    next.expect("a status in time").unwrap().expect("a status")
+}
+
 fn health_request(service: &str) -> Bytes {
     let mut buf = vec![0x0a, service.len() as u8];
     buf.extend_from_slice(service.as_bytes());
@@ -739,18 +757,8 @@ async fn a_health_reporter_decides_grpc_health_and_the_health_page() {
         "NOT_SERVING while warming up"
     );
     // A watcher hears the change when it comes.
-    let mut watch = channel
-        .streaming::<Raw, Bytes, Bytes, _>(
-            &HEALTH_WATCH,
-            &mut Controller::new(),
-            stream::iter(vec![health_request("")]),
-        )
-        .await
-        .unwrap();
-    let first = tokio::time::timeout(HANG_GUARD, watch.message())
-        .await
-        .unwrap();
-    assert_eq!(&first.unwrap().unwrap()[..], b"\x08\x02");
+    let mut watch = watch_health(&channel).await;
+    assert_eq!(&next_health(&mut watch).await[..], b"\x08\x02");
     let reply = page().await;
     assert!(
         reply.starts_with("HTTP/1.1 503") && reply.ends_with("\r\n\r\nwarming up\n"),
@@ -758,11 +766,8 @@ async fn a_health_reporter_decides_grpc_health_and_the_health_page() {
     );
     warm.store(true, Ordering::Relaxed);
     assert_eq!(&check().await[..], b"\x08\x01", "SERVING once warm");
-    let change = tokio::time::timeout(HANG_GUARD, watch.message())
-        .await
-        .unwrap();
     assert_eq!(
-        &change.unwrap().unwrap()[..],
+        &next_health(&mut watch).await[..],
         b"\x08\x01",
         "the watcher hears it"
     );
@@ -798,18 +803,8 @@ async fn health_service() {
     assert_eq!(reply.grpc_status(), Some(5), "NOT_FOUND: {reply:?}");
 
     // Watch: the current status, then NOT_SERVING when the server stops.
-    let mut watch = channel
-        .streaming::<Raw, Bytes, Bytes, _>(
-            &HEALTH_WATCH,
-            &mut Controller::new(),
-            stream::iter(vec![health_request("")]),
-        )
-        .await
-        .unwrap();
-    let first = tokio::time::timeout(HANG_GUARD, watch.message())
-        .await
-        .unwrap();
-    assert_eq!(&first.unwrap().unwrap()[..], b"\x08\x01");
+    let mut watch = watch_health(&channel).await;
+    assert_eq!(&next_health(&mut watch).await[..], b"\x08\x01");
     server.stop().await;
     let (rest, end) = collect(watch).await;
     end.unwrap();
