@@ -1,7 +1,7 @@
 //! [`Counter`]: a sum many threads add to (bvar's `Adder`), with its growth over recent windows.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use super::shard::{self, Padded};
 use super::window::{self, lock, Sampled, Series};
@@ -41,8 +41,7 @@ impl Counter {
     /// A counter at 0, its windows sampled once a second.
     pub fn new() -> Counter {
         let counter = Counter::unsampled();
-        let weak: Weak<dyn Sampled> = Arc::downgrade(&counter.0) as Weak<CounterInner>;
-        window::register(weak);
+        window::register(&counter.0);
         counter
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::histogram::{self, BUCKETS};
@@ -113,8 +113,7 @@ impl LatencyRecorder {
     /// A recorder that has seen nothing, its windows sampled once a second.
     pub fn new() -> LatencyRecorder {
         let recorder = LatencyRecorder::unsampled();
-        let weak: Weak<dyn Sampled> = Arc::downgrade(&recorder.0) as Weak<Inner>;
-        window::register(weak);
+        window::register(&recorder.0);
         recorder
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use super::shard::{self, Padded};
 use super::window::{self, lock, push_bounded, resolution, Sampled, KEPT};
@@ -49,8 +49,7 @@ impl Maxer {
     /// A maxer that has seen nothing (0), its windows sampled once a second.
     pub fn new() -> Maxer {
         let maxer = Maxer::unsampled();
-        let weak: Weak<dyn Sampled> = Arc::downgrade(&maxer.0) as Weak<MaxerInner>;
-        window::register(weak);
+        window::register(&maxer.0);
         maxer
     }
 

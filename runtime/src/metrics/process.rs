@@ -2,7 +2,7 @@
 //! CPU, memory, file descriptors, threads, uptime.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use super::registry::{expose, Exposed};
@@ -14,8 +14,7 @@ pub(crate) fn expose_process_metrics() {
     static EXPOSED: LazyLock<Vec<Exposed>> = LazyLock::new(|| {
         let started = Instant::now();
         let cpu = Arc::new(CpuUsage::default());
-        let weak: Weak<dyn Sampled> = Arc::downgrade(&cpu) as Weak<CpuUsage>;
-        window::register(weak);
+        window::register(&cpu);
         let usage = Arc::clone(&cpu);
         let gauges: [(&str, PassiveGauge); 7] = [
             (

@@ -30,44 +30,26 @@ pub enum Metric {
 }
 
 macro_rules! metric_from {
-    ($($kind:ident),*) => {$(
+    ($($kind:ident => $variant:ident),*) => {$(
         impl From<$kind> for Metric {
             fn from(metric: $kind) -> Metric {
-                Metric::$kind(metric)
+                Metric::$variant(metric)
             }
         }
         impl From<&$kind> for Metric {
             fn from(metric: &$kind) -> Metric {
-                Metric::$kind(metric.clone())
+                Metric::$variant(metric.clone())
             }
         }
     )*};
 }
-metric_from!(Counter, Gauge, Maxer);
-
-impl From<PassiveGauge> for Metric {
-    fn from(metric: PassiveGauge) -> Metric {
-        Metric::Passive(metric)
-    }
-}
-
-impl From<&PassiveGauge> for Metric {
-    fn from(metric: &PassiveGauge) -> Metric {
-        Metric::Passive(metric.clone())
-    }
-}
-
-impl From<LatencyRecorder> for Metric {
-    fn from(metric: LatencyRecorder) -> Metric {
-        Metric::Latency(metric)
-    }
-}
-
-impl From<&LatencyRecorder> for Metric {
-    fn from(metric: &LatencyRecorder) -> Metric {
-        Metric::Latency(metric.clone())
-    }
-}
+metric_from!(
+    Counter => Counter,
+    Gauge => Gauge,
+    Maxer => Maxer,
+    PassiveGauge => Passive,
+    LatencyRecorder => Latency
+);
 
 struct Entry {
     id: u64,

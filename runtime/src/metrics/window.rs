@@ -28,8 +28,9 @@ static SAMPLED: LazyLock<Mutex<Vec<Weak<dyn Sampled>>>> = LazyLock::new(|| {
 });
 
 /// Has the sampler visit `metric` once a second while it lives.
-pub(crate) fn register(metric: Weak<dyn Sampled>) {
-    lock(&SAMPLED).push(metric);
+pub(crate) fn register<M: Sampled + 'static>(metric: &Arc<M>) {
+    let weak: Weak<dyn Sampled> = Arc::downgrade(metric) as Weak<M>;
+    lock(&SAMPLED).push(weak);
 }
 
 fn run_sampler() {
