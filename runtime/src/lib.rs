@@ -169,6 +169,7 @@ pub mod naming;
 pub mod protocol;
 pub mod redis;
 mod required;
+pub mod rpcz;
 mod server;
 mod streaming;
 #[cfg(feature = "tls")]

@@ -100,6 +100,16 @@ impl MethodDescriptor {
     pub fn method(&self) -> &str {
         &self.method
     }
+
+    /// The service's full name, without copying a `'static` one.
+    pub(crate) fn service_cow(&self) -> Cow<'static, str> {
+        self.service.clone()
+    }
+
+    /// The method's name, without copying a `'static` one.
+    pub(crate) fn method_cow(&self) -> Cow<'static, str> {
+        self.method.clone()
+    }
 }
 
 impl PartialEq for MethodDescriptor {

@@ -45,9 +45,10 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
         "lb" => &["naming"],
         "limiter" => &[],
         "metrics" => &[],
+        "rpcz" => &["protocol"],
         "transport" => &["protocol"],
-        "channel" => &["protocol", "transport", "lb", "naming", "metrics"],
-        "server" => &["protocol", "transport", "limiter", "metrics"],
+        "channel" => &["protocol", "transport", "lb", "naming", "metrics", "rpcz"],
+        "server" => &["protocol", "transport", "limiter", "metrics", "rpcz"],
         "combo" => &["protocol", "transport", "channel", "lb", "naming"],
         // A protocol's user-facing facade: its calls on channels, its service on servers.
         "redis" => &["protocol", "transport", "channel", "server"],

@@ -22,6 +22,7 @@ use crate::compress::{self, CompressType};
 use crate::controller::FinishOnDrop;
 use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::Payload;
+use crate::rpcz::Span;
 use crate::transport::client::{Answer, Cause, EncodedRequest, Failure};
 use crate::transport::stream_rpc::StreamCore;
 use crate::{errno, Controller, MethodDescriptor, Status};
@@ -61,10 +62,23 @@ impl Channel {
         // A timeout too large to add to the clock is no deadline at all.
         let deadline_at = timeout.and_then(|t| started.checked_add(t));
         cntl.deadline = deadline_at;
+        // Traced when made from a traced handler, or when rpcz starts a trace here.
+        let rpcz_span = Span::client(
+            method.service_cow(),
+            method.method_cow(),
+            self.inner.options.protocol.name_cow(),
+            cntl.log_id.unwrap_or_default(),
+        );
         let call = async {
             refused?;
             let mut encoded = self.encode_request::<C, Req>(cntl, request)?;
             encoded.stream.clone_from(&offered.0);
+            if let Some(traced) = &rpcz_span {
+                encoded.trace = Some(traced.ids());
+                traced.set_request_size(
+                    encoded.payload.message.len() + encoded.payload.attachment.len(),
+                );
+            }
             let erased = ErasedRequest {
                 encoded,
                 typed: request,
@@ -73,10 +87,14 @@ impl Channel {
             };
             let reply = self.call_erased(method, cntl, &erased).await?;
             match reply {
-                Reply::Encoded(answer) => <C as MessageCodec<Resp>>::decode(answer.payload)
-                    .map_err(|e| {
+                Reply::Encoded(answer) => {
+                    if let Some(traced) = &rpcz_span {
+                        traced.set_response_size(answer.payload.len());
+                    }
+                    <C as MessageCodec<Resp>>::decode(answer.payload).map_err(|e| {
                         Status::new(errno::ERESPONSE, format!("Fail to parse response: {e}"))
-                    }),
+                    })
+                }
                 Reply::Decoded(response) => response.downcast::<Resp>().map(|r| *r).map_err(|_| {
                     Status::new(
                         errno::ERESPONSE,
@@ -90,15 +108,17 @@ impl Channel {
         };
         // Inside a span of its own, so users' subscribers see the call (debug level, as
         // tower-http's: free when nothing listens at that level).
-        let call = tracing::Instrument::instrument(
-            call,
-            tracing::debug_span!(
-                target: "brisk::client",
-                "rpc",
-                service = method.service(),
-                method = method.method(),
-            ),
+        let span = tracing::debug_span!(
+            target: "brisk::client",
+            "rpc",
+            service = method.service(),
+            method = method.method(),
+            trace_id = tracing::field::Empty,
         );
+        if let Some(traced) = &rpcz_span {
+            span.record("trace_id", traced.ids().trace_id_hex());
+        }
+        let call = tracing::Instrument::instrument(call, span);
         let deadline = async {
             match deadline_at {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -126,9 +146,15 @@ impl Channel {
         if let Err(status) = &result {
             cntl.error = Some(status.clone());
         }
+        let code = result.as_ref().map_or_else(|s| s.code().max(1), |_| 0);
         if let Some(figures) = &self.inner.figures {
-            let code = result.as_ref().map_or_else(|s| s.code().max(1), |_| 0);
             figures.record(method, code, cntl.latency);
+        }
+        if let Some(traced) = rpcz_span {
+            if let Some(remote) = cntl.remote_side {
+                traced.set_remote(remote);
+            }
+            traced.finish(code, "answered");
         }
         offered.settle(result.as_ref().err());
         if accepted > 0 {
@@ -188,6 +214,7 @@ impl Channel {
             headers: cntl.request_headers.clone(),
             deadline: cntl.deadline,
             stream: None,
+            trace: None,
         })
     }
 

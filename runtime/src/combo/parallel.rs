@@ -445,6 +445,7 @@ impl Parallel {
                             headers: request.encoded.headers.clone(),
                             deadline: request.encoded.deadline,
                             stream: None,
+                            trace: request.encoded.trace,
                         },
                         typed,
                         encode: request.encode,

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 
-use super::ConnectionType;
+use super::{ConnectionType, TraceIds};
 use crate::{errno, CompressType, MethodDescriptor, Status};
 
 /// One side's stream as a call announces it (brpc's streaming RPC,
@@ -170,6 +170,8 @@ pub struct OutgoingRequest<'a> {
     /// The caller's stream, when the call opens one (brpc's streaming RPC; only codecs whose
     /// [`ClientCodec::carries_streams`] is true are given one).
     pub stream: Option<StreamSetup>,
+    /// The call's rpcz span, when it is traced: protocols that carry trace ids send them.
+    pub trace: Option<TraceIds>,
 }
 
 impl<'a> OutgoingRequest<'a> {
@@ -187,6 +189,7 @@ impl<'a> OutgoingRequest<'a> {
             deadline: None,
             connection_type: ConnectionType::Single,
             stream: None,
+            trace: None,
         }
     }
 
@@ -414,6 +417,9 @@ pub struct IncomingRequest {
     /// The caller's stream, when the request offers one (brpc's streaming RPC): the handler
     /// may accept it.
     pub stream: Option<StreamSetup>,
+    /// The caller's trace ids, when it traces the call (rpcz): the server's span continues
+    /// its trace.
+    pub trace: Option<TraceIds>,
 }
 
 impl IncomingRequest {
@@ -435,6 +441,7 @@ impl IncomingRequest {
             metadata: HashMap::new(),
             rejected: None,
             stream: None,
+            trace: None,
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod redis;
 mod registry;
 pub mod sofa_pbrpc;
 pub mod streaming_rpc;
+mod trace;
 
 use std::str::FromStr;
 
@@ -52,6 +53,9 @@ pub(crate) use name::unknown_protocol;
 pub use name::Protocol;
 pub(crate) use registry::{client_codec, server_codecs};
 pub use registry::{register_client, register_server};
+pub use trace::{
+    format_trace_id, TraceIds, BRPC_PARENT_SPAN_ID, BRPC_SPAN_ID, BRPC_TRACE_ID, TRACEPARENT,
+};
 
 use crate::Error;
 

@@ -59,6 +59,11 @@ impl Protocol {
     pub fn name(&self) -> &str {
         &self.0
     }
+
+    /// The name, without copying a builtin one.
+    pub(crate) fn name_cow(&self) -> Cow<'static, str> {
+        self.0.clone()
+    }
 }
 
 impl Default for Protocol {

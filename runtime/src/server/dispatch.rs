@@ -17,6 +17,7 @@ use super::registry::Registry;
 use super::state::Shared;
 use super::{ServerContext, Service, ServiceFuture, ServiceResponse};
 use crate::protocol::MethodRef;
+use crate::rpcz::{self, Span};
 use crate::{errno, Status};
 
 /// The service and method index a request names; ENOSERVICE or ENOMETHOD as brpc answers
@@ -72,6 +73,8 @@ pub(crate) async fn run_inline_or_spawn(request: RequestTask) {
 pub(crate) struct StartedHandler {
     /// The call's span, entered while its handler is polled.
     span: tracing::Span,
+    /// Its rpcz span, when traced: the thread's current span while its handler is polled.
+    rpcz_span: Option<Arc<Span>>,
     stage: Stage,
     deadline: Option<Instant>,
     timeout_ms: Option<i32>,
@@ -92,7 +95,8 @@ enum Stage {
 /// it (catching a panic while making it). An interceptor that decides later is awaited as
 /// part of the handler. A `blocking` handler is run on tokio's blocking pool, so that it may
 /// block its thread without stalling the requests on its connection (brpc's
-/// `usercode_in_pthread`).
+/// `usercode_in_pthread`). A traced call's rpcz span (`rpcz_span`) is the thread's current span
+/// while the handler runs, and marks its start and end.
 pub(crate) fn start_handler(
     service: &Arc<dyn Service>,
     method: usize,
@@ -100,6 +104,7 @@ pub(crate) fn start_handler(
     payload: Bytes,
     blocking: bool,
     interceptors: &Interceptors,
+    rpcz_span: Option<Arc<Span>>,
 ) -> StartedHandler {
     let deadline = context.deadline;
     let timeout_ms = context.timeout_ms;
@@ -113,8 +118,14 @@ pub(crate) fn start_handler(
         method = service.method_names().get(method).copied().unwrap_or_default(),
         peer = %remote,
         log_id = context.log_id,
+        trace_id = tracing::field::Empty,
     );
+    if let Some(traced) = &rpcz_span {
+        span.record("trace_id", traced.ids().trace_id_hex());
+        traced.annotate("handler start");
+    }
     let entered = span.enter();
+    let current = rpcz_span.as_ref().map(rpcz::enter);
     let made = std::panic::catch_unwind(AssertUnwindSafe(|| -> ServiceFuture {
         if interceptors.is_empty() {
             return service.call(method, context, payload);
@@ -141,17 +152,19 @@ pub(crate) fn start_handler(
             }
         })
     }));
+    drop(current);
     drop(entered);
     StartedHandler {
         span,
         stage: match made {
-            Ok(future) if blocking => Stage::Running(on_blocking_pool(future)),
+            Ok(future) if blocking => Stage::Running(on_blocking_pool(future, rpcz_span.clone())),
             Ok(future) => Stage::Running(future),
             Err(panic) => Stage::Panicked(panic),
         },
         deadline,
         timeout_ms,
         remote,
+        rpcz_span,
     }
 }
 
@@ -201,6 +214,7 @@ impl Future for RunningHandler<'_> {
         };
         let polled = {
             let _entered = this.started.span.enter();
+            let _current = this.started.rpcz_span.as_ref().map(rpcz::enter);
             std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
         };
         let ready = match polled {
@@ -210,6 +224,9 @@ impl Future for RunningHandler<'_> {
         };
         if let Some(ready) = ready {
             this.started.stage = Stage::Done;
+            if let Some(traced) = &this.started.rpcz_span {
+                traced.annotate("handler end");
+            }
             return Poll::Ready(ready);
         }
         let Some(deadline) = this.started.deadline else {
@@ -276,6 +293,7 @@ pub(crate) async fn run_handler(
     context: ServerContext,
     payload: Bytes,
     blocking: bool,
+    rpcz_span: Option<Arc<Span>>,
 ) -> Result<ServiceResponse, Status> {
     start_handler(
         service,
@@ -284,6 +302,7 @@ pub(crate) async fn run_handler(
         payload,
         blocking,
         &shared.interceptors,
+        rpcz_span,
     )
     .run(shared)
     .await
@@ -302,10 +321,13 @@ pub(crate) fn method_name(service: &dyn Service, method: usize) -> MethodName<'s
 /// `future`, run to its end on a thread of tokio's blocking pool. A panic there is raised
 /// again where the result is awaited (the handler runner answers it with EINTERNAL). Dropping
 /// the result (at the caller's deadline) does not stop the thread: a blocked handler cannot be
-/// cut short.
-fn on_blocking_pool(future: ServiceFuture) -> ServiceFuture {
+/// cut short. A traced call's span (`rpcz_span`) is the blocking thread's current span.
+fn on_blocking_pool(future: ServiceFuture, rpcz_span: Option<Arc<Span>>) -> ServiceFuture {
     let runtime = tokio::runtime::Handle::current();
-    let running = tokio::task::spawn_blocking(move || runtime.block_on(future));
+    let running = tokio::task::spawn_blocking(move || {
+        let _current = rpcz_span.as_ref().map(rpcz::enter);
+        runtime.block_on(future)
+    });
     Box::pin(async move {
         match running.await {
             Ok(response) => response,

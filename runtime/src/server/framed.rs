@@ -19,7 +19,7 @@ use super::dispatch::{
     find_method, panic_message, run_inline_or_spawn, start_handler, RequestTask,
 };
 use super::protocol::{ServeFuture, ServerProtocol};
-use super::registry::record_answer;
+use super::registry::{record_answer, Arrival};
 use super::state::{
     wait_for_phase, ConnectionGuard, InflightGuard, Peer, Phase, Shared, CLOSE_GRACE,
 };
@@ -369,7 +369,18 @@ impl Connection {
             return None;
         }
         let timeout = client_timeout(request.timeout_ms);
-        let admitted = match shared.registry.enter_method(&**service, method, timeout) {
+        let request_size = request.payload.message.len() + request.payload.attachment.len();
+        let arrival = Arrival {
+            upstream: request.trace,
+            protocol: self.codec.name(),
+            remote: self.peer.remote,
+            log_id: request.log_id,
+            request_size,
+        };
+        let admitted = match shared
+            .registry
+            .enter_method(&**service, method, timeout, arrival)
+        {
             Ok(admitted) => admitted,
             Err(limited) => {
                 self.reply_error(&request.reply_to, slot, &limited);
@@ -402,7 +413,6 @@ impl Connection {
         let deadline =
             timeout_ms.and_then(|ms| deadline_after(*arrived.get_or_insert_with(Instant::now), ms));
         let compress_type = payload.compress_type;
-        let request_size = payload.message.len() + payload.attachment.len();
         let context = ServerContext {
             remote_side: remote,
             local_side: local,
@@ -435,6 +445,7 @@ impl Connection {
                 message,
                 admitted.blocking,
                 &shared.interceptors,
+                admitted.span,
             )),
         };
         let codec = Arc::clone(&self.codec);
@@ -468,7 +479,12 @@ impl Connection {
                 accepted.as_deref().and_then(|slot| slot.get().cloned());
             let stream = accepted.as_deref().map(StreamCore::setup);
             let frame = match result {
-                Ok(payload) => encode_reply(&*codec, &reply_to, Ok(payload), local, stream),
+                Ok(payload) => {
+                    if let Some(guard) = &method_guard {
+                        guard.response_size(payload.message.len() + payload.attachment.len());
+                    }
+                    encode_reply(&*codec, &reply_to, Ok(payload), local, stream)
+                }
                 Err(status) => encode_reply(&*codec, &reply_to, Err(&status), local, stream),
             };
             // The limiter hears of the answer before the client can.

@@ -28,11 +28,12 @@ use super::body::{empty_body, RequestBody, ResponseBody};
 use super::context::client_timeout;
 use super::dispatch::{method_name, panic_message, past_deadline, run_handler, CancelCount};
 use super::interceptor::intercept_all;
-use super::registry::{record_answer, MethodGuard};
+use super::registry::{record_answer, Arrival, MethodGuard};
 use super::state::{wait_for_phase, InflightGuard, Peer, Phase, Shared};
 use super::{ServerContext, Service};
 use crate::compress::CompressType;
 use crate::protocol::grpc::{self, code, grpc_status_from_errno, percent_encode};
+use crate::protocol::TraceIds;
 use crate::streaming::BytesStream;
 use crate::transport::grpc_body::{
     append_message, message_chunks, BodyMessages, Reader, COALESCE_LIMIT,
@@ -430,7 +431,11 @@ async fn serve_unary(
         return failure_response(&GrpcError::from_status(&limited), &[], &[]);
     }
     let timeout = client_timeout(call.context.timeout_ms);
-    let admitted = match shared.registry.enter_method(&**service, method, timeout) {
+    let arrival = arrival(&call.context, payload.len());
+    let admitted = match shared
+        .registry
+        .enter_method(&**service, method, timeout, arrival)
+    {
         Ok(admitted) => admitted,
         Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
     };
@@ -444,6 +449,7 @@ async fn serve_unary(
         call.context,
         payload,
         admitted.blocking,
+        admitted.span,
     )
     .await
     {
@@ -459,6 +465,9 @@ async fn serve_unary(
     let context = response.context;
     match response.result {
         Ok(payload) => {
+            if let Some(guard) = &method_guard {
+                guard.response_size(payload.len());
+            }
             let encoding = accepts.choose(context.response_compress_type);
             message_response(
                 payload,
@@ -472,6 +481,18 @@ async fn serve_unary(
             &context.response_headers,
             &context.response_trailers,
         ),
+    }
+}
+
+/// What rpcz is told of a gRPC call as it arrives: its trace ids come in its metadata
+/// (`traceparent`, or brpc's `x-bd-*`).
+fn arrival(context: &ServerContext, request_size: usize) -> Arrival {
+    Arrival {
+        upstream: TraceIds::from_headers(&context.request_headers),
+        protocol: "h2:grpc",
+        remote: context.remote_side,
+        log_id: context.log_id,
+        request_size,
     }
 }
 
@@ -513,7 +534,11 @@ async fn serve_streaming(
     }
     // A streaming handler always runs on its stream's task (`blocking` is for unary methods).
     let timeout = client_timeout(call.context.timeout_ms);
-    inflight.method = match shared.registry.enter_method(&**service, method, timeout) {
+    let arrival = arrival(&call.context, 0);
+    inflight.method = match shared
+        .registry
+        .enter_method(&**service, method, timeout, arrival)
+    {
         Ok(admitted) => admitted.guard,
         Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
     };

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Limited};
 use super::body::{content_length, full_body, RequestBody, ResponseBody};
 use super::context::client_timeout;
 use super::dispatch::run_handler;
-use super::registry::{record_answer, Found, JsonBodies};
+use super::registry::{record_answer, Arrival, Found, JsonBodies};
 use super::state::{InflightGuard, Peer, Phase, Shared};
 use super::ServerContext;
 use crate::compress::{self, CompressType};
@@ -22,6 +22,7 @@ use crate::protocol::http::{
     ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, PROTO_TEXT_CONTENT_TYPE,
     TEXT_CONTENT_TYPE, TIMEOUT_HEADER,
 };
+use crate::protocol::TraceIds;
 use crate::streaming::MethodKind;
 
 /// Answers one request: gRPC (the health service, unless the server hosts one of that
@@ -191,9 +192,21 @@ async fn serve_pb(
         return Err(HttpError::from_code(limited.code(), limited.message()));
     }
     let timeout_ms = timeout_ms(&parts.headers);
+    let arrival = Arrival {
+        upstream: TraceIds::from_headers(&parts.headers),
+        protocol: "http",
+        remote: peer.remote,
+        log_id: log_id(&parts.headers),
+        request_size: payload.len() + request_attachment.len(),
+    };
     let admitted = shared
         .registry
-        .enter_method(&**found.service, found.method, client_timeout(timeout_ms))
+        .enter_method(
+            &**found.service,
+            found.method,
+            client_timeout(timeout_ms),
+            arrival,
+        )
         .map_err(|limited| HttpError::from_code(limited.code(), limited.message()))?;
     let mut context = ServerContext::new(peer.remote, peer.local);
     context.tls = peer.tls;
@@ -212,6 +225,7 @@ async fn serve_pb(
         context,
         payload,
         blocking,
+        admitted.span,
     )
     .await;
     let response = match response {
@@ -263,6 +277,9 @@ async fn serve_pb(
             PROTO_TEXT_CONTENT_TYPE,
         ),
     };
+    if let Some(guard) = &method_guard {
+        guard.response_size(body.len());
+    }
     let gzip = response.context.response_compress_type == CompressType::Gzip
         && accepts_gzip(&parts.headers);
     ok_response(body, response_type, &headers, gzip)

@@ -318,10 +318,19 @@ impl ServerBuilder {
         self
     }
 
-    /// Lets the `/flags` page set the concurrency limits while the server runs (default: it
-    /// only shows them): see [`ServerOptions::mutable_flags`].
+    /// Lets the `/flags` page set the concurrency limits and rpcz's switches while the server
+    /// runs (default: it only shows them): see [`ServerOptions::mutable_flags`].
     pub fn mutable_flags(mut self, enabled: bool) -> Self {
         self.options.mutable_flags = enabled;
+        self
+    }
+
+    /// Turns [rpcz](crate::rpcz) on (or off) for the process, as brpc's `-enable_rpcz`: calls
+    /// are traced (up to [`rpcz::max_spans_per_second`](crate::rpcz::max_spans_per_second)
+    /// new traces a second) and `/rpcz` shows them. The same as
+    /// [`rpcz::set_enabled`](crate::rpcz::set_enabled), done when the server is built.
+    pub fn rpcz(self, enabled: bool) -> Self {
+        crate::rpcz::set_enabled(enabled);
         self
     }
 

@@ -1,6 +1,7 @@
 //! Services by name, and their methods by name, for dispatch.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -8,6 +9,8 @@ use std::time::{Duration, Instant};
 use super::{MessageSchema, Service};
 use crate::limiter::{ConcurrencyLimiter, MaxConcurrency};
 use crate::metrics::CallStatus;
+use crate::protocol::TraceIds;
+use crate::rpcz::{ServerCall, Span};
 use crate::{errno, Error, Status};
 
 struct Entry {
@@ -46,6 +49,22 @@ pub(crate) struct Admitted {
     pub(crate) guard: Option<MethodGuard>,
     /// Whether its handler runs on the blocking pool.
     pub(crate) blocking: bool,
+    /// Its rpcz span, when it is traced (the guard holds it too, and ends it).
+    pub(crate) span: Option<Arc<Span>>,
+}
+
+/// What rpcz is told of a request as it arrives.
+pub(crate) struct Arrival {
+    /// The trace ids the caller sent, if it traces the call.
+    pub(crate) upstream: Option<TraceIds>,
+    /// The protocol it came over.
+    pub(crate) protocol: &'static str,
+    /// The client.
+    pub(crate) remote: SocketAddr,
+    /// The client's log id (0 when none).
+    pub(crate) log_id: i64,
+    /// Bytes of its message and attachment.
+    pub(crate) request_size: usize,
 }
 
 /// A request counted among its method's running ones until dropped, which records how it was
@@ -57,12 +76,21 @@ pub(crate) struct MethodGuard {
     /// How it was answered; a request dropped before it was (its caller gone, its deadline
     /// passed) counts as cancelled.
     code: i32,
+    /// Its rpcz span, ended with the request.
+    span: Option<Arc<Span>>,
 }
 
 impl MethodGuard {
     /// Records how the request was answered: 0, or its error code.
     pub(crate) fn answered(&mut self, code: i32) {
         self.code = code;
+    }
+
+    /// Records the size of the response's message and attachment, for rpcz.
+    pub(crate) fn response_size(&self, size: usize) {
+        if let Some(span) = &self.span {
+            span.set_response_size(size);
+        }
     }
 }
 
@@ -74,6 +102,9 @@ impl Drop for MethodGuard {
         status.on_responded(self.code, latency);
         if let Some(limiter) = &self.limiter {
             limiter.on_responded(self.code, latency);
+        }
+        if let Some(span) = self.span.take() {
+            span.finish(self.code, "replied");
         }
     }
 }
@@ -276,14 +307,15 @@ impl Registry {
     }
 
     /// Admits a request of `service`'s method `method`, whose caller gave it `timeout`: counts
-    /// it in the method's figures, asks the method's concurrency limiter if it has one (ELIMIT
-    /// in brpc's words when it refuses; the count includes this request, as brpc's does) and
-    /// says whether its handler blocks.
+    /// it in the method's figures, starts its rpcz span if it is traced, asks the method's
+    /// concurrency limiter if it has one (ELIMIT in brpc's words when it refuses; the count
+    /// includes this request, as brpc's does) and says whether its handler blocks.
     pub(crate) fn enter_method(
         &self,
         service: &dyn Service,
         method: usize,
         timeout: Option<Duration>,
+        arrival: Arrival,
     ) -> Result<Admitted, Status> {
         // The service is one of the entries' own: found by address, with no hashing.
         let Some(settings) = self
@@ -298,22 +330,32 @@ impl Registry {
         let blocking = special && settings.blocking.load(Ordering::Relaxed);
         let limiter = if special { settings.limiter() } else { None };
         let count = settings.status.concurrency.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = service
+            .method_names()
+            .get(method)
+            .copied()
+            .unwrap_or_default();
+        let span = Span::server(ServerCall {
+            upstream: arrival.upstream,
+            service: service.full_name(),
+            method: name,
+            protocol: arrival.protocol,
+            remote: arrival.remote,
+            log_id: arrival.log_id,
+            request_size: arrival.request_size,
+        });
         // Counted from here: a limiter that panics still gives the place back.
         let mut guard = MethodGuard {
             settings: Arc::clone(settings),
             limiter,
             admitted: Instant::now(),
             code: errno::ECANCELED,
+            span: span.clone(),
         };
         if let Some(limiter) = &guard.limiter {
             if !limiter.on_requested(count, timeout) {
                 // The limiter hears of its refusal too, as brpc's does.
                 guard.answered(errno::ELIMIT);
-                let name = service
-                    .method_names()
-                    .get(method)
-                    .copied()
-                    .unwrap_or_default();
                 return Err(Status::new(
                     errno::ELIMIT,
                     format!(
@@ -326,6 +368,7 @@ impl Registry {
         Ok(Admitted {
             guard: Some(guard),
             blocking,
+            span,
         })
     }
 

@@ -12,7 +12,7 @@ use crate::protocol::streaming_rpc::{
 use crate::protocol::{
     ClientCodec, Detection, IncomingRequest, IncomingResponse, MethodRef, OutFrame,
     OutgoingRequest, OutgoingResponse, ParseError, Payload, ReplyTo, RequestParseFailure,
-    ServerCodec,
+    ServerCodec, TraceIds,
 };
 use crate::{errno, CompressType, Status};
 
@@ -46,6 +46,7 @@ impl ClientCodec for BaiduStd {
                 authentication_data: request.credential,
                 user_fields: request.metadata,
                 stream: request.stream,
+                trace: request.trace,
             },
         );
         Ok(OutFrame {
@@ -178,6 +179,7 @@ impl ServerCodec for BaiduStd {
             payload,
             log_id: meta.log_id.unwrap_or(0),
             timeout_ms: meta.timeout_ms,
+            trace: TraceIds::from_brpc_meta(meta.trace_id, meta.span_id, meta.parent_span_id),
             credential: frame.meta.authentication_data.take(),
             metadata: std::mem::take(&mut frame.meta.user_fields),
             rejected,

@@ -21,6 +21,7 @@ pub use meta::{ChunkInfo, RpcMeta, RpcRequestMeta, RpcResponseMeta, StreamSettin
 use bytes::Bytes;
 
 use crate::protocol::streaming_rpc::StreamSetup;
+use crate::protocol::TraceIds;
 pub use crate::protocol::DEFAULT_MAX_BODY_SIZE;
 
 impl From<StreamSetup> for StreamSettings {
@@ -115,6 +116,9 @@ pub struct RequestHead<'a> {
     pub user_fields: &'a [(String, String)],
     /// `RpcMeta.stream_settings`: the caller's stream, when the call opens one.
     pub stream: Option<StreamSetup>,
+    /// `RpcRequestMeta.trace_id`, `span_id` and `parent_span_id`: the call's rpcz span, when
+    /// it is traced.
+    pub trace: Option<TraceIds>,
 }
 
 /// Writes a request's header and meta, byte-identical to
@@ -128,7 +132,7 @@ pub struct RequestHead<'a> {
 /// encode_request_head(&mut fast, &RequestHead {
 ///     service_name: "example.EchoService", method_name: "Echo", log_id: Some(0), timeout_ms: None,
 ///     correlation_id: 7, compress_type: 0, content_type: 0, payload_len: 13, attachment_len: 3,
-///     authentication_data: None, user_fields: &[], stream: None,
+///     authentication_data: None, user_fields: &[], stream: None, trace: None,
 /// });
 /// let mut slow = BytesMut::new();
 /// encode_head(&mut slow, &request_meta("example.EchoService", "Echo", 0, 7, 0, 3, 0), 13, 3);
@@ -144,9 +148,16 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
     let log_id_field_len = head
         .log_id
         .map_or(0, |id| 1 + encoded_len_varint(id as u64));
+    let trace_ids = head
+        .trace
+        .map(|ids| [ids.brpc_trace_id(), ids.span_id, ids.parent_span_id]);
+    let trace_fields_len = trace_ids.map_or(0, |ids| {
+        ids.iter().map(|id| 1 + encoded_len_varint(*id)).sum()
+    });
     let request_len = string_field_len(head.service_name)
         + string_field_len(head.method_name)
         + log_id_field_len
+        + trace_fields_len
         + timeout_field_len;
     let attachment_field_len = if head.attachment_len > 0 {
         1 + encoded_len_varint(head.attachment_len as u64)
@@ -191,7 +202,8 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
     dst.put_slice(MAGIC);
     dst.put_u32(body_size as u32);
     dst.put_u32(meta_len as u32);
-    // RpcMeta.request (1): service_name (1), method_name (2), log_id (3), timeout_ms (8).
+    // RpcMeta.request (1): service_name (1), method_name (2), log_id (3), trace_id (4),
+    // span_id (5), parent_span_id (6), timeout_ms (8).
     dst.put_u8(0x0a);
     encode_varint(request_len as u64, dst);
     for (tag, s) in [(0x0a, head.service_name), (0x12, head.method_name)] {
@@ -202,6 +214,12 @@ pub fn encode_request_head(dst: &mut BytesMut, head: &RequestHead<'_>) {
     if let Some(log_id) = head.log_id {
         dst.put_u8(0x18);
         encode_varint(log_id as u64, dst);
+    }
+    if let Some(ids) = trace_ids {
+        for (tag, id) in [0x20, 0x28, 0x30].into_iter().zip(ids) {
+            dst.put_u8(tag);
+            encode_varint(id, dst);
+        }
     }
     if let Some(ms) = head.timeout_ms {
         dst.put_u8(0x40);
@@ -302,7 +320,20 @@ mod tests {
                 (None, Some(7)),
                 (Some(i64::MAX), Some(i32::MAX)),
             ] {
-                for correlation_id in [0, 4294967298, -5] {
+                let traces = [
+                    None,
+                    Some(TraceIds {
+                        trace_id: 1,
+                        span_id: 2,
+                        parent_span_id: 0,
+                    }),
+                    Some(TraceIds {
+                        trace_id: u128::MAX,
+                        span_id: u64::MAX,
+                        parent_span_id: 1 << 40,
+                    }),
+                ];
+                for (correlation_id, trace) in [0, 4294967298, -5].into_iter().zip(traces) {
                     for (compress_type, content_type) in [(0, 0), (3, 1), (-1, 2)] {
                         for (payload_len, attachment_len) in [(0, 0), (13, 3), (5, 1 << 20)] {
                             let head = RequestHead {
@@ -318,6 +349,7 @@ mod tests {
                                 authentication_data: None,
                                 user_fields: &[],
                                 stream: None,
+                                trace,
                             };
                             let mut fast = BytesMut::new();
                             encode_request_head(&mut fast, &head);
@@ -333,6 +365,11 @@ mod tests {
                             if let Some(request) = meta.request.as_mut() {
                                 request.timeout_ms = timeout_ms;
                                 request.log_id = log_id;
+                                if let Some(ids) = trace {
+                                    request.trace_id = Some(ids.brpc_trace_id() as i64);
+                                    request.span_id = Some(ids.span_id as i64);
+                                    request.parent_span_id = Some(ids.parent_span_id as i64);
+                                }
                             }
                             let mut slow = BytesMut::new();
                             encode_head(&mut slow, &meta, payload_len, attachment_len);
@@ -369,6 +406,7 @@ mod tests {
                         authentication_data: Some(b"cred"),
                         user_fields: &[],
                         stream: Some(stream),
+                        trace: None,
                     },
                 );
                 let mut meta = request_meta("example.EchoService", "Echo", 0, 4294967298, 0, 0, 0);
@@ -409,6 +447,7 @@ mod tests {
                 authentication_data: auth,
                 user_fields: fields,
                 stream: None,
+                trace: None,
             };
             let mut fast = BytesMut::new();
             encode_request_head(&mut fast, &head);

@@ -1,5 +1,5 @@
 //! `/flags`: the server's options, as brpc's gflags page shows its flags; with
-//! `mutable_flags`, the concurrency limits can be set while it runs
+//! `mutable_flags`, the concurrency limits and rpcz's switches can be set while it runs
 //! (`/flags/NAME?setvalue=V`), each value checked first.
 
 use std::sync::atomic::Ordering;
@@ -9,6 +9,7 @@ use http::StatusCode;
 
 use super::html::escape;
 use crate::limiter::MaxConcurrency;
+use crate::rpcz;
 use crate::server::state::Shared;
 
 /// One flag: its name, value now, what it is, and whether it can be set.
@@ -87,6 +88,24 @@ fn flags(shared: &Shared) -> Vec<Flag> {
             options.reflection.to_string(),
             "answers gRPC server reflection",
             false,
+        ),
+        flag(
+            "enable_rpcz",
+            rpcz::is_enabled().to_string(),
+            "keeps spans of traced calls for /rpcz (the whole process)",
+            true,
+        ),
+        flag(
+            "rpcz_max_spans_per_second",
+            rpcz::max_spans_per_second().to_string(),
+            "calls a second that may start a trace, 1 to 1000000",
+            true,
+        ),
+        flag(
+            "rpcz_capacity",
+            rpcz::capacity().to_string(),
+            "spans /rpcz keeps, 1 to 1000000",
+            true,
         ),
     ];
     for (service, method, _) in shared.registry.statuses() {
@@ -187,6 +206,36 @@ fn set(shared: &Shared, name: &str, value: &str) -> (StatusCode, String) {
         };
         shared.max_concurrency.store(max, Ordering::Relaxed);
         return (StatusCode::OK, format!("Set `{name}' to {max}\n"));
+    }
+    let count = |value: &str| -> Result<u32, String> {
+        match value.trim().parse::<u32>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+            _ => Err("it must be a whole number from 1 to 1000000".into()),
+        }
+    };
+    match name {
+        "enable_rpcz" => {
+            let on = match value.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return bad("it must be true or false".into()),
+            };
+            rpcz::set_enabled(on);
+            return (StatusCode::OK, format!("Set `{name}' to {on}\n"));
+        }
+        "rpcz_max_spans_per_second" | "rpcz_capacity" => {
+            let n = match count(value) {
+                Ok(n) => n,
+                Err(why) => return bad(why),
+            };
+            if name == "rpcz_capacity" {
+                rpcz::set_capacity(n as usize);
+            } else {
+                rpcz::set_max_spans_per_second(n);
+            }
+            return (StatusCode::OK, format!("Set `{name}' to {n}\n"));
+        }
+        _ => {}
     }
     if let Some(method) = name
         .strip_prefix("max_concurrency_of(")

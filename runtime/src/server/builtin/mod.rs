@@ -10,6 +10,7 @@ mod html;
 mod pages;
 #[cfg(feature = "json")]
 mod protobufs;
+mod rpcz;
 mod status;
 mod vars;
 
@@ -54,10 +55,16 @@ fn page_of(path: &str) -> Option<(&'static str, &str)> {
         "version" => "version",
         "flags" => "flags",
         "protobufs" => "protobufs",
+        "rpcz" => "rpcz",
         _ => return None,
     };
-    // Only `/vars`, `/flags` and `/protobufs` take a tail.
-    (rest.is_empty() || matches!(page, "vars" | "flags" | "protobufs")).then_some((page, rest))
+    // Only `/vars`, `/flags`, `/protobufs` and `/rpcz` take a tail.
+    let tail_ok = match page {
+        "vars" | "flags" | "protobufs" => true,
+        "rpcz" => matches!(rest, "" | "enable" | "disable"),
+        _ => rest.is_empty(),
+    };
+    tail_ok.then_some((page, rest))
 }
 
 /// Answers a request [`is_builtin`] accepted.
@@ -99,6 +106,22 @@ pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<
             Ok(body) => body,
             Err((status, text)) => return plain(status, text),
         },
+        "rpcz" if !rest.is_empty() => {
+            let (status, text) = flags::answer(
+                shared,
+                "enable_rpcz",
+                Some(if rest == "enable" { "true" } else { "false" }),
+                false,
+            );
+            return plain(status, text);
+        }
+        "rpcz" => {
+            let query = percent_decode(request.uri().query().unwrap_or(""));
+            match rpcz::Filter::parse(&query) {
+                Ok(filter) => page_body(format, "rpcz", rpcz::text(&filter), rpcz::html(&filter)),
+                Err(why) => return plain(StatusCode::BAD_REQUEST, format!("{why}\n")),
+            }
+        }
         "metrics" => (prometheus::CONTENT_TYPE, prometheus::render()),
         "health" => {
             let health = shared.health();
@@ -267,6 +290,8 @@ mod tests {
         assert_eq!(page_of("/metrics"), Some(("metrics", "")));
         assert_eq!(page_of("/brpc_metrics"), Some(("metrics", "")));
         assert_eq!(page_of("/status/extra"), None);
+        assert_eq!(page_of("/rpcz/enable"), Some(("rpcz", "enable")));
+        assert_eq!(page_of("/rpcz/other"), None);
         assert_eq!(page_of("/example.EchoService/Echo"), None);
     }
 

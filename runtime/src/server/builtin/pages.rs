@@ -16,6 +16,10 @@ pub(super) const PAGES: &[(&str, &str)] = &[
         "the metrics in Prometheus's text format (also /metrics)",
     ),
     (
+        "/rpcz",
+        "recent traced calls (with rpcz on); ?trace_id=ID shows a trace as a tree",
+    ),
+    (
         "/flags",
         "the server's options; /flags/NAME?setvalue=V sets a limit (with mutable_flags)",
     ),

@@ -39,6 +39,8 @@ pub(crate) struct EncodedRequest {
     ///
     /// [`Stream::create`]: crate::transport::stream_rpc::Stream::create
     pub(crate) stream: Option<std::sync::Arc<crate::transport::stream_rpc::StreamCore>>,
+    /// The call's rpcz span ids, when it is traced: sent as the protocol carries them.
+    pub(crate) trace: Option<crate::protocol::TraceIds>,
 }
 
 #[cfg(test)]
@@ -55,6 +57,7 @@ impl EncodedRequest {
             headers: Vec::new(),
             deadline: None,
             stream: None,
+            trace: None,
         }
     }
 }

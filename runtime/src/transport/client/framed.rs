@@ -135,6 +135,7 @@ impl FramedConnections {
             deadline: request.deadline,
             connection_type: settings.connection_type,
             stream,
+            trace: request.trace,
         };
         let frame = self
             .codec

@@ -12,6 +12,8 @@ use futures_core::Stream;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::oneshot;
 
+use crate::protocol::TraceIds;
+
 use super::call::{
     authority, authorization, Answer, BoxFuture, CallSettings, EncodedRequest, EndpointSettings,
     Failure, OpenStream, OwnedConnections, StreamRequest,
@@ -104,6 +106,7 @@ impl GrpcConnections {
             headers: &request.headers,
             deadline: request.deadline,
             log_id: request.log_id,
+            trace: request.trace,
             encoding,
         };
         let parts = head
@@ -186,6 +189,7 @@ impl GrpcConnections {
             headers: request.headers,
             deadline: request.deadline,
             log_id: request.log_id,
+            trace: None,
             encoding,
         }
         .build(&self.security, settings)
@@ -381,6 +385,8 @@ struct RequestHead<'a> {
     deadline: Option<Instant>,
     /// brpc's log id (sent as `log-id` when not 0).
     log_id: Option<i64>,
+    /// The call's rpcz span ids, when it is traced (sent as `traceparent` and `x-bd-*`).
+    trace: Option<TraceIds>,
     /// How messages are compressed (gzip, deflate, or not).
     encoding: CompressType,
 }
@@ -437,6 +443,9 @@ impl RequestHead<'_> {
         }
         if let Some(log_id) = self.log_id {
             headers.insert("log-id", HeaderValue::from(log_id));
+        }
+        if let Some(trace) = self.trace {
+            trace.write_headers(headers);
         }
         if let Some(value) = authorization(settings)? {
             headers.insert(http::header::AUTHORIZATION, value);
@@ -685,6 +694,11 @@ mod tests {
             headers: &metadata,
             deadline: Some(Instant::now() + std::time::Duration::from_secs(2)),
             log_id: Some(7),
+            trace: Some(TraceIds {
+                trace_id: 0xabc,
+                span_id: 0x12,
+                parent_span_id: 0x3,
+            }),
             encoding: CompressType::Gzip,
         };
         let settings = CallSettings::for_tests();
@@ -698,6 +712,13 @@ mod tests {
         assert_eq!(h["grpc-accept-encoding"], "gzip,deflate");
         assert_eq!(h["log-id"], "7");
         assert_eq!(h["x-trace"], "abc");
+        assert_eq!(
+            h["traceparent"],
+            "00-00000000000000000000000000000abc-0000000000000012-01"
+        );
+        assert_eq!(h["x-bd-trace-id"], "2748");
+        assert_eq!(h["x-bd-span-id"], "18");
+        assert_eq!(h["x-bd-parent-span-id"], "3");
         let timeout = grpc::parse_timeout(h["grpc-timeout"].to_str().unwrap()).unwrap();
         assert!(timeout <= std::time::Duration::from_secs(2));
         assert!(timeout > std::time::Duration::from_secs(1));

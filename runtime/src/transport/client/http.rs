@@ -331,6 +331,9 @@ fn build_request(
         .body(Full::new(body))
         .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to build HTTP request: {e}")))?;
     let headers = http_request.headers_mut();
+    if let Some(trace) = request.trace {
+        trace.write_headers(headers);
+    }
     for (name, value) in &request.headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
             Status::new(

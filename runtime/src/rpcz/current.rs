@@ -1,0 +1,60 @@
+//! The span whose handler is running on this thread: calls made from it are its children,
+//! and [`annotate`](super::annotate) writes into it. Brisk sets it while it polls a traced
+//! handler; [`propagate`] carries it into a task the handler spawns.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::Span;
+
+thread_local! {
+    static CURRENT: Cell<Option<Arc<Span>>> = const { Cell::new(None) };
+}
+
+/// The span set on this thread until dropped, when the one before comes back.
+pub(crate) struct Entered(Option<Arc<Span>>);
+
+/// Makes `span` this thread's current span until the guard drops.
+pub(crate) fn enter(span: &Arc<Span>) -> Entered {
+    Entered(CURRENT.with(|current| current.replace(Some(Arc::clone(span)))))
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CURRENT.with(|current| current.set(previous));
+    }
+}
+
+/// The span of the handler running on this thread, if it is traced.
+pub fn current_span() -> Option<Arc<Span>> {
+    CURRENT.with(|current| {
+        let span = current.take();
+        let copy = span.clone();
+        current.set(span);
+        copy
+    })
+}
+
+/// `future`, run as part of the span current where `propagate` is called: the calls it makes
+/// are children of that span. For a task a traced handler spawns (Brisk sets the span while
+/// it polls the handler itself, not tasks it starts).
+///
+/// ```
+/// # async fn handler() {
+/// let work = brisk::rpcz::propagate(async { /* calls made here join the handler's trace */ });
+/// tokio::spawn(work);
+/// # }
+/// ```
+pub fn propagate<F>(future: F) -> impl Future<Output = F::Output> + Send
+where
+    F: Future + Send + 'static,
+{
+    let span = current_span();
+    let mut future = Box::pin(future);
+    std::future::poll_fn(move |cx| {
+        let _entered = span.as_ref().map(enter);
+        future.as_mut().poll(cx)
+    })
+}

@@ -1,0 +1,48 @@
+//! The spans rpcz keeps: the most recent ones, a bounded number (memory stays bounded
+//! however long rpcz stays on).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::Span;
+
+/// How many finished spans rpcz keeps by default.
+pub const DEFAULT_CAPACITY: usize = 4096;
+
+static CAPACITY: AtomicUsize = AtomicUsize::new(DEFAULT_CAPACITY);
+static RECENT: Mutex<VecDeque<Arc<Span>>> = Mutex::new(VecDeque::new());
+
+fn recent_spans() -> std::sync::MutexGuard<'static, VecDeque<Arc<Span>>> {
+    RECENT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Keeps a finished span, dropping the oldest beyond the capacity.
+pub(crate) fn keep(span: Arc<Span>) {
+    let capacity = CAPACITY.load(Ordering::Relaxed);
+    let mut spans = recent_spans();
+    while spans.len() >= capacity.max(1) {
+        spans.pop_front();
+    }
+    spans.push_back(span);
+}
+
+/// The spans kept, newest first.
+pub fn recent() -> Vec<Arc<Span>> {
+    recent_spans().iter().rev().cloned().collect()
+}
+
+/// Sets how many finished spans rpcz keeps (at least 1): the oldest go first.
+pub fn set_capacity(capacity: usize) {
+    let capacity = capacity.max(1);
+    CAPACITY.store(capacity, Ordering::Relaxed);
+    let mut spans = recent_spans();
+    while spans.len() > capacity {
+        spans.pop_front();
+    }
+}
+
+/// How many finished spans rpcz keeps.
+pub fn capacity() -> usize {
+    CAPACITY.load(Ordering::Relaxed)
+}
