@@ -439,7 +439,7 @@ async fn chromium_renders_the_pages_while_calls_run() {
     let base = format!("http://{}", server.local_addr());
     // Traffic the whole time, so the pages show live figures.
     let client = brisk_tests::test_client(&server, "baidu_std", TIMEOUT).await;
-    let traffic = tokio::spawn(async move {
+    let _traffic = AbortOnDrop(tokio::spawn(async move {
         loop {
             let request = SleepRequest {
                 millis: 1,
@@ -447,7 +447,7 @@ async fn chromium_renders_the_pages_while_calls_run() {
             };
             let _ = client.sleep(request).await;
         }
-    });
+    }));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     for (path, expected) in [
         (
@@ -479,6 +479,35 @@ async fn chromium_renders_the_pages_while_calls_run() {
             assert!(dom.contains(element), "{path} lacks {element}:\n{dom}");
         }
     }
+    // With rpcz on, /rpcz lists the traced calls, each trace id a link to its tree.
+    brisk::rpcz::set_enabled(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dom = chromium(&["--dump-dom"], format!("{base}/rpcz")).await;
+    for element in [
+        "<table id=\"rpcz\">",
+        "<a href=\"/rpcz?trace_id=",
+        "<td>brisk.test.TestService.Sleep</td>",
+    ] {
+        assert!(dom.contains(element), "/rpcz lacks {element}:\n{dom}");
+    }
+    let trace = dom
+        .split("<a href=\"/rpcz?trace_id=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let dom = chromium(&["--dump-dom"], format!("{base}/rpcz?trace_id={trace}")).await;
+    for element in [
+        "<div id=\"rpcz-trace\">",
+        "handler start",
+        &format!("trace={trace}"),
+    ] {
+        assert!(
+            dom.contains(element),
+            "/rpcz?trace_id={trace} lacks {element}:\n{dom}"
+        );
+    }
+    brisk::rpcz::set_enabled(false);
     // A picture of /status for people to look at.
     let shots = std::env::temp_dir().join("brisk-builtin-pages");
     std::fs::create_dir_all(&shots).unwrap();
@@ -495,5 +524,13 @@ async fn chromium_renders_the_pages_while_calls_run() {
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     println!("screenshot of /status: {}", shot.display());
-    traffic.abort();
+}
+
+/// Stops a task when dropped: also when the test fails first.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

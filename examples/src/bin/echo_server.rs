@@ -5,6 +5,10 @@
 //! Runs until Ctrl-C (or SIGTERM), then stops gracefully. `--log-requests` logs every request
 //! with the server's own address, so a person exercising a cluster sees who answered.
 //!
+//! Its port also serves the builtin pages (`curl 127.0.0.1:8000/status`, or a browser):
+//! `--rpcz` turns rpcz on (`/rpcz` lists traced calls), and `--mutable-flags` lets `/flags`
+//! and `/rpcz/enable` change limits and rpcz while it runs.
+//!
 //! To try limits from the shell with `bench`:
 //! - `--max-concurrency N` runs at most N requests at once (the rest get ELIMIT);
 //!   `--max-concurrency auto` or `timeout` gives Echo brpc's adaptive limiter of that name.
@@ -21,8 +25,9 @@ const OPTIONS: &[&str] = &[
     "workers",
 ];
 /// Its flags.
-const FLAGS: &[&str] = &["log-requests"];
+const FLAGS: &[&str] = &["log-requests", "rpcz", "mutable-flags"];
 const USAGE: &str = "usage: echo_server [--listen HOST:PORT] [--threads N] [--log-requests] \
+                     [--rpcz] [--mutable-flags] \
                      [--max-concurrency N|auto|timeout] [--sleep-ms MS [--workers N]]";
 
 use std::sync::Arc;
@@ -106,7 +111,10 @@ async fn serve() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let builder = brisk::Server::builder().nshead_service(NsheadEcho);
+    let builder = brisk::Server::builder()
+        .nshead_service(NsheadEcho)
+        .rpcz(args.flag("rpcz"))
+        .mutable_flags(args.flag("mutable-flags"));
     // A number limits the whole server (brpc's `ServerOptions.max_concurrency`); an adaptive
     // limiter is per method in brpc, so Echo gets it.
     let builder = match max_concurrency {
