@@ -46,7 +46,7 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
         "limiter" => &[],
         "metrics" => &[],
         "rpcz" => &["protocol"],
-        "transport" => &["protocol"],
+        "transport" => &["protocol", "metrics"],
         "channel" => &["protocol", "transport", "lb", "naming", "metrics", "rpcz"],
         "server" => &["protocol", "transport", "limiter", "metrics", "rpcz"],
         "combo" => &["protocol", "transport", "channel", "lb", "naming"],

@@ -112,6 +112,124 @@ async fn every_call_of_every_protocol_is_counted_with_errors_by_code() {
     assert_eq!(status, 404);
 }
 
+/// One row of a `/connections` table, by column name.
+type Row = std::collections::HashMap<String, String>;
+
+/// `/connections` as curl reads it: the server's rows and the client ones.
+async fn connections(server: &Server) -> (Vec<Row>, Vec<Row>) {
+    let (status, _, page) = get(server, "/connections", "curl/8").await;
+    assert_eq!(status, 200, "{page}");
+    let mut tables = page.split("\n\n").map(|table| {
+        let mut lines = table.lines().skip(1);
+        let head: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .split(" | ")
+            .map(|c| c.trim().to_owned())
+            .collect();
+        lines
+            .map(|line| {
+                head.iter()
+                    .cloned()
+                    .zip(line.split(" | ").map(|c| c.trim().to_owned()))
+                    .collect::<Row>()
+            })
+            .collect::<Vec<Row>>()
+    });
+    (tables.next().unwrap(), tables.next().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_shows_what_each_connection_carried_on_both_sides() {
+    let server = server(|b| b).await;
+    let addr = server.local_addr().to_string();
+    let mut clients = Vec::new();
+    for (protocol, calls) in [("baidu_std", 10), ("h2:grpc", 4), ("http", 3)] {
+        let client = brisk_tests::test_client(&server, protocol, TIMEOUT).await;
+        for _ in 0..calls {
+            let request = SleepRequest {
+                millis: 0,
+                tag: "t".into(),
+            };
+            client.sleep(request).await.expect(protocol);
+        }
+        clients.push((protocol, calls, client));
+    }
+    // The two ends of each connection agree on what crossed it, once the last writes are
+    // counted.
+    let mut last = String::new();
+    for _ in 0..50 {
+        let (served, opened) = connections(&server).await;
+        let mut agreed = 0;
+        for (protocol, calls, _) in &clients {
+            let client_end = opened
+                .iter()
+                .find(|r| r["remote"] == addr && r["protocol"] == *protocol);
+            let server_end =
+                client_end.and_then(|c| served.iter().find(|s| s["remote"] == c["local"]));
+            let (Some(client_end), Some(server_end)) = (client_end, server_end) else {
+                last = format!("{protocol}: no pair in {served:?} {opened:?}");
+                continue;
+            };
+            // The server names the connection by what it detected: HTTP/2 carries gRPC and
+            // more.
+            let detected = if *protocol == "h2:grpc" {
+                "h2"
+            } else {
+                protocol
+            };
+            assert_eq!(server_end["protocol"], detected);
+            assert_eq!(server_end["tls"], "no");
+            let calls = calls.to_string();
+            let pair_agrees = server_end["in_msgs"] == calls
+                && server_end["out_msgs"] == calls
+                && client_end["in_msgs"] == calls
+                && client_end["out_msgs"] == calls
+                && server_end["in_bytes"] == client_end["out_bytes"]
+                && server_end["out_bytes"] == client_end["in_bytes"]
+                && server_end["in_bytes"] != "0";
+            if pair_agrees {
+                agreed += 1;
+            } else {
+                last = format!("{protocol}: server {server_end:?} client {client_end:?}");
+            }
+        }
+        if agreed == clients.len() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    panic!("the ends disagree: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_shows_the_last_seconds_rates() {
+    let server = server(|b| b).await;
+    let client = brisk_tests::test_client(&server, "baidu_std", TIMEOUT).await;
+    let began = std::time::Instant::now();
+    // Calls for over two seconds: one whole second of the sampler's falls inside.
+    while began.elapsed() < Duration::from_millis(2300) {
+        let request = SleepRequest {
+            millis: 1,
+            tag: "t".into(),
+        };
+        client.sleep(request).await.unwrap();
+    }
+    let (served, _) = connections(&server).await;
+    let row = served
+        .iter()
+        .find(|r| r["protocol"] == "baidu_std")
+        .expect("the baidu_std connection");
+    let per_second: u64 = row["in_msgs/s"].parse().unwrap();
+    // Each call sleeps 1 ms: at most about a thousand a second, and surely more than ten.
+    assert!((10..=1100).contains(&per_second), "{row:?}");
+    assert!(
+        row["in_bytes/s"].parse::<u64>().unwrap() > per_second * 10,
+        "{row:?}"
+    );
+    assert_eq!(row["unwritten"], "0", "{row:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prometheus_page_parses_with_prometheus_client() {
     let server = server(|b| b).await;
@@ -469,6 +587,14 @@ async fn chromium_renders_the_pages_while_calls_run() {
         ),
         ("/vars", &["<table>", "_sleep_count</a>"][..]),
         ("/flags", &["<td>max_concurrency</td>"][..]),
+        (
+            "/connections",
+            &[
+                "<table id=\"server-connections\">",
+                "<table id=\"client-connections\">",
+                "<td>baidu_std</td>",
+            ][..],
+        ),
         (
             "/protobufs",
             &["<a href=\"/protobufs/brisk.test.TestService\">"][..],

@@ -37,7 +37,7 @@ mod process;
 pub mod prometheus;
 mod registry;
 mod shard;
-mod window;
+pub(crate) mod window;
 
 pub use counter::Counter;
 pub use gauge::{Gauge, PassiveGauge};

@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 use super::detect::{detect, Detected, Told};
 use super::protocol::ServerProtocol;
 use super::state::{ConnectionGuard, Peer, Shared};
+use crate::transport::sockets::{Counted, Side, SocketStats};
 use crate::transport::stream::ServerIo;
 
 /// Serves one accepted connection until the peer leaves, the input is bad, or the server closes.
@@ -22,6 +23,7 @@ pub(crate) async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.local_addr);
+    let stats = SocketStats::open(Side::Server, remote, local);
     let mut stream = stream;
     let Some(Told {
         detected,
@@ -31,6 +33,7 @@ pub(crate) async fn serve_connection(
     else {
         return;
     };
+    stats.read(buf.len());
     let peer = Peer {
         remote,
         local,
@@ -40,14 +43,16 @@ pub(crate) async fn serve_connection(
     };
     match detected {
         Detected::Tls => {
-            super::tls::serve_tls(stream, buf, peer, shared, &protocols, open).await;
+            stats.set_tls();
+            super::tls::serve_tls(stream, buf, peer, shared, &protocols, open, stats).await;
         }
         _ if super::tls::rejects_plaintext(&shared) => {
             tracing::warn!(%remote, "closing connection: plaintext on a server that requires TLS");
         }
         Detected::Protocol(protocol) => {
             tracing::trace!(%remote, protocol = protocol.name(), "connection detected");
-            let io = ServerIo::Plain(stream);
+            stats.set_protocol(protocol.name());
+            let io = Counted::new(ServerIo::Plain(stream), stats);
             protocol.serve(io, buf, peer, shared, open).await;
         }
         Detected::Unknown(reason) => {

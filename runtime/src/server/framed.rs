@@ -32,6 +32,7 @@ use crate::protocol::{
     ServerCodec,
 };
 use crate::transport::prepare_read_buffer;
+use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::ServerIo;
 use crate::transport::stream_rpc::table::{front, Front, Routed, StreamTable};
 use crate::transport::stream_rpc::StreamCore;
@@ -52,44 +53,65 @@ impl ServerProtocol for FramedProtocol {
 
     fn serve(
         &self,
-        io: ServerIo,
+        io: Counted<ServerIo>,
         prefix: BytesMut,
         peer: Peer,
         shared: Arc<Shared>,
         open: ConnectionGuard,
     ) -> ServeFuture {
         let codec = Arc::clone(&self.0);
+        let (io, stats) = io.into_parts();
+        let ends = Ends {
+            codec,
+            peer,
+            shared,
+            open,
+            stats: Arc::clone(&stats),
+        };
         match io {
             // Plain TCP splits into owned halves without a lock; TLS needs `tokio::io::split`.
             ServerIo::Plain(stream) => {
                 let (reader, writer) = stream.into_split();
-                Box::pin(serve(codec, reader, writer, prefix, peer, shared, open))
+                let reader = Counted::new(reader, Arc::clone(&stats));
+                Box::pin(serve(ends, reader, Counted::new(writer, stats), prefix))
             }
             #[cfg(feature = "tls")]
             tls => {
-                let (reader, writer) = tokio::io::split(tls);
-                Box::pin(serve(codec, reader, writer, prefix, peer, shared, open))
+                let (reader, writer) = tokio::io::split(Counted::new(tls, stats));
+                Box::pin(serve(ends, reader, writer, prefix))
             }
         }
     }
 }
 
-/// Serves a framed protocol on a connection whose first bytes are in `buf`, until the peer
-/// leaves, the input is bad, or the server closes.
-async fn serve<R, W>(
+/// What serves a connection, besides its two halves.
+struct Ends {
     codec: Arc<dyn ServerCodec>,
-    mut reader: R,
-    write_half: W,
-    mut buf: BytesMut,
     peer: Peer,
     shared: Arc<Shared>,
     open: ConnectionGuard,
-) where
+    /// The connection's counters: messages are counted here, bytes by its halves.
+    stats: Arc<SocketStats>,
+}
+
+/// Serves a framed protocol on a connection whose first bytes are in `buf`, until the peer
+/// leaves, the input is bad, or the server closes.
+async fn serve<R, W>(ends: Ends, mut reader: R, write_half: W, mut buf: BytesMut)
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Send + Unpin + 'static,
 {
+    let Ends {
+        codec,
+        peer,
+        shared,
+        open,
+        stats,
+    } = ends;
     let remote = peer.remote;
-    let (sender, queue) = writer::queue();
+    let (sender, mut queue) = writer::queue();
+    stats.watch_unwritten(sender.unwritten_counter());
+    queue.count_into(Arc::clone(&stats));
     let mut closed = shared.phase.subscribe();
     let writer = tokio::spawn(async move {
         let _open = open;
@@ -118,6 +140,7 @@ async fn serve<R, W>(
         identity: None,
         streams: streams.clone(),
         pending,
+        stats,
     };
     let closing = connection.read_requests(&mut reader, &mut buf).await;
     if let Some(streams) = streams {
@@ -169,6 +192,8 @@ struct Connection {
     /// With an idle timeout, held by each request until it is answered: the connection is
     /// not idle while one is in flight.
     pending: Option<Arc<()>>,
+    /// Counts the messages read.
+    stats: Arc<SocketStats>,
 }
 
 impl Connection {
@@ -250,9 +275,13 @@ impl Connection {
                         Front::Other => {}
                         Front::Stream => match streams.read_frame(buf, max_body_size) {
                             Ok(Routed::NeedMore) => break,
-                            Ok(Routed::Done) => continue,
+                            Ok(Routed::Done) => {
+                                self.stats.received(1);
+                                continue;
+                            }
                             Ok(Routed::Reply(..)) => {
                                 // Only a client's stream awaits a reply.
+                                self.stats.received(1);
                                 continue;
                             }
                             Err(e) => return Some(Closing::BadInput(e.to_string())),
@@ -261,6 +290,7 @@ impl Connection {
                 }
                 match self.codec.decode_request(buf, max_body_size) {
                     Ok(Some(request)) => {
+                        self.stats.received(1);
                         first_message = None;
                         if let Some(closing) = self.authenticate(&request) {
                             return Some(closing);

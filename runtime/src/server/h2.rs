@@ -39,6 +39,7 @@ use crate::protocol::{detect, Detection};
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::h2_keep_alive::{watch, KeepAlive};
 use crate::transport::rewind::Rewind;
+use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::ServerIo;
 
 /// The flow-control window of each stream and of the connection (hyper's server default): a
@@ -73,14 +74,16 @@ impl ServerProtocol for Http2 {
 
     fn serve(
         &self,
-        io: ServerIo,
+        io: Counted<ServerIo>,
         prefix: BytesMut,
         peer: Peer,
         shared: Arc<Shared>,
         open: ConnectionGuard,
     ) -> ServeFuture {
+        let stats = Arc::clone(io.stats());
         Box::pin(serve_h2(
             Rewind::new(prefix.freeze(), io),
+            stats,
             peer,
             shared,
             open,
@@ -89,11 +92,17 @@ impl ServerProtocol for Http2 {
 }
 
 /// The connection type: the preface detection read is replayed first.
-type Io = Rewind<ServerIo>;
+type Io = Rewind<Counted<ServerIo>>;
 
 /// Serves HTTP/2 on a detected connection (its preface possibly still in `io`'s rewind
 /// buffer) until the peer leaves, the connection breaks, or the server closes.
-async fn serve_h2(io: Io, peer: Peer, shared: Arc<Shared>, open: ConnectionGuard) {
+async fn serve_h2(
+    io: Io,
+    stats: Arc<SocketStats>,
+    peer: Peer,
+    shared: Arc<Shared>,
+    open: ConnectionGuard,
+) {
     let _open = open;
     let mut phase = shared.phase.subscribe();
     let mut builder = h2::server::Builder::new();
@@ -143,19 +152,19 @@ async fn serve_h2(io: Io, peer: Peer, shared: Arc<Shared>, open: ConnectionGuard
         }
     };
     let served = tokio::select! {
-        served = serve_requests(&mut connection, &mut accepted, peer, &shared, streams.as_ref()) => served,
+        served = serve_requests(&mut connection, &mut accepted, peer, &shared, streams.as_ref(), &stats) => served,
         () = wait_for_phase(&mut phase, |p| p == Phase::Closed) => {
             // GOAWAY: calls in progress finish (new ones on this connection get ELOGOFF),
             // within the grace period.
             connection.graceful_shutdown();
-            let finishing = serve_requests(&mut connection, &mut accepted, peer, &shared, None);
+            let finishing = serve_requests(&mut connection, &mut accepted, peer, &shared, None, &stats);
             tokio::time::timeout(CLOSE_GRACE, finishing).await.unwrap_or(Ok(()))
         }
         () = idle => {
             // GOAWAY, then close: a request that raced it is still served.
             tracing::debug!(remote = %peer.remote, "closing an idle HTTP/2 connection");
             connection.graceful_shutdown();
-            let finishing = serve_requests(&mut connection, &mut accepted, peer, &shared, None);
+            let finishing = serve_requests(&mut connection, &mut accepted, peer, &shared, None, &stats);
             tokio::time::timeout(CLOSE_GRACE, finishing).await.unwrap_or(Ok(()))
         }
         watched = watching => {
@@ -176,6 +185,7 @@ async fn serve_requests(
     peer: Peer,
     shared: &Arc<Shared>,
     streams: Option<&Arc<OpenStreams>>,
+    stats: &Arc<SocketStats>,
 ) -> Result<(), h2::Error> {
     loop {
         // Writes the answers queued since the last poll, together, and reads what came.
@@ -183,18 +193,21 @@ async fn serve_requests(
             return Ok(());
         }
         let group = accepted.waiting.len().min(WRITE_EVERY);
+        stats.received(group);
         for (request, respond) in accepted.waiting.drain(..group) {
             let length = content_length(request.headers());
             let request = request
                 .map(|body| RequestBody::Http2(H2Body::new(body).with_content_length(length)));
             let shared = Arc::clone(shared);
             let open = streams.map(OpenStreams::open);
+            let stats = Arc::clone(stats);
             let serving = async move {
                 let _open = open;
                 let mut respond = respond;
                 let handling = handle(request, peer, shared);
                 if let Some(response) = unless_reset(&mut respond, handling).await {
                     respond_with(respond, response).await;
+                    stats.sent(1);
                 }
             };
             // Handlers' panics are caught where they are called; this catches Brisk's own, so

@@ -15,6 +15,7 @@ use super::protocol::{ServeFuture, ServerProtocol};
 use super::state::{wait_for_phase, ConnectionGuard, Peer, Phase, Shared, CLOSE_GRACE};
 use crate::protocol::{detect, Detection};
 use crate::transport::rewind::Rewind;
+use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::ServerIo;
 
 /// HTTP/1.1 on the server's port.
@@ -31,14 +32,16 @@ impl ServerProtocol for Http1 {
 
     fn serve(
         &self,
-        io: ServerIo,
+        io: Counted<ServerIo>,
         prefix: BytesMut,
         peer: Peer,
         shared: Arc<Shared>,
         open: ConnectionGuard,
     ) -> ServeFuture {
+        let stats = Arc::clone(io.stats());
         Box::pin(serve_http1(
             Rewind::new(prefix.freeze(), io),
+            stats,
             peer,
             shared,
             open,
@@ -47,7 +50,13 @@ impl ServerProtocol for Http1 {
 }
 
 /// Serves HTTP/1.1 on a detected connection until it closes (HTTP/2 is [`super::h2`]'s).
-async fn serve_http1(io: Rewind<ServerIo>, peer: Peer, shared: Arc<Shared>, open: ConnectionGuard) {
+async fn serve_http1(
+    io: Rewind<Counted<ServerIo>>,
+    stats: Arc<SocketStats>,
+    peer: Peer,
+    shared: Arc<Shared>,
+    open: ConnectionGuard,
+) {
     let _open = open;
     let io = TokioIo::new(io);
     let mut closed = shared.phase.subscribe();
@@ -55,6 +64,9 @@ async fn serve_http1(io: Rewind<ServerIo>, peer: Peer, shared: Arc<Shared>, open
     let service = service_fn(move |request: Request<Incoming>| {
         let request = request.map(RequestBody::Http1);
         let handling = handle(request, peer, Arc::clone(&handler_shared));
+        // One request in, one response out (hyper writes it next).
+        stats.received(1);
+        stats.sent(1);
         async move { Ok::<_, Infallible>(handling.await) }
     });
     // hyper's header timeout runs from when the connection awaits a request (after the last

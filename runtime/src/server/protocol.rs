@@ -10,6 +10,7 @@ use bytes::BytesMut;
 
 use super::state::{ConnectionGuard, Peer, Shared};
 use crate::protocol::Detection;
+use crate::transport::sockets::Counted;
 use crate::transport::stream::ServerIo;
 
 /// A connection being served, until it closes.
@@ -23,10 +24,11 @@ pub(crate) trait ServerProtocol: Send + Sync + 'static {
     /// Whether a connection whose first bytes are `prefix` speaks this protocol.
     fn detect(&self, prefix: &[u8]) -> Detection;
 
-    /// Serves a connection that speaks it, whose first bytes (already read) are `prefix`.
+    /// Serves a connection that speaks it, whose first bytes (already read, and counted) are
+    /// `prefix`; its reads and writes are counted for `/connections`.
     fn serve(
         &self,
-        io: ServerIo,
+        io: Counted<ServerIo>,
         prefix: BytesMut,
         peer: Peer,
         shared: Arc<Shared>,

@@ -26,6 +26,7 @@ use crate::protocol::redis::resp::{self, Command, MAX_INLINE};
 use crate::protocol::redis::RedisReply;
 use crate::protocol::Detection;
 use crate::transport::prepare_read_buffer;
+use crate::transport::sockets::Counted;
 use crate::transport::stream::ServerIo;
 use crate::Error;
 
@@ -276,7 +277,7 @@ impl ServerProtocol for RedisProtocol {
 
     fn serve(
         &self,
-        io: ServerIo,
+        io: Counted<ServerIo>,
         prefix: BytesMut,
         peer: Peer,
         shared: Arc<Shared>,
@@ -302,7 +303,7 @@ const FLUSH_AT: usize = 256 * 1024;
 
 /// Writes `out` (and empties it); false if the connection failed or the server closed first.
 async fn write(
-    io: &mut ServerIo,
+    io: &mut Counted<ServerIo>,
     out: &mut BytesMut,
     phase: &mut tokio::sync::watch::Receiver<Phase>,
 ) -> bool {
@@ -323,7 +324,7 @@ async fn write(
 /// Serves a redis connection until the client leaves, sends what is not RESP, or the server
 /// stops.
 async fn serve_redis(
-    mut io: ServerIo,
+    mut io: Counted<ServerIo>,
     mut buf: BytesMut,
     peer: Peer,
     shared: Arc<Shared>,
@@ -349,7 +350,9 @@ async fn serve_redis(
                     // The commands being answered count as a request in flight, so a
                     // stopping server waits for their replies.
                     inflight.get_or_insert_with(|| InflightGuard::enter(&shared));
+                    io.stats().received(1);
                     service.dispatch(&mut ctx, args).await.encode(&mut out);
+                    io.stats().sent(1);
                     // Replies to a long batch go out as they grow, not all at its end.
                     if out.len() >= FLUSH_AT {
                         drop(inflight.take());

@@ -7,6 +7,7 @@ use tokio::net::TcpStream;
 
 use super::protocol::ServerProtocol;
 use super::state::{ConnectionGuard, Peer, Shared};
+use crate::transport::sockets::SocketStats;
 
 /// Whether the server refuses plaintext connections (`ServerTlsOptions::force`).
 #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
@@ -36,9 +37,11 @@ pub(crate) async fn serve_tls(
     shared: Arc<Shared>,
     protocols: &[Arc<dyn ServerProtocol>],
     open: ConnectionGuard,
+    stats: Arc<SocketStats>,
 ) {
     use super::detect::{detect, Detected, Told};
     use crate::transport::rewind::Rewind;
+    use crate::transport::sockets::Counted;
     use crate::transport::stream::ServerIo;
 
     let Some(options) = shared.options.tls.as_ref() else {
@@ -82,7 +85,10 @@ pub(crate) async fn serve_tls(
     };
     match detected {
         Detected::Protocol(protocol) => {
-            let io = ServerIo::Tls(Box::new(tls));
+            // The bytes detection read through TLS count as read (TLS's own bytes do not).
+            stats.read(buf.len());
+            stats.set_protocol(protocol.name());
+            let io = Counted::new(ServerIo::Tls(Box::new(tls)), stats);
             protocol.serve(io, buf, peer, shared, open).await;
         }
         Detected::Tls | Detected::Unknown(_) => {
@@ -104,7 +110,8 @@ pub(crate) async fn serve_tls(
     shared: Arc<Shared>,
     protocols: &[Arc<dyn ServerProtocol>],
     open: ConnectionGuard,
+    stats: Arc<SocketStats>,
 ) {
-    let _ = (stream, buf, shared, protocols, open);
+    let _ = (stream, buf, shared, protocols, open, stats);
     tracing::warn!(remote = %peer.remote, "closing connection: TLS handshake on a server without TLS (brisk built without feature `tls`)");
 }

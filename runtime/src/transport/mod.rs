@@ -9,6 +9,7 @@ pub(crate) mod h2_body;
 pub(crate) mod h2_keep_alive;
 pub(crate) mod id_hasher;
 pub(crate) mod rewind;
+pub(crate) mod sockets;
 pub(crate) mod stream;
 pub mod stream_rpc;
 pub(crate) mod writer;

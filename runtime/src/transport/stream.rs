@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 #[cfg(feature = "tls")]
 use super::rewind::Rewind;
 
+use super::sockets::{Counted, Side, SocketStats};
 use crate::{errno, Status};
 
 /// A connected client stream.
@@ -67,21 +68,25 @@ impl Security {
 }
 
 /// Connects to `addr` within `connect_timeout`, with TCP_NODELAY; then runs the TLS handshake
-/// (within its own timeout) when `security` asks for TLS, offering `alpn`.
+/// (within its own timeout) when `security` asks for TLS, offering `alpn`. The connection is
+/// listed among the open ones (`/connections`) until it drops, its bytes counted.
 #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
 pub(crate) async fn connect_secured(
     addr: SocketAddr,
     connect_timeout: std::time::Duration,
     security: &Security,
     alpn: &[&[u8]],
-) -> Result<ClientIo, Status> {
+) -> Result<Counted<ClientIo>, Status> {
     let stream = connect_tcp(addr, connect_timeout).await?;
+    let local = stream.local_addr().unwrap_or(addr);
+    let stats = SocketStats::open(Side::Client, addr, local);
     #[cfg(feature = "tls")]
     if let Some(tls) = &security.tls {
         let stream = tls.handshake(stream, addr, alpn).await?;
-        return Ok(ClientIo::Tls(Box::new(stream)));
+        stats.set_tls();
+        return Ok(Counted::new(ClientIo::Tls(Box::new(stream)), stats));
     }
-    Ok(ClientIo::Plain(stream))
+    Ok(Counted::new(ClientIo::Plain(stream), stats))
 }
 
 /// A TCP connection to `addr` within `connect_timeout`, with TCP_NODELAY.

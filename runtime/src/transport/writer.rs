@@ -9,6 +9,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::gather::GatherPolicy;
+use super::sockets::SocketStats;
 pub(crate) use crate::protocol::OutFrame;
 
 /// Unwritten bytes beyond which a connection refuses new calls or requests with EOVERCROWDED
@@ -60,6 +61,11 @@ impl FrameSender {
         self.unwritten.load(Ordering::Relaxed)
     }
 
+    /// The count of bytes queued and not yet written, shared with the writer.
+    pub(crate) fn unwritten_counter(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.unwritten)
+    }
+
     /// Whether the writer has stopped.
     pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -75,7 +81,11 @@ pub(crate) fn queue() -> (FrameSender, FrameReceiver) {
             tx,
             unwritten: Arc::clone(&unwritten),
         },
-        FrameReceiver { rx, unwritten },
+        FrameReceiver {
+            rx,
+            unwritten,
+            stats: None,
+        },
     )
 }
 
@@ -84,6 +94,15 @@ pub(crate) fn queue() -> (FrameSender, FrameReceiver) {
 pub(crate) struct FrameReceiver {
     rx: mpsc::UnboundedReceiver<Queued>,
     unwritten: Arc<AtomicUsize>,
+    /// The connection's counters, which count each frame written as a message sent.
+    stats: Option<Arc<SocketStats>>,
+}
+
+impl FrameReceiver {
+    /// Counts each frame written as a message sent on the connection `stats` count.
+    pub(crate) fn count_into(&mut self, stats: Arc<SocketStats>) {
+        self.stats = Some(stats);
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +149,9 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         }
         let written = write_batch(&mut io, &items).await;
         queue.unwritten.fetch_sub(len, Ordering::Relaxed);
+        if let (Some(stats), Ok(())) = (&queue.stats, &written) {
+            stats.sent(items.len());
+        }
         items.clear();
         written?;
     }

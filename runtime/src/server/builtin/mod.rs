@@ -1,10 +1,12 @@
 //! The server's builtin pages (brpc's builtin services), on its own port over HTTP/1.1 and
 //! HTTP/2: `/` lists them, `/status` shows each method, `/vars` every metric, `/brpc_metrics`
-//! (and `/metrics`) exports the metrics for Prometheus, `/health` and `/version` answer
-//! probes. Browsers get HTML, other clients (curl) plain text, as brpc decides by
+//! (and `/metrics`) exports the metrics for Prometheus, `/connections` the open connections,
+//! `/rpcz` traced calls, `/flags` the options, `/protobufs` the schemas, `/health` and
+//! `/version` answer probes. Browsers get HTML, other clients (curl) plain text, as brpc decides by
 //! `User-Agent`; `?console=1` asks for text. They answer `GET` (and `HEAD`) only, are not
 //! counted against concurrency limits, and are off with `ServerBuilder::builtin_services(false)`.
 
+mod connections;
 mod flags;
 mod html;
 mod pages;
@@ -56,6 +58,7 @@ fn page_of(path: &str) -> Option<(&'static str, &str)> {
         "flags" => "flags",
         "protobufs" => "protobufs",
         "rpcz" => "rpcz",
+        "connections" => "connections",
         _ => return None,
     };
     // Only `/vars`, `/flags`, `/protobufs` and `/rpcz` take a tail.
@@ -77,6 +80,12 @@ pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<
     let (content_type, body) = match page {
         "index" => page_body(format, "Brisk", index_text(), index_html()),
         "status" => page_body(format, "Status", status::text(shared), status::html(shared)),
+        "connections" => page_body(
+            format,
+            "Connections",
+            connections::text(shared),
+            connections::html(shared),
+        ),
         "vars" => {
             let filter = percent_decode(rest);
             let vars = vars::text(&filter);

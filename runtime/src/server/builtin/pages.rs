@@ -16,6 +16,10 @@ pub(super) const PAGES: &[(&str, &str)] = &[
         "the metrics in Prometheus's text format (also /metrics)",
     ),
     (
+        "/connections",
+        "the server's connections and the channels': bytes and messages in and out, age",
+    ),
+    (
         "/rpcz",
         "recent traced calls (with rpcz on); ?trace_id=ID shows a trace as a tree",
     ),

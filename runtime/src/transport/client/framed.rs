@@ -26,6 +26,7 @@ use super::in_order::{Completion, InOrderCalls};
 use super::pending::PendingCalls;
 use crate::compress;
 use crate::protocol::{ClientCodec, Matching, OutgoingRequest, Payload};
+use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::{self, ClientIo, Security};
 use crate::transport::stream_rpc::table::{front, Front, KeepAlive, Routed, StreamTable};
 use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
@@ -402,26 +403,30 @@ impl Connection {
     /// Starts the reader and writer tasks of a connected stream: plain TCP splits into owned
     /// halves without a lock; TLS needs `tokio::io::split`.
     fn start(
-        io: ClientIo,
+        io: Counted<ClientIo>,
         remote_addr: SocketAddr,
         codec: Arc<dyn ClientCodec>,
         max_body_size: usize,
     ) -> Connection {
+        let (io, stats) = io.into_parts();
         let local_addr = io.local_addr().unwrap_or(remote_addr);
+        stats.set_protocol(codec.name());
         let ends = Ends {
             local_addr,
             remote_addr,
             codec,
             max_body_size,
+            stats: Arc::clone(&stats),
         };
         match io {
             ClientIo::Plain(stream) => {
                 let (read_half, write_half) = stream.into_split();
-                ends.run(read_half, write_half)
+                let read_half = Counted::new(read_half, Arc::clone(&stats));
+                ends.run(read_half, Counted::new(write_half, stats))
             }
             #[cfg(feature = "tls")]
             ClientIo::Tls(stream) => {
-                let (read_half, write_half) = tokio::io::split(stream);
+                let (read_half, write_half) = tokio::io::split(Counted::new(stream, stats));
                 ends.run(read_half, write_half)
             }
         }
@@ -542,6 +547,8 @@ struct Ends {
     remote_addr: SocketAddr,
     codec: Arc<dyn ClientCodec>,
     max_body_size: usize,
+    /// The connection's counters: messages are counted here, bytes by its halves.
+    stats: Arc<SocketStats>,
 }
 
 impl Ends {
@@ -556,8 +563,11 @@ impl Ends {
             remote_addr,
             codec,
             max_body_size,
+            stats,
         } = self;
-        let (sender, queue) = writer::queue();
+        let (sender, mut queue) = writer::queue();
+        stats.watch_unwritten(sender.unwritten_counter());
+        queue.count_into(Arc::clone(&stats));
         let waiting = Arc::new(match codec.matching() {
             Matching::CorrelationId => Waiting::ById(PendingCalls::default()),
             Matching::InOrder => Waiting::InOrder(InOrderCalls::default()),
@@ -593,6 +603,7 @@ impl Ends {
             codec,
             max_body_size,
             remote_addr,
+            stats,
         ))
         .abort_handle();
         Connection {
@@ -669,6 +680,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     codec: Arc<dyn ClientCodec>,
     max_body_size: usize,
     remote: SocketAddr,
+    stats: Arc<SocketStats>,
 ) {
     let fail_on_drop = FailOnDrop(&ended);
     let mut buf = read_buffer();
@@ -686,7 +698,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     let table = ended.streams.as_deref().expect("checked above");
                     match table.read_frame(&mut buf, max_body_size) {
                         Ok(Routed::NeedMore) => break,
-                        Ok(Routed::Done) => continue,
+                        Ok(Routed::Done) => {
+                            stats.received(1);
+                            continue;
+                        }
                         // The reply to the call that opened a stream came on it.
                         Ok(Routed::Reply(stream, reply)) => {
                             let mut reply_buf = BytesMut::from(reply);
@@ -709,6 +724,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             };
             match decoded {
                 Ok(Some(response)) => {
+                    stats.received(1);
                     let id = response.correlation_id;
                     match &*ended.waiting {
                         Waiting::ById(calls) => {

@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use crate::transport::gather::{Gathering, Queued};
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::h2_keep_alive::{watch, KeepAlive};
+use crate::transport::sockets::SocketStats;
 use crate::transport::stream::{connect_secured, ClientIo, Security};
 use crate::{errno, Status};
 
@@ -55,6 +56,8 @@ pub(crate) struct H2Conn {
     pub(crate) local: SocketAddr,
     /// Whether the connection runs over TLS (`:scheme` is then `https`).
     secure: bool,
+    /// Counts the requests sent and the responses received.
+    stats: Arc<SocketStats>,
 }
 
 impl fmt::Debug for H2Conn {
@@ -127,8 +130,11 @@ async fn connect(
     keep_alive: Option<KeepAlive>,
 ) -> Result<H2Conn, Status> {
     let io = connect_secured(addr, connect_timeout, security, &[b"h2"]).await?;
-    let secure = !matches!(io, ClientIo::Plain(_));
+    let secure = !matches!(io.get_ref(), ClientIo::Plain(_));
+    let stats = Arc::clone(io.stats());
+    stats.set_protocol("h2:grpc");
     let local = io
+        .get_ref()
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut builder = h2::client::Builder::new();
@@ -193,6 +199,7 @@ async fn connect(
         remote: addr,
         local,
         secure,
+        stats,
     })
 }
 
@@ -216,9 +223,11 @@ impl H2Conn {
             .ready()
             .await
             .map_err(|e| self.broken(e))?;
-        sender
+        let opened = sender
             .send_request(request, false)
-            .map_err(|e| self.broken(e))
+            .map_err(|e| self.broken(e))?;
+        self.stats.sent(1);
+        Ok(opened)
     }
 
     /// Sends a request whose whole body is `chunks` (the last one ends the stream) and waits
@@ -271,6 +280,7 @@ impl H2Conn {
 
     async fn response(&self, response: ResponseFuture) -> Result<http::Response<H2Body>, Status> {
         let response = response.await.map_err(|e| self.broken(e))?;
+        self.stats.received(1);
         Ok(response.map(H2Body::new))
     }
 

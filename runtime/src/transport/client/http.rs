@@ -3,6 +3,7 @@
 //! method's descriptors, on pooled keep-alive connections.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST};
@@ -22,6 +23,7 @@ use crate::protocol::http::{
     parse_error_body, ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 use crate::protocol::millis_left;
+use crate::transport::sockets::SocketStats;
 use crate::transport::stream::Security;
 use crate::{errno, MethodDescriptor, Status};
 
@@ -106,6 +108,8 @@ const MAX_IDLE_CONNECTIONS: usize = 16;
 struct Connection {
     sender: SendRequest<Full<Bytes>>,
     local: SocketAddr,
+    /// Counts the requests sent and the responses received.
+    stats: Arc<SocketStats>,
 }
 
 /// The `http` protocol's connections to the server `settings` name: HTTP/1.1 through hyper,
@@ -222,7 +226,11 @@ impl HttpConnections {
                 continue;
             }
             match connection.sender.try_send_request(request).await {
-                Ok(response) => return Ok((connection, response)),
+                Ok(response) => {
+                    connection.stats.sent(1);
+                    connection.stats.received(1);
+                    return Ok((connection, response));
+                }
                 Err(mut e) => match e.take_message() {
                     // Never sent: the connection closed meanwhile; try another.
                     Some(unsent) => request = unsent,
@@ -241,6 +249,8 @@ impl HttpConnections {
             .send_request(request)
             .await
             .map_err(|e| io_failure(self.addr, e))?;
+        connection.stats.sent(1);
+        connection.stats.received(1);
         Ok((connection, response))
     }
 
@@ -255,7 +265,9 @@ impl HttpConnections {
         )
         .await
         .map_err(Failure::transport)?;
-        let local = io.local_addr().map_err(|e| {
+        let stats = Arc::clone(io.stats());
+        stats.set_protocol("http");
+        let local = io.get_ref().local_addr().map_err(|e| {
             Failure::transport(Status::from_io(format!("Fail to connect {addr}"), &e))
         })?;
         let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(io))
@@ -266,7 +278,11 @@ impl HttpConnections {
                 tracing::debug!(%addr, "HTTP connection ended: {e}");
             }
         });
-        Ok(Connection { sender, local })
+        Ok(Connection {
+            sender,
+            local,
+            stats,
+        })
     }
 }
 
