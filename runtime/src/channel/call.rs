@@ -22,7 +22,7 @@ use crate::compress::{self, CompressType};
 use crate::controller::FinishOnDrop;
 use crate::lb::{Backend, CallFeedback, SelectIn};
 use crate::protocol::Payload;
-use crate::rpcz::Span;
+use crate::rpcz;
 use crate::transport::client::{Answer, Cause, EncodedRequest, Failure};
 use crate::transport::stream_rpc::StreamCore;
 use crate::{errno, Controller, MethodDescriptor, Status};
@@ -63,7 +63,7 @@ impl Channel {
         let deadline_at = timeout.and_then(|t| started.checked_add(t));
         cntl.deadline = deadline_at;
         // Traced when made from a traced handler, or when rpcz starts a trace here.
-        let rpcz_span = Span::client(
+        let rpcz_span = rpcz::client_span(
             method.service_cow(),
             method.method_cow(),
             self.inner.options.protocol.name_cow(),
@@ -154,7 +154,7 @@ impl Channel {
             if let Some(remote) = cntl.remote_side {
                 traced.set_remote(remote);
             }
-            traced.finish(code, "answered");
+            rpcz::finish(traced, code, "answered");
         }
         offered.settle(result.as_ref().err());
         if accepted > 0 {

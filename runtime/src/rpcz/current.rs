@@ -2,6 +2,7 @@
 //! and [`annotate`](super::annotate) writes into it. Brisk sets it while it polls a traced
 //! handler; [`propagate`] carries it into a task the handler spawns.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +26,17 @@ impl Drop for Entered {
         let previous = self.0.take();
         CURRENT.with(|current| current.set(previous));
     }
+}
+
+/// The span of a client's call, if it is traced: made from a traced handler (a child of the
+/// current span), or rpcz is on and the call may start a trace.
+pub(crate) fn client_span(
+    service: Cow<'static, str>,
+    method: Cow<'static, str>,
+    protocol: Cow<'static, str>,
+    log_id: i64,
+) -> Option<Arc<Span>> {
+    Span::client(current_span().as_deref(), service, method, protocol, log_id)
 }
 
 /// The span of the handler running on this thread, if it is traced.

@@ -30,8 +30,9 @@ mod recent;
 mod sampling;
 mod span;
 
-pub(crate) use current::enter;
+pub(crate) use current::{client_span, enter};
 pub use current::{current_span, propagate};
+pub(crate) use recent::finish;
 pub use recent::{capacity, recent, set_capacity, DEFAULT_CAPACITY};
 pub use sampling::{
     is_enabled, max_spans_per_second, set_enabled, set_max_spans_per_second,

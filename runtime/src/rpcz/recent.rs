@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::Span;
+use super::{sampling, Span};
 
 /// How many finished spans rpcz keeps by default.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -17,8 +17,17 @@ fn recent_spans() -> std::sync::MutexGuard<'static, VecDeque<Arc<Span>>> {
     RECENT.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Ends a span with its call's outcome (0, or its error code), marking `last`, and keeps it
+/// if rpcz is on.
+pub(crate) fn finish(span: Arc<Span>, error_code: i32, last: &'static str) {
+    span.end(error_code, last);
+    if sampling::is_enabled() {
+        keep(span);
+    }
+}
+
 /// Keeps a finished span, dropping the oldest beyond the capacity.
-pub(crate) fn keep(span: Arc<Span>) {
+fn keep(span: Arc<Span>) {
     let capacity = CAPACITY.load(Ordering::Relaxed);
     let mut spans = recent_spans();
     while spans.len() >= capacity.max(1) {

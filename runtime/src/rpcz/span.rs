@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{current, ids, recent, sampling};
+use super::{ids, sampling};
 use crate::protocol::TraceIds;
 
 /// Which side of a call a span records.
@@ -127,14 +127,15 @@ impl Span {
     }
 
     /// The span of a client's call, if it is traced: made from a traced handler (a child of
-    /// its span), or rpcz is on and the call may start a trace.
+    /// its span, `parent`), or rpcz is on and the call may start a trace.
     pub(crate) fn client(
+        parent: Option<&Span>,
         service: Cow<'static, str>,
         method: Cow<'static, str>,
         protocol: Cow<'static, str>,
         log_id: i64,
     ) -> Option<Arc<Span>> {
-        let ids = match current::current_span() {
+        let ids = match parent {
             Some(parent) => TraceIds {
                 trace_id: parent.ids.trace_id,
                 span_id: ids::next_id(),
@@ -198,22 +199,16 @@ impl Span {
         self.record().response_size = size;
     }
 
-    /// Ends the span with the call's outcome (0, or its error code), marks `last` and keeps
-    /// it, if rpcz is on.
-    pub(crate) fn finish(self: Arc<Self>, error_code: i32, last: &'static str) {
+    /// Ends the span with the call's outcome (0, or its error code), marking `last`.
+    pub(crate) fn end(&self, error_code: i32, last: &'static str) {
         let latency = self.began.elapsed();
-        {
-            let mut record = self.record();
-            record.error_code = error_code;
-            record.latency = Some(latency);
-            record.events.push(Event {
-                at: latency,
-                what: Cow::Borrowed(last),
-            });
-        }
-        if sampling::is_enabled() {
-            recent::keep(self);
-        }
+        let mut record = self.record();
+        record.error_code = error_code;
+        record.latency = Some(latency);
+        record.events.push(Event {
+            at: latency,
+            what: Cow::Borrowed(last),
+        });
     }
 
     /// Which side of the call this is.

@@ -10,7 +10,7 @@ use super::{MessageSchema, Service};
 use crate::limiter::{ConcurrencyLimiter, MaxConcurrency};
 use crate::metrics::CallStatus;
 use crate::protocol::TraceIds;
-use crate::rpcz::{ServerCall, Span};
+use crate::rpcz::{self, ServerCall, Span};
 use crate::{errno, Error, Status};
 
 struct Entry {
@@ -104,7 +104,7 @@ impl Drop for MethodGuard {
             limiter.on_responded(self.code, latency);
         }
         if let Some(span) = self.span.take() {
-            span.finish(self.code, "replied");
+            rpcz::finish(span, self.code, "replied");
         }
     }
 }
