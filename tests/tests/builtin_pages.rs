@@ -97,6 +97,26 @@ async fn every_call_of_every_protocol_is_counted_with_errors_by_code() {
     let client = format!("rpc_client_127_0_0_1_{port}_brisk_test_test_service");
     assert_eq!(var(&server, &format!("{client}_sleep_count")).await, made);
     assert_eq!(var(&server, &format!("{client}_fail_error")).await, 15);
+    // Bytes of requests and responses, the same on both sides.
+    let request = SleepRequest {
+        millis: 0,
+        tag: "t".into(),
+    };
+    let request_bytes = var(&server, &format!("{prefix}_sleep_request_bytes")).await;
+    assert_eq!(
+        request_bytes,
+        made * prost::Message::encoded_len(&request) as u64
+    );
+    assert_eq!(
+        var(&server, &format!("{client}_sleep_request_bytes")).await,
+        request_bytes
+    );
+    let response_bytes = var(&server, &format!("{prefix}_sleep_response_bytes")).await;
+    assert!(response_bytes > 0);
+    assert_eq!(
+        var(&server, &format!("{client}_sleep_response_bytes")).await,
+        response_bytes
+    );
     let (status, content_type, page) = get(&server, "/status", "curl/8").await;
     assert_eq!(status, 200);
     assert!(content_type.starts_with("text/plain"), "{content_type}");

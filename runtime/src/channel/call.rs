@@ -6,6 +6,7 @@
 use std::any::Any;
 use std::future::pending;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use bytes::Bytes;
 
 use super::cluster::Cluster;
 use super::endpoint::Endpoint;
+use super::figures::CallRecord;
 use super::policy::{BackupRequestPolicy, FixedBackupDelay};
 use super::retry::{self, Answered, Candidates, RetrySettings, Round};
 use super::target::{ErasedRequest, Reply, Target};
@@ -69,15 +71,18 @@ impl Channel {
             self.inner.options.protocol.name_cow(),
             cntl.log_id.unwrap_or_default(),
         );
+        // Bytes of the request and of the response, once known (atomics only so that the
+        // call's future, which writes them, stays `Send`).
+        let (request_size, response_size) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let call = async {
             refused?;
             let mut encoded = self.encode_request::<C, Req>(cntl, request)?;
             encoded.stream.clone_from(&offered.0);
+            let request_bytes = encoded.payload.message.len() + encoded.payload.attachment.len();
+            request_size.store(request_bytes, Ordering::Relaxed);
             if let Some(traced) = &rpcz_span {
                 encoded.trace = Some(traced.ids());
-                traced.set_request_size(
-                    encoded.payload.message.len() + encoded.payload.attachment.len(),
-                );
+                traced.set_request_size(request_bytes);
             }
             let erased = ErasedRequest {
                 encoded,
@@ -88,6 +93,7 @@ impl Channel {
             let reply = self.call_erased(method, cntl, &erased).await?;
             match reply {
                 Reply::Encoded(answer) => {
+                    response_size.store(answer.payload.len(), Ordering::Relaxed);
                     if let Some(traced) = &rpcz_span {
                         traced.set_response_size(answer.payload.len());
                     }
@@ -148,7 +154,13 @@ impl Channel {
         }
         let code = result.as_ref().map_or_else(|s| s.code().max(1), |_| 0);
         if let Some(figures) = &self.inner.figures {
-            figures.record(method, code, cntl.latency);
+            let call = CallRecord {
+                code,
+                latency: cntl.latency,
+                request_bytes: request_size.load(Ordering::Relaxed),
+                response_bytes: response_size.load(Ordering::Relaxed),
+            };
+            figures.record(method, &call);
         }
         if let Some(traced) = rpcz_span {
             if let Some(remote) = cntl.remote_side {

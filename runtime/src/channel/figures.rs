@@ -24,6 +24,25 @@ static SHARED: LazyLock<Mutex<HashMap<String, Weak<ClientMethod>>>> =
     LazyLock::new(Default::default);
 
 /// The figures of the methods one channel has called.
+/// How one call went, as a channel's figures count it.
+pub(crate) struct CallRecord {
+    /// 0, or the call's error code.
+    pub(crate) code: i32,
+    pub(crate) latency: Duration,
+    /// Bytes of the request's message and attachment (0 if it was never encoded).
+    pub(crate) request_bytes: usize,
+    /// Bytes of the response's (0 without one).
+    pub(crate) response_bytes: usize,
+}
+
+impl ClientMethod {
+    fn record(&self, call: &CallRecord) {
+        self.status.on_responded(call.code, call.latency);
+        self.status.request_bytes.add(call.request_bytes as u64);
+        self.status.response_bytes.add(call.response_bytes as u64);
+    }
+}
+
 pub(crate) struct ChannelFigures {
     /// `rpc_client_<target>`.
     prefix: String,
@@ -51,16 +70,16 @@ impl ChannelFigures {
         }
     }
 
-    /// Records a call of `method` answered with `code` (0: success) after `latency`.
-    pub(crate) fn record(&self, method: &MethodDescriptor, code: i32, latency: Duration) {
+    /// Records a call of `method`: how it ended, how long it took, the bytes it moved.
+    pub(crate) fn record(&self, method: &MethodDescriptor, call: &CallRecord) {
         {
             let methods = self.methods.load();
             if let Some(known) = find(&methods, method) {
-                known.status.on_responded(code, latency);
+                known.record(call);
                 return;
             }
         }
-        self.add(method).status.on_responded(code, latency);
+        self.add(method).record(call);
     }
 
     /// The figures of a method this channel calls for the first time: another channel's to
@@ -119,16 +138,29 @@ mod tests {
         let echo = MethodDescriptor::new("figures.test.EchoService", "Echo");
         let a = ChannelFigures::new("127.0.0.1:18000");
         let b = ChannelFigures::new("127.0.0.1:18000");
-        a.record(&echo, 0, Duration::from_micros(100));
-        b.record(&echo, 0, Duration::from_micros(300));
-        b.record(&echo, errno::ERPCTIMEDOUT, Duration::from_millis(500));
+        let call = |code, latency| CallRecord {
+            code,
+            latency,
+            request_bytes: 10,
+            response_bytes: 20,
+        };
+        a.record(&echo, &call(0, Duration::from_micros(100)));
+        b.record(&echo, &call(0, Duration::from_micros(300)));
+        b.record(
+            &echo,
+            &call(errno::ERPCTIMEDOUT, Duration::from_millis(500)),
+        );
         let name = "rpc_client_127_0_0_1_18000_figures_test_echo_service_echo";
-        let shown = crate::metrics::describe(&format!("{name}_count;{name}_error"));
+        let shown = crate::metrics::describe(&format!(
+            "{name}_count;{name}_error;{name}_request_bytes;{name}_response_bytes"
+        ));
         assert_eq!(
             shown,
             vec![
                 (format!("{name}_count"), "2".to_owned()),
-                (format!("{name}_error"), "1".to_owned())
+                (format!("{name}_error"), "1".to_owned()),
+                (format!("{name}_request_bytes"), "30".to_owned()),
+                (format!("{name}_response_bytes"), "60".to_owned()),
             ]
         );
         drop((a, b));

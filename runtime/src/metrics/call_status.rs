@@ -23,6 +23,10 @@ pub(crate) struct CallStatus {
     other_codes: AtomicU64,
     /// Requests running now.
     pub(crate) concurrency: AtomicUsize,
+    /// Bytes of request messages and attachments (as they travel: compressed if they are).
+    pub(crate) request_bytes: Counter,
+    /// Bytes of response messages and attachments.
+    pub(crate) response_bytes: Counter,
 }
 
 #[derive(Default)]
@@ -40,6 +44,8 @@ impl Default for CallStatus {
             codes: Default::default(),
             other_codes: AtomicU64::new(0),
             concurrency: AtomicUsize::new(0),
+            request_bytes: Counter::new(),
+            response_bytes: Counter::new(),
         }
     }
 }
@@ -104,10 +110,18 @@ impl CallStatus {
             let status = Arc::clone(self);
             PassiveGauge::new(move || status.concurrency.load(Ordering::Relaxed) as f64)
         };
-        let named: [(String, Metric); 3] = [
+        let named: [(String, Metric); 5] = [
             (format!("{prefix}_latency"), (&self.latency).into()),
             (format!("{prefix}_error"), (&self.errors).into()),
             (format!("{prefix}_concurrency"), concurrency.into()),
+            (
+                format!("{prefix}_request_bytes"),
+                (&self.request_bytes).into(),
+            ),
+            (
+                format!("{prefix}_response_bytes"),
+                (&self.response_bytes).into(),
+            ),
         ];
         named
             .into_iter()

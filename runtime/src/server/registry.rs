@@ -86,8 +86,10 @@ impl MethodGuard {
         self.code = code;
     }
 
-    /// Records the size of the response's message and attachment, for rpcz.
+    /// Records the size of the response's message and attachment (the method's
+    /// `response_bytes`, and its rpcz span's).
     pub(crate) fn response_size(&self, size: usize) {
+        self.settings.status.response_bytes.add(size as u64);
         if let Some(span) = &self.span {
             span.set_response_size(size);
         }
@@ -330,6 +332,10 @@ impl Registry {
         let blocking = special && settings.blocking.load(Ordering::Relaxed);
         let limiter = if special { settings.limiter() } else { None };
         let count = settings.status.concurrency.fetch_add(1, Ordering::Relaxed) + 1;
+        settings
+            .status
+            .request_bytes
+            .add(arrival.request_size as u64);
         let name = service
             .method_names()
             .get(method)
