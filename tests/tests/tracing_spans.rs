@@ -1,6 +1,7 @@
 //! Every call runs inside a `tracing` span on both sides (target `brisk::server` or
 //! `brisk::client`, name `rpc`, debug level), so a subscriber sees Brisk calls with no code of
-//! the user's: here a subscriber that records the spans opened, on every thread.
+//! the user's: here a subscriber that records the spans opened, on every thread. A call rpcz
+//! traces records its trace id in both spans.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,12 +34,18 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
         let line = format!("{} {}{}", meta.target(), meta.name(), fields.0);
         self.0.lock().unwrap().push(line);
     }
+
+    fn on_record(&self, _id: &Id, values: &tracing::span::Record<'_>, _ctx: Context<'_, S>) {
+        let mut fields = Fields(String::new());
+        values.record(&mut fields);
+        self.0.lock().unwrap().push(format!("recorded{}", fields.0));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_run_in_spans_on_both_sides() {
-    let spans = Arc::new(Mutex::new(Vec::new()));
-    let subscriber = tracing_subscriber::registry().with(Recorder(Arc::clone(&spans)));
+    let recorded = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(Recorder(Arc::clone(&recorded)));
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
     let server = Server::builder()
         .add_service(EchoServiceServer::new(Echo))
@@ -62,7 +69,7 @@ async fn calls_run_in_spans_on_both_sides() {
             .await
             .expect(protocol);
     }
-    let spans = spans.lock().unwrap().clone();
+    let spans = recorded.lock().unwrap().clone();
     let server_spans: Vec<&String> = spans
         .iter()
         .filter(|s| s.starts_with("brisk::server rpc "))
@@ -83,4 +90,28 @@ async fn calls_run_in_spans_on_both_sides() {
     assert!(client_spans
         .iter()
         .all(|s| s.contains("service=\"example.EchoService\" method=\"Echo\"")));
+    assert!(
+        !spans.iter().any(|s| s.starts_with("recorded")),
+        "untraced calls carry no trace id: {spans:#?}"
+    );
+
+    // A call rpcz traces: both spans get its trace id.
+    brisk::rpcz::set_max_spans_per_second(1_000_000);
+    brisk::rpcz::set_enabled(true);
+    let channel = Channel::builder()
+        .connect(&server.local_addr().to_string())
+        .await
+        .unwrap();
+    let request = EchoRequest {
+        message: "traced".into(),
+    };
+    EchoServiceClient::new(channel).echo(request).await.unwrap();
+    brisk::rpcz::set_enabled(false);
+    let spans = recorded.lock().unwrap().clone();
+    let trace_ids: Vec<&String> = spans
+        .iter()
+        .filter(|s| s.starts_with("recorded trace_id="))
+        .collect();
+    assert_eq!(trace_ids.len(), 2, "{spans:#?}");
+    assert_eq!(trace_ids[0], trace_ids[1], "one trace on both sides");
 }
