@@ -201,6 +201,7 @@ async fn one_trace_crosses_four_brisk_processes_over_three_protocols() {
     )
     .await;
     assert_eq!(status, 200, "{page}");
+    println!("{page}");
     let lines: Vec<&str> = page.lines().filter(|l| l.contains(" trace=")).collect();
     assert_eq!(lines.len(), 6, "{page}");
     let depth = |line: &str| (line.len() - line.trim_start().len()) / 2;
