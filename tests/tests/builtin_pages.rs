@@ -251,6 +251,43 @@ async fn connections_shows_the_last_seconds_rates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hotspots_draws_a_cpu_profile_as_a_flame_graph() {
+    let server = server(|b| b).await;
+    let client = brisk_tests::test_client(&server, "baidu_std", TIMEOUT).await;
+    // Work to see: calls the whole time.
+    let _traffic = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            let request = SleepRequest {
+                millis: 0,
+                tag: "t".into(),
+            };
+            let _ = client.sleep(request).await;
+        }
+    }));
+    let addr = server.local_addr();
+    let profile =
+        tokio::spawn(async move { get_at(addr, "/hotspots/cpu?seconds=2", "curl/8").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // One profile at a time.
+    let (status, _, body) = get(&server, "/hotspots/cpu?seconds=1", "curl/8").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "Another profiler is running, try again later\n")
+    );
+    let (status, content_type, svg) = profile.await.unwrap();
+    assert_eq!(status, 200, "{svg}");
+    assert_eq!(content_type, "image/svg+xml");
+    assert!(svg.contains("<svg"), "{svg}");
+    // Frames of the server's own code are in it, by name.
+    assert!(svg.contains("brisk::"), "no brisk frame in the profile");
+    let (status, _, body) = get(&server, "/hotspots/cpu?seconds=0", "curl/8").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "`seconds=0' is not a whole number from 1 to 60\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prometheus_page_parses_with_prometheus_client() {
     let server = server(|b| b).await;
     let client = brisk_tests::test_client(&server, "baidu_std", TIMEOUT).await;

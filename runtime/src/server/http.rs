@@ -59,7 +59,7 @@ pub(super) async fn handle(
         return super::grpc::serve(request, peer, shared).await;
     }
     if super::builtin::is_builtin(&request, &peer, &shared) {
-        return super::builtin::serve(&request, &shared);
+        return super::builtin::serve(&request, &shared).await;
     }
     let json_errors = wants_json(request.headers());
     if shared.phase_now() != Phase::Running {

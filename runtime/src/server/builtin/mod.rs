@@ -8,6 +8,8 @@
 
 mod connections;
 mod flags;
+#[cfg(feature = "hotspots")]
+mod hotspots;
 mod html;
 mod pages;
 #[cfg(feature = "json")]
@@ -59,19 +61,24 @@ fn page_of(path: &str) -> Option<(&'static str, &str)> {
         "protobufs" => "protobufs",
         "rpcz" => "rpcz",
         "connections" => "connections",
+        "hotspots" => "hotspots",
         _ => return None,
     };
     // Only `/vars`, `/flags`, `/protobufs` and `/rpcz` take a tail.
     let tail_ok = match page {
         "vars" | "flags" | "protobufs" => true,
         "rpcz" => matches!(rest, "" | "enable" | "disable"),
+        "hotspots" => rest == "cpu",
         _ => rest.is_empty(),
     };
     tail_ok.then_some((page, rest))
 }
 
 /// Answers a request [`is_builtin`] accepted.
-pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<ResponseBody> {
+pub(super) async fn serve(
+    request: &Request<impl Sized>,
+    shared: &Shared,
+) -> Response<ResponseBody> {
     let format = format_of(request);
     let Some((page, rest)) = page_of(request.uri().path()) else {
         return plain(StatusCode::NOT_FOUND, "no such page\n".into());
@@ -131,6 +138,10 @@ pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<
                 Err(why) => return plain(StatusCode::BAD_REQUEST, format!("{why}\n")),
             }
         }
+        "hotspots" => match hotspots_cpu(request.uri().query().unwrap_or("")).await {
+            Ok(svg) => (SVG, svg),
+            Err((status, text)) => return plain(status, text),
+        },
         "metrics" => (prometheus::CONTENT_TYPE, prometheus::render()),
         "health" => {
             let health = shared.health();
@@ -156,6 +167,7 @@ pub(super) fn serve(request: &Request<impl Sized>, shared: &Shared) -> Response<
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 const HTML: &str = "text/html; charset=utf-8";
 
 fn page_body(format: Format, title: &str, text: String, html: String) -> (&'static str, String) {
@@ -213,6 +225,23 @@ fn protobufs_page(
     Err((
         StatusCode::NOT_FOUND,
         "/protobufs needs brisk's `json` feature\n".to_owned(),
+    ))
+}
+
+/// `/hotspots/cpu`: a CPU profile of `?seconds=N`, as a flame graph.
+#[cfg(feature = "hotspots")]
+async fn hotspots_cpu(query: &str) -> Result<String, (StatusCode, String)> {
+    let duration =
+        hotspots::seconds(query).map_err(|why| (StatusCode::BAD_REQUEST, format!("{why}\n")))?;
+    hotspots::cpu(duration).await
+}
+
+/// Without the `hotspots` feature there is no profiler.
+#[cfg(not(feature = "hotspots"))]
+async fn hotspots_cpu(_query: &str) -> Result<String, (StatusCode, String)> {
+    Err((
+        StatusCode::NOT_FOUND,
+        "/hotspots/cpu needs brisk's `hotspots` feature\n".to_owned(),
     ))
 }
 

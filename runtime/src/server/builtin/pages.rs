@@ -24,6 +24,10 @@ pub(super) const PAGES: &[(&str, &str)] = &[
         "recent traced calls (with rpcz on); ?trace_id=ID shows a trace as a tree",
     ),
     (
+        "/hotspots/cpu",
+        "a CPU profile as a flame graph, ?seconds=N (10); with the `hotspots` feature",
+    ),
+    (
         "/flags",
         "the server's options; /flags/NAME?setvalue=V sets a limit (with mutable_flags)",
     ),
