@@ -288,6 +288,36 @@ async fn hotspots_draws_a_cpu_profile_as_a_flame_graph() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_channel_keeps_figures_for_the_cluster_and_for_each_server() {
+    let (a, b) = (server(|s| s).await, server(|s| s).await);
+    let url = format!("list://{},{}", a.local_addr(), b.local_addr());
+    let channel = brisk::Channel::builder()
+        .timeout(TIMEOUT)
+        .connect_cluster(&url, "rr")
+        .await
+        .unwrap();
+    let client = brisk_tests::test::TestServiceClient::new(channel);
+    for _ in 0..10 {
+        let request = SleepRequest {
+            millis: 0,
+            tag: "t".into(),
+        };
+        client.sleep(request).await.unwrap();
+    }
+    // Round robin: five calls each, under each server's address.
+    for server in [&a, &b] {
+        let name = format!(
+            "rpc_client_127_0_0_1_{}_brisk_test_test_service_sleep_count",
+            server.local_addr().port()
+        );
+        assert_eq!(var(&a, &name).await, 5, "{name}");
+    }
+    // And ten under the cluster's URL.
+    let (_, _, listed) = get(&a, "/vars/rpc_client_list_*_sleep_count", "curl/8").await;
+    assert!(listed.trim_end().ends_with(" : 10"), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prometheus_page_parses_with_prometheus_client() {
     let server = server(|b| b).await;
     let client = brisk_tests::test_client(&server, "baidu_std", TIMEOUT).await;

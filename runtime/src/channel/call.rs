@@ -161,6 +161,9 @@ impl Channel {
                 response_bytes: response_size.load(Ordering::Relaxed),
             };
             figures.record(method, &call);
+            if let (Some(servers), Some(server)) = (&self.inner.server_figures, cntl.remote_side) {
+                servers.record(server, method, &call);
+            }
         }
         if let Some(traced) = rpcz_span {
             if let Some(remote) = cntl.remote_side {

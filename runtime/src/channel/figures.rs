@@ -3,6 +3,7 @@
 //! same target share them, as they share connections.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
@@ -126,6 +127,42 @@ fn find<'m>(
     methods
         .iter()
         .find(|m| m.method == method.method() && m.service == method.service())
+}
+
+/// A cluster channel's figures for each server it called, each under the server's address,
+/// as a channel to that server alone keeps them (`rpc_client_127_0_0_1_8000_<method>_...`):
+/// the calls this process made to that server, whichever channel made them.
+#[derive(Debug, Default)]
+pub(crate) struct ServerFigures {
+    servers: ArcSwap<Vec<(SocketAddr, Arc<ChannelFigures>)>>,
+    adding: Mutex<()>,
+}
+
+impl ServerFigures {
+    /// Records a call of `method` that `server` answered (or failed).
+    pub(crate) fn record(&self, server: SocketAddr, method: &MethodDescriptor, call: &CallRecord) {
+        let known = self
+            .servers
+            .load()
+            .iter()
+            .find(|(addr, _)| *addr == server)
+            .map(|(_, figures)| Arc::clone(figures));
+        let figures = known.unwrap_or_else(|| self.add(server));
+        figures.record(method, call);
+    }
+
+    fn add(&self, server: SocketAddr) -> Arc<ChannelFigures> {
+        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let servers = self.servers.load();
+        if let Some((_, known)) = servers.iter().find(|(addr, _)| *addr == server) {
+            return Arc::clone(known);
+        }
+        let figures = Arc::new(ChannelFigures::new(&server.to_string()));
+        let mut grown = Vec::clone(&servers);
+        grown.push((server, Arc::clone(&figures)));
+        self.servers.store(Arc::new(grown));
+        figures
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ struct ChannelInner {
     /// Each method's calls, errors and latency, shown in `/vars` (none for combo channels,
     /// whose sub-channels keep theirs).
     figures: Option<figures::ChannelFigures>,
+    /// A cluster channel's figures for each of its servers.
+    server_figures: Option<figures::ServerFigures>,
     target: Target,
     /// The protocol's client (`None` for combo channels, whose sub-channels have theirs).
     protocol: Option<ClientProtocol>,
@@ -125,6 +127,7 @@ impl Channel {
                 protocol: None,
                 runtime: executor::io_handle(),
                 figures: None,
+                server_figures: None,
             }),
         }
     }
@@ -564,9 +567,11 @@ impl ChannelBuilder {
             Target::Cluster(_) => Some(self.naming_url.clone().unwrap_or_else(|| "cluster".into())),
             Target::Combo(_) => None,
         };
+        let server_figures = matches!(target, Target::Cluster(_)).then(Default::default);
         Channel {
             inner: Arc::new(ChannelInner {
                 figures: label.map(|label| figures::ChannelFigures::new(&label)),
+                server_figures,
                 settings: call_settings(&self.options),
                 options: self.options,
                 target,
