@@ -53,17 +53,57 @@ impl brisk::NsheadService for NsheadEcho {
 /// on a terminal. Brisk logs through `tracing`: without a subscriber such as this one, its
 /// messages (a server's address, a connection closed for bad input, ...) go nowhere.
 pub fn init_logging() {
+    let _ = init_logging_with_level();
+}
+
+/// The level [`init_logging_with_level`] logs at, changeable while the program runs (a server
+/// offers it on `/flags` as `log_level`).
+#[derive(Clone, Debug)]
+pub struct LogLevel(
+    tracing_subscriber::reload::Handle<
+        tracing_subscriber::filter::LevelFilter,
+        tracing_subscriber::Registry,
+    >,
+);
+
+impl LogLevel {
+    /// The lowest level logged now.
+    pub fn get(&self) -> String {
+        self.0.clone_current().map_or_else(
+            || "unknown".to_owned(),
+            |level| level.to_string().to_lowercase(),
+        )
+    }
+
+    /// Logs from `level` (`error`, `warn`, `info`, `debug`, `trace` or `off`) up.
+    pub fn set(&self, level: &str) -> Result<(), String> {
+        let level: tracing_subscriber::filter::LevelFilter = level
+            .parse()
+            .map_err(|_| format!("no level `{level}' (error, warn, info, debug, trace, off)"))?;
+        self.0.reload(level).map_err(|e| e.to_string())
+    }
+}
+
+/// [`init_logging`], with a handle on the level; `None` if a subscriber was set already.
+pub fn init_logging_with_level() -> Option<LogLevel> {
     use std::io::IsTerminal as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let level = if std::env::var_os("BRISK_DEBUG").is_some() {
-        tracing::Level::DEBUG
+        tracing_subscriber::filter::LevelFilter::DEBUG
     } else {
-        tracing::Level::INFO
+        tracing_subscriber::filter::LevelFilter::INFO
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(level);
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .try_init()
+        .ok()
+        .map(|()| LogLevel(handle))
 }
 
 /// `--name value`, `--name=value` and `--flag` arguments, checked against the names a tool

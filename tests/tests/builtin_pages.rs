@@ -318,6 +318,42 @@ async fn a_cluster_channel_keeps_figures_for_the_cluster_and_for_each_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_of_the_programs_own_is_listed_checked_and_set() {
+    use std::sync::{Arc, Mutex};
+    let level = Arc::new(Mutex::new("info".to_owned()));
+    let (shown, set) = (Arc::clone(&level), Arc::clone(&level));
+    let server = server(|b| {
+        b.mutable_flags(true).flag(
+            "log_level",
+            "the lowest level logged",
+            move || shown.lock().unwrap().clone(),
+            move |value| match value {
+                "error" | "warn" | "info" | "debug" | "trace" => {
+                    *set.lock().unwrap() = value.to_owned();
+                    Ok(())
+                }
+                _ => Err(format!("no level `{value}'")),
+            },
+        )
+    })
+    .await;
+    let (_, _, listing) = get(&server, "/flags/log_*", "curl/8").await;
+    assert_eq!(
+        listing,
+        "log_level | info | the lowest level logged (settable)\n"
+    );
+    let (status, _, body) = get(&server, "/flags/log_level?setvalue=loud", "curl/8").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Fail to set `log_level' to `loud': no level `loud'\n")
+    );
+    assert_eq!(*level.lock().unwrap(), "info");
+    let (status, _, body) = get(&server, "/flags/log_level?setvalue=debug", "curl/8").await;
+    assert_eq!((status, body.as_str()), (200, "Set `log_level' to debug\n"));
+    assert_eq!(*level.lock().unwrap(), "debug");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prometheus_page_parses_with_prometheus_client() {
     let server = server(|b| b).await;
     let client = brisk_tests::test_client(&server, "baidu_std", TIMEOUT).await;

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use brisk::limiter::MaxConcurrency;
 
 use brisk_examples::echo::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
-use brisk_examples::{init_logging, Args, Echo, NsheadEcho};
+use brisk_examples::{init_logging_with_level, Args, Echo, NsheadEcho};
 
 /// [`Echo`], logging each request with the address it arrived on (`log`), after waiting
 /// `sleep` (if not zero) in one of the `workers` places (if limited).
@@ -91,7 +91,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve() -> std::process::ExitCode {
-    init_logging();
+    let log_level = init_logging_with_level();
     let args = match Args::parse(FLAGS, OPTIONS) {
         Ok(args) => args,
         Err(e) => {
@@ -115,6 +115,19 @@ async fn serve() -> std::process::ExitCode {
         .nshead_service(NsheadEcho)
         .rpcz(args.flag("rpcz"))
         .mutable_flags(args.flag("mutable-flags"));
+    // `/flags/log_level?setvalue=debug` (with --mutable-flags) turns the log up while it runs.
+    let builder = match log_level {
+        Some(level) => {
+            let shown = level.clone();
+            builder.flag(
+                "log_level",
+                "the lowest level logged: error, warn, info, debug, trace or off",
+                move || shown.get(),
+                move |value| level.set(value),
+            )
+        }
+        None => builder,
+    };
     // A number limits the whole server (brpc's `ServerOptions.max_concurrency`); an adaptive
     // limiter is per method in brpc, so Echo gets it.
     let builder = match max_concurrency {

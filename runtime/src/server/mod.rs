@@ -76,6 +76,7 @@ pub struct ServerBuilder {
     interceptors: Vec<Arc<dyn Interceptor>>,
     /// Decides the server's health.
     health_reporter: Option<Arc<dyn HealthReporter>>,
+    user_flags: Vec<builtin::UserFlag>,
     /// tower layer stacks around every service's unary calls, innermost first.
     #[cfg(feature = "tower")]
     layers: Vec<tower::Wrap>,
@@ -303,6 +304,45 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a flag of the program's own to `/flags`: `value` tells its value, and
+    /// `/flags/NAME?setvalue=V` (with [`mutable_flags`](Self::mutable_flags)) calls `set`,
+    /// whose error is the 400 answer's reason. The log level, through tracing-subscriber's
+    /// `reload::Handle`, is the usual one (brpc's `-v` and `-minloglevel` are flags too).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let level = Arc::new(Mutex::new("info".to_owned()));
+    /// let (shown, set) = (Arc::clone(&level), Arc::clone(&level));
+    /// let builder = brisk::Server::builder().mutable_flags(true).flag(
+    ///     "log_level",
+    ///     "the lowest level logged: error, warn, info, debug or trace",
+    ///     move || shown.lock().unwrap().clone(),
+    ///     move |value| match value {
+    ///         "error" | "warn" | "info" | "debug" | "trace" => {
+    ///             // e.g. reload_handle.modify(|filter| *filter = value.parse().unwrap())
+    ///             *set.lock().unwrap() = value.to_owned();
+    ///             Ok(())
+    ///         }
+    ///         _ => Err(format!("no level `{value}'")),
+    ///     },
+    /// );
+    /// ```
+    pub fn flag(
+        mut self,
+        name: impl Into<String>,
+        what: impl Into<String>,
+        value: impl Fn() -> String + Send + Sync + 'static,
+        set: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.user_flags.push(builtin::UserFlag {
+            name: name.into(),
+            what: what.into(),
+            value: Box::new(value),
+            set: Box::new(set),
+        });
+        self
+    }
+
     /// Has `reporter` decide the server's health, for its `/health` page and the gRPC health
     /// service (brpc's `ServerOptions::health_reporter`): see [`HealthReporter`].
     pub fn health_reporter(mut self, reporter: impl HealthReporter) -> Self {
@@ -433,6 +473,7 @@ impl ServerBuilder {
             cancelled: AtomicU64::new(0),
             interceptors: std::mem::take(&mut self.interceptors).into(),
             health_reporter: self.health_reporter.take(),
+            user_flags: std::mem::take(&mut self.user_flags),
             #[cfg(feature = "json")]
             reflection: std::sync::OnceLock::new(),
         });

@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) interceptors: Interceptors,
     /// Decides the server's health, if the user gave one.
     pub(crate) health_reporter: Option<Arc<dyn crate::HealthReporter>>,
+    /// The program's own flags, on `/flags`.
+    pub(crate) user_flags: Vec<super::builtin::UserFlag>,
     /// The reflection service's index of the hosted services' descriptors, made on the first
     /// reflection call (the services do not change while the server runs).
     #[cfg(feature = "json")]

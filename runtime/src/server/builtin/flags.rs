@@ -2,6 +2,7 @@
 //! `mutable_flags`, the concurrency limits and rpcz's switches can be set while it runs
 //! (`/flags/NAME?setvalue=V`), each value checked first.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,8 +17,21 @@ use crate::server::state::Shared;
 struct Flag {
     name: String,
     value: String,
-    what: &'static str,
+    what: Cow<'static, str>,
     settable: bool,
+}
+
+/// Sets a flag of the program's own, or says why the value is refused.
+pub(crate) type SetFlag = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// A flag of the program's own ([`ServerBuilder::flag`](crate::ServerBuilder::flag)).
+pub(crate) struct UserFlag {
+    pub(crate) name: String,
+    pub(crate) what: String,
+    /// Its value now.
+    pub(crate) value: Box<dyn Fn() -> String + Send + Sync>,
+    /// Sets it.
+    pub(crate) set: SetFlag,
 }
 
 fn millis(duration: Option<Duration>) -> String {
@@ -26,10 +40,10 @@ fn millis(duration: Option<Duration>) -> String {
 
 fn flags(shared: &Shared) -> Vec<Flag> {
     let options = &shared.options;
-    let flag = |name: &str, value: String, what, settable| Flag {
+    let flag = |name: &str, value: String, what: &'static str, settable| Flag {
         name: name.to_owned(),
         value,
-        what,
+        what: Cow::Borrowed(what),
         settable,
     };
     let mut flags = vec![
@@ -114,7 +128,15 @@ fn flags(shared: &Shared) -> Vec<Flag> {
         flags.push(Flag {
             name: format!("max_concurrency_of({full})"),
             value: limit.to_string(),
-            what: "the method's limit: a number, unlimited, auto or timeout",
+            what: Cow::Borrowed("the method's limit: a number, unlimited, auto or timeout"),
+            settable: true,
+        });
+    }
+    for user in &shared.user_flags {
+        flags.push(Flag {
+            name: user.name.clone(),
+            value: (user.value)(),
+            what: Cow::Owned(user.what.clone()),
             settable: true,
         });
     }
@@ -170,7 +192,7 @@ pub(super) fn answer(
         };
         out.push_str(&format!(
             "<tr><td>{name}</td><td>{value}</td><td>{}</td></tr>",
-            escape(f.what)
+            escape(&f.what)
         ));
     }
     out.push_str("</table>");
@@ -248,6 +270,15 @@ fn set(shared: &Shared, name: &str, value: &str) -> (StatusCode, String) {
         return match shared.registry.set_max_concurrency_of(method, &max) {
             Ok(()) => (StatusCode::OK, format!("Set `{name}' to {max}\n")),
             Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")),
+        };
+    }
+    if let Some(user) = shared.user_flags.iter().find(|f| f.name == name) {
+        return match (user.set)(value) {
+            Ok(()) => (
+                StatusCode::OK,
+                format!("Set `{name}' to {}\n", (user.value)()),
+            ),
+            Err(why) => bad(why),
         };
     }
     if flags(shared).iter().any(|f| f.name == name) {

@@ -25,6 +25,7 @@ use http::{Method, Request, Response, StatusCode};
 use super::body::{full_body, ResponseBody};
 use super::state::{Peer, Shared};
 use crate::metrics::prometheus;
+pub(crate) use flags::UserFlag;
 use pages::PAGES;
 
 /// How a page is wanted.
