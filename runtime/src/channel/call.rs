@@ -66,9 +66,8 @@ impl Channel {
         cntl.deadline = deadline_at;
         // Traced when made from a traced handler, or when rpcz starts a trace here.
         let rpcz_span = rpcz::client_span(
-            method.service_cow(),
-            method.method_cow(),
-            self.inner.options.protocol.name_cow(),
+            method,
+            &self.inner.options.protocol,
             cntl.log_id.unwrap_or_default(),
         );
         // Bytes of the request and of the response, once known (atomics only so that the

@@ -2,12 +2,13 @@
 //! and [`annotate`](super::annotate) writes into it. Brisk sets it while it polls a traced
 //! handler; [`propagate`] carries it into a task the handler spawns.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::Arc;
 
 use super::Span;
+use crate::protocol::Protocol;
+use crate::MethodDescriptor;
 
 thread_local! {
     static CURRENT: Cell<Option<Arc<Span>>> = const { Cell::new(None) };
@@ -31,12 +32,11 @@ impl Drop for Entered {
 /// The span of a client's call, if it is traced: made from a traced handler (a child of the
 /// current span), or rpcz is on and the call may start a trace.
 pub(crate) fn client_span(
-    service: Cow<'static, str>,
-    method: Cow<'static, str>,
-    protocol: Cow<'static, str>,
+    method: &MethodDescriptor,
+    protocol: &Protocol,
     log_id: i64,
 ) -> Option<Arc<Span>> {
-    Span::client(current_span().as_deref(), service, method, protocol, log_id)
+    Span::client(current_span().as_deref(), method, protocol, log_id)
 }
 
 /// The span of the handler running on this thread, if it is traced.

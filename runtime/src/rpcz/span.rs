@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{ids, sampling};
-use crate::protocol::TraceIds;
+use crate::protocol::{Protocol, TraceIds};
+use crate::MethodDescriptor;
 
 /// Which side of a call a span records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,9 +131,8 @@ impl Span {
     /// its span, `parent`), or rpcz is on and the call may start a trace.
     pub(crate) fn client(
         parent: Option<&Span>,
-        service: Cow<'static, str>,
-        method: Cow<'static, str>,
-        protocol: Cow<'static, str>,
+        method: &MethodDescriptor,
+        protocol: &Protocol,
         log_id: i64,
     ) -> Option<Arc<Span>> {
         let ids = match parent {
@@ -148,12 +148,13 @@ impl Span {
             },
             None => return None,
         };
+        // Names are copied only for a traced call (a `'static` one is not copied at all).
         Some(Arc::new(Span::new(
             SpanKind::Client,
             ids,
-            service,
-            method,
-            protocol,
+            method.service_cow(),
+            method.method_cow(),
+            protocol.name_cow(),
             log_id,
         )))
     }
