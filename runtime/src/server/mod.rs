@@ -35,6 +35,7 @@ mod state;
 mod tls;
 #[cfg(feature = "tower")]
 pub(crate) mod tower;
+mod user_flag;
 
 pub use context::ServerContext;
 pub use nshead::{NsheadMessage, NsheadPbAdaptor, NsheadService};
@@ -76,7 +77,7 @@ pub struct ServerBuilder {
     interceptors: Vec<Arc<dyn Interceptor>>,
     /// Decides the server's health.
     health_reporter: Option<Arc<dyn HealthReporter>>,
-    user_flags: Vec<builtin::UserFlag>,
+    user_flags: Vec<user_flag::UserFlag>,
     /// tower layer stacks around every service's unary calls, innermost first.
     #[cfg(feature = "tower")]
     layers: Vec<tower::Wrap>,
@@ -334,7 +335,7 @@ impl ServerBuilder {
         value: impl Fn() -> String + Send + Sync + 'static,
         set: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static,
     ) -> Self {
-        self.user_flags.push(builtin::UserFlag {
+        self.user_flags.push(user_flag::UserFlag {
             name: name.into(),
             what: what.into(),
             value: Box::new(value),

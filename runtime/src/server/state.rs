@@ -63,7 +63,7 @@ pub(crate) struct Shared {
     /// Decides the server's health, if the user gave one.
     pub(crate) health_reporter: Option<Arc<dyn crate::HealthReporter>>,
     /// The program's own flags, on `/flags`.
-    pub(crate) user_flags: Vec<super::builtin::UserFlag>,
+    pub(crate) user_flags: Vec<super::user_flag::UserFlag>,
     /// The reflection service's index of the hosted services' descriptors, made on the first
     /// reflection call (the services do not change while the server runs).
     #[cfg(feature = "json")]

@@ -25,7 +25,6 @@ use http::{Method, Request, Response, StatusCode};
 use super::body::{full_body, ResponseBody};
 use super::state::{Peer, Shared};
 use crate::metrics::prometheus;
-pub(crate) use flags::UserFlag;
 use pages::PAGES;
 
 /// How a page is wanted.
