@@ -12,7 +12,8 @@
 //!                                                                   <-  combo (<- channel)
 //!                                       <-  naming  <-  lb  <-  channel
 //!                                       <-  limiter  <-  server
-//!                                       <-  metrics  <-  channel, server
+//!                                       <-  metrics  <-  transport, channel, server
+//!                          protocol  <-  rpcz  <-  channel, server
 //! ```
 //!
 //! A failure names the file, the path it imports and the rule it breaks.

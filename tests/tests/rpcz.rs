@@ -29,6 +29,12 @@ pub trait Hop {
     /// answers the trace id its handler runs in ("" when untraced). Fails with EINVAL on a
     /// bad hop.
     async fn hop(&self, hops: Vec<String>) -> Result<String, Status>;
+    /// Server streaming: passes the call down the chain as `hop` does while opening the
+    /// stream, then yields one message, `"<trace id while streaming> <trace id at the end>"`.
+    async fn hop_stream(
+        &self,
+        hops: Vec<String>,
+    ) -> Result<brisk::ResponseStream<String>, brisk::Status>;
 }
 
 struct Hopper;
@@ -48,6 +54,15 @@ impl Hop for Hopper {
             .connect(address)
             .await?;
         HopClient::new(channel).hop(rest.to_vec()).await
+    }
+
+    async fn hop_stream(&self, hops: Vec<String>) -> Result<brisk::ResponseStream<String>, Status> {
+        let at_the_end = self.hop(hops).await?;
+        let message = futures_util::stream::once(async move {
+            let streaming = rpcz::current().map_or_else(String::new, |ids| ids.trace_id_hex());
+            Ok(format!("{streaming} {at_the_end}"))
+        });
+        Ok(Box::pin(message))
     }
 }
 
@@ -233,6 +248,44 @@ async fn one_trace_crosses_four_brisk_processes_over_three_protocols() {
     .collect();
     assert_eq!(shape, expected, "{page}");
     assert!(page.contains("handler start"), "{page}");
+}
+
+/// A streaming handler runs in its call's span too: while it opens the stream (the calls it
+/// makes are children) and while its responses are polled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_handler_runs_in_its_span() {
+    let _serial = SERIAL.lock().await;
+    let _on = RpczOn::new();
+    let (a, b) = (hop_server(|s| s).await, hop_server(|s| s).await);
+    let client = client(&a, "h2:grpc").await;
+    let mut replies = client
+        .hop_stream(vec![format!("http@{}", b.local_addr())])
+        .await
+        .expect("stream");
+    let reply = replies.message().await.unwrap().expect("one message");
+    let (streaming, at_the_end) = reply.split_once(' ').unwrap();
+    assert!(!streaming.is_empty(), "traced while streaming: {reply}");
+    assert_eq!(streaming, at_the_end, "one trace: {reply}");
+    let trace_id = u128::from_str_radix(streaming, 16).unwrap();
+    let mut spans = spans_of(trace_id);
+    for _ in 0..100 {
+        if spans.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        spans = spans_of(trace_id);
+    }
+    // The streaming server span, its handler's client span, the next server's span.
+    let server_a = spans
+        .iter()
+        .find(|s| s.kind() == SpanKind::Server && s.protocol() == "h2:grpc")
+        .unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(server_a.method(), "HopStream");
+    let client_b = spans
+        .iter()
+        .find(|s| s.kind() == SpanKind::Client && s.protocol() == "http")
+        .unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(client_b.ids().parent_span_id, server_a.ids().span_id);
 }
 
 /// A baidu_std request as a brpc client with rpcz on sends it: trace, span and parent span

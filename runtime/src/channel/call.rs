@@ -65,11 +65,13 @@ impl Channel {
         let deadline_at = timeout.and_then(|t| started.checked_add(t));
         cntl.deadline = deadline_at;
         // Traced when made from a traced handler, or when rpcz starts a trace here.
-        let rpcz_span = rpcz::client_span(
+        // Ended however the call ends: dropped unfinished, it ends `cancelled`.
+        let rpcz_guard = rpcz::SpanGuard::new(rpcz::client_span(
             method,
             &self.inner.options.protocol,
             cntl.log_id.unwrap_or_default(),
-        );
+        ));
+        let rpcz_span = rpcz_guard.span();
         // Bytes of the request and of the response, once known (atomics only so that the
         // call's future, which writes them, stays `Send`).
         let (request_size, response_size) = (AtomicUsize::new(0), AtomicUsize::new(0));
@@ -79,7 +81,7 @@ impl Channel {
             encoded.stream.clone_from(&offered.0);
             let request_bytes = encoded.payload.message.len() + encoded.payload.attachment.len();
             request_size.store(request_bytes, Ordering::Relaxed);
-            if let Some(traced) = &rpcz_span {
+            if let Some(traced) = rpcz_span {
                 encoded.trace = Some(traced.ids());
                 traced.set_request_size(request_bytes);
             }
@@ -92,9 +94,10 @@ impl Channel {
             let reply = self.call_erased(method, cntl, &erased).await?;
             match reply {
                 Reply::Encoded(answer) => {
-                    response_size.store(answer.payload.len(), Ordering::Relaxed);
-                    if let Some(traced) = &rpcz_span {
-                        traced.set_response_size(answer.payload.len());
+                    let response_bytes = answer.payload.len() + answer.attachment.len();
+                    response_size.store(response_bytes, Ordering::Relaxed);
+                    if let Some(traced) = rpcz_span {
+                        traced.set_response_size(response_bytes);
                     }
                     <C as MessageCodec<Resp>>::decode(answer.payload).map_err(|e| {
                         Status::new(errno::ERESPONSE, format!("Fail to parse response: {e}"))
@@ -120,7 +123,7 @@ impl Channel {
             method = method.method(),
             trace_id = tracing::field::Empty,
         );
-        if let Some(traced) = &rpcz_span {
+        if let (Some(traced), false) = (rpcz_span, span.is_disabled()) {
             span.record("trace_id", traced.ids().trace_id_hex());
         }
         let call = tracing::Instrument::instrument(call, span);
@@ -164,12 +167,10 @@ impl Channel {
                 servers.record(server, method, &call);
             }
         }
-        if let Some(traced) = rpcz_span {
-            if let Some(remote) = cntl.remote_side {
-                traced.set_remote(remote);
-            }
-            rpcz::finish(traced, code, "answered");
+        if let (Some(traced), Some(remote)) = (rpcz_span, cntl.remote_side) {
+            traced.set_remote(remote);
         }
+        rpcz_guard.finish(code, "answered");
         offered.settle(result.as_ref().err());
         if accepted > 0 {
             interceptors.after(accepted, cntl, method);

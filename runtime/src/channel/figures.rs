@@ -24,7 +24,6 @@ pub(crate) struct ClientMethod {
 static SHARED: LazyLock<Mutex<HashMap<String, Weak<ClientMethod>>>> =
     LazyLock::new(Default::default);
 
-/// The figures of the methods one channel has called.
 /// How one call went, as a channel's figures count it.
 pub(crate) struct CallRecord {
     /// 0, or the call's error code.
@@ -44,6 +43,7 @@ impl ClientMethod {
     }
 }
 
+/// The figures of the methods one channel has called.
 pub(crate) struct ChannelFigures {
     /// `rpc_client_<target>`.
     prefix: String,

@@ -23,9 +23,13 @@ pub(crate) struct CallStatus {
     other_codes: AtomicU64,
     /// Requests running now.
     pub(crate) concurrency: AtomicUsize,
-    /// Bytes of request messages and attachments (as they travel: compressed if they are).
+    /// Bytes of request messages and attachments: as the client sent them (compressed if they
+    /// were), as the server read them (before decompressing; after mapping HTTP JSON to
+    /// protobuf).
     pub(crate) request_bytes: Counter,
-    /// Bytes of response messages and attachments.
+    /// Bytes of response messages and attachments: as the server sent them (compressed if
+    /// they were; HTTP bodies as sent, JSON or not), as the client got them (after
+    /// decompressing).
     pub(crate) response_bytes: Counter,
 }
 

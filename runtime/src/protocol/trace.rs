@@ -73,8 +73,9 @@ impl TraceIds {
 
     /// The ids a `traceparent` value carries (version 00 and any later version's first four
     /// fields, as the W3C recommendation says): the server's span is a child of the sender's
-    /// (`parent_span_id`), with an id of its own to be given. None for a malformed value or an
-    /// all-zero id.
+    /// (`parent_span_id`), with an id of its own to be given. None for a malformed value, an
+    /// all-zero id, or a trace its sender does not sample (flag `01` clear: OpenTelemetry
+    /// sends `traceparent` on every request, sampled or not).
     pub fn from_traceparent(value: &str) -> Option<Self> {
         let mut fields = value.trim().split('-');
         let version = fields.next()?;
@@ -95,6 +96,10 @@ impl TraceIds {
             return None;
         }
         if version == "00" && fields.next().is_some() {
+            return None;
+        }
+        let sampled = u8::from_str_radix(flags, 16).ok()? & 0x01 != 0;
+        if !sampled {
             return None;
         }
         let trace_id = u128::from_str_radix(trace_id, 16)
@@ -126,12 +131,15 @@ impl TraceIds {
     }
 
     /// Adds the headers that carry these ids to an HTTP or gRPC request: `traceparent`, and
-    /// brpc's `x-bd-*` when the trace id fits brpc's 64 bits.
+    /// brpc's `x-bd-*` when the trace id fits brpc's 64 bits. A header the request already
+    /// has (the caller's own propagator set it) is left as it is, so none goes out twice.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        if let Ok(value) = HeaderValue::from_str(&self.traceparent()) {
-            headers.insert(TRACEPARENT, value);
+        if !headers.contains_key(TRACEPARENT) {
+            if let Ok(value) = HeaderValue::from_str(&self.traceparent()) {
+                headers.insert(TRACEPARENT, value);
+            }
         }
-        if self.trace_id <= u128::from(u64::MAX) {
+        if self.trace_id <= u128::from(u64::MAX) && !headers.contains_key(BRPC_TRACE_ID) {
             headers.insert(BRPC_TRACE_ID, HeaderValue::from(self.brpc_trace_id()));
             headers.insert(BRPC_SPAN_ID, HeaderValue::from(self.span_id));
             headers.insert(BRPC_PARENT_SPAN_ID, HeaderValue::from(self.parent_span_id));
@@ -164,6 +172,11 @@ mod tests {
             ..ids
         };
         assert_eq!(child.traceparent(), value);
+        // A trace its sender does not sample is not traced here either.
+        assert_eq!(
+            TraceIds::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+            None
+        );
         // A later version may add fields; version 00 may not.
         assert!(TraceIds::from_traceparent(
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"

@@ -17,15 +17,22 @@ thread_local! {
 /// The span set on this thread until dropped, when the one before comes back.
 pub(crate) struct Entered(Option<Arc<Span>>);
 
-/// Makes `span` this thread's current span until the guard drops.
+/// Makes `span` this thread's current span until the guard drops. (Each access is
+/// `try_with`: while the thread's locals are being destroyed there is no current span, and no
+/// panic.)
 pub(crate) fn enter(span: &Arc<Span>) -> Entered {
-    Entered(CURRENT.with(|current| current.replace(Some(Arc::clone(span)))))
+    Entered(
+        CURRENT
+            .try_with(|current| current.replace(Some(Arc::clone(span))))
+            .ok()
+            .flatten(),
+    )
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
         let previous = self.0.take();
-        CURRENT.with(|current| current.set(previous));
+        let _ = CURRENT.try_with(|current| current.set(previous));
     }
 }
 
@@ -41,11 +48,25 @@ pub(crate) fn client_span(
 
 /// The span of the handler running on this thread, if it is traced.
 pub fn current_span() -> Option<Arc<Span>> {
-    CURRENT.with(|current| {
-        let span = current.take();
-        let copy = span.clone();
-        current.set(span);
-        copy
+    CURRENT
+        .try_with(|current| {
+            let span = current.take();
+            let copy = span.clone();
+            current.set(span);
+            copy
+        })
+        .ok()
+        .flatten()
+}
+
+/// `future`, polled with `span` (if any) as the thread's current span.
+pub(crate) fn within<F: Future + Unpin>(
+    span: Option<Arc<Span>>,
+    mut future: F,
+) -> impl Future<Output = F::Output> {
+    std::future::poll_fn(move |cx| {
+        let _entered = span.as_ref().map(enter);
+        std::pin::Pin::new(&mut future).poll(cx)
     })
 }
 

@@ -30,16 +30,16 @@ mod recent;
 mod sampling;
 mod span;
 
-pub(crate) use current::{client_span, enter};
+pub(crate) use current::{client_span, enter, within};
 pub use current::{current_span, propagate};
-pub(crate) use recent::finish;
 pub use recent::{capacity, recent, set_capacity, DEFAULT_CAPACITY};
+pub(crate) use recent::{finish, SpanGuard};
 pub use sampling::{
     is_enabled, max_spans_per_second, set_enabled, set_max_spans_per_second,
     DEFAULT_MAX_SPANS_PER_SECOND,
 };
 pub(crate) use span::ServerCall;
-pub use span::{Event, Span, SpanKind};
+pub use span::{Event, Span, SpanKind, MAX_EVENTS};
 
 use std::borrow::Cow;
 

@@ -26,6 +26,38 @@ pub(crate) fn finish(span: Arc<Span>, error_code: i32, last: &'static str) {
     }
 }
 
+/// A span that ends when dropped, if nothing ended it first: a call whose future is dropped
+/// (its caller gave up, or a handler was cancelled at its deadline) still leaves its span,
+/// ended `cancelled` with ECANCELED.
+pub(crate) struct SpanGuard(Option<Arc<Span>>);
+
+impl SpanGuard {
+    /// Guards `span`, if there is one.
+    pub(crate) fn new(span: Option<Arc<Span>>) -> Self {
+        SpanGuard(span)
+    }
+
+    /// The span, if the call is traced.
+    pub(crate) fn span(&self) -> Option<&Arc<Span>> {
+        self.0.as_ref()
+    }
+
+    /// Ends the span (see [`finish`]).
+    pub(crate) fn finish(mut self, error_code: i32, last: &'static str) {
+        if let Some(span) = self.0.take() {
+            finish(span, error_code, last);
+        }
+    }
+}
+
+impl Drop for SpanGuard {
+    fn drop(&mut self) {
+        if let Some(span) = self.0.take() {
+            finish(span, crate::errno::ECANCELED, "cancelled");
+        }
+    }
+}
+
 /// Keeps a finished span, dropping the oldest beyond the capacity.
 fn keep(span: Arc<Span>) {
     let capacity = CAPACITY.load(Ordering::Relaxed);

@@ -9,6 +9,9 @@ use super::{ids, sampling};
 use crate::protocol::{Protocol, TraceIds};
 use crate::MethodDescriptor;
 
+/// The most moments a span keeps.
+pub const MAX_EVENTS: usize = 64;
+
 /// Which side of a call a span records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpanKind {
@@ -179,13 +182,17 @@ impl Span {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks a moment of the call, now.
+    /// Marks a moment of the call, now. A span keeps at most [`MAX_EVENTS`] moments (the
+    /// last, its end, always): a handler that annotates in a loop cannot grow it without end.
     pub fn annotate(&self, what: impl Into<Cow<'static, str>>) {
         let at = self.began.elapsed();
-        self.record().events.push(Event {
-            at,
-            what: what.into(),
-        });
+        let mut record = self.record();
+        if record.events.len() < MAX_EVENTS - 1 {
+            record.events.push(Event {
+                at,
+                what: what.into(),
+            });
+        }
     }
 
     pub(crate) fn set_remote(&self, remote: SocketAddr) {

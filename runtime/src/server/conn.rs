@@ -33,7 +33,6 @@ pub(crate) async fn serve_connection(
     else {
         return;
     };
-    stats.read(buf.len());
     let peer = Peer {
         remote,
         local,
@@ -51,6 +50,9 @@ pub(crate) async fn serve_connection(
         }
         Detected::Protocol(protocol) => {
             tracing::trace!(%remote, protocol = protocol.name(), "connection detected");
+            // The bytes detection read count as read. (On TLS, TLS's own bytes do not count:
+            // what is counted is the plaintext.)
+            stats.read(buf.len());
             stats.set_protocol(protocol.name());
             let io = Counted::new(ServerIo::Plain(stream), stats);
             protocol.serve(io, buf, peer, shared, open).await;

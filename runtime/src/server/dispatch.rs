@@ -121,7 +121,9 @@ pub(crate) fn start_handler(
         trace_id = tracing::field::Empty,
     );
     if let Some(traced) = &rpcz_span {
-        span.record("trace_id", traced.ids().trace_id_hex());
+        if !span.is_disabled() {
+            span.record("trace_id", traced.ids().trace_id_hex());
+        }
         traced.annotate("handler start");
     }
     let entered = span.enter();

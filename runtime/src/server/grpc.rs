@@ -34,6 +34,7 @@ use super::{ServerContext, Service};
 use crate::compress::CompressType;
 use crate::protocol::grpc::{self, code, grpc_status_from_errno, percent_encode};
 use crate::protocol::TraceIds;
+use crate::rpcz::{self, Span};
 use crate::streaming::BytesStream;
 use crate::transport::grpc_body::{
     append_message, message_chunks, BodyMessages, Reader, COALESCE_LIMIT,
@@ -535,11 +536,14 @@ async fn serve_streaming(
     // A streaming handler always runs on its stream's task (`blocking` is for unary methods).
     let timeout = client_timeout(call.context.timeout_ms);
     let arrival = arrival(&call.context, 0);
-    inflight.method = match shared
+    let rpcz_span = match shared
         .registry
         .enter_method(&**service, method, timeout, arrival)
     {
-        Ok(admitted) => admitted.guard,
+        Ok(admitted) => {
+            inflight.method = admitted.guard;
+            admitted.span
+        }
         Err(limited) => return failure_response(&GrpcError::from_status(&limited), &[], &[]),
     };
     let deadline = call.deadline;
@@ -562,7 +566,13 @@ async fn serve_streaming(
         }
     }
     let requests: BytesStream = Box::pin(messages);
+    // A traced call's span is current while its handler runs (opening the stream, then
+    // yielding each response), so the calls it makes join the trace.
+    if let Some(traced) = &rpcz_span {
+        traced.annotate("handler start");
+    }
     let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let _current = rpcz_span.as_ref().map(rpcz::enter);
         service.call_streaming(method, context, requests)
     }));
     let future = match started {
@@ -575,6 +585,7 @@ async fn serve_streaming(
         }
     };
     let mut cancelled = CancelCount::new(shared);
+    let future = rpcz::within(rpcz_span.clone(), future);
     let opened = until(deadline, AssertUnwindSafe(future).catch_unwind()).await;
     if opened.is_some() {
         cancelled.finish();
@@ -623,6 +634,7 @@ async fn serve_streaming(
         encoding,
         trailing: std::mem::take(&mut context.response_trailers),
         inflight,
+        rpcz_span,
         ended: None,
     };
     streaming_response(frames, &context.response_headers, encoding)
@@ -668,6 +680,8 @@ pub(super) struct ResponseFrames {
     pub(super) inflight: StreamGuard,
     /// How the responses ended (with an error, or not), once the chunk before it is out.
     pub(super) ended: Option<Option<Status>>,
+    /// The call's rpcz span, current while the handler's stream is polled.
+    pub(super) rpcz_span: Option<Arc<Span>>,
 }
 
 /// Counts a streaming call as in flight, but gives the count up once the server has been
@@ -762,6 +776,7 @@ impl Stream for ResponseFrames {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let _current = this.rpcz_span.as_ref().map(rpcz::enter);
         if let Some(status) = this.ended.take() {
             return this.end(status.as_ref());
         }

@@ -369,7 +369,9 @@ impl ServerBuilder {
     /// Turns [rpcz](crate::rpcz) on (or off) for the process, as brpc's `-enable_rpcz`: calls
     /// are traced (up to [`rpcz::max_spans_per_second`](crate::rpcz::max_spans_per_second)
     /// new traces a second) and `/rpcz` shows them. The same as
-    /// [`rpcz::set_enabled`](crate::rpcz::set_enabled), done when the server is built.
+    /// [`rpcz::set_enabled`](crate::rpcz::set_enabled), done when the server is built: the
+    /// switch is the whole process's, so a later `rpcz(false)` on another server's builder
+    /// turns it off for this one too. Leave it out to keep the process's setting.
     pub fn rpcz(self, enabled: bool) -> Self {
         crate::rpcz::set_enabled(enabled);
         self

@@ -275,6 +275,7 @@ pub(super) async fn serve(
         trailing: Vec::new(),
         inflight,
         ended: None,
+        rpcz_span: None,
     };
     super::grpc::streaming_response(frames, &[], CompressType::None)
 }

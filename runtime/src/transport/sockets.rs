@@ -51,6 +51,9 @@ pub(crate) struct SocketStats {
     last_second: Mutex<([u64; 4], [u64; 4])>,
     /// The connection's write queue's count of bytes not yet written, when it has one.
     unwritten: OnceLock<Arc<AtomicUsize>>,
+    /// Set when the connection ended, though something still holds its counters (a channel
+    /// keeps a broken connection until its next call replaces it): no longer listed.
+    closed: AtomicBool,
 }
 
 /// What `/connections` shows of one connection.
@@ -113,6 +116,7 @@ impl SocketStats {
             totals: Default::default(),
             last_second: Mutex::new(([0; 4], [0; 4])),
             unwritten: OnceLock::new(),
+            closed: AtomicBool::new(false),
         });
         TABLE.sockets().insert(stats.id, Arc::downgrade(&stats));
         stats
@@ -121,6 +125,11 @@ impl SocketStats {
     /// Names the protocol the connection speaks (the first name given stays).
     pub(crate) fn set_protocol(&self, protocol: impl Into<Cow<'static, str>>) {
         let _ = self.protocol.set(protocol.into());
+    }
+
+    /// Marks the connection as ended: it leaves the list, whoever still holds its counters.
+    pub(crate) fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Relaxed);
     }
 
     /// Marks the connection as TLS.
@@ -197,7 +206,12 @@ impl Drop for SocketStats {
 
 /// Every open connection, oldest first.
 pub(crate) fn open_sockets() -> Vec<SocketView> {
-    let open: Vec<Arc<SocketStats>> = TABLE.sockets().values().filter_map(Weak::upgrade).collect();
+    let open: Vec<Arc<SocketStats>> = TABLE
+        .sockets()
+        .values()
+        .filter_map(Weak::upgrade)
+        .filter(|s| !s.closed.load(Ordering::Relaxed))
+        .collect();
     let mut views: Vec<(u64, SocketView)> = open.iter().map(|s| (s.id, s.view())).collect();
     views.sort_by_key(|(id, _)| *id);
     views.into_iter().map(|(_, view)| view).collect()
@@ -324,8 +338,13 @@ mod tests {
             [0, 1, 0, 0],
             "the last second carried one byte out"
         );
+        stats.mark_closed();
+        assert!(
+            open_sockets().iter().all(|v| v.remote != remote),
+            "ended, though still held"
+        );
         drop(counted);
         drop(stats);
-        assert!(open_sockets().iter().all(|v| v.remote != remote));
+        assert!(TABLE.sockets().values().all(|s| s.upgrade().is_some()));
     }
 }

@@ -4,7 +4,7 @@
 //! as a tree, each with its timeline. `/rpcz/enable` and `/rpcz/disable` turn rpcz on and off
 //! (on a server with `mutable_flags`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -266,51 +266,55 @@ pub(super) fn html(filter: &Filter) -> String {
 /// A trace's spans in tree order, each with its depth. A client span's parent is the server
 /// span whose handler made it (its `parent_span_id`); a server span's is the client span of
 /// the same call (the same span id, as brpc and Brisk send it; or the W3C parent id). Spans
-/// whose parent is not here are roots; siblings go by when they began.
+/// whose parent is not here are roots; siblings go by when they began. Linear in the spans
+/// (indexed by id, walked without recursion), so a trace forged to be huge or deep costs no
+/// more than its size; forged ids that make a cycle show its spans as roots, once each.
 fn tree(spans: &[Arc<Span>]) -> Vec<(usize, Arc<Span>)> {
-    let parent_of = |span: &Span| -> Option<usize> {
-        let ids = span.ids();
-        let find = |kind: SpanKind, id: u64| {
-            spans
-                .iter()
-                .position(|s| s.kind() == kind && s.ids().span_id == id && id != 0)
-        };
-        match span.kind() {
-            SpanKind::Client => find(SpanKind::Server, ids.parent_span_id),
-            SpanKind::Server => find(SpanKind::Client, ids.span_id)
-                .or_else(|| find(SpanKind::Client, ids.parent_span_id)),
+    let mut by_id: HashMap<(bool, u64), usize> = HashMap::with_capacity(spans.len());
+    for (i, span) in spans.iter().enumerate() {
+        let id = span.ids().span_id;
+        if id != 0 {
+            by_id
+                .entry((span.kind() == SpanKind::Server, id))
+                .or_insert(i);
         }
-    };
-    let parents: Vec<Option<usize>> = spans.iter().map(|s| parent_of(s)).collect();
+    }
+    let find = |server: bool, id: u64| by_id.get(&(server, id)).copied();
+    let parents: Vec<Option<usize>> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, span)| {
+            let ids = span.ids();
+            let parent = match span.kind() {
+                SpanKind::Client => find(true, ids.parent_span_id),
+                SpanKind::Server => {
+                    find(false, ids.span_id).or_else(|| find(false, ids.parent_span_id))
+                }
+            };
+            parent.filter(|&p| p != i)
+        })
+        .collect();
     let mut order: Vec<usize> = (0..spans.len()).collect();
     order.sort_by_key(|&i| spans[i].began_at());
-    let mut out = Vec::with_capacity(spans.len());
-    let mut placed = HashSet::new();
-    // Depth-first from each root; `placed` also ends any cycle forged ids could make.
-    fn visit(
-        at: usize,
-        depth: usize,
-        order: &[usize],
-        parents: &[Option<usize>],
-        spans: &[Arc<Span>],
-        placed: &mut HashSet<usize>,
-        out: &mut Vec<(usize, Arc<Span>)>,
-    ) {
-        if !placed.insert(at) {
-            return;
-        }
-        out.push((depth, Arc::clone(&spans[at])));
-        for &child in order.iter().filter(|&&i| parents[i] == Some(at)) {
-            visit(child, depth + 1, order, parents, spans, placed, out);
-        }
-    }
-    for &root in order.iter().filter(|&&i| parents[i].is_none()) {
-        visit(root, 0, &order, &parents, spans, &mut placed, &mut out);
-    }
-    // Spans caught in a cycle have no root: shown flat at the end.
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
     for &i in &order {
-        if !placed.contains(&i) {
-            visit(i, 0, &order, &parents, spans, &mut placed, &mut out);
+        if let Some(parent) = parents[i] {
+            children[parent].push(i);
+        }
+    }
+    let mut out = Vec::with_capacity(spans.len());
+    let mut placed = vec![false; spans.len()];
+    let roots = order.iter().copied().filter(|&i| parents[i].is_none());
+    // Spans caught in a cycle have no root: each unplaced one starts a walk of its own.
+    let rest: Vec<usize> = order.clone();
+    for start in roots.chain(rest) {
+        let mut stack = vec![(start, 0)];
+        while let Some((at, depth)) = stack.pop() {
+            if std::mem::replace(&mut placed[at], true) {
+                continue;
+            }
+            out.push((depth, Arc::clone(&spans[at])));
+            stack.extend(children[at].iter().rev().map(|&child| (child, depth + 1)));
         }
     }
     out
@@ -381,6 +385,25 @@ mod tests {
         ];
         let cycle_shown = tree(&cycle);
         assert_eq!(cycle_shown.len(), 2);
+    }
+
+    #[test]
+    fn a_forged_deep_trace_is_walked_without_recursion() {
+        let ids = |span_id, parent_span_id| crate::protocol::TraceIds {
+            trace_id: 1,
+            span_id,
+            parent_span_id,
+        };
+        // 20,000 calls, each made by the previous call's handler: 40,000 levels.
+        let mut spans = Vec::new();
+        for call in 1..=20_000u64 {
+            let at = Duration::from_micros(call);
+            spans.push(Span::for_tests(SpanKind::Client, ids(call, call - 1), at));
+            spans.push(Span::for_tests(SpanKind::Server, ids(call, call - 1), at));
+        }
+        let shown = tree(&spans);
+        assert_eq!(shown.len(), 40_000);
+        assert_eq!(shown.last().map(|(depth, _)| *depth), Some(39_999));
     }
 
     #[test]

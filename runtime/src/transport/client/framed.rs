@@ -771,5 +771,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
     };
     std::mem::forget(fail_on_drop);
+    stats.mark_closed();
     ended.fail(&status);
 }

@@ -444,9 +444,6 @@ impl RequestHead<'_> {
         if let Some(log_id) = self.log_id {
             headers.insert("log-id", HeaderValue::from(log_id));
         }
-        if let Some(trace) = self.trace {
-            trace.write_headers(headers);
-        }
         if let Some(value) = authorization(settings)? {
             headers.insert(http::header::AUTHORIZATION, value);
         }
@@ -456,6 +453,9 @@ impl RequestHead<'_> {
                 HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| bad())?;
             let value = HeaderValue::from_str(value).map_err(|_| bad())?;
             headers.append(name, value);
+        }
+        if let Some(trace) = self.trace {
+            trace.write_headers(headers);
         }
         Ok(parts)
     }

@@ -175,6 +175,7 @@ async fn connect(
     };
     let driver = Gathering::new(connection, Arc::clone(&queued));
     let ended = Arc::clone(&closed);
+    let driver_stats = Arc::clone(&stats);
     tokio::spawn(async move {
         let watching = async move {
             match watched {
@@ -191,6 +192,7 @@ async fn connect(
             }
         }
         ended.store(true, Ordering::Release);
+        driver_stats.mark_closed();
     });
     Ok(H2Conn {
         sender,

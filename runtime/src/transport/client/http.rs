@@ -273,10 +273,12 @@ impl HttpConnections {
         let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| io_failure(addr, e))?;
+        let driver_stats = Arc::clone(&stats);
         tokio::spawn(async move {
             if let Err(e) = driver.await {
                 tracing::debug!(%addr, "HTTP connection ended: {e}");
             }
+            driver_stats.mark_closed();
         });
         Ok(Connection {
             sender,
@@ -347,9 +349,6 @@ fn build_request(
         .body(Full::new(body))
         .map_err(|e| Status::new(errno::EREQUEST, format!("Fail to build HTTP request: {e}")))?;
     let headers = http_request.headers_mut();
-    if let Some(trace) = request.trace {
-        trace.write_headers(headers);
-    }
     for (name, value) in &request.headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
             Status::new(
@@ -364,6 +363,9 @@ fn build_request(
             )
         })?;
         headers.append(name, value);
+    }
+    if let Some(trace) = request.trace {
+        trace.write_headers(headers);
     }
     if let Some(value) = authorization(settings)? {
         headers.insert(http::header::AUTHORIZATION, value);
