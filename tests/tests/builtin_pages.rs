@@ -351,6 +351,20 @@ async fn a_flag_of_the_programs_own_is_listed_checked_and_set() {
     let (status, _, body) = get(&server, "/flags/log_level?setvalue=debug", "curl/8").await;
     assert_eq!((status, body.as_str()), (200, "Set `log_level' to debug\n"));
     assert_eq!(*level.lock().unwrap(), "debug");
+    // A builtin flag's name cannot be taken.
+    let started = Server::builder()
+        .flag("enable_rpcz", "mine", String::new, |_| Ok(()))
+        .start("127.0.0.1:0")
+        .await;
+    let Err(taken) = started else {
+        panic!("a builtin flag's name was taken")
+    };
+    assert!(
+        taken
+            .to_string()
+            .contains("flag name `enable_rpcz' is a builtin flag's"),
+        "{taken}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,7 +164,7 @@ impl Channel {
             };
             figures.record(method, &call);
             if let (Some(servers), Some(server)) = (&self.inner.server_figures, cntl.remote_side) {
-                servers.record(server, method, &call);
+                servers.record(server, method, &call, || self.servers());
             }
         }
         if let (Some(traced), Some(remote)) = (rpcz_span, cntl.remote_side) {

@@ -139,28 +139,41 @@ pub(crate) struct ServerFigures {
 }
 
 impl ServerFigures {
-    /// Records a call of `method` that `server` answered (or failed).
-    pub(crate) fn record(&self, server: SocketAddr, method: &MethodDescriptor, call: &CallRecord) {
+    /// Records a call of `method` that `server` answered (or failed). The first call to a
+    /// server the channel has not called before also lets go of the figures of servers no
+    /// longer in the cluster (`in_cluster` lists it), so a cluster whose servers come and go
+    /// does not keep them all.
+    pub(crate) fn record(
+        &self,
+        server: SocketAddr,
+        method: &MethodDescriptor,
+        call: &CallRecord,
+        in_cluster: impl FnOnce() -> Vec<SocketAddr>,
+    ) {
         let known = self
             .servers
             .load()
             .iter()
             .find(|(addr, _)| *addr == server)
             .map(|(_, figures)| Arc::clone(figures));
-        let figures = known.unwrap_or_else(|| self.add(server));
+        let figures = known.unwrap_or_else(|| self.add(server, in_cluster()));
         figures.record(method, call);
     }
 
-    fn add(&self, server: SocketAddr) -> Arc<ChannelFigures> {
+    fn add(&self, server: SocketAddr, in_cluster: Vec<SocketAddr>) -> Arc<ChannelFigures> {
         let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
         let servers = self.servers.load();
         if let Some((_, known)) = servers.iter().find(|(addr, _)| *addr == server) {
             return Arc::clone(known);
         }
         let figures = Arc::new(ChannelFigures::new(&server.to_string()));
-        let mut grown = Vec::clone(&servers);
-        grown.push((server, Arc::clone(&figures)));
-        self.servers.store(Arc::new(grown));
+        let mut kept: Vec<(SocketAddr, Arc<ChannelFigures>)> = servers
+            .iter()
+            .filter(|(addr, _)| in_cluster.contains(addr))
+            .cloned()
+            .collect();
+        kept.push((server, Arc::clone(&figures)));
+        self.servers.store(Arc::new(kept));
         figures
     }
 }
@@ -205,5 +218,33 @@ mod tests {
             crate::metrics::describe(&format!("{name}_*")).is_empty(),
             "gone with the channels"
         );
+    }
+
+    #[test]
+    fn a_clusters_server_figures_go_when_the_server_leaves() {
+        let echo = MethodDescriptor::new("figures.test.ClusterService", "Echo");
+        let servers = ServerFigures::default();
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:18101".parse().unwrap(),
+            "127.0.0.1:18102".parse().unwrap(),
+        );
+        let call = CallRecord {
+            code: 0,
+            latency: Duration::from_micros(10),
+            request_bytes: 1,
+            response_bytes: 1,
+        };
+        servers.record(a, &echo, &call, || vec![a]);
+        let name = |port: u16| {
+            format!("rpc_client_127_0_0_1_{port}_figures_test_cluster_service_echo_count")
+        };
+        assert_eq!(crate::metrics::describe(&name(18101)).len(), 1);
+        // a left the cluster; b is new.
+        servers.record(b, &echo, &call, || vec![b]);
+        assert!(
+            crate::metrics::describe(&name(18101)).is_empty(),
+            "a's figures went"
+        );
+        assert_eq!(crate::metrics::describe(&name(18102)).len(), 1);
     }
 }

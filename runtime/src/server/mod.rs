@@ -309,6 +309,8 @@ impl ServerBuilder {
     /// `/flags/NAME?setvalue=V` (with [`mutable_flags`](Self::mutable_flags)) calls `set`,
     /// whose error is the 400 answer's reason. The log level, through tracing-subscriber's
     /// `reload::Handle`, is the usual one (brpc's `-v` and `-minloglevel` are flags too).
+    /// A name must be letters, digits, `_`, `-` and `.`, and neither a builtin flag's nor
+    /// another's: [`start`](Self::start) fails with EINVAL otherwise.
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
@@ -448,6 +450,7 @@ impl ServerBuilder {
         for name in &self.blocking {
             registry.set_blocking(name)?;
         }
+        user_flag::check_names(&self.user_flags).map_err(Error::invalid)?;
         let listener = listen(address)
             .await
             .map_err(|e| Error::io(format!("Fail to listen on {address}"), e))?;
