@@ -21,6 +21,47 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when a test moves it.
+/// A wall-clock time in UTC, as a calendar shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CivilTime {
+    pub(crate) year: i64,
+    pub(crate) month: i64,
+    pub(crate) day: i64,
+    pub(crate) hour: u64,
+    pub(crate) minute: u64,
+    pub(crate) second: u64,
+    pub(crate) micros: u32,
+}
+
+impl CivilTime {
+    /// `time` in UTC (times before 1970 read as 1970-01-01).
+    pub(crate) fn utc(time: std::time::SystemTime) -> Self {
+        let since = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = since.as_secs();
+        let (days, rest) = (secs / 86_400, secs % 86_400);
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        CivilTime {
+            year: yoe + era * 400 + i64::from(month <= 2),
+            month,
+            day,
+            hour: rest / 3600,
+            minute: rest / 60 % 60,
+            second: rest % 60,
+            micros: since.subsec_micros(),
+        }
+    }
+}
+
 #[cfg(test)]
 #[derive(Clone, Debug)]
 pub(crate) struct ManualClock(std::sync::Arc<std::sync::Mutex<Instant>>);

@@ -309,6 +309,35 @@ pub async fn test_client(
     test::TestServiceClient::new(channel)
 }
 
+/// `GET path` from `addr` over HTTP/1.1 with `user_agent`, the connection closed after it:
+/// (status code, content type, body). Fails the test if the answer takes over 10 s.
+pub async fn http_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    user_agent: &str,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {user_agent}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("answered")
+        .unwrap();
+    let response = String::from_utf8(response).expect("UTF-8");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
+    let status = head[9..12].parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, body.to_owned())
+}
+
 /// A channel to `server` with the given timeout.
 pub async fn channel_to(server: &brisk::Server, timeout: Duration) -> brisk::Channel {
     brisk::Channel::builder()

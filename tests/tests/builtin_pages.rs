@@ -9,8 +9,6 @@ use std::time::Duration;
 use brisk::errno;
 use brisk::Server;
 use brisk_tests::test::{FailRequest, SleepRequest, TestServiceServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -30,25 +28,7 @@ async fn get(server: &Server, path: &str, user_agent: &str) -> (u16, String, Str
 }
 
 async fn get_at(addr: std::net::SocketAddr, path: &str, user_agent: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {user_agent}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut response))
-        .await
-        .expect("answered")
-        .unwrap();
-    let response = String::from_utf8(response).expect("UTF-8");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
-    let status = head[9..12].parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-type: "))
-        .unwrap_or_default()
-        .to_owned();
-    (status, content_type, body.to_owned())
+    brisk_tests::http_get(addr, path, user_agent).await
 }
 
 /// `/vars/NAME`'s value.

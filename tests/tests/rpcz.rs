@@ -14,7 +14,7 @@ use brisk::rpcz::{self, SpanKind};
 use brisk::{Server, Status};
 use brisk_tests::raw::read_frame;
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,19 +87,8 @@ async fn client(server: &Server, protocol: &str) -> HopClient {
 
 /// `GET path` over HTTP/1.1 as curl: (status code, body).
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/8\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut response))
-        .await
-        .expect("answered")
-        .unwrap();
-    let response = String::from_utf8(response).expect("UTF-8");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head");
-    (head[9..12].parse().unwrap(), body.to_owned())
+    let (status, _, body) = brisk_tests::http_get(addr, path, "curl/8").await;
+    (status, body)
 }
 
 /// The kept spans of trace `trace_id`.

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use prost::Message;
 
 use super::head::{body, NsheadHead, HEADER_LEN};
+use crate::clock::CivilTime;
 use crate::protocol::{
     ClientCodec, ConnectionType, IncomingRequest, IncomingResponse, Matching, MethodRef, OutFrame,
     OutgoingRequest, ParseError, Payload, ReplyTo,
@@ -377,25 +378,10 @@ static MY_IP: LazyLock<String> = LazyLock::new(|| {
 /// `RequestHead.create_time`: `%Y%m%d%H%M%S`, in UTC (brpc writes the machine's local time;
 /// the server does not read it).
 fn create_time(now: std::time::SystemTime) -> String {
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's days-to-civil.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = CivilTime::utc(now);
     format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
 }
 
