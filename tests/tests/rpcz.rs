@@ -252,6 +252,7 @@ async fn a_streaming_handler_runs_in_its_span() {
         .await
         .expect("stream");
     let reply = replies.message().await.unwrap().expect("one message");
+    assert!(replies.message().await.unwrap().is_none(), "one message only");
     let (streaming, at_the_end) = reply.split_once(' ').unwrap();
     assert!(!streaming.is_empty(), "traced while streaming: {reply}");
     assert_eq!(streaming, at_the_end, "one trace: {reply}");
@@ -264,17 +265,40 @@ async fn a_streaming_handler_runs_in_its_span() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         spans = spans_of(trace_id);
     }
-    // The streaming server span, its handler's client span, the next server's span.
+    // The client's span of the streaming call, its server span, the handler's client span,
+    // the next server's span.
+    for _ in 0..100 {
+        if spans.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        spans = spans_of(trace_id);
+    }
+    let client_a = spans
+        .iter()
+        .find(|s| s.kind() == SpanKind::Client && s.protocol() == "h2:grpc")
+        .unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(client_a.method(), "HopStream");
+    assert_eq!(client_a.error_code(), 0);
+    assert!(client_a.response_size() > 0, "{client_a:?}");
     let server_a = spans
         .iter()
         .find(|s| s.kind() == SpanKind::Server && s.protocol() == "h2:grpc")
         .unwrap_or_else(|| panic!("{spans:#?}"));
     assert_eq!(server_a.method(), "HopStream");
+    assert_eq!(server_a.ids(), client_a.ids(), "the call's two sides share its span");
     let client_b = spans
         .iter()
         .find(|s| s.kind() == SpanKind::Client && s.protocol() == "http")
         .unwrap_or_else(|| panic!("{spans:#?}"));
     assert_eq!(client_b.ids().parent_span_id, server_a.ids().span_id);
+    // The channel counted the streaming call in its figures.
+    let name = format!(
+        "rpc_client_127_0_0_1_{}_brisk_rpcz_hop_hop_stream_count",
+        a.local_addr().port()
+    );
+    let (status, shown) = get(a.local_addr(), &format!("/vars/{name}")).await;
+    assert_eq!((status, shown.as_str()), (200, format!("{name} : 1\n").as_str()));
 }
 
 /// A baidu_std request as a brpc client with rpcz on sends it: trace, span and parent span

@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -20,10 +21,13 @@ use futures_util::StreamExt;
 use tokio::time::Sleep;
 
 use super::call::{Picked, Report, ServerAttempt, Servers};
+use super::figures::CallRecord;
 use super::retry::{self, RetrySettings};
 use super::Channel;
 use crate::codec::MessageCodec;
 use crate::controller::{CallState, FinishOnDrop};
+use crate::protocol::TraceIds;
+use crate::rpcz;
 use crate::streaming::BytesStream;
 use crate::transport::client::{Failure, OpenStream, StreamRequest};
 use crate::{errno, Controller, MethodDescriptor, Status, Streaming};
@@ -63,22 +67,48 @@ impl Channel {
             true => (0, Ok(())),
             false => interceptors.before(cntl, method),
         };
-        let requests: BytesStream = Box::pin(requests.map(|request| {
-            <C as MessageCodec<Req>>::encode_to_bytes(&request).map_err(|e| {
+        // Traced when made from a traced handler, or when rpcz starts a trace here.
+        let rpcz_guard = rpcz::SpanGuard::new(rpcz::client_span(
+            method,
+            &self.inner.options.protocol,
+            cntl.log_id.unwrap_or_default(),
+        ));
+        let request_bytes = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&request_bytes);
+        let requests: BytesStream = Box::pin(requests.map(move |request| {
+            let encoded = <C as MessageCodec<Req>>::encode_to_bytes(&request).map_err(|e| {
                 Status::new(errno::EREQUEST, format!("Fail to serialize request: {e}"))
-            })
+            });
+            if let Ok(bytes) = &encoded {
+                counted.fetch_add(bytes.len(), Ordering::Relaxed);
+            }
+            encoded
         }));
+        let trace = rpcz_guard.span().map(|span| span.ids());
         let result = match refused {
             Ok(()) => {
-                self.start_streaming(method, cntl, call_state, started, requests)
+                self.start_streaming(method, cntl, call_state, started, requests, trace)
                     .await
             }
             Err(refused) => Err(refused),
         };
         cntl.latency = started.elapsed();
+        let mut ending = CallEnd {
+            channel: self.clone(),
+            method: method.clone(),
+            started,
+            remote: cntl.remote_side,
+            request_bytes,
+            response_bytes: 0,
+            rpcz: Some(rpcz_guard),
+        };
         let result = match result {
-            Ok(messages) => Ok(Streaming::responses::<C>(Box::pin(messages))),
+            Ok(mut messages) => {
+                messages.ending = Some(ending);
+                Ok(Streaming::responses::<C>(Box::pin(messages)))
+            }
             Err(status) => {
+                ending.record(status.code().max(1));
                 cntl.error = Some(status.clone());
                 Err(status)
             }
@@ -97,6 +127,7 @@ impl Channel {
         call_state: Option<Arc<CallState>>,
         started: Instant,
         requests: BytesStream,
+        trace: Option<TraceIds>,
     ) -> Result<ResponseMessages, Status> {
         let options = &self.inner.options;
         match &self.inner.protocol {
@@ -123,6 +154,7 @@ impl Channel {
                 headers: cntl.request_headers.clone(),
                 attachment: cntl.request_attachment.clone(),
                 log_id: cntl.log_id,
+                trace,
                 compress_type: cntl.request_compress_type,
                 deadline,
                 requests: &requests,
@@ -158,6 +190,7 @@ impl Channel {
             report: opened.report,
             _finish: FinishOnDrop(call_state),
             done: false,
+            ending: None,
         })
     }
 }
@@ -175,6 +208,7 @@ struct OpenAttempt<'a> {
     headers: Vec<(String, String)>,
     attachment: Bytes,
     log_id: Option<i64>,
+    trace: Option<TraceIds>,
     compress_type: crate::CompressType,
     deadline: Option<Instant>,
     /// The request messages, until an attempt's stream opens and takes them.
@@ -196,6 +230,7 @@ impl ServerAttempt for OpenAttempt<'_> {
             attachment: &self.attachment,
             deadline: self.deadline,
             log_id: self.log_id,
+            trace: self.trace,
             compress_type: self.compress_type,
             requests: self.requests,
         };
@@ -259,6 +294,56 @@ struct ResponseMessages {
     report: Option<Report>,
     _finish: FinishOnDrop,
     done: bool,
+    /// What the call's end records, once the call is open.
+    ending: Option<CallEnd>,
+}
+
+/// What a streaming call's end records: the channel's figures for its method (and server),
+/// and its rpcz span. Dropped before the call ended (the caller dropped the stream), the call
+/// counts as cancelled.
+struct CallEnd {
+    channel: Channel,
+    method: MethodDescriptor,
+    started: Instant,
+    remote: Option<SocketAddr>,
+    request_bytes: Arc<AtomicUsize>,
+    response_bytes: usize,
+    /// `None` once recorded.
+    rpcz: Option<rpcz::SpanGuard>,
+}
+
+impl CallEnd {
+    /// Records the call's end: 0, or its error code.
+    fn record(&mut self, code: i32) {
+        let Some(rpcz_guard) = self.rpcz.take() else {
+            return;
+        };
+        let call = CallRecord {
+            code,
+            latency: self.started.elapsed(),
+            request_bytes: self.request_bytes.load(Ordering::Relaxed),
+            response_bytes: self.response_bytes,
+        };
+        let inner = &self.channel.inner;
+        if let Some(figures) = &inner.figures {
+            figures.record(&self.method, &call);
+            if let (Some(servers), Some(server)) = (&inner.server_figures, self.remote) {
+                servers.record(server, &self.method, &call, || self.channel.servers());
+            }
+        }
+        if let (Some(traced), Some(remote)) = (rpcz_guard.span(), self.remote) {
+            traced.set_remote(remote);
+            traced.set_request_size(call.request_bytes);
+            traced.set_response_size(call.response_bytes);
+        }
+        rpcz_guard.finish(code, "answered");
+    }
+}
+
+impl Drop for CallEnd {
+    fn drop(&mut self) {
+        self.record(errno::ECANCELED);
+    }
 }
 
 impl ResponseMessages {
@@ -271,6 +356,9 @@ impl ResponseMessages {
         let code = outcome.as_ref().err().map_or(0, Status::code);
         if let Some(mut report) = self.report.take() {
             report.finish_with(code);
+        }
+        if let Some(mut ending) = self.ending.take() {
+            ending.record(if code == 0 { 0 } else { code.max(1) });
         }
         Poll::Ready(outcome.err().map(Err))
     }
@@ -297,7 +385,12 @@ impl Stream for ResponseMessages {
         }
         match this.messages.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(message))) => Poll::Ready(Some(Ok(message))),
+            Poll::Ready(Some(Ok(message))) => {
+                if let Some(ending) = &mut this.ending {
+                    ending.response_bytes += message.len();
+                }
+                Poll::Ready(Some(Ok(message)))
+            }
             Poll::Ready(Some(Err(status))) => this.end(Err(status)),
             Poll::Ready(None) => this.end(Ok(())),
         }

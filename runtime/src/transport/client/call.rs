@@ -199,6 +199,8 @@ pub(crate) struct StreamRequest<'a> {
     pub(crate) attachment: &'a Bytes,
     /// When the call must end.
     pub(crate) deadline: Option<Instant>,
+    /// The call's rpcz span ids, when it is traced.
+    pub(crate) trace: Option<crate::protocol::TraceIds>,
     /// brpc's log id, if one was set.
     pub(crate) log_id: Option<i64>,
     /// How request messages are compressed.

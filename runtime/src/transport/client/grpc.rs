@@ -189,7 +189,7 @@ impl GrpcConnections {
             headers: request.headers,
             deadline: request.deadline,
             log_id: request.log_id,
-            trace: None,
+            trace: request.trace,
             encoding,
         }
         .build(&self.security, settings)
