@@ -252,7 +252,10 @@ async fn a_streaming_handler_runs_in_its_span() {
         .await
         .expect("stream");
     let reply = replies.message().await.unwrap().expect("one message");
-    assert!(replies.message().await.unwrap().is_none(), "one message only");
+    assert!(
+        replies.message().await.unwrap().is_none(),
+        "one message only"
+    );
     let (streaming, at_the_end) = reply.split_once(' ').unwrap();
     assert!(!streaming.is_empty(), "traced while streaming: {reply}");
     assert_eq!(streaming, at_the_end, "one trace: {reply}");
@@ -286,7 +289,11 @@ async fn a_streaming_handler_runs_in_its_span() {
         .find(|s| s.kind() == SpanKind::Server && s.protocol() == "h2:grpc")
         .unwrap_or_else(|| panic!("{spans:#?}"));
     assert_eq!(server_a.method(), "HopStream");
-    assert_eq!(server_a.ids(), client_a.ids(), "the call's two sides share its span");
+    assert_eq!(
+        server_a.ids(),
+        client_a.ids(),
+        "the call's two sides share its span"
+    );
     let client_b = spans
         .iter()
         .find(|s| s.kind() == SpanKind::Client && s.protocol() == "http")
@@ -298,7 +305,10 @@ async fn a_streaming_handler_runs_in_its_span() {
         a.local_addr().port()
     );
     let (status, shown) = get(a.local_addr(), &format!("/vars/{name}")).await;
-    assert_eq!((status, shown.as_str()), (200, format!("{name} : 1\n").as_str()));
+    assert_eq!(
+        (status, shown.as_str()),
+        (200, format!("{name} : 1\n").as_str())
+    );
 }
 
 /// A baidu_std request as a brpc client with rpcz on sends it: trace, span and parent span
