@@ -4,7 +4,10 @@
 //!
 //! Runs `concurrency` calls in flight, spread over `conns` connections, for `duration` seconds
 //! after `warmup` seconds that are not counted, then prints one line:
-//! `qps=… p50_us=… p99_us=… p999_us=… errors=…` (percentiles from an HDR histogram).
+//! `qps=… p50_us=… p99_us=… p999_us=… errors=… mean_us=… max_us=… caller_calls_min=…
+//! caller_calls_median=…` (latencies from an HDR histogram; the last two are how many calls
+//! the least served caller and the median caller completed, which shows whether some
+//! callers starve while others are served again and again).
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -180,8 +183,11 @@ async fn run(options: Options) -> Result<(), Status> {
     let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
     let mut errors = 0;
     let mut first_error = None;
+    // Calls each caller completed in the measured part, fewest first.
+    let mut caller_calls = Vec::with_capacity(options.concurrency);
     while let Some(joined) = callers.join_next().await {
         let tally = joined.map_err(|e| Status::internal(format!("caller task failed: {e}")))?;
+        caller_calls.push(tally.latencies_us.len());
         all.add(&tally.latencies_us).expect("same bounds");
         errors += tally.errors;
         if first_error.is_none() {
@@ -191,14 +197,23 @@ async fn run(options: Options) -> Result<(), Status> {
     if let Some(e) = first_error {
         eprintln!("bench: first error: {e}");
     }
+    caller_calls.sort_unstable();
     let qps = all.len() as f64 / options.duration.as_secs_f64();
     println!(
-        "qps={:.0} p50_us={} p99_us={} p999_us={} errors={}",
+        "qps={:.0} p50_us={} p99_us={} p999_us={} errors={} mean_us={:.0} max_us={} \
+         caller_calls_min={} caller_calls_median={}",
         qps,
         all.value_at_quantile(0.50),
         all.value_at_quantile(0.99),
         all.value_at_quantile(0.999),
-        errors
+        errors,
+        all.mean(),
+        all.max(),
+        caller_calls.first().copied().unwrap_or(0),
+        caller_calls
+            .get(caller_calls.len() / 2)
+            .copied()
+            .unwrap_or(0),
     );
     Ok(())
 }
