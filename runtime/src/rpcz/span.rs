@@ -69,6 +69,15 @@ pub(crate) struct ServerCall {
     pub(crate) request_size: usize,
 }
 
+/// The ids of a trace that starts here: new trace and span ids, no parent.
+fn new_trace() -> TraceIds {
+    TraceIds {
+        trace_id: u128::from(ids::next_id()),
+        span_id: ids::next_id(),
+        parent_span_id: 0,
+    }
+}
+
 impl Span {
     fn new(
         kind: SpanKind,
@@ -103,11 +112,7 @@ impl Span {
                 },
                 ..upstream
             },
-            None if sampling::start_new_trace() => TraceIds {
-                trace_id: u128::from(ids::next_id()),
-                span_id: ids::next_id(),
-                parent_span_id: 0,
-            },
+            None if sampling::start_new_trace() => new_trace(),
             None => return None,
         };
         let span = Span::new(
@@ -144,11 +149,7 @@ impl Span {
                 span_id: ids::next_id(),
                 parent_span_id: parent.ids.span_id,
             },
-            None if sampling::start_new_trace() => TraceIds {
-                trace_id: u128::from(ids::next_id()),
-                span_id: ids::next_id(),
-                parent_span_id: 0,
-            },
+            None if sampling::start_new_trace() => new_trace(),
             None => return None,
         };
         // Names are copied only for a traced call (a `'static` one is not copied at all).

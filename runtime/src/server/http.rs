@@ -192,11 +192,12 @@ async fn serve_pb(
         return Err(HttpError::from_code(limited.code(), limited.message()));
     }
     let timeout_ms = timeout_ms(&parts.headers);
+    let log_id = log_id(&parts.headers);
     let arrival = Arrival {
         upstream: TraceIds::from_headers(&parts.headers),
         protocol: "http",
         remote: peer.remote,
-        log_id: log_id(&parts.headers),
+        log_id,
         request_size: payload.len() + request_attachment.len(),
     };
     let admitted = shared
@@ -210,7 +211,7 @@ async fn serve_pb(
         .map_err(|limited| HttpError::from_code(limited.code(), limited.message()))?;
     let mut context = ServerContext::new(peer.remote, peer.local);
     context.tls = peer.tls;
-    context.log_id = log_id(&parts.headers);
+    context.log_id = log_id;
     context.set_client_timeout(timeout_ms);
     context.user_fields = user_fields(&parts.headers);
     context.request_headers = parts.headers.clone();
