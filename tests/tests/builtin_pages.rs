@@ -241,7 +241,11 @@ async fn hotspots_draws_a_cpu_profile_as_a_flame_graph() {
                 millis: 0,
                 tag: "t".into(),
             };
-            let _ = client.sleep(request).await;
+            if client.sleep(request).await.is_err() {
+                // A call that fails before any I/O (the server gone) returns without waiting:
+                // yield, or this loop never lets the runtime stop it.
+                tokio::task::yield_now().await;
+            }
         }
     }));
     let addr = server.local_addr();
@@ -680,7 +684,11 @@ async fn chromium_renders_the_pages_while_calls_run() {
                 millis: 1,
                 tag: "t".into(),
             };
-            let _ = client.sleep(request).await;
+            if client.sleep(request).await.is_err() {
+                // A call that fails before any I/O (the server gone) returns without waiting:
+                // yield, or this loop never lets the runtime stop it.
+                tokio::task::yield_now().await;
+            }
         }
     }));
     tokio::time::sleep(Duration::from_millis(1200)).await;
