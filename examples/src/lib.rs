@@ -1,5 +1,5 @@
 //! Shared pieces of Brisk's examples: the code generated from `proto/echo.proto`, the echo
-//! service, a tiny command-line parser, [`press`] (the logic of the `press` load tester) and
+//! service, a tiny command-line parser and
 //! [`tiny`] (a protocol of one's own, for `custom_protocol`).
 
 /// Code generated from `proto/echo.proto` (package `example`).
@@ -9,7 +9,6 @@ pub mod echo {
 
 pub mod interop;
 pub mod kv_store;
-pub mod press;
 pub mod tiny;
 
 use echo::{EchoRequest, EchoResponse};

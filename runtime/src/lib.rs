@@ -166,6 +166,8 @@ pub mod memcache;
 mod method;
 pub mod metrics;
 pub mod naming;
+#[cfg(feature = "json")]
+pub mod proto_source;
 pub mod protocol;
 pub mod redis;
 mod required;

@@ -34,6 +34,7 @@ const BASE: &[&str] = &[
     "executor",
     "json",
     "method",
+    "proto_source",
     "streaming",
     "tls",
 ];

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A grpcio server of tests/proto/interop.proto, for Brisk's gRPC interop tests.
 
-    python3 interop_server.py --port 0 [--stubs DIR] [--ignore-stdin]
+    python3 interop_server.py --port 0 [--stubs DIR] [--ignore-stdin] [--reflection]
 
 Prints the bound port alone on the first line of stdout, then serves until killed or until its
 stdin closes (so a test that dies never leaves it behind; `--ignore-stdin` turns that off for
@@ -42,6 +42,11 @@ def parse_args():
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1, 0 for any free one")
     parser.add_argument("--stubs", default=None, help="directory of (or for) the generated stubs")
     parser.add_argument("--ignore-stdin", action="store_true", help="do not exit when stdin closes")
+    parser.add_argument(
+        "--reflection",
+        action="store_true",
+        help="serve gRPC server reflection (grpcio-reflection: v1alpha only)",
+    )
     return parser.parse_args()
 
 
@@ -159,6 +164,11 @@ def main():
     )
     pb2_grpc.add_InteropServicer_to_server(make_servicer(grpc, pb2, pb2_grpc)(), server)
     server.add_generic_rpc_handlers((health_handler(grpc),))
+    if args.reflection:
+        from grpc_reflection.v1alpha import reflection
+
+        service = pb2.DESCRIPTOR.services_by_name["Interop"].full_name
+        reflection.enable_server_reflection((service, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     if port == 0:
         interop_common.die(f"cannot bind 127.0.0.1:{args.port}")

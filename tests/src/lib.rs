@@ -5,6 +5,7 @@ use std::time::Duration;
 pub mod etcd;
 pub mod memcached;
 pub mod pki;
+pub mod python;
 pub mod redis;
 pub use brisk_examples::echo;
 pub use brisk_examples::Echo;

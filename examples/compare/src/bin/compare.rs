@@ -1,6 +1,7 @@
 //! Brisk against tonic, side by side: `compare [--runs 3] [--duration 10] [--warmup 2]
 //! [--threads 1]`. Builds nothing: run it after
-//! `cargo build --release -p brisk-examples` (Brisk's `echo_server` and `bench`) and
+//! `cargo build --release -p brisk-examples -p brisk-cli` (Brisk's `echo_server`, and the
+//! `brisk` tool whose `brisk bench` drives it) and
 //! `cargo build --release --manifest-path examples/compare/Cargo.toml` (tonic's twins).
 //!
 //! Three contenders (see [`Contender`]): Brisk over baidu_std, Brisk over gRPC (`h2:grpc`, the
@@ -105,9 +106,9 @@ fn bytes(n: usize) -> String {
 /// One server and the load generator that drives it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Contender {
-    /// Brisk's `echo_server`, driven by `bench --protocol baidu_std`.
+    /// Brisk's `echo_server`, driven by `brisk bench --protocol baidu_std`.
     BriskBaiduStd,
-    /// The same `echo_server` (gRPC on the same port), driven by `bench --protocol h2:grpc`.
+    /// The same `echo_server` (gRPC on the same port), driven by `brisk bench --protocol h2:grpc`.
     BriskGrpc,
     /// tonic's `tonic_echo_server`, driven by `tonic_bench`.
     Tonic,
@@ -196,7 +197,8 @@ fn parse() -> Result<Options, String> {
         server_cpu: args.get_or("server-cpu", "0"),
         client_cpu: args.get_or("client-cpu", "1"),
         brisk_server: path("brisk-server", brisk_dir.join("echo_server")),
-        brisk_bench: path("brisk-bench", brisk_dir.join("bench")),
+        // The `brisk` tool, run as `brisk bench`.
+        brisk_bench: path("brisk-bench", brisk_dir.join("brisk")),
         tonic_server: path("tonic-server", own_dir.join("tonic_echo_server")),
         tonic_bench: path("tonic-bench", own_dir.join("tonic_bench")),
     };
@@ -211,7 +213,7 @@ fn parse() -> Result<Options, String> {
     ] {
         if !binary.is_file() {
             return Err(format!(
-                "{} not found: build first with `cargo build --release -p brisk-examples && \
+                "{} not found: build first with `cargo build --release -p brisk-examples -p brisk-cli && \
                  cargo build --release --manifest-path examples/compare/Cargo.toml`",
                 binary.display()
             ));
@@ -386,6 +388,9 @@ fn drive(
     wait_until_accepting(server, addr)?;
     let children_before = children_cpu_ticks()?;
     let mut client = pinned(&options.client_cpu, bench_bin);
+    if contender != Contender::Tonic {
+        client.arg("bench");
+    }
     client.args(["--server", &addr.to_string()]);
     if let Some(protocol) = contender.protocol() {
         client.args(["--protocol", protocol]);

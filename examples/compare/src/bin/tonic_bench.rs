@@ -1,4 +1,4 @@
-//! Load generator for the tonic echo server, the twin of Brisk's `bench` (same flags, same
+//! Load generator for the tonic echo server, the twin of `brisk bench` (same flags, same
 //! measurement, same output line):
 //! `tonic_bench --server 127.0.0.1:8000 --conns 1 --concurrency 64 --size 16
 //! [--attachment-size 0] --duration 10 [--warmup 2] [--threads N]`.

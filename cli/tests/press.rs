@@ -1,12 +1,15 @@
-//! Runs the `press` binary against an echo server started in the test.
+//! Runs `brisk press` against an echo server started in the test.
 
 use std::io::Write as _;
 use std::process::{Command, Output};
 
-use brisk_examples::echo::EchoServiceServer;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use brisk_examples::echo::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
 use brisk_examples::Echo;
 
-const PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/echo.proto");
+const PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/proto/echo.proto");
 
 fn input_file(text: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new()
@@ -17,10 +20,12 @@ fn input_file(text: &str) -> tempfile::NamedTempFile {
     file
 }
 
-/// Runs `press` with `args` off the async workers, so the in-process server keeps serving.
+/// Runs `brisk press` with `args` off the async workers, so the in-process server keeps
+/// serving.
 async fn press(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_press"))
+        Command::new(env!("CARGO_BIN_EXE_brisk"))
+            .arg("press")
             .args(args)
             .output()
             .expect("run press")
@@ -31,12 +36,10 @@ async fn press(args: Vec<String>) -> Output {
 
 fn args(server: &str, method: &str, input: &tempfile::NamedTempFile) -> Vec<String> {
     [
+        server,
+        method,
         "--proto",
         PROTO,
-        "--method",
-        method,
-        "--server",
-        server,
         "--input",
         input.path().to_str().expect("utf-8 temp path"),
         "--duration",
@@ -187,13 +190,86 @@ async fn press_counts_errors_by_code_when_nothing_listens() {
     assert!(stderr.contains("no call succeeded"), "{stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn press_reads_the_schema_from_the_server_by_reflection() {
+    let server = echo_server().await;
+    let input = input_file(r#"{"message": "hi"}"#);
+    let mut args = args(&server.local_addr().to_string(), "EchoService/Echo", &input);
+    let proto = args.iter().position(|a| a == "--proto").expect("--proto");
+    args.drain(proto..proto + 2);
+    let out = press(args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with("example.EchoService.Echo @ "),
+        "{stdout}"
+    );
+    assert!(field(&stdout, "ok") > 0, "{stdout}");
+    assert_eq!(field(&stdout, "errors"), 0, "{stdout}");
+    server.shutdown().await;
+}
+
+/// An echo service that counts its calls.
+struct Counting(Arc<AtomicU64>);
+
+impl EchoService for Counting {
+    async fn echo(
+        &self,
+        _cntl: &mut brisk::ServerContext,
+        request: EchoRequest,
+    ) -> Result<EchoResponse, brisk::Status> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(EchoResponse {
+            message: request.message,
+        })
+    }
+}
+
+async fn counting_server() -> (brisk::Server, Arc<AtomicU64>) {
+    let calls = Arc::new(AtomicU64::new(0));
+    let server = brisk::Server::builder()
+        .add_service(EchoServiceServer::new(Counting(Arc::clone(&calls))))
+        .start("127.0.0.1:0")
+        .await
+        .expect("start echo server");
+    (server, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn press_balances_over_a_naming_url() {
+    let ((one, one_calls), (two, two_calls)) = (counting_server().await, counting_server().await);
+    let input = input_file(r#"{"message": "hi"}"#);
+    let url = format!("list://{},{}", one.local_addr(), two.local_addr());
+    let mut args = args(&url, "example.EchoService/Echo", &input);
+    args.extend(["--lb".to_owned(), "rr".to_owned()]);
+    let out = press(args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(field(&stdout, "errors"), 0, "{stdout}");
+    // Both servers were called.
+    for calls in [&one_calls, &two_calls] {
+        assert!(
+            calls.load(Ordering::Relaxed) > 0,
+            "{one_calls:?} {two_calls:?}: {stdout}"
+        );
+    }
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
 #[test]
 fn press_rejects_bad_arguments_with_usage() {
-    let out = Command::new(env!("CARGO_BIN_EXE_press"))
-        .args(["--proto", PROTO, "--qps", "many"])
+    let out = Command::new(env!("CARGO_BIN_EXE_brisk"))
+        .args(["press", "h:1", "a.B/C", "--input", "x", "--qps", "many"])
         .output()
-        .expect("run press");
+        .expect("run brisk press");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("usage: press"), "{stderr}");
+    assert!(stderr.contains("--qps"), "{stderr}");
+    assert!(stderr.contains("--help"), "{stderr}");
 }

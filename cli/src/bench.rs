@@ -1,73 +1,85 @@
-//! Load generator for Brisk's echo service:
-//! `cargo run --release --bin bench -- --server 127.0.0.1:8000 --protocol baidu_std --conns 1
-//! --concurrency 64 --size 16 [--attachment-size 0] --duration 10 [--warmup 2]`.
+//! `brisk bench`: load for Brisk's echo service (`example.EchoService.Echo`, brpc's echo
+//! example; `echo_server` hosts it), as fast as the server answers.
 //!
-//! Runs `concurrency` calls in flight, spread over `conns` connections, for `duration` seconds
-//! after `warmup` seconds that are not counted, then prints one line:
+//! Runs `--concurrency` calls in flight, spread over `--conns` connections, for `--duration`
+//! seconds after `--warmup` seconds that are not counted, then prints one line:
 //! `qps=… p50_us=… p99_us=… p999_us=… errors=… mean_us=… max_us=… caller_calls_min=…
 //! caller_calls_median=…` (latencies from an HDR histogram; the last two are how many calls
 //! the least served caller and the median caller completed, which shows whether some
-//! callers starve while others are served again and again).
+//! callers starve while others are served again and again). `compare` reads these fields.
+//!
+//! ```text
+//! brisk bench 127.0.0.1:8000 --protocol baidu_std --conns 1 --concurrency 64 --size 16
+//! ```
 
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brisk::{Channel, Controller, Protocol, Status};
-use brisk_examples::echo::{EchoRequest, EchoServiceClient};
-use brisk_examples::Args;
+use brisk::codec::Prost;
+use brisk::{Channel, Controller, MethodDescriptor, Protocol, Status};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 
-/// The options bench accepts.
-const OPTIONS: &[&str] = &[
-    "server",
-    "protocol",
-    "conns",
-    "concurrency",
-    "size",
-    "attachment-size",
-    "duration",
-    "warmup",
-    "threads",
-];
-
-const USAGE: &str = "usage: bench --server HOST:PORT [--protocol baidu_std] [--conns N] \
-                     [--concurrency C] [--size BYTES] [--attachment-size BYTES] \
-                     [--duration SECONDS] [--warmup SECONDS] [--threads N]";
-
-struct Options {
-    server: String,
-    protocol: Protocol,
-    conns: usize,
-    concurrency: usize,
-    size: usize,
-    attachment_size: usize,
-    duration: Duration,
-    warmup: Duration,
+/// `brisk bench`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// The echo server, `host:port` (default 127.0.0.1:8000).
+    pub address: Option<String>,
+    /// The echo server, as an option (how `compare` and `tonic_bench` name it).
+    #[arg(long, conflicts_with = "address")]
+    pub server: Option<String>,
+    /// The wire protocol: baidu_std, h2:grpc, http, hulu_pbrpc, sofa_pbrpc, ...
+    #[arg(long, default_value = "baidu_std", value_parser = crate::protocol)]
+    pub protocol: Protocol,
+    /// Connections (each its own connection group).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub conns: u32,
+    /// Calls in flight, spread over the connections.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Bytes of the echoed message.
+    #[arg(long, default_value_t = 16)]
+    pub size: usize,
+    /// Bytes of the request attachment (echoed back).
+    #[arg(long, default_value_t = 0)]
+    pub attachment_size: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0, value_parser = crate::press::seconds)]
+    pub duration: f64,
+    /// Seconds of calls before measuring.
+    #[arg(long, default_value_t = 2.0, value_parser = crate::press::seconds)]
+    pub warmup: f64,
+    /// Runtime worker threads (default: one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
 }
 
-fn parse() -> Result<Options, String> {
-    let args = Args::parse(&[], OPTIONS)?;
-    let options = Options {
-        server: args.get_or("server", "127.0.0.1:8000"),
-        protocol: args
-            .get_or("protocol", "baidu_std")
-            .parse()
-            .map_err(|e: brisk::Error| e.message().to_owned())?,
-        conns: args.parse_or("conns", 1)?,
-        concurrency: args.parse_or("concurrency", 64)?,
-        size: args.parse_or("size", 16)?,
-        attachment_size: args.parse_or("attachment-size", 0)?,
-        duration: Duration::from_secs_f64(args.parse_or("duration", 10.0)?),
-        warmup: Duration::from_secs_f64(args.parse_or("warmup", 2.0)?),
-    };
-    if options.conns == 0 || options.concurrency == 0 {
-        return Err("--conns and --concurrency must be at least 1".into());
+impl Options {
+    /// The server to load.
+    pub fn target(&self) -> &str {
+        self.address
+            .as_deref()
+            .or(self.server.as_deref())
+            .unwrap_or("127.0.0.1:8000")
     }
-    Ok(options)
 }
+
+/// `example.EchoRequest` (`examples/proto/echo.proto`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct EchoRequest {
+    #[prost(string, required, tag = "1")]
+    message: String,
+}
+
+/// `example.EchoResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct EchoResponse {
+    #[prost(string, required, tag = "1")]
+    message: String,
+}
+
+const ECHO: MethodDescriptor = MethodDescriptor::new("example.EchoService", "Echo");
 
 /// One caller's results.
 struct Tally {
@@ -76,67 +88,36 @@ struct Tally {
     first_error: Option<Status>,
 }
 
-fn main() -> ExitCode {
-    brisk_examples::init_logging();
-    let options = match parse() {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    // `--threads N` tokio worker threads (default: one per CPU).
-    let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads =
-        match Args::parse(&[], OPTIONS).and_then(|a| a.parse_or("threads", default_threads)) {
-            Ok(threads) => threads.max(1),
-            Err(e) => {
-                eprintln!("bench: {e}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(options: Options) -> Result<(), Status> {
+/// Runs the benchmark; the summary line goes to stdout, the first error (if any) to stderr.
+pub async fn run(options: &Options) -> Result<(), Status> {
     // One connection group per connection: channels in a group share one connection.
-    let mut clients = Vec::with_capacity(options.conns);
+    let mut channels = Vec::with_capacity(options.conns as usize);
     for conn in 0..options.conns {
         let channel = Channel::builder()
             .protocol(options.protocol.clone())
             .timeout(Duration::from_secs(5))
             .connection_group(format!("bench-{conn}"))
-            .connect(&options.server)
+            .connect(options.target())
             .await?;
-        clients.push(EchoServiceClient::new(channel));
+        channels.push(channel);
     }
     let message = "x".repeat(options.size);
     let attachment = Bytes::from(vec![b'a'; options.attachment_size]);
     // Fail fast on a server that is not there, before any load.
-    clients[0]
-        .echo(EchoRequest {
-            message: message.clone(),
-        })
+    let first = EchoRequest {
+        message: message.clone(),
+    };
+    channels[0]
+        .unary::<Prost, EchoRequest, EchoResponse>(&ECHO, &mut Controller::new(), &first)
         .await?;
 
     let started = Instant::now();
-    let measure_from = started + options.warmup;
-    let stop_at = measure_from + options.duration;
+    let measure_from = started + Duration::from_secs_f64(options.warmup);
+    let stop_at = measure_from + Duration::from_secs_f64(options.duration);
     let stop = Arc::new(AtomicBool::new(false));
     let mut callers = tokio::task::JoinSet::new();
     for i in 0..options.concurrency {
-        let client = clients[i % clients.len()].clone();
+        let channel = channels[i as usize % channels.len()].clone();
         let message = message.clone();
         let attachment = attachment.clone();
         let stop = Arc::clone(&stop);
@@ -154,7 +135,9 @@ async fn run(options: Options) -> Result<(), Status> {
                     message: message.clone(),
                 };
                 let sent = Instant::now();
-                let result = client.echo_with(&mut cntl, request).await;
+                let result = channel
+                    .unary::<Prost, EchoRequest, EchoResponse>(&ECHO, &mut cntl, &request)
+                    .await;
                 let done = Instant::now();
                 if result.is_err() {
                     // A call refused before any I/O never yields: let the stop timer run.
@@ -184,7 +167,7 @@ async fn run(options: Options) -> Result<(), Status> {
     let mut errors = 0;
     let mut first_error = None;
     // Calls each caller completed in the measured part, fewest first.
-    let mut caller_calls = Vec::with_capacity(options.concurrency);
+    let mut caller_calls = Vec::with_capacity(options.concurrency as usize);
     while let Some(joined) = callers.join_next().await {
         let tally = joined.map_err(|e| Status::internal(format!("caller task failed: {e}")))?;
         caller_calls.push(tally.latencies_us.len());
@@ -198,7 +181,7 @@ async fn run(options: Options) -> Result<(), Status> {
         eprintln!("bench: first error: {e}");
     }
     caller_calls.sort_unstable();
-    let qps = all.len() as f64 / options.duration.as_secs_f64();
+    let qps = all.len() as f64 / options.duration.max(1e-9);
     println!(
         "qps={:.0} p50_us={} p99_us={} p999_us={} errors={} mean_us={:.0} max_us={} \
          caller_calls_min={} caller_calls_median={}",

@@ -1,0 +1,483 @@
+//! `brisk press`, as brpc's `rpc_press`: load-tests any unary method of any server with
+//! requests given as JSON, with no generated code.
+//!
+//! The schema comes from a `.proto` file parsed at run time or from the server's reflection
+//! service ([`crate::schema`]); the JSON input (an object, an array of objects, or one object
+//! per line) becomes protobuf payloads encoded once, sent with [`brisk::codec::Raw`].
+//! Responses are decoded with the method's response type to check them. The server may be one
+//! address or a naming-service URL (`list://`, `file://`, `dns://`, `etcd://`) with a load
+//! balancer.
+//!
+//! `--concurrency` tasks call the server, paced together to `--qps` calls a second (0: as fast
+//! as they can) for `--duration` seconds, cycling through the inputs. Each second a progress
+//! line goes to stderr; at the end a [`Report`] gives the totals, latency percentiles and the
+//! errors counted by code.
+//!
+//! ```text
+//! brisk press 127.0.0.1:8000 example.EchoService/Echo --proto examples/proto/echo.proto \
+//!       --input requests.json --qps 1000 --duration 10 --concurrency 8
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use brisk::{errno, Channel, ConnectionType, Controller, Protocol, Status};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use tokio::sync::watch;
+
+use crate::schema::{call_descriptor, SchemaSource};
+use crate::Failure;
+
+/// `brisk press`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// The server: `host:port`, or a naming-service URL such as `list://h1:p1,h2:p2`
+    /// (then `--lb` picks a server for each call).
+    pub server: String,
+    /// The method: `package.Service/Method` (or `package.Service.Method`).
+    pub method: String,
+    /// The requests, as JSON: one object, an array of objects, or one object per line; calls
+    /// cycle through them. `-` reads stdin.
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: PathBuf,
+    /// The `.proto` file defining the service (default: ask the server by gRPC reflection).
+    #[arg(long, value_name = "FILE")]
+    pub proto: Option<PathBuf>,
+    /// An import directory for `--proto`, repeatable (default: the file's directory).
+    #[arg(long = "include", short = 'I', value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+    /// The wire protocol: baidu_std, h2:grpc, http, hulu_pbrpc, sofa_pbrpc, ...
+    #[arg(long, default_value = "baidu_std", value_parser = crate::protocol)]
+    pub protocol: Protocol,
+    /// The load balancer, when the server is a naming-service URL: rr, wrr, random, la,
+    /// c_murmurhash, ...
+    #[arg(long, default_value = "rr")]
+    pub lb: String,
+    /// Calls per second over all tasks; 0 is as fast as the server answers.
+    #[arg(long, default_value_t = 100)]
+    pub qps: u64,
+    /// Seconds to run; 0 runs until Ctrl-C.
+    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    pub duration: f64,
+    /// Calling tasks, i.e. calls in flight at most.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// Deadline of one call, retries included, in milliseconds; 0 is none.
+    #[arg(long, default_value_t = 1000)]
+    pub timeout_ms: u64,
+    /// Retries of a call on a broken connection.
+    #[arg(long, default_value_t = 3)]
+    pub max_retry: u32,
+    /// How the channel uses connections: single, pooled or short (default: the protocol's).
+    #[arg(long)]
+    pub connection_type: Option<ConnectionType>,
+}
+
+/// A number of seconds, 0 or more.
+pub(crate) fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!("`{text}` is not a number of seconds, 0 or more")),
+    }
+}
+
+/// One code's errors: how many, and the first one's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCount {
+    /// Calls that failed with this code.
+    pub count: u64,
+    /// The text of the first of them.
+    pub first_message: String,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `package.Service.Method`.
+    pub method: String,
+    /// The server, as given.
+    pub server: String,
+    /// Calls made (answered or failed).
+    pub calls: u64,
+    /// Calls answered with a response that decodes.
+    pub succeeded: u64,
+    /// Failed calls by error code.
+    pub errors: BTreeMap<i32, ErrorCount>,
+    /// How long calls were being sent.
+    pub elapsed: Duration,
+    /// Latencies of the successful calls, in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+impl Report {
+    /// Failed calls.
+    pub fn failed(&self) -> u64 {
+        self.calls - self.succeeded
+    }
+
+    /// Calls a second over the run.
+    pub fn qps(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for Report {
+    /// The summary: totals, latency percentiles, errors by code.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} @ {}", self.method, self.server)?;
+        writeln!(
+            f,
+            "calls={} ok={} errors={} elapsed_s={:.2} qps={:.1}",
+            self.calls,
+            self.succeeded,
+            self.failed(),
+            self.elapsed.as_secs_f64(),
+            self.qps()
+        )?;
+        let h = &self.latency_us;
+        if h.is_empty() {
+            writeln!(f, "latency_us: no successful call")?;
+        } else {
+            writeln!(
+                f,
+                "latency_us p50={} p90={} p99={} p999={} max={}",
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max()
+            )?;
+        }
+        if !self.errors.is_empty() {
+            writeln!(f, "errors by code:")?;
+            for (code, error) in &self.errors {
+                let name = errno::name(*code).map_or(String::new(), |n| format!(" {n}"));
+                writeln!(
+                    f,
+                    "  E{code}{name}: {} (first: {})",
+                    error.count, error.first_message
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads the server as `options` say, until `options.duration` is over. Progress goes to
+/// stderr each second.
+pub async fn run(options: Options) -> Result<Report, Failure> {
+    run_until(options, std::future::pending()).await
+}
+
+/// [`run`], stopping early when `stop` completes (e.g. on Ctrl-C); with no duration, only
+/// `stop` ends the run.
+pub async fn run_until(
+    options: Options,
+    stop: impl Future<Output = ()>,
+) -> Result<Report, Failure> {
+    let schema = SchemaSource::new(
+        options.proto.clone(),
+        options.includes.clone(),
+        &options.server,
+    )
+    .load(&[&options.method])
+    .await?;
+    let method = schema.method(&options.method).map_err(Failure::usage)?;
+    if method.is_client_streaming() || method.is_server_streaming() {
+        return Err(Failure::usage(format!(
+            "`{}` is a streaming method; press calls unary methods only (`brisk call` calls \
+             streaming ones)",
+            method.full_name()
+        )));
+    }
+    let text = crate::input::read(&options.input).map_err(Failure::usage)?;
+    let inputs = crate::input::parse_input(&text, &method.input())
+        .map_err(|e| Failure::usage(format!("`{}`: {e}", options.input.display())))?;
+    let payloads: Arc<[Bytes]> = inputs
+        .iter()
+        .map(|message| Bytes::from(message.encode_to_vec()))
+        .collect();
+
+    let mut builder = Channel::builder()
+        .protocol(options.protocol.clone())
+        .max_retry(options.max_retry);
+    if let Some(connection_type) = options.connection_type {
+        builder = builder.connection_type(connection_type);
+    }
+    builder = match options.timeout_ms {
+        0 => builder.no_timeout(),
+        ms => builder.timeout(Duration::from_millis(ms)),
+    };
+    let channel = crate::connect(builder, &options.server, &options.lb)
+        .await
+        .map_err(Failure::unreachable)?;
+    let descriptor = call_descriptor(&method);
+    let duration = (options.duration > 0.0).then(|| Duration::from_secs_f64(options.duration));
+
+    let started = Instant::now();
+    let end = duration.map(|d| started + d);
+    let shared = Arc::new(Shared {
+        payloads,
+        next_input: AtomicUsize::new(0),
+        pacer: (options.qps > 0).then(|| Pacer {
+            interval: Duration::from_nanos(1_000_000_000 / options.qps),
+            next: Mutex::new(started),
+        }),
+        end,
+        output: method.output(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tallies = Vec::with_capacity(options.concurrency as usize);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..options.concurrency {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        tallies.push(Arc::clone(&tally));
+        tasks.spawn(caller(
+            channel.clone(),
+            descriptor.clone(),
+            Arc::clone(&shared),
+            tally,
+            stop_rx.clone(),
+        ));
+    }
+
+    let mut totals = Totals::default();
+    let mut second = 0u64;
+    let mut ticker = tokio::time::interval_at(
+        (started + Duration::from_secs(1)).into(),
+        Duration::from_secs(1),
+    );
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ended = async {
+        match end {
+            Some(end) => tokio::time::sleep_until(end.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(ended, stop);
+    loop {
+        tokio::select! {
+            biased;
+            _ = ticker.tick() => {
+                second += 1;
+                let this_second = totals.drain(&tallies);
+                let h = &this_second.latency_us;
+                let (p50, p99) = if h.is_empty() {
+                    ("-".to_owned(), "-".to_owned())
+                } else {
+                    (h.value_at_quantile(0.5).to_string(), h.value_at_quantile(0.99).to_string())
+                };
+                eprintln!(
+                    "[{second}s] qps={} p50_us={p50} p99_us={p99} errors={}",
+                    this_second.calls, this_second.errors
+                );
+            }
+            () = &mut ended => break,
+            () = &mut stop => break,
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = stop_tx.send(true);
+    // Calls in flight finish (within their timeout) and count.
+    while let Some(joined) = tasks.join_next().await {
+        joined.map_err(|e| Failure::call(format!("a calling task failed: {e}")))?;
+    }
+    totals.drain(&tallies);
+    Ok(Report {
+        method: method.full_name().to_owned(),
+        server: options.server,
+        calls: totals.calls,
+        succeeded: totals.succeeded,
+        errors: totals.errors,
+        elapsed,
+        latency_us: totals.latency_us,
+    })
+}
+
+/// What the calling tasks share.
+struct Shared {
+    payloads: Arc<[Bytes]>,
+    next_input: AtomicUsize,
+    pacer: Option<Pacer>,
+    end: Option<Instant>,
+    output: MessageDescriptor,
+}
+
+/// Global pacing: each call takes the next free slot, `interval` after the previous one, so
+/// all tasks together send `qps` calls a second. A slot already past is taken as "now": a
+/// server slower than the rate gets fewer calls, never a burst to catch up.
+struct Pacer {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn take(&self) -> Instant {
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = (*next).max(Instant::now());
+        *next = slot + self.interval;
+        slot
+    }
+}
+
+/// One task's numbers since the last drain.
+#[derive(Debug)]
+struct Tally {
+    latency_us: Histogram<u64>,
+    /// Failures by code: code, count, first text.
+    errors: Vec<(i32, u64, String)>,
+    error_count: u64,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            latency_us: new_histogram(),
+            errors: Vec::new(),
+            error_count: 0,
+        }
+    }
+}
+
+/// Sums of the drained tallies.
+#[derive(Debug)]
+struct Totals {
+    calls: u64,
+    succeeded: u64,
+    errors: BTreeMap<i32, ErrorCount>,
+    latency_us: Histogram<u64>,
+}
+
+impl Default for Totals {
+    fn default() -> Self {
+        Totals {
+            calls: 0,
+            succeeded: 0,
+            errors: BTreeMap::new(),
+            latency_us: new_histogram(),
+        }
+    }
+}
+
+/// One interval's numbers, for a progress line.
+struct Interval {
+    calls: u64,
+    errors: u64,
+    latency_us: Histogram<u64>,
+}
+
+impl Totals {
+    /// Moves the tasks' numbers into the totals and returns them as one interval.
+    fn drain(&mut self, tallies: &[Arc<Mutex<Tally>>]) -> Interval {
+        let mut interval = Interval {
+            calls: 0,
+            errors: 0,
+            latency_us: new_histogram(),
+        };
+        for tally in tallies {
+            let mut tally = tally.lock().unwrap_or_else(PoisonError::into_inner);
+            interval
+                .latency_us
+                .add(&tally.latency_us)
+                .expect("same bounds");
+            tally.latency_us.reset();
+            interval.errors += tally.error_count;
+            tally.error_count = 0;
+            for (code, count, message) in tally.errors.drain(..) {
+                self.errors
+                    .entry(code)
+                    .or_insert_with(|| ErrorCount {
+                        count: 0,
+                        first_message: message,
+                    })
+                    .count += count;
+            }
+        }
+        let succeeded = interval.latency_us.len();
+        interval.calls = succeeded + interval.errors;
+        self.calls += interval.calls;
+        self.succeeded += succeeded;
+        self.latency_us
+            .add(&interval.latency_us)
+            .expect("same bounds");
+        interval
+    }
+}
+
+/// One calling task: takes a slot, sends the next input, checks and counts the answer.
+async fn caller(
+    channel: Channel,
+    method: brisk::MethodDescriptor,
+    shared: Arc<Shared>,
+    tally: Arc<Mutex<Tally>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut cntl = Controller::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if let Some(pacer) = &shared.pacer {
+            let slot = pacer.take();
+            if shared.end.is_some_and(|end| slot >= end) {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(slot.into()) => {}
+                _ = stop.wait_for(|stopped| *stopped) => break,
+            }
+        } else if shared.end.is_some_and(|end| Instant::now() >= end) {
+            break;
+        }
+        let index = shared.next_input.fetch_add(1, Ordering::Relaxed) % shared.payloads.len();
+        cntl.reset();
+        let sent = Instant::now();
+        let result = channel
+            .unary::<brisk::codec::Raw, Bytes, Bytes>(&method, &mut cntl, &shared.payloads[index])
+            .await;
+        let latency = sent.elapsed();
+        let result = result.and_then(|response| {
+            DynamicMessage::decode(shared.output.clone(), response).map_err(|e| {
+                Status::new(
+                    errno::ERESPONSE,
+                    format!(
+                        "Fail to parse response as {}: {e}",
+                        shared.output.full_name()
+                    ),
+                )
+            })
+        });
+        let mut tally = tally.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(_) => {
+                let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+                tally.latency_us.saturating_record(us.max(1));
+            }
+            Err(status) => {
+                tally.error_count += 1;
+                match tally
+                    .errors
+                    .iter_mut()
+                    .find(|(c, _, _)| *c == status.code())
+                {
+                    Some((_, count, _)) => *count += 1,
+                    None => tally
+                        .errors
+                        .push((status.code(), 1, status.message().to_owned())),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! `brisk call`, `list`, `describe`, `bench` and `completions` against Brisk servers started in
+//! the test (the echo service and gRPC's interop `TestService`, with streaming methods), and
+//! against grpcio's server (`tests/python/interop_server.py --reflection`, whose reflection
+//! speaks only v1alpha).
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use brisk_examples::echo::EchoServiceServer;
+use brisk_examples::interop::testing::TestServiceServer;
+use brisk_examples::interop::TestServiceImpl;
+use brisk_examples::Echo;
+use brisk_tests::python::{stubs, PyServer};
+
+const ECHO_PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/proto/echo.proto");
+
+/// A Brisk server with the echo service and the interop `TestService`.
+async fn brisk_server() -> brisk::Server {
+    brisk::Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .add_service(TestServiceServer::new(TestServiceImpl))
+        .start("127.0.0.1:0")
+        .await
+        .expect("start the server")
+}
+
+/// What a run of `brisk` left.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `brisk args...` with `stdin` as its input, off the async workers (the in-process
+/// server keeps serving).
+async fn brisk(args: &[&str], stdin: &str) -> Run {
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    let stdin = stdin.to_owned();
+    let output: Output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_brisk"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run brisk");
+        let mut pipe = child.stdin.take().expect("stdin");
+        // A command that does not read stdin may have exited already.
+        let _ = pipe.write_all(stdin.as_bytes());
+        drop(pipe);
+        child.wait_with_output().expect("brisk's output")
+    })
+    .await
+    .expect("runner");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_describe_through_reflection() {
+    let server = brisk_server().await;
+    let address = server.local_addr().to_string();
+
+    let run = brisk(&["list", &address], "").await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout, "example.EchoService\ngrpc.testing.TestService\n",
+        "{run:?}"
+    );
+
+    // A service named without its package, as it is unique.
+    let run = brisk(&["list", &address, "EchoService"], "").await;
+    assert_eq!(run.stdout, "example.EchoService.Echo\n", "{run:?}");
+
+    let run = brisk(&["describe", &address, "example.EchoRequest"], "").await;
+    assert_eq!(
+        run.stdout,
+        "example.EchoRequest is a message:\nmessage EchoRequest {\n  required string message = 1;\n}\n",
+        "{run:?}"
+    );
+    let run = brisk(
+        &[
+            "describe",
+            &address,
+            "grpc.testing.TestService/FullDuplexCall",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(
+        run.stdout,
+        "grpc.testing.TestService.FullDuplexCall is a method:\nrpc FullDuplexCall(stream \
+         .grpc.testing.StreamingOutputCallRequest) returns (stream \
+         .grpc.testing.StreamingOutputCallResponse);\n",
+        "{run:?}"
+    );
+    let run = brisk(&["describe", &address], "").await;
+    assert!(
+        run.stdout
+            .starts_with("example.EchoService is a service:\nservice EchoService {\n"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("grpc.testing.TestService is a service:"),
+        "{run:?}"
+    );
+
+    // What the server does not have is the caller's mistake: exit code 2.
+    let run = brisk(&["describe", &address, "example.Nope"], "").await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("example.Nope"), "{run:?}");
+
+    // The same from the .proto file, without asking the server.
+    let run = brisk(&["list", "127.0.0.1:1", "--proto", ECHO_PROTO], "").await;
+    assert_eq!(run.stdout, "example.EchoService\n", "{run:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_unary_over_several_protocols() {
+    let server = brisk_server().await;
+    let address = server.local_addr().to_string();
+
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "example.EchoService/Echo",
+            r#"{"message": "hi"}"#,
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, "{\n  \"message\": \"hi\"\n}\n", "{run:?}");
+
+    // brpc's protocols, the schema from reflection or from the file; one call per object.
+    for protocol in ["baidu_std", "hulu_pbrpc", "sofa_pbrpc", "http"] {
+        let run = brisk(
+            &[
+                "call",
+                &address,
+                "EchoService.Echo",
+                "--protocol",
+                protocol,
+                "--compact",
+                r#"[{"message": "a"}, {"message": "b"}]"#,
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(
+            run.stdout, "{\"message\":\"a\"}\n{\"message\":\"b\"}\n",
+            "{protocol}: {run:?}"
+        );
+    }
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "example.EchoService/Echo",
+            "--proto",
+            ECHO_PROTO,
+            "--protocol",
+            "baidu_std",
+            "@-",
+        ],
+        "{\"message\": \"from stdin\"}\n",
+    )
+    .await;
+    assert_eq!(
+        run.stdout, "{\n  \"message\": \"from stdin\"\n}\n",
+        "{run:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_streaming_methods() {
+    let server = brisk_server().await;
+    let address = server.local_addr().to_string();
+
+    // Server streaming: one line per response.
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "grpc.testing.TestService/StreamingOutputCall",
+            r#"{"responseParameters": [{"size": 1}, {"size": 2}, {"size": 3}]}"#,
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "{\"payload\":{\"body\":\"AA==\"}}\n{\"payload\":{\"body\":\"AAA=\"}}\n\
+         {\"payload\":{\"body\":\"AAAA\"}}\n",
+        "{run:?}"
+    );
+
+    // Client streaming from stdin, one object a line.
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "grpc.testing.TestService/StreamingInputCall",
+        ],
+        "{\"payload\": {\"body\": \"YWJj\"}}\n\n{\"payload\": {\"body\": \"ZA==\"}}\n",
+    )
+    .await;
+    assert_eq!(
+        run.stdout, "{\n  \"aggregatedPayloadSize\": 4\n}\n",
+        "{run:?}"
+    );
+
+    // Bidirectional: each request answered as it is read.
+    let run = brisk(
+        &["call", &address, "grpc.testing.TestService/FullDuplexCall"],
+        "{\"responseParameters\": [{\"size\": 2}]}\n{\"responseParameters\": [{\"size\": 1}]}\n",
+    )
+    .await;
+    assert_eq!(
+        run.stdout, "{\"payload\":{\"body\":\"AAA=\"}}\n{\"payload\":{\"body\":\"AA==\"}}\n",
+        "{run:?}"
+    );
+
+    // A bad line ends the stream: what came before it was answered, then exit code 2.
+    let run = brisk(
+        &["call", &address, "grpc.testing.TestService/FullDuplexCall"],
+        "{\"responseParameters\": [{\"size\": 2}]}\n{\"bogus\": 1}\n",
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(run.stdout, "{\"payload\":{\"body\":\"AAA=\"}}\n", "{run:?}");
+    assert!(run.stderr.contains("stdin line 2"), "{run:?}");
+    assert!(run.stderr.contains("bogus"), "{run:?}");
+
+    // Streams need gRPC.
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "grpc.testing.TestService/StreamingOutputCall",
+            "--protocol",
+            "baidu_std",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("--protocol h2:grpc"), "{run:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_failures_have_their_exit_codes() {
+    let server = brisk_server().await;
+    let address = server.local_addr().to_string();
+
+    // The server's error: exit code 1, brpc's code and name, the server's text once.
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "grpc.testing.TestService/UnaryCall",
+            r#"{"responseStatus": {"code": 5, "message": "no such item"}}"#,
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.ends_with(": no such item\n"), "{run:?}");
+
+    // A request the server cannot take (a required field is missing): the server says so.
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "example.EchoService/Echo",
+            "--protocol",
+            "baidu_std",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("EREQUEST"), "{run:?}");
+
+    // Bad JSON, an unknown method, a bad protocol name: exit code 2, nothing sent.
+    for (args, says) in [
+        (
+            vec![
+                "call",
+                &address,
+                "example.EchoService/Echo",
+                "{\"message\": }",
+            ],
+            "invalid JSON",
+        ),
+        (
+            vec![
+                "call",
+                &address,
+                "example.EchoService/Echo",
+                r#"{"msg": "x"}"#,
+            ],
+            "msg",
+        ),
+        (
+            vec!["call", &address, "example.EchoService/Nope", "{}"],
+            "no method `Nope`; methods: example.EchoService.Echo",
+        ),
+        (
+            vec![
+                "call",
+                &address,
+                "example.EchoService/Echo",
+                "--protocol",
+                "carrier_pigeon",
+            ],
+            "carrier_pigeon",
+        ),
+    ] {
+        let run = brisk(&args, "").await;
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(run.stderr.contains(says), "{args:?}: {run:?}");
+    }
+
+    // Nothing listening: exit code 3.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let gone = format!("127.0.0.1:{port}");
+    let run = brisk(&["call", &gone, "example.EchoService/Echo", "{}"], "").await;
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(run.stderr.contains(&gone), "{run:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_prints_its_figures() {
+    let server = brisk_server().await;
+    let address = server.local_addr().to_string();
+    let run = brisk(
+        &[
+            "bench",
+            &address,
+            "--concurrency",
+            "4",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.1",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    for field in [
+        "qps=",
+        "p50_us=",
+        "p99_us=",
+        "p999_us=",
+        "errors=0 ",
+        "mean_us=",
+        "max_us=",
+        "caller_calls_min=",
+        "caller_calls_median=",
+    ] {
+        assert!(run.stdout.contains(field), "{field}: {run:?}");
+    }
+    // `--server`, as compare and tonic_bench name it.
+    let run = brisk(
+        &[
+            "bench",
+            "--server",
+            &address,
+            "--duration",
+            "0.2",
+            "--warmup",
+            "0",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_and_completions() {
+    for command in ["call", "list", "describe", "press", "bench", "completions"] {
+        let run = brisk(&[command, "--help"], "").await;
+        assert_eq!(run.code, Some(0), "{command}: {run:?}");
+        assert!(
+            run.stdout.contains(&format!("Usage: brisk {command}")),
+            "{run:?}"
+        );
+    }
+    let run = brisk(&["--help"], "").await;
+    assert!(run.stdout.contains("Exit codes:"), "{run:?}");
+    let run = brisk(&["completions", "bash"], "").await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("complete -F _brisk"), "{run:?}");
+    let run = brisk(&["frobnicate"], "").await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_grpcio_with_v1alpha_reflection() {
+    let server = tokio::task::spawn_blocking(|| {
+        let stubs = stubs().to_str().expect("a UTF-8 path").to_owned();
+        PyServer::start_script(
+            "interop_server.py",
+            &["--port", "0", "--stubs", &stubs, "--reflection"],
+        )
+    })
+    .await
+    .expect("grpcio server");
+    let address = server.address();
+
+    let run = brisk(&["list", &address], "").await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("interop.Interop\n"), "{run:?}");
+    let run = brisk(&["list", &address, "Interop"], "").await;
+    assert_eq!(
+        run.stdout,
+        "interop.Interop.Unary\ninterop.Interop.ServerStream\ninterop.Interop.ClientStream\n\
+         interop.Interop.Bidi\n",
+        "{run:?}"
+    );
+    let run = brisk(&["describe", &address, "interop.Msg"], "").await;
+    assert!(
+        run.stdout
+            .starts_with("interop.Msg is a message:\nmessage Msg {\n"),
+        "{run:?}"
+    );
+
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "interop.Interop/Unary",
+            r#"{"text": "hi", "seq": 3}"#,
+            "-H",
+            "x-echo: yo",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(
+        run.stdout, "{\n  \"text\": \"hi|yo\",\n  \"seq\": 3\n}\n",
+        "{run:?}"
+    );
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "interop.Interop/ServerStream",
+            r#"{"text": "s", "seq": 2}"#,
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(
+        run.stdout, "{\"text\":\"s-0\"}\n{\"text\":\"s-1\",\"seq\":1}\n",
+        "{run:?}"
+    );
+    let run = brisk(
+        &["call", &address, "interop.Interop/ClientStream"],
+        "{\"text\": \"a\"}\n{\"text\": \"b\"}\n",
+    )
+    .await;
+    assert_eq!(
+        run.stdout, "{\n  \"text\": \"a,b\",\n  \"seq\": 2\n}\n",
+        "{run:?}"
+    );
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "interop.Interop/Unary",
+            r#"{"text": "nope", "failCode": 5}"#,
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.ends_with(": nope\n"), "{run:?}");
+}
