@@ -246,6 +246,7 @@ pub fn render_descriptor_constant(package: &str, bytes: &[u8]) -> String {
         "/// The encoded `google.protobuf.FileDescriptorSet` of package {shown}:\n\
          /// its `.proto` files and everything they import. The servers above return it from\n\
          /// `schema()`, so HTTP can carry their messages as JSON.\n\
+         #[allow(dead_code)]\n\
          pub const {FILE_DESCRIPTOR_SET_CONST}: &[u8] = b\"\\\n"
     );
     let mut line = String::new();

@@ -62,7 +62,19 @@ pub fn generate(service: &Service, options: &EmitOptions) -> Result<TokenStream,
     if options.blocking_client {
         tokens.extend(blocking::emit(&model));
     }
-    Ok(tokens)
+    Ok(allow_unused(tokens))
+}
+
+/// `items`, each marked `#[allow(dead_code)]`: a crate that generates a service uses some of
+/// the stubs, and the others must not warn where warnings are denied (as tonic's do not).
+fn allow_unused(items: TokenStream) -> TokenStream {
+    let Ok(file) = syn::parse2::<syn::File>(items.clone()) else {
+        return items; // `render` reports what does not parse
+    };
+    file.items
+        .iter()
+        .map(|item| quote! { #[allow(dead_code)] #item })
+        .collect()
 }
 
 /// Like [`generate`], formatted with `prettyplease` and preceded by the
