@@ -8,6 +8,7 @@
 //! | `brisk describe ADDR [SYMBOL]` | a service, method, message or enum as `.proto` source ([`list`]) |
 //! | `brisk press ADDR SERVICE/METHOD --input FILE` | load at a given QPS, with a progress line a second and a summary ([`press`]) |
 //! | `brisk bench ADDR` | Brisk's echo benchmark: calls in flight over N connections, latency percentiles ([`bench`]) |
+//! | `brisk view ADDR` | a server's builtin pages on a local port, as brpc's `rpc_view` ([`view`]) |
 //! | `brisk completions SHELL` | shell completions |
 //!
 //! The schema of a server's messages comes from `--proto FILE` (parsed at run time: no
@@ -25,6 +26,7 @@ pub mod list;
 pub mod press;
 pub mod reflection;
 pub mod schema;
+pub mod view;
 
 /// Code generated from `proto/reflection.proto`: the reflection messages.
 pub mod reflection_v1 {
@@ -66,6 +68,15 @@ impl Failure {
             message: message.into(),
         }
     }
+}
+
+/// Writes `line` and a newline to stdout, flushed (a test or a script may be waiting for it).
+pub fn print_line(line: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::call(format!("cannot write to stdout: {e}")))
 }
 
 /// A protocol name as the command line gives it: one registered now (`Protocol` also

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
-use brisk_cli::{bench, call, list, press, Failure};
+use brisk_cli::{bench, call, list, press, view, Failure};
 
 /// Call, list, describe and load RPC servers: Brisk, brpc and gRPC alike.
 #[derive(Debug, Parser)]
@@ -46,6 +46,8 @@ enum Command {
     Press(press::Options),
     /// Benchmarks Brisk's echo service (echo_server): calls in flight over N connections.
     Bench(bench::Options),
+    /// Shows a server's builtin pages on a local port, as brpc's rpc_view.
+    View(view::Options),
     /// Prints a shell completion script: `brisk completions bash > /etc/bash_completion.d/brisk`.
     Completions {
         /// The shell.
@@ -83,12 +85,7 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Describe(options) => print(&list::describe(&options).await?),
         Command::Press(options) => {
-            let ctrl_c = async {
-                if tokio::signal::ctrl_c().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            let report = press::run_until(options, ctrl_c).await?;
+            let report = press::run_until(options, ctrl_c()).await?;
             print(&report.to_string())?;
             if report.succeeded == 0 {
                 return Err(Failure::call("no call succeeded"));
@@ -98,11 +95,19 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Bench(options) => bench::run(&options)
             .await
             .map_err(|status| Failure::call(status.to_string())),
+        Command::View(options) => view::run(options, ctrl_c()).await,
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "brisk", &mut out);
             print(&String::from_utf8_lossy(&out))
         }
+    }
+}
+
+/// Completes on Ctrl-C (never, where the signal cannot be watched).
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

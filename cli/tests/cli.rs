@@ -10,7 +10,7 @@ use brisk_examples::echo::EchoServiceServer;
 use brisk_examples::interop::testing::TestServiceServer;
 use brisk_examples::interop::TestServiceImpl;
 use brisk_examples::Echo;
-use brisk_tests::python::{stubs, PyServer};
+use brisk_tests::python::{stubs, ChildGuard, PyServer};
 
 const ECHO_PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/proto/echo.proto");
 
@@ -405,7 +405,15 @@ async fn bench_prints_its_figures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_and_completions() {
-    for command in ["call", "list", "describe", "press", "bench", "completions"] {
+    for command in [
+        "call",
+        "list",
+        "describe",
+        "press",
+        "bench",
+        "view",
+        "completions",
+    ] {
         let run = brisk(&[command, "--help"], "").await;
         assert_eq!(run.code, Some(0), "{command}: {run:?}");
         assert!(
@@ -503,4 +511,73 @@ async fn against_grpcio_with_v1alpha_reflection() {
     .await;
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.ends_with(": nope\n"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_shows_the_builtin_pages_on_a_local_port() {
+    use std::io::BufRead as _;
+
+    let server = brisk_server().await;
+    let address = server.local_addr().to_string();
+    // Killed when the guard drops, whatever the test does.
+    let mut child = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_brisk"))
+            .args(["view", &address, "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run brisk view"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    })
+    .await
+    .expect("reader")
+    .expect("brisk view's first line");
+    let url = line.split_whitespace().next().unwrap_or_default();
+    let local: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|_| panic!("no local URL in {line:?}"));
+    assert!(line.contains(&address), "{line}");
+
+    let (code, _, body) = brisk_tests::http_get(local, "/status", "curl/8").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("example.EchoService"), "{body}");
+    // Calls through it work too: the relay carries any protocol.
+    let run = brisk(
+        &[
+            "call",
+            &local.to_string(),
+            "example.EchoService/Echo",
+            r#"{"message": "relayed"}"#,
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.stdout, "{\n  \"message\": \"relayed\"\n}\n", "{run:?}");
+    drop(child);
+
+    // A server that is not there: exit code 3 at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let run = brisk(
+        &[
+            "view",
+            &format!("127.0.0.1:{port}"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(3), "{run:?}");
+    server.shutdown().await;
 }
