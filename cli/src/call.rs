@@ -61,6 +61,10 @@ pub struct Options {
     /// A request header or gRPC metadata entry, `name: value`; repeatable.
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = header)]
     pub headers: Vec<(String, String)>,
+    /// Compresses the request: gzip, zlib, snappy, lz4 or zstd (what the protocol carries:
+    /// h2:grpc takes gzip, zlib (gRPC's deflate) and zstd).
+    #[arg(long, value_name = "TYPE")]
+    pub compress: Option<brisk::CompressType>,
     /// The log id sent with the call (brpc's `log_id`).
     #[arg(long)]
     pub log_id: Option<i64>,
@@ -125,6 +129,9 @@ pub async fn run(options: Options) -> Result<(), Failure> {
         }
         if let Some(log_id) = options.log_id {
             cntl.set_log_id(log_id);
+        }
+        if let Some(compress) = options.compress {
+            cntl.set_request_compress_type(compress);
         }
         cntl
     };

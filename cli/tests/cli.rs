@@ -168,6 +168,31 @@ async fn call_unary_over_several_protocols() {
             "{protocol}: {run:?}"
         );
     }
+    for (protocol, compress) in [
+        ("baidu_std", "lz4"),
+        ("baidu_std", "zstd"),
+        ("h2:grpc", "zstd"),
+    ] {
+        let run = brisk(
+            &[
+                "call",
+                &address,
+                "example.EchoService/Echo",
+                "--protocol",
+                protocol,
+                "--compress",
+                compress,
+                "--compact",
+                r#"{"message": "squeezed"}"#,
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(
+            run.stdout, "{\"message\":\"squeezed\"}\n",
+            "{protocol} {compress}: {run:?}"
+        );
+    }
     let run = brisk(
         &[
             "call",

@@ -1,4 +1,5 @@
-//! Payload compression: snappy, gzip and zlib, as brpc registers them.
+//! Payload compression: snappy, gzip and zlib, as brpc registers them; LZ4 (feature `lz4`) and
+//! zstd (feature `zstd`) besides.
 //!
 //! Only the protobuf payload is compressed; attachments never are. Decompression is bounded by a
 //! limit (the connection's `max_body_size`) so a small frame cannot expand into gigabytes.
@@ -25,6 +26,12 @@ pub enum CompressType {
     Gzip,
     /// zlib (3), RFC 1950.
     Zlib,
+    /// LZ4 (4, brpc's `COMPRESS_TYPE_LZ4`), in the LZ4 frame format; needs feature `lz4`.
+    /// brpc declares the number but registers no LZ4 handler, so only Brisk peers read it.
+    Lz4,
+    /// zstd (5, a number brpc does not define: Brisk peers only on brpc's protocols), and
+    /// gRPC's `zstd` encoding; needs feature `zstd`.
+    Zstd,
 }
 
 impl CompressType {
@@ -35,28 +42,45 @@ impl CompressType {
             CompressType::Snappy => 1,
             CompressType::Gzip => 2,
             CompressType::Zlib => 3,
+            CompressType::Lz4 => 4,
+            CompressType::Zstd => 5,
         }
     }
 
-    /// Parses `RpcMeta.compress_type`; `None` for values brpc cannot decode either (LZ4 = 4 is
-    /// declared by brpc but never registered).
+    /// Parses `RpcMeta.compress_type`; `None` for values no compression has.
     pub fn from_wire(value: i32) -> Option<Self> {
         Some(match value {
             0 => CompressType::None,
             1 => CompressType::Snappy,
             2 => CompressType::Gzip,
             3 => CompressType::Zlib,
+            4 => CompressType::Lz4,
+            5 => CompressType::Zstd,
             _ => return None,
         })
     }
 
-    /// The name brpc uses: `"none"`, `"snappy"`, `"gzip"`, `"zlib"`.
+    /// The name brpc uses: `"none"`, `"snappy"`, `"gzip"`, `"zlib"`, `"lz4"`; and `"zstd"`.
     pub fn name(self) -> &'static str {
         match self {
             CompressType::None => "none",
             CompressType::Snappy => "snappy",
             CompressType::Gzip => "gzip",
             CompressType::Zlib => "zlib",
+            CompressType::Lz4 => "lz4",
+            CompressType::Zstd => "zstd",
+        }
+    }
+
+    /// Whether this build can compress and decompress it: always, but LZ4 and zstd only with
+    /// features `lz4` and `zstd`.
+    pub fn is_available(self) -> bool {
+        const LZ4: bool = cfg!(feature = "lz4");
+        const ZSTD: bool = cfg!(feature = "zstd");
+        match self {
+            CompressType::Lz4 => LZ4,
+            CompressType::Zstd => ZSTD,
+            _ => true,
         }
     }
 }
@@ -69,8 +93,10 @@ impl std::str::FromStr for CompressType {
             "snappy" => Ok(CompressType::Snappy),
             "gzip" => Ok(CompressType::Gzip),
             "zlib" => Ok(CompressType::Zlib),
+            "lz4" => Ok(CompressType::Lz4),
+            "zstd" => Ok(CompressType::Zstd),
             other => Err(format!(
-                "unknown compress type `{other}` (expected none, snappy, gzip or zlib)"
+                "unknown compress type `{other}` (expected none, snappy, gzip, zlib, lz4 or zstd)"
             )),
         }
     }
@@ -106,8 +132,50 @@ pub fn compress(ty: CompressType, input: &[u8], dst: &mut BytesMut) -> std::io::
             enc.write_all(input)?;
             enc.finish()?;
         }
+        CompressType::Lz4 => compress_lz4(input, dst)?,
+        CompressType::Zstd => compress_zstd(input, dst)?,
     }
     Ok(())
+}
+
+#[cfg(feature = "lz4")]
+fn compress_lz4(input: &[u8], dst: &mut BytesMut) -> std::io::Result<()> {
+    let mut enc = lz4_flex::frame::FrameEncoder::new(dst.writer());
+    enc.write_all(input)?;
+    enc.finish().map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+#[cfg(feature = "zstd")]
+fn compress_zstd(input: &[u8], dst: &mut BytesMut) -> std::io::Result<()> {
+    // Level 1: the fast end, as gzip and zlib use theirs.
+    let mut enc = zstd::stream::write::Encoder::new(dst.writer(), 1)?;
+    enc.write_all(input)?;
+    enc.finish()?;
+    Ok(())
+}
+
+#[cfg(not(feature = "lz4"))]
+fn compress_lz4(_: &[u8], _: &mut BytesMut) -> std::io::Result<()> {
+    Err(unavailable(CompressType::Lz4))
+}
+
+#[cfg(not(feature = "zstd"))]
+fn compress_zstd(_: &[u8], _: &mut BytesMut) -> std::io::Result<()> {
+    Err(unavailable(CompressType::Zstd))
+}
+
+/// The error for a compression this build leaves out (kind `Unsupported`).
+#[cfg(not(all(feature = "lz4", feature = "zstd")))]
+fn unavailable(ty: CompressType) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!(
+            "{} compression needs brisk's cargo feature `{}`",
+            ty.name(),
+            ty.name()
+        ),
+    )
 }
 
 /// Decompresses `input`, refusing output larger than `limit` bytes.
@@ -138,14 +206,39 @@ pub fn decompress(ty: CompressType, input: Bytes, limit: usize) -> std::io::Resu
             .map_err(|e| classify(e, &invalid)),
         CompressType::Zlib => read_bounded(flate2::read::ZlibDecoder::new(&input[..]), limit)
             .map_err(|e| classify(e, &invalid)),
+        CompressType::Lz4 => decompress_lz4(&input, limit).map_err(|e| classify(e, &invalid)),
+        CompressType::Zstd => decompress_zstd(&input, limit).map_err(|e| classify(e, &invalid)),
     }
+}
+
+#[cfg(feature = "lz4")]
+fn decompress_lz4(input: &[u8], limit: usize) -> std::io::Result<Bytes> {
+    read_bounded(lz4_flex::frame::FrameDecoder::new(input), limit)
+}
+
+#[cfg(feature = "zstd")]
+fn decompress_zstd(input: &[u8], limit: usize) -> std::io::Result<Bytes> {
+    read_bounded(zstd::stream::read::Decoder::with_buffer(input)?, limit)
+}
+
+#[cfg(not(feature = "lz4"))]
+fn decompress_lz4(_: &[u8], _: usize) -> std::io::Result<Bytes> {
+    Err(unavailable(CompressType::Lz4))
+}
+
+#[cfg(not(feature = "zstd"))]
+fn decompress_zstd(_: &[u8], _: usize) -> std::io::Result<Bytes> {
+    Err(unavailable(CompressType::Zstd))
 }
 
 fn classify(
     err: std::io::Error,
     invalid: &dyn Fn(&dyn std::fmt::Display) -> std::io::Error,
 ) -> std::io::Error {
-    if err.kind() == std::io::ErrorKind::FileTooLarge {
+    if matches!(
+        err.kind(),
+        std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::Unsupported
+    ) {
         err
     } else {
         invalid(&err)
@@ -172,17 +265,28 @@ fn read_bounded(reader: impl Read, limit: usize) -> std::io::Result<Bytes> {
 mod tests {
     use super::*;
 
-    const ALL: [CompressType; 4] = [
+    const ALL: [CompressType; 6] = [
         CompressType::None,
         CompressType::Snappy,
         CompressType::Gzip,
         CompressType::Zlib,
+        CompressType::Lz4,
+        CompressType::Zstd,
     ];
+
+    /// The types this build compresses with.
+    fn available() -> impl Iterator<Item = CompressType> {
+        ALL.into_iter().filter(|ty| ty.is_available())
+    }
 
     #[test]
     fn round_trips_every_type() {
         let input: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         for ty in ALL {
+            assert_eq!(CompressType::from_wire(ty.as_wire()), Some(ty));
+            assert_eq!(ty.name().parse::<CompressType>().unwrap(), ty);
+        }
+        for ty in available() {
             let mut buf = BytesMut::new();
             compress(ty, &input, &mut buf).unwrap();
             if ty != CompressType::None {
@@ -190,8 +294,17 @@ mod tests {
             }
             let out = decompress(ty, buf.freeze(), 1 << 20).unwrap();
             assert_eq!(&out[..], &input[..], "{ty:?}");
-            assert_eq!(CompressType::from_wire(ty.as_wire()), Some(ty));
-            assert_eq!(ty.name().parse::<CompressType>().unwrap(), ty);
+        }
+    }
+
+    #[test]
+    fn a_compression_left_out_of_the_build_says_which_feature() {
+        for ty in ALL.into_iter().filter(|ty| !ty.is_available()) {
+            let err = compress(ty, b"x", &mut BytesMut::new()).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{err}");
+            assert!(err.to_string().contains("feature"), "{err}");
+            let err = decompress(ty, Bytes::from_static(b"x"), 10).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{err}");
         }
     }
 
@@ -203,6 +316,16 @@ mod tests {
         let mut zl = BytesMut::new();
         compress(CompressType::Zlib, b"x", &mut zl).unwrap();
         assert_eq!(zl[0] & 0x0f, 8, "zlib deflate method");
+        if CompressType::Lz4.is_available() {
+            let mut lz4 = BytesMut::new();
+            compress(CompressType::Lz4, b"x", &mut lz4).unwrap();
+            assert_eq!(&lz4[..4], &[0x04, 0x22, 0x4d, 0x18], "LZ4 frame magic");
+        }
+        if CompressType::Zstd.is_available() {
+            let mut zstd = BytesMut::new();
+            compress(CompressType::Zstd, b"x", &mut zstd).unwrap();
+            assert_eq!(&zstd[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd frame magic");
+        }
         let snappy = snap::raw::Encoder::new().compress_vec(b"hello").unwrap();
         assert_eq!(
             &decompress(CompressType::Snappy, snappy.into(), 100).unwrap()[..],
@@ -213,7 +336,7 @@ mod tests {
     #[test]
     fn refuses_bombs_and_garbage() {
         let big = vec![0u8; 1 << 20];
-        for ty in [CompressType::Snappy, CompressType::Gzip, CompressType::Zlib] {
+        for ty in available().filter(|ty| *ty != CompressType::None) {
             let mut buf = BytesMut::new();
             compress(ty, &big, &mut buf).unwrap();
             let err = decompress(ty, buf.freeze(), 1024).unwrap_err();
@@ -231,7 +354,7 @@ mod tests {
             let err = decompress(ty, Bytes::from_static(garbage), 1024).unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{ty:?}: {err}");
         }
-        assert_eq!(CompressType::from_wire(4), None);
-        assert!("lz4".parse::<CompressType>().is_err());
+        assert_eq!(CompressType::from_wire(6), None);
+        assert!("brotli".parse::<CompressType>().is_err());
     }
 }

@@ -141,7 +141,14 @@ pub fn grpc(chunk: usize, data: &[u8]) {
         percent_decode, AcceptEncoding, MessageDecoder,
     };
     use crate::CompressType;
-    let encodings = [CompressType::Gzip, CompressType::Zlib, CompressType::Snappy];
+    // zstd only where the build has it (the fuzz crate builds without: libzstd is C).
+    let encodings = [
+        CompressType::Gzip,
+        CompressType::Zlib,
+        CompressType::Snappy,
+        CompressType::Lz4,
+        CompressType::Zstd,
+    ];
     let mut decoder = MessageDecoder::new(MAX_BODY);
     'feed: for piece in data.chunks(chunk.max(1)) {
         decoder.push(piece);

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use brisk::{errno, Channel, CompressType, ConnectionType, Controller};
+use brisk::{errno, Channel, CompressType, ConnectionType, Controller, Protocol};
 use brisk_tests::echo::{EchoRequest, EchoServiceBlockingClient, EchoServiceClient};
 use brisk_tests::test::{SleepRequest, TestServiceClient};
 use brisk_tests::{channel_to, start_server, start_server_on};
@@ -219,6 +219,8 @@ async fn every_compression_type_round_trips() {
         CompressType::Snappy,
         CompressType::Gzip,
         CompressType::Zlib,
+        CompressType::Lz4,
+        CompressType::Zstd,
     ] {
         let mut cntl = Controller::new();
         cntl.set_request_compress_type(ty);
@@ -231,6 +233,38 @@ async fn every_compression_type_round_trips() {
         // The echo service answers in the request's compression.
         assert_eq!(cntl.response_compress_type(), ty);
         assert_eq!(&cntl.response_attachment()[..], b"never compressed");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lz4_and_zstd_payloads_on_brpcs_protocols() {
+    // The compression is named on the wire: the server decodes the request with it and the
+    // echo service answers in it.
+    let (server, _) = start_server().await;
+    let message = "compress me ".repeat(5000);
+    for protocol in [
+        Protocol::BAIDU_STD,
+        Protocol::HULU_PBRPC,
+        Protocol::SOFA_PBRPC,
+    ] {
+        let channel = Channel::builder()
+            .protocol(protocol.clone())
+            .timeout(Duration::from_secs(5))
+            .connect(&server.local_addr().to_string())
+            .await
+            .unwrap();
+        let client = EchoServiceClient::new(channel);
+        for ty in [CompressType::Lz4, CompressType::Zstd] {
+            let mut cntl = Controller::new();
+            cntl.set_request_compress_type(ty);
+            let reply = client
+                .echo_with(&mut cntl, echo(message.clone()))
+                .await
+                .unwrap();
+            assert_eq!(reply.message, message, "{protocol:?} {ty:?}");
+            assert_eq!(cntl.response_compress_type(), ty, "{protocol:?}");
+        }
     }
     server.shutdown().await;
 }

@@ -123,6 +123,10 @@ async fn echo(context: &mut ServerContext, request: Bytes) -> Result<Bytes, Stat
             context.set_response_compress_type(CompressType::Zlib);
             Ok(format!("{:?}", context.request_compress_type()).into())
         }
+        _ if request.starts_with(b"zstd") => {
+            context.set_response_compress_type(CompressType::Zstd);
+            Ok(format!("{:?}", context.request_compress_type()).into())
+        }
         _ => Ok(request),
     }
 }
@@ -554,6 +558,18 @@ async fn gzip_requests_and_responses() {
     assert_eq!(cntl.response_compress_type(), CompressType::Zlib);
     assert_eq!(cntl.response_header("grpc-encoding"), Some("deflate"));
 
+    // zstd, as tonic and grpc-go offer it (feature `zstd`), advertised both ways.
+    let mut cntl = Controller::new();
+    cntl.set_request_compress_type(CompressType::Zstd);
+    let reply = unary(&channel, &mut cntl, b"zstd please").await.unwrap();
+    assert_eq!(&reply[..], b"Zstd", "the handler saw a zstd request");
+    assert_eq!(cntl.response_compress_type(), CompressType::Zstd);
+    assert_eq!(cntl.response_header("grpc-encoding"), Some("zstd"));
+    assert_eq!(
+        cntl.response_header("grpc-accept-encoding"),
+        Some("gzip,deflate,zstd")
+    );
+
     // Streaming messages are compressed one by one.
     let mut cntl = Controller::new();
     cntl.set_request_compress_type(CompressType::Gzip);
@@ -566,12 +582,14 @@ async fn gzip_requests_and_responses() {
     assert_eq!(got, ["p,q"]);
 
     // Compressions gRPC does not know are refused before sending.
-    let mut cntl = Controller::new();
-    cntl.set_request_compress_type(CompressType::Snappy);
-    assert_eq!(
-        unary(&channel, &mut cntl, b"x").await.unwrap_err().code(),
-        errno::EREQUEST
-    );
+    for ty in [CompressType::Snappy, CompressType::Lz4] {
+        let mut cntl = Controller::new();
+        cntl.set_request_compress_type(ty);
+        assert_eq!(
+            unary(&channel, &mut cntl, b"x").await.unwrap_err().code(),
+            errno::EREQUEST
+        );
+    }
 
     // By hand: a gzip message is decompressed; an unknown encoding is UNIMPLEMENTED; a
     // compressed flag without an encoding is refused.

@@ -433,27 +433,35 @@ pub fn decode_binary_value(value: &str) -> Option<Vec<u8>> {
 }
 
 /// The `grpc-accept-encoding` Brisk sends: the message encodings it decodes besides
-/// `identity`.
+/// `identity` (`zstd` with feature `zstd`).
+#[cfg(feature = "zstd")]
+pub const ACCEPT_ENCODING: &str = "gzip,deflate,zstd";
+/// The `grpc-accept-encoding` Brisk sends: the message encodings it decodes besides
+/// `identity` (`zstd` with feature `zstd`).
+#[cfg(not(feature = "zstd"))]
 pub const ACCEPT_ENCODING: &str = "gzip,deflate";
 
 /// The compression named by a `grpc-encoding` value that Brisk supports: `identity` (none),
-/// `gzip`, or `deflate` (zlib-wrapped, as gRPC's `deflate` is); `None` for anything else.
+/// `gzip`, `deflate` (zlib-wrapped, as gRPC's `deflate` is), or `zstd` in a build with feature
+/// `zstd`; `None` for anything else.
 pub fn parse_encoding(value: &str) -> Option<CompressType> {
     match value.trim() {
         "" | "identity" => Some(CompressType::None),
         "gzip" => Some(CompressType::Gzip),
         "deflate" => Some(CompressType::Zlib),
+        "zstd" if CompressType::Zstd.is_available() => Some(CompressType::Zstd),
         _ => None,
     }
 }
 
-/// The `grpc-encoding` name of a compression gRPC has: `gzip`, `deflate`; `None` for none and
-/// for compressions gRPC peers do not know (snappy).
+/// The `grpc-encoding` name of a compression gRPC has: `gzip`, `deflate`, `zstd`; `None` for
+/// none and for compressions gRPC peers do not know (snappy, LZ4).
 pub fn encoding_name(compress_type: CompressType) -> Option<&'static str> {
     match compress_type {
         CompressType::Gzip => Some("gzip"),
         CompressType::Zlib => Some("deflate"),
-        CompressType::None | CompressType::Snappy => None,
+        CompressType::Zstd => Some("zstd"),
+        CompressType::None | CompressType::Snappy | CompressType::Lz4 => None,
     }
 }
 
@@ -462,6 +470,7 @@ pub fn encoding_name(compress_type: CompressType) -> Option<&'static str> {
 pub struct AcceptEncoding {
     gzip: bool,
     deflate: bool,
+    zstd: bool,
 }
 
 impl AcceptEncoding {
@@ -471,15 +480,17 @@ impl AcceptEncoding {
         AcceptEncoding {
             gzip: names().any(|e| e == "gzip"),
             deflate: names().any(|e| e == "deflate"),
+            zstd: names().any(|e| e == "zstd"),
         }
     }
 
     /// The encoding to answer with when the handler asks for `wanted`: that one if the peer
-    /// accepts it, else none.
+    /// accepts it (and this build has it), else none.
     pub fn choose(self, wanted: CompressType) -> CompressType {
         match wanted {
             CompressType::Gzip if self.gzip => CompressType::Gzip,
             CompressType::Zlib if self.deflate => CompressType::Zlib,
+            CompressType::Zstd if self.zstd && wanted.is_available() => CompressType::Zstd,
             _ => CompressType::None,
         }
     }
@@ -774,6 +785,18 @@ mod tests {
             assert_eq!(parse_encoding(encoding_name(ct).unwrap()), Some(ct));
         }
         assert_eq!(encoding_name(CompressType::Snappy), None);
+        assert_eq!(encoding_name(CompressType::Lz4), None);
+        assert_eq!(encoding_name(CompressType::Zstd), Some("zstd"));
+        // zstd is read and chosen only where this build has it.
+        let zstd = CompressType::Zstd
+            .is_available()
+            .then_some(CompressType::Zstd);
+        assert_eq!(parse_encoding("zstd"), zstd);
+        assert_eq!(ACCEPT_ENCODING.contains("zstd"), zstd.is_some());
+        assert_eq!(
+            AcceptEncoding::parse("gzip,zstd").choose(CompressType::Zstd),
+            zstd.unwrap_or(CompressType::None)
+        );
         let both = AcceptEncoding::parse("identity, deflate, gzip");
         assert_eq!(both.choose(CompressType::Gzip), CompressType::Gzip);
         assert_eq!(both.choose(CompressType::Zlib), CompressType::Zlib);

@@ -62,24 +62,29 @@ pub struct SofaRpcMeta {
     pub expected_response_compress_type: Option<i32>,
 }
 
-/// sofa's number for a compression.
+/// sofa's number for a compression: sofa's own for none, gzip, zlib, snappy and LZ4 (which
+/// brpc refuses: only Brisk peers read it), and brpc's number for zstd, which sofa has none for.
 pub fn sofa_compress_type(compress_type: CompressType) -> i32 {
     match compress_type {
         CompressType::None => 0,
         CompressType::Gzip => 1,
         CompressType::Zlib => 2,
         CompressType::Snappy => 3,
+        CompressType::Lz4 => 4,
+        CompressType::Zstd => CompressType::Zstd.as_wire(),
     }
 }
 
-/// The compression sofa's number `wire` names; `None` for LZ4 (4), which brpc cannot decode
-/// either, and unknown numbers.
+/// The compression sofa's number `wire` names ([`sofa_compress_type`]'s inverse); `None` for
+/// unknown numbers.
 pub fn from_sofa_compress_type(wire: i32) -> Option<CompressType> {
     Some(match wire {
         0 => CompressType::None,
         1 => CompressType::Gzip,
         2 => CompressType::Zlib,
         3 => CompressType::Snappy,
+        4 => CompressType::Lz4,
+        w if w == CompressType::Zstd.as_wire() => CompressType::Zstd,
         _ => return None,
     })
 }
@@ -442,10 +447,13 @@ mod tests {
             CompressType::Gzip,
             CompressType::Zlib,
             CompressType::Snappy,
+            CompressType::Lz4,
+            CompressType::Zstd,
         ] {
             assert_eq!(from_sofa_compress_type(sofa_compress_type(ct)), Some(ct));
         }
         assert_eq!(sofa_compress_type(CompressType::Snappy), 3);
-        assert_eq!(from_sofa_compress_type(4), None);
+        assert_eq!(sofa_compress_type(CompressType::Lz4), 4);
+        assert_eq!(from_sofa_compress_type(6), None);
     }
 }

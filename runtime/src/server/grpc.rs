@@ -153,7 +153,8 @@ impl Call {
         let encoding = header_str(headers, "grpc-encoding").unwrap_or("identity");
         let Some(request_compress_type) = grpc::parse_encoding(encoding) else {
             return Err(GrpcError::from_status(&Status::unimplemented(format!(
-                "grpc-encoding `{encoding}` is not supported (supported: identity, gzip, deflate)"
+                "grpc-encoding `{encoding}` is not supported (supported: identity, {})",
+                grpc::ACCEPT_ENCODING.replace(',', ", ")
             ))));
         };
         let timeout = header_str(headers, "grpc-timeout").and_then(|value| {

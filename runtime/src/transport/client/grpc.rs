@@ -363,10 +363,12 @@ impl Stream for ResponseMessages {
 fn request_encoding(compress_type: CompressType) -> Result<CompressType, Status> {
     match compress_type {
         CompressType::None | CompressType::Gzip | CompressType::Zlib => Ok(compress_type),
+        CompressType::Zstd if compress_type.is_available() => Ok(compress_type),
         other => Err(Status::new(
             errno::EREQUEST,
             format!(
-                "h2:grpc compresses with gzip or deflate (zlib) only, not {}",
+                "h2:grpc compresses with gzip, deflate (zlib) or zstd (feature `zstd`) only, \
+                 not {}",
                 other.name()
             ),
         )),
@@ -709,7 +711,7 @@ mod tests {
         assert_eq!(h["content-type"], "application/grpc");
         assert_eq!(h["te"], "trailers");
         assert_eq!(h["grpc-encoding"], "gzip");
-        assert_eq!(h["grpc-accept-encoding"], "gzip,deflate");
+        assert_eq!(h["grpc-accept-encoding"], grpc::ACCEPT_ENCODING);
         assert_eq!(h["log-id"], "7");
         assert_eq!(h["x-trace"], "abc");
         assert_eq!(

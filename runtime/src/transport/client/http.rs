@@ -308,10 +308,13 @@ fn build_request(
         CompressType::None => None,
         CompressType::Gzip => Some("gzip"),
         CompressType::Zlib => Some("deflate"),
-        CompressType::Snappy => {
+        other @ (CompressType::Snappy | CompressType::Lz4 | CompressType::Zstd) => {
             return Err(Status::new(
                 errno::EREQUEST,
-                "the http protocol cannot carry snappy-compressed requests (use gzip or zlib)",
+                format!(
+                    "the http protocol cannot carry {}-compressed requests (use gzip or zlib)",
+                    other.name()
+                ),
             ))
         }
     };
