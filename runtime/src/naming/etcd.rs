@@ -7,39 +7,24 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{header, Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::etcd_gateway::{
+    parse_url, range_end, ConnTask, Gateway, MAX_MESSAGE_SIZE, REQUEST_TIMEOUT,
+};
 use super::list::split_entry;
 use super::{BoxFuture, NamingService, ServerNode};
 use crate::{errno, Error, Status};
 
-/// How long connecting to etcd may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How long a whole range request, or setting up a watch (up to etcd's confirmation that the
-/// watch is created), may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The shortest time between two failed attempts to reach etcd.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The largest range response, or watch message, accepted.
-const MAX_MESSAGE_SIZE: usize = 64 << 20;
 
 /// Servers registered under a key prefix in etcd, watched for changes:
 /// `etcd://127.0.0.1:2379/services/echo`.
@@ -82,10 +67,8 @@ const MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// # }
 /// ```
 pub struct EtcdNamingService {
-    /// The URL, for messages: `etcd://host:port/prefix`.
-    url: String,
-    /// etcd's client endpoint, `host:port` (also the `Host` header).
-    authority: String,
+    /// etcd's endpoint and the URL.
+    gateway: Gateway,
     /// The first key of the range: the prefix followed by `/`.
     key: Vec<u8>,
     /// The end of the range (excluded).
@@ -107,7 +90,7 @@ pub struct EtcdNamingService {
 impl fmt::Debug for EtcdNamingService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EtcdNamingService")
-            .field("url", &self.url)
+            .field("url", &self.gateway.url)
             .field("servers", &self.nodes.len())
             .field("watching", &self.watch.is_some())
             .finish()
@@ -146,8 +129,7 @@ impl EtcdNamingService {
         key.push(b'/');
         let range_end = range_end(&key);
         Ok(EtcdNamingService {
-            url,
-            authority,
+            gateway: Gateway { url, authority },
             key,
             range_end,
             nodes: BTreeMap::new(),
@@ -175,7 +157,7 @@ impl EtcdNamingService {
     async fn apply_pending(&mut self) {
         while let Some(change) = self.pending.front() {
             match change {
-                Change::Put(key, value) => match parse_value(&self.url, key, value).await {
+                Change::Put(key, value) => match parse_value(&self.gateway.url, key, value).await {
                     Some(node) => {
                         self.nodes.insert(key.clone(), node);
                     }
@@ -204,16 +186,16 @@ impl EtcdNamingService {
     async fn sync(&mut self) -> Result<(), Status> {
         let (revision, kvs) = tokio::time::timeout(REQUEST_TIMEOUT, self.range())
             .await
-            .map_err(|_| self.timed_out("listing the keys"))??;
+            .map_err(|_| self.gateway.timed_out("listing the keys"))??;
         let mut nodes = BTreeMap::new();
         for (key, value) in kvs {
-            if let Some(node) = parse_value(&self.url, &key, &value).await {
+            if let Some(node) = parse_value(&self.gateway.url, &key, &value).await {
                 nodes.insert(key, node);
             }
         }
         let watch = tokio::time::timeout(REQUEST_TIMEOUT, self.start_watch(revision + 1))
             .await
-            .map_err(|_| self.timed_out("starting the watch"))??;
+            .map_err(|_| self.gateway.timed_out("starting the watch"))??;
         self.nodes = nodes;
         self.pending.clear();
         self.watch = Some(watch);
@@ -227,30 +209,25 @@ impl EtcdNamingService {
             "key": BASE64.encode(&self.key),
             "range_end": BASE64.encode(&self.range_end),
         });
-        let (body, _conn) = self.post("/v3/kv/range", &request).await?;
-        let body = Limited::new(body, MAX_MESSAGE_SIZE)
-            .collect()
-            .await
-            .map_err(|e| {
-                Status::new(
-                    errno::EFAILEDSOCKET,
-                    format!("{}: reading the keys failed: {e}", self.url),
-                )
-            })?
-            .to_bytes();
-        let response: Value = serde_json::from_slice(&body)
-            .map_err(|e| self.bad_response(format!("the range response is not JSON: {e}")))?;
+        let response = self.gateway.call("/v3/kv/range", &request).await?;
         let revision = response
             .pointer("/header/revision")
             .and_then(as_i64)
-            .ok_or_else(|| self.bad_response("the range response has no header.revision"))?;
+            .ok_or_else(|| {
+                self.gateway
+                    .bad_response("the range response has no header.revision")
+            })?;
         let mut kvs = Vec::new();
         if let Some(items) = response.get("kvs").and_then(Value::as_array) {
             for kv in items {
-                let key = decode_field(kv, "key")
-                    .ok_or_else(|| self.bad_response("a range response key is not base64"))?;
-                let value = decode_field(kv, "value")
-                    .ok_or_else(|| self.bad_response("a range response value is not base64"))?;
+                let key = decode_field(kv, "key").ok_or_else(|| {
+                    self.gateway
+                        .bad_response("a range response key is not base64")
+                })?;
+                let value = decode_field(kv, "value").ok_or_else(|| {
+                    self.gateway
+                        .bad_response("a range response value is not base64")
+                })?;
                 kvs.push((key, value));
             }
         }
@@ -266,71 +243,20 @@ impl EtcdNamingService {
                 "start_revision": revision.to_string(),
             }
         });
-        let (body, conn) = self.post("/v3/watch", &request).await?;
+        let (body, conn) = self.gateway.post("/v3/watch", &request).await?;
         let mut watch = Watch {
             body,
             buf: Vec::new(),
             _conn: conn,
         };
-        let created = watch.message(&self.url).await?;
+        let created = watch.message(&self.gateway.url).await?;
         match self.watch_result(&created)? {
             WatchResult::Created => Ok(watch),
-            _ => Err(self.bad_response(format!(
+            _ => Err(self.gateway.bad_response(format!(
                 "expected the watch's creation, got {}",
                 truncated(&created)
             ))),
         }
-    }
-
-    /// Sends `body` as a POST to `path` on a new connection; the response body once the
-    /// status is 200, and the task driving the connection.
-    async fn post(&self, path: &str, body: &Value) -> Result<(Incoming, ConnTask), Status> {
-        let addr = super::resolve(&self.authority)
-            .await
-            .map_err(|e| Status::new(e.code(), format!("{}: {}", self.url, e.message())))?;
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                Status::new(
-                    errno::ETIMEDOUT,
-                    format!(
-                        "{}: connecting to {addr} timed out after {CONNECT_TIMEOUT:?}",
-                        self.url
-                    ),
-                )
-            })?
-            .map_err(|e| self.io_error(addr, e))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn): (SendRequest<Full<Bytes>>, _) =
-            http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| self.http_error(addr, e))?;
-        let conn = ConnTask(tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "etcd connection ended");
-            }
-        }));
-        let request = Request::post(path)
-            .header(header::HOST, &self.authority)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| Status::internal(format!("{}: building a request: {e}", self.url)))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| self.http_error(addr, e))?;
-        let status = response.status();
-        if status != StatusCode::OK {
-            let text = match Limited::new(response.into_body(), 4096).collect().await {
-                Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
-                Err(_) => String::new(),
-            };
-            return Err(Status::new(
-                errno::EHTTP,
-                format!("{}: {path} answered {status}: {}", self.url, text.trim()),
-            ));
-        }
-        Ok((response.into_body(), conn))
     }
 
     /// What a watch message says.
@@ -342,13 +268,13 @@ impl EtcdNamingService {
                 .map_or_else(|| error.to_string(), str::to_owned);
             return Err(Status::new(
                 errno::EFAILEDSOCKET,
-                format!("{}: the watch failed: {text}", self.url),
+                format!("{}: the watch failed: {text}", self.gateway.url),
             ));
         }
         let Some(result) = message.get("result") else {
-            return Err(
-                self.bad_response(format!("unexpected watch message {}", truncated(message)))
-            );
+            return Err(self
+                .gateway
+                .bad_response(format!("unexpected watch message {}", truncated(message))));
         };
         if result.get("canceled").and_then(Value::as_bool) == Some(true) {
             let reason = result
@@ -360,7 +286,7 @@ impl EtcdNamingService {
                 errno::ECANCELED,
                 format!(
                     "{}: etcd canceled the watch (reason `{reason}`, compact revision {compacted})",
-                    self.url
+                    self.gateway.url
                 ),
             ));
         }
@@ -371,58 +297,29 @@ impl EtcdNamingService {
         if let Some(events) = result.get("events").and_then(Value::as_array) {
             for event in events {
                 let kv = event.get("kv").unwrap_or(&Value::Null);
-                let key = decode_field(kv, "key")
-                    .ok_or_else(|| self.bad_response("a watch event's key is not base64"))?;
+                let key = decode_field(kv, "key").ok_or_else(|| {
+                    self.gateway
+                        .bad_response("a watch event's key is not base64")
+                })?;
                 // PUT is the enum's zero value, which the gateway leaves out.
                 match event.get("type").and_then(Value::as_str).unwrap_or("PUT") {
                     "PUT" => {
                         let value = decode_field(kv, "value").ok_or_else(|| {
-                            self.bad_response("a watch event's value is not base64")
+                            self.gateway
+                                .bad_response("a watch event's value is not base64")
                         })?;
                         changes.push(Change::Put(key, value));
                     }
                     "DELETE" => changes.push(Change::Delete(key)),
                     other => {
-                        return Err(self.bad_response(format!("unknown watch event `{other}`")))
+                        return Err(self
+                            .gateway
+                            .bad_response(format!("unknown watch event `{other}`")))
                     }
                 }
             }
         }
         Ok(WatchResult::Changes(changes))
-    }
-
-    fn bad_response(&self, what: impl fmt::Display) -> Status {
-        Status::new(errno::ERESPONSE, format!("{}: {what}", self.url))
-    }
-
-    fn timed_out(&self, what: &str) -> Status {
-        Status::new(
-            errno::ETIMEDOUT,
-            format!("{}: {what} timed out after {REQUEST_TIMEOUT:?}", self.url),
-        )
-    }
-
-    fn io_error(&self, addr: SocketAddr, e: io::Error) -> Status {
-        let code = match e.kind() {
-            io::ErrorKind::ConnectionRefused => errno::ECONNREFUSED,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => errno::ECONNRESET,
-            io::ErrorKind::TimedOut => errno::ETIMEDOUT,
-            _ => errno::EFAILEDSOCKET,
-        };
-        Status::new(
-            code,
-            format!("{}: cannot connect to etcd at {addr}: {e}", self.url),
-        )
-    }
-
-    fn http_error(&self, addr: SocketAddr, e: hyper::Error) -> Status {
-        Status::new(
-            errno::EFAILEDSOCKET,
-            format!(
-                "{}: HTTP exchange with etcd at {addr} failed: {e}",
-                self.url
-            ),
-        )
     }
 }
 
@@ -445,7 +342,7 @@ impl NamingService for EtcdNamingService {
                     self.last_failure = None;
                     continue;
                 };
-                let result = match watch.message(&self.url).await {
+                let result = match watch.message(&self.gateway.url).await {
                     Ok(message) => self.watch_result(&message),
                     Err(e) => Err(e),
                 };
@@ -454,7 +351,7 @@ impl NamingService for EtcdNamingService {
                     Ok(WatchResult::Created) => {}
                     Err(e) => {
                         tracing::warn!(
-                            url = %self.url,
+                            url = %self.gateway.url,
                             error = %e,
                             "etcd watch broke; listing the keys again"
                         );
@@ -542,54 +439,6 @@ impl Watch {
     }
 }
 
-/// The task driving an HTTP connection, stopped when dropped.
-#[derive(Debug)]
-struct ConnTask(JoinHandle<()>);
-
-impl Drop for ConnTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Splits what follows `etcd://` into the endpoint (`host:port`) and the key prefix
-/// (starting with `/`, without trailing slashes). The error is the reason the URL is bad.
-fn parse_url(rest: &str) -> Result<(String, String), String> {
-    let Some((authority, path)) = rest.split_once('/') else {
-        return Err("no key prefix (expected etcd://host:port/prefix)".to_owned());
-    };
-    if authority.is_empty() {
-        return Err("no etcd endpoint (expected etcd://host:port/prefix)".to_owned());
-    }
-    if authority.contains(',') {
-        return Err("only one etcd endpoint is supported".to_owned());
-    }
-    if authority.contains(char::is_whitespace) || authority.contains('@') {
-        return Err(format!("`{authority}` is not host:port"));
-    }
-    split_entry(authority)?;
-    let path = path.trim_end_matches('/');
-    if path.is_empty() {
-        return Err("empty key prefix (expected etcd://host:port/prefix)".to_owned());
-    }
-    Ok((authority.to_owned(), format!("/{path}")))
-}
-
-/// The end of the range of keys starting with `key` (etcd's `GetPrefixRangeEnd`): `key` with
-/// its last byte below 0xff incremented and what follows it dropped; `[0]` (every key) when
-/// all bytes are 0xff.
-fn range_end(key: &[u8]) -> Vec<u8> {
-    let mut end = key.to_vec();
-    while let Some(last) = end.last_mut() {
-        if *last < 0xff {
-            *last += 1;
-            return end;
-        }
-        end.pop();
-    }
-    vec![0]
-}
-
 /// The server a key's value names, or `None` (logged) when the value does not parse.
 async fn parse_value(url: &str, key: &[u8], value: &[u8]) -> Option<ServerNode> {
     let key = String::from_utf8_lossy(key);
@@ -655,17 +504,17 @@ mod tests {
     #[test]
     fn parses_urls() {
         let ns = EtcdNamingService::new("127.0.0.1:2379/services/echo").unwrap();
-        assert_eq!(ns.authority, "127.0.0.1:2379");
+        assert_eq!(ns.gateway.authority, "127.0.0.1:2379");
         assert_eq!(ns.key, b"/services/echo/");
         assert_eq!(ns.range_end, b"/services/echo0");
-        assert_eq!(ns.url, "etcd://127.0.0.1:2379/services/echo");
+        assert_eq!(ns.gateway.url, "etcd://127.0.0.1:2379/services/echo");
 
         let ns = EtcdNamingService::new("etcd.local:2379/a/b//").unwrap();
-        assert_eq!(ns.authority, "etcd.local:2379");
+        assert_eq!(ns.gateway.authority, "etcd.local:2379");
         assert_eq!(ns.key, b"/a/b/");
 
         let ns = EtcdNamingService::new("[::1]:2379/p").unwrap();
-        assert_eq!(ns.authority, "[::1]:2379");
+        assert_eq!(ns.gateway.authority, "[::1]:2379");
         assert_eq!(ns.key, b"/p/");
     }
 

@@ -17,6 +17,8 @@
 mod dns;
 #[cfg(feature = "etcd")]
 mod etcd;
+#[cfg(feature = "etcd")]
+mod etcd_gateway;
 pub(crate) mod file;
 pub(crate) mod list;
 mod url;
