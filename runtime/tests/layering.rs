@@ -50,7 +50,14 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
         "rpcz" => &["protocol"],
         "transport" => &["protocol", "metrics"],
         "channel" => &["protocol", "transport", "lb", "naming", "metrics", "rpcz"],
-        "server" => &["protocol", "transport", "limiter", "metrics", "rpcz"],
+        "server" => &[
+            "protocol",
+            "transport",
+            "limiter",
+            "metrics",
+            "rpcz",
+            "naming",
+        ],
         "combo" => &["protocol", "transport", "channel", "lb", "naming"],
         // A protocol's user-facing facade: its calls on channels, its service on servers.
         "redis" => &["protocol", "transport", "channel", "server"],

@@ -85,6 +85,31 @@ impl Etcd {
             .unwrap_or_else(|e| panic!("etcd delete {key}: {e}"));
     }
 
+    /// `key`'s value and the lease it lives on (0: none), or `None` when there is no such key.
+    pub fn get(&self, key: &str) -> Option<(String, i64)> {
+        let body = format!(r#"{{"key":"{}"}}"#, BASE64.encode(key));
+        let answer = self
+            .post("/v3/kv/range", &body)
+            .unwrap_or_else(|e| panic!("etcd get {key}: {e}"));
+        let answer: serde_json::Value =
+            serde_json::from_str(&answer).unwrap_or_else(|e| panic!("etcd get {key}: {e}"));
+        let kv = answer.get("kvs")?.get(0)?;
+        let value = BASE64
+            .decode(kv.get("value")?.as_str()?)
+            .expect("a base64 value");
+        let lease = kv
+            .get("lease")
+            .and_then(|lease| lease.as_str())
+            .map_or(0, |lease| lease.parse().expect("a lease id"));
+        Some((String::from_utf8(value).expect("a UTF-8 value"), lease))
+    }
+
+    /// Revokes lease `id` (which deletes its keys); panics if etcd does not accept it.
+    pub fn revoke(&self, id: i64) {
+        self.post("/v3/lease/revoke", &format!(r#"{{"ID":"{id}"}}"#))
+            .unwrap_or_else(|e| panic!("etcd revoke {id}: {e}"));
+    }
+
     /// Kills etcd (keeping its data): clients see their connections drop.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

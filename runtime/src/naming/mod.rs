@@ -19,6 +19,8 @@ mod dns;
 mod etcd;
 #[cfg(feature = "etcd")]
 mod etcd_gateway;
+#[cfg(feature = "etcd")]
+mod etcd_registration;
 pub(crate) mod file;
 pub(crate) mod list;
 mod url;
@@ -33,6 +35,8 @@ use crate::{errno, Status};
 pub use dns::DnsNamingService;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdNamingService;
+#[cfg(feature = "etcd")]
+pub use etcd_registration::EtcdRegistration;
 pub use file::FileNamingService;
 pub use list::ListNamingService;
 pub use url::from_url;

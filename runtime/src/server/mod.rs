@@ -28,6 +28,7 @@ mod protocol;
 pub(crate) mod redis;
 #[cfg(feature = "json")]
 mod reflection;
+mod registration;
 mod registry;
 mod reporter;
 mod service;
@@ -78,6 +79,8 @@ pub struct ServerBuilder {
     /// Decides the server's health.
     health_reporter: Option<Arc<dyn HealthReporter>>,
     user_flags: Vec<user_flag::UserFlag>,
+    /// Naming services to register the server in.
+    registration: registration::Plan,
     /// tower layer stacks around every service's unary calls, innermost first.
     #[cfg(feature = "tower")]
     layers: Vec<tower::Wrap>,
@@ -298,6 +301,47 @@ impl ServerBuilder {
         self
     }
 
+    /// Registers the server in a naming service once its port is open, and deregisters it
+    /// first thing when it stops (before new calls get ELOGOFF), so clients watching the name
+    /// stop picking it in time: `etcd://host:port/prefix` (feature `etcd`) puts the key
+    /// `<prefix>/<address>` on a lease kept alive in the background (see
+    /// [`EtcdRegistration`](crate::naming::EtcdRegistration)), what `etcd://` channels list.
+    /// Repeatable. [`start`](ServerBuilder::start) fails if a registration does.
+    ///
+    /// The address registered is the listening one, or [`advertise`](ServerBuilder::advertise)'s
+    /// (needed when listening on `0.0.0.0`).
+    ///
+    /// ```no_run
+    /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
+    /// let server = brisk::Server::builder()
+    ///     .add_service(service)
+    ///     .register("etcd://127.0.0.1:2379/services/echo")
+    ///     .advertise("10.0.0.7:8000")
+    ///     .start("0.0.0.0:8000")
+    ///     .await?;
+    /// // clients: Channel::builder().connect_cluster("etcd://127.0.0.1:2379/services/echo", "rr")
+    /// server.shutdown().await; // deregisters, then stops
+    /// # Ok(()) }
+    /// ```
+    pub fn register(mut self, naming_url: impl Into<String>) -> Self {
+        self.registration.urls.push(naming_url.into());
+        self
+    }
+
+    /// The address [`register`](ServerBuilder::register) announces: `host:port`, optionally
+    /// followed by whitespace and a tag (as a `list://` entry). Default: the listening address.
+    pub fn advertise(mut self, address: impl Into<String>) -> Self {
+        self.registration.advertise = Some(address.into());
+        self
+    }
+
+    /// How long a registration outlives a server that dies without deregistering (the lease's
+    /// TTL, renewed every third of it). Default 10 s.
+    pub fn registration_ttl(mut self, ttl: Duration) -> Self {
+        self.registration.ttl = ttl;
+        self
+    }
+
     /// Serves the builtin pages (`/status`, `/vars`, `/brpc_metrics`, ...) or not (default:
     /// it does): see [`ServerOptions::builtin_services`].
     pub fn builtin_services(mut self, enabled: bool) -> Self {
@@ -497,11 +541,21 @@ impl ServerBuilder {
             })
         };
         tracing::info!(%local_addr, services = ?shared.registry.names().collect::<Vec<_>>(), "server started");
-        Ok(Server {
+        let server = Server {
             shared,
             accept_task: std::sync::Mutex::new(Some(accept_task)),
+            registered: Default::default(),
             _metrics: metrics,
-        })
+        };
+        // Registered once the port accepts, so a client that sees the entry can connect.
+        match self.registration.register(local_addr).await {
+            Ok(active) => *server.registered.lock().await = active,
+            Err(e) => {
+                server.shutdown().await;
+                return Err(e);
+            }
+        }
+        Ok(server)
     }
 
     /// Starts on `address` and serves until the process is asked to stop — Ctrl-C (SIGINT)
@@ -639,6 +693,8 @@ impl StopSignals {
 pub struct Server {
     shared: Arc<Shared>,
     accept_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Its entries in naming services, removed when it stops.
+    registered: tokio::sync::Mutex<registration::Active>,
     /// The methods' figures, shown in `/vars` while the server lives.
     _metrics: Vec<crate::metrics::Exposed>,
 }
@@ -718,6 +774,8 @@ impl Server {
     /// Stops accepting connections and returns once the listening port is released (so another
     /// server may bind it). From now on new requests get ELOGOFF; calls in flight go on.
     pub async fn stop(&self) {
+        // Out of the naming services first: clients stop picking this server.
+        self.registered.lock().await.deregister().await;
         self.shared.begin_stop();
         let accept_task = self
             .accept_task
@@ -746,8 +804,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shared.begin_stop();
         let shared = Arc::clone(&self.shared);
+        let mut registered = std::mem::take(self.registered.get_mut());
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
+                runtime.spawn(async move { registered.deregister().await });
                 runtime.spawn(async move { shared.drain_and_close().await });
             }
             Err(_) => {
