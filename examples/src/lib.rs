@@ -11,6 +11,34 @@ pub mod interop;
 pub mod kv_store;
 pub mod tiny;
 
+/// The user guide (`docs/src/`): each chapter's Rust blocks compile (and most run) as this
+/// crate's doc tests, against the code generated from `proto/echo.proto`.
+#[cfg(doctest)]
+pub mod guide {
+    macro_rules! chapters {
+        ($($name:ident => $file:literal),* $(,)?) => {
+            $(
+                #[doc = include_str!(concat!("../../docs/src/", $file))]
+                pub struct $name;
+            )*
+            /// The chapters included above, for the test that none is left out.
+            pub const FILES: &[&str] = &[$($file),*];
+        };
+    }
+    chapters! {
+        Introduction => "introduction.md",
+        GettingStarted => "getting-started.md",
+        Codegen => "codegen.md",
+        Clusters => "clusters.md",
+        Protocols => "protocols.md",
+        Observability => "observability.md",
+        Tuning => "tuning.md",
+        Cli => "cli.md",
+        FromTonic => "from-tonic.md",
+        FromBrpc => "from-brpc.md",
+    }
+}
+
 use echo::{EchoRequest, EchoResponse};
 
 /// brpc's echo service: returns the message, and the request attachment as the response
