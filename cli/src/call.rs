@@ -103,6 +103,21 @@ pub async fn run(options: Options) -> Result<(), Failure> {
             method.full_name()
         )));
     }
+    if let Some(compress) = options.compress {
+        let grpc_has_it = matches!(
+            compress,
+            brisk::CompressType::None
+                | brisk::CompressType::Gzip
+                | brisk::CompressType::Zlib
+                | brisk::CompressType::Zstd
+        );
+        if options.protocol == Protocol::GRPC && !grpc_has_it {
+            return Err(Failure::usage(format!(
+                "--compress {}: h2:grpc compresses with gzip, zlib (deflate) or zstd",
+                compress.name()
+            )));
+        }
+    }
     let requests = match (&options.data, streaming_requests) {
         (None, true) => None, // stdin, a line at a time
         (None, false) => Some(vec![DynamicMessage::new(method.input())]),
@@ -138,26 +153,29 @@ pub async fn run(options: Options) -> Result<(), Failure> {
 
     if streaming_requests {
         let bad_line = Arc::new(Mutex::new(None));
+        let mut cntl = new_controller();
         let payloads: futures_util::stream::BoxStream<'static, Bytes> = match requests {
             Some(requests) => {
                 futures_util::stream::iter(requests.iter().map(encode).collect::<Vec<_>>()).boxed()
             }
-            None => stdin_requests(method.input(), Arc::clone(&bad_line)),
+            None => stdin_requests(method.input(), Arc::clone(&bad_line), cntl.call_id()),
         };
-        let mut cntl = new_controller();
-        let mut responses = channel
+        let opened = channel
             .streaming::<Raw, Bytes, Bytes, _>(&descriptor, &mut cntl, payloads)
-            .await
-            .map_err(failed)?;
-        let ended = print_stream(&mut responses, &printer).await;
-        if let Some(error) = bad_line
+            .await;
+        let ended = match opened {
+            Ok(mut responses) => print_stream(&mut responses, &printer).await,
+            Err(status) => Err(failed(status)),
+        };
+        // A bad line cancelled the call: say why, not "cancelled".
+        let bad_line = bad_line
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            return Err(Failure::usage(error));
-        }
-        return ended;
+            .take();
+        return match bad_line {
+            Some(error) => Err(Failure::usage(error)),
+            None => ended,
+        };
     }
     for request in requests.unwrap_or_default() {
         let mut cntl = new_controller();
@@ -183,9 +201,21 @@ fn encode(message: &DynamicMessage) -> Bytes {
     Bytes::from(message.encode_to_vec())
 }
 
+/// A failed call: exit code 3 when the server could not be reached (nothing was answered),
+/// 1 otherwise.
 fn failed(status: Status) -> Failure {
-    let name = brisk::errno::name(status.code()).map_or(String::new(), |n| format!(" {n}"));
-    Failure::call(format!("E{}{name}: {}", status.code(), status.message()))
+    use brisk::errno;
+    let name = errno::name(status.code()).map_or(String::new(), |n| format!(" {n}"));
+    let message = format!("E{}{name}: {}", status.code(), status.message());
+    let unreachable = matches!(
+        status.code(),
+        errno::ECONNREFUSED | errno::EHOSTDOWN | errno::ETIMEDOUT | errno::EFAILEDSOCKET
+    );
+    if unreachable && status.remote_side().is_none() {
+        Failure::unreachable(message)
+    } else {
+        Failure::call(message)
+    }
 }
 
 /// The requests in `data`: JSON text, or `@FILE` / `@-`.
@@ -200,16 +230,22 @@ fn requests_from(data: &str, input: &MessageDescriptor) -> Result<Vec<DynamicMes
     crate::input::parse_input(&text, input).map_err(|e| Failure::usage(format!("{origin}: {e}")))
 }
 
-/// Requests read from stdin one JSON object a line, sent as each line is read. A line that is
-/// not a valid request ends the stream and is reported through `bad_line`.
+/// Requests read from stdin one JSON object a line (or several on a line), sent as each line
+/// is read. A line that is not a valid request is reported through `bad_line` and cancels the
+/// call (`call`), so the server sees the stream reset, not a stream that ended cleanly.
 fn stdin_requests(
     input: MessageDescriptor,
     bad_line: Arc<Mutex<Option<String>>>,
+    call: brisk::CallId,
 ) -> futures_util::stream::BoxStream<'static, Bytes> {
     let lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let refuse = move |error: String| {
+        *bad_line.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+        call.cancel();
+    };
     futures_util::stream::unfold((lines, 0usize), move |(mut lines, mut number)| {
         let input = input.clone();
-        let bad_line = Arc::clone(&bad_line);
+        let refuse = refuse.clone();
         async move {
             loop {
                 number += 1;
@@ -217,9 +253,8 @@ fn stdin_requests(
                     Ok(Some(line)) => line,
                     Ok(None) => return None,
                     Err(e) => {
-                        *bad_line.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some(format!("cannot read stdin: {e}"));
-                        return None;
+                        refuse(format!("cannot read stdin: {e}"));
+                        return std::future::pending().await;
                     }
                 };
                 if line.trim().is_empty() {
@@ -227,18 +262,18 @@ fn stdin_requests(
                 }
                 match crate::input::parse_input(&line, &input) {
                     Ok(messages) => {
-                        let payload = messages.iter().map(encode).next()?;
-                        return Some((payload, (lines, number)));
+                        let payloads: Vec<Bytes> = messages.iter().map(encode).collect();
+                        return Some((payloads, (lines, number)));
                     }
                     Err(e) => {
-                        *bad_line.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some(format!("stdin line {number}: {e}"));
-                        return None;
+                        refuse(format!("stdin line {number}: {e}"));
+                        return std::future::pending().await;
                     }
                 }
             }
         }
     })
+    .flat_map(futures_util::stream::iter)
     .boxed()
 }
 

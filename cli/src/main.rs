@@ -67,7 +67,11 @@ fn main() -> ExitCode {
         runtime.worker_threads(threads as usize);
     }
     let runtime = runtime.enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(cli.command)) {
+    let result = runtime.block_on(run(cli.command));
+    // Without waiting for tasks that cannot end: a read of stdin blocks a thread until the
+    // next line, which may never come once the call is over.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("brisk: {}", failure.message);

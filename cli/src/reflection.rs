@@ -16,6 +16,7 @@ use prost_reflect::DescriptorPool;
 use crate::reflection_v1::server_reflection_request::MessageRequest;
 use crate::reflection_v1::server_reflection_response::MessageResponse;
 use crate::reflection_v1::{ServerReflectionRequest, ServerReflectionResponse};
+use crate::Failure;
 
 /// The two versions of the reflection method, newest first (the same messages).
 const VERSIONS: [MethodDescriptor; 2] = [
@@ -28,6 +29,9 @@ const VERSIONS: [MethodDescriptor; 2] = [
         "ServerReflectionInfo",
     ),
 ];
+
+/// gRPC's NOT_FOUND, in an `error_response`: the server has no such symbol or file.
+const NOT_FOUND: i32 = 5;
 
 /// How long one reflection exchange may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,19 +91,53 @@ impl ReflectionClient {
     }
 
     /// The descriptors of the files defining `symbols` (services, methods, messages, by full
-    /// name) and everything they import, as one pool.
-    pub async fn pool_for(&self, symbols: &[String]) -> Result<DescriptorPool, String> {
+    /// name) and everything they import, as one pool. A symbol the server does not know is a
+    /// usage failure (exit code 2); anything else going wrong is the server's (exit code 3).
+    pub async fn pool_for(&self, symbols: &[String]) -> Result<DescriptorPool, Failure> {
         let mut files: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
         for symbol in symbols {
-            let answer = self
-                .ask(MessageRequest::FileContainingSymbol(symbol.clone()))
+            let answer = match self
+                .exchange(MessageRequest::FileContainingSymbol(symbol.clone()))
                 .await
-                .map_err(|e| format!("`{symbol}`: {e}"))?;
-            self.add_files(answer, &mut files)?;
+            {
+                Ok(MessageResponse::ErrorResponse(error)) if error.error_code == NOT_FOUND => {
+                    return Err(Failure::usage(format!(
+                        "`{symbol}`: {} has no such symbol ({})",
+                        self.server, error.error_message
+                    )))
+                }
+                Ok(answer) => answer,
+                Err(Refused::Unimplemented(message) | Refused::Other(message)) => {
+                    return Err(Failure::unreachable(format!("`{symbol}`: {message}")))
+                }
+            };
+            let answer = Self::answer(answer)
+                .map_err(|e| Failure::unreachable(format!("`{symbol}`: {e}")))?;
+            self.add_files(answer, &mut files)
+                .map_err(Failure::unreachable)?;
         }
-        // Imports the answers left out (a server sends each file once per stream; some send
-        // none), asked for by name; well-known types come from the built-in pool if the server
-        // does not have them.
+        self.add_imports(&mut files)
+            .await
+            .map_err(Failure::unreachable)?;
+        let set = FileDescriptorSet {
+            file: dependency_order(files),
+        };
+        DescriptorPool::from_file_descriptor_set(set).map_err(|e| {
+            Failure::unreachable(format!(
+                "the descriptors `{}` sent do not load: {e}",
+                self.server
+            ))
+        })
+    }
+
+    /// Adds the imports the answers left out (a server sends each file once per stream; some
+    /// send none), asked for by name, each once; well-known types come from the built-in pool
+    /// if the server does not have them.
+    async fn add_imports(
+        &self,
+        files: &mut BTreeMap<String, FileDescriptorProto>,
+    ) -> Result<(), String> {
+        let mut asked = HashSet::new();
         loop {
             let missing: Vec<String> = files
                 .values()
@@ -110,11 +148,17 @@ impl ReflectionClient {
                 .into_iter()
                 .collect();
             if missing.is_empty() {
-                break;
+                return Ok(());
             }
             for name in missing {
-                match self.ask(MessageRequest::FileByFilename(name.clone())).await {
-                    Ok(answer) => self.add_files(answer, &mut files)?,
+                let answer = if asked.insert(name.clone()) {
+                    self.ask(MessageRequest::FileByFilename(name.clone())).await
+                } else {
+                    // Asked already, and the answer did not have it under that name.
+                    Err(format!("`{}` did not send it", self.server))
+                };
+                match answer {
+                    Ok(answer) => self.add_files(answer, files)?,
                     Err(e) => match DescriptorPool::global().get_file_by_name(&name) {
                         Some(known) => {
                             files.insert(name, known.file_descriptor_proto().clone());
@@ -124,11 +168,6 @@ impl ReflectionClient {
                 }
             }
         }
-        let set = FileDescriptorSet {
-            file: dependency_order(files),
-        };
-        DescriptorPool::from_file_descriptor_set(set)
-            .map_err(|e| format!("the descriptors `{}` sent do not load: {e}", self.server))
     }
 
     fn add_files(
@@ -164,12 +203,19 @@ impl ReflectionClient {
     /// One request, one answer; an `error_response` becomes an error naming its code.
     async fn ask(&self, request: MessageRequest) -> Result<MessageResponse, String> {
         match self.exchange(request).await {
-            Ok(MessageResponse::ErrorResponse(error)) => Err(format!(
+            Ok(answer) => Self::answer(answer),
+            Err(Refused::Unimplemented(message) | Refused::Other(message)) => Err(message),
+        }
+    }
+
+    /// `answer`, or its `error_response` as an error naming the code.
+    fn answer(answer: MessageResponse) -> Result<MessageResponse, String> {
+        match answer {
+            MessageResponse::ErrorResponse(error) => Err(format!(
                 "{} (gRPC code {})",
                 error.error_message, error.error_code
             )),
-            Ok(answer) => Ok(answer),
-            Err(Refused::Unimplemented(message) | Refused::Other(message)) => Err(message),
+            answer => Ok(answer),
         }
     }
 

@@ -54,8 +54,7 @@ impl SchemaSource {
                 } else {
                     symbols.iter().map(|s| symbol_of(s, &services)).collect()
                 };
-                // A symbol the server does not know is the caller's mistake.
-                let pool = client.pool_for(&symbols).await.map_err(Failure::usage)?;
+                let pool = client.pool_for(&symbols).await?;
                 Ok(Schema {
                     pool,
                     origin: format!("the reflection service of {server}"),

@@ -55,7 +55,15 @@ pub async fn run(
         tokio::select! {
             () = &mut stop => return Ok(()),
             accepted = listener.accept() => {
-                let Ok((mut browser, _)) = accepted else { continue };
+                let mut browser = match accepted {
+                    Ok((browser, _)) => browser,
+                    Err(e) => {
+                        // Out of descriptors, say: wait rather than spin.
+                        eprintln!("brisk view: accepting a connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let server = options.server.clone();
                 tokio::spawn(async move {
                     match connect(&server).await {

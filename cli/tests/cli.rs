@@ -3,8 +3,9 @@
 //! against grpcio's server (`tests/python/interop_server.py --reflection`, whose reflection
 //! speaks only v1alpha).
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::io::{Read as _, Write as _};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use brisk_examples::echo::EchoServiceServer;
 use brisk_examples::interop::testing::TestServiceServer;
@@ -41,32 +42,72 @@ impl std::fmt::Debug for Run {
     }
 }
 
+/// The longest a run of `brisk` may take before the test kills it and fails.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
 /// Runs `brisk args...` with `stdin` as its input, off the async workers (the in-process
-/// server keeps serving).
+/// server keeps serving); killed and failed after [`HANG_GUARD`].
 async fn brisk(args: &[&str], stdin: &str) -> Run {
+    brisk_with(args, Some(stdin), HANG_GUARD).await
+}
+
+/// [`brisk`] with stdin written and closed (`Some`) or kept open and silent (`None`), killed
+/// after `limit`.
+async fn brisk_with(args: &[&str], stdin: Option<&str>, limit: Duration) -> Run {
     let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    let stdin = stdin.to_owned();
-    let output: Output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_brisk"))
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run brisk");
-        let mut pipe = child.stdin.take().expect("stdin");
-        // A command that does not read stdin may have exited already.
-        let _ = pipe.write_all(stdin.as_bytes());
-        drop(pipe);
-        child.wait_with_output().expect("brisk's output")
+    let stdin = stdin.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let mut child = ChildGuard(
+            Command::new(env!("CARGO_BIN_EXE_brisk"))
+                .args(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run brisk"),
+        );
+        let mut pipe = child.0.stdin.take().expect("stdin");
+        let _open_stdin = match stdin {
+            Some(text) => {
+                // A command that does not read stdin may have exited already.
+                let _ = pipe.write_all(text.as_bytes());
+                drop(pipe); // end of input
+                None
+            }
+            None => Some(pipe),
+        };
+        // Output is read on threads, so a full pipe cannot stall the child.
+        let mut stdout = child.0.stdout.take().expect("stdout");
+        let mut stderr = child.0.stderr.take().expect("stderr");
+        let out = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let err = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.0.try_wait().expect("brisk's status") {
+                break status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "brisk {args:?} still running after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Run {
+            code: status.code(),
+            stdout: out.join().expect("stdout reader"),
+            stderr: err.join().expect("stderr reader"),
+        }
     })
     .await
-    .expect("runner");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    .expect("runner")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,21 +300,62 @@ async fn call_streaming_methods() {
         "{\"responseParameters\": [{\"size\": 2}]}\n{\"responseParameters\": [{\"size\": 1}]}\n",
     )
     .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(
         run.stdout, "{\"payload\":{\"body\":\"AAA=\"}}\n{\"payload\":{\"body\":\"AA==\"}}\n",
         "{run:?}"
     );
 
-    // A bad line ends the stream: what came before it was answered, then exit code 2.
+    // Several objects on one line are each sent.
+    let run = brisk(
+        &["call", &address, "grpc.testing.TestService/FullDuplexCall"],
+        "{\"responseParameters\": [{\"size\": 1}]} {\"responseParameters\": [{\"size\": 2}]}\n",
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout, "{\"payload\":{\"body\":\"AA==\"}}\n{\"payload\":{\"body\":\"AAA=\"}}\n",
+        "{run:?}"
+    );
+
+    // A bad line cancels the call (as grpcurl does: the server must not take a truncated
+    // stream for a whole one): exit code 2, the line named; at most the answers to what
+    // came before it were printed.
     let run = brisk(
         &["call", &address, "grpc.testing.TestService/FullDuplexCall"],
         "{\"responseParameters\": [{\"size\": 2}]}\n{\"bogus\": 1}\n",
     )
     .await;
     assert_eq!(run.code, Some(2), "{run:?}");
-    assert_eq!(run.stdout, "{\"payload\":{\"body\":\"AAA=\"}}\n", "{run:?}");
+    assert!(
+        "{\"payload\":{\"body\":\"AAA=\"}}\n".starts_with(&run.stdout),
+        "{run:?}"
+    );
     assert!(run.stderr.contains("stdin line 2"), "{run:?}");
     assert!(run.stderr.contains("bogus"), "{run:?}");
+
+    // The call ends (here its deadline passes) while stdin stays open: brisk exits at once,
+    // without waiting for a line that may never come.
+    let started = Instant::now();
+    let run = brisk_with(
+        &[
+            "call",
+            &address,
+            "grpc.testing.TestService/FullDuplexCall",
+            "--timeout-ms",
+            "300",
+        ],
+        None,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("ERPCTIMEDOUT"), "{run:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Streams need gRPC.
     let run = brisk(
@@ -366,7 +448,24 @@ async fn call_failures_have_their_exit_codes() {
         assert!(run.stderr.contains(says), "{args:?}: {run:?}");
     }
 
-    // Nothing listening: exit code 3.
+    // A compression gRPC has no name for: refused before anything is sent.
+    let run = brisk(
+        &[
+            "call",
+            &address,
+            "example.EchoService/Echo",
+            "--compress",
+            "lz4",
+            "{}",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("--compress lz4"), "{run:?}");
+
+    // Nothing listening: exit code 3, whether the schema was to come from the server or from
+    // a file.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -375,6 +474,21 @@ async fn call_failures_have_their_exit_codes() {
     let run = brisk(&["call", &gone, "example.EchoService/Echo", "{}"], "").await;
     assert_eq!(run.code, Some(3), "{run:?}");
     assert!(run.stderr.contains(&gone), "{run:?}");
+    let run = brisk(
+        &[
+            "call",
+            &gone,
+            "example.EchoService/Echo",
+            "--proto",
+            ECHO_PROTO,
+            "--protocol",
+            "baidu_std",
+            r#"{"message": "anyone?"}"#,
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(3), "{run:?}");
     server.shutdown().await;
 }
 

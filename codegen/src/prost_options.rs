@@ -102,6 +102,9 @@ impl ProstOptions {
         for path in &self.boxed {
             config.boxed(path);
         }
+        // A crate uses some of a package's messages and enums; the others must not warn where
+        // warnings are denied (the stubs get the same attribute).
+        config.type_attribute(".", "#[allow(dead_code)]");
         for (path, attribute) in &self.type_attributes {
             config.type_attribute(path, attribute);
         }

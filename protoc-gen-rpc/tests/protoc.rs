@@ -81,7 +81,10 @@ fn proto_comments_become_docs_once() {
     let code = read(out.path(), "p2.echo.rs");
 
     // Messages and fields (prost).
-    assert!(code.contains("/// What to echo.\n#[derive("), "{code}");
+    assert!(
+        code.contains("/// What to echo.\n#[allow(dead_code)]\n#[derive("),
+        "{code}"
+    );
     assert!(code.contains("    /// The text to send back.\n"), "{code}");
     assert!(code.contains("    /// A nested message.\n"), "{code}");
 

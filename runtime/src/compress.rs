@@ -218,7 +218,12 @@ fn decompress_lz4(input: &[u8], limit: usize) -> std::io::Result<Bytes> {
 
 #[cfg(feature = "zstd")]
 fn decompress_zstd(input: &[u8], limit: usize) -> std::io::Result<Bytes> {
-    read_bounded(zstd::stream::read::Decoder::with_buffer(input)?, limit)
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(input)?;
+    // A frame may ask for a window up to 2 GiB; none larger than the output allowed (and
+    // zstd's usual 8 MiB at least) is needed, so a small frame cannot make it allocate more.
+    let window_log = usize::BITS - limit.max(1).leading_zeros();
+    decoder.window_log_max(window_log.clamp(23, 31))?;
+    read_bounded(decoder, limit)
 }
 
 #[cfg(not(feature = "lz4"))]

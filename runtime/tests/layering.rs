@@ -8,9 +8,11 @@
 //! 4. re-exports name what they export (no `pub use x::*`), so every path can be followed.
 //!
 //! ```text
-//! base (error, codec, controller, ...)  <-  protocol  <-  transport  <-  channel, server
+//! base (error, codec, controller, proto_source, ...)
+//!                                       <-  protocol  <-  transport  <-  channel, server
 //!                                                                   <-  combo (<- channel)
 //!                                       <-  naming  <-  lb  <-  channel
+//!                                       <-  naming  <-  server (registration)
 //!                                       <-  limiter  <-  server
 //!                                       <-  metrics  <-  transport, channel, server
 //!                          protocol  <-  rpcz  <-  channel, server

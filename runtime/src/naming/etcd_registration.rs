@@ -82,14 +82,13 @@ impl EtcdRegistration {
         })?;
         let gateway = Gateway { url, authority };
         let key = format!("{prefix}/{host_port}");
-        let ttl = ttl.max(MIN_TTL);
-        let lease = grant_and_put(&gateway, &key, entry, ttl).await?;
-        let lease = Arc::new(AtomicI64::new(lease));
+        let lease = Arc::new(AtomicI64::new(0));
+        let granted = grant_and_put(&gateway, &key, entry, whole_seconds(ttl), &lease).await?;
         let keeper = tokio::spawn(keep_alive(
             gateway.clone(),
             key.clone(),
             entry.to_owned(),
-            ttl,
+            granted,
             Arc::clone(&lease),
         ));
         tracing::info!(url = %gateway.url, %key, "registered in etcd");
@@ -119,9 +118,16 @@ impl EtcdRegistration {
             let _ = keeper.await;
         }
         let lease = self.lease.load(Ordering::Relaxed);
-        self.gateway
+        match self
+            .gateway
             .call("/v3/lease/revoke", &json!({ "ID": lease.to_string() }))
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            // Expired or revoked already: the key is gone either way.
+            Err(e) if e.message().contains("lease not found") => {}
+            Err(e) => return Err(e),
+        }
         tracing::info!(url = %self.gateway.url, key = %self.key, "deregistered from etcd");
         Ok(())
     }
@@ -136,35 +142,51 @@ impl Drop for EtcdRegistration {
     }
 }
 
-/// Grants a lease of `ttl` and puts `key` = `value` on it; the lease's id.
+/// `ttl` in whole seconds, rounded up (etcd's leases count seconds), at least one.
+fn whole_seconds(ttl: Duration) -> u64 {
+    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    seconds.max(MIN_TTL.as_secs())
+}
+
+/// Grants a lease of `ttl_seconds`, records its id in `lease` (before the key is put, so a
+/// deregistration racing with this revokes the lease the key is on), and puts `key` = `value`
+/// on it. The TTL etcd granted (at least its own minimum).
 async fn grant_and_put(
     gateway: &Gateway,
     key: &str,
     value: &str,
-    ttl: Duration,
-) -> Result<i64, Status> {
+    ttl_seconds: u64,
+    lease: &AtomicI64,
+) -> Result<Duration, Status> {
     let granted = gateway
         .call(
             "/v3/lease/grant",
-            &json!({ "TTL": ttl.as_secs().to_string() }),
+            &json!({ "TTL": ttl_seconds.to_string() }),
         )
         .await?;
-    let lease = granted
+    let id = granted
         .get("ID")
         .and_then(as_i64)
         .filter(|id| *id != 0)
         .ok_or_else(|| gateway.bad_response(format!("a lease grant without an ID: {granted}")))?;
+    let granted_ttl = granted
+        .get("TTL")
+        .and_then(as_i64)
+        .and_then(|ttl| u64::try_from(ttl).ok())
+        .filter(|ttl| *ttl > 0)
+        .unwrap_or(ttl_seconds);
+    lease.store(id, Ordering::Relaxed);
     gateway
         .call(
             "/v3/kv/put",
             &json!({
                 "key": BASE64.encode(key),
                 "value": BASE64.encode(value),
-                "lease": lease.to_string(),
+                "lease": id.to_string(),
             }),
         )
         .await?;
-    Ok(lease)
+    Ok(Duration::from_secs(granted_ttl))
 }
 
 /// Renews the lease every third of `ttl`; grants a new one and puts the key again when etcd
@@ -199,9 +221,8 @@ async fn keep_alive(
         if alive {
             continue;
         }
-        match grant_and_put(&gateway, &key, &value, ttl).await {
-            Ok(new) => {
-                lease.store(new, Ordering::Relaxed);
+        match grant_and_put(&gateway, &key, &value, ttl.as_secs(), &lease).await {
+            Ok(_) => {
                 tracing::info!(url = %gateway.url, %key, "the etcd lease was lost: registered again");
             }
             Err(e) => {
@@ -237,6 +258,13 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.code(), errno::EINVAL, "{url} {address}: {err}");
         }
+    }
+
+    #[test]
+    fn ttls_are_whole_seconds_rounded_up() {
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(10)), 10);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
     }
 
     #[test]

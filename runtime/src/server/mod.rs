@@ -306,7 +306,8 @@ impl ServerBuilder {
     /// stop picking it in time: `etcd://host:port/prefix` (feature `etcd`) puts the key
     /// `<prefix>/<address>` on a lease kept alive in the background (see
     /// [`EtcdRegistration`](crate::naming::EtcdRegistration)), what `etcd://` channels list.
-    /// Repeatable. [`start`](ServerBuilder::start) fails if a registration does.
+    /// Repeatable. [`start`](ServerBuilder::start) fails if a registration does. A server
+    /// dropped without [`stop`](Server::stop) deregisters in the background while it closes.
     ///
     /// The address registered is the listening one, or [`advertise`](ServerBuilder::advertise)'s
     /// (needed when listening on `0.0.0.0`).
@@ -577,9 +578,8 @@ impl ServerBuilder {
         let server = self.start(address).await?;
         let which = signals.next().await;
         tracing::info!(local_addr = %server.local_addr(), "{which} received: stopping gracefully (again to stop at once)");
-        server.stop().await;
         tokio::select! {
-            () = server.join() => {}
+            () = async { server.stop().await; server.join().await } => {}
             which = signals.next() => {
                 tracing::warn!("{which} received again: stopping without waiting for calls in flight");
             }
@@ -773,6 +773,9 @@ impl Server {
 
     /// Stops accepting connections and returns once the listening port is released (so another
     /// server may bind it). From now on new requests get ELOGOFF; calls in flight go on.
+    /// A server that [registered](ServerBuilder::register) itself first leaves the naming
+    /// services, all at once, waiting for them 2 s at most (a registration not removed by
+    /// then expires with its lease).
     pub async fn stop(&self) {
         // Out of the naming services first: clients stop picking this server.
         self.registered.lock().await.deregister().await;

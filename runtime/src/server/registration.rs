@@ -10,6 +10,10 @@ use crate::{errno, Error, Status};
 /// The default lease of a registration: a server that dies leaves the list within this.
 pub(super) const DEFAULT_TTL: Duration = Duration::from_secs(10);
 
+/// How long a stopping server waits for its registrations to be removed.
+#[cfg(feature = "etcd")]
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Where to register, and as what.
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
@@ -82,13 +86,22 @@ impl Active {
         Err(unsupported(url))
     }
 
-    /// Removes every registration; failures are logged (the leases expire anyway).
+    /// Removes every registration, all at once, waiting [`DEREGISTER_TIMEOUT`] at most;
+    /// failures are logged (the leases expire anyway).
     pub(super) async fn deregister(&mut self) {
         #[cfg(feature = "etcd")]
-        for registration in self.etcd.drain(..) {
-            let key = registration.key().to_owned();
-            if let Err(e) = registration.deregister().await {
-                tracing::warn!(%key, error = %e, "deregistering from etcd failed; the lease will expire");
+        {
+            let all = self.etcd.drain(..).map(|registration| async move {
+                let key = registration.key().to_owned();
+                if let Err(e) = registration.deregister().await {
+                    tracing::warn!(%key, error = %e, "deregistering from etcd failed; the lease will expire");
+                }
+            });
+            let all = futures_util::future::join_all(all);
+            if tokio::time::timeout(DEREGISTER_TIMEOUT, all).await.is_err() {
+                tracing::warn!(
+                    "deregistering took over {DEREGISTER_TIMEOUT:?}; the leases will expire"
+                );
             }
         }
     }
