@@ -29,7 +29,9 @@
 //!   failed attempts are retried (timeouts never are); as brpc's, a channel to one server whose
 //!   shared connection broke answers EHOSTDOWN at once until a health check connects again.
 //! - **Clusters** — [`ChannelBuilder::connect_cluster`] reaches every server a
-//!   [naming service](naming) lists (`list://`, `file://`, `http://`/`dns://`, `etcd://`)
+//!   [naming service](naming) lists (`list://`, `file://`, `http://`/`dns://`, `etcd://`,
+//!   `zk://`; servers register themselves in etcd and ZooKeeper with
+//!   [`ServerBuilder::register`])
 //!   through a [load balancer](lb) (`rr`, `wrr`, `random`, `wr`, `la`, `c_murmurhash`, `c_md5`,
 //!   `p2c`). Retries go to servers not yet tried ([`RetryPolicy`]); broken servers are isolated
 //!   and health-checked back; brpc's circuit breaker and backup requests

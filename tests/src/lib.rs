@@ -7,6 +7,7 @@ pub mod memcached;
 pub mod pki;
 pub mod python;
 pub mod redis;
+pub mod zookeeper;
 pub use brisk_examples::echo;
 pub use brisk_examples::Echo;
 

@@ -158,7 +158,7 @@ async fn registrations_that_cannot_be_made_fail_the_start() {
     assert_eq!(etcd.get("/services/echo/127.0.0.1:1234"), None);
 
     // Schemes registration does not know, and bad URLs.
-    for url in ["zk://127.0.0.1:2181/services", "etcd://127.0.0.1:2379"] {
+    for url in ["consul://127.0.0.1:8500/services", "etcd://127.0.0.1:2379"] {
         let err = builder()
             .register(url)
             .start("127.0.0.1:0")

@@ -24,6 +24,8 @@ mod etcd_registration;
 pub(crate) mod file;
 pub(crate) mod list;
 mod url;
+#[cfg(feature = "zookeeper")]
+mod zookeeper;
 
 use std::fmt;
 use std::future::Future;
@@ -40,6 +42,8 @@ pub use etcd_registration::EtcdRegistration;
 pub use file::FileNamingService;
 pub use list::ListNamingService;
 pub use url::from_url;
+#[cfg(feature = "zookeeper")]
+pub use zookeeper::{ZooKeeperNamingService, ZooKeeperRegistration};
 
 /// A boxed future, as naming services return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,12 +1,13 @@
 //! Naming services by URL scheme, as brpc's naming-service registry: `list://`, `file://`,
-//! `http://`, `https://`, `dns://`, `etcd://`.
+//! `http://`, `https://`, `dns://`, `etcd://`, `zk://`.
 
 #[cfg(feature = "etcd")]
 use super::EtcdNamingService;
 use super::{DnsNamingService, FileNamingService, ListNamingService, NamingService};
 use crate::Error;
 
-/// The naming service a URL names (`list://`, `file://`, `http://`, `dns://`, `etcd://`).
+/// The naming service a URL names (`list://`, `file://`, `http://`, `dns://`, `etcd://`,
+/// `zk://`).
 /// Unknown schemes and malformed URLs get [`errno::EINVAL`](crate::errno::EINVAL).
 pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Error> {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -27,8 +28,14 @@ pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Error> {
         "etcd" => Err(Error::invalid(format!(
             "`{url}`: etcd naming needs brisk's `etcd` feature"
         ))),
+        #[cfg(feature = "zookeeper")]
+        "zk" => Ok(Box::new(super::ZooKeeperNamingService::new(rest)?)),
+        #[cfg(not(feature = "zookeeper"))]
+        "zk" => Err(Error::invalid(format!(
+            "`{url}`: ZooKeeper naming needs brisk's `zookeeper` feature"
+        ))),
         other => Err(Error::invalid(format!(
-            "`{url}`: unknown naming service `{other}` (expected list, file, http, dns or etcd)"
+            "`{url}`: unknown naming service `{other}` (expected list, file, http, dns, etcd or zk)"
         ))),
     }
 }

@@ -5,13 +5,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+
 use crate::{errno, Error, Status};
 
 /// The default lease of a registration: a server that dies leaves the list within this.
 pub(super) const DEFAULT_TTL: Duration = Duration::from_secs(10);
 
 /// How long a stopping server waits for its registrations to be removed.
-#[cfg(feature = "etcd")]
 const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where to register, and as what.
@@ -40,6 +41,8 @@ impl Default for Plan {
 pub(super) struct Active {
     #[cfg(feature = "etcd")]
     etcd: Vec<crate::naming::EtcdRegistration>,
+    #[cfg(feature = "zookeeper")]
+    zookeeper: Vec<crate::naming::ZooKeeperRegistration>,
 }
 
 impl Plan {
@@ -71,38 +74,55 @@ impl Plan {
 }
 
 impl Active {
-    #[cfg(feature = "etcd")]
     async fn add(&mut self, url: &str, address: &str, ttl: Duration) -> Result<(), Status> {
-        if !url.starts_with("etcd://") {
-            return Err(unsupported(url));
+        #[cfg(feature = "etcd")]
+        if url.starts_with("etcd://") {
+            let registration = crate::naming::EtcdRegistration::register(url, address, ttl).await?;
+            self.etcd.push(registration);
+            return Ok(());
         }
-        let registration = crate::naming::EtcdRegistration::register(url, address, ttl).await?;
-        self.etcd.push(registration);
-        Ok(())
-    }
-
-    #[cfg(not(feature = "etcd"))]
-    async fn add(&mut self, url: &str, _address: &str, _ttl: Duration) -> Result<(), Status> {
+        #[cfg(feature = "zookeeper")]
+        if url.starts_with("zk://") {
+            let registration =
+                crate::naming::ZooKeeperRegistration::register(url, address, ttl).await?;
+            self.zookeeper.push(registration);
+            return Ok(());
+        }
+        let _ = (address, ttl);
         Err(unsupported(url))
     }
 
     /// Removes every registration, all at once, waiting [`DEREGISTER_TIMEOUT`] at most;
-    /// failures are logged (the leases expire anyway).
+    /// failures are logged (leases and sessions expire anyway).
     pub(super) async fn deregister(&mut self) {
+        #[cfg_attr(not(any(feature = "etcd", feature = "zookeeper")), allow(unused_mut))]
+        let mut all: Vec<BoxFuture<'static, ()>> = Vec::new();
         #[cfg(feature = "etcd")]
-        {
-            let all = self.etcd.drain(..).map(|registration| async move {
+        all.extend(self.etcd.drain(..).map(|registration| -> BoxFuture<'static, ()> {
+            Box::pin(async move {
                 let key = registration.key().to_owned();
                 if let Err(e) = registration.deregister().await {
                     tracing::warn!(%key, error = %e, "deregistering from etcd failed; the lease will expire");
                 }
-            });
-            let all = futures_util::future::join_all(all);
-            if tokio::time::timeout(DEREGISTER_TIMEOUT, all).await.is_err() {
-                tracing::warn!(
-                    "deregistering took over {DEREGISTER_TIMEOUT:?}; the leases will expire"
-                );
-            }
+            })
+        }));
+        #[cfg(feature = "zookeeper")]
+        all.extend(self.zookeeper.drain(..).map(|registration| -> BoxFuture<'static, ()> {
+            Box::pin(async move {
+                let path = registration.path().to_owned();
+                if let Err(e) = registration.deregister().await {
+                    tracing::warn!(%path, error = %e, "deregistering from ZooKeeper failed; the session will expire");
+                }
+            })
+        }));
+        if all.is_empty() {
+            return;
+        }
+        let all = futures_util::future::join_all(all);
+        if tokio::time::timeout(DEREGISTER_TIMEOUT, all).await.is_err() {
+            tracing::warn!(
+                "deregistering took over {DEREGISTER_TIMEOUT:?}; the registrations will expire"
+            );
         }
     }
 }
@@ -110,6 +130,9 @@ impl Active {
 fn unsupported(url: &str) -> Status {
     Status::new(
         errno::EINVAL,
-        format!("cannot register in `{url}`: servers register in etcd:// (brisk's feature `etcd`)"),
+        format!(
+            "cannot register in `{url}`: servers register in etcd:// (brisk's feature `etcd`) \
+             and zk:// (feature `zookeeper`)"
+        ),
     )
 }

@@ -1,0 +1,305 @@
+//! `zk://` naming and registration against a real ZooKeeper on loopback, with ZooKeeper's own
+//! `zkCli.sh` as the independent peer: nodes it writes are listed and watched, nodes Brisk
+//! registers are what it sees; a server registers, is called through `zk://` and leaves on
+//! stop; a registration whose connection is cut is put back on a new session; one dropped
+//! expires with its session.
+
+use std::time::{Duration, Instant};
+
+use brisk::naming::{from_url, NamingService, ServerNode, ZooKeeperRegistration};
+use brisk::{errno, Channel, Server};
+use brisk_tests::echo::{EchoRequest, EchoServiceClient, EchoServiceServer};
+use brisk_tests::zookeeper::ZooKeeper;
+use brisk_tests::Echo;
+use tokio::time::timeout;
+
+/// How soon a change in ZooKeeper must reach `next`.
+const CHANGE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Hang guard for calls that answer at once or fail.
+const HANG_GUARD: Duration = Duration::from_secs(10);
+
+/// The shortest session the test server grants (two ticks of 500 ms), so expiry is quick.
+const SESSION: Duration = Duration::from_secs(1);
+
+fn node(addr: &str, tag: &str) -> ServerNode {
+    ServerNode::with_tag(addr.parse().unwrap(), tag)
+}
+
+async fn next_within(ns: &mut Box<dyn NamingService>, deadline: Duration) -> Vec<ServerNode> {
+    timeout(deadline, ns.next())
+        .await
+        .unwrap_or_else(|_| panic!("no new list within {deadline:?}"))
+        .expect("a list")
+}
+
+/// `zkCli.sh` off the async workers (it is a JVM: a second or two).
+async fn cli(zk: &ZooKeeper, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::block_in_place(|| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        zk.cli(&args)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_the_children_zkcli_writes() {
+    let zk = ZooKeeper::start();
+    // The node does not exist yet: no server, and its creation is watched.
+    let mut ns = from_url(&format!("zk://{}/services/echo", zk.endpoint())).expect("zk URL");
+    assert_eq!(next_within(&mut ns, HANG_GUARD).await, []);
+
+    cli(&zk, &["create", "/services", ""]).await;
+    cli(&zk, &["create", "/services/echo", ""]).await;
+    cli(&zk, &["create", "/services/echo/a", "127.0.0.1:8001"]).await;
+    let mut list = next_within(&mut ns, CHANGE_DEADLINE).await;
+    // The node's creation and its first child may come as one change or two.
+    if list.is_empty() {
+        list = next_within(&mut ns, CHANGE_DEADLINE).await;
+    }
+    assert_eq!(list, [node("127.0.0.1:8001", "")]);
+
+    // Data with a tag; rpcx's way (the address as the name, no data); a bad entry skipped.
+    cli(
+        &zk,
+        &["create", "/services/echo/b", "127.0.0.1:8002 canary"],
+    )
+    .await;
+    cli(&zk, &["create", "/services/echo/tcp@127.0.0.1:8003", ""]).await;
+    cli(&zk, &["create", "/services/echo/bad", "not an address"]).await;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + CHANGE_DEADLINE * 3;
+    while seen.len() != 3 && Instant::now() < deadline {
+        seen = next_within(&mut ns, CHANGE_DEADLINE).await;
+    }
+    assert_eq!(
+        seen,
+        [
+            node("127.0.0.1:8001", ""),
+            node("127.0.0.1:8002", "canary"),
+            node("127.0.0.1:8003", ""),
+        ]
+    );
+
+    cli(&zk, &["delete", "/services/echo/a"]).await;
+    assert_eq!(
+        next_within(&mut ns, CHANGE_DEADLINE).await,
+        [node("127.0.0.1:8002", "canary"), node("127.0.0.1:8003", "")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_registers_is_called_through_zk_and_leaves_on_stop() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::DEBUG)
+        .try_init();
+    let zk = ZooKeeper::start();
+    let url = format!("zk://{}/brisk/services/echo", zk.endpoint());
+    let server = Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .register(&url)
+        .start("127.0.0.1:0")
+        .await
+        .expect("the server starts and registers");
+    let address = server.local_addr().to_string();
+
+    // ZooKeeper's own client sees the node, ephemeral, with the address as its data.
+    let path = format!("/brisk/services/echo/{address}");
+    let got = cli(&zk, &["get", &path]).await;
+    assert!(got.contains(&address), "{got}");
+    let stat = cli(&zk, &["stat", &path]).await;
+    assert!(
+        stat.lines()
+            .any(|l| l.starts_with("ephemeralOwner = ") && !l.ends_with("= 0x0")),
+        "{stat}"
+    );
+
+    let channel = Channel::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_cluster(&url, "rr")
+        .await
+        .expect("a zk:// channel");
+    let reply = EchoServiceClient::new(channel)
+        .echo(EchoRequest {
+            message: "found through ZooKeeper".into(),
+        })
+        .await
+        .expect("a call through ZooKeeper");
+    assert_eq!(reply.message, "found through ZooKeeper");
+
+    server.stop().await;
+    let children = cli(&zk, &["ls", "/brisk/services/echo"]).await;
+    assert!(children.contains("[]"), "deregistered on stop: {children}");
+    server.join().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_stays_while_its_session_lives_and_leaves_on_deregister() {
+    let zk = ZooKeeper::start();
+    let url = format!("zk://{}/kept", zk.endpoint());
+    let registration = ZooKeeperRegistration::register(&url, "10.1.2.3:80 canary", SESSION)
+        .await
+        .expect("registered");
+    assert_eq!(registration.path(), "/kept/10.1.2.3:80");
+    let mut ns = from_url(&url).expect("zk URL");
+    assert_eq!(
+        next_within(&mut ns, HANG_GUARD).await,
+        [node("10.1.2.3:80", "canary")]
+    );
+
+    // Past several session timeouts, pings keep it alive.
+    tokio::time::sleep(SESSION * 4).await;
+    assert!(cli(&zk, &["ls", "/kept"]).await.contains("[10.1.2.3:80]"));
+
+    registration.deregister().await.expect("deregistered");
+    assert_eq!(next_within(&mut ns, CHANGE_DEADLINE).await, []);
+}
+
+/// A TCP relay to `target` whose connections can be cut (as a network failure would), while
+/// it goes on accepting new ones.
+struct Relay {
+    address: std::net::SocketAddr,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let address = listener.local_addr().expect("an address");
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = std::sync::Arc::clone(&connections);
+        let acceptor = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let pump = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                held.lock().unwrap().push(pump);
+            }
+        });
+        Relay {
+            address,
+            connections,
+            acceptor,
+        }
+    }
+
+    /// Closes every connection relayed so far.
+    fn cut(&self) {
+        for pump in self.connections.lock().unwrap().drain(..) {
+            pump.abort();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+        self.cut();
+    }
+}
+
+/// The `ephemeralOwner` (session id) of `path`, as `zkCli.sh stat` prints it.
+async fn owner(zk: &ZooKeeper, path: &str) -> Option<String> {
+    let stat = cli(zk, &["stat", path]).await;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("ephemeralOwner = "))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_whose_connection_is_cut_comes_back_on_a_new_session() {
+    let zk = ZooKeeper::start();
+    let relay = Relay::start(zk.endpoint()).await;
+    let url = format!("zk://{}/cut", relay.address);
+    let registration = ZooKeeperRegistration::register(&url, "10.1.2.3:80", SESSION * 2)
+        .await
+        .expect("registered");
+    let first = owner(&zk, "/cut/10.1.2.3:80")
+        .await
+        .expect("an ephemeral node");
+
+    relay.cut();
+    // The session's end is noticed at once (the connection closed), a new session opened
+    // through the relay, and the node created again on it: by then the old session may not
+    // have expired, so the node is replaced rather than left to expire with it.
+    let deadline = Instant::now() + HANG_GUARD;
+    let mut latest = owner(&zk, "/cut/10.1.2.3:80").await;
+    while latest.is_none() || latest.as_ref() == Some(&first) {
+        assert!(
+            Instant::now() < deadline,
+            "not registered again on a new session: {latest:?} (was {first})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        latest = owner(&zk, "/cut/10.1.2.3:80").await;
+    }
+    // And it stays past the old session's expiry.
+    tokio::time::sleep(SESSION * 3).await;
+    assert_eq!(owner(&zk, "/cut/10.1.2.3:80").await, latest);
+    registration.deregister().await.expect("deregistered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_registration_leaves_with_its_session() {
+    let zk = ZooKeeper::start();
+    let url = format!("zk://{}/crashed", zk.endpoint());
+    let registration = ZooKeeperRegistration::register(&url, "10.1.2.3:80", SESSION)
+        .await
+        .expect("registered");
+    let mut ns = from_url(&url).expect("zk URL");
+    assert_eq!(
+        next_within(&mut ns, HANG_GUARD).await,
+        [node("10.1.2.3:80", "")]
+    );
+    // As if the process died: no pings, no delete.
+    drop(registration);
+    assert_eq!(
+        next_within(&mut ns, SESSION * 4 + CHANGE_DEADLINE).await,
+        [],
+        "the node outlived its session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_zookeeper_and_bad_urls() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let err = ZooKeeperRegistration::register(
+        &format!("zk://127.0.0.1:{port}/services"),
+        "10.1.2.3:80",
+        SESSION,
+    )
+    .await
+    .expect_err("nobody listens");
+    assert_eq!(err.code(), errno::ECONNREFUSED, "{err}");
+    let mut ns = from_url(&format!("zk://127.0.0.1:{port}/services")).expect("zk URL");
+    let err = timeout(HANG_GUARD, ns.next())
+        .await
+        .expect("fails at once")
+        .expect_err("nobody listens");
+    assert_eq!(err.code(), errno::ECONNREFUSED, "{err}");
+
+    for (url, address) in [
+        ("zk://127.0.0.1:2181", "10.1.2.3:80"),
+        ("zk://127.0.0.1:2181/a//b", "10.1.2.3:80"),
+        ("zk://127.0.0.1:2181/a", "no port"),
+    ] {
+        let err = ZooKeeperRegistration::register(url, address, SESSION)
+            .await
+            .expect_err(url);
+        assert_eq!(err.code(), errno::EINVAL, "{url} {address}: {err}");
+    }
+    // A second ensemble member that answers when the first does not.
+    let zk = ZooKeeper::start();
+    let mut ns =
+        from_url(&format!("zk://127.0.0.1:{port},{}/services", zk.endpoint())).expect("zk URL");
+    assert_eq!(next_within(&mut ns, HANG_GUARD).await, []);
+}
