@@ -7,6 +7,7 @@
 //! | `brisk list ADDR [SERVICE]` | the services a server hosts, or a service's methods ([`list`]) |
 //! | `brisk describe ADDR [SYMBOL]` | a service, method, message or enum as `.proto` source ([`list`]) |
 //! | `brisk press ADDR SERVICE/METHOD --input FILE` | load at a given QPS, with a progress line a second and a summary ([`press`]) |
+//! | `brisk replay DIR ADDR` | sends requests a server sampled (`ServerBuilder::rpc_dump`, brpc's `-rpc_dump`) again, as brpc's `rpc_replay` ([`replay`]) |
 //! | `brisk bench ADDR` | Brisk's echo benchmark: calls in flight over N connections, latency percentiles ([`bench`]) |
 //! | `brisk view ADDR` | a server's builtin pages on a local port, as brpc's `rpc_view` ([`view`]) |
 //! | `brisk completions SHELL` | shell completions |
@@ -25,6 +26,7 @@ pub mod input;
 pub mod list;
 pub mod press;
 pub mod reflection;
+pub mod replay;
 pub mod schema;
 pub mod view;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
-use brisk_cli::{bench, call, list, press, view, Failure};
+use brisk_cli::{bench, call, list, press, replay, view, Failure};
 
 /// Call, list, describe and load RPC servers: Brisk, brpc and gRPC alike.
 #[derive(Debug, Parser)]
@@ -44,6 +44,8 @@ enum Command {
     /// A progress line goes to stderr each second, the summary to stdout at the end (or on
     /// Ctrl-C).
     Press(press::Options),
+    /// Sends requests a server sampled (rpc_dump) to a server again, as brpc's rpc_replay.
+    Replay(replay::Options),
     /// Benchmarks Brisk's echo service (echo_server): calls in flight over N connections.
     Bench(bench::Options),
     /// Shows a server's builtin pages on a local port, as brpc's rpc_view.
@@ -90,6 +92,14 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Describe(options) => print(&list::describe(&options).await?),
         Command::Press(options) => {
             let report = press::run_until(options, ctrl_c()).await?;
+            print(&report.to_string())?;
+            if report.succeeded == 0 {
+                return Err(Failure::call("no call succeeded"));
+            }
+            Ok(())
+        }
+        Command::Replay(options) => {
+            let report = replay::run_until(options, ctrl_c()).await?;
             print(&report.to_string())?;
             if report.succeeded == 0 {
                 return Err(Failure::call("no call succeeded"));

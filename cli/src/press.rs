@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -220,95 +220,163 @@ pub async fn run_until(
         .await
         .map_err(Failure::unreachable)?;
     let descriptor = call_descriptor(&method);
-    let duration = (options.duration > 0.0).then(|| Duration::from_secs_f64(options.duration));
-
-    let started = Instant::now();
-    let end = duration.map(|d| started + d);
-    let shared = Arc::new(Shared {
-        payloads,
-        next_input: AtomicUsize::new(0),
-        pacer: (options.qps > 0).then(|| Pacer {
-            interval: Duration::from_nanos(1_000_000_000 / options.qps),
-            next: Mutex::new(started),
-        }),
-        end,
-        output: method.output(),
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tallies = Vec::with_capacity(options.concurrency as usize);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..options.concurrency {
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        tallies.push(Arc::clone(&tally));
-        tasks.spawn(caller(
-            channel.clone(),
-            descriptor.clone(),
-            Arc::clone(&shared),
-            tally,
-            stop_rx.clone(),
-        ));
-    }
-
-    let mut totals = Totals::default();
-    let mut second = 0u64;
-    let mut ticker = tokio::time::interval_at(
-        (started + Duration::from_secs(1)).into(),
-        Duration::from_secs(1),
-    );
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let ended = async {
-        match end {
-            Some(end) => tokio::time::sleep_until(end.into()).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(ended, stop);
-    loop {
-        tokio::select! {
-            biased;
-            _ = ticker.tick() => {
-                second += 1;
-                let this_second = totals.drain(&tallies);
-                let h = &this_second.latency_us;
-                let (p50, p99) = if h.is_empty() {
-                    ("-".to_owned(), "-".to_owned())
-                } else {
-                    (h.value_at_quantile(0.5).to_string(), h.value_at_quantile(0.99).to_string())
-                };
-                eprintln!(
-                    "[{second}s] qps={} p50_us={p50} p99_us={p99} errors={}",
-                    this_second.calls, this_second.errors
-                );
-            }
-            () = &mut ended => break,
-            () = &mut stop => break,
-        }
-    }
-    let elapsed = started.elapsed();
-    let _ = stop_tx.send(true);
-    // Calls in flight finish (within their timeout) and count.
-    while let Some(joined) = tasks.join_next().await {
-        joined.map_err(|e| Failure::call(format!("a calling task failed: {e}")))?;
-    }
-    totals.drain(&tallies);
-    Ok(Report {
-        method: method.full_name().to_owned(),
+    let calls = payloads
+        .iter()
+        .map(|message| Call {
+            channel: 0,
+            method: descriptor.clone(),
+            message: message.clone(),
+            attachment: Bytes::new(),
+            compress: brisk::CompressType::None,
+        })
+        .collect();
+    let load = Load {
+        channels: vec![channel],
+        calls,
+        output: Some(method.output()),
+        qps: options.qps,
+        duration: (options.duration > 0.0).then(|| Duration::from_secs_f64(options.duration)),
+        concurrency: options.concurrency,
+        limit: None,
+        label: method.full_name().to_owned(),
         server: options.server,
-        calls: totals.calls,
-        succeeded: totals.succeeded,
-        errors: totals.errors,
-        elapsed,
-        latency_us: totals.latency_us,
-    })
+    };
+    load.run(stop).await
+}
+
+/// One call a load makes: which channel, which method, what bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    /// Index into [`Load::channels`].
+    pub(crate) channel: usize,
+    pub(crate) method: brisk::MethodDescriptor,
+    /// The message, encoded (not compressed: `compress` asks the channel to).
+    pub(crate) message: Bytes,
+    pub(crate) attachment: Bytes,
+    pub(crate) compress: brisk::CompressType,
+}
+
+/// A load: calls cycled through by `concurrency` tasks, paced to `qps` (0: as fast as they are
+/// answered), for `duration` or until `limit` calls are made.
+#[derive(Debug)]
+pub(crate) struct Load {
+    pub(crate) channels: Vec<Channel>,
+    pub(crate) calls: Vec<Call>,
+    /// The response type, to check answers decode; `None`: any answer is a success.
+    pub(crate) output: Option<MessageDescriptor>,
+    pub(crate) qps: u64,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) concurrency: u32,
+    pub(crate) limit: Option<u64>,
+    /// What the report names: the method, or how many.
+    pub(crate) label: String,
+    pub(crate) server: String,
+}
+
+impl Load {
+    /// Runs until the duration or the limit, or `stop`; a progress line a second to stderr.
+    pub(crate) async fn run(self, stop: impl Future<Output = ()>) -> Result<Report, Failure> {
+        let started = Instant::now();
+        let end = self.duration.map(|d| started + d);
+        let shared = Arc::new(Shared {
+            channels: self.channels,
+            calls: self.calls.into(),
+            next_input: AtomicU64::new(0),
+            limit: self.limit,
+            pacer: (self.qps > 0).then(|| Pacer {
+                interval: Duration::from_nanos(1_000_000_000 / self.qps),
+                next: Mutex::new(started),
+            }),
+            end,
+            output: self.output,
+            callers: AtomicUsize::new(self.concurrency as usize),
+            callers_done: tokio::sync::Notify::new(),
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tallies = Vec::with_capacity(self.concurrency as usize);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..self.concurrency {
+            let tally = Arc::new(Mutex::new(Tally::default()));
+            tallies.push(Arc::clone(&tally));
+            tasks.spawn(caller(Arc::clone(&shared), tally, stop_rx.clone()));
+        }
+        let mut totals = Totals::default();
+        let mut second = 0u64;
+        let mut ticker = tokio::time::interval_at(
+            (started + Duration::from_secs(1)).into(),
+            Duration::from_secs(1),
+        );
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ended = async {
+            match end {
+                Some(end) => tokio::time::sleep_until(end.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        // With a limit, the run also ends when every caller has (the limit reached);
+        // without, callers end with the duration, which ends the run itself.
+        let limited = self.limit.is_some();
+        let all_done = async {
+            if limited {
+                shared.callers_done.notified().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(ended, stop, all_done);
+        loop {
+            tokio::select! {
+                biased;
+                _ = ticker.tick() => {
+                    second += 1;
+                    let this_second = totals.drain(&tallies);
+                    let h = &this_second.latency_us;
+                    let (p50, p99) = if h.is_empty() {
+                        ("-".to_owned(), "-".to_owned())
+                    } else {
+                        (h.value_at_quantile(0.5).to_string(), h.value_at_quantile(0.99).to_string())
+                    };
+                    eprintln!(
+                        "[{second}s] qps={} p50_us={p50} p99_us={p99} errors={}",
+                        this_second.calls, this_second.errors
+                    );
+                }
+                () = &mut ended => break,
+                () = &mut stop => break,
+                () = &mut all_done => break,
+            }
+        }
+        let elapsed = started.elapsed();
+        let _ = stop_tx.send(true);
+        // Calls in flight finish (within their timeout) and count.
+        while let Some(joined) = tasks.join_next().await {
+            joined.map_err(|e| Failure::call(format!("a calling task failed: {e}")))?;
+        }
+        totals.drain(&tallies);
+        Ok(Report {
+            method: self.label,
+            server: self.server,
+            calls: totals.calls,
+            succeeded: totals.succeeded,
+            errors: totals.errors,
+            elapsed,
+            latency_us: totals.latency_us,
+        })
+    }
 }
 
 /// What the calling tasks share.
 struct Shared {
-    payloads: Arc<[Bytes]>,
-    next_input: AtomicUsize,
+    channels: Vec<Channel>,
+    calls: Arc<[Call]>,
+    next_input: AtomicU64,
+    limit: Option<u64>,
     pacer: Option<Pacer>,
     end: Option<Instant>,
-    output: MessageDescriptor,
+    output: Option<MessageDescriptor>,
+    /// Callers still running, and the signal that the last one ended.
+    callers: AtomicUsize,
+    callers_done: tokio::sync::Notify,
 }
 
 /// Global pacing: each call takes the next free slot, `interval` after the previous one, so
@@ -416,14 +484,15 @@ impl Totals {
     }
 }
 
-/// One calling task: takes a slot, sends the next input, checks and counts the answer.
-async fn caller(
-    channel: Channel,
-    method: brisk::MethodDescriptor,
-    shared: Arc<Shared>,
-    tally: Arc<Mutex<Tally>>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// One calling task: takes a slot, sends the next call, checks and counts the answer.
+async fn caller(shared: Arc<Shared>, tally: Arc<Mutex<Tally>>, stop: watch::Receiver<bool>) {
+    call_until_done(&shared, &tally, stop).await;
+    if shared.callers.fetch_sub(1, Ordering::AcqRel) == 1 {
+        shared.callers_done.notify_one();
+    }
+}
+
+async fn call_until_done(shared: &Shared, tally: &Mutex<Tally>, mut stop: watch::Receiver<bool>) {
     let mut cntl = Controller::new();
     loop {
         if *stop.borrow() {
@@ -441,27 +510,37 @@ async fn caller(
         } else if shared.end.is_some_and(|end| Instant::now() >= end) {
             break;
         }
-        let index = shared.next_input.fetch_add(1, Ordering::Relaxed) % shared.payloads.len();
+        let index = shared.next_input.fetch_add(1, Ordering::Relaxed);
+        if shared.limit.is_some_and(|limit| index >= limit) {
+            break;
+        }
+        let call = &shared.calls[(index % shared.calls.len() as u64) as usize];
         cntl.reset();
+        cntl.set_request_attachment(call.attachment.clone());
+        cntl.set_request_compress_type(call.compress);
         let sent = Instant::now();
-        let result = channel
-            .unary::<brisk::codec::Raw, Bytes, Bytes>(&method, &mut cntl, &shared.payloads[index])
+        let result = shared.channels[call.channel]
+            .unary::<brisk::codec::Raw, Bytes, Bytes>(&call.method, &mut cntl, &call.message)
             .await;
         let latency = sent.elapsed();
-        let result = result.and_then(|response| {
-            DynamicMessage::decode(shared.output.clone(), response).map_err(|e| {
-                Status::new(
-                    errno::ERESPONSE,
-                    format!(
-                        "Fail to parse response as {}: {e}",
-                        shared.output.full_name()
-                    ),
-                )
-            })
+        let result = result.and_then(|response| match &shared.output {
+            Some(output) => DynamicMessage::decode(output.clone(), response)
+                .map(drop)
+                .map_err(|e| {
+                    Status::new(
+                        errno::ERESPONSE,
+                        format!("Fail to parse response as {}: {e}", output.full_name()),
+                    )
+                }),
+            None => Ok(()),
         });
+        if result.is_err() {
+            // A call refused before any I/O never yields: let the stop signal run.
+            tokio::task::yield_now().await;
+        }
         let mut tally = tally.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
-            Ok(_) => {
+            Ok(()) => {
                 let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
                 tally.latency_us.saturating_record(us.max(1));
             }

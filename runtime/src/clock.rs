@@ -20,7 +20,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when a test moves it.
 /// A wall-clock time in UTC, as a calendar shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CivilTime {
@@ -62,6 +61,7 @@ impl CivilTime {
     }
 }
 
+/// A clock that moves only when a test moves it.
 #[cfg(test)]
 #[derive(Clone, Debug)]
 pub(crate) struct ManualClock(std::sync::Arc<std::sync::Mutex<Instant>>);

@@ -193,6 +193,7 @@ pub use controller::{CallId, Controller};
 pub use error::{errno, Error, ErrorKind, Status};
 pub use method::MethodDescriptor;
 pub use protocol::{ConnectionType, Protocol};
+pub use server::rpc_dump;
 pub use server::{
     Health, HealthReporter, MessageSchema, NsheadMessage, NsheadPbAdaptor, NsheadService, Server,
     ServerBuilder, ServerContext, ServerOptions, Service, ServiceFuture, ServiceResponse,

@@ -363,6 +363,9 @@ impl Connection {
         arrived: &mut Option<Instant>,
     ) -> Option<RequestTask> {
         let shared = &self.shared;
+        if let Some(dump) = &shared.rpc_dump {
+            dump.sample(self.codec.name(), &request);
+        }
         let slot = self.replies.slot();
         let inflight = InflightGuard::enter(shared);
         if shared.phase_now() != Phase::Running {

@@ -31,6 +31,7 @@ mod reflection;
 mod registration;
 mod registry;
 mod reporter;
+pub mod rpc_dump;
 mod service;
 mod state;
 mod tls;
@@ -81,6 +82,8 @@ pub struct ServerBuilder {
     user_flags: Vec<user_flag::UserFlag>,
     /// Naming services to register the server in.
     registration: registration::Plan,
+    /// Where to sample requests, if anywhere.
+    rpc_dump: Option<rpc_dump::RpcDumpOptions>,
     /// tower layer stacks around every service's unary calls, innermost first.
     #[cfg(feature = "tower")]
     layers: Vec<tower::Wrap>,
@@ -345,6 +348,27 @@ impl ServerBuilder {
         self
     }
 
+    /// Samples requests into files, as brpc's `-rpc_dump` does, for `brisk replay` (or brpc's
+    /// `rpc_replay`) to send again: baidu_std, hulu_pbrpc and sofa_pbrpc requests, at most
+    /// `max_requests_per_second` a second, in brpc's file format (see [`rpc_dump`]).
+    /// [`start`](ServerBuilder::start) fails if the directory cannot be prepared.
+    ///
+    /// ```no_run
+    /// # async fn demo(service: impl brisk::Service) -> Result<(), brisk::Error> {
+    /// use brisk::rpc_dump::RpcDumpOptions;
+    ///
+    /// let server = brisk::Server::builder()
+    ///     .add_service(service)
+    ///     .rpc_dump(RpcDumpOptions::new("./rpc_data/rpc_dump/echo"))
+    ///     .start("0.0.0.0:8000")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn rpc_dump(mut self, options: rpc_dump::RpcDumpOptions) -> Self {
+        self.rpc_dump = Some(options);
+        self
+    }
+
     /// Serves the builtin pages (`/status`, `/vars`, `/brpc_metrics`, ...) or not (default:
     /// it does): see [`ServerOptions::builtin_services`].
     pub fn builtin_services(mut self, enabled: bool) -> Self {
@@ -498,6 +522,16 @@ impl ServerBuilder {
             registry.set_blocking(name)?;
         }
         user_flag::check_names(&self.user_flags).map_err(Error::invalid)?;
+        let rpc_dump = match self.rpc_dump.take() {
+            Some(options) => {
+                let dir = options.dir.display().to_string();
+                Some(
+                    rpc_dump::RpcDump::start(options)
+                        .map_err(|e| Error::io(format!("Fail to prepare rpc_dump in {dir}"), e))?,
+                )
+            }
+            None => None,
+        };
         let listener = listen(address)
             .await
             .map_err(|e| Error::io(format!("Fail to listen on {address}"), e))?;
@@ -527,6 +561,7 @@ impl ServerBuilder {
             interceptors: std::mem::take(&mut self.interceptors).into(),
             health_reporter: self.health_reporter.take(),
             user_flags: std::mem::take(&mut self.user_flags),
+            rpc_dump,
             #[cfg(feature = "json")]
             reflection: std::sync::OnceLock::new(),
         });

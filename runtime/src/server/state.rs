@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) health_reporter: Option<Arc<dyn crate::HealthReporter>>,
     /// The program's own flags, on `/flags`.
     pub(crate) user_flags: Vec<super::user_flag::UserFlag>,
+    /// Samples requests into files, when the server was asked to.
+    pub(crate) rpc_dump: Option<super::rpc_dump::RpcDump>,
     /// The reflection service's index of the hosted services' descriptors, made on the first
     /// reflection call (the services do not change while the server runs).
     #[cfg(feature = "json")]
