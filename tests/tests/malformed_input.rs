@@ -457,13 +457,22 @@ async fn unsupported_compress_type_is_erequest_and_connection_survives() {
     let (server, _arrivals) = start_server().await;
     let addr = server.local_addr();
     let mut stream = connect(&server).await;
-    let meta = request_meta("example.EchoService", "Echo", 0, 41, 4, 0, 0);
+    // 6: no compression has that number (brpc's end at LZ4, 4; Brisk's zstd is 5).
+    let meta = request_meta("example.EchoService", "Echo", 0, 41, 6, 0, 0);
     let bad = frame_bytes(&meta, &echo_payload("hello world"), b"");
     let (cid, code, text, _) = round_trip(&mut stream, &bad).await;
     assert_eq!((cid, code), (41, 1003), "{text}");
     assert!(text.starts_with(&prefix(addr, 1003)), "{text}");
-    assert!(text.contains("compress_type=4"), "{text}");
+    assert!(text.contains("compress_type=6"), "{text}");
     assert_connection_usable(&mut stream, 42).await;
+    // LZ4 and zstd flags on payloads that are not LZ4 or zstd: EREQUEST too.
+    for (compress, cid) in [(4, 43), (5, 44)] {
+        let meta = request_meta("example.EchoService", "Echo", 0, cid, compress, 0, 0);
+        let bad = frame_bytes(&meta, &echo_payload("hello world"), b"");
+        let (got, code, text, _) = round_trip(&mut stream, &bad).await;
+        assert_eq!((got, code), (cid, 1003), "{text}");
+    }
+    assert_connection_usable(&mut stream, 45).await;
 }
 
 #[tokio::test]
