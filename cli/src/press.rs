@@ -1,5 +1,6 @@
-//! `brisk press`, as brpc's `rpc_press`: load-tests any unary method of any server with
-//! requests given as JSON, with no generated code.
+//! `brisk press`, as brpc's `rpc_press`: load-tests any method of any server with requests
+//! given as JSON, with no generated code. A streaming method (over h2:grpc) is one stream a
+//! call: the request sent, every response read.
 //!
 //! The schema comes from a `.proto` file parsed at run time or from the server's reflection
 //! service ([`crate::schema`]); the JSON input (an object, an array of objects, or one object
@@ -191,10 +192,10 @@ pub async fn run_until(
     .load(&[&options.method])
     .await?;
     let method = schema.method(&options.method).map_err(Failure::usage)?;
-    if method.is_client_streaming() || method.is_server_streaming() {
+    let streaming = method.is_client_streaming() || method.is_server_streaming();
+    if streaming && options.protocol != Protocol::GRPC {
         return Err(Failure::usage(format!(
-            "`{}` is a streaming method; press calls unary methods only (`brisk call` calls \
-             streaming ones)",
+            "`{}` is a streaming method: press it with --protocol h2:grpc",
             method.full_name()
         )));
     }
@@ -228,6 +229,7 @@ pub async fn run_until(
             message: message.clone(),
             attachment: Bytes::new(),
             compress: brisk::CompressType::None,
+            streaming,
         })
         .collect();
     let load = Load {
@@ -254,6 +256,9 @@ pub(crate) struct Call {
     pub(crate) message: Bytes,
     pub(crate) attachment: Bytes,
     pub(crate) compress: brisk::CompressType,
+    /// A streaming method (h2:grpc): the call sends `message` as its one request and ends
+    /// when the server has sent every response (each must decode).
+    pub(crate) streaming: bool,
 }
 
 /// A load: calls cycled through by `concurrency` tasks, paced to `qps` (0: as fast as they are
@@ -484,6 +489,38 @@ impl Totals {
     }
 }
 
+/// Whether `response` decodes as `output` (any response does when there is none to check).
+fn check(output: Option<&MessageDescriptor>, response: Bytes) -> Result<(), Status> {
+    match output {
+        Some(output) => DynamicMessage::decode(output.clone(), response)
+            .map(drop)
+            .map_err(|e| {
+                Status::new(
+                    errno::ERESPONSE,
+                    format!("Fail to parse response as {}: {e}", output.full_name()),
+                )
+            }),
+        None => Ok(()),
+    }
+}
+
+/// A streaming call: `call.message` as the one request, every response read and checked.
+async fn stream_once(
+    channel: &Channel,
+    call: &Call,
+    cntl: &mut Controller,
+    output: Option<&MessageDescriptor>,
+) -> Result<(), Status> {
+    let requests = futures_util::stream::iter([call.message.clone()]);
+    let mut responses = channel
+        .streaming::<brisk::codec::Raw, Bytes, Bytes, _>(&call.method, cntl, requests)
+        .await?;
+    while let Some(response) = responses.message().await? {
+        check(output, response)?;
+    }
+    Ok(())
+}
+
 /// One calling task: takes a slot, sends the next call, checks and counts the answer.
 async fn caller(shared: Arc<Shared>, tally: Arc<Mutex<Tally>>, stop: watch::Receiver<bool>) {
     call_until_done(&shared, &tally, stop).await;
@@ -519,21 +556,16 @@ async fn call_until_done(shared: &Shared, tally: &Mutex<Tally>, mut stop: watch:
         cntl.set_request_attachment(call.attachment.clone());
         cntl.set_request_compress_type(call.compress);
         let sent = Instant::now();
-        let result = shared.channels[call.channel]
-            .unary::<brisk::codec::Raw, Bytes, Bytes>(&call.method, &mut cntl, &call.message)
-            .await;
+        let channel = &shared.channels[call.channel];
+        let result = if call.streaming {
+            stream_once(channel, call, &mut cntl, shared.output.as_ref()).await
+        } else {
+            channel
+                .unary::<brisk::codec::Raw, Bytes, Bytes>(&call.method, &mut cntl, &call.message)
+                .await
+                .and_then(|response| check(shared.output.as_ref(), response))
+        };
         let latency = sent.elapsed();
-        let result = result.and_then(|response| match &shared.output {
-            Some(output) => DynamicMessage::decode(output.clone(), response)
-                .map(drop)
-                .map_err(|e| {
-                    Status::new(
-                        errno::ERESPONSE,
-                        format!("Fail to parse response as {}: {e}", output.full_name()),
-                    )
-                }),
-            None => Ok(()),
-        });
         if result.is_err() {
             // A call refused before any I/O never yields: let the stop signal run.
             tokio::task::yield_now().await;

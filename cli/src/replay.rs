@@ -194,5 +194,6 @@ fn call(record: &Record, channel: usize) -> Result<Call, String> {
         message,
         attachment,
         compress,
+        streaming: false,
     })
 }

@@ -273,3 +273,49 @@ fn press_rejects_bad_arguments_with_usage() {
     assert!(stderr.contains("--qps"), "{stderr}");
     assert!(stderr.contains("--help"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn press_streams_over_grpc() {
+    use brisk_examples::interop::testing::TestServiceServer;
+    use brisk_examples::interop::TestServiceImpl;
+
+    let server = brisk::Server::builder()
+        .add_service(TestServiceServer::new(TestServiceImpl))
+        .start("127.0.0.1:0")
+        .await
+        .expect("start the interop server");
+    let address = server.local_addr().to_string();
+    let input = input_file(r#"{"responseParameters": [{"size": 4}, {"size": 8}]}"#);
+    let args = |protocol: &str| -> Vec<String> {
+        [
+            &address,
+            "grpc.testing.TestService/StreamingOutputCall",
+            "--input",
+            input.path().to_str().expect("utf-8"),
+            "--protocol",
+            protocol,
+            "--duration",
+            "0.5",
+            "--qps",
+            "0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let out = press(args("h2:grpc")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(field(&stdout, "ok") > 0, "{stdout}");
+    assert_eq!(field(&stdout, "errors"), 0, "{stdout}");
+
+    // Streams need gRPC: refused before any call.
+    let out = press(args("baidu_std")).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("h2:grpc"));
+    server.shutdown().await;
+}
