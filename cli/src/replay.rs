@@ -3,9 +3,11 @@
 //! server again, at a given QPS, and reports the answers by error code.
 //!
 //! Each request goes out over the protocol it came in on (baidu_std, hulu_pbrpc, sofa_pbrpc;
-//! `--protocol` overrides), to the method it named, with its compression and attachment: the
-//! bytes the server sampled. `--times` passes go through the files in order (default one);
-//! `--duration` bounds the run.
+//! `--protocol` overrides), to the method it named, with its message (decompressed, and
+//! compressed again the same way) and attachment. `--times` passes go through the files in
+//! order (default one); `--duration` bounds the run. Samples that cannot be sent again (a
+//! protocol Brisk does not replay, such as nshead; a message that does not decompress, as a
+//! server samples requests before it refuses them) are skipped, counted on stderr.
 //!
 //! ```text
 //! brisk replay ./rpc_data/rpc_dump/echo 10.0.0.8:8000 --qps 500 --times 3
@@ -73,21 +75,18 @@ pub async fn run_until(
     let mut channels = Vec::new();
     let mut channel_of: HashMap<String, usize> = HashMap::new();
     let mut calls = Vec::with_capacity(records.len());
+    let mut skipped = Vec::new();
     for (number, record) in records.iter().enumerate() {
-        let what = |reason: String| {
-            Failure::usage(format!(
-                "`{}`: request {}: {reason}",
-                options.dir.display(),
-                number + 1
-            ))
-        };
+        let what = |reason: String| format!("request {}: {reason}", number + 1);
         let protocol = match &options.protocol {
             Some(protocol) => protocol.clone(),
             None => {
                 let number = record.meta.protocol_type.unwrap_or(0);
-                let name = protocol_name(number)
-                    .ok_or_else(|| what(format!("protocol {number} cannot be replayed")))?;
-                crate::protocol(name).map_err(what)?
+                let Some(name) = protocol_name(number) else {
+                    skipped.push(what(format!("protocol {number} is not replayed")));
+                    continue;
+                };
+                crate::protocol(name).map_err(Failure::usage)?
             }
         };
         let channel = match channel_of.get(protocol.name()) {
@@ -108,7 +107,24 @@ pub async fn run_until(
                 channels.len() - 1
             }
         };
-        calls.push(call(record, channel).map_err(what)?);
+        match call(record, channel) {
+            Ok(call) => calls.push(call),
+            Err(reason) => skipped.push(what(reason)),
+        }
+    }
+    if !skipped.is_empty() {
+        eprintln!(
+            "brisk replay: skipped {} of {} requests (first: {})",
+            skipped.len(),
+            records.len(),
+            skipped[0]
+        );
+    }
+    if calls.is_empty() {
+        return Err(Failure::usage(format!(
+            "`{}`: no request can be sent again",
+            options.dir.display()
+        )));
     }
     let limit = (options.times > 0).then(|| options.times * calls.len() as u64);
     let load = Load {

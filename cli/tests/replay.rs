@@ -104,7 +104,7 @@ async fn sampled_requests_replay_with_their_protocol_compression_and_attachment(
             .await
             .expect("a sampled call");
     }
-    // The writer flushes every 2 s.
+    // Records reach the files within 2 s.
     let deadline = Instant::now() + Duration::from_secs(10);
     while dumped(&dump_dir) < calls.len() {
         assert!(
@@ -116,6 +116,19 @@ async fn sampled_requests_replay_with_their_protocol_compression_and_attachment(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     sampling.shutdown().await;
+
+    // A sample that cannot be sent again (brpc dumps nshead requests too) is skipped.
+    let mut nshead = bytes::BytesMut::new();
+    brisk::rpc_dump::encode_record(
+        &brisk::rpc_dump::RpcDumpMeta {
+            protocol_type: Some(13),
+            nshead: Some(vec![0; 36]),
+            ..Default::default()
+        },
+        &[b"body"],
+        &mut nshead,
+    );
+    std::fs::write(dump_dir.join("requests.zzzz"), &nshead).unwrap();
 
     // Replayed twice to another server.
     let (target, seen) = recording_server().await;
@@ -143,6 +156,8 @@ async fn sampled_requests_replay_with_their_protocol_compression_and_attachment(
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("calls=8 ok=8 errors=0"), "{stdout}");
+    assert!(stderr.contains("skipped 1 of 5 requests"), "{stderr}");
+    assert!(stderr.contains("protocol 13"), "{stderr}");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 8, "{seen:?}");
     for (i, (_, compress, attachment)) in calls.iter().enumerate() {

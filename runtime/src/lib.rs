@@ -139,7 +139,11 @@
 //!   costs little, and `codec = "json"` works without extra set-up.
 //! - `proto-text` (default): HTTP bodies in protobuf's text format.
 //! - `tls`: TLS with rustls on servers and channels.
-//! - `etcd`: the `etcd://` naming service.
+//! - `etcd`: the `etcd://` naming service, and servers registering themselves in etcd.
+//! - `zookeeper`: the `zk://` naming service, and servers registering themselves in
+//!   ZooKeeper (Brisk's own client of its protocol: no dependency).
+//! - `lz4`, `zstd`: LZ4 and zstd payload compression ([`CompressType`]), and gRPC's `zstd`.
+//! - `hotspots`: `/hotspots/cpu`, a CPU flame graph of the running server (pprof-rs).
 //! - `tower`: `ServerBuilder::layer` wraps services in tower middleware (the `tower` module).
 //!
 //! [Apache brpc]: https://brpc.apache.org

@@ -22,6 +22,10 @@ const HANG_GUARD: Duration = Duration::from_secs(10);
 /// The shortest session the test server grants (two ticks of 500 ms), so expiry is quick.
 const SESSION: Duration = Duration::from_secs(1);
 
+/// A session long enough that a busy machine's pauses do not end it: for the tests that
+/// check that nothing changes.
+const STEADY_SESSION: Duration = Duration::from_secs(4);
+
 fn node(addr: &str, tag: &str) -> ServerNode {
     ServerNode::with_tag(addr.parse().unwrap(), tag)
 }
@@ -59,13 +63,18 @@ async fn follows_the_children_zkcli_writes() {
     }
     assert_eq!(list, [node("127.0.0.1:8001", "")]);
 
-    // Data with a tag; rpcx's way (the address as the name, no data); a bad entry skipped.
+    // Data with a tag; rpcx's way (the address as the name, metadata as the data); a bad
+    // entry skipped.
     cli(
         &zk,
         &["create", "/services/echo/b", "127.0.0.1:8002 canary"],
     )
     .await;
-    cli(&zk, &["create", "/services/echo/tcp@127.0.0.1:8003", ""]).await;
+    cli(
+        &zk,
+        &["create", "/services/echo/tcp@127.0.0.1:8003", "tps=0"],
+    )
+    .await;
     cli(&zk, &["create", "/services/echo/bad", "not an address"]).await;
     let mut seen = Vec::new();
     let deadline = Instant::now() + CHANGE_DEADLINE * 3;
@@ -138,7 +147,7 @@ async fn a_server_registers_is_called_through_zk_and_leaves_on_stop() {
 async fn a_registration_stays_while_its_session_lives_and_leaves_on_deregister() {
     let zk = ZooKeeper::start();
     let url = format!("zk://{}/kept", zk.endpoint());
-    let registration = ZooKeeperRegistration::register(&url, "10.1.2.3:80 canary", SESSION)
+    let registration = ZooKeeperRegistration::register(&url, "10.1.2.3:80 canary", STEADY_SESSION)
         .await
         .expect("registered");
     assert_eq!(registration.path(), "/kept/10.1.2.3:80");
@@ -148,8 +157,8 @@ async fn a_registration_stays_while_its_session_lives_and_leaves_on_deregister()
         [node("10.1.2.3:80", "canary")]
     );
 
-    // Past several session timeouts, pings keep it alive.
-    tokio::time::sleep(SESSION * 4).await;
+    // Past its session timeout, pings keep it alive.
+    tokio::time::sleep(STEADY_SESSION + Duration::from_secs(1)).await;
     assert!(cli(&zk, &["ls", "/kept"]).await.contains("[10.1.2.3:80]"));
 
     registration.deregister().await.expect("deregistered");
@@ -218,7 +227,7 @@ async fn a_registration_whose_connection_is_cut_comes_back_on_a_new_session() {
     let zk = ZooKeeper::start();
     let relay = Relay::start(zk.endpoint()).await;
     let url = format!("zk://{}/cut", relay.address);
-    let registration = ZooKeeperRegistration::register(&url, "10.1.2.3:80", SESSION * 2)
+    let registration = ZooKeeperRegistration::register(&url, "10.1.2.3:80", STEADY_SESSION)
         .await
         .expect("registered");
     let first = owner(&zk, "/cut/10.1.2.3:80")
@@ -240,7 +249,7 @@ async fn a_registration_whose_connection_is_cut_comes_back_on_a_new_session() {
         latest = owner(&zk, "/cut/10.1.2.3:80").await;
     }
     // And it stays past the old session's expiry.
-    tokio::time::sleep(SESSION * 3).await;
+    tokio::time::sleep(STEADY_SESSION + Duration::from_secs(1)).await;
     assert_eq!(owner(&zk, "/cut/10.1.2.3:80").await, latest);
     registration.deregister().await.expect("deregistered");
 }

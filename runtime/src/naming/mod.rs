@@ -9,6 +9,10 @@
 //! | `file:///etc/servers` | a file, one `host:port [tag]` per line, `#` comments; re-read when it changes |
 //! | `http://host:port`, `dns://host:port` | every address the name resolves to, re-resolved every 5 s |
 //! | `etcd://127.0.0.1:2379/prefix` | the values of the etcd keys under `/prefix/`, watched (feature `etcd`) |
+//! | `zk://127.0.0.1:2181/path` | the children of the ZooKeeper node `/path`, watched (feature `zookeeper`) |
+//!
+//! Servers put themselves in etcd and ZooKeeper with [`ServerBuilder::register`](crate::ServerBuilder::register)
+//! (or `EtcdRegistration` / `ZooKeeperRegistration` for any address).
 //!
 //! Implement [`NamingService`] for any other source and pass it to
 //! [`ChannelBuilder::connect_with`](crate::ChannelBuilder::connect_with). A

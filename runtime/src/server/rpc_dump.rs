@@ -29,8 +29,11 @@ pub const FILE_PREFIX: &str = "requests.";
 /// How long written records may wait in the buffer (brpc's 2 s).
 const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Samples the writer may have waiting before new ones are dropped.
+/// Samples the writer may have waiting before new ones are dropped...
 const QUEUE: usize = 4096;
+
+/// ...and bytes of them (so large requests cannot pile up gigabytes).
+const QUEUE_BYTES: usize = 64 << 20;
 
 /// Where and how much [`ServerBuilder::rpc_dump`](super::ServerBuilder::rpc_dump) samples.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +191,8 @@ pub fn read_records(data: &[u8], max_body_size: usize) -> Result<Vec<Record>, St
 #[derive(Debug)]
 pub(crate) struct RpcDump {
     records: SyncSender<BytesMut>,
+    /// Bytes of records queued for the writer.
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     max_per_second: u64,
     /// The current second (since the epoch) in the high 32 bits, samples taken in it in the
     /// low 32: one atomic for the budget.
@@ -206,11 +211,14 @@ impl RpcDump {
         }
         let (records, queue) = mpsc::sync_channel(QUEUE);
         let max_per_second = options.max_requests_per_second;
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let written = std::sync::Arc::clone(&queued);
         std::thread::Builder::new()
             .name("brisk-rpc-dump".to_owned())
-            .spawn(move || write_files(options, queue))?;
+            .spawn(move || write_files(options, queue, &written))?;
         Ok(RpcDump {
             records,
+            queued,
             max_per_second,
             budget: AtomicU64::new(0),
         })
@@ -225,7 +233,7 @@ impl RpcDump {
             return;
         }
         let (method_name, method_index) = match &request.method {
-            MethodRef::Name(name) if protocol == "sofa_pbrpc" => {
+            MethodRef::Name(name) if protocol == "sofa_pbrpc" && !request.service.is_empty() => {
                 (Some(format!("{}.{name}", request.service)), None)
             }
             MethodRef::Name(name) => (Some(name.clone()), None),
@@ -247,10 +255,18 @@ impl RpcDump {
             BytesMut::with_capacity(64 + payload.message.len() + payload.attachment.len());
         encode_record(&meta, &[&payload.message, &payload.attachment], &mut record);
         // A writer behind drops samples, never requests.
-        let _ = self.records.try_send(record);
+        let size = record.len();
+        if self.queued.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES
+            || self.records.try_send(record).is_err()
+        {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
+        }
     }
 
     fn take_budget(&self) -> bool {
+        if self.max_per_second == 0 {
+            return false;
+        }
         let second = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -288,20 +304,30 @@ fn is_dump_file(path: &Path) -> bool {
 
 /// The writing thread: records into files, batched, rotated; ends when the server drops its
 /// sampler.
-fn write_files(options: RpcDumpOptions, queue: mpsc::Receiver<BytesMut>) {
+fn write_files(
+    options: RpcDumpOptions,
+    queue: mpsc::Receiver<BytesMut>,
+    queued: &std::sync::atomic::AtomicUsize,
+) {
     let mut files: std::collections::VecDeque<PathBuf> = std::collections::VecDeque::new();
     let mut current: Option<(BufWriter<File>, usize)> = None;
+    // Written records reach the file within FLUSH_INTERVAL, however steady the samples.
+    let mut flush_at = std::time::Instant::now() + FLUSH_INTERVAL;
     loop {
-        let record = match queue.recv_timeout(FLUSH_INTERVAL) {
-            Ok(record) => record,
-            Err(RecvTimeoutError::Timeout) => {
-                if let Some((writer, _)) = current.as_mut() {
-                    let _ = writer.flush();
-                }
-                continue;
+        let wait = flush_at.saturating_duration_since(std::time::Instant::now());
+        let received = queue.recv_timeout(wait);
+        if std::time::Instant::now() >= flush_at {
+            if let Some((writer, _)) = current.as_mut() {
+                let _ = writer.flush();
             }
+            flush_at = std::time::Instant::now() + FLUSH_INTERVAL;
+        }
+        let record = match received {
+            Ok(record) => record,
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        queued.fetch_sub(record.len(), Ordering::Relaxed);
         if current
             .as_ref()
             .is_none_or(|(_, count)| *count >= options.max_requests_in_one_file)
@@ -437,6 +463,7 @@ mod tests {
         let (records, _queue) = mpsc::sync_channel(1);
         let dump = RpcDump {
             records,
+            queued: Default::default(),
             max_per_second: 2,
             budget: AtomicU64::new(0),
         };
@@ -446,6 +473,15 @@ mod tests {
         // A second that is over leaves no debt.
         dump.budget.store((1 << 32) | 2, Ordering::Relaxed);
         assert!(dump.take_budget());
+        // A budget of none samples nothing.
+        let (records, _queue) = mpsc::sync_channel(1);
+        let off = RpcDump {
+            records,
+            queued: Default::default(),
+            max_per_second: 0,
+            budget: AtomicU64::new(0),
+        };
+        assert!(!off.take_budget());
     }
 
     #[test]

@@ -28,6 +28,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// ZooKeeper's `ConnectionLoss`: the reply a request gets when the connection ends first.
 pub(crate) const CONNECTION_LOSS: i32 = -4;
 
+/// ZooKeeper's `OperationTimeout`: no reply in time.
+pub(crate) const OPERATION_TIMEOUT: i32 = -7;
+
 /// A request's failure: ZooKeeper's error code and what to say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ZkError {
@@ -40,6 +43,7 @@ impl ZkError {
     pub(crate) fn to_status(&self) -> Status {
         let code = match self.code {
             CONNECTION_LOSS | jute::err::SESSION_EXPIRED => errno::EFAILEDSOCKET,
+            OPERATION_TIMEOUT => errno::ETIMEDOUT,
             _ => errno::ERESPONSE,
         };
         Status::new(code, self.message.clone())

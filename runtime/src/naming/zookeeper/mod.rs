@@ -33,8 +33,9 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 ///
 /// Each child of the node (here `/services/echo`) is one server. Its data is `host:port`,
 /// optionally followed by whitespace and a tag, as a `list://` entry is written (what
-/// [`ZooKeeperRegistration`] writes). A child with no data is read by its name instead:
-/// `10.0.0.1:8000`, or rpcx's `tcp@10.0.0.1:8000`. What does not parse is logged and skipped.
+/// [`ZooKeeperRegistration`] writes). A child whose data does not name a server (none, or
+/// rpcx's metadata such as `tps=0`) is read by its name instead: `10.0.0.1:8000`, or rpcx's
+/// `tcp@10.0.0.1:8000`. What names no server is logged and skipped.
 /// A node that does not exist (yet) lists no server, and is watched until it does.
 ///
 /// The first [`next`](NamingService::next) lists the children and fails if no server of the
@@ -197,24 +198,24 @@ async fn list(url: &str, session: &Session, path: &str) -> Result<Vec<ServerNode
             Err(e) if e.code == jute::err::NO_NODE => continue,
             Err(e) => return Err(e),
         };
-        let entry = match std::str::from_utf8(&data) {
-            Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
-            Ok(_) => child.strip_prefix("tcp@").unwrap_or(&child).to_owned(),
-            Err(_) => {
-                tracing::warn!(url, %child, "skipping a ZooKeeper node: its data is not UTF-8");
+        // The data names the server; failing that (empty, or metadata as rpcx writes), the
+        // child's own name does.
+        let name = child.strip_prefix("tcp@").unwrap_or(&child);
+        let data = std::str::from_utf8(&data).map(str::trim).unwrap_or("");
+        let mut parsed = Err("no data, and the name is not `host:port`".to_owned());
+        for entry in [data, name] {
+            if entry.is_empty() || split_entry(entry).is_err() {
                 continue;
             }
-        };
-        let parsed = match split_entry(&entry) {
-            Ok(_) => super::parse_entry(&entry).await.map_err(|e| e.to_string()),
-            Err(reason) => Err(reason),
-        };
+            parsed = super::parse_entry(entry).await.map_err(|e| e.to_string());
+            break;
+        }
         match parsed {
             Ok(node) => nodes.push(node),
             Err(reason) => tracing::warn!(
                 url,
                 %child,
-                entry,
+                data,
                 %reason,
                 "skipping a ZooKeeper node: it does not name `host:port [tag]`"
             ),

@@ -196,7 +196,10 @@ async fn keep(
                     session = loop {
                         let attempt = Instant::now();
                         tokio::select! {
-                            _ = &mut stop => return Ok(()),
+                            _ = &mut stop => {
+                                tracing::warn!(url = %node.url, path = %node.path, "deregistered while registering again: a node created meanwhile goes when its session times out");
+                                return Ok(());
+                            }
                             opened = node.open() => match opened {
                                 Ok(session) => break session,
                                 Err(e) => {
