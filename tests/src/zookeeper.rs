@@ -64,6 +64,13 @@ impl ZooKeeper {
     /// Runs `zkCli.sh` (ZooKeeper's own client) with `args` against this server; its output,
     /// or a panic with it when it fails.
     pub fn cli(&self, args: &[&str]) -> String {
+        let (ok, text) = self.try_cli(args);
+        assert!(ok, "zkCli.sh {args:?}: {text}");
+        text
+    }
+
+    /// [`ZooKeeper::cli`] that does not panic: whether it succeeded, and its output.
+    pub fn try_cli(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(Path::new(BIN).join("zkCli.sh"))
             .arg("-server")
             .arg(self.client.to_string())
@@ -77,8 +84,7 @@ impl ZooKeeper {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(output.status.success(), "zkCli.sh {args:?}: {text}");
-        text
+        (output.status.success(), text)
     }
 
     fn launch(&mut self, script: &Path) -> Result<(), String> {

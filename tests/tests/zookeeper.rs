@@ -1,8 +1,8 @@
 //! `zk://` naming and registration against a real ZooKeeper on loopback, with ZooKeeper's own
 //! `zkCli.sh` as the independent peer: nodes it writes are listed and watched, nodes Brisk
 //! registers are what it sees; a server registers, is called through `zk://` and leaves on
-//! stop; a registration whose connection is cut is put back on a new session; one dropped
-//! expires with its session.
+//! stop; a registration whose connection is cut resumes its session (the node stays), one
+//! whose session expires registers again on a new one; one dropped expires with its session.
 
 use std::time::{Duration, Instant};
 
@@ -165,12 +165,13 @@ async fn a_registration_stays_while_its_session_lives_and_leaves_on_deregister()
     assert_eq!(next_within(&mut ns, CHANGE_DEADLINE).await, []);
 }
 
-/// A TCP relay to `target` whose connections can be cut (as a network failure would), while
-/// it goes on accepting new ones.
+/// A TCP relay to `target` whose connections can be cut (as a network failure would), and
+/// which can stop accepting for a while (ZooKeeper out of reach).
 struct Relay {
     address: std::net::SocketAddr,
+    target: std::net::SocketAddr,
     connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    acceptor: tokio::task::JoinHandle<()>,
+    acceptor: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Relay {
@@ -178,10 +179,20 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binds");
-        let address = listener.local_addr().expect("an address");
-        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let held = std::sync::Arc::clone(&connections);
-        let acceptor = tokio::spawn(async move {
+        let mut relay = Relay {
+            address: listener.local_addr().expect("an address"),
+            target,
+            connections: Default::default(),
+            acceptor: None,
+        };
+        relay.accept_on(listener);
+        relay
+    }
+
+    fn accept_on(&mut self, listener: tokio::net::TcpListener) {
+        let held = std::sync::Arc::clone(&self.connections);
+        let target = self.target;
+        self.acceptor = Some(tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
                     continue;
@@ -191,12 +202,7 @@ impl Relay {
                 });
                 held.lock().unwrap().push(pump);
             }
-        });
-        Relay {
-            address,
-            connections,
-            acceptor,
-        }
+        }));
     }
 
     /// Closes every connection relayed so far.
@@ -205,27 +211,43 @@ impl Relay {
             pump.abort();
         }
     }
+
+    /// Cuts every connection and refuses new ones until [`Relay::reopen`].
+    fn close(&mut self) {
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.abort();
+        }
+        self.cut();
+    }
+
+    /// Accepts again, on the same address.
+    async fn reopen(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.address)
+            .await
+            .expect("binds again");
+        self.accept_on(listener);
+    }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        self.acceptor.abort();
-        self.cut();
+        self.close();
     }
 }
 
 /// The `ephemeralOwner` (session id) of `path`, as `zkCli.sh stat` prints it.
 async fn owner(zk: &ZooKeeper, path: &str) -> Option<String> {
-    let stat = cli(zk, &["stat", path]).await;
+    // A missing node is no error here.
+    let (_, stat) = tokio::task::block_in_place(|| zk.try_cli(&["stat", path]));
     stat.lines()
         .find_map(|l| l.strip_prefix("ephemeralOwner = "))
         .map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registration_whose_connection_is_cut_comes_back_on_a_new_session() {
+async fn a_cut_connection_resumes_the_session_and_an_expired_one_registers_again() {
     let zk = ZooKeeper::start();
-    let relay = Relay::start(zk.endpoint()).await;
+    let mut relay = Relay::start(zk.endpoint()).await;
     let url = format!("zk://{}/cut", relay.address);
     let registration = ZooKeeperRegistration::register(&url, "10.1.2.3:80", STEADY_SESSION)
         .await
@@ -234,24 +256,31 @@ async fn a_registration_whose_connection_is_cut_comes_back_on_a_new_session() {
         .await
         .expect("an ephemeral node");
 
+    // A cut connection: the session is resumed on a new one, as ZooKeeper's own clients do,
+    // and the node, still its own, never leaves.
     relay.cut();
-    // The session's end is noticed at once (the connection closed), a new session opened
-    // through the relay, and the node created again on it: by then the old session may not
-    // have expired, so the node is replaced rather than left to expire with it.
+    tokio::time::sleep(STEADY_SESSION + Duration::from_secs(1)).await;
+    assert_eq!(owner(&zk, "/cut/10.1.2.3:80").await, Some(first.clone()));
+
+    // Out of reach for longer than the session: it expires and its node goes; once ZooKeeper
+    // is back, the node is created again on a new session.
+    relay.close();
+    let deadline = Instant::now() + STEADY_SESSION * 3;
+    while owner(&zk, "/cut/10.1.2.3:80").await.is_some() {
+        assert!(Instant::now() < deadline, "the session did not expire");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    relay.reopen().await;
     let deadline = Instant::now() + HANG_GUARD;
     let mut latest = owner(&zk, "/cut/10.1.2.3:80").await;
-    while latest.is_none() || latest.as_ref() == Some(&first) {
-        assert!(
-            Instant::now() < deadline,
-            "not registered again on a new session: {latest:?} (was {first})"
-        );
+    while latest.is_none() {
+        assert!(Instant::now() < deadline, "not registered again");
         tokio::time::sleep(Duration::from_millis(200)).await;
         latest = owner(&zk, "/cut/10.1.2.3:80").await;
     }
-    // And it stays past the old session's expiry.
-    tokio::time::sleep(STEADY_SESSION + Duration::from_secs(1)).await;
-    assert_eq!(owner(&zk, "/cut/10.1.2.3:80").await, latest);
+    assert_ne!(latest, Some(first), "a new session owns it");
     registration.deregister().await.expect("deregistered");
+    assert_eq!(owner(&zk, "/cut/10.1.2.3:80").await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,15 @@
 //! One ZooKeeper session on one TCP connection: the handshake, requests matched to their
 //! replies, pings every third of the session timeout, and watch notifications. A connection
-//! that breaks, or that hears nothing for two thirds of the timeout, ends the session here
-//! (its pending requests fail with ZooKeeper's `ConnectionLoss`); the naming service and
-//! registrations open a new one.
+//! that breaks, or that hears nothing for two thirds of the timeout, ends here (its pending
+//! requests fail with ZooKeeper's `ConnectionLoss`); the naming service and registrations then
+//! [resume](Session::resume) the session on a new connection, as ZooKeeper's own clients do,
+//! and open a new one only once it has expired.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -76,6 +79,20 @@ pub(crate) struct Session {
     driver: JoinHandle<()>,
     /// The server, for messages.
     pub(crate) server: SocketAddr,
+    /// The session's id and password, to resume it on another connection.
+    id: i64,
+    password: Bytes,
+    /// The last transaction seen, kept by the driver.
+    last_zxid: Arc<AtomicI64>,
+}
+
+/// Why a session could not be resumed.
+#[derive(Debug)]
+pub(crate) enum ResumeError {
+    /// The session expired (or the server no longer knows it): open a new one.
+    Expired,
+    /// No server could be reached, or the handshake failed: try again later.
+    Unreachable(Status),
 }
 
 impl std::fmt::Debug for Command {
@@ -92,12 +109,47 @@ impl Session {
         hosts: &[String],
         timeout: Duration,
     ) -> Result<Session, Status> {
+        Self::open(url, hosts, timeout, None)
+            .await
+            .map_err(|e| match e {
+                ResumeError::Unreachable(status) => status,
+                ResumeError::Expired => Status::new(
+                    errno::EFAILEDSOCKET,
+                    format!("{url}: ZooKeeper refused a new session"),
+                ),
+            })
+    }
+
+    /// The same session again on a new connection, as ZooKeeper's own clients do after a
+    /// connection breaks: its ephemeral nodes stay; its watches do not (list again).
+    /// [`ResumeError::Expired`] once the server has let it go.
+    pub(crate) async fn resume(
+        &self,
+        url: &str,
+        hosts: &[String],
+        timeout: Duration,
+    ) -> Result<Session, ResumeError> {
+        let resume = jute::Resume {
+            id: self.id,
+            password: self.password.clone(),
+            last_zxid: self.last_zxid.load(Ordering::Relaxed),
+        };
+        Self::open(url, hosts, timeout, Some(&resume)).await
+    }
+
+    async fn open(
+        url: &str,
+        hosts: &[String],
+        timeout: Duration,
+        resume: Option<&jute::Resume>,
+    ) -> Result<Session, ResumeError> {
         let mut last = None;
         for host in hosts {
-            match tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_one(url, host, timeout)).await
-            {
+            let attempt = Self::connect_one(url, host, timeout, resume);
+            match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
                 Ok(Ok(session)) => return Ok(session),
-                Ok(Err(e)) => last = Some(e),
+                Ok(Err(ResumeError::Expired)) => return Err(ResumeError::Expired),
+                Ok(Err(ResumeError::Unreachable(e))) => last = Some(e),
                 Err(_) => {
                     last = Some(Status::new(
                         errno::ETIMEDOUT,
@@ -106,58 +158,76 @@ impl Session {
                 }
             }
         }
-        Err(last.unwrap_or_else(|| Status::new(errno::EINVAL, format!("{url}: no server"))))
+        Err(ResumeError::Unreachable(last.unwrap_or_else(|| {
+            Status::new(errno::EINVAL, format!("{url}: no server"))
+        })))
     }
 
-    async fn connect_one(url: &str, host: &str, timeout: Duration) -> Result<Session, Status> {
+    /// Connects to `host` and opens (or resumes) the session.
+    async fn connect_one(
+        url: &str,
+        host: &str,
+        timeout: Duration,
+        resume: Option<&jute::Resume>,
+    ) -> Result<Session, ResumeError> {
+        use ResumeError::Unreachable;
         let server = crate::naming::resolve(host)
             .await
-            .map_err(|e| Status::new(e.code(), format!("{url}: {}", e.message())))?;
+            .map_err(|e| Unreachable(Status::new(e.code(), format!("{url}: {}", e.message()))))?;
         let mut stream = TcpStream::connect(server)
             .await
-            .map_err(|e| io_error(url, server, &e))?;
+            .map_err(|e| Unreachable(io_error(url, server, &e)))?;
         let _ = stream.set_nodelay(true);
         let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         stream
-            .write_all(&jute::connect_request(timeout_ms))
+            .write_all(&jute::connect_request(timeout_ms, resume))
             .await
-            .map_err(|e| io_error(url, server, &e))?;
+            .map_err(|e| Unreachable(io_error(url, server, &e)))?;
         let mut buf = BytesMut::with_capacity(4096);
         let payload = loop {
             match jute::cut_packet(&mut buf) {
                 Ok(Some(payload)) => break payload,
                 Ok(None) => {}
-                Err(e) => return Err(malformed(url, server, &e)),
+                Err(e) => return Err(Unreachable(malformed(url, server, &e))),
             }
-            if stream
+            let read = stream
                 .read_buf(&mut buf)
                 .await
-                .map_err(|e| io_error(url, server, &e))?
-                == 0
-            {
-                return Err(Status::new(
+                .map_err(|e| Unreachable(io_error(url, server, &e)))?;
+            if read == 0 {
+                return Err(Unreachable(Status::new(
                     errno::EFAILEDSOCKET,
                     format!("{url}: {server} closed the connection during the handshake"),
-                ));
+                )));
             }
         };
-        let session = jute::connect_response(payload).map_err(|e| malformed(url, server, &e))?;
+        let session =
+            jute::connect_response(payload).map_err(|e| Unreachable(malformed(url, server, &e)))?;
         if session.timeout_ms <= 0 {
-            return Err(Status::new(
-                errno::EFAILEDSOCKET,
-                format!("{url}: {server} refused the session"),
-            ));
+            // The session asked for is gone (or a new one refused).
+            return Err(ResumeError::Expired);
         }
         let (commands, receiver) = mpsc::unbounded_channel();
         let (notify, events) = mpsc::unbounded_channel();
         let negotiated = Duration::from_millis(session.timeout_ms as u64);
-        let driver = tokio::spawn(drive(stream, buf, receiver, notify, negotiated));
-        tracing::debug!(%server, session = format!("{:#x}", session.id), timeout = ?negotiated, "ZooKeeper session opened");
+        let last_zxid = Arc::new(AtomicI64::new(resume.map_or(0, |r| r.last_zxid)));
+        let driver = tokio::spawn(drive(
+            stream,
+            buf,
+            receiver,
+            notify,
+            negotiated,
+            Arc::clone(&last_zxid),
+        ));
+        tracing::debug!(%server, session = format!("{:#x}", session.id), resumed = resume.is_some(), timeout = ?negotiated, "ZooKeeper session connected");
         Ok(Session {
             commands,
             events,
             driver,
             server,
+            id: session.id,
+            password: session.password,
+            last_zxid,
         })
     }
 
@@ -295,6 +365,7 @@ async fn drive(
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<Event>,
     timeout: Duration,
+    last_zxid: Arc<AtomicI64>,
 ) {
     let (mut reader, mut writer) = stream.into_split();
     let mut pending: VecDeque<(i32, Reply)> = VecDeque::new();
@@ -309,7 +380,7 @@ async fn drive(
             match jute::cut_packet(&mut buf) {
                 Ok(Some(payload)) => {
                     last_heard = Instant::now();
-                    if let Err(reason) = dispatch(payload, &mut pending, &events) {
+                    if let Err(reason) = dispatch(payload, &mut pending, &events, &last_zxid) {
                         break 'session reason;
                     }
                 }
@@ -364,10 +435,14 @@ fn dispatch(
     payload: Bytes,
     pending: &mut VecDeque<(i32, Reply)>,
     events: &mpsc::UnboundedSender<Event>,
+    last_zxid: &AtomicI64,
 ) -> Result<(), String> {
     let mut body = Reader::new(payload);
     let header =
         jute::reply_header(&mut body).map_err(|e| format!("a malformed reply: {}", e.0))?;
+    if header.zxid > 0 {
+        last_zxid.fetch_max(header.zxid, Ordering::Relaxed);
+    }
     match header.xid {
         PING_XID => Ok(()),
         NOTIFICATION_XID => {

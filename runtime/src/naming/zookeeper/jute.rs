@@ -178,25 +178,43 @@ pub(crate) fn cut_packet(buf: &mut BytesMut) -> Parsed<Option<Bytes>> {
     Ok(Some(buf.split_to(len).freeze()))
 }
 
-/// `ConnectRequest` for a new session of `timeout_ms`.
-pub(crate) fn connect_request(timeout_ms: i32) -> Bytes {
+/// `ConnectRequest` for a session of `timeout_ms`: a new one, or `resume`'s again (on
+/// another connection, before it expires).
+pub(crate) fn connect_request(timeout_ms: i32, resume: Option<&Resume>) -> Bytes {
     let mut w = Writer::default();
-    w.int(0) // protocolVersion
-        .long(0) // lastZxidSeen
-        .int(timeout_ms)
-        .long(0) // sessionId: a new session
-        .buffer(&[0; 16]) // passwd
-        .boolean(false); // readOnly
+    w.int(0); // protocolVersion
+    match resume {
+        Some(resume) => {
+            w.long(resume.last_zxid)
+                .int(timeout_ms)
+                .long(resume.id)
+                .buffer(&resume.password);
+        }
+        None => {
+            w.long(0).int(timeout_ms).long(0).buffer(&[0; 16]);
+        }
+    }
+    w.boolean(false); // readOnly
     w.packet()
+}
+
+/// What it takes to resume a session on a new connection: its id and password, and the last
+/// transaction the client saw (so a server that is behind it does not answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resume {
+    pub(crate) id: i64,
+    pub(crate) password: Bytes,
+    pub(crate) last_zxid: i64,
 }
 
 /// `ConnectResponse`: the session the server granted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Session {
-    /// The session's timeout as negotiated, in milliseconds (0: the server refused the
-    /// session).
+    /// The session's timeout as negotiated, in milliseconds (0: the session asked for has
+    /// expired, or the server refused a new one).
     pub(crate) timeout_ms: i32,
     pub(crate) id: i64,
+    pub(crate) password: Bytes,
 }
 
 pub(crate) fn connect_response(payload: Bytes) -> Parsed<Session> {
@@ -204,9 +222,13 @@ pub(crate) fn connect_response(payload: Bytes) -> Parsed<Session> {
     let _protocol_version = r.int()?;
     let timeout_ms = r.int()?;
     let id = r.long()?;
-    let _passwd = r.buffer()?;
+    let password = r.buffer()?;
     // `readOnly` follows on servers since 3.4; older ones end here.
-    Ok(Session { timeout_ms, id })
+    Ok(Session {
+        timeout_ms,
+        id,
+        password,
+    })
 }
 
 /// A request: `RequestHeader` (xid, type) and the body `fill` writes.
@@ -261,14 +283,16 @@ pub(crate) fn delete(xid: i32, path: &str) -> Bytes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ReplyHeader {
     pub(crate) xid: i32,
+    /// The last transaction the server had applied (-1 on notifications).
+    pub(crate) zxid: i64,
     pub(crate) err: i32,
 }
 
 pub(crate) fn reply_header(r: &mut Reader) -> Parsed<ReplyHeader> {
     let xid = r.int()?;
-    let _zxid = r.long()?;
+    let zxid = r.long()?;
     let err = r.int()?;
-    Ok(ReplyHeader { xid, err })
+    Ok(ReplyHeader { xid, zxid, err })
 }
 
 /// A watch notification (`WatcherEvent`): what happened, to which path.
@@ -292,7 +316,7 @@ mod tests {
 
     #[test]
     fn connect_request_bytes() {
-        let packet = connect_request(10_000);
+        let packet = connect_request(10_000, None);
         let expected: Vec<u8> = [
             &45i32.to_be_bytes()[..], // length
             &0i32.to_be_bytes(),      // protocolVersion
@@ -302,6 +326,26 @@ mod tests {
             &16i32.to_be_bytes(),     // passwd length
             &[0u8; 16],               // passwd
             &[0u8],                   // readOnly
+        ]
+        .concat();
+        assert_eq!(&packet[..], &expected[..]);
+
+        // Resuming sends the session, its password and the last zxid seen.
+        let resume = Resume {
+            id: 0x1234,
+            password: Bytes::from_static(&[7; 16]),
+            last_zxid: 99,
+        };
+        let packet = connect_request(4000, Some(&resume));
+        let expected: Vec<u8> = [
+            &45i32.to_be_bytes()[..],
+            &0i32.to_be_bytes(),
+            &99i64.to_be_bytes(),
+            &4000i32.to_be_bytes(),
+            &0x1234i64.to_be_bytes(),
+            &16i32.to_be_bytes(),
+            &[7u8; 16],
+            &[0u8],
         ]
         .concat();
         assert_eq!(&packet[..], &expected[..]);
@@ -353,6 +397,7 @@ mod tests {
             reply_header(&mut r),
             Ok(ReplyHeader {
                 xid: 5,
+                zxid: 99,
                 err: err::NO_NODE
             })
         );
@@ -390,7 +435,8 @@ mod tests {
             connect_response(packet),
             Ok(Session {
                 timeout_ms: 4000,
-                id: 0x1234
+                id: 0x1234,
+                password: Bytes::from_static(&[7; 16]),
             })
         );
         let mut w = Writer::default();

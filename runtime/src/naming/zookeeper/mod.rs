@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 pub use registration::ZooKeeperRegistration;
 
-use self::client::{Event, Session, ZkError};
+use self::client::{Event, ResumeError, Session, ZkError};
 use super::list::split_entry;
 use super::{BoxFuture, NamingService, ServerNode};
 use crate::{Error, Status};
@@ -40,9 +40,10 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 ///
 /// The first [`next`](NamingService::next) lists the children and fails if no server of the
 /// ensemble can be reached. Each later call returns when the children change (a watch). If
-/// the session ends (the connection broke, the server fell silent), a new one is opened after
-/// a pause of at least a second since the last failure, and the children listed again: a later
-/// call returns the new list if it differs, or fails if ZooKeeper still cannot be reached. A
+/// the connection breaks (or the server falls silent), the session is resumed on a new
+/// connection (a new session once it has expired) after a pause of at least a second since the
+/// last failure, and the children listed again: a later call returns the new list if it
+/// differs, or fails if ZooKeeper still cannot be reached. A
 /// change to a child's data alone is seen at the next change of the children.
 ///
 /// Needs brisk's `zookeeper` feature. No authentication, no chroot.
@@ -64,6 +65,8 @@ pub struct ZooKeeperNamingService {
     hosts: Vec<String>,
     path: String,
     session: Option<Session>,
+    /// A session whose connection broke, to resume (its watches are gone: list again).
+    lost: Option<Session>,
     /// The last list returned.
     last: Option<Vec<ServerNode>>,
     /// When the last attempt to reach ZooKeeper failed, or the session ended.
@@ -102,6 +105,7 @@ impl ZooKeeperNamingService {
             hosts,
             path,
             session: None,
+            lost: None,
             last: None,
             last_failure: None,
         })
@@ -113,8 +117,22 @@ impl ZooKeeperNamingService {
                 if let Some(failed) = self.last_failure {
                     tokio::time::sleep_until(failed + RETRY_INTERVAL).await;
                 }
-                let session = match Session::connect(&self.url, &self.hosts, SESSION_TIMEOUT).await
-                {
+                let opened = match self.lost.take() {
+                    Some(lost) => {
+                        match lost.resume(&self.url, &self.hosts, SESSION_TIMEOUT).await {
+                            Ok(session) => Ok(session),
+                            Err(ResumeError::Expired) => {
+                                Session::connect(&self.url, &self.hosts, SESSION_TIMEOUT).await
+                            }
+                            Err(ResumeError::Unreachable(e)) => {
+                                self.lost = Some(lost);
+                                Err(e)
+                            }
+                        }
+                    }
+                    None => Session::connect(&self.url, &self.hosts, SESSION_TIMEOUT).await,
+                };
+                let session = match opened {
                     Ok(session) => session,
                     Err(e) => {
                         self.last_failure = Some(Instant::now());
@@ -135,8 +153,8 @@ impl ZooKeeperNamingService {
                     }
                 }
                 Event::Lost(reason) => {
-                    tracing::warn!(url = %self.url, %reason, "the ZooKeeper session ended; opening another");
-                    self.session = None;
+                    tracing::warn!(url = %self.url, %reason, "the ZooKeeper connection ended; resuming the session");
+                    self.lost = self.session.take();
                     self.last_failure = Some(Instant::now());
                 }
             }
@@ -158,7 +176,7 @@ impl ZooKeeperNamingService {
                 Ok(Some(list))
             }
             Err(e) => {
-                self.session = None;
+                self.lost = self.session.take();
                 self.last_failure = Some(Instant::now());
                 Err(Status::new(
                     e.to_status().code(),

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::client::{Event, Session, ZkError};
+use super::client::{Event, ResumeError, Session, ZkError};
 use super::{jute, parse_url};
 use crate::naming::list::split_entry;
 use crate::{errno, Status};
@@ -22,8 +22,10 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Under `zk://host:port/path`, the node is `<path>/<address>`, ephemeral, with the address
 /// (and a tag after whitespace, if given) as its data: what
 /// [`ZooKeeperNamingService`](super::ZooKeeperNamingService) lists. Missing parents are created
-/// (persistent, open to anyone). If the session is lost (ZooKeeper unreachable for longer than
-/// its timeout), a task opens a new one and creates the node again.
+/// (persistent, open to anyone). When the connection breaks, a task resumes the session on a
+/// new connection (the node, the session's own, stays); if the session has expired meanwhile
+/// (ZooKeeper out of reach for longer than its timeout), it opens a new one and creates the
+/// node again.
 ///
 /// [`ServerBuilder::register`](crate::ServerBuilder::register) does this for a server given a
 /// `zk://` URL.
@@ -133,6 +135,13 @@ impl Drop for ZooKeeperRegistration {
 }
 
 impl Node {
+    /// What a stop that came while the session was away leaves: nothing to delete on a
+    /// connection, and a node that may last until its session times out.
+    fn stopped_while_away(&self) -> Result<(), Status> {
+        tracing::warn!(url = %self.url, path = %self.path, "deregistered while ZooKeeper was out of reach: the node goes when its session times out");
+        Ok(())
+    }
+
     /// A new session with the node created on it.
     async fn open(&self) -> Result<Session, Status> {
         let session = Session::connect(&self.url, &self.hosts, self.timeout).await?;
@@ -192,24 +201,33 @@ async fn keep(
             event = session.event() => match event {
                 Event::Watch(_) => {}
                 Event::Lost(reason) => {
-                    tracing::warn!(url = %node.url, path = %node.path, %reason, "the ZooKeeper session ended; registering again");
+                    tracing::warn!(url = %node.url, path = %node.path, %reason, "the ZooKeeper connection ended; resuming the session");
                     session = loop {
                         let attempt = Instant::now();
-                        tokio::select! {
-                            _ = &mut stop => {
-                                tracing::warn!(url = %node.url, path = %node.path, "deregistered while registering again: a node created meanwhile goes when its session times out");
-                                return Ok(());
+                        // The same session if it has not expired: the node is still its own.
+                        let resumed = tokio::select! {
+                            _ = &mut stop => return node.stopped_while_away(),
+                            resumed = session.resume(&node.url, &node.hosts, node.timeout) => resumed,
+                        };
+                        let reopened = match resumed {
+                            Ok(resumed) => break resumed,
+                            Err(ResumeError::Unreachable(e)) => Err(e),
+                            Err(ResumeError::Expired) => tokio::select! {
+                                _ = &mut stop => return node.stopped_while_away(),
+                                opened = node.open() => opened,
+                            },
+                        };
+                        match reopened {
+                            Ok(opened) => {
+                                tracing::info!(url = %node.url, path = %node.path, "the ZooKeeper session had expired: registered again on a new one");
+                                break opened;
                             }
-                            opened = node.open() => match opened {
-                                Ok(session) => break session,
-                                Err(e) => {
-                                    tracing::warn!(url = %node.url, error = %e, "registering in ZooKeeper again failed; trying again");
-                                    tokio::time::sleep_until(attempt + RETRY_INTERVAL).await;
-                                }
+                            Err(e) => {
+                                tracing::warn!(url = %node.url, error = %e, "reaching ZooKeeper again failed; trying again");
+                                tokio::time::sleep_until(attempt + RETRY_INTERVAL).await;
                             }
                         }
                     };
-                    tracing::info!(url = %node.url, path = %node.path, "registered in ZooKeeper again");
                 }
             }
         }
