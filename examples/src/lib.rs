@@ -1,6 +1,6 @@
 //! Shared pieces of Brisk's examples: the code generated from `proto/echo.proto`, the echo
-//! service, a tiny command-line parser and
-//! [`tiny`] (a protocol of one's own, for `custom_protocol`).
+//! service, logging set-up and [`tiny`] (a protocol of one's own, for `custom_protocol`).
+//! The binaries parse their command lines with clap.
 
 /// Code generated from `proto/echo.proto` (package `example`).
 pub mod echo {
@@ -131,109 +131,4 @@ pub fn init_logging_with_level() -> Option<LogLevel> {
         .try_init()
         .ok()
         .map(|()| LogLevel(handle))
-}
-
-/// `--name value`, `--name=value` and `--flag` arguments, checked against the names a tool
-/// accepts, so a mistyped option is an error instead of being ignored.
-///
-/// ```
-/// use brisk_examples::Args;
-/// let args = ["--server", "a:1", "--blocking", "--include=x", "--include", "y"].map(String::from);
-/// let args = Args::parse_from(args, &["blocking"], &["server", "include"]).unwrap();
-/// assert_eq!(args.get("server"), Some("a:1"));
-/// assert!(args.flag("blocking"));
-/// assert_eq!(args.get_all("include").collect::<Vec<_>>(), ["x", "y"]);
-/// let typo = ["--sever", "a:1"].map(String::from);
-/// assert!(Args::parse_from(typo, &[], &["server"]).unwrap_err().contains("--sever"));
-/// ```
-#[derive(Debug, Default)]
-pub struct Args {
-    values: Vec<(String, String)>,
-    flags: Vec<String>,
-}
-
-impl Args {
-    /// Parses the process arguments: `flags` take no value, `options` take one.
-    pub fn parse(flags: &[&str], options: &[&str]) -> Result<Args, String> {
-        Self::parse_from(std::env::args().skip(1), flags, options)
-    }
-
-    /// Parses `args`: `flags` take no value, `options` take one; anything else is an error.
-    pub fn parse_from(
-        args: impl IntoIterator<Item = String>,
-        flags: &[&str],
-        options: &[&str],
-    ) -> Result<Args, String> {
-        let mut parsed = Args::default();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let name = arg
-                .strip_prefix("--")
-                .ok_or_else(|| format!("unexpected argument `{arg}`"))?;
-            let (name, inline_value) = match name.split_once('=') {
-                Some((name, value)) => (name, Some(value.to_owned())),
-                None => (name, None),
-            };
-            if flags.contains(&name) {
-                if inline_value.is_some() {
-                    return Err(format!("--{name} takes no value"));
-                }
-                parsed.flags.push(name.to_owned());
-            } else if options.contains(&name) {
-                let value = match inline_value {
-                    Some(value) => value,
-                    None => args
-                        .next()
-                        .ok_or_else(|| format!("--{name} needs a value"))?,
-                };
-                parsed.values.push((name.to_owned(), value));
-            } else {
-                return Err(format!("unknown option --{name}"));
-            }
-        }
-        Ok(parsed)
-    }
-
-    /// The value of `--name` (the last one, if given several times).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of a repeatable `--name`, in order.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.values
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The value of `--name`, or `default`.
-    pub fn get_or(&self, name: &str, default: &str) -> String {
-        self.get(name).unwrap_or(default).to_owned()
-    }
-
-    /// The value of `--name`, which must be given.
-    pub fn required(&self, name: &str) -> Result<&str, String> {
-        self.get(name)
-            .ok_or_else(|| format!("--{name} is required"))
-    }
-
-    /// The value of `--name` parsed as `T`, or `default`.
-    pub fn parse_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
-        match self.get(name) {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("--{name}: cannot parse `{v}`")),
-            None => Ok(default),
-        }
-    }
-
-    /// Whether `--name` was given.
-    pub fn flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| f == name)
-    }
 }

@@ -19,39 +19,65 @@ use std::time::Duration;
 
 use brisk::{Controller, Status};
 use brisk_examples::echo::{EchoRequest, EchoServiceBlockingClient, EchoServiceClient};
-use brisk_examples::{init_logging, Args};
+use brisk_examples::init_logging;
 
-const USAGE: &str = "usage: echo_client [--server HOST:PORT|NAMING_URL] [--lb rr|wrr|random|wr|la|\
-                     c_murmurhash|c_md5|p2c] [--message TEXT] [--attachment BYTES] [--count N] \
-                     [--interval-ms MS] [--timeout-ms MS] [--max-retry N] [--backup-ms MS] \
-                     [--connection-type single|pooled|short] [--protocol baidu_std|http|h2:grpc|\
-                     hulu_pbrpc|sofa_pbrpc|nshead|public_pbrpc|nova_pbrpc] \
-                     [--blocking]";
-
+/// brpc's echo client.
+#[derive(Debug, clap::Parser)]
 struct Options {
+    /// The server, `host:port`, or a naming-service URL (`list://...`, `file://...`).
+    #[arg(long, default_value = "127.0.0.1:8000")]
     server: String,
+    /// The load balancer for a naming-service URL: rr, wrr, random, wr, la, c_murmurhash,
+    /// c_md5, p2c (default rr).
+    #[arg(long)]
     lb: Option<String>,
+    /// Milliseconds between calls.
+    #[arg(long = "interval-ms", default_value = "0", value_parser = millis)]
     interval: Duration,
+    /// Retries of a call.
+    #[arg(long = "max-retry", default_value_t = 3)]
     max_retry: u32,
+    /// Sends a backup request after this many milliseconds without an answer.
+    #[arg(long = "backup-ms", value_parser = millis)]
     backup: Option<Duration>,
+    /// The message to echo.
+    #[arg(long, default_value = "hello world")]
     message: String,
+    /// The request attachment.
+    #[arg(long, default_value = "")]
     attachment: String,
+    /// Calls to make.
+    #[arg(long, default_value_t = 1)]
     count: u64,
+    /// Deadline of a call in milliseconds.
+    #[arg(long = "timeout-ms", default_value = "500", value_parser = millis)]
     timeout: Duration,
+    /// single, pooled or short (default: the protocol's own).
+    #[arg(long = "connection-type")]
     connection_type: Option<brisk::ConnectionType>,
+    /// baidu_std, http, h2:grpc, hulu_pbrpc, sofa_pbrpc, nshead, public_pbrpc or nova_pbrpc.
+    #[arg(long, default_value = "baidu_std", value_parser = protocol)]
     protocol: brisk::Protocol,
+    /// Calls with the blocking client, from a plain thread.
+    #[arg(long)]
+    blocking: bool,
+}
+
+fn millis(text: &str) -> Result<Duration, String> {
+    text.parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("`{text}` is not a number of milliseconds"))
+}
+
+fn protocol(name: &str) -> Result<brisk::Protocol, String> {
+    name.parse()
+        .map_err(|e: brisk::Error| e.message().to_owned())
 }
 
 fn main() -> ExitCode {
+    let options: Options = clap::Parser::parse();
     init_logging();
-    let (options, blocking) = match parse() {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("echo_client: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let result = if blocking {
+    let result = if options.blocking {
         run_blocking(&options)
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -67,54 +93,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn parse() -> Result<(Options, bool), String> {
-    let args = Args::parse(
-        &["blocking"],
-        &[
-            "server",
-            "lb",
-            "interval-ms",
-            "max-retry",
-            "backup-ms",
-            "message",
-            "attachment",
-            "count",
-            "timeout-ms",
-            "connection-type",
-            "protocol",
-        ],
-    )?;
-    let options =
-        Options {
-            server: args.get_or("server", "127.0.0.1:8000"),
-            lb: args.get("lb").map(str::to_owned),
-            interval: Duration::from_millis(args.parse_or("interval-ms", 0)?),
-            max_retry: args.parse_or("max-retry", 3)?,
-            backup: match args.get("backup-ms") {
-                Some(ms) => {
-                    Some(Duration::from_millis(ms.parse().map_err(|_| {
-                        format!("--backup-ms: `{ms}` is not a number")
-                    })?))
-                }
-                None => None,
-            },
-            message: args.get_or("message", "hello world"),
-            attachment: args.get_or("attachment", ""),
-            count: args.parse_or("count", 1)?,
-            timeout: Duration::from_millis(args.parse_or("timeout-ms", 500)?),
-            connection_type: match args.get("connection-type") {
-                Some(kind) => Some(kind.parse().map_err(|_| {
-                    "--connection-type: expected single, pooled or short".to_owned()
-                })?),
-                None => None,
-            },
-            protocol: args
-                .parse_or("protocol", brisk::Protocol::BAIDU_STD)
-                .map_err(|e| format!("--protocol: {e}"))?,
-        };
-    Ok((options, args.flag("blocking")))
 }
 
 fn builder(options: &Options) -> brisk::ChannelBuilder {

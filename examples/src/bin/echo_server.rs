@@ -16,26 +16,47 @@
 //!   only N Echos wait at once (the rest queue), as a service with N worker threads would:
 //!   load past `N / MS` thousand calls a second then shows as queueing, which `auto` sheds.
 
-/// The options echo_server accepts.
-const OPTIONS: &[&str] = &[
-    "listen",
-    "threads",
-    "max-concurrency",
-    "sleep-ms",
-    "workers",
-];
-/// Its flags.
-const FLAGS: &[&str] = &["log-requests", "rpcz", "mutable-flags"];
-const USAGE: &str = "usage: echo_server [--listen HOST:PORT] [--threads N] [--log-requests] \
-                     [--rpcz] [--mutable-flags] \
-                     [--max-concurrency N|auto|timeout] [--sleep-ms MS [--workers N]]";
-
 use std::sync::Arc;
 
 use brisk::limiter::MaxConcurrency;
 
 use brisk_examples::echo::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
-use brisk_examples::{init_logging_with_level, Args, Echo, NsheadEcho};
+use brisk_examples::{init_logging_with_level, Echo, NsheadEcho};
+
+/// brpc's echo server.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: String,
+    /// Runtime worker threads (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Logs every request with the server's own address.
+    #[arg(long = "log-requests")]
+    log_requests: bool,
+    /// Turns rpcz on (`/rpcz` lists traced calls).
+    #[arg(long)]
+    rpcz: bool,
+    /// Lets `/flags` and `/rpcz/enable` change settings while the server runs.
+    #[arg(long = "mutable-flags")]
+    mutable_flags: bool,
+    /// A limit: N requests at once for the server, or `auto`/`timeout` (brpc's adaptive
+    /// limiters) for Echo.
+    #[arg(long = "max-concurrency", default_value = "unlimited", value_parser = max_concurrency)]
+    max_concurrency: MaxConcurrency,
+    /// Milliseconds each Echo waits before answering.
+    #[arg(long = "sleep-ms", default_value_t = 0)]
+    sleep_ms: u64,
+    /// Echos that may wait at once (0: any number), as a service with N worker threads.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+}
+
+fn max_concurrency(text: &str) -> Result<MaxConcurrency, String> {
+    text.parse()
+        .map_err(|e: brisk::Error| e.message().to_owned())
+}
 
 /// [`Echo`], logging each request with the address it arrived on (`log`), after waiting
 /// `sleep` (if not zero) in one of the `workers` places (if limited).
@@ -72,49 +93,35 @@ impl EchoService for ShellEcho {
 }
 
 fn main() -> std::process::ExitCode {
-    // `--threads N` tokio worker threads (default: one per CPU).
-    let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads =
-        match Args::parse(FLAGS, OPTIONS).and_then(|a| a.parse_or("threads", default_threads)) {
-            Ok(threads) => threads.max(1),
-            Err(e) => {
-                eprintln!("echo_server: {e}\n{USAGE}");
-                return std::process::ExitCode::from(2);
-            }
-        };
+    let options: Options = clap::Parser::parse();
+    let threads = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
         .build()
         .expect("tokio runtime")
-        .block_on(serve())
+        .block_on(serve(options))
 }
 
-async fn serve() -> std::process::ExitCode {
+async fn serve(options: Options) -> std::process::ExitCode {
     let log_level = init_logging_with_level();
-    let args = match Args::parse(FLAGS, OPTIONS) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("echo_server: {e}\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let listen = args.get_or("listen", "127.0.0.1:8000");
-    let (max_concurrency, sleep_ms, workers) = match (
-        args.parse_or("max-concurrency", MaxConcurrency::Unlimited),
-        args.parse_or("sleep-ms", 0u64),
-        args.parse_or("workers", 0usize),
-    ) {
-        (Ok(max), Ok(sleep), Ok(workers)) => (max, sleep, workers),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            eprintln!("echo_server: {e}\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let Options {
+        listen,
+        log_requests,
+        rpcz,
+        mutable_flags,
+        max_concurrency,
+        sleep_ms,
+        workers,
+        ..
+    } = options;
     let builder = brisk::Server::builder()
         .nshead_service(NsheadEcho)
-        .rpcz(args.flag("rpcz"))
-        .mutable_flags(args.flag("mutable-flags"));
+        .rpcz(rpcz)
+        .mutable_flags(mutable_flags);
     // `/flags/log_level?setvalue=debug` (with --mutable-flags) turns the log up while it runs.
     let builder = match log_level {
         Some(level) => {
@@ -135,9 +142,9 @@ async fn serve() -> std::process::ExitCode {
         MaxConcurrency::Constant(max) => builder.max_concurrency(max),
         adaptive => builder.max_concurrency_of("example.EchoService.Echo", adaptive),
     };
-    let builder = if args.flag("log-requests") || sleep_ms > 0 {
+    let builder = if log_requests || sleep_ms > 0 {
         builder.add_service(EchoServiceServer::new(ShellEcho {
-            log: args.flag("log-requests"),
+            log: log_requests,
             sleep: std::time::Duration::from_millis(sleep_ms),
             workers: (workers > 0).then(|| Arc::new(tokio::sync::Semaphore::new(workers))),
         }))

@@ -16,12 +16,19 @@ use std::time::{Duration, Instant};
 
 use brisk::Channel;
 use brisk_examples::echo::{EchoRequest, EchoServiceClient};
-use brisk_examples::Args;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const OPTIONS: &[&str] = &["echo-server", "only"];
-const USAGE: &str = "usage: hostile [--echo-server PATH] [--only ATTACK[,ATTACK...]]";
+/// Hostile clients against a real `echo_server`.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The echo_server binary (default: the one beside this program).
+    #[arg(long = "echo-server")]
+    echo_server: Option<std::path::PathBuf>,
+    /// Only these attacks, comma-separated.
+    #[arg(long)]
+    only: Option<String>,
+}
 
 /// An attack: its name, what it sends, and what the attacker saw.
 type Attack = fn(SocketAddr) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
@@ -85,22 +92,12 @@ const ATTACKS: &[(&str, &str, Attack)] = &[
 ];
 
 fn main() -> std::process::ExitCode {
-    let args = match Args::parse(&[], OPTIONS) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("hostile: {e}\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let program = args.get("echo-server").map_or_else(
-        || {
-            std::env::current_exe()
-                .expect("own path")
-                .with_file_name("echo_server")
-        },
-        std::path::PathBuf::from,
-    );
-    let only = args.get("only").map(str::to_owned);
+    let Options { echo_server, only } = clap::Parser::parse();
+    let program = echo_server.unwrap_or_else(|| {
+        std::env::current_exe()
+            .expect("own path")
+            .with_file_name("echo_server")
+    });
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(run(program, only)) {
         Ok(true) => std::process::ExitCode::SUCCESS,

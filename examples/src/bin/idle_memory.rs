@@ -11,33 +11,28 @@ use std::time::Duration;
 
 use brisk::{Channel, Status};
 use brisk_examples::echo::{EchoRequest, EchoServiceClient};
-use brisk_examples::Args;
 
-const USAGE: &str = "usage: idle_memory [--server HOST:PORT] [--conns N] [--idle-ms MS]";
+/// How much memory an idle Brisk client connection costs.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The echo server, `host:port`.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    server: String,
+    /// Connections to open.
+    #[arg(long, default_value_t = 1000)]
+    conns: usize,
+    /// How long they sit idle, in milliseconds.
+    #[arg(long = "idle-ms", default_value_t = 2000)]
+    idle_ms: u64,
+}
 
 fn main() -> ExitCode {
+    let Options {
+        server,
+        conns,
+        idle_ms,
+    } = clap::Parser::parse();
     brisk_examples::init_logging();
-    let args = match Args::parse(&[], &["server", "conns", "idle-ms"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("idle_memory: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let parsed = (|| -> Result<(String, usize, u64), String> {
-        Ok((
-            args.get_or("server", "127.0.0.1:8000"),
-            args.parse_or("conns", 1000)?,
-            args.parse_or("idle-ms", 2000)?,
-        ))
-    })();
-    let (server, conns, idle_ms) = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("idle_memory: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -8,22 +8,35 @@
 use std::time::Duration;
 
 use brisk::{Channel, Protocol};
+use brisk_examples::init_logging;
 use brisk_examples::interop::client::{run, CASES};
-use brisk_examples::{init_logging, Args};
 
-const USAGE: &str = "usage: interop_client [--server_host HOST] [--server_port N] \
-                     [--test_case NAME|all] [--skip NAME]...";
+/// gRPC's interop client.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The server's host.
+    #[arg(long = "server_host", default_value = "127.0.0.1")]
+    server_host: String,
+    /// The server's port.
+    #[arg(long = "server_port", default_value_t = 10000)]
+    server_port: u16,
+    /// The case to run, or `all`.
+    #[arg(long = "test_case", default_value = "all")]
+    test_case: String,
+    /// A case to leave out (repeatable), for servers that cannot serve it.
+    #[arg(long)]
+    skip: Vec<String>,
+}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let options: Options = clap::Parser::parse();
     init_logging();
-    let args = match Args::parse(&[], &["server_host", "server_port", "test_case", "skip"]) {
-        Ok(args) => args,
-        Err(e) => return usage(&e),
-    };
-    let host = args.get_or("server_host", "127.0.0.1");
-    let port = args.get_or("server_port", "10000");
-    let case = args.get_or("test_case", "all");
+    let (host, port, case) = (
+        &options.server_host,
+        options.server_port,
+        &options.test_case,
+    );
     let cases: Vec<&str> = if case == "all" {
         CASES.to_vec()
     } else if let Some(known) = CASES.iter().find(|c| **c == case) {
@@ -46,7 +59,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let skipped: Vec<&str> = args.get_all("skip").collect();
+    let skipped: Vec<&str> = options.skip.iter().map(String::as_str).collect();
     let mut failed = 0;
     for case in cases {
         if skipped.contains(&case) {
@@ -69,6 +82,6 @@ async fn main() -> std::process::ExitCode {
 }
 
 fn usage(error: &str) -> std::process::ExitCode {
-    eprintln!("interop_client: {error}\n{USAGE}");
+    eprintln!("interop_client: {error} (see --help)");
     std::process::ExitCode::from(2)
 }

@@ -4,24 +4,28 @@
 //! Prints `listening on HOST:PORT`, then serves until Ctrl-C, or until its
 //! standard input closes with `--exit_on_stdin_close` (for tests that start it).
 
+use brisk_examples::init_logging;
 use brisk_examples::interop::testing::TestServiceServer;
 use brisk_examples::interop::TestServiceImpl;
-use brisk_examples::{init_logging, Args};
 
-const USAGE: &str = "usage: interop_server [--port N] [--exit_on_stdin_close]";
+/// gRPC's interop server.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 10000)]
+    port: u16,
+    /// Stops when standard input closes (for tests that start it).
+    #[arg(long = "exit_on_stdin_close")]
+    exit_on_stdin_close: bool,
+}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let Options {
+        port,
+        exit_on_stdin_close,
+    } = clap::Parser::parse();
     init_logging();
-    let args = match Args::parse(&["exit_on_stdin_close"], &["port"]) {
-        Ok(args) => args,
-        Err(e) => return usage(&e),
-    };
-    let port: u16 = match args.parse_or("port", 10000) {
-        Ok(port) => port,
-        Err(e) => return usage(&e),
-    };
-    let exit_on_stdin_close = args.flag("exit_on_stdin_close");
     let server = match brisk::Server::builder()
         .add_service(TestServiceServer::new(TestServiceImpl))
         .start(&format!("127.0.0.1:{port}"))
@@ -45,9 +49,4 @@ async fn main() -> std::process::ExitCode {
     }
     server.shutdown().await;
     std::process::ExitCode::SUCCESS
-}
-
-fn usage(error: &str) -> std::process::ExitCode {
-    eprintln!("interop_server: {error}\n{USAGE}");
-    std::process::ExitCode::from(2)
 }

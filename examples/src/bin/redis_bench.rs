@@ -14,50 +14,56 @@ use std::time::{Duration, Instant};
 
 use brisk::redis::RedisRequest;
 use brisk::{Channel, Controller, Status};
-use brisk_examples::Args;
 use hdrhistogram::Histogram;
 
-const OPTIONS: &[&str] = &[
-    "server",
-    "op",
-    "concurrency",
-    "size",
-    "duration",
-    "warmup",
-    "threads",
-    "timeout-ms",
-];
-
-const USAGE: &str = "usage: redis_bench --server HOST:PORT [--op get|set] [--concurrency C] \
-                     [--size BYTES] [--duration SECONDS] [--warmup SECONDS] [--threads N] \
-                     [--timeout-ms MS (0: none; default 5000)]";
+/// Load for a redis server through Brisk's redis client.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The redis server.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    server: String,
+    /// The command: `get` or `set`.
+    #[arg(long, default_value = "get", value_parser = ["get", "set"])]
+    op: String,
+    /// Commands in flight.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Bytes of each value.
+    #[arg(long, default_value_t = 16)]
+    size: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of warm-up, not measured.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Runtime worker threads (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Deadline of a command in milliseconds; 0 is none.
+    #[arg(long = "timeout-ms", default_value_t = 5000)]
+    timeout_ms: u64,
+}
 
 fn main() -> ExitCode {
+    let options: Options = clap::Parser::parse();
     brisk_examples::init_logging();
-    let parsed = Args::parse(&[], OPTIONS).and_then(|args| {
-        let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok((
-            args.get_or("server", "127.0.0.1:6379"),
-            args.get_or("op", "get"),
-            args.parse_or("concurrency", 1usize)?,
-            args.parse_or("size", 16usize)?,
-            Duration::from_secs_f64(args.parse_or("duration", 10.0)?),
-            Duration::from_secs_f64(args.parse_or("warmup", 1.0)?),
-            args.parse_or("threads", default_threads)?,
-            args.parse_or("timeout-ms", 5000u64)?,
-        ))
-    });
-    let (server, op, concurrency, size, duration, warmup, threads, timeout_ms) = match parsed {
-        Ok(parsed) if matches!(parsed.1.as_str(), "get" | "set") => parsed,
-        Ok(_) => {
-            eprintln!("redis_bench: --op is get or set\n{USAGE}");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("redis_bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let Options {
+        server,
+        op,
+        concurrency,
+        size,
+        duration,
+        warmup,
+        threads,
+        timeout_ms,
+    } = options;
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (duration, warmup) = (
+        Duration::from_secs_f64(duration.max(0.0)),
+        Duration::from_secs_f64(warmup.max(0.0)),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .enable_all()

@@ -18,25 +18,38 @@ use std::time::Duration;
 
 use brisk::redis::{RedisAuthenticator, RedisRequest};
 use brisk::{Channel, ConnectionType, Controller};
-use brisk_examples::Args;
 
-const OPTIONS: &[&str] = &[
-    "server",
-    "command",
-    "password",
-    "user",
-    "db",
-    "connection-type",
-    "timeout-ms",
-];
-const USAGE: &str = "usage: redis_cli [--server HOST:PORT] --command CMD [--command CMD ...] \
-                     [--password PW [--user NAME]] [--db N] [--connection-type single|pooled|short] \
-                     [--timeout-ms MS]";
+/// brpc's `redis_cli`: commands through Brisk's redis client.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The redis server.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    server: String,
+    /// A command, e.g. `set k v` (repeatable: pipelined in order).
+    #[arg(long, required = true)]
+    command: Vec<String>,
+    /// Authenticates with this password (AUTH).
+    #[arg(long)]
+    password: Option<String>,
+    /// The user to authenticate as (with --password).
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    /// Selects this database (SELECT).
+    #[arg(long)]
+    db: Option<u32>,
+    /// single, pooled or short.
+    #[arg(long = "connection-type", default_value = "single")]
+    connection_type: ConnectionType,
+    /// Deadline in milliseconds.
+    #[arg(long = "timeout-ms", default_value_t = 1000)]
+    timeout_ms: u64,
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    let options: Options = clap::Parser::parse();
     brisk_examples::init_logging();
-    match run().await {
+    match run(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("redis_cli: {e}");
@@ -45,42 +58,31 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
-    let args = Args::parse(&[], OPTIONS).map_err(|e| format!("{e}\n{USAGE}"))?;
+async fn run(options: Options) -> Result<(), String> {
     let mut request = RedisRequest::new();
-    for command in args.get_all("command") {
+    for command in &options.command {
         request
             .add_command_str(command)
             .map_err(|e| format!("`{command}`: {}", e.message()))?;
     }
-    if request.is_empty() {
-        return Err(format!("no command\n{USAGE}"));
-    }
-    let connection_type: ConnectionType = args
-        .get_or("connection-type", "single")
-        .parse()
-        .map_err(|e: brisk::Error| e.message().to_owned())?;
     let mut builder = Channel::builder()
         .protocol("redis")
-        .connection_type(connection_type)
-        .timeout(Duration::from_millis(args.parse_or("timeout-ms", 1000)?));
-    if args.get("password").is_some() || args.get("db").is_some() {
-        let mut auth = match args.get("password") {
-            Some(password) => RedisAuthenticator::new(password),
+        .connection_type(options.connection_type)
+        .timeout(Duration::from_millis(options.timeout_ms));
+    if options.password.is_some() || options.db.is_some() {
+        let mut auth = match &options.password {
+            Some(password) => RedisAuthenticator::new(password.as_str()),
             None => RedisAuthenticator::without_password(),
         };
-        if let Some(user) = args.get("user") {
-            auth = auth.with_user(user);
+        if let Some(user) = &options.user {
+            auth = auth.with_user(user.as_str());
         }
-        if let Some(db) = args.get("db") {
-            auth = auth.with_db(
-                db.parse()
-                    .map_err(|_| format!("--db: `{db}` is not a number"))?,
-            );
+        if let Some(db) = options.db {
+            auth = auth.with_db(db);
         }
         builder = builder.authenticator(Arc::new(auth));
     }
-    let server = args.get_or("server", "127.0.0.1:6379");
+    let server = options.server;
     let channel = builder.connect(&server).await.map_err(|e| e.to_string())?;
     let response = channel
         .redis(&mut Controller::new(), &request)

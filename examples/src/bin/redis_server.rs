@@ -9,23 +9,23 @@ use std::sync::Arc;
 
 use brisk_examples::echo::EchoServiceServer;
 use brisk_examples::kv_store::{self, KvStore};
-use brisk_examples::{init_logging, Args, Echo};
+use brisk_examples::{init_logging, Echo};
 
-const OPTIONS: &[&str] = &["listen", "password"];
-const USAGE: &str = "usage: redis_server [--listen HOST:PORT] [--password PW]";
+/// A redis server written with Brisk.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:6380")]
+    listen: String,
+    /// Commands wait for `AUTH` with this password.
+    #[arg(long)]
+    password: Option<String>,
+}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let Options { listen, password } = clap::Parser::parse();
     init_logging();
-    let args = match Args::parse(&[], OPTIONS) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("redis_server: {e}\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let listen = args.get_or("listen", "127.0.0.1:6380");
-    let password = args.get("password").map(str::to_owned);
     let service = kv_store::service(Arc::new(KvStore::new()), password);
     let server = brisk::Server::builder()
         .redis_service(service)

@@ -25,21 +25,36 @@ use std::time::{Duration, Instant};
 
 use brisk::{Channel, Controller};
 use brisk_examples::echo::{EchoRequest, EchoServiceClient};
-use brisk_examples::Args;
 use hdrhistogram::Histogram;
 
-const OPTIONS: &[&str] = &[
-    "servers",
-    "duration",
-    "callers",
-    "rate",
-    "max-retry",
-    "timeout-ms",
-    "naming",
-    "echo-server",
-];
-const USAGE: &str = "usage: soak [--servers N] [--duration SECS] [--callers C] [--rate QPS] \
-                     [--max-retry N] [--timeout-ms MS] [--naming file|list] [--echo-server PATH]";
+/// A chaos soak of a cluster channel over `echo_server`s.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// Servers in the cluster (at least 2).
+    #[arg(long, default_value_t = 3)]
+    servers: usize,
+    /// Seconds in all (at least 5), split into the phases.
+    #[arg(long, default_value_t = 120)]
+    duration: u64,
+    /// Calling tasks.
+    #[arg(long, default_value_t = 32)]
+    callers: usize,
+    /// Calls a second, over all callers.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u64,
+    /// Retries of a call.
+    #[arg(long = "max-retry", default_value_t = 3)]
+    max_retry: u32,
+    /// Deadline of a call in milliseconds.
+    #[arg(long = "timeout-ms", default_value_t = 1_000)]
+    timeout_ms: u64,
+    /// The naming service: `file` or `list`.
+    #[arg(long, default_value = "file", value_parser = ["file", "list"])]
+    naming: String,
+    /// The echo_server binary (default: the one beside this program).
+    #[arg(long = "echo-server")]
+    echo_server: Option<PathBuf>,
+}
 
 /// What the driver does to the servers, one phase after another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,25 +227,22 @@ struct Settings {
 }
 
 fn settings() -> Result<Settings, String> {
-    let args = Args::parse(&[], OPTIONS)?;
-    let default_server = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("echo_server");
-    let naming = args.get_or("naming", "file");
-    if naming != "file" && naming != "list" {
-        return Err(format!("--naming: `{naming}` is neither file nor list"));
-    }
+    let options: Options = clap::Parser::parse();
+    let echo_server = match options.echo_server {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("echo_server"),
+    };
     Ok(Settings {
-        servers: args.parse_or("servers", 3usize)?.max(2),
-        duration: Duration::from_secs(args.parse_or("duration", 120u64)?.max(5)),
-        callers: args.parse_or("callers", 32usize)?.max(1),
-        rate: args.parse_or("rate", 2_000u64)?.max(1),
-        max_retry: args.parse_or("max-retry", 3u32)?,
-        timeout: Duration::from_millis(args.parse_or("timeout-ms", 1_000u64)?),
-        file_naming: naming == "file",
-        echo_server: args
-            .get("echo-server")
-            .map_or(default_server, PathBuf::from),
+        servers: options.servers.max(2),
+        duration: Duration::from_secs(options.duration.max(5)),
+        callers: options.callers.max(1),
+        rate: options.rate.max(1),
+        max_retry: options.max_retry,
+        timeout: Duration::from_millis(options.timeout_ms),
+        file_naming: options.naming == "file",
+        echo_server,
     })
 }
 
@@ -238,7 +250,7 @@ fn main() -> std::process::ExitCode {
     let settings = match settings() {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("soak: {e}\n{USAGE}");
+            eprintln!("soak: {e}");
             return std::process::ExitCode::from(2);
         }
     };

@@ -16,20 +16,39 @@ use std::time::{Duration, Instant};
 use brisk::stream_rpc::{Stream, StreamOptions};
 use brisk::{Channel, Controller};
 use brisk_examples::echo::{EchoRequest, EchoServiceClient};
+use brisk_examples::init_logging;
 use brisk_examples::interop::testing::{Payload, StreamingInputCallRequest, TestServiceClient};
-use brisk_examples::{init_logging, Args};
 use bytes::Bytes;
 
-const USAGE: &str = "usage: stream_bench --mode strm|grpc [--server HOST:PORT] [--size BYTES] \
-                     [--count N] [--window BYTES]";
+/// Throughput of one stream: brpc's (`strm`) or gRPC's client stream (`grpc`).
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// `strm` (brpc's stream to `stream_server --quiet`) or `grpc` (a client stream to
+    /// `interop_server`'s StreamingInputCall).
+    #[arg(long, default_value = "strm", value_parser = ["strm", "grpc"])]
+    mode: String,
+    /// The server.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    server: String,
+    /// Bytes of each message.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Messages to send.
+    #[arg(long, default_value_t = 100_000)]
+    count: u64,
+    /// The brpc stream's flow-control window, in bytes.
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    window: u64,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let options: Options = clap::Parser::parse();
     init_logging();
     // On a worker of the runtime, beside the connection's tasks, as a server's or a client's
     // code normally runs (the main thread would hand every message to a worker through the
     // kernel's futexes).
-    let outcome = tokio::spawn(run())
+    let outcome = tokio::spawn(run(options))
         .await
         .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")));
     match outcome {
@@ -44,18 +63,17 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<String, String> {
-    let args = Args::parse(&[], &["mode", "server", "size", "count", "window"])
-        .map_err(|e| format!("{e}\n{USAGE}"))?;
-    let mode = args.get_or("mode", "strm");
-    let server = args.get_or("server", "127.0.0.1:8001");
-    let size: usize = args.parse_or("size", 64)?;
-    let count: u64 = args.parse_or("count", 100_000)?;
-    let window: u64 = args.parse_or("window", 2 * 1024 * 1024)?;
+async fn run(options: Options) -> Result<String, String> {
+    let Options {
+        mode,
+        server,
+        size,
+        count,
+        window,
+    } = options;
     let elapsed = match mode.as_str() {
-        "strm" => strm(&server, size, count, window).await?,
         "grpc" => grpc(&server, size, count).await?,
-        other => return Err(format!("unknown --mode {other}\n{USAGE}")),
+        _ => strm(&server, size, count, window).await?,
     };
     let secs = elapsed.as_secs_f64();
     Ok(format!(

@@ -16,16 +16,35 @@ use std::time::{Duration, Instant};
 use brisk::stream_rpc::{Stream, StreamOptions};
 use brisk::{Channel, Controller, Status};
 use brisk_examples::echo::{EchoRequest, EchoServiceClient};
-use brisk_examples::{init_logging, Args};
+use brisk_examples::init_logging;
 use bytes::Bytes;
 
-const USAGE: &str = "usage: stream_client [--server HOST:PORT] [--count N] [--size BYTES] \
-                     [--interval-ms MS] [--window BYTES]";
+/// brpc's streaming echo client.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The stream server.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    server: String,
+    /// Pairs to write (default: until Ctrl-C), or with `--size` messages (default 100000).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Writes messages of this many bytes as fast as the window allows, and prints the
+    /// throughput (default: brpc's example pair, once an interval).
+    #[arg(long)]
+    size: Option<usize>,
+    /// Milliseconds between messages.
+    #[arg(long = "interval-ms", default_value_t = 1000)]
+    interval_ms: u64,
+    /// The stream's flow-control window, in bytes.
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    window: u64,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let options: Options = clap::Parser::parse();
     init_logging();
-    match run().await {
+    match run(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("stream_client: {e}");
@@ -34,22 +53,15 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
-    let args = Args::parse(&[], &["server", "count", "size", "interval-ms", "window"])
-        .map_err(|e| format!("{e}\n{USAGE}"))?;
-    let server = args.get_or("server", "127.0.0.1:8001");
-    let size: Option<usize> = args
-        .get("size")
-        .map(str::parse)
-        .transpose()
-        .map_err(|e| format!("--size: {e}"))?;
-    let count: Option<u64> = args
-        .get("count")
-        .map(str::parse)
-        .transpose()
-        .map_err(|e| format!("--count: {e}"))?;
-    let interval = Duration::from_millis(args.parse_or("interval-ms", 1000)?);
-    let window: u64 = args.parse_or("window", 2 * 1024 * 1024)?;
+async fn run(options: Options) -> Result<(), String> {
+    let Options {
+        server,
+        count,
+        size,
+        interval_ms,
+        window,
+    } = options;
+    let interval = Duration::from_millis(interval_ms);
 
     let channel = Channel::connect(&server).await.map_err(|e| e.to_string())?;
     let client = EchoServiceClient::new(channel);

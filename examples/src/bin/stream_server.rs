@@ -11,10 +11,22 @@ use std::io::Write as _;
 use brisk::stream_rpc::{Stream, StreamOptions};
 use brisk::{ServerContext, Status};
 use brisk_examples::echo::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
-use brisk_examples::{init_logging, Args};
+use brisk_examples::init_logging;
 use futures_util::StreamExt;
 
-const USAGE: &str = "usage: stream_server [--listen HOST:PORT] [--echo] [--quiet]";
+/// brpc's streaming echo server.
+#[derive(Debug, clap::Parser)]
+struct Options {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    listen: String,
+    /// Writes each message back on the stream.
+    #[arg(long)]
+    echo: bool,
+    /// Logs nothing per message.
+    #[arg(long)]
+    quiet: bool,
+}
 
 /// Accepts each call's stream and prints (or echoes) what it carries.
 struct StreamingEcho {
@@ -71,19 +83,13 @@ async fn receive(mut stream: Stream, echo: bool, quiet: bool) {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let Options {
+        listen,
+        echo,
+        quiet,
+    } = clap::Parser::parse();
     init_logging();
-    let args = match Args::parse(&["echo", "quiet"], &["listen"]) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("stream_server: {e}\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let listen = args.get_or("listen", "127.0.0.1:8001");
-    let service = StreamingEcho {
-        echo: args.flag("echo"),
-        quiet: args.flag("quiet"),
-    };
+    let service = StreamingEcho { echo, quiet };
     match brisk::Server::builder()
         .add_service(EchoServiceServer::new(service))
         .serve(&listen)
