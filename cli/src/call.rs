@@ -17,7 +17,7 @@
 //! ```
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::schema::{call_descriptor, SchemaSource};
+use crate::schema::{call_descriptor, SchemaArgs};
 use crate::Failure;
 
 /// `brisk call`'s arguments.
@@ -42,12 +42,8 @@ pub struct Options {
     /// The request as JSON, `@FILE` to read it from a file, `@-` from stdin. Left out: `{}`,
     /// or stdin a line at a time for a client-streaming method.
     pub data: Option<String>,
-    /// The `.proto` file defining the service (default: ask the server by gRPC reflection).
-    #[arg(long, value_name = "FILE")]
-    pub proto: Option<PathBuf>,
-    /// An import directory for `--proto`, repeatable (default: the file's directory).
-    #[arg(long = "include", short = 'I', value_name = "DIR")]
-    pub includes: Vec<PathBuf>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
     /// The wire protocol: h2:grpc, baidu_std, http, hulu_pbrpc, sofa_pbrpc, ... Streaming
     /// methods need h2:grpc.
     #[arg(long, default_value = "h2:grpc", value_parser = crate::protocol)]
@@ -87,13 +83,11 @@ fn header(text: &str) -> Result<(String, String), String> {
 
 /// Makes the call `options` describe, printing responses to stdout as they arrive.
 pub async fn run(options: Options) -> Result<(), Failure> {
-    let schema = SchemaSource::new(
-        options.proto.clone(),
-        options.includes.clone(),
-        &options.server,
-    )
-    .load(&[&options.method])
-    .await?;
+    let schema = options
+        .schema
+        .source(&options.server)
+        .load(&[&options.method])
+        .await?;
     let method = schema.method(&options.method).map_err(Failure::usage)?;
     let streaming_requests = method.is_client_streaming();
     let streaming_responses = method.is_server_streaming();

@@ -13,9 +13,7 @@
 //! }
 //! ```
 
-use std::path::PathBuf;
-
-use crate::schema::{Schema, SchemaSource};
+use crate::schema::{Schema, SchemaArgs};
 use crate::Failure;
 
 /// `brisk list`'s and `brisk describe`'s arguments.
@@ -27,20 +25,14 @@ pub struct Options {
     /// `list`: a service whose methods to list. `describe`: the service, method
     /// (`package.Service/Method`), message or enum to show. Left out: every service.
     pub symbol: Option<String>,
-    /// Reads the schema from this `.proto` file instead of asking the server.
-    #[arg(long, value_name = "FILE")]
-    pub proto: Option<PathBuf>,
-    /// An import directory for `--proto`, repeatable (default: the file's directory).
-    #[arg(long = "include", short = 'I', value_name = "DIR")]
-    pub includes: Vec<PathBuf>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
 }
 
 impl Options {
     async fn schema(&self) -> Result<Schema, Failure> {
         let symbols: Vec<&str> = self.symbol.as_deref().into_iter().collect();
-        SchemaSource::new(self.proto.clone(), self.includes.clone(), &self.server)
-            .load(&symbols)
-            .await
+        self.schema.source(&self.server).load(&symbols).await
     }
 }
 

@@ -34,7 +34,7 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tokio::sync::watch;
 
-use crate::schema::{call_descriptor, SchemaSource};
+use crate::schema::{call_descriptor, SchemaArgs};
 use crate::Failure;
 
 /// `brisk press`'s arguments.
@@ -49,12 +49,8 @@ pub struct Options {
     /// cycle through them. `-` reads stdin.
     #[arg(long, short = 'i', value_name = "FILE")]
     pub input: PathBuf,
-    /// The `.proto` file defining the service (default: ask the server by gRPC reflection).
-    #[arg(long, value_name = "FILE")]
-    pub proto: Option<PathBuf>,
-    /// An import directory for `--proto`, repeatable (default: the file's directory).
-    #[arg(long = "include", short = 'I', value_name = "DIR")]
-    pub includes: Vec<PathBuf>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
     /// The wire protocol: baidu_std, h2:grpc, http, hulu_pbrpc, sofa_pbrpc, ...
     #[arg(long, default_value = "baidu_std", value_parser = crate::protocol)]
     pub protocol: Protocol,
@@ -184,13 +180,11 @@ pub async fn run_until(
     options: Options,
     stop: impl Future<Output = ()>,
 ) -> Result<Report, Failure> {
-    let schema = SchemaSource::new(
-        options.proto.clone(),
-        options.includes.clone(),
-        &options.server,
-    )
-    .load(&[&options.method])
-    .await?;
+    let schema = options
+        .schema
+        .source(&options.server)
+        .load(&[&options.method])
+        .await?;
     let method = schema.method(&options.method).map_err(Failure::usage)?;
     let streaming = method.is_client_streaming() || method.is_server_streaming();
     if streaming && options.protocol != Protocol::GRPC {

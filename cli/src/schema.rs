@@ -9,6 +9,25 @@ use protobuf::Message as _;
 use crate::reflection::ReflectionClient;
 use crate::Failure;
 
+/// `--proto FILE` and `--include DIR`: the schema from a file, or (without them) from the
+/// server's reflection service.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SchemaArgs {
+    /// The `.proto` file defining the service (default: ask the server by gRPC reflection).
+    #[arg(long, value_name = "FILE")]
+    pub proto: Option<PathBuf>,
+    /// An import directory for `--proto`, repeatable (default: the file's directory).
+    #[arg(long = "include", short = 'I', value_name = "DIR")]
+    pub includes: Vec<PathBuf>,
+}
+
+impl SchemaArgs {
+    /// Where these arguments say to read the schema of `server` from.
+    pub fn source(&self, server: &str) -> SchemaSource {
+        SchemaSource::new(self.proto.clone(), self.includes.clone(), server)
+    }
+}
+
 /// Where to read the schema from, as the command line says.
 #[derive(Debug, Clone)]
 pub enum SchemaSource {
