@@ -39,7 +39,7 @@ enum Command {
     List(list::Options),
     /// Shows a service, method, message or enum as .proto source.
     Describe(list::Options),
-    /// Load-tests a unary method at a given QPS, as brpc's rpc_press.
+    /// Load-tests a method at a given QPS, as brpc's rpc_press.
     ///
     /// A progress line goes to stderr each second, the summary to stdout at the end (or on
     /// Ctrl-C).
