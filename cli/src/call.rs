@@ -119,10 +119,7 @@ pub async fn run(options: Options) -> Result<(), Failure> {
     };
 
     let mut builder = Channel::builder().protocol(options.protocol.clone());
-    builder = match options.timeout_ms {
-        0 => builder.no_timeout(),
-        ms => builder.timeout(Duration::from_millis(ms)),
-    };
+    builder = crate::with_timeout(builder, options.timeout_ms);
     let channel = crate::connect(builder, &options.server, &options.lb)
         .await
         .map_err(Failure::unreachable)?;

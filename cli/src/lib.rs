@@ -88,6 +88,15 @@ pub fn protocol(name: &str) -> Result<brisk::Protocol, String> {
         .map_err(|e: brisk::Error| e.message().to_owned())
 }
 
+/// `builder` with a deadline of `timeout_ms` milliseconds a call (0: none), as the commands'
+/// `--timeout-ms` says.
+pub fn with_timeout(builder: ChannelBuilder, timeout_ms: u64) -> ChannelBuilder {
+    match timeout_ms {
+        0 => builder.no_timeout(),
+        ms => builder.timeout(std::time::Duration::from_millis(ms)),
+    }
+}
+
 /// Connects `builder` to `server`: one `host:port`, or a naming-service URL (`list://`,
 /// `file://`, `dns://`, `etcd://`) whose servers `lb` balances.
 pub async fn connect(builder: ChannelBuilder, server: &str, lb: &str) -> Result<Channel, String> {

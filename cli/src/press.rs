@@ -58,12 +58,22 @@ pub struct Options {
     /// c_murmurhash, ...
     #[arg(long, default_value = "rr")]
     pub lb: String,
-    /// Calls per second over all tasks; 0 is as fast as the server answers.
-    #[arg(long, default_value_t = 100)]
-    pub qps: u64,
     /// Seconds to run; 0 runs until Ctrl-C.
     #[arg(long, default_value_t = 10.0, value_parser = seconds)]
     pub duration: f64,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// How the channel uses connections: single, pooled or short (default: the protocol's).
+    #[arg(long)]
+    pub connection_type: Option<ConnectionType>,
+}
+
+/// How hard `press` and `replay` load the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Calls per second over all tasks; 0 is as fast as the server answers.
+    #[arg(long, default_value_t = 100)]
+    pub qps: u64,
     /// Calling tasks, i.e. calls in flight at most.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
@@ -73,9 +83,16 @@ pub struct Options {
     /// Retries of a call on a broken connection.
     #[arg(long, default_value_t = 3)]
     pub max_retry: u32,
-    /// How the channel uses connections: single, pooled or short (default: the protocol's).
-    #[arg(long)]
-    pub connection_type: Option<ConnectionType>,
+}
+
+impl LoadArgs {
+    /// A channel builder for `protocol` with these retries and deadline.
+    pub(crate) fn channel(&self, protocol: Protocol) -> brisk::ChannelBuilder {
+        let builder = Channel::builder()
+            .protocol(protocol)
+            .max_retry(self.max_retry);
+        crate::with_timeout(builder, self.timeout_ms)
+    }
 }
 
 /// A number of seconds, 0 or more.
@@ -201,16 +218,10 @@ pub async fn run_until(
         .map(|message| Bytes::from(message.encode_to_vec()))
         .collect();
 
-    let mut builder = Channel::builder()
-        .protocol(options.protocol.clone())
-        .max_retry(options.max_retry);
+    let mut builder = options.load.channel(options.protocol.clone());
     if let Some(connection_type) = options.connection_type {
         builder = builder.connection_type(connection_type);
     }
-    builder = match options.timeout_ms {
-        0 => builder.no_timeout(),
-        ms => builder.timeout(Duration::from_millis(ms)),
-    };
     let channel = crate::connect(builder, &options.server, &options.lb)
         .await
         .map_err(Failure::unreachable)?;
@@ -230,9 +241,9 @@ pub async fn run_until(
         channels: vec![channel],
         calls,
         output: Some(method.output()),
-        qps: options.qps,
+        qps: options.load.qps,
         duration: (options.duration > 0.0).then(|| Duration::from_secs_f64(options.duration)),
-        concurrency: options.concurrency,
+        concurrency: options.load.concurrency,
         limit: None,
         label: method.full_name().to_owned(),
         server: options.server,

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use brisk::rpc_dump::{protocol_name, read_records, Record, FILE_PREFIX};
-use brisk::{Channel, CompressType, MethodDescriptor, Protocol};
+use brisk::{CompressType, MethodDescriptor, Protocol};
 
-use crate::press::{Call, Load, Report};
+use crate::press::{Call, Load, LoadArgs, Report};
 use crate::Failure;
 
 /// The largest sampled request read back (brpc's default `max_body_size`).
@@ -40,24 +40,14 @@ pub struct Options {
     /// The load balancer, when the server is a naming-service URL.
     #[arg(long, default_value = "rr")]
     pub lb: String,
-    /// Calls per second; 0 is as fast as the server answers.
-    #[arg(long, default_value_t = 100)]
-    pub qps: u64,
     /// Passes through the requests; 0 repeats them until `--duration` ends or Ctrl-C.
     #[arg(long, default_value_t = 1)]
     pub times: u64,
     /// Seconds to run at most; 0 is no bound.
     #[arg(long, default_value_t = 0.0, value_parser = crate::press::seconds)]
     pub duration: f64,
-    /// Calls in flight at most.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
-    pub concurrency: u32,
-    /// Deadline of one call, retries included, in milliseconds; 0 is none.
-    #[arg(long, default_value_t = 1000)]
-    pub timeout_ms: u64,
-    /// Retries of a call on a broken connection.
-    #[arg(long, default_value_t = 3)]
-    pub max_retry: u32,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 /// Replays the requests, until done or `stop` completes.
@@ -92,13 +82,7 @@ pub async fn run_until(
         let channel = match channel_of.get(protocol.name()) {
             Some(&index) => index,
             None => {
-                let mut builder = Channel::builder()
-                    .protocol(protocol.clone())
-                    .max_retry(options.max_retry);
-                builder = match options.timeout_ms {
-                    0 => builder.no_timeout(),
-                    ms => builder.timeout(Duration::from_millis(ms)),
-                };
+                let builder = options.load.channel(protocol.clone());
                 let connected = crate::connect(builder, &options.server, &options.lb)
                     .await
                     .map_err(Failure::unreachable)?;
@@ -132,9 +116,9 @@ pub async fn run_until(
         channels,
         calls,
         output: None,
-        qps: options.qps,
+        qps: options.load.qps,
         duration: (options.duration > 0.0).then(|| Duration::from_secs_f64(options.duration)),
-        concurrency: options.concurrency,
+        concurrency: options.load.concurrency,
         limit,
         server: options.server,
     };
