@@ -5,10 +5,12 @@
 //! skipping the tests.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::process::{free_port, wait_until_ready};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -166,32 +168,18 @@ impl Etcd {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.binary.display()));
-        self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                return Err(format!(
-                    "etcd exited with {status}; its log ends with:\n{}",
-                    log_tail(&log_path)
-                ));
-            }
-            if matches!(self.request("GET", "/health", ""), Ok(body) if body.contains("true")) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                self.stop();
-                return Err(format!(
-                    "etcd did not answer within {START_TIMEOUT:?}; its log ends with:\n{}",
-                    log_tail(&log_path)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Out of `self` while waiting, so the probe may borrow `self`.
+        let mut running = Some(child);
+        let result = wait_until_ready(
+            "etcd",
+            &mut running,
+            &log_path,
+            START_TIMEOUT,
+            Duration::from_millis(50),
+            || matches!(self.request("GET", "/health", ""), Ok(body) if body.contains("true")),
+        );
+        self.child = running;
+        result
     }
 
     fn post(&self, path: &str, body: &str) -> Result<String, String> {
@@ -254,18 +242,4 @@ fn find_etcd() -> PathBuf {
          as /usr/bin/etcd or `etcd` on PATH. On Debian: \
          `apt-get update && apt-get install -y etcd-server`"
     );
-}
-
-/// A loopback port free at the moment.
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-}
-
-/// The last lines of etcd's log.
-fn log_tail(path: &Path) -> String {
-    let log = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }

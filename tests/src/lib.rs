@@ -5,6 +5,7 @@ use std::time::Duration;
 pub mod etcd;
 pub mod memcached;
 pub mod pki;
+pub mod process;
 pub mod python;
 pub mod redis;
 pub mod zookeeper;

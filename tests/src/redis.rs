@@ -6,9 +6,11 @@
 //! the tests.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::process::free_port;
 
 /// How long redis-server may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,9 +185,4 @@ fn has_pid_line(answer: &[u8]) -> bool {
     let text = String::from_utf8_lossy(answer);
     text.find("process_id:")
         .is_some_and(|at| text[at..].contains("\r\n"))
-}
-
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    listener.local_addr().expect("its address")
 }

@@ -6,10 +6,12 @@
 //! without it fails loudly instead of skipping the tests.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::process::{free_port, wait_until_ready};
 
 /// Where Debian's `zookeeper` package puts its scripts.
 const BIN: &str = "/usr/share/zookeeper/bin";
@@ -114,32 +116,18 @@ impl ZooKeeper {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                return Err(format!(
-                    "ZooKeeper exited with {status}; its log ends with:\n{}",
-                    log_tail(&log_path)
-                ));
-            }
-            if self.ruok() && self.accepts_sessions() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                self.stop();
-                return Err(format!(
-                    "ZooKeeper did not answer within {START_TIMEOUT:?}; its log ends with:\n{}",
-                    log_tail(&log_path)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // Out of `self` while waiting, so the probe may borrow `self`.
+        let mut running = Some(child);
+        let result = wait_until_ready(
+            "ZooKeeper",
+            &mut running,
+            &log_path,
+            START_TIMEOUT,
+            Duration::from_millis(100),
+            || self.ruok() && self.accepts_sessions(),
+        );
+        self.child = running;
+        result
     }
 
     /// Whether the server answers the `ruok` four-letter word with `imok`.
@@ -192,16 +180,4 @@ impl Drop for ZooKeeper {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-}
-
-fn log_tail(path: &PathBuf) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
