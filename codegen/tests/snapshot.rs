@@ -92,3 +92,32 @@ fn echo_has_proto_comments_and_contract_items() {
         assert!(code.contains(expected), "missing `{expected}` in:\n{code}");
     }
 }
+
+/// The runtime's etcd client (feature `etcd`) is Brisk's own stubs for etcd's v3 API,
+/// generated from the `.proto` files vendored in `runtime/proto/` and kept in
+/// `runtime/src/etcd/generated/`, so that building the runtime needs no code generator: this
+/// checks the copy is what the generator makes today. `BRISK_BLESS=1` rewrites it.
+#[test]
+fn etcd_stubs_match_the_runtime_copy() {
+    let runtime = manifest_dir().join("../runtime");
+    let protos = runtime.join("proto");
+    let out = tempfile::tempdir().unwrap();
+    brisk_codegen::configure()
+        .build_server(false)
+        .build_blocking_client(false)
+        .out_dir(out.path())
+        .emit_rerun_if_changed(false)
+        .compile(
+            &[protos.join("etcd/api/etcdserverpb/rpc.proto")],
+            &[&protos],
+        )
+        .unwrap();
+    for package in ["etcdserverpb", "mvccpb"] {
+        let code = std::fs::read_to_string(out.path().join(format!("{package}.rs"))).unwrap();
+        syn::parse_file(&code).expect("generated code parses");
+        assert_snapshot(
+            &runtime.join(format!("src/etcd/generated/{package}.rs")),
+            &code,
+        );
+    }
+}
