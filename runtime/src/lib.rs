@@ -30,8 +30,8 @@
 //!   shared connection broke answers EHOSTDOWN at once until a health check connects again.
 //! - **Clusters** — [`ChannelBuilder::connect_cluster`] reaches every server a
 //!   [naming service](naming) lists (`list://`, `file://`, `http://`/`dns://`, `etcd://`,
-//!   `zk://`; servers register themselves in etcd and ZooKeeper with
-//!   [`ServerBuilder::register`])
+//!   `zk://`, or any scheme added with [`naming::register_scheme`]; servers register
+//!   themselves in etcd and ZooKeeper with [`ServerBuilder::register`])
 //!   through a [load balancer](lb) (`rr`, `wrr`, `random`, `wr`, `la`, `c_murmurhash`, `c_md5`,
 //!   `p2c`). Retries go to servers not yet tried ([`RetryPolicy`]); broken servers are isolated
 //!   and health-checked back; brpc's circuit breaker and backup requests
@@ -139,7 +139,8 @@
 //!   costs little, and `codec = "json"` works without extra set-up.
 //! - `proto-text` (default): HTTP bodies in protobuf's text format.
 //! - `tls`: TLS with rustls on servers and channels.
-//! - `etcd`: the `etcd://` naming service, and servers registering themselves in etcd.
+//! - `etcd`: the `etcd://` naming service, and servers registering themselves in etcd
+//!   (the `etcd` module: etcd's gRPC API through stubs Brisk generates, over a [`Channel`]).
 //! - `zookeeper`: the `zk://` naming service, and servers registering themselves in
 //!   ZooKeeper (Brisk's own client of its protocol: no dependency).
 //! - `lz4`, `zstd`: LZ4 and zstd payload compression ([`CompressType`]), and gRPC's `zstd`.
@@ -150,6 +151,11 @@
 
 #![warn(missing_docs)]
 
+// Generated stubs name the crate `::brisk`, as in a user's crate; the etcd client is such
+// stubs, compiled here.
+#[cfg(feature = "etcd")]
+extern crate self as brisk;
+
 pub mod auth;
 mod channel;
 mod clock;
@@ -159,10 +165,13 @@ pub mod combo;
 mod compress;
 mod controller;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod executor;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+mod global;
 pub mod interceptor;
 #[cfg(feature = "json")]
 mod json;

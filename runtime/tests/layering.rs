@@ -7,12 +7,22 @@
 //! 3. no files import each other in a cycle (the server's modules, say, form a one-way chain);
 //! 4. re-exports name what they export (no `pub use x::*`), so every path can be followed.
 //!
+//! Generated code compiled into the runtime (the etcd stubs) names the crate `::brisk`, as
+//! in a user's crate: those paths count as `crate::` paths.
+//!
+//! One call goes up, and only one: a registry calls `global::initialize()` before its first
+//! look-up, and `global` registers there the extensions built above it (etcd's naming service
+//! and registrar, on channels), as brpc's `GlobalInitializeOrDie()` does. Any module may import
+//! `global::initialize` and nothing else of `global`; edges into `global` are left out of the
+//! cycle check (the registration is a run-time link, made once, from the top).
+//!
 //! ```text
 //! base (error, codec, controller, proto_source, ...)
 //!                                       <-  protocol  <-  transport  <-  channel, server
 //!                                                                   <-  combo (<- channel)
 //!                                       <-  naming  <-  lb  <-  channel
 //!                                       <-  naming  <-  server (registration)
+//!                                       <-  naming  <-  etcd (<- channel; joins naming through global)
 //!                                       <-  limiter  <-  server
 //!                                       <-  metrics  <-  transport, channel, server
 //!                          protocol  <-  rpcz  <-  channel, server
@@ -64,12 +74,16 @@ fn allowed(from: &str) -> Option<&'static [&'static str]> {
         // A protocol's user-facing facade: its calls on channels, its service on servers.
         "redis" => &["protocol", "transport", "channel", "server"],
         "memcache" => &["protocol", "transport", "channel"],
+        // etcd's client: generated stubs over channels, its naming service and registrar.
+        "etcd" => &["channel", "naming", "codegen"],
         "tower" => &["server"],
         // The interceptors of both sides, in one place.
         "interceptor" => &["channel", "server"],
         // Facades: the crate root and the items generated code names re-export everything;
         // the fuzz targets' entry points reach every parser.
         "" | "codegen" | "fuzzing" => return None,
+        // The composition root: registers the extensions of every layer (see the crate docs).
+        "global" => return None,
         base if BASE.contains(&base) => &[],
         _ => &[],
     })
@@ -191,6 +205,9 @@ impl Collector {
     fn absolute_in(&self, module: &ModPath, segments: &[String]) -> Option<ModPath> {
         let mut base = match segments.first()?.as_str() {
             "crate" => Vec::new(),
+            // `::brisk::...` in generated code is the crate itself (a lone `brisk` is a
+            // variable).
+            "brisk" if segments.len() > 1 => Vec::new(),
             "super" | "self" => module.clone(),
             // A path starting with a child module's name is relative to this module, and one
             // starting with a name a `use` gave a module goes through it (anything else is
@@ -211,7 +228,7 @@ impl Collector {
             }
         };
         let mut rest = segments;
-        if rest[0] == "crate" {
+        if rest[0] == "crate" || rest[0] == "brisk" {
             rest = &rest[1..];
         } else {
             while let Some(first) = rest.first() {
@@ -547,6 +564,14 @@ fn imports_go_down_the_layers() {
         if from_top == to_top || to_top.is_empty() && to.is_empty() && from_top.is_empty() {
             continue;
         }
+        if to_top == "global" {
+            if !written.ends_with("global::initialize") {
+                broken.push(format!(
+                    "{file}: `{written}`: of `global`, only `initialize` may be imported"
+                ));
+            }
+            continue;
+        }
         let Some(allowed) = allowed(from_top) else {
             continue;
         };
@@ -620,8 +645,9 @@ fn no_module_imports_itself_through_others() {
     let edges = edges(&sources);
     let mut graph: BTreeMap<&ModPath, Vec<&ModPath>> = BTreeMap::new();
     for ((from, to), edge) in &edges {
-        // The crate root and `codegen` only re-export.
-        if from.is_empty() || top(from) == "codegen" || edge.tests_only {
+        // The crate root and `codegen` only re-export; `global` is reached only through
+        // `initialize`, once, at run time (see the crate docs).
+        if from.is_empty() || top(from) == "codegen" || top(to) == "global" || edge.tests_only {
             continue;
         }
         graph.entry(from).or_default().push(to);

@@ -184,3 +184,31 @@ async fn survives_an_etcd_restart() {
         [node("127.0.0.1:8002", "")]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_endpoints_outlive_a_dead_one() {
+    let etcd = Etcd::start();
+    etcd.put("/multi/a", "127.0.0.1:8001");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap(); // closed again when the listener drops
+                   // Both orders: the dead endpoint is tried first in one of them.
+    for endpoints in [
+        format!("{dead},{}", etcd.endpoint()),
+        format!("{},{dead}", etcd.endpoint()),
+    ] {
+        let mut ns = from_url(&format!("etcd://{endpoints}/multi")).expect("etcd URL");
+        assert_eq!(
+            next_within(&mut ns, HANG_GUARD).await,
+            [node("127.0.0.1:8001", "")],
+            "{endpoints}"
+        );
+        etcd.put("/multi/b", "127.0.0.1:8002");
+        assert_eq!(
+            next_within(&mut ns, CHANGE_DEADLINE).await,
+            [node("127.0.0.1:8001", ""), node("127.0.0.1:8002", "")],
+            "{endpoints}"
+        );
+        etcd.delete("/multi/b");
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use brisk::naming::EtcdRegistration;
+use brisk::etcd::EtcdRegistration;
 use brisk::{errno, Channel, Server};
 use brisk_tests::echo::{EchoRequest, EchoServiceClient, EchoServiceServer};
 use brisk_tests::etcd::Etcd;

@@ -8,25 +8,23 @@
 //! | `list://10.0.0.1:8000,10.0.0.2:8000 tag` | the URL itself; a tag may follow an address after a space |
 //! | `file:///etc/servers` | a file, one `host:port [tag]` per line, `#` comments; re-read when it changes |
 //! | `http://host:port`, `dns://host:port` | every address the name resolves to, re-resolved every 5 s |
-//! | `etcd://127.0.0.1:2379/prefix` | the values of the etcd keys under `/prefix/`, watched (feature `etcd`) |
+//! | `etcd://127.0.0.1:2379/prefix` | the values of the etcd keys under `/prefix/`, watched, through etcd's gRPC API; several endpoints may be given, comma-separated (feature `etcd`, `brisk::etcd`) |
 //! | `zk://127.0.0.1:2181/path` | the children of the ZooKeeper node `/path`, watched (feature `zookeeper`) |
 //!
 //! Servers put themselves in etcd and ZooKeeper with [`ServerBuilder::register`](crate::ServerBuilder::register)
-//! (or `EtcdRegistration` / `ZooKeeperRegistration` for any address).
+//! (or `brisk::etcd::EtcdRegistration` / `ZooKeeperRegistration` for any address).
+//!
+//! Other schemes join with [`register_scheme`] (a naming service) and [`register_registrar`]
+//! (servers registering there), as brpc's `NamingServiceExtension()` takes them.
 //!
 //! Implement [`NamingService`] for any other source and pass it to
 //! [`ChannelBuilder::connect_with`](crate::ChannelBuilder::connect_with). A
 //! [`NamingServiceFilter`] drops servers before the load balancer sees them (by tag, say).
 
 mod dns;
-#[cfg(feature = "etcd")]
-mod etcd;
-#[cfg(feature = "etcd")]
-mod etcd_gateway;
-#[cfg(feature = "etcd")]
-mod etcd_registration;
 pub(crate) mod file;
 pub(crate) mod list;
+pub(crate) mod registry;
 mod url;
 #[cfg(feature = "zookeeper")]
 mod zookeeper;
@@ -35,16 +33,15 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::{errno, Status};
+use crate::{errno, Error, Status};
 
 pub use dns::DnsNamingService;
-#[cfg(feature = "etcd")]
-pub use etcd::EtcdNamingService;
-#[cfg(feature = "etcd")]
-pub use etcd_registration::EtcdRegistration;
 pub use file::FileNamingService;
 pub use list::ListNamingService;
+pub use registry::{register_registrar, register_scheme};
 pub use url::from_url;
 #[cfg(feature = "zookeeper")]
 pub use zookeeper::{ZooKeeperNamingService, ZooKeeperRegistration};
@@ -123,6 +120,28 @@ impl fmt::Display for ServerNode {
 pub trait NamingService: Send + fmt::Debug + 'static {
     /// The next full list of servers; see the trait's documentation for when to return.
     fn next(&mut self) -> BoxFuture<'_, Result<Vec<ServerNode>, Status>>;
+}
+
+/// Makes a naming service from the part of a URL after `scheme://`; see [`register_scheme`].
+pub type SchemeFactory = Arc<dyn Fn(&str) -> Result<Box<dyn NamingService>, Error> + Send + Sync>;
+
+/// Puts a server in a naming service; see [`register_registrar`]. Called with the whole URL
+/// (`etcd://127.0.0.1:2379/services/echo`), the address to register (`host:port`, perhaps
+/// followed by whitespace and a tag) and the time to live of the entry.
+pub type Registrar = Arc<
+    dyn Fn(&str, &str, Duration) -> BoxFuture<'static, Result<Box<dyn Registration>, Status>>
+        + Send
+        + Sync,
+>;
+
+/// A server's entry in a naming service, made by a [`Registrar`], kept alive until
+/// [`deregister`](Registration::deregister) (or dropped: the entry then expires).
+pub trait Registration: Send + Sync + fmt::Debug + 'static {
+    /// Where the entry is, for messages: the key, the node path, ...
+    fn name(&self) -> String;
+
+    /// Removes the entry now.
+    fn deregister(self: Box<Self>) -> BoxFuture<'static, Result<(), Status>>;
 }
 
 /// Decides which servers of a naming service's list a channel uses (brpc's

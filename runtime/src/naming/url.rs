@@ -1,13 +1,12 @@
 //! Naming services by URL scheme, as brpc's naming-service registry: `list://`, `file://`,
-//! `http://`, `https://`, `dns://`, `etcd://`, `zk://`.
+//! `http://`, `https://`, `dns://`, `etcd://`, `zk://`, and any scheme added with
+//! [`register_scheme`](super::register_scheme).
 
-#[cfg(feature = "etcd")]
-use super::EtcdNamingService;
-use super::{DnsNamingService, FileNamingService, ListNamingService, NamingService};
+use super::{registry, NamingService};
 use crate::Error;
 
 /// The naming service a URL names (`list://`, `file://`, `http://`, `dns://`, `etcd://`,
-/// `zk://`).
+/// `zk://`, or a scheme added with [`register_scheme`](super::register_scheme)).
 /// Unknown schemes and malformed URLs get [`errno::EINVAL`](crate::errno::EINVAL).
 pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Error> {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -15,27 +14,19 @@ pub fn from_url(url: &str) -> Result<Box<dyn NamingService>, Error> {
             "`{url}` is not a naming service URL (scheme://...)"
         )));
     };
-    match scheme.to_ascii_lowercase().as_str() {
-        "list" => Ok(Box::new(ListNamingService::parse(rest)?)),
-        "file" => Ok(Box::new(FileNamingService::new(rest)?)),
-        "http" | "dns" => Ok(Box::new(DnsNamingService::new(rest)?)),
-        "https" => Ok(Box::new(
-            DnsNamingService::new(rest)?.with_default_port(443),
-        )),
-        #[cfg(feature = "etcd")]
-        "etcd" => Ok(Box::new(EtcdNamingService::new(rest)?)),
-        #[cfg(not(feature = "etcd"))]
-        "etcd" => Err(Error::invalid(format!(
-            "`{url}`: etcd naming needs brisk's `etcd` feature"
-        ))),
-        #[cfg(feature = "zookeeper")]
-        "zk" => Ok(Box::new(super::ZooKeeperNamingService::new(rest)?)),
-        #[cfg(not(feature = "zookeeper"))]
-        "zk" => Err(Error::invalid(format!(
-            "`{url}`: ZooKeeper naming needs brisk's `zookeeper` feature"
-        ))),
-        other => Err(Error::invalid(format!(
-            "`{url}`: unknown naming service `{other}` (expected list, file, http, dns, etcd or zk)"
-        ))),
+    if let Some(factory) = registry::scheme(scheme) {
+        return factory(rest);
     }
+    let feature = match scheme.to_ascii_lowercase().as_str() {
+        "etcd" => Some("etcd naming needs brisk's `etcd` feature"),
+        "zk" => Some("ZooKeeper naming needs brisk's `zookeeper` feature"),
+        _ => None,
+    };
+    if let Some(feature) = feature {
+        return Err(Error::invalid(format!("`{url}`: {feature}")));
+    }
+    Err(Error::invalid(format!(
+        "`{url}`: unknown naming service `{scheme}` (known: {})",
+        registry::schemes().join(", ")
+    )))
 }

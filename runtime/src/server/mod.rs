@@ -308,9 +308,10 @@ impl ServerBuilder {
     /// first thing when it stops (before new calls get ELOGOFF), so clients watching the name
     /// stop picking it in time: `etcd://host:port/prefix` (feature `etcd`) puts the key
     /// `<prefix>/<address>` on a lease kept alive in the background (see
-    /// [`EtcdRegistration`](crate::naming::EtcdRegistration)), what `etcd://` channels list;
+    /// `brisk::etcd::EtcdRegistration`), what `etcd://` channels list;
     /// `zk://host:port/path` (feature `zookeeper`) creates the ephemeral node
-    /// `<path>/<address>` on a session kept alive (see `naming::ZooKeeperRegistration`).
+    /// `<path>/<address>` on a session kept alive (see `naming::ZooKeeperRegistration`);
+    /// other schemes with [`naming::register_registrar`](crate::naming::register_registrar).
     /// Repeatable. [`start`](ServerBuilder::start) fails if a registration does. A server
     /// dropped without [`stop`](Server::stop) deregisters in the background while it closes.
     ///

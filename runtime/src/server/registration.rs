@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-
+use crate::naming::{self, Registration};
 use crate::{errno, Error, Status};
 
 /// The default lease of a registration: a server that dies leaves the list within this.
@@ -39,10 +38,7 @@ impl Default for Plan {
 /// The registrations of a running server.
 #[derive(Debug, Default)]
 pub(super) struct Active {
-    #[cfg(feature = "etcd")]
-    etcd: Vec<crate::naming::EtcdRegistration>,
-    #[cfg(feature = "zookeeper")]
-    zookeeper: Vec<crate::naming::ZooKeeperRegistration>,
+    registrations: Vec<Box<dyn Registration>>,
 }
 
 impl Plan {
@@ -75,49 +71,26 @@ impl Plan {
 
 impl Active {
     async fn add(&mut self, url: &str, address: &str, ttl: Duration) -> Result<(), Status> {
-        #[cfg(feature = "etcd")]
-        if url.starts_with("etcd://") {
-            let registration = crate::naming::EtcdRegistration::register(url, address, ttl).await?;
-            self.etcd.push(registration);
-            return Ok(());
-        }
-        #[cfg(feature = "zookeeper")]
-        if url.starts_with("zk://") {
-            let registration =
-                crate::naming::ZooKeeperRegistration::register(url, address, ttl).await?;
-            self.zookeeper.push(registration);
-            return Ok(());
-        }
-        let _ = (address, ttl);
-        Err(unsupported(url))
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        let Some(registrar) = naming::registry::registrar(scheme) else {
+            return Err(unsupported(url));
+        };
+        self.registrations.push(registrar(url, address, ttl).await?);
+        Ok(())
     }
 
     /// Removes every registration, all at once, waiting [`DEREGISTER_TIMEOUT`] at most;
     /// failures are logged (leases and sessions expire anyway).
     pub(super) async fn deregister(&mut self) {
-        #[cfg_attr(not(any(feature = "etcd", feature = "zookeeper")), allow(unused_mut))]
-        let mut all: Vec<BoxFuture<'static, ()>> = Vec::new();
-        #[cfg(feature = "etcd")]
-        all.extend(self.etcd.drain(..).map(|registration| -> BoxFuture<'static, ()> {
-            Box::pin(async move {
-                let key = registration.key().to_owned();
-                if let Err(e) = registration.deregister().await {
-                    tracing::warn!(%key, error = %e, "deregistering from etcd failed; the lease will expire");
-                }
-            })
-        }));
-        #[cfg(feature = "zookeeper")]
-        all.extend(self.zookeeper.drain(..).map(|registration| -> BoxFuture<'static, ()> {
-            Box::pin(async move {
-                let path = registration.path().to_owned();
-                if let Err(e) = registration.deregister().await {
-                    tracing::warn!(%path, error = %e, "deregistering from ZooKeeper failed; the session will expire");
-                }
-            })
-        }));
-        if all.is_empty() {
+        if self.registrations.is_empty() {
             return;
         }
+        let all = self.registrations.drain(..).map(|registration| async move {
+            let name = registration.name();
+            if let Err(e) = registration.deregister().await {
+                tracing::warn!(registration = %name, error = %e, "deregistering failed; the entry will expire");
+            }
+        });
         let all = futures_util::future::join_all(all);
         if tokio::time::timeout(DEREGISTER_TIMEOUT, all).await.is_err() {
             tracing::warn!(
@@ -128,11 +101,14 @@ impl Active {
 }
 
 fn unsupported(url: &str) -> Status {
+    let known = naming::registry::registrar_schemes();
+    let known = if known.is_empty() {
+        "none: etcd:// needs brisk's feature `etcd`, zk:// its feature `zookeeper`".to_owned()
+    } else {
+        known.join(", ")
+    };
     Status::new(
         errno::EINVAL,
-        format!(
-            "cannot register in `{url}`: servers register in etcd:// (brisk's feature `etcd`) \
-             and zk:// (feature `zookeeper`)"
-        ),
+        format!("cannot register in `{url}`: no registrar for its scheme (known: {known})"),
     )
 }

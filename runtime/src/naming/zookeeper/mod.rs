@@ -86,7 +86,7 @@ impl ZooKeeperNamingService {
     /// Parses what follows `zk://`: `host:port[,host:port...]/path`. Nothing is contacted until
     /// the first [`next`](NamingService::next).
     ///
-    /// Fails with [`errno::EINVAL`] for a missing or empty path, a path with an empty
+    /// Fails with [`errno::EINVAL`](crate::errno::EINVAL) for a missing or empty path, a path with an empty
     /// component, and a server that is not `host:port`.
     ///
     /// ```

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::client::{Event, ResumeError, Session, ZkError};
 use super::{jute, parse_url};
 use crate::naming::list::split_entry;
+use crate::naming::{BoxFuture, Registration};
 use crate::{errno, Status};
 
 /// The shortest time between two attempts to open a session again.
@@ -122,6 +123,16 @@ impl ZooKeeperRegistration {
                 .unwrap_or_else(|e| Err(Status::internal(format!("the keeping task failed: {e}")))),
             None => Ok(()),
         }
+    }
+}
+
+impl Registration for ZooKeeperRegistration {
+    fn name(&self) -> String {
+        format!("ZooKeeper node {}", self.path)
+    }
+
+    fn deregister(self: Box<Self>) -> BoxFuture<'static, Result<(), Status>> {
+        Box::pin(ZooKeeperRegistration::deregister(*self))
     }
 }
 
