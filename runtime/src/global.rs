@@ -6,13 +6,17 @@
 //! Today that is etcd (feature `etcd`): its naming service and its registrar call etcd
 //! through generated stubs over a [`Channel`](crate::Channel), so they live above the channel,
 //! while the naming registry they join lives below it. The registry calls [`initialize`]
-//! before every look-up; this module is the only one any layer may call upward, and only
-//! through `initialize` (the layering test checks both).
+//! before every look-up: the one call in the crate that goes up the layers, and the only use
+//! of this module (the layering test checks both).
 
 use std::sync::Once;
 
 /// Registers the extensions from above the registries' layer, once per process. Cheap after
 /// the first call (one atomic load).
+///
+/// What runs inside must not read a registry (`naming::registry::scheme`, ...): that calls
+/// `initialize` again, from inside the `Once`, which would deadlock. Making the factories
+/// (closures, not naming services) and writing them in is all it does.
 pub(crate) fn initialize() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {

@@ -189,10 +189,11 @@ async fn survives_an_etcd_restart() {
 async fn several_endpoints_outlive_a_dead_one() {
     let etcd = Etcd::start();
     etcd.put("/multi/a", "127.0.0.1:8001");
+    // A port nothing listens on (the listener closes it again as it drops).
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
-        .unwrap(); // closed again when the listener drops
-                   // Both orders: the dead endpoint is tried first in one of them.
+        .unwrap();
+    // Both orders: the dead endpoint is tried first in one of them.
     for endpoints in [
         format!("{dead},{}", etcd.endpoint()),
         format!("{},{dead}", etcd.endpoint()),

@@ -167,3 +167,39 @@ async fn registrations_that_cannot_be_made_fail_the_start() {
         assert_eq!(err.code(), errno::EINVAL, "{url}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deregistering_after_the_lease_was_lost_is_no_error() {
+    let etcd = Etcd::start();
+    // Upper case: schemes match without regard to case.
+    let url = format!("ETCD://{}/lost", etcd.endpoint());
+    // A long TTL: no renewal puts the key back before the deregistration.
+    let registration = EtcdRegistration::register(&url, "10.1.2.3:80", Duration::from_secs(60))
+        .await
+        .expect("registered");
+    etcd.revoke(registration.lease_id());
+    assert_eq!(etcd.get("/lost/10.1.2.3:80"), None);
+    // etcd answers NOT_FOUND for the revoked lease: the key is gone, as asked.
+    registration
+        .deregister()
+        .await
+        .expect("a lease gone already is no failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_outlives_an_etcd_restart() {
+    let mut etcd = Etcd::start();
+    let url = format!("etcd://{}/restarted", etcd.endpoint());
+    let registration = EtcdRegistration::register(&url, "10.1.2.3:80", TTL)
+        .await
+        .expect("registered");
+    // Down for longer than the lease: renewals fail meanwhile (and are logged).
+    etcd.stop();
+    tokio::time::sleep(TTL * 2).await;
+    etcd.restart();
+    // Renewals reach the restarted etcd (through a new channel) and keep or restore the key.
+    let back = eventually(TTL * 5, || etcd.get("/restarted/10.1.2.3:80").is_some()).await;
+    assert!(back, "registered again after the restart");
+    registration.deregister().await.expect("deregistered");
+    assert_eq!(etcd.get("/restarted/10.1.2.3:80"), None);
+}

@@ -136,6 +136,17 @@ async fn a_scheme_of_ones_own_registers_finds_and_deregisters() {
     assert_eq!(listed("echo"), Vec::<String>::new(), "deregistered on stop");
     server.join().await;
 
+    // Registrars see the scheme in lower case, however it was written.
+    let server = Server::builder()
+        .add_service(EchoServiceServer::new(Echo))
+        .register("INHOUSE://upper")
+        .start("127.0.0.1:0")
+        .await
+        .expect("registered in-house");
+    assert_eq!(listed("upper"), [server.local_addr().to_string()]);
+    server.shutdown().await;
+    assert_eq!(listed("upper"), Vec::<String>::new());
+
     // The registrar's own refusal fails the start, with its code.
     let err = Server::builder()
         .add_service(EchoServiceServer::new(Echo))

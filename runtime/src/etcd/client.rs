@@ -10,6 +10,9 @@ use crate::{errno, Channel, Status};
 /// How long connecting to an etcd endpoint may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How often an etcd endpoint whose connection broke is probed.
+const HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(300);
+
 /// How long a call to etcd may take; for the streams (watch, lease keep-alive), how long
 /// opening one may take.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,7 +33,10 @@ impl EtcdUrl {
     /// comma-separated endpoints, then the key prefix. Trailing slashes are ignored. The
     /// error says what is wrong, without the URL.
     pub(super) fn parse(rest: &str) -> Result<EtcdUrl, String> {
-        let rest = rest.strip_prefix("etcd://").unwrap_or(rest);
+        let rest = match rest.get(..7) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("etcd://") => &rest[7..],
+            _ => rest,
+        };
         let Some((authority, path)) = rest.split_once('/') else {
             return Err("no key prefix (expected etcd://host:port/prefix)".to_owned());
         };
@@ -77,7 +83,10 @@ impl EtcdClient {
         let builder = Channel::builder()
             .protocol("h2:grpc")
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT);
+            .timeout(REQUEST_TIMEOUT)
+            // An endpoint whose connection broke answers EHOSTDOWN until a probe connects
+            // again: probe often, etcd restarts are short.
+            .health_check_interval(HEALTH_CHECK_INTERVAL);
         let channel = match url.endpoints.as_slice() {
             // A retry would go to the same endpoint, marked down by the failure, and only
             // turn its ECONNREFUSED into EHOSTDOWN: the callers retry on their own schedule.
@@ -136,7 +145,7 @@ mod tests {
         assert_eq!(url.url, "etcd://127.0.0.1:2379/services/echo/");
         assert_eq!(url.endpoints, ["127.0.0.1:2379"]);
         assert_eq!(url.prefix, "/services/echo");
-        let url = EtcdUrl::parse("etcd://a:1,[::1]:2,localhost:3//x").unwrap();
+        let url = EtcdUrl::parse("Etcd://a:1,[::1]:2,localhost:3//x").unwrap();
         assert_eq!(url.endpoints, ["a:1", "[::1]:2", "localhost:3"]);
         assert_eq!(url.prefix, "//x");
     }

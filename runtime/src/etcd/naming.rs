@@ -46,9 +46,11 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// reason; connecting may take 3 s and the request 5 s at most). It also starts a watch on
 /// the prefix; each later call returns when a change seen by the watch changes the list.
 /// If the watch breaks (etcd restarted, the connection dropped, the watch was compacted),
-/// the keys are listed again and a new watch started, on a new channel, after a pause of at
-/// least a second since the last failure: a later call returns the new list if it differs, or
-/// fails if etcd still cannot be reached.
+/// the keys are listed again and a new watch started (through a new channel, so hostnames
+/// are resolved again), after a pause of at least a second since the last failure: a later
+/// call returns the new list if it differs, or fails if etcd still cannot be reached
+/// ([`errno::EHOSTDOWN`] too, while Brisk's health check has not reconnected to the endpoint,
+/// as for any channel). A dead peer that never closes the connection is not detected.
 ///
 /// Plain HTTP/2 (no TLS) and no authentication. Needs brisk's `etcd` feature.
 ///
@@ -176,7 +178,9 @@ impl EtcdNamingService {
         }
     }
 
-    /// Waits until at least [`RETRY_INTERVAL`] has passed since the last failure.
+    /// Waits until at least [`RETRY_INTERVAL`] has passed since the last failure. (`&mut`:
+    /// the service is `Send` but not `Sync`, its watch stream being so, and `next`'s future
+    /// must be `Send`.)
     async fn back_off(&mut self) {
         if let Some(failed) = self.last_failure {
             tokio::time::sleep_until(failed + RETRY_INTERVAL).await;
@@ -219,8 +223,8 @@ impl EtcdNamingService {
     }
 
     /// Opens a watch over the prefix from `revision`, up to etcd's confirmation. The request
-    /// stream stays open for as long as the watch runs: etcd ends a watch stream whose
-    /// client stopped sending.
+    /// stream stays open for as long as the watch runs, as etcd's own client keeps it (one
+    /// stream could carry more watches; this one carries one).
     async fn start_watch(
         &mut self,
         client: &EtcdClient,
@@ -308,7 +312,7 @@ impl NamingService for EtcdNamingService {
                             error = %e,
                             "etcd watch broke; listing the keys again"
                         );
-                        // A new channel: the next attempt connects afresh.
+                        // A new channel for the next attempt: hostnames resolved again.
                         self.watch = None;
                         self.client = None;
                         self.last_failure = Some(Instant::now());

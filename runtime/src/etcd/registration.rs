@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::client::{EtcdClient, EtcdUrl};
+use super::client::{EtcdClient, EtcdUrl, REQUEST_TIMEOUT};
 use super::generated::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest,
 };
 use crate::naming::list::split_entry;
 use crate::naming::{BoxFuture, Registration};
 use crate::{errno, Status};
+
+/// How long deregistering waits for a broken connection to etcd to come back.
+const REVOKE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// The shortest lease: etcd grants at least its own minimum (a few seconds) anyway.
 const MIN_TTL: Duration = Duration::from_secs(1);
@@ -26,7 +29,7 @@ const MIN_TTL: Duration = Duration::from_secs(1);
 /// Under `etcd://host:port/prefix`, the key is `<prefix>/<address>` and its value the address
 /// (with a tag after whitespace, if given): what [`EtcdNamingService`](super::EtcdNamingService)
 /// lists. The key is put with a lease of `ttl` (`Lease/LeaseGrant`, then `KV/Put`), renewed
-/// every third of it (a `Lease/LeaseKeepAlive` stream). If the lease is lost all the same (etcd
+/// every third of it (`Lease/LeaseKeepAlive`). If the lease is lost all the same (etcd
 /// was unreachable for longer than the TTL, or someone revoked it), the next renewal grants a
 /// new one and puts the key again; failures are logged and retried at the next renewal.
 ///
@@ -60,8 +63,8 @@ pub struct EtcdRegistration {
 
 impl EtcdRegistration {
     /// Puts `address` (`host:port`, optionally followed by whitespace and a tag, as a
-    /// `list://` entry) under the prefix of `url` (`etcd://host:port/prefix`; the scheme may be
-    /// left out) on a lease of `ttl`, and keeps it alive in the background.
+    /// `list://` entry) under the prefix of `url` (`etcd://host:port/prefix`, in any case; the
+    /// scheme may be left out) on a lease of `ttl`, and keeps it alive in the background.
     ///
     /// Fails with EINVAL for a bad URL or address, and with the error of reaching etcd
     /// (ECONNREFUSED, ERPCTIMEDOUT, ...) when the first registration fails.
@@ -70,9 +73,8 @@ impl EtcdRegistration {
         address: &str,
         ttl: Duration,
     ) -> Result<EtcdRegistration, Status> {
-        let rest = url.strip_prefix("etcd://").unwrap_or(url);
-        let parsed = EtcdUrl::parse(rest)
-            .map_err(|reason| Status::new(errno::EINVAL, format!("etcd://{rest}: {reason}")))?;
+        let parsed = EtcdUrl::parse(url)
+            .map_err(|reason| Status::new(errno::EINVAL, format!("{url}: {reason}")))?;
         let entry = address.trim();
         let (host_port, _tag) = split_entry(entry).map_err(|reason| {
             Status::new(
@@ -85,6 +87,7 @@ impl EtcdRegistration {
         let lease = Arc::new(AtomicI64::new(0));
         let granted = grant_and_put(&client, &key, entry, whole_seconds(ttl), &lease).await?;
         let keeper = tokio::spawn(keep_alive(
+            parsed,
             client.clone(),
             key.clone(),
             entry.to_owned(),
@@ -118,16 +121,20 @@ impl EtcdRegistration {
             let _ = keeper.await;
         }
         let id = self.lease.load(Ordering::Relaxed);
-        match self
-            .client
-            .lease
-            .lease_revoke(LeaseRevokeRequest { id })
-            .await
-        {
-            Ok(_) => {}
-            // Expired or revoked already: the key is gone either way.
-            Err(e) if e.message().contains("lease not found") => {}
-            Err(e) => return Err(self.client.failed("revoking the lease", e)),
+        let started = tokio::time::Instant::now();
+        loop {
+            let revoked = self.client.lease.lease_revoke(LeaseRevokeRequest { id });
+            match revoked.await {
+                Ok(_) => break,
+                // Expired or revoked already (etcd's gRPC NOT_FOUND, "requested lease not
+                // found"): the key is gone either way.
+                Err(e) if e.code() == errno::ENOTFOUND => break,
+                // The connection broke (etcd restarted) and is not back yet: it soon is.
+                Err(e) if e.code() == errno::EHOSTDOWN && started.elapsed() < REVOKE_PATIENCE => {
+                    tokio::time::sleep(REVOKE_PATIENCE / 10).await;
+                }
+                Err(e) => return Err(self.client.failed("revoking the lease", e)),
+            }
         }
         tracing::info!(url = %self.client.url, key = %self.key, "deregistered from etcd");
         Ok(())
@@ -201,20 +208,37 @@ async fn grant_and_put(
     Ok(Duration::from_secs(granted_ttl))
 }
 
-/// Renews lease `id` once: its remaining TTL in seconds, 0 or less once it is gone.
+/// Renews lease `id` once, on a `LeaseKeepAlive` stream of one request (etcd answers it,
+/// then ends the stream as the request side ends): its remaining TTL in seconds, 0 or less
+/// once it is gone. [`REQUEST_TIMEOUT`] at most.
 async fn renew(client: &EtcdClient, id: i64) -> Result<i64, Status> {
-    let request = futures_util::stream::once(std::future::ready(LeaseKeepAliveRequest { id }));
-    let mut responses = client.lease.lease_keep_alive(request).await?;
-    match responses.message().await? {
-        Some(response) => Ok(response.ttl),
-        None => Err(client.bad_response("etcd ended the keep-alive stream without an answer")),
+    let renewed = async {
+        let request = futures_util::stream::once(std::future::ready(LeaseKeepAliveRequest { id }));
+        let mut responses = client.lease.lease_keep_alive(request).await?;
+        responses.message().await
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, renewed).await {
+        Ok(Ok(Some(response))) => Ok(response.ttl),
+        Ok(Ok(None)) => {
+            Err(client.bad_response("etcd ended the keep-alive stream without an answer"))
+        }
+        Ok(Err(e)) => Err(client.failed("renewing the lease", e)),
+        Err(_) => Err(Status::new(
+            errno::ERPCTIMEDOUT,
+            format!(
+                "{}: renewing the lease timed out after {REQUEST_TIMEOUT:?}",
+                client.url
+            ),
+        )),
     }
 }
 
 /// Renews the lease every third of `ttl`; grants a new one and puts the key again when etcd
-/// says it is gone.
+/// says it is gone. After a failure the next attempt goes through a new channel (hostnames
+/// resolved again: etcd may have moved).
 async fn keep_alive(
-    client: EtcdClient,
+    url: EtcdUrl,
+    mut client: EtcdClient,
     key: String,
     value: String,
     ttl: Duration,
@@ -223,22 +247,38 @@ async fn keep_alive(
     let mut ticks = tokio::time::interval(ttl / 3);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await; // the first tick is now: the lease is fresh
+    let mut failed = false;
     loop {
         ticks.tick().await;
+        if failed {
+            match EtcdClient::connect(&url).await {
+                Ok(fresh) => client = fresh,
+                Err(e) => {
+                    tracing::warn!(url = %url.url, %key, error = %e, "reaching etcd failed; trying again");
+                    continue;
+                }
+            }
+        }
         let id = lease.load(Ordering::Relaxed);
         match renew(&client, id).await {
-            Ok(remaining) if remaining > 0 => continue,
+            Ok(remaining) if remaining > 0 => {
+                failed = false;
+                continue;
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(url = %client.url, %key, error = %e, "renewing the etcd lease failed; trying again");
+                failed = true;
                 continue;
             }
         }
         match grant_and_put(&client, &key, &value, ttl.as_secs(), &lease).await {
             Ok(_) => {
+                failed = false;
                 tracing::info!(url = %client.url, %key, "the etcd lease was lost: registered again");
             }
             Err(e) => {
+                failed = true;
                 tracing::warn!(url = %client.url, %key, error = %e, "registering again in etcd failed; trying again")
             }
         }

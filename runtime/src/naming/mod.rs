@@ -125,9 +125,9 @@ pub trait NamingService: Send + fmt::Debug + 'static {
 /// Makes a naming service from the part of a URL after `scheme://`; see [`register_scheme`].
 pub type SchemeFactory = Arc<dyn Fn(&str) -> Result<Box<dyn NamingService>, Error> + Send + Sync>;
 
-/// Puts a server in a naming service; see [`register_registrar`]. Called with the whole URL
-/// (`etcd://127.0.0.1:2379/services/echo`), the address to register (`host:port`, perhaps
-/// followed by whitespace and a tag) and the time to live of the entry.
+/// Puts a server in a naming service; see [`register_registrar`]. Called with the whole URL,
+/// its scheme in lower case (`etcd://127.0.0.1:2379/services/echo`), the address to register
+/// (`host:port`, perhaps followed by whitespace and a tag) and the time to live of the entry.
 pub type Registrar = Arc<
     dyn Fn(&str, &str, Duration) -> BoxFuture<'static, Result<Box<dyn Registration>, Status>>
         + Send

@@ -129,9 +129,47 @@ pub fn register_scheme(scheme: &str, factory: SchemeFactory) -> Result<(), Error
 
 /// Makes [`ServerBuilder::register`](crate::ServerBuilder::register) accept `scheme://...`
 /// URLs, putting servers there with `registrar`. Schemes are matched without regard to case.
+/// The server calls `registrar` once its port is open (its start fails if the registrar
+/// does), and [`Registration::deregister`](super::Registration::deregister) first thing when
+/// it stops.
 ///
 /// Fails with [`errno::EINVAL`](crate::errno::EINVAL) if the scheme is not a URL scheme or is
 /// taken (`etcd` and `zk` are built in, with their features).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use brisk::naming::{self, BoxFuture, Registration};
+///
+/// /// An entry in an in-house registry (here, a log line).
+/// #[derive(Debug)]
+/// struct Entry(String);
+///
+/// impl Registration for Entry {
+///     fn name(&self) -> String {
+///         self.0.clone()
+///     }
+///     fn deregister(self: Box<Self>) -> BoxFuture<'static, Result<(), brisk::Status>> {
+///         Box::pin(async move {
+///             println!("{} leaves", self.0);
+///             Ok(())
+///         })
+///     }
+/// }
+///
+/// naming::register_registrar(
+///     "logged",
+///     Arc::new(|url: &str, address: &str, _ttl: Duration| {
+///         let entry = Entry(format!("{address} in {url}"));
+///         Box::pin(async move {
+///             println!("{} joins", entry.0);
+///             Ok(Box::new(entry) as Box<dyn Registration>)
+///         })
+///     }),
+/// )?;
+/// // Server::builder().register("logged://echo") now registers there.
+/// # Ok::<(), brisk::Error>(())
+/// ```
 pub fn register_registrar(scheme: &str, registrar: Registrar) -> Result<(), Error> {
     check_scheme(scheme)?;
     crate::global::initialize();
@@ -170,7 +208,8 @@ pub(crate) fn registrar_schemes() -> Vec<String> {
     all
 }
 
-/// Adds built-in entries from above this layer (`crate::global`); a taken name is left as is.
+/// Adds built-in entries from above this layer (`crate::global`, before any other
+/// registration: `register_scheme` and `register_registrar` run `global::initialize` first).
 #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 pub(crate) fn add_builtin(
     scheme: &str,
@@ -179,13 +218,10 @@ pub(crate) fn add_builtin(
 ) {
     let mut registry = write();
     if let Some(factory) = factory {
-        registry.schemes.entry(scheme.to_owned()).or_insert(factory);
+        registry.schemes.insert(scheme.to_owned(), factory);
     }
     if let Some(registrar) = registrar {
-        registry
-            .registrars
-            .entry(scheme.to_owned())
-            .or_insert(registrar);
+        registry.registrars.insert(scheme.to_owned(), registrar);
     }
 }
 

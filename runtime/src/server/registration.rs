@@ -71,11 +71,16 @@ impl Plan {
 
 impl Active {
     async fn add(&mut self, url: &str, address: &str, ttl: Duration) -> Result<(), Status> {
-        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(unsupported(url));
+        };
         let Some(registrar) = naming::registry::registrar(scheme) else {
             return Err(unsupported(url));
         };
-        self.registrations.push(registrar(url, address, ttl).await?);
+        // Schemes match without regard to case; registrars see them in lower case.
+        let url = format!("{}://{rest}", scheme.to_ascii_lowercase());
+        self.registrations
+            .push(registrar(&url, address, ttl).await?);
         Ok(())
     }
 

@@ -76,7 +76,10 @@ impl ZooKeeperRegistration {
         address: &str,
         session_timeout: Duration,
     ) -> Result<ZooKeeperRegistration, Status> {
-        let rest = url.strip_prefix("zk://").unwrap_or(url);
+        let rest = match url.get(..5) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("zk://") => &url[5..],
+            _ => url,
+        };
         let url = format!("zk://{rest}");
         let (hosts, parent) = parse_url(rest)
             .map_err(|reason| Status::new(errno::EINVAL, format!("{url}: {reason}")))?;
