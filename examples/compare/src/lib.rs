@@ -1,8 +1,6 @@
 //! Brisk against tonic: the tonic side of the echo benchmark (code generated from the same
-//! `echo.proto` as Brisk's examples, plus `compare.proto` for the 1 MiB scenario), and a tiny
-//! `--name value` parser shared by the binaries.
-
-use std::collections::HashMap;
+//! `echo.proto` as Brisk's examples, plus `compare.proto` for the 1 MiB scenario), and what the
+//! binaries share: `--threads`, and the processes of a comparison.
 
 /// tonic's code for `examples/proto/echo.proto` (package `example`).
 pub mod echo {
@@ -14,64 +12,60 @@ pub mod blob {
     tonic::include_proto!("compare");
 }
 
-/// `--name value` (or `--name=value`) arguments.
-#[derive(Debug, Default)]
-pub struct Args {
-    values: HashMap<String, String>,
+/// `--threads N`, the size of a binary's tokio runtime (flattened into each binary's options).
+#[derive(Debug, clap::Args)]
+pub struct Threads {
+    /// Worker threads of the tokio runtime (default: one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
-impl Args {
-    /// Parses the process arguments.
-    pub fn parse() -> Result<Args, String> {
-        let mut parsed = Args::default();
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let name = arg
-                .strip_prefix("--")
-                .ok_or_else(|| format!("unexpected argument `{arg}`"))?;
-            if let Some((name, value)) = name.split_once('=') {
-                parsed.values.insert(name.to_owned(), value.to_owned());
-            } else {
-                let value = args
-                    .next()
-                    .ok_or_else(|| format!("--{name} needs a value"))?;
-                parsed.values.insert(name.to_owned(), value);
-            }
-        }
-        Ok(parsed)
-    }
-
-    /// The value of `--name`, if given.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
-    }
-
-    /// The value of `--name`, or `default`.
-    pub fn get_or(&self, name: &str, default: &str) -> String {
-        self.get(name).unwrap_or(default).to_owned()
-    }
-
-    /// The value of `--name` parsed as `T`, or `default`.
-    pub fn parse_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
-        match self.get(name) {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("--{name}: cannot parse `{v}`")),
-            None => Ok(default),
-        }
+impl Threads {
+    /// A multi-threaded tokio runtime with `--threads N` workers (default: one per CPU), built
+    /// the same way as Brisk's `echo_server` and `bench`.
+    pub fn runtime(&self) -> Result<tokio::runtime::Runtime, String> {
+        let threads = self.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        );
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))
     }
 }
 
-/// A multi-threaded tokio runtime with `--threads N` workers (default: one per CPU), built the
-/// same way as Brisk's `echo_server` and `bench`.
-pub fn runtime(args: &Args) -> Result<tokio::runtime::Runtime, String> {
-    let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads: usize = args.parse_or("threads", default_threads)?;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))
+/// A count of at least one (`--conns`, `--runs`, ...).
+pub fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!("`{text}` is not a count of at least 1")),
+        Ok(count) => Ok(count),
+    }
+}
+
+/// A non-negative, finite number of seconds (`--duration 2.5`).
+pub fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|seconds| std::time::Duration::try_from_secs_f64(seconds).ok())
+        .ok_or_else(|| format!("`{text}` is not a number of seconds"))
+}
+
+/// A number of seconds above zero, as a float (`--duration 2.5`).
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value > 0.0 && value.is_finite() => Ok(value),
+        _ => Err(format!("`{text}` is not a number of seconds above 0")),
+    }
+}
+
+/// A number of seconds, zero or more, as a float (`--warmup 0`).
+pub fn non_negative_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value >= 0.0 && value.is_finite() => Ok(value),
+        _ => Err(format!("`{text}` is not a number of seconds")),
+    }
 }
 
 /// The processes of a comparison: free ports, waiting for a server, and CPU time from `/proc`.

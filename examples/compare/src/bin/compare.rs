@@ -28,12 +28,7 @@ use brisk_compare::procs::{
     children_cpu_ticks, clock_ticks_per_second, free_port, output_field, pinned, process_cpu_ticks,
     spawn_quiet, wait_until_accepting,
 };
-use brisk_compare::Args;
-
-const USAGE: &str = "usage: compare [--runs N] [--duration SECONDS] [--warmup SECONDS] \
-                     [--threads N] [--server-cpu CPU] [--client-cpu CPU] \
-                     [--brisk-server PATH] [--brisk-bench PATH] [--tonic-server PATH] \
-                     [--tonic-bench PATH]";
+use brisk_compare::{at_least_one, non_negative_seconds, positive_seconds};
 
 /// One load: `conns` connections, `concurrency` calls in flight, a `size`-byte message and an
 /// `attachment`-byte attachment (a `bytes` field on tonic's side).
@@ -176,8 +171,44 @@ impl Options {
     }
 }
 
+/// Brisk against tonic on the same echo loads, pinned, side by side.
+#[derive(Debug, clap::Parser)]
+#[command(name = "compare")]
+struct Flags {
+    /// Runs of each contender on each load; the median is reported.
+    #[arg(long, default_value = "3", value_parser = at_least_one)]
+    runs: usize,
+    /// Seconds measured in each run.
+    #[arg(long, default_value = "10", value_parser = positive_seconds)]
+    duration: f64,
+    /// Seconds run first and not counted.
+    #[arg(long, default_value = "2", value_parser = non_negative_seconds)]
+    warmup: f64,
+    /// Worker threads of each server and client.
+    #[arg(long, default_value = "1", value_parser = at_least_one)]
+    threads: usize,
+    /// The CPU servers are pinned to.
+    #[arg(long = "server-cpu", default_value = "0")]
+    server_cpu: String,
+    /// The CPU clients are pinned to.
+    #[arg(long = "client-cpu", default_value = "1")]
+    client_cpu: String,
+    /// Brisk's echo server (default: `echo_server` in the root workspace's release dir).
+    #[arg(long = "brisk-server")]
+    brisk_server: Option<PathBuf>,
+    /// The `brisk` tool, run as `brisk bench` (default: next to the echo server).
+    #[arg(long = "brisk-bench")]
+    brisk_bench: Option<PathBuf>,
+    /// tonic's echo server (default: next to this binary).
+    #[arg(long = "tonic-server")]
+    tonic_server: Option<PathBuf>,
+    /// tonic's load generator (default: next to this binary).
+    #[arg(long = "tonic-bench")]
+    tonic_bench: Option<PathBuf>,
+}
+
 fn parse() -> Result<Options, String> {
-    let args = Args::parse()?;
+    let flags: Flags = clap::Parser::parse();
     // Brisk's binaries: the root workspace's target dir (or $CARGO_TARGET_DIR when set, as then
     // both workspaces build there). tonic's: next to this binary.
     let brisk_dir = match std::env::var_os("CARGO_TARGET_DIR") {
@@ -188,23 +219,25 @@ fn parse() -> Result<Options, String> {
         .ok()
         .and_then(|exe| exe.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release"));
-    let path = |name: &str, default: PathBuf| args.get(name).map(PathBuf::from).unwrap_or(default);
     let options = Options {
-        runs: args.parse_or("runs", 3)?,
-        duration: args.parse_or("duration", 10.0)?,
-        warmup: args.parse_or("warmup", 2.0)?,
-        threads: args.parse_or("threads", 1)?,
-        server_cpu: args.get_or("server-cpu", "0"),
-        client_cpu: args.get_or("client-cpu", "1"),
-        brisk_server: path("brisk-server", brisk_dir.join("echo_server")),
+        runs: flags.runs,
+        duration: flags.duration,
+        warmup: flags.warmup,
+        threads: flags.threads,
+        server_cpu: flags.server_cpu,
+        client_cpu: flags.client_cpu,
+        brisk_server: flags
+            .brisk_server
+            .unwrap_or_else(|| brisk_dir.join("echo_server")),
         // The `brisk` tool, run as `brisk bench`.
-        brisk_bench: path("brisk-bench", brisk_dir.join("brisk")),
-        tonic_server: path("tonic-server", own_dir.join("tonic_echo_server")),
-        tonic_bench: path("tonic-bench", own_dir.join("tonic_bench")),
+        brisk_bench: flags.brisk_bench.unwrap_or_else(|| brisk_dir.join("brisk")),
+        tonic_server: flags
+            .tonic_server
+            .unwrap_or_else(|| own_dir.join("tonic_echo_server")),
+        tonic_bench: flags
+            .tonic_bench
+            .unwrap_or_else(|| own_dir.join("tonic_bench")),
     };
-    if options.runs == 0 || options.threads == 0 || options.duration <= 0.0 {
-        return Err("--runs, --threads and --duration must be positive".into());
-    }
     for binary in [
         &options.brisk_server,
         &options.brisk_bench,
@@ -239,7 +272,7 @@ fn main() -> ExitCode {
     let options = match parse() {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("compare: {e}\n{USAGE}");
+            eprintln!("compare: {e}");
             return ExitCode::from(2);
         }
     };

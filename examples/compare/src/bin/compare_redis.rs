@@ -22,10 +22,7 @@ use brisk_compare::procs::{
     children_cpu_ticks, clock_ticks_per_second, free_port, output_field, pinned, process_cpu_ticks,
     spawn_quiet, wait_until_accepting,
 };
-use brisk_compare::Args;
-
-const USAGE: &str = "usage: compare_redis [--runs N] [--duration SECONDS] [--server-cpu CPU] \
-                     [--client-cpu CPU] [--bin-dir DIR] [--crate-dir DIR]";
+use brisk_compare::{at_least_one, positive_seconds};
 
 /// One run's figures.
 #[derive(Clone, Copy, Default)]
@@ -37,35 +34,33 @@ struct Sample {
     cpu_us: f64,
 }
 
+/// redis, side by side: Brisk's redis client and server against the redis crate,
+/// redis-benchmark and redis-server.
+#[derive(Debug, clap::Parser)]
+#[command(name = "compare_redis")]
 struct Options {
+    /// Runs of each contender; the median is reported.
+    #[arg(long, default_value = "3", value_parser = at_least_one)]
     runs: usize,
+    /// Seconds measured in each run.
+    #[arg(long, default_value = "5", value_parser = positive_seconds)]
     duration: f64,
+    /// The CPU servers are pinned to.
+    #[arg(long = "server-cpu", default_value = "0")]
     server_cpu: String,
+    /// The CPU clients are pinned to.
+    #[arg(long = "client-cpu", default_value = "1")]
     client_cpu: String,
+    /// Where Brisk's release binaries are (`redis_bench`, `redis_server`).
+    #[arg(long = "bin-dir", default_value = "../../target/release")]
     bin_dir: PathBuf,
+    /// Where this crate's release binaries are (`redis_crate_bench`).
+    #[arg(long = "crate-dir", default_value = "target/release")]
     crate_dir: PathBuf,
 }
 
-fn parse() -> Result<Options, String> {
-    let args = Args::parse()?;
-    Ok(Options {
-        runs: args.parse_or("runs", 3)?,
-        duration: args.parse_or("duration", 5.0)?,
-        server_cpu: args.get_or("server-cpu", "0"),
-        client_cpu: args.get_or("client-cpu", "1"),
-        bin_dir: PathBuf::from(args.get_or("bin-dir", "../../target/release")),
-        crate_dir: PathBuf::from(args.get_or("crate-dir", "target/release")),
-    })
-}
-
 fn main() -> ExitCode {
-    let options = match parse() {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("compare_redis: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let options: Options = clap::Parser::parse();
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -19,14 +19,11 @@
 use std::path::PathBuf;
 use std::process::{Child, ExitCode, Stdio};
 
+use brisk_compare::at_least_one;
 use brisk_compare::procs::{
     children_cpu_ticks, clock_ticks_per_second, free_port, output_field, pinned, process_cpu_ticks,
     spawn_quiet, wait_until_accepting,
 };
-use brisk_compare::Args;
-
-const USAGE: &str = "usage: compare_streams [--runs N] [--server-cpu CPU] [--client-cpu CPU] \
-                     [--bin-dir DIR] [--tonic-dir DIR] [--small-count N] [--large-count N]";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Contender {
@@ -70,7 +67,7 @@ fn main() -> ExitCode {
     let options = match parse() {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("compare_streams: {e}\n{USAGE}");
+            eprintln!("compare_streams: {e}");
             return ExitCode::from(2);
         }
     };
@@ -123,18 +120,42 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// One client-streaming call of many messages: Brisk's streaming RPC and gRPC against tonic.
+#[derive(Debug, clap::Parser)]
+#[command(name = "compare_streams")]
+struct Flags {
+    /// Runs of each contender; the median is reported.
+    #[arg(long, default_value = "3", value_parser = at_least_one)]
+    runs: usize,
+    /// The CPU servers are pinned to.
+    #[arg(long = "server-cpu", default_value = "0")]
+    server_cpu: String,
+    /// The CPU clients are pinned to.
+    #[arg(long = "client-cpu", default_value = "1")]
+    client_cpu: String,
+    /// Where Brisk's release binaries are.
+    #[arg(long = "bin-dir", default_value = "../../target/release")]
+    bin_dir: PathBuf,
+    /// Where this crate's release binaries are (tonic's).
+    #[arg(long = "tonic-dir", default_value = "target/release")]
+    tonic_dir: PathBuf,
+    /// 64-byte messages in a stream.
+    #[arg(long = "small-count", default_value_t = 1_000_000)]
+    small_count: u64,
+    /// 1 MiB messages in a stream.
+    #[arg(long = "large-count", default_value_t = 2_000)]
+    large_count: u64,
+}
+
 fn parse() -> Result<Options, String> {
-    let args = Args::parse()?;
-    let runs: usize = args.parse_or("runs", 3)?;
-    let small: u64 = args.parse_or("small-count", 1_000_000)?;
-    let large: u64 = args.parse_or("large-count", 2_000)?;
+    let flags: Flags = clap::Parser::parse();
     Ok(Options {
-        runs: runs.max(1),
-        server_cpu: args.get_or("server-cpu", "0"),
-        client_cpu: args.get_or("client-cpu", "1"),
-        bin_dir: args.get_or("bin-dir", "../../target/release").into(),
-        tonic_dir: args.get_or("tonic-dir", "target/release").into(),
-        loads: vec![(64, small), (1 << 20, large)],
+        runs: flags.runs,
+        server_cpu: flags.server_cpu,
+        client_cpu: flags.client_cpu,
+        bin_dir: flags.bin_dir,
+        tonic_dir: flags.tonic_dir,
+        loads: vec![(64, flags.small_count), (1 << 20, flags.large_count)],
     })
 }
 

@@ -9,25 +9,45 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brisk_compare::{runtime, Args};
+use brisk_compare::{at_least_one, seconds, Threads};
 use hdrhistogram::Histogram;
 
+/// The twin of `redis_bench`'s flags.
+#[derive(Debug, clap::Parser)]
+#[command(name = "redis_crate_bench")]
+struct Options {
+    /// The redis server, `host:port`.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    server: String,
+    /// The command each call sends.
+    #[arg(long, default_value = "get", value_parser = ["get", "set"])]
+    op: String,
+    /// Calls in flight.
+    #[arg(long, default_value = "1", value_parser = at_least_one)]
+    concurrency: usize,
+    /// Bytes of the value.
+    #[arg(long, default_value_t = 16)]
+    size: usize,
+    /// Seconds measured.
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    duration: Duration,
+    /// Seconds run first and not counted.
+    #[arg(long, default_value = "1", value_parser = seconds)]
+    warmup: Duration,
+    #[command(flatten)]
+    threads: Threads,
+}
+
 fn main() -> ExitCode {
-    let args = match Args::parse() {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("redis_crate_bench: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match runtime(&args) {
+    let options: Options = clap::Parser::parse();
+    let runtime = match options.threads.runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("redis_crate_bench: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&args)) {
+    match runtime.block_on(run(&options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("redis_crate_bench: {e}");
@@ -36,13 +56,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &Args) -> Result<(), String> {
-    let server = args.get_or("server", "127.0.0.1:6379");
-    let op = args.get_or("op", "get");
-    let concurrency: usize = args.parse_or("concurrency", 1)?;
-    let size: usize = args.parse_or("size", 16)?;
-    let duration = Duration::from_secs_f64(args.parse_or("duration", 10.0)?);
-    let warmup = Duration::from_secs_f64(args.parse_or("warmup", 1.0)?);
+async fn run(options: &Options) -> Result<(), String> {
+    let Options {
+        server,
+        op,
+        concurrency,
+        size,
+        duration,
+        warmup,
+        ..
+    } = options;
+    let (concurrency, size, duration, warmup) = (*concurrency, *size, *duration, *warmup);
     let client =
         redis::Client::open(format!("redis://{server}/")).map_err(|e| format!("client: {e}"))?;
     let connection = client

@@ -18,39 +18,41 @@ use brisk_compare::blob::blob_service_client::BlobServiceClient;
 use brisk_compare::blob::Blob;
 use brisk_compare::echo::echo_service_client::EchoServiceClient;
 use brisk_compare::echo::EchoRequest;
-use brisk_compare::{runtime, Args};
+use brisk_compare::{at_least_one, seconds, Threads};
 use hdrhistogram::Histogram;
 use prost::bytes::Bytes;
 use tonic::transport::{Channel, Endpoint};
 
-const USAGE: &str = "usage: tonic_bench --server HOST:PORT [--conns N] [--concurrency C] \
-                     [--size BYTES] [--attachment-size BYTES] [--duration SECONDS] \
-                     [--warmup SECONDS] [--threads N]";
-
+/// The twin of `brisk bench`'s flags.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "tonic_bench",
+    about = "Load generator for the tonic echo server"
+)]
 struct Options {
+    /// The server, `host:port`.
+    #[arg(long, default_value = "127.0.0.1:8000")]
     server: String,
+    /// HTTP/2 connections.
+    #[arg(long, default_value = "1", value_parser = at_least_one)]
     conns: usize,
+    /// Calls in flight, spread over the connections.
+    #[arg(long, default_value = "64", value_parser = at_least_one)]
     concurrency: usize,
+    /// Bytes in each request's `message`.
+    #[arg(long, default_value_t = 16)]
     size: usize,
+    /// Send `compare.Blob` with this many bytes instead (gRPC has no attachment).
+    #[arg(long = "attachment-size", default_value_t = 0)]
     attachment_size: usize,
+    /// Seconds measured.
+    #[arg(long, default_value = "10", value_parser = seconds)]
     duration: Duration,
+    /// Seconds run first and not counted.
+    #[arg(long, default_value = "2", value_parser = seconds)]
     warmup: Duration,
-}
-
-fn parse(args: &Args) -> Result<Options, String> {
-    let options = Options {
-        server: args.get_or("server", "127.0.0.1:8000"),
-        conns: args.parse_or("conns", 1)?,
-        concurrency: args.parse_or("concurrency", 64)?,
-        size: args.parse_or("size", 16)?,
-        attachment_size: args.parse_or("attachment-size", 0)?,
-        duration: Duration::from_secs_f64(args.parse_or("duration", 10.0)?),
-        warmup: Duration::from_secs_f64(args.parse_or("warmup", 2.0)?),
-    };
-    if options.conns == 0 || options.concurrency == 0 {
-        return Err("--conns and --concurrency must be at least 1".into());
-    }
-    Ok(options)
+    #[command(flatten)]
+    threads: Threads,
 }
 
 /// One caller's results.
@@ -61,12 +63,12 @@ struct Tally {
 }
 
 fn main() -> ExitCode {
-    let parsed = Args::parse().and_then(|args| Ok((parse(&args)?, runtime(&args)?)));
-    let (options, runtime) = match parsed {
-        Ok(parsed) => parsed,
+    let options: Options = clap::Parser::parse();
+    let runtime = match options.threads.runtime() {
+        Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("tonic_bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
+            eprintln!("tonic_bench: {e}");
+            return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(options)) {

@@ -9,7 +9,7 @@ use brisk_compare::blob::blob_service_server::{BlobService, BlobServiceServer};
 use brisk_compare::blob::Blob;
 use brisk_compare::echo::echo_service_server::{EchoService, EchoServiceServer};
 use brisk_compare::echo::{EchoRequest, EchoResponse};
-use brisk_compare::{runtime, Args};
+use brisk_compare::Threads;
 use tonic::{Request, Response, Status};
 
 struct Echo;
@@ -30,21 +30,21 @@ impl BlobService for Echo {
     }
 }
 
-const USAGE: &str = "usage: tonic_echo_server [--listen HOST:PORT] [--threads N]";
+/// Where to listen, and how many threads.
+#[derive(Debug, clap::Parser)]
+#[command(name = "tonic_echo_server")]
+struct Options {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    threads: Threads,
+}
 
 fn main() -> ExitCode {
-    let (args, listen) = match Args::parse().and_then(|args| {
-        let listen: std::net::SocketAddr =
-            args.parse_or("listen", ([127, 0, 0, 1], 8000).into())?;
-        Ok((args, listen))
-    }) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("tonic_echo_server: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match runtime(&args) {
+    let options: Options = clap::Parser::parse();
+    let listen = options.listen;
+    let runtime = match options.threads.runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("tonic_echo_server: {e}");

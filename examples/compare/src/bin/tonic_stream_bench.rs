@@ -9,18 +9,35 @@ use std::time::Instant;
 
 use brisk_compare::blob::sink_service_client::SinkServiceClient;
 use brisk_compare::blob::{SinkPayload, SinkRequest};
-use brisk_compare::{runtime, Args};
+use brisk_compare::Threads;
 use prost::bytes::Bytes;
 
-const USAGE: &str = "usage: tonic_stream_bench [--server HOST:PORT] [--size BYTES] [--count N] \
-                     [--threads N]";
+/// The twin of `stream_bench --mode grpc`'s flags.
+#[derive(Debug, clap::Parser)]
+#[command(name = "tonic_stream_bench")]
+struct Options {
+    /// The server, `host:port`.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    server: String,
+    /// Bytes in each message's payload.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Messages in the stream.
+    #[arg(long, default_value_t = 100_000)]
+    count: u64,
+    #[command(flatten)]
+    threads: Threads,
+}
 
 fn main() -> ExitCode {
-    let result = Args::parse().and_then(|args| {
-        let runtime = runtime(&args)?;
-        let server = args.get_or("server", "127.0.0.1:8001");
-        let size: usize = args.parse_or("size", 64)?;
-        let count: u64 = args.parse_or("count", 100_000)?;
+    let options: Options = clap::Parser::parse();
+    let result = options.threads.runtime().and_then(|runtime| {
+        let Options {
+            server,
+            size,
+            count,
+            ..
+        } = options;
         // On a worker of the runtime, as Brisk's stream_bench runs.
         runtime.block_on(async move {
             tokio::spawn(run(server, size, count))
@@ -34,7 +51,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tonic_stream_bench: {e}\n{USAGE}");
+            eprintln!("tonic_stream_bench: {e}");
             ExitCode::FAILURE
         }
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use brisk_compare::blob::sink_service_server::{SinkService, SinkServiceServer};
 use brisk_compare::blob::{SinkRequest, SinkResponse};
-use brisk_compare::{runtime, Args};
+use brisk_compare::Threads;
 use tonic::{Request, Response, Status, Streaming};
 
 struct Sink;
@@ -29,21 +29,21 @@ impl SinkService for Sink {
     }
 }
 
-const USAGE: &str = "usage: tonic_stream_server [--listen HOST:PORT] [--threads N]";
+/// Where to listen, and how many threads.
+#[derive(Debug, clap::Parser)]
+#[command(name = "tonic_stream_server")]
+struct Options {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    threads: Threads,
+}
 
 fn main() -> ExitCode {
-    let (args, listen) = match Args::parse().and_then(|args| {
-        let listen: std::net::SocketAddr =
-            args.parse_or("listen", ([127, 0, 0, 1], 8001).into())?;
-        Ok((args, listen))
-    }) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("tonic_stream_server: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match runtime(&args) {
+    let options: Options = clap::Parser::parse();
+    let listen = options.listen;
+    let runtime = match options.threads.runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("tonic_stream_server: {e}");
