@@ -215,11 +215,21 @@ async fn connections_shows_the_last_seconds_rates() {
         };
         client.sleep(request).await.unwrap();
     }
-    let (served, _) = connections(&server).await;
-    let row = served
-        .iter()
-        .find(|r| r["protocol"] == "baidu_std")
-        .expect("the baidu_std connection");
+    // The last reply reached the client, but the server's writer counts its bytes as written
+    // only once its write returns, which may be a moment after: ask until it has.
+    let mut asked = 0;
+    let row = loop {
+        let (served, _) = connections(&server).await;
+        let row = served
+            .into_iter()
+            .find(|r| r["protocol"] == "baidu_std")
+            .expect("the baidu_std connection");
+        asked += 1;
+        if row["unwritten"] == "0" || asked == 25 {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    };
     let per_second: u64 = row["in_msgs/s"].parse().unwrap();
     // Each call sleeps 1 ms: at most about a thousand a second, and surely more than ten.
     assert!((10..=1100).contains(&per_second), "{row:?}");
