@@ -14,6 +14,12 @@
 //! last equally often over a multiple of three runs. It prints the median of the runs, metric by
 //! metric, as a Markdown table, with each Brisk column's QPS as a ratio of tonic's.
 //!
+//! The last scenario is many clients: 1000 connections with one call in flight each. For it
+//! `compare` also builds `../shared/bench/manyconn_probe.c` with `cc` and runs it pinned the
+//! same way (the C floor of the machine for that load), and prints a second table: each
+//! contender as a share of that floor, and how evenly its callers were served (p99 and max
+//! over the mean, and the least served caller's calls over the median caller's).
+//!
 //! gRPC has no attachment, so Brisk's `h2:grpc` column skips the scenario with one (`n/a`):
 //! Brisk's client refuses to send an attachment over `h2:grpc` ("h2:grpc cannot carry an
 //! attachment"), and its echo service has no `bytes` field to carry the bytes instead.
@@ -40,7 +46,7 @@ struct Scenario {
     attachment: usize,
 }
 
-const SCENARIOS: [Scenario; 5] = [
+const SCENARIOS: [Scenario; 6] = [
     Scenario {
         conns: 1,
         concurrency: 1,
@@ -71,7 +77,18 @@ const SCENARIOS: [Scenario; 5] = [
         size: 16,
         attachment: 1 << 20,
     },
+    // Many clients with one call each: every message costs a read and a write a side, no
+    // batching can help; set beside the C floor (`manyconn_probe`) measured in the same run.
+    Scenario {
+        conns: MANY_CONNS,
+        concurrency: MANY_CONNS,
+        size: 16,
+        attachment: 0,
+    },
 ];
+
+/// The connections of the many-clients scenario, each with one call in flight.
+const MANY_CONNS: usize = 1000;
 
 impl Scenario {
     fn label(&self) -> String {
@@ -263,6 +280,11 @@ struct Sample {
     p99_us: f64,
     p999_us: f64,
     errors: f64,
+    mean_us: f64,
+    max_us: f64,
+    /// Calls the least served caller completed, and the median caller.
+    caller_calls_min: f64,
+    caller_calls_median: f64,
     /// CPU time over the measured part of the run, in % of one core.
     server_cpu: f64,
     client_cpu: f64,
@@ -282,6 +304,33 @@ fn main() -> ExitCode {
     }
     let tick = clock_ticks_per_second();
     let load_before = load_average();
+    let floor = match floor::build() {
+        Ok(probe) => {
+            let mut runs = Vec::new();
+            for run in 0..options.runs {
+                eprint!(
+                    "compare: C floor, {MANY_CONNS} conns × 1 — run {}/{}: ",
+                    run + 1,
+                    options.runs
+                );
+                match floor::measure(&probe, &options, MANY_CONNS) {
+                    Ok(rate) => {
+                        eprintln!("{rate:.0} msgs/s");
+                        runs.push(rate);
+                    }
+                    Err(e) => eprintln!("failed: {e}"),
+                }
+            }
+            runs.sort_by(f64::total_cmp);
+            runs.get(runs.len() / 2)
+                .copied()
+                .ok_or_else(|| "every run failed".to_owned())
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &floor {
+        eprintln!("compare: no C floor: {e}");
+    }
     let mut results = Vec::new();
     for scenario in SCENARIOS {
         let mut samples: [Vec<Sample>; 3] = Default::default();
@@ -334,6 +383,7 @@ fn main() -> ExitCode {
     }
     let load = format!("{load_before} before, {} after", load_average());
     print!("{}", report(&options, &results, &load));
+    print!("{}", report_many(&results, &floor));
     let failed = results
         .iter()
         .flat_map(|(_, outcomes)| outcomes)
@@ -470,6 +520,10 @@ fn drive(
         p99_us: field("p99_us")?,
         p999_us: field("p999_us")?,
         errors: field("errors")?,
+        mean_us: field("mean_us")?,
+        max_us: field("max_us")?,
+        caller_calls_min: field("caller_calls_min")?,
+        caller_calls_median: field("caller_calls_median")?,
         server_cpu: percent(server_to.saturating_sub(server_from)),
         client_cpu: percent(client_total.saturating_sub(client_from)),
     };
@@ -497,6 +551,10 @@ fn median(samples: &[Sample]) -> Option<Sample> {
         p99_us: of(|s| s.p99_us),
         p999_us: of(|s| s.p999_us),
         errors: of(|s| s.errors),
+        mean_us: of(|s| s.mean_us),
+        max_us: of(|s| s.max_us),
+        caller_calls_min: of(|s| s.caller_calls_min),
+        caller_calls_median: of(|s| s.caller_calls_median),
         server_cpu: of(|s| s.server_cpu),
         client_cpu: of(|s| s.client_cpu),
     })
@@ -671,4 +729,140 @@ fn locked_version(name: &str) -> String {
         .and_then(|at| lock[at + needle.len()..].split('"').next())
         .unwrap_or("?")
         .to_owned()
+}
+
+/// The loopback floor for many connections: `manyconn_probe.c` from `../shared/bench/` (one
+/// epoll thread a side, one 16-byte message in flight per connection), built with `cc` and run
+/// pinned as the contenders are.
+mod floor {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use brisk_compare::procs::{
+        free_port, output_field, pinned, spawn_quiet, wait_until_accepting,
+    };
+
+    use super::Options;
+
+    /// Builds the probe into the temporary directory; its path.
+    pub fn build() -> Result<PathBuf, String> {
+        let source =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/manyconn_probe.c");
+        if !source.is_file() {
+            return Err(format!("{} not found", source.display()));
+        }
+        let probe = std::env::temp_dir().join(format!("brisk-compare-mc-{}", std::process::id()));
+        let built = Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&probe)
+            .arg(&source)
+            .output()
+            .map_err(|e| format!("cc: {e}"))?;
+        if !built.status.success() {
+            return Err(format!(
+                "cc {}: {}",
+                source.display(),
+                String::from_utf8_lossy(&built.stderr).trim()
+            ));
+        }
+        Ok(probe)
+    }
+
+    /// One run: messages a second over `conns` connections.
+    pub fn measure(probe: &Path, options: &Options, conns: usize) -> Result<f64, String> {
+        let addr = free_port()?;
+        let port = addr.port().to_string();
+        let mut server = spawn_quiet(pinned(&options.server_cpu, probe).args(["server", &port]))?;
+        let measured = (|| {
+            wait_until_accepting(&mut server, addr)?;
+            let output = pinned(&options.client_cpu, probe)
+                .args(["client", &port, &conns.to_string()])
+                .arg(options.duration.to_string())
+                .output()
+                .map_err(|e| format!("probe client: {e}"))?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            if !output.status.success() {
+                return Err(format!(
+                    "probe client {}: {}{}",
+                    output.status,
+                    stdout.trim(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
+            }
+            output_field(&stdout, "msgs/s")
+        })();
+        let _ = server.kill();
+        let _ = server.wait();
+        measured
+    }
+}
+
+/// The many-connections scenario beside the C floor, with how evenly callers were served.
+fn report_many(results: &[(Scenario, [Outcome; 3])], floor: &Result<f64, String>) -> String {
+    let mut out = String::new();
+    let Some((scenario, outcomes)) = results.iter().find(|(s, _)| s.conns == MANY_CONNS) else {
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "\n### {} — against the floor, and fairness\n",
+        scenario.label()
+    );
+    match floor {
+        Ok(rate) => {
+            let _ = writeln!(
+                out,
+                "C floor (`manyconn_probe.c`, one epoll thread a side, pinned the same way, \
+                 median of the runs): {rate:.0} msgs/s.\n"
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(out, "C floor not measured: {e}.\n");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "| contender | QPS | % of the C floor | mean µs | p99 ÷ mean | max ÷ mean | calls of the least served caller ÷ median caller's |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for (contender, outcome) in CONTENDERS.iter().zip(outcomes) {
+        let Some(s) = outcome.sample() else {
+            let _ = writeln!(
+                out,
+                "| {} | {} | | | | | |",
+                contender.name(),
+                outcome.show(|_| String::new())
+            );
+            continue;
+        };
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.1}", a / b)
+            } else {
+                "—".to_owned()
+            }
+        };
+        let of_floor = match floor {
+            Ok(rate) if *rate > 0.0 => format!("{:.0}%", s.qps / rate * 100.0),
+            _ => "—".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {of_floor} | {:.0} | {} | {} | {} |",
+            contender.name(),
+            s.qps,
+            s.mean_us,
+            ratio(s.p99_us, s.mean_us),
+            ratio(s.max_us, s.mean_us),
+            ratio(s.caller_calls_min, s.caller_calls_median),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nEach caller has a connection of its own and one call in flight, so the mean latency is \
+         fixed by Little's law (callers ÷ QPS); p99 and max far above it, or a caller served far \
+         less often than the median one, mean some callers wait while others are served again \
+         and again."
+    );
+    out
 }

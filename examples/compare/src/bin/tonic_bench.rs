@@ -4,8 +4,10 @@
 //! [--attachment-size 0] --duration 10 [--warmup 2] [--threads N]`.
 //!
 //! Runs `concurrency` calls in flight, spread over `conns` HTTP/2 connections, for `duration`
-//! seconds after `warmup` seconds that are not counted, then prints one line:
-//! `qps=… p50_us=… p99_us=… p999_us=… errors=…` (percentiles from an HDR histogram).
+//! seconds after `warmup` seconds that are not counted, then prints one line, as `brisk
+//! bench` does: `qps=… p50_us=… p99_us=… p999_us=… errors=… mean_us=… max_us=…
+//! caller_calls_min=… caller_calls_median=…` (percentiles from an HDR histogram; the calls the
+//! least served caller and the median caller completed).
 //! gRPC has no attachment: with `--attachment-size N` each call sends `compare.Blob` with the N
 //! bytes in its `data` field (and gets them back) instead of `example.EchoRequest`.
 
@@ -177,8 +179,11 @@ async fn run(options: Options) -> Result<(), String> {
     let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
     let mut errors = 0;
     let mut first_error = None;
+    // Calls each caller completed, for the spread between callers (starved ones).
+    let mut per_caller = Vec::with_capacity(options.concurrency);
     while let Some(joined) = callers.join_next().await {
         let tally = joined.map_err(|e| format!("caller task failed: {e}"))?;
+        per_caller.push(tally.latencies_us.len());
         all.add(&tally.latencies_us).expect("same bounds");
         errors += tally.errors;
         if first_error.is_none() {
@@ -189,13 +194,19 @@ async fn run(options: Options) -> Result<(), String> {
         eprintln!("tonic_bench: first error: {e}");
     }
     let qps = all.len() as f64 / options.duration.as_secs_f64();
+    per_caller.sort_unstable();
     println!(
-        "qps={:.0} p50_us={} p99_us={} p999_us={} errors={}",
+        "qps={:.0} p50_us={} p99_us={} p999_us={} errors={} mean_us={:.0} max_us={} \
+         caller_calls_min={} caller_calls_median={}",
         qps,
         all.value_at_quantile(0.50),
         all.value_at_quantile(0.99),
         all.value_at_quantile(0.999),
-        errors
+        errors,
+        all.mean(),
+        all.max(),
+        per_caller.first().copied().unwrap_or(0),
+        per_caller.get(per_caller.len() / 2).copied().unwrap_or(0),
     );
     Ok(())
 }
