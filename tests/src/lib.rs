@@ -4,6 +4,7 @@ use std::time::Duration;
 
 pub mod etcd;
 pub mod memcached;
+pub mod naming;
 pub mod pki;
 pub mod process;
 pub mod python;

@@ -3,8 +3,9 @@
 use std::time::{Duration, Instant};
 
 use brisk::errno;
-use brisk::naming::{from_url, NamingService, ServerNode};
+use brisk::naming::from_url;
 use brisk_tests::etcd::Etcd;
+use brisk_tests::naming::{next_within, node};
 use tokio::time::timeout;
 
 /// How soon a change in etcd must reach `next`.
@@ -12,18 +13,6 @@ const CHANGE_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Hang guard for calls that answer at once or fail.
 const HANG_GUARD: Duration = Duration::from_secs(10);
-
-fn node(addr: &str, tag: &str) -> ServerNode {
-    ServerNode::with_tag(addr.parse().unwrap(), tag)
-}
-
-/// The next list, which must come within `deadline`.
-async fn next_within(ns: &mut Box<dyn NamingService>, deadline: Duration) -> Vec<ServerNode> {
-    timeout(deadline, ns.next())
-        .await
-        .unwrap_or_else(|_| panic!("no new list within {deadline:?}"))
-        .expect("a list")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_the_keys_under_the_prefix() {

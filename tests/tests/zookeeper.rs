@@ -6,9 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use brisk::naming::{from_url, NamingService, ServerNode, ZooKeeperRegistration};
+use brisk::naming::{from_url, ZooKeeperRegistration};
 use brisk::{errno, Channel, Server};
 use brisk_tests::echo::{EchoRequest, EchoServiceClient, EchoServiceServer};
+use brisk_tests::naming::{next_within, node};
 use brisk_tests::zookeeper::ZooKeeper;
 use brisk_tests::Echo;
 use tokio::time::timeout;
@@ -25,17 +26,6 @@ const SESSION: Duration = Duration::from_secs(1);
 /// A session long enough that a busy machine's pauses do not end it: for the tests that
 /// check that nothing changes.
 const STEADY_SESSION: Duration = Duration::from_secs(4);
-
-fn node(addr: &str, tag: &str) -> ServerNode {
-    ServerNode::with_tag(addr.parse().unwrap(), tag)
-}
-
-async fn next_within(ns: &mut Box<dyn NamingService>, deadline: Duration) -> Vec<ServerNode> {
-    timeout(deadline, ns.next())
-        .await
-        .unwrap_or_else(|_| panic!("no new list within {deadline:?}"))
-        .expect("a list")
-}
 
 /// `zkCli.sh` off the async workers (it is a JVM: a second or two).
 async fn cli(zk: &ZooKeeper, args: &[&str]) -> String {

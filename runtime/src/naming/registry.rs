@@ -114,17 +114,12 @@ fn check_scheme(scheme: &str) -> Result<(), Error> {
 /// # Ok::<(), brisk::Error>(())
 /// ```
 pub fn register_scheme(scheme: &str, factory: SchemeFactory) -> Result<(), Error> {
-    check_scheme(scheme)?;
-    crate::global::initialize();
-    let scheme = scheme.to_ascii_lowercase();
-    let mut registry = write();
-    if registry.schemes.contains_key(&scheme) {
-        return Err(Error::invalid(format!(
-            "naming scheme `{scheme}` is registered already"
-        )));
-    }
-    registry.schemes.insert(scheme, factory);
-    Ok(())
+    insert_new(
+        scheme,
+        factory,
+        |registry| &mut registry.schemes,
+        |scheme| format!("naming scheme `{scheme}` is registered already"),
+    )
 }
 
 /// Makes [`ServerBuilder::register`](crate::ServerBuilder::register) accept `scheme://...`
@@ -171,16 +166,31 @@ pub fn register_scheme(scheme: &str, factory: SchemeFactory) -> Result<(), Error
 /// # Ok::<(), brisk::Error>(())
 /// ```
 pub fn register_registrar(scheme: &str, registrar: Registrar) -> Result<(), Error> {
+    insert_new(
+        scheme,
+        registrar,
+        |registry| &mut registry.registrars,
+        |scheme| format!("a registrar for `{scheme}` is registered already"),
+    )
+}
+
+/// Adds `value` under `scheme` (checked, in lower case) to the table `table` picks, after the
+/// built-in entries (`global::initialize` first); EINVAL with `taken`'s text if it is there.
+fn insert_new<T>(
+    scheme: &str,
+    value: T,
+    table: impl FnOnce(&mut Registry) -> &mut HashMap<String, T>,
+    taken: impl FnOnce(&str) -> String,
+) -> Result<(), Error> {
     check_scheme(scheme)?;
     crate::global::initialize();
     let scheme = scheme.to_ascii_lowercase();
     let mut registry = write();
-    if registry.registrars.contains_key(&scheme) {
-        return Err(Error::invalid(format!(
-            "a registrar for `{scheme}` is registered already"
-        )));
+    let table = table(&mut registry);
+    if table.contains_key(&scheme) {
+        return Err(Error::invalid(taken(&scheme)));
     }
-    registry.registrars.insert(scheme, registrar);
+    table.insert(scheme, value);
     Ok(())
 }
 
