@@ -8,8 +8,7 @@
 //! back to the reader to judge, not to a call.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use bytes::BytesMut;
 use tokio::sync::oneshot;
@@ -22,7 +21,10 @@ use crate::{errno, Status};
 #[derive(Debug, Default)]
 pub(crate) struct InOrderCalls {
     queue: Mutex<Queue>,
-    failed: AtomicBool,
+    /// The connection's failure, once it failed: later calls get it too (as brpc's socket
+    /// hands its error to every write after `SetFailed`), so a call queued just after a
+    /// refused handshake fails with the handshake's ERPCAUTH.
+    failed: OnceLock<Status>,
 }
 
 #[derive(Debug, Default)]
@@ -77,8 +79,8 @@ impl InOrderCalls {
     ) -> Result<InOrderCall, Status> {
         let (tx, rx) = oneshot::channel();
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(Status::new(errno::EFAILEDSOCKET, "connection is broken"));
+        if let Some(status) = self.failed.get() {
+            return Err(status.clone());
         }
         let with_handshake = handshake.filter(|_| !queue.handshake_sent);
         send(with_handshake.is_some())?;
@@ -147,11 +149,12 @@ impl InOrderCalls {
         }
     }
 
-    /// Fails every waiting call (and every later registration) with `status`.
+    /// Fails every waiting call (and every later registration) with `status`; the first
+    /// failure is the one later registrations get.
     pub(crate) fn fail_all(&self, status: &Status) {
         let drained: Vec<_> = {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            self.failed.store(true, Ordering::SeqCst);
+            let _ = self.failed.set(status.clone());
             queue.entries.drain(..).collect()
         };
         for tx in drained.into_iter().filter_map(|entry| entry.to) {
@@ -161,7 +164,7 @@ impl InOrderCalls {
 
     /// Whether the connection failed.
     pub(crate) fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::SeqCst)
+        self.failed.get().is_some()
     }
 }
 
@@ -245,7 +248,9 @@ mod tests {
         let waiting = calls.register(1, None, |_| Ok(())).unwrap();
         calls.fail_all(&Status::new(errno::EEOF, "closed"));
         assert_eq!(waiting.wait().await.unwrap_err().code(), errno::EEOF);
-        assert!(calls.register(1, None, |_| Ok(())).is_err());
+        // A later call gets the connection's failure (a refused handshake's ERPCAUTH, say).
+        let later = calls.register(1, None, |_| Ok(())).unwrap_err();
+        assert_eq!((later.code(), later.message()), (errno::EEOF, "closed"));
         assert!(calls.has_failed());
     }
 

@@ -8,8 +8,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::oneshot;
 
@@ -28,14 +27,16 @@ type Waiters = HashMap<u64, oneshot::Sender<Reply>, BuildHasherDefault<IdHasher>
 #[derive(Debug)]
 pub(crate) struct PendingCalls {
     shards: [Mutex<Waiters>; SHARDS],
-    failed: AtomicBool,
+    /// The connection's failure, once it failed: later calls get it too, as brpc's socket
+    /// hands its error code and text to every write after `SetFailed`.
+    failed: OnceLock<Status>,
 }
 
 impl Default for PendingCalls {
     fn default() -> Self {
         PendingCalls {
             shards: std::array::from_fn(|_| Mutex::new(Waiters::default())),
-            failed: AtomicBool::new(false),
+            failed: OnceLock::new(),
         }
     }
 }
@@ -57,10 +58,10 @@ impl PendingCalls {
             rx,
             armed: true,
         };
-        // Checked after inserting: `fail_all` sets the flag before draining, so either it sees
-        // our entry or we see the flag.
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(Status::new(errno::EFAILEDSOCKET, "connection is broken"));
+        // Checked after inserting: `fail_all` records the failure before draining, so either
+        // it sees our entry or we see the failure.
+        if let Some(status) = self.failed.get() {
+            return Err(status.clone());
         }
         Ok(call)
     }
@@ -73,9 +74,10 @@ impl PendingCalls {
         }
     }
 
-    /// Fails every waiting call (and every later registration) with `status`.
+    /// Fails every waiting call (and every later registration) with `status`; the first
+    /// failure is the one later registrations get.
     pub(crate) fn fail_all(&self, status: &Status) {
-        self.failed.store(true, Ordering::SeqCst);
+        let _ = self.failed.set(status.clone());
         for shard in &self.shards {
             let drained: Vec<_> = shard
                 .lock()
@@ -90,7 +92,7 @@ impl PendingCalls {
 
     /// Whether the connection failed.
     pub(crate) fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::SeqCst)
+        self.failed.get().is_some()
     }
 
     #[cfg(test)]
@@ -159,7 +161,10 @@ mod tests {
         let a = calls.register(7).unwrap();
         calls.fail_all(&Status::new(errno::EFAILEDSOCKET, "reset"));
         assert_eq!(a.wait().await.unwrap_err().code(), errno::EFAILEDSOCKET);
-        assert!(calls.register(8).is_err());
+        // A later call gets the connection's failure, not a generic one.
+        assert_eq!(calls.register(8).unwrap_err().message(), "reset");
+        calls.fail_all(&Status::new(errno::EEOF, "closed"));
+        assert_eq!(calls.register(9).unwrap_err().message(), "reset");
         assert_eq!(calls.len(), 0);
     }
 }
