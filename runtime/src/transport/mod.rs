@@ -3,6 +3,7 @@
 //! server over each protocol's connection discipline.
 
 pub(crate) mod client;
+pub(crate) mod dispatcher;
 pub(crate) mod gather;
 pub(crate) mod grpc_body;
 pub(crate) mod h2_body;

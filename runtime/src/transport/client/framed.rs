@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bytes::BytesMut;
+use futures_util::future::AbortHandle;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::runtime::Handle;
-use tokio::task::AbortHandle;
 
 use super::call::{Answer, CallSettings, EncodedRequest, EndpointSettings, Failure};
 use super::idle_pool::IdlePool;
@@ -26,6 +26,7 @@ use super::in_order::{Completion, InOrderCalls};
 use super::pending::PendingCalls;
 use crate::compress;
 use crate::protocol::{ClientCodec, Matching, OutgoingRequest, Payload};
+use crate::transport::dispatcher;
 use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::{self, ClientIo, Security};
 use crate::transport::stream_rpc::table::{front, Front, KeepAlive, Routed, StreamTable};
@@ -597,15 +598,16 @@ impl Ends {
             streams: streams.clone(),
             stopped_here: Arc::clone(&stopped_here),
         };
-        let reader = tokio::spawn(read_loop(
+        // Polled by the runtime's dispatchers, not a task of its own: thousands of connections
+        // are then served in turn (see `transport::dispatcher`).
+        let reader = dispatcher::spawn(read_loop(
             read_half,
             ended,
             codec,
             max_body_size,
             remote_addr,
             stats,
-        ))
-        .abort_handle();
+        ));
         Connection {
             sender,
             waiting,
@@ -725,6 +727,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             match decoded {
                 Ok(Some(response)) => {
                     stats.received(1);
+                    // Each answer wakes a caller: tokio's budget for this poll counts them, so
+                    // a dispatcher's turn ends before it wakes more callers than tokio keeps
+                    // in order (`transport::dispatcher`).
+                    tokio::task::coop::consume_budget().await;
                     let id = response.correlation_id;
                     match &*ended.waiting {
                         Waiting::ById(calls) => {
