@@ -1,8 +1,9 @@
 //! The framed discipline, shared by every protocol that plugs in a
 //! [`ClientCodec`](crate::protocol::ClientCodec) (baidu_std and registered ones): a TCP (or
 //! TLS) connection carrying many concurrent calls, a writer task that batches their frames into
-//! few syscalls, and a reader task that cuts responses with the codec and hands each to its
-//! call, by correlation id or in order.
+//! few syscalls, and a reader (polled by the runtime's dispatchers, `transport::dispatcher`)
+//! that cuts responses with the codec and hands each to its call, by correlation id or in
+//! order.
 //!
 //! `single` connections are shared by every channel of the process that talks to the same
 //! server with the same settings; each endpoint keeps its current one in an `ArcSwap`, so the
@@ -401,7 +402,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Starts the reader and writer tasks of a connected stream: plain TCP splits into owned
+    /// Starts the reader and the writer task of a connected stream: plain TCP splits into owned
     /// halves without a lock; TLS needs `tokio::io::split`.
     fn start(
         io: Counted<ClientIo>,
@@ -553,7 +554,8 @@ struct Ends {
 }
 
 impl Ends {
-    /// Spawns the writer and reader tasks over the two halves of a connected stream.
+    /// Spawns the writer task and hands the reader to a dispatcher, over the two halves of a
+    /// connected stream.
     fn run<R, W>(self, read_half: R, write_half: W) -> Connection
     where
         R: AsyncRead + Send + Unpin + 'static,
@@ -702,6 +704,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         Ok(Routed::NeedMore) => break,
                         Ok(Routed::Done) => {
                             stats.received(1);
+                            // A stream message may wake its reader: it spends budget as an
+                            // answer does (below).
+                            tokio::task::coop::consume_budget().await;
                             continue;
                         }
                         // The reply to the call that opened a stream came on it.
