@@ -6,6 +6,17 @@
 
 use std::fmt;
 
+/// The message a panic carried (`panic!("...")` or a formatted one), for logs and replies.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    if let Some(s) = panic.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "unknown panic"
+    }
+}
+
 /// brpc's error codes, and the system errno values brpc reports, as `i32` constants.
 ///
 /// ```

@@ -16,6 +16,7 @@ use super::interceptor::{intercept, wait, Interceptors, MethodName};
 use super::registry::Registry;
 use super::state::Shared;
 use super::{ServerContext, Service, ServiceFuture, ServiceResponse};
+pub(crate) use crate::error::panic_message;
 use crate::protocol::MethodRef;
 use crate::rpcz::{self, Span};
 use crate::{errno, Status};
@@ -349,14 +350,4 @@ pub(crate) fn past_deadline(timeout_ms: Option<i32>) -> Status {
             timeout_ms.unwrap_or_default()
         ),
     )
-}
-
-pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> &str {
-    if let Some(s) = panic.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s
-    } else {
-        "unknown panic"
-    }
 }
