@@ -128,10 +128,11 @@ impl Wake for ReaderWaker {
     }
 }
 
-/// A reader and its waker.
+/// A reader and its waker (the flag, and the `Waker` made from it once).
 struct Slot {
     reader: Reader,
     waker: Arc<ReaderWaker>,
+    as_waker: Waker,
 }
 
 /// Polls the readers it is given, in the order they became ready, until its runtime shuts
@@ -156,7 +157,12 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Reader>) {
                 queue: Arc::clone(&queue),
             });
             waker.wake_by_ref(); // polled once to start
-            slots[slot] = Some(Slot { reader, waker });
+            let as_waker = Waker::from(Arc::clone(&waker));
+            slots[slot] = Some(Slot {
+                reader,
+                waker,
+                as_waker,
+            });
         };
         // `try_recv` spends none of tokio's budget, which is for the readers' answers.
         while !closed {
@@ -189,11 +195,10 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Reader>) {
             };
             // Cleared before the poll: a wake-up during it queues the reader again.
             slot.waker.queued.store(false, Ordering::Release);
-            let waker = Waker::from(Arc::clone(&slot.waker));
-            let reader = &mut slot.reader;
+            let (reader, waker) = (&mut slot.reader, &slot.as_waker);
             // A reader that panics ends alone, as a task of its own would: the dispatcher
             // and the other connections go on.
-            let polled = contain_panic(|| Pin::new(reader).poll(&mut Context::from_waker(&waker)))
+            let polled = contain_panic(|| Pin::new(reader).poll(&mut Context::from_waker(waker)))
                 .unwrap_or(Poll::Ready(Err(futures_util::future::Aborted)));
             if polled.is_ready() {
                 // Ended or aborted. Its waker, which tokio may still hold, stays marked queued
@@ -235,12 +240,10 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Reader>) {
 fn contain_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
     std::panic::catch_unwind(AssertUnwindSafe(f))
         .map_err(|panic| {
-            let text = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("a panic without a message");
-            tracing::error!("a connection's reader panicked: {text}");
+            tracing::error!(
+                "a connection's reader panicked: {}",
+                crate::error::panic_message(&panic)
+            );
         })
         .ok()
 }
