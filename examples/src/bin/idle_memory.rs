@@ -24,6 +24,9 @@ struct Options {
     /// How long they sit idle, in milliseconds.
     #[arg(long = "idle-ms", default_value_t = 2000)]
     idle_ms: u64,
+    /// The protocol the connections speak: `baidu_std`, `h2:grpc`, ...
+    #[arg(long, default_value = "baidu_std")]
+    protocol: String,
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         server,
         conns,
         idle_ms,
+        protocol,
     } = clap::Parser::parse();
     brisk_examples::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -38,7 +42,12 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(&server, conns, Duration::from_millis(idle_ms))) {
+    match runtime.block_on(run(
+        &server,
+        &protocol,
+        conns,
+        Duration::from_millis(idle_ms),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("idle_memory: {e}");
@@ -47,9 +56,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(server: &str, conns: usize, idle: Duration) -> Result<(), Status> {
+async fn run(server: &str, protocol: &str, conns: usize, idle: Duration) -> Result<(), Status> {
     // Warm the allocator and the runtime with one connection before measuring.
     let warm = Channel::builder()
+        .protocol(protocol.to_string())
         .connection_group("warm-up")
         .connect(server)
         .await?;
@@ -60,6 +70,7 @@ async fn run(server: &str, conns: usize, idle: Duration) -> Result<(), Status> {
     for i in 0..conns {
         let channel = Channel::builder()
             .timeout(Duration::from_secs(5))
+            .protocol(protocol.to_string())
             .connection_group(format!("idle-{i}"))
             .connect(server)
             .await?;

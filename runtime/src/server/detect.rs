@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 use tokio::time::Instant;
 
 use super::protocol::ServerProtocol;
 use super::state::{wait_for_phase, Phase, Shared};
 use crate::protocol::{detect::tls, Detection};
-use crate::transport::{prepare_read_buffer, read_buffer};
+use crate::transport::read_buffer::read_some;
 
 /// Most bytes read to tell a connection's protocol: a protocol still unsure past them is taken
 /// as a no.
@@ -43,7 +43,7 @@ pub(crate) async fn detect<S: AsyncRead + Unpin>(
     tls_allowed: bool,
 ) -> Option<Told> {
     let mut phase = shared.phase.subscribe();
-    let mut buf = read_buffer();
+    let mut buf = BytesMut::new();
     let limit = shared.options.first_bytes_timeout;
     // A limit too far to count is none.
     let first_message_by = limit.and_then(|limit| Instant::now().checked_add(limit));
@@ -62,9 +62,8 @@ pub(crate) async fn detect<S: AsyncRead + Unpin>(
                 first_message_by,
             });
         }
-        prepare_read_buffer(&mut buf);
         tokio::select! {
-            read = io.read_buf(&mut buf) => match read {
+            read = read_some(io, &mut buf) => match read {
                 Ok(0) | Err(_) => return None,
                 Ok(_) => {}
             },

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::context::StreamOffer;
 use super::context::{client_timeout, deadline_after};
@@ -31,7 +31,7 @@ use crate::protocol::{
     Detection, IncomingRequest, OutgoingResponse, Payload, ReplyTo, RequestParseFailure,
     ServerCodec,
 };
-use crate::transport::prepare_read_buffer;
+use crate::transport::read_buffer::read_some;
 use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::ServerIo;
 use crate::transport::stream_rpc::table::{front, Front, Routed, StreamTable};
@@ -233,9 +233,8 @@ impl Connection {
             // only if one has a deadline).
             let mut arrived = None;
             if !std::mem::take(&mut first) {
-                prepare_read_buffer(buf);
                 tokio::select! {
-                    read = reader.read_buf(buf) => match read {
+                    read = read_some(reader, buf) => match read {
                         Ok(0) => return None,
                         Ok(_) => {}
                         Err(e) => {

@@ -17,7 +17,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::dispatch::panic_message;
 use super::protocol::{ServeFuture, ServerProtocol};
@@ -25,7 +25,7 @@ use super::state::{wait_for_phase, ConnectionGuard, InflightGuard, Peer, Phase, 
 use crate::protocol::redis::resp::{self, Command, MAX_INLINE};
 use crate::protocol::redis::RedisReply;
 use crate::protocol::Detection;
-use crate::transport::prepare_read_buffer;
+use crate::transport::read_buffer::read_some;
 use crate::transport::sockets::Counted;
 use crate::transport::stream::ServerIo;
 use crate::Error;
@@ -379,7 +379,6 @@ async fn serve_redis(
         if failure.is_some() || shared.phase_now() != Phase::Running {
             break;
         }
-        prepare_read_buffer(&mut buf);
         // redis's `timeout`: a client silent this long is closed.
         let idle = async {
             match shared.options.idle_timeout {
@@ -402,7 +401,7 @@ async fn serve_redis(
                 tracing::warn!(remote = %peer.remote, "closing redis connection: no whole first command within first_bytes_timeout ({} bytes came)", buf.len());
                 break;
             }
-            read = io.read_buf(&mut buf) => match read {
+            read = read_some(&mut io, &mut buf) => match read {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) => {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use bytes::BytesMut;
 use futures_util::future::AbortHandle;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 
 use super::call::{Answer, CallSettings, EncodedRequest, EndpointSettings, Failure};
@@ -28,11 +28,11 @@ use super::pending::PendingCalls;
 use crate::compress;
 use crate::protocol::{ClientCodec, Matching, OutgoingRequest, Payload};
 use crate::transport::dispatcher;
+use crate::transport::read_buffer::read_some;
 use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::{self, ClientIo, Security};
 use crate::transport::stream_rpc::table::{front, Front, KeepAlive, Routed, StreamTable};
 use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
-use crate::transport::{prepare_read_buffer, read_buffer};
 use crate::{errno, ConnectionType, MethodDescriptor, Status};
 
 /// Idle pooled connections kept per server (brpc's pool cap).
@@ -687,10 +687,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
     stats: Arc<SocketStats>,
 ) {
     let fail_on_drop = FailOnDrop(&ended);
-    let mut buf = read_buffer();
+    let mut buf = BytesMut::new();
     let status = 'read: loop {
-        prepare_read_buffer(&mut buf);
-        match io.read_buf(&mut buf).await {
+        match read_some(&mut io, &mut buf).await {
             Ok(0) => break Status::new(errno::EEOF, format!("{remote} closed the connection")),
             Ok(_) => {}
             Err(e) => break Status::from_io(format!("Fail to read from {remote}"), &e),
