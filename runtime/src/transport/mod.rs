@@ -14,4 +14,5 @@ pub(crate) mod rewind;
 pub(crate) mod sockets;
 pub(crate) mod stream;
 pub mod stream_rpc;
+pub(crate) mod write_queue;
 pub(crate) mod writer;

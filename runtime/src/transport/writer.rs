@@ -2,14 +2,13 @@
 //! many concurrent callers leave in few syscalls (brpc's batched, wait-free write in tokio form).
 
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 use super::gather::GatherPolicy;
-use super::sockets::SocketStats;
+use super::write_queue::{pool, Queued};
+pub(crate) use super::write_queue::{queue, FrameReceiver, FrameSender};
 pub(crate) use crate::protocol::OutFrame;
 
 /// Unwritten bytes beyond which a connection refuses new calls or requests with EOVERCROWDED
@@ -17,129 +16,22 @@ pub(crate) use crate::protocol::OutFrame;
 /// bound.
 pub(crate) const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
 
-/// Frames taken from the queue per batch, at most.
-const MAX_BATCH: usize = 256;
-
-/// What a write queue carries.
-#[derive(Debug)]
-enum Queued {
-    /// A frame to write.
-    Frame(OutFrame),
-    /// Write what came before, then close the connection.
-    Close,
-}
-
-/// The sending side of a connection's write queue, counting bytes not yet written.
-#[derive(Debug, Clone)]
-pub(crate) struct FrameSender {
-    tx: mpsc::UnboundedSender<Queued>,
-    unwritten: Arc<AtomicUsize>,
-}
-
-impl FrameSender {
-    /// Queues `frame`; gives it back if the writer is gone.
-    pub(crate) fn send(&self, frame: OutFrame) -> Result<(), OutFrame> {
-        let len = frame.len();
-        self.unwritten.fetch_add(len, Ordering::Relaxed);
-        self.tx.send(Queued::Frame(frame)).map_err(|e| {
-            self.unwritten.fetch_sub(len, Ordering::Relaxed);
-            match e.0 {
-                Queued::Frame(frame) => frame,
-                Queued::Close => OutFrame::default(),
-            }
-        })
-    }
-
-    /// Closes the connection once the frames queued so far are written; frames queued later
-    /// are dropped.
-    pub(crate) fn close(&self) {
-        let _ = self.tx.send(Queued::Close);
-    }
-
-    /// Bytes queued but not yet written.
-    pub(crate) fn unwritten(&self) -> usize {
-        self.unwritten.load(Ordering::Relaxed)
-    }
-
-    /// The count of bytes queued and not yet written, shared with the writer.
-    pub(crate) fn unwritten_counter(&self) -> Arc<AtomicUsize> {
-        Arc::clone(&self.unwritten)
-    }
-
-    /// Whether the writer has stopped.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-}
-
-/// A write queue: the sender for callers, the receiver for [`write_loop`].
-pub(crate) fn queue() -> (FrameSender, FrameReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let unwritten = Arc::new(AtomicUsize::new(0));
-    (
-        FrameSender {
-            tx,
-            unwritten: Arc::clone(&unwritten),
-        },
-        FrameReceiver {
-            rx,
-            unwritten,
-            stats: None,
-        },
-    )
-}
-
-/// The receiving side of a write queue.
-#[derive(Debug)]
-pub(crate) struct FrameReceiver {
-    rx: mpsc::UnboundedReceiver<Queued>,
-    unwritten: Arc<AtomicUsize>,
-    /// The connection's counters, which count each frame written as a message sent.
-    stats: Option<Arc<SocketStats>>,
-}
-
-impl FrameReceiver {
-    /// Counts each frame written as a message sent on the connection `stats` count.
-    pub(crate) fn count_into(&mut self, stats: Arc<SocketStats>) {
-        self.stats = Some(stats);
-    }
-}
-
-#[cfg(test)]
-impl FrameReceiver {
-    /// The next queued frame, if any (for tests of what callers queue); `Some(None)` for a
-    /// close.
-    pub(crate) fn try_recv(&mut self) -> Option<Option<OutFrame>> {
-        match self.rx.try_recv().ok()? {
-            Queued::Frame(frame) => Some(Some(frame)),
-            Queued::Close => Some(None),
-        }
-    }
-}
-
 /// Writes queued frames until every sender is gone or one asks to close, then shuts the write
 /// side down.
 pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     mut io: W,
     mut queue: FrameReceiver,
 ) -> std::io::Result<()> {
-    let mut items = Vec::with_capacity(32);
+    let mut items = Vec::new();
     let mut gather = GatherPolicy::default();
     let mut closing = false;
-    while !closing && queue.rx.recv_many(&mut items, MAX_BATCH).await > 0 {
+    while !closing && queue.recv_all(&mut items).await > 0 {
         // The frame that woke us usually comes from one of many tasks a read batch made ready
         // together (tokio runs a woken task next, in its LIFO slot). Let the others run first
         // and queue their frames, so they all leave in one writev instead of one each.
-        if items.len() < MAX_BATCH && gather.should_yield() {
-            let before = items.len();
+        if gather.should_yield() {
             tokio::task::yield_now().await;
-            while items.len() < MAX_BATCH {
-                match queue.rx.try_recv() {
-                    Ok(item) => items.push(item),
-                    Err(_) => break,
-                }
-            }
-            gather.record(items.len() > before);
+            gather.record(queue.take_into(&mut items) > 0);
         }
         let len: usize = items.iter().map(Queued::len).sum();
         // Frames after a close are not written (and no longer count as waiting).
@@ -148,24 +40,15 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             closing = true;
         }
         let written = write_batch(&mut io, &items).await;
-        queue.unwritten.fetch_sub(len, Ordering::Relaxed);
-        if let (Some(stats), Ok(())) = (&queue.stats, &written) {
+        queue.unwritten().fetch_sub(len, Ordering::Relaxed);
+        if let (Some(stats), Ok(())) = (queue.stats(), &written) {
             stats.sent(items.len());
         }
-        items.clear();
+        // An idle connection keeps no vector: this one goes to the thread's spares.
+        pool::give(std::mem::take(&mut items));
         written?;
     }
     io.shutdown().await
-}
-
-impl Queued {
-    /// Bytes to write.
-    fn len(&self) -> usize {
-        match self {
-            Queued::Frame(frame) => frame.len(),
-            Queued::Close => 0,
-        }
-    }
 }
 
 async fn write_batch<W: AsyncWrite + Unpin>(io: &mut W, batch: &[Queued]) -> std::io::Result<()> {
@@ -194,6 +77,8 @@ async fn write_batch<W: AsyncWrite + Unpin>(io: &mut W, batch: &[Queued]) -> std
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]
@@ -212,7 +97,7 @@ mod tests {
             expected.extend_from_slice(&frame.attachment);
             tx.send(frame).unwrap();
         }
-        let unwritten = Arc::clone(&tx.unwritten);
+        let unwritten = tx.unwritten_counter();
         drop(tx);
         let mut got = Vec::new();
         server.read_to_end(&mut got).await.unwrap();
