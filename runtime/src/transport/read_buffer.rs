@@ -6,6 +6,10 @@
 //! - an idle connection keeps no read buffer, however many there are;
 //! - a busy one reads into memory that is warm in the CPU's caches, where thousands of
 //!   connections each reading into its own 8 KiB walked through memory the cache had lost.
+//!
+//! The price is a copy of what each such read brings (at most 16 KiB, usually a few small
+//! frames); a frame that arrives in pieces is read straight into its connection's buffer after
+//! its first piece.
 
 use std::cell::RefCell;
 use std::io;
@@ -17,11 +21,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 /// Smallest free space kept in a read buffer that holds part of a frame, before reading.
-pub(crate) const READ_CHUNK: usize = 8 * 1024;
-
-/// An empty read buffer larger than this is given back, so a connection that once carried a
-/// big frame does not keep its memory while idle.
-const MAX_IDLE_READ_BUFFER: usize = 64 * 1024;
+const READ_CHUNK: usize = 8 * 1024;
 
 /// Bytes one read takes into a thread's scratch buffer, at most.
 const SCRATCH_SIZE: usize = 16 * 1024;
@@ -51,35 +51,30 @@ pub(crate) async fn read_some<R: AsyncRead + Unpin + ?Sized>(
 
 /// Reads into this thread's scratch buffer and copies what came into `buf`, which is empty.
 fn poll_read_fresh<R: AsyncRead + ?Sized>(
-    reader: Pin<&mut R>,
+    mut reader: Pin<&mut R>,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => {
-            let mut read = ReadBuf::uninit(&mut scratch[..]);
-            ready!(reader.poll_read(cx, &mut read))?;
-            buf.extend_from_slice(read.filled());
-            Poll::Ready(Ok(read.filled().len()))
-        }
-        // A read inside a read on this thread (an I/O object reading another): it gets its
-        // own buffer.
-        Err(_) => {
-            let mut own = vec![0; READ_CHUNK];
-            let mut read = ReadBuf::new(&mut own);
-            ready!(reader.poll_read(cx, &mut read))?;
-            buf.extend_from_slice(read.filled());
-            Poll::Ready(Ok(read.filled().len()))
-        }
-    })
+    let mut read_into = |space: &mut ReadBuf<'_>, buf: &mut BytesMut| {
+        ready!(reader.as_mut().poll_read(cx, space))?;
+        buf.extend_from_slice(space.filled());
+        Poll::Ready(Ok(space.filled().len()))
+    };
+    let polled = SCRATCH.try_with(|scratch| {
+        let mut scratch = scratch.try_borrow_mut().ok()?;
+        Some(read_into(&mut ReadBuf::uninit(&mut scratch[..]), buf))
+    });
+    match polled {
+        Ok(Some(polled)) => polled,
+        // Inside a read on this thread (an I/O object reading another), or while the thread's
+        // scratch is being torn down: a small buffer of its own.
+        _ => read_into(&mut ReadBuf::new(&mut [0; 1024]), buf),
+    }
 }
 
-/// Makes room in `buf` before a read: at least `READ_CHUNK / 2` free bytes, and a fresh small
-/// buffer instead of an empty oversized one.
+/// Makes room in `buf`, which holds part of a frame, before a read: at least `READ_CHUNK / 2`
+/// free bytes.
 fn prepare_read_buffer(buf: &mut BytesMut) {
-    if buf.is_empty() && buf.capacity() > MAX_IDLE_READ_BUFFER {
-        *buf = BytesMut::with_capacity(READ_CHUNK);
-    }
     if buf.capacity() - buf.len() < READ_CHUNK / 2 {
         buf.reserve(READ_CHUNK);
     }
@@ -91,20 +86,12 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     #[test]
-    fn read_buffers_keep_room_and_shrink_when_idle() {
+    fn a_partly_read_frame_gets_room_for_more() {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        buf.extend_from_slice(&[0u8; READ_CHUNK - 10]);
+        buf.extend_from_slice(&[7u8; READ_CHUNK - 10]);
         prepare_read_buffer(&mut buf);
         assert!(buf.capacity() - buf.len() >= READ_CHUNK / 2);
-
-        let mut big = BytesMut::with_capacity(4 << 20);
-        prepare_read_buffer(&mut big);
-        assert!(big.capacity() <= MAX_IDLE_READ_BUFFER, "{}", big.capacity());
-
-        let mut busy = BytesMut::with_capacity(4 << 20);
-        busy.extend_from_slice(b"partial frame");
-        prepare_read_buffer(&mut busy);
-        assert_eq!(&busy[..], b"partial frame", "a buffer holding data is kept");
+        assert_eq!(buf.len(), READ_CHUNK - 10, "what it holds is kept");
     }
 
     #[tokio::test]

@@ -126,10 +126,19 @@ impl FrameSender {
         if self.shared.writer_gone.load(Ordering::Relaxed) {
             return Err(item);
         }
-        let was_empty = queued.is_empty();
         if queued.capacity() == 0 {
-            *queued = pool::take();
+            // Not under the lock: taking a vector may allocate one.
+            drop(queued);
+            let spare = pool::take();
+            queued = self.shared.queued();
+            if self.shared.writer_gone.load(Ordering::Relaxed) {
+                return Err(item);
+            }
+            if queued.capacity() == 0 {
+                *queued = spare;
+            }
         }
+        let was_empty = queued.is_empty();
         queued.push(item);
         drop(queued);
         // The writer takes all that is queued at once: whoever queued into a non-empty queue
@@ -171,6 +180,9 @@ impl FrameReceiver {
         debug_assert!(items.is_empty());
         poll_fn(|cx| {
             if self.take_into(items) > 0 {
+                // After a wake that found nothing, the waker may still be registered: a frame
+                // queued while the writer gathers would cut its yield short.
+                self.shared.writer.take();
                 return Poll::Ready(items.len());
             }
             // Registered only to wait (a waker left registered while the writer gathers would
@@ -193,17 +205,19 @@ impl FrameReceiver {
     /// Moves what is queued now into `items`, after what is there; how many came.
     pub(crate) fn take_into(&mut self, items: &mut Vec<Queued>) -> usize {
         let mut queued = self.shared.queued();
-        if queued.is_empty() {
+        let n = queued.len();
+        if n == 0 {
             return 0;
         }
-        let n = queued.len();
+        // The whole vector, capacity and all: the queue starts again from nothing.
+        let mut taken = std::mem::take(&mut *queued);
+        drop(queued);
         if items.is_empty() {
-            // The whole vector, capacity and all: the queue starts again from nothing.
-            pool::give(std::mem::replace(items, std::mem::take(&mut *queued)));
+            std::mem::swap(items, &mut taken);
         } else {
-            items.append(&mut queued);
-            pool::give(std::mem::take(&mut *queued));
+            items.append(&mut taken);
         }
+        pool::give(taken);
         n
     }
 
@@ -257,9 +271,9 @@ pub(crate) mod pool {
     use super::*;
 
     /// Spare vectors kept per thread, at most.
-    const MAX_SPARE: usize = 64;
-    /// A vector with room for more frames than this is freed, not kept.
-    const MAX_KEPT_CAPACITY: usize = 1024;
+    const MAX_SPARE: usize = 16;
+    /// A vector with room for more frames than this (12 KiB) is freed, not kept.
+    const MAX_KEPT_CAPACITY: usize = 128;
     /// Room in a new vector.
     const FIRST_CAPACITY: usize = 16;
 

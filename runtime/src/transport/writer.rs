@@ -2,7 +2,7 @@
 //! many concurrent callers leave in few syscalls (brpc's batched, wait-free write in tokio form).
 
 use std::io::IoSlice;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -18,6 +18,10 @@ pub(crate) const MAX_UNWRITTEN_BYTES: usize = 64 * 1024 * 1024;
 
 /// Writes queued frames until every sender is gone or one asks to close, then shuts the write
 /// side down.
+///
+/// Each batch is everything queued when the writer looks, however much (as brpc's writer takes
+/// its whole list): `writev` sends at most `IOV_MAX` slices a call, and the batch's bytes leave
+/// the unwritten count when all of it is written.
 pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     mut io: W,
     mut queue: FrameReceiver,
@@ -33,14 +37,18 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             tokio::task::yield_now().await;
             gather.record(queue.take_into(&mut items) > 0);
         }
-        let len: usize = items.iter().map(Queued::len).sum();
-        // Frames after a close are not written (and no longer count as waiting).
+        // Taken off the count once written, or if this loop is dropped midway; frames after a
+        // close are not written and no longer count as waiting either.
+        let in_flight = InFlight {
+            unwritten: queue.unwritten(),
+            len: items.iter().map(Queued::len).sum(),
+        };
         if let Some(close) = items.iter().position(|item| matches!(item, Queued::Close)) {
             items.truncate(close);
             closing = true;
         }
         let written = write_batch(&mut io, &items).await;
-        queue.unwritten().fetch_sub(len, Ordering::Relaxed);
+        drop(in_flight);
         if let (Some(stats), Ok(())) = (queue.stats(), &written) {
             stats.sent(items.len());
         }
@@ -49,6 +57,18 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         written?;
     }
     io.shutdown().await
+}
+
+/// Bytes of a batch being written, which leave the queue's count when it is done or dropped.
+struct InFlight<'a> {
+    unwritten: &'a AtomicUsize,
+    len: usize,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.unwritten.fetch_sub(self.len, Ordering::Relaxed);
+    }
 }
 
 async fn write_batch<W: AsyncWrite + Unpin>(io: &mut W, batch: &[Queued]) -> std::io::Result<()> {
