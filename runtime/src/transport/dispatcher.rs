@@ -16,9 +16,15 @@
 //!
 //! Each runtime gets one dispatcher per worker thread (connections are dealt to them in turn),
 //! so the readers of a multi-threaded runtime still run in parallel.
+//!
+//! A connection whose one future both reads and writes (an HTTP/2 connection, whose requests
+//! callers queue in `h2` for it to write) comes with [`spawn_connection`]: its socket's read
+//! readiness queues it at the back, as a reader's does, and any other wake-up (a caller queued
+//! a request) at the front, so a request waits for no other connection's reads.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,6 +33,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::future::{AbortHandle, Abortable};
 use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::runtime::{Handle, Id};
 use tokio::sync::mpsc;
 
@@ -35,9 +42,16 @@ const READERS_PER_TURN: usize = 32;
 
 type Reader = Abortable<Pin<Box<dyn Future<Output = ()> + Send>>>;
 
+/// A reader handed to a dispatcher, and where its socket's read wake-ups go if they are told
+/// apart from the others.
+struct Arrival {
+    reader: Reader,
+    reads: Option<Arc<ReadWaker>>,
+}
+
 /// The dispatchers of one runtime.
 struct Dispatchers {
-    arrivals: Vec<mpsc::UnboundedSender<Reader>>,
+    arrivals: Vec<mpsc::UnboundedSender<Arrival>>,
     /// The dispatcher the next connection goes to.
     next: AtomicUsize,
 }
@@ -57,14 +71,101 @@ pub(crate) fn spawn<F>(reader: F) -> AbortHandle
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    hand_over(reader, None)
+}
+
+/// Runs `connection`, a future that both reads and writes its socket, on a dispatcher of the
+/// current runtime. Its socket's read readiness, registered through `reads` (see
+/// [`WakeReadsAsReader`]), queues it behind the readers ready before it; any other wake-up
+/// queues it in front of them.
+///
+/// # Panics
+/// Outside a tokio runtime, as `tokio::spawn`.
+pub(crate) fn spawn_connection<F>(connection: F, reads: Arc<ReadWaker>) -> AbortHandle
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    hand_over(connection, Some(reads))
+}
+
+fn hand_over<F>(reader: F, reads: Option<Arc<ReadWaker>>) -> AbortHandle
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let (abort, registration) = AbortHandle::new_pair();
     let reader = Abortable::new(Box::pin(reader) as Pin<Box<_>>, registration);
     let dispatchers = dispatchers_of(&Handle::current());
     let turn = dispatchers.next.fetch_add(1, Ordering::Relaxed) % dispatchers.arrivals.len();
     // Refused only while the runtime shuts down (its dispatchers are gone): the reader is
     // dropped then, as a task spawned then would be.
-    let _ = dispatchers.arrivals[turn].send(reader);
+    let _ = dispatchers.arrivals[turn].send(Arrival { reader, reads });
     abort
+}
+
+/// Where a connection's reads find the waker that queues it as a reader: set by its
+/// dispatcher when the connection arrives there.
+#[derive(Debug, Default)]
+pub(crate) struct ReadWaker(OnceLock<Waker>);
+
+/// An I/O object whose reads wake its connection as a reader (see [`spawn_connection`]);
+/// until the connection reaches its dispatcher, reads use the caller's waker.
+#[derive(Debug)]
+pub(crate) struct WakeReadsAsReader<S> {
+    inner: S,
+    reads: Arc<ReadWaker>,
+}
+
+impl<S> WakeReadsAsReader<S> {
+    /// `inner`, its reads woken through `reads`.
+    pub(crate) fn new(inner: S, reads: Arc<ReadWaker>) -> Self {
+        WakeReadsAsReader { inner, reads }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WakeReadsAsReader<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match this.reads.0.get() {
+            Some(waker) => {
+                Pin::new(&mut this.inner).poll_read(&mut Context::from_waker(waker), buf)
+            }
+            None => Pin::new(&mut this.inner).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WakeReadsAsReader<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// The runtime's dispatchers, started on first use.
@@ -109,6 +210,8 @@ struct ReaderWaker {
     slot: usize,
     queued: AtomicBool,
     queue: Arc<ReadyQueue>,
+    /// Queues it in front of the readers ready already, not behind them.
+    in_front: bool,
 }
 
 impl Wake for ReaderWaker {
@@ -118,27 +221,41 @@ impl Wake for ReaderWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
-            self.queue
-                .ready
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_back(self.slot);
+            let mut ready = self.queue.ready.lock().unwrap_or_else(|e| e.into_inner());
+            if self.in_front {
+                ready.push_front(self.slot);
+            } else {
+                ready.push_back(self.slot);
+            }
+            drop(ready);
             self.queue.dispatcher.wake();
         }
     }
 }
 
-/// A reader and its waker (the flag, and the `Waker` made from it once).
+/// A reader and its waker (the flag, and the `Waker` made from it once); a connection also
+/// has the waker that queues it in front, which it is polled with.
 struct Slot {
     reader: Reader,
     waker: Arc<ReaderWaker>,
     as_waker: Waker,
+    in_front: Option<(Arc<ReaderWaker>, Waker)>,
+}
+
+impl Slot {
+    /// Marks the slot queued (`true`) or not, for both its wakers.
+    fn set_queued(&self, queued: bool) {
+        self.waker.queued.store(queued, Ordering::Release);
+        if let Some((waker, _)) = &self.in_front {
+            waker.queued.store(queued, Ordering::Release);
+        }
+    }
 }
 
 /// Polls the readers it is given, in the order they became ready, until its runtime shuts
 /// down (which drops them, as it drops tasks) or, once its runtime's entry is gone from the
 /// map of dispatchers, until its last reader ends.
-async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Reader>) {
+async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Arrival>) {
     let queue = Arc::new(ReadyQueue::default());
     let mut slots: Vec<Option<Slot>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
@@ -146,22 +263,32 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Reader>) {
     let mut closed = false;
     std::future::poll_fn(move |cx: &mut Context<'_>| {
         queue.dispatcher.register(cx.waker());
-        let mut arrive = |reader: Reader| {
+        let mut arrive = |Arrival { reader, reads }: Arrival| {
             let slot = free.pop().unwrap_or_else(|| {
                 slots.push(None);
                 slots.len() - 1
             });
-            let waker = Arc::new(ReaderWaker {
-                slot,
-                queued: AtomicBool::new(false),
-                queue: Arc::clone(&queue),
+            let waker_for = |in_front: bool| {
+                let waker = Arc::new(ReaderWaker {
+                    slot,
+                    queued: AtomicBool::new(false),
+                    queue: Arc::clone(&queue),
+                    in_front,
+                });
+                let as_waker = Waker::from(Arc::clone(&waker));
+                (waker, as_waker)
+            };
+            let (waker, as_waker) = waker_for(false);
+            let in_front = reads.map(|reads| {
+                let _ = reads.0.set(as_waker.clone());
+                waker_for(true)
             });
             waker.wake_by_ref(); // polled once to start
-            let as_waker = Waker::from(Arc::clone(&waker));
             slots[slot] = Some(Slot {
                 reader,
                 waker,
                 as_waker,
+                in_front,
             });
         };
         // `try_recv` spends none of tokio's budget, which is for the readers' answers.
@@ -194,8 +321,14 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Reader>) {
                 continue;
             };
             // Cleared before the poll: a wake-up during it queues the reader again.
-            slot.waker.queued.store(false, Ordering::Release);
-            let (reader, waker) = (&mut slot.reader, &slot.as_waker);
+            slot.set_queued(false);
+            let Slot {
+                reader,
+                as_waker,
+                in_front,
+                ..
+            } = slot;
+            let waker = in_front.as_ref().map_or(&*as_waker, |(_, waker)| waker);
             // A reader that panics ends alone, as a task of its own would: the dispatcher
             // and the other connections go on.
             let polled = contain_panic(|| Pin::new(reader).poll(&mut Context::from_waker(waker)))
@@ -204,7 +337,7 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Reader>) {
                 // Ended or aborted. Its waker, which tokio may still hold, stays marked queued
                 // so it never queues the index again; an entry it queued already polls the
                 // slot's next reader once for nothing, which futures allow.
-                slot.waker.queued.store(true, Ordering::Release);
+                slot.set_queued(true);
                 let ended = slots[index].take();
                 let _ = contain_panic(move || drop(ended));
                 free.push(index);
@@ -411,5 +544,94 @@ mod tests {
         while polled.load(Ordering::SeqCst) < 300 {
             tokio::task::yield_now().await;
         }
+    }
+
+    /// Readers 0..100 made ready, then `wake_connection`; the order they and the connection
+    /// (as 1000) ran in.
+    async fn order_with_a_connection<F>(connection: F, wake_connection: impl FnOnce()) -> Vec<usize>
+    where
+        F: FnOnce(
+            mpsc::UnboundedSender<usize>,
+            Arc<ReadWaker>,
+        ) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+    {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let mut signals = Vec::new();
+        for i in 0..100 {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            signals.push(tx);
+            let (done, waiting) = (done_tx.clone(), Arc::clone(&waiting));
+            let _ = spawn(async move {
+                waiting.fetch_add(1, Ordering::SeqCst);
+                rx.await.unwrap();
+                done.send(i).unwrap();
+            });
+        }
+        let reads = Arc::new(ReadWaker::default());
+        let _ = spawn_connection(connection(done_tx, Arc::clone(&reads)), reads);
+        while waiting.load(Ordering::SeqCst) < 100 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        for signal in signals {
+            signal.send(()).unwrap();
+        }
+        wake_connection();
+        let mut order = Vec::new();
+        for _ in 0..101 {
+            order.push(done_rx.recv().await.unwrap());
+        }
+        order
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_woken_to_write_goes_before_the_readers_ready() {
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let order = order_with_a_connection(
+            |done, _reads| {
+                Box::pin(async move {
+                    go_rx.await.unwrap();
+                    done.send(1000).unwrap();
+                })
+            },
+            move || go_tx.send(()).unwrap(),
+        )
+        .await;
+        assert_eq!(order[0], 1000, "{order:?}");
+        assert_eq!(order[1..], (0..100).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_woken_by_its_socket_waits_its_turn() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut far) = tokio::io::duplex(64);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let order = order_with_a_connection(
+            |done, reads| {
+                Box::pin(async move {
+                    let mut io = WakeReadsAsReader::new(near, reads);
+                    let mut byte = [0u8; 1];
+                    io.read_exact(&mut byte).await.unwrap();
+                    done.send(1000).unwrap();
+                })
+            },
+            move || go_tx.send(()).unwrap(),
+        );
+        // The byte is written once the readers are ready (when `order` wakes the connection).
+        let write = async move {
+            loop {
+                if go_rx.try_recv().is_ok() {
+                    far.write_all(b"x").await.unwrap();
+                    return far;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        let (order, _far) = tokio::join!(order, write);
+        assert_eq!(order[..100], (0..100).collect::<Vec<_>>(), "{order:?}");
+        assert_eq!(order[100], 1000);
     }
 }

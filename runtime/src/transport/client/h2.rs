@@ -1,6 +1,7 @@
 //! The HTTP/2 discipline of a client: one connection per server, shared by all calls to it,
-//! each call a stream. Calls talk to `h2` directly from their own task; the connection's task
-//! gathers what they queue into few writes ([`Gathering`]).
+//! each call a stream. Calls talk to `h2` directly from their own task; the connection, polled
+//! by a dispatcher with the runtime's other connections (`transport::dispatcher`), gathers
+//! what they queue into few writes ([`Gathering`]).
 
 use std::fmt;
 use std::future::Future;
@@ -18,6 +19,7 @@ use h2::client::{ResponseFuture, SendRequest};
 use h2::SendStream;
 use tokio::sync::oneshot;
 
+use crate::transport::dispatcher::{self, ReadWaker, WakeReadsAsReader};
 use crate::transport::gather::{Gathering, Queued};
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::h2_keep_alive::{watch, KeepAlive};
@@ -41,12 +43,12 @@ pub(crate) struct H2Slot {
     connecting: tokio::sync::Mutex<()>,
 }
 
-/// One HTTP/2 connection, driven by its own task. Calls talk to it through `h2` directly:
+/// One HTTP/2 connection, driven by a dispatcher. Calls talk to it through `h2` directly:
 /// a unary call queues its HEADERS and its DATA (with END_STREAM) from the caller's task and
 /// reads the response there, so no task is spawned per call.
 pub(crate) struct H2Conn {
     sender: SendRequest<Bytes>,
-    /// Set by the connection's task once the connection has ended.
+    /// Set by the connection's driver once the connection has ended.
     closed: Arc<AtomicBool>,
     /// Requests queued on the connection, for its task's [`Gathering`].
     queued: Arc<Queued>,
@@ -120,9 +122,10 @@ async fn connect_on_io_runtime(
     })
 }
 
-/// Connects, does the HTTP/2 handshake within the connect timeout and spawns the connection's
-/// driver on the current runtime; with `keep_alive`, the driver PINGs the server and drops
-/// the connection (failing its calls, which may be retried) when a PING goes unanswered.
+/// Connects, does the HTTP/2 handshake within the connect timeout and hands the connection's
+/// driver to a dispatcher of the current runtime; with `keep_alive`, the driver PINGs the
+/// server and drops the connection (failing its calls, which may be retried) when a PING goes
+/// unanswered.
 async fn connect(
     addr: SocketAddr,
     security: &Security,
@@ -144,6 +147,10 @@ async fn connect(
         .initial_window_size(4 << 20)
         .initial_connection_window_size(8 << 20)
         .max_header_list_size(1 << 20);
+    // Polled by a dispatcher (below): its reads queue it behind other connections' reads, the
+    // requests callers queue in front of them.
+    let reads = Arc::new(ReadWaker::default());
+    let io = WakeReadsAsReader::new(io, Arc::clone(&reads));
     let handshake = builder.handshake::<_, Bytes>(io);
     let (sender, mut connection) = match tokio::time::timeout(connect_timeout, handshake).await {
         Ok(Ok(parts)) => parts,
@@ -176,7 +183,7 @@ async fn connect(
     let driver = Gathering::new(connection, Arc::clone(&queued));
     let ended = Arc::clone(&closed);
     let driver_stats = Arc::clone(&stats);
-    tokio::spawn(async move {
+    let connection = async move {
         let watching = async move {
             match watched {
                 Some((keep_alive, ping_pong)) => watch(ping_pong, keep_alive).await,
@@ -193,7 +200,10 @@ async fn connect(
         }
         ended.store(true, Ordering::Release);
         driver_stats.mark_closed();
-    });
+    };
+    // Served in turn with the runtime's other connections (see `transport::dispatcher`); it
+    // runs until the connection ends, so the handle is not kept.
+    let _ = dispatcher::spawn_connection(connection, reads);
     Ok(H2Conn {
         sender,
         closed,
