@@ -18,9 +18,12 @@
 //! so the readers of a multi-threaded runtime still run in parallel.
 //!
 //! A connection whose one future both reads and writes (an HTTP/2 connection, whose requests
-//! callers queue in `h2` for it to write) comes with [`spawn_connection`]: its socket's read
-//! readiness queues it at the back, as a reader's does, and any other wake-up (a caller queued
-//! a request) at the front, so a request waits for no other connection's reads.
+//! callers queue in `h2` for it to write) comes with [`spawn_connection`]. Its socket's read
+//! readiness queues it behind, with the readers; any other wake-up (a caller queued a request)
+//! queues it in front, a line of its own that each turn takes from first (all but a quarter of
+//! its polls, when readers wait behind).
+//! A request then waits for the turn under way, not for every reader ready before it. (Polled
+//! from the front, a connection also reads what has arrived.)
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -39,6 +42,10 @@ use tokio::sync::mpsc;
 
 /// Readers a dispatcher polls before it yields to the callers they woke.
 const READERS_PER_TURN: usize = 32;
+
+/// Of a turn, the polls kept for readers queued behind when connections queued in front (to
+/// write what callers queued) would take them all: readers are never starved.
+const BEHIND_PER_TURN: usize = READERS_PER_TURN / 4;
 
 type Reader = Abortable<Pin<Box<dyn Future<Output = ()> + Send>>>;
 
@@ -77,7 +84,7 @@ where
 /// Runs `connection`, a future that both reads and writes its socket, on a dispatcher of the
 /// current runtime. Its socket's read readiness, registered through `reads` (see
 /// [`WakeReadsAsReader`]), queues it behind the readers ready before it; any other wake-up
-/// queues it in front of them.
+/// queues it in the line in front (see the module's docs).
 ///
 /// # Panics
 /// Outside a tokio runtime, as `tokio::spawn`.
@@ -200,9 +207,52 @@ fn dispatchers_of(handle: &Handle) -> Arc<Dispatchers> {
 /// The readers' queue of one dispatcher: which are ready, in the order they became so.
 #[derive(Default)]
 struct ReadyQueue {
-    ready: Mutex<VecDeque<usize>>,
+    ready: Mutex<Ready>,
     /// The dispatcher's task.
     dispatcher: AtomicWaker,
+}
+
+impl ReadyQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ready> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Slots ready to be polled, each line first-in, first-out.
+#[derive(Default)]
+struct Ready {
+    /// Connections woken to write what callers queued.
+    in_front: VecDeque<usize>,
+    /// Readers woken by their sockets (and connections by their reads).
+    behind: VecDeque<usize>,
+}
+
+impl Ready {
+    fn is_empty(&self) -> bool {
+        self.in_front.is_empty() && self.behind.is_empty()
+    }
+
+    /// Moves the next turn's slots into `turn`, each marked whether it came from the front:
+    /// from the front first, leaving [`BEHIND_PER_TURN`] polls for readers behind, then from
+    /// behind.
+    fn take_turn(&mut self, turn: &mut Vec<(usize, bool)>) {
+        let kept = self.behind.len().min(BEHIND_PER_TURN);
+        let front = self.in_front.len().min(READERS_PER_TURN - kept);
+        turn.extend(self.in_front.drain(..front).map(|slot| (slot, true)));
+        let behind = self.behind.len().min(READERS_PER_TURN - turn.len());
+        turn.extend(self.behind.drain(..behind).map(|slot| (slot, false)));
+    }
+
+    /// Gives back what a turn did not poll, each to the head of its line.
+    fn give_back(&mut self, unpolled: &[(usize, bool)]) {
+        for &(slot, in_front) in unpolled.iter().rev() {
+            if in_front {
+                self.in_front.push_front(slot);
+            } else {
+                self.behind.push_front(slot);
+            }
+        }
+    }
 }
 
 /// The waker of one reader: puts it in the ready queue (once) and wakes the dispatcher.
@@ -221,11 +271,11 @@ impl Wake for ReaderWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
-            let mut ready = self.queue.ready.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ready = self.queue.lock();
             if self.in_front {
-                ready.push_front(self.slot);
+                ready.in_front.push_back(self.slot);
             } else {
-                ready.push_back(self.slot);
+                ready.behind.push_back(self.slot);
             }
             drop(ready);
             self.queue.dispatcher.wake();
@@ -243,12 +293,14 @@ struct Slot {
 }
 
 impl Slot {
-    /// Marks the slot queued (`true`) or not, for both its wakers.
-    fn set_queued(&self, queued: bool) {
-        self.waker.queued.store(queued, Ordering::Release);
-        if let Some((waker, _)) = &self.in_front {
-            waker.queued.store(queued, Ordering::Release);
-        }
+    /// Marks the slot queued (`true`) or not, for both its wakers; whether either was.
+    fn set_queued(&self, queued: bool) -> bool {
+        let behind = self.waker.queued.swap(queued, Ordering::AcqRel);
+        let in_front = self
+            .in_front
+            .as_ref()
+            .is_some_and(|(waker, _)| waker.queued.swap(queued, Ordering::AcqRel));
+        behind || in_front
     }
 }
 
@@ -259,7 +311,7 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Arrival>) {
     let queue = Arc::new(ReadyQueue::default());
     let mut slots: Vec<Option<Slot>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
-    let mut turn: Vec<usize> = Vec::with_capacity(READERS_PER_TURN);
+    let mut turn: Vec<(usize, bool)> = Vec::with_capacity(READERS_PER_TURN);
     let mut closed = false;
     std::future::poll_fn(move |cx: &mut Context<'_>| {
         queue.dispatcher.register(cx.waker());
@@ -280,10 +332,15 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Arrival>) {
             };
             let (waker, as_waker) = waker_for(false);
             let in_front = reads.map(|reads| {
-                let _ = reads.0.set(as_waker.clone());
+                let fresh = reads.0.set(as_waker.clone()).is_ok();
+                debug_assert!(fresh, "a connection's ReadWaker is its own");
                 waker_for(true)
             });
-            waker.wake_by_ref(); // polled once to start
+            // Polled once to start (a connection in front: it has a request to write).
+            match &in_front {
+                Some((in_front, _)) => in_front.wake_by_ref(),
+                None => waker.wake_by_ref(),
+            }
             slots[slot] = Some(Slot {
                 reader,
                 waker,
@@ -302,26 +359,23 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Arrival>) {
                 Poll::Pending => break,
             }
         }
-        {
-            let mut ready = queue.ready.lock().unwrap_or_else(|e| e.into_inner());
-            let take = ready.len().min(READERS_PER_TURN);
-            turn.extend(ready.drain(..take));
-        }
-        for (polled, &index) in turn.iter().enumerate() {
+        queue.lock().take_turn(&mut turn);
+        for (polled, &(index, _)) in turn.iter().enumerate() {
             if !tokio::task::coop::has_budget_remaining() {
                 // The readers polled so far woke as many callers as tokio's budget for one
                 // poll allows: the rest keep their places for the next turn.
-                let mut ready = queue.ready.lock().unwrap_or_else(|e| e.into_inner());
-                for &waiting in turn[polled..].iter().rev() {
-                    ready.push_front(waiting);
-                }
+                queue.lock().give_back(&turn[polled..]);
                 break;
             }
             let Some(slot) = slots[index].as_mut() else {
                 continue;
             };
-            // Cleared before the poll: a wake-up during it queues the reader again.
-            slot.set_queued(false);
+            // Cleared before the poll: a wake-up during it queues the reader again. Neither
+            // waker still marked means the slot was polled since this entry was queued (a
+            // connection queued both in front and behind): nothing to do.
+            if !slot.set_queued(false) {
+                continue;
+            }
             let Slot {
                 reader,
                 as_waker,
@@ -347,20 +401,14 @@ async fn dispatch(mut arrivals: mpsc::UnboundedReceiver<Arrival>) {
                 // Stopped by the budget with answers still to hand on: tokio would wake it
                 // only when the worker next parks. It had its turn, so it goes to the back
                 // now (to the front, it would keep the dispatcher to itself).
-                let mut ready = queue.ready.lock().unwrap_or_else(|e| e.into_inner());
-                ready.push_back(index);
+                queue.lock().behind.push_back(index);
             }
         }
         turn.clear();
         if closed && slots.iter().all(Option::is_none) {
             return Poll::Ready(());
         }
-        if !queue
-            .ready
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-        {
+        if !queue.lock().is_empty() {
             // More readers are ready: let the callers this turn woke run first.
             cx.waker().wake_by_ref();
         }
@@ -633,5 +681,51 @@ mod tests {
         let (order, _far) = tokio::join!(order, write);
         assert_eq!(order[..100], (0..100).collect::<Vec<_>>(), "{order:?}");
         assert_eq!(order[100], 1000);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_is_woken_in_front_again_after_each_poll() {
+        let (requests, mut queued) = mpsc::unbounded_channel::<u32>();
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let reads = Arc::new(ReadWaker::default());
+        let _ = spawn_connection(
+            async move {
+                while let Some(request) = queued.recv().await {
+                    seen_tx.send(request).unwrap();
+                }
+            },
+            reads,
+        );
+        for request in 0..3 {
+            requests.send(request).unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(5), seen.recv()).await;
+            assert_eq!(got.expect("woken again").unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn a_turn_takes_from_both_lines() {
+        let mut ready = Ready::default();
+        ready.in_front.extend(100..140);
+        ready.behind.extend(0..5);
+        let mut turn = Vec::new();
+        ready.take_turn(&mut turn);
+        let slots: Vec<usize> = turn.iter().map(|&(slot, _)| slot).collect();
+        let front = READERS_PER_TURN - 5;
+        let mut expected: Vec<usize> = (100..100 + front).collect();
+        expected.extend(0..5);
+        assert_eq!(slots, expected, "readers behind get their share");
+        // What a turn does not poll goes back to the head of its own line.
+        ready.give_back(&turn[front - 1..]);
+        assert_eq!(ready.behind, (0..5).collect::<VecDeque<_>>());
+        assert_eq!(ready.in_front.front(), Some(&(100 + front - 1)));
+        assert_eq!(ready.in_front.len(), 40 - front + 1);
+        // Many ready in both lines: a quarter of the turn is for the readers behind.
+        ready.in_front.extend(200..300);
+        ready.behind.extend(5..100);
+        turn.clear();
+        ready.take_turn(&mut turn);
+        let from_behind = turn.iter().filter(|&&(_, in_front)| !in_front).count();
+        assert_eq!(from_behind, BEHIND_PER_TURN);
     }
 }

@@ -45,7 +45,7 @@ impl GatherPolicy {
 }
 
 /// How many messages calls have queued on a connection: a count that only grows, so the
-/// connection's task can tell a wake-up by new messages from one by its socket.
+/// connection's driver can tell a wake-up by new messages from one by its socket.
 #[derive(Debug, Default)]
 pub(crate) struct Queued(AtomicU64);
 
@@ -63,11 +63,12 @@ impl Queued {
 /// Drives a connection future that writes what calls queue (an HTTP/2 client connection),
 /// batching their messages into few writes.
 ///
-/// A call that queues a message wakes the connection's task, and tokio runs a woken task next
-/// (its LIFO slot): when a read batch has made many calls ready at once, the task would write
-/// each one's message alone, one `writev` per call. So on a wake-up by new messages it first
-/// yields once, letting the other ready calls queue theirs; the [`GatherPolicy`] stops
-/// yielding while yields bring nothing (one call in flight).
+/// A call that queues a message wakes the connection. Run as a task, tokio would run it next
+/// (its LIFO slot): when a read batch has made many calls ready at once, it would write each
+/// one's message alone, one `writev` per call. So on a wake-up by new messages it first yields
+/// once, letting the other ready calls queue theirs; the [`GatherPolicy`] stops yielding while
+/// yields bring nothing (one call in flight, or a dispatcher that polls it only after the
+/// calls its last turn woke have run).
 pub(crate) struct Gathering<F> {
     connection: Pin<Box<F>>,
     queued: Arc<Queued>,

@@ -50,7 +50,7 @@ pub(crate) struct H2Conn {
     sender: SendRequest<Bytes>,
     /// Set by the connection's driver once the connection has ended.
     closed: Arc<AtomicBool>,
-    /// Requests queued on the connection, for its task's [`Gathering`].
+    /// Requests queued on the connection, for its driver's [`Gathering`].
     queued: Arc<Queued>,
     /// The server's address.
     pub(crate) remote: SocketAddr,
@@ -147,8 +147,8 @@ async fn connect(
         .initial_window_size(4 << 20)
         .initial_connection_window_size(8 << 20)
         .max_header_list_size(1 << 20);
-    // Polled by a dispatcher (below): its reads queue it behind other connections' reads, the
-    // requests callers queue in front of them.
+    // Polled by a dispatcher (below): woken by its socket, it waits behind the other
+    // connections' reads; woken by a caller's request, it goes in front of them.
     let reads = Arc::new(ReadWaker::default());
     let io = WakeReadsAsReader::new(io, Arc::clone(&reads));
     let handshake = builder.handshake::<_, Bytes>(io);
@@ -184,6 +184,8 @@ async fn connect(
     let ended = Arc::clone(&closed);
     let driver_stats = Arc::clone(&stats);
     let connection = async move {
+        // However the driver ends (or is dropped, with its runtime), new calls see it.
+        let _closed = MarkClosed(ended, driver_stats);
         let watching = async move {
             match watched {
                 Some((keep_alive, ping_pong)) => watch(ping_pong, keep_alive).await,
@@ -198,8 +200,6 @@ async fn connect(
                 tracing::debug!(server = %addr, "closing an HTTP/2 connection: keep-alive {watched:?}");
             }
         }
-        ended.store(true, Ordering::Release);
-        driver_stats.mark_closed();
     };
     // Served in turn with the runtime's other connections (see `transport::dispatcher`); it
     // runs until the connection ends, so the handle is not kept.
@@ -213,6 +213,16 @@ async fn connect(
         secure,
         stats,
     })
+}
+
+/// Marks a connection ended when its driver is done or dropped.
+struct MarkClosed(Arc<AtomicBool>, Arc<SocketStats>);
+
+impl Drop for MarkClosed {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+        self.1.mark_closed();
+    }
 }
 
 impl H2Conn {
