@@ -36,7 +36,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::future::{AbortHandle, Abortable};
 use futures_util::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::runtime::{Handle, Id};
 use tokio::sync::mpsc;
 
@@ -145,35 +145,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for WakeReadsAsReader<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for WakeReadsAsReader<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
+super::forward_async_write!(WakeReadsAsReader);
 
 /// The runtime's dispatchers, started on first use.
 fn dispatchers_of(handle: &Handle) -> Arc<Dispatchers> {
