@@ -467,24 +467,34 @@ mod tests {
         assert!(ran.is_ok());
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn ready_readers_are_served_in_the_order_they_became_ready() {
-        let mut signals = Vec::new();
+    /// Spawns readers `0..count`, each waiting for its signal and then sending its number to
+    /// `done`; returns their signals once every one waits.
+    async fn waiting_readers(
+        count: usize,
+        done: &mpsc::UnboundedSender<usize>,
+    ) -> Vec<tokio::sync::oneshot::Sender<()>> {
         let waiting = Arc::new(AtomicUsize::new(0));
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-        for i in 0..1000 {
+        let mut signals = Vec::new();
+        for i in 0..count {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             signals.push(tx);
-            let (done, waiting) = (done_tx.clone(), Arc::clone(&waiting));
+            let (done, waiting) = (done.clone(), Arc::clone(&waiting));
             let _ = spawn(async move {
                 waiting.fetch_add(1, Ordering::SeqCst);
                 rx.await.unwrap();
                 done.send(i).unwrap();
             });
         }
-        while waiting.load(Ordering::SeqCst) < 1000 {
+        while waiting.load(Ordering::SeqCst) < count {
             tokio::task::yield_now().await;
         }
+        signals
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn ready_readers_are_served_in_the_order_they_became_ready() {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let signals = waiting_readers(1000, &done_tx).await;
         // Readers refused by tokio's budget for a poll of the dispatcher are polled again:
         // let every one reach its wait (a turn per yield at least).
         for _ in 0..1000 / READERS_PER_TURN + 1 {
@@ -576,23 +586,9 @@ mod tests {
         ) -> Pin<Box<dyn Future<Output = ()> + Send>>,
     {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let mut signals = Vec::new();
-        for i in 0..100 {
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            signals.push(tx);
-            let (done, waiting) = (done_tx.clone(), Arc::clone(&waiting));
-            let _ = spawn(async move {
-                waiting.fetch_add(1, Ordering::SeqCst);
-                rx.await.unwrap();
-                done.send(i).unwrap();
-            });
-        }
+        let signals = waiting_readers(100, &done_tx).await;
         let reads = Arc::new(ReadWaker::default());
         let _ = spawn_connection(connection(done_tx, Arc::clone(&reads)), reads);
-        while waiting.load(Ordering::SeqCst) < 100 {
-            tokio::task::yield_now().await;
-        }
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
