@@ -36,6 +36,8 @@ use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::ServerIo;
 use crate::transport::stream_rpc::table::{front, Front, Routed, StreamTable};
 use crate::transport::stream_rpc::StreamCore;
+use crate::transport::tcp_write::TcpWriteHalf;
+use crate::transport::write_queue::DirectWrite;
 use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
 use crate::{errno, Status};
 
@@ -73,12 +75,13 @@ impl ServerProtocol for FramedProtocol {
             ServerIo::Plain(stream) => {
                 let (reader, writer) = stream.into_split();
                 let reader = Counted::new(reader, Arc::clone(&stats));
-                Box::pin(serve(ends, reader, Counted::new(writer, stats), prefix))
+                let writer = Counted::new(TcpWriteHalf::new(writer), stats);
+                Box::pin(serve(ends, reader, writer.clone(), Some(writer), prefix))
             }
             #[cfg(feature = "tls")]
             tls => {
                 let (reader, writer) = tokio::io::split(Counted::new(tls, stats));
-                Box::pin(serve(ends, reader, writer, prefix))
+                Box::pin(serve(ends, reader, writer, None, prefix))
             }
         }
     }
@@ -95,9 +98,15 @@ struct Ends {
 }
 
 /// Serves a framed protocol on a connection whose first bytes are in `buf`, until the peer
-/// leaves, the input is bad, or the server closes.
-async fn serve<R, W>(ends: Ends, mut reader: R, write_half: W, mut buf: BytesMut)
-where
+/// leaves, the input is bad, or the server closes. With `direct` (plain TCP), the replies a
+/// read batch makes are written by the reading task itself when the writer is idle.
+async fn serve<R, W>(
+    ends: Ends,
+    mut reader: R,
+    write_half: W,
+    direct: Option<Counted<TcpWriteHalf>>,
+    mut buf: BytesMut,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Send + Unpin + 'static,
 {
@@ -141,6 +150,7 @@ where
         streams: streams.clone(),
         pending,
         stats,
+        direct,
     };
     let closing = connection.read_requests(&mut reader, &mut buf).await;
     if let Some(streams) = streams {
@@ -194,6 +204,8 @@ struct Connection {
     pending: Option<Arc<()>>,
     /// Counts the messages read.
     stats: Arc<SocketStats>,
+    /// The socket, for writing a read batch's replies at once (plain TCP only).
+    direct: Option<Counted<TcpWriteHalf>>,
 }
 
 impl Connection {
@@ -267,13 +279,15 @@ impl Connection {
                     idle.as_mut().reset(tokio::time::Instant::now() + limit);
                 }
             }
-            loop {
+            // The replies of requests answered inline leave together when the batch is read.
+            self.replies.sender.hold();
+            let closing = 'frames: loop {
                 if let Some(streams) = &self.streams {
                     match front(buf) {
-                        Front::NeedMore => break,
+                        Front::NeedMore => break 'frames None,
                         Front::Other => {}
                         Front::Stream => match streams.read_frame(buf, max_body_size) {
-                            Ok(Routed::NeedMore) => break,
+                            Ok(Routed::NeedMore) => break 'frames None,
                             Ok(Routed::Done) => {
                                 self.stats.received(1);
                                 continue;
@@ -283,7 +297,7 @@ impl Connection {
                                 self.stats.received(1);
                                 continue;
                             }
-                            Err(e) => return Some(Closing::BadInput(e.to_string())),
+                            Err(e) => break 'frames Some(Closing::BadInput(e.to_string())),
                         },
                     }
                 }
@@ -292,18 +306,23 @@ impl Connection {
                         self.stats.received(1);
                         first_message = None;
                         if let Some(closing) = self.authenticate(&request) {
-                            return Some(closing);
+                            break 'frames Some(closing);
                         }
                         if let Some(task) = self.dispatch(request, &mut arrived) {
                             run_inline_or_spawn(task).await;
                         }
                         if self.replies.is_broken() {
-                            return Some(Closing::LostReply);
+                            break 'frames Some(Closing::LostReply);
                         }
                     }
-                    Ok(None) => break,
-                    Err(e) => return Some(Closing::BadInput(e.to_string())),
+                    Ok(None) => break 'frames None,
+                    Err(e) => break 'frames Some(Closing::BadInput(e.to_string())),
                 }
+            };
+            let direct = self.direct.as_ref().map(|io| io as &dyn DirectWrite);
+            self.replies.sender.end_batch(direct);
+            if closing.is_some() {
+                return closing;
             }
         }
     }

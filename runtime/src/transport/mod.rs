@@ -14,6 +14,7 @@ pub(crate) mod rewind;
 pub(crate) mod sockets;
 pub(crate) mod stream;
 pub mod stream_rpc;
+pub(crate) mod tcp_write;
 pub(crate) mod write_queue;
 pub(crate) mod writer;
 

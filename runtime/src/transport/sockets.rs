@@ -218,7 +218,7 @@ pub(crate) fn open_sockets() -> Vec<SocketView> {
 }
 
 /// A byte stream whose reads and writes are counted into a connection's [`SocketStats`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Counted<S> {
     inner: S,
     stats: Arc<SocketStats>,

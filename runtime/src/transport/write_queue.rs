@@ -4,13 +4,21 @@
 //! connection's queue holds no memory: the writer takes the queue's vector with the frames in
 //! it, and gives it back to a per-thread pool once they are written, where the next sender on
 //! that thread finds it (tokio's channel keeps a 32-slot block per connection instead).
+//!
+//! A task that makes many frames at once (a server's read batch of requests answered inline)
+//! may hold the queue for the batch: its frames wake nobody, and when the batch ends they
+//! leave together, written by that task itself if the writer is idle and the socket takes
+//! them (brpc's caller-writes-first), else by the writer. Either way one system call carries
+//! the batch, and the writer task is not woken at all in the common case.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 
+use bytes::Buf;
 use futures_util::task::AtomicWaker;
 
 use super::sockets::SocketStats;
@@ -35,10 +43,37 @@ impl Queued {
     }
 }
 
+/// A socket that can be written without waiting: what a task holding the queue for a batch
+/// writes to directly.
+pub(crate) trait DirectWrite: Sync {
+    /// Writes what the socket takes now of `bufs`; `WouldBlock` if it takes nothing.
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize>;
+}
+
+/// Who is writing the connection's socket now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Nobody: the writer task waits for frames.
+    Idle,
+    /// The writer task, with a batch it took.
+    Writer,
+    /// A task that held the queue, writing its batch directly.
+    Direct,
+}
+
+/// The queue and who may write, under one lock.
+#[derive(Debug)]
+struct State {
+    queued: Vec<Queued>,
+    turn: Turn,
+    /// A batch is being made: frames queued meanwhile wake nobody; its end sends them.
+    held: bool,
+}
+
 /// What the senders and the writer of one connection share.
 #[derive(Debug)]
 struct Shared {
-    queued: Mutex<Vec<Queued>>,
+    state: Mutex<State>,
     /// The writer, waiting for frames.
     writer: AtomicWaker,
     /// Live senders; the writer ends when none is left and the queue is empty.
@@ -47,31 +82,35 @@ struct Shared {
     writer_gone: AtomicBool,
     /// Bytes queued but not yet written.
     unwritten: Arc<AtomicUsize>,
+    /// The connection's counters, which count each frame written as a message sent.
+    stats: OnceLock<Arc<SocketStats>>,
 }
 
 impl Shared {
-    fn queued(&self) -> MutexGuard<'_, Vec<Queued>> {
-        self.queued.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// A write queue: the sender for callers, the receiver for the connection's writer.
 pub(crate) fn queue() -> (FrameSender, FrameReceiver) {
     let shared = Arc::new(Shared {
-        queued: Mutex::new(Vec::new()),
+        state: Mutex::new(State {
+            queued: Vec::new(),
+            turn: Turn::Idle,
+            held: false,
+        }),
         writer: AtomicWaker::new(),
         senders: AtomicUsize::new(1),
         writer_gone: AtomicBool::new(false),
         unwritten: Arc::new(AtomicUsize::new(0)),
+        stats: OnceLock::new(),
     });
     (
         FrameSender {
             shared: Arc::clone(&shared),
         },
-        FrameReceiver {
-            shared,
-            stats: None,
-        },
+        FrameReceiver { shared },
     )
 }
 
@@ -120,33 +159,126 @@ impl FrameSender {
     }
 
     fn push(&self, item: Queued) -> Result<(), Queued> {
-        let mut queued = self.shared.queued();
+        let mut state = self.shared.state();
         // Checked under the lock: the writer sets it under the lock before it drops what is
         // left, so nothing pushed is left behind uncounted.
         if self.shared.writer_gone.load(Ordering::Relaxed) {
             return Err(item);
         }
-        if queued.capacity() == 0 {
+        if state.queued.capacity() == 0 {
             // Not under the lock: taking a vector may allocate one.
-            drop(queued);
+            drop(state);
             let spare = pool::take();
-            queued = self.shared.queued();
+            state = self.shared.state();
             if self.shared.writer_gone.load(Ordering::Relaxed) {
                 return Err(item);
             }
-            if queued.capacity() == 0 {
-                *queued = spare;
+            if state.queued.capacity() == 0 {
+                state.queued = spare;
             }
         }
-        let was_empty = queued.is_empty();
-        queued.push(item);
-        drop(queued);
+        let was_empty = state.queued.is_empty();
+        state.queued.push(item);
         // The writer takes all that is queued at once: whoever queued into a non-empty queue
-        // follows a sender that has woken it already.
-        if was_empty {
+        // follows a sender that has woken it already. A batch being made, or a direct write,
+        // sends what is queued when it ends; a writer with a batch takes it when it is done.
+        let wake = was_empty && !state.held && state.turn == Turn::Idle;
+        drop(state);
+        if wake {
             self.shared.writer.wake();
         }
         Ok(())
+    }
+
+    /// Holds the queue while the caller makes a batch of frames: they wake nobody until
+    /// [`end_batch`](Self::end_batch), which the caller must call.
+    pub(crate) fn hold(&self) {
+        self.shared.state().held = true;
+    }
+
+    /// Ends a batch begun with [`hold`](Self::hold): what is queued leaves now. If the writer
+    /// is idle and `direct` is given, this task writes it there, as much as the socket takes
+    /// without waiting; the writer is woken for the rest (or for all, without `direct`).
+    pub(crate) fn end_batch(&self, direct: Option<&dyn DirectWrite>) {
+        let mut state = self.shared.state();
+        state.held = false;
+        if state.queued.is_empty() || state.turn != Turn::Idle {
+            // A writer busy with a batch takes the queue when it is done.
+            return;
+        }
+        let Some(direct) = direct.filter(|_| {
+            !self.shared.writer_gone.load(Ordering::Relaxed)
+                && !state
+                    .queued
+                    .iter()
+                    .any(|item| matches!(item, Queued::Close))
+        }) else {
+            drop(state);
+            self.shared.writer.wake();
+            return;
+        };
+        let items = std::mem::take(&mut state.queued);
+        state.turn = Turn::Direct;
+        drop(state);
+        self.write_direct(direct, items);
+    }
+
+    /// Queues `frame`, or writes it at once to `direct` when nothing is queued, being written
+    /// or held (the writer is woken for what the socket does not take): a caller alone on its
+    /// connection saves the writer's wake-up and turn. Gives the frame back if the writer is
+    /// gone.
+    pub(crate) fn send_direct(
+        &self,
+        frame: OutFrame,
+        direct: &dyn DirectWrite,
+    ) -> Result<(), OutFrame> {
+        let mut state = self.shared.state();
+        if !state.queued.is_empty()
+            || state.turn != Turn::Idle
+            || state.held
+            || self.shared.writer_gone.load(Ordering::Relaxed)
+        {
+            drop(state);
+            return self.send(frame);
+        }
+        state.turn = Turn::Direct;
+        drop(state);
+        self.shared
+            .unwritten
+            .fetch_add(frame.len(), Ordering::Relaxed);
+        let mut items = pool::take();
+        items.push(Queued::Frame(frame));
+        self.write_direct(direct, items);
+        Ok(())
+    }
+
+    /// Writes `items` to `direct` in this task's turn (taken by the caller), then ends the
+    /// turn: the rest, and what was queued meanwhile, is the writer's.
+    fn write_direct(&self, direct: &dyn DirectWrite, mut items: Vec<Queued>) {
+        let (bytes, frames) = write_now(direct, &mut items);
+        self.shared.unwritten.fetch_sub(bytes, Ordering::Relaxed);
+        if let Some(stats) = self.shared.stats.get() {
+            stats.sent(frames);
+        }
+
+        let mut state = self.shared.state();
+        state.turn = Turn::Idle;
+        if self.shared.writer_gone.load(Ordering::Relaxed) {
+            // The writer left meanwhile, and with it the connection: the rest is not waiting.
+            let left: usize = items.iter().map(Queued::len).sum();
+            self.shared.unwritten.fetch_sub(left, Ordering::Relaxed);
+            items.clear();
+        } else if !items.is_empty() {
+            // What the socket did not take goes first, before what was queued meanwhile.
+            items.append(&mut state.queued);
+            std::mem::swap(&mut items, &mut state.queued);
+        }
+        let wake = !state.queued.is_empty();
+        drop(state);
+        pool::give(items);
+        if wake {
+            self.shared.writer.wake();
+        }
     }
 
     /// Bytes queued but not yet written.
@@ -165,19 +297,83 @@ impl FrameSender {
     }
 }
 
+/// Writes as much of `items` as `io` takes now, and removes it from them (a frame written in
+/// part keeps its rest); the bytes and whole frames written. An error leaves the frames for the
+/// writer, which meets it again and ends the connection's writing as it does for its own.
+fn write_now(io: &dyn DirectWrite, items: &mut Vec<Queued>) -> (usize, usize) {
+    /// Slices per system call, on the stack (`writev` takes at most 1024).
+    const MAX_SLICES: usize = 128;
+    let (mut bytes, mut frames) = (0, 0);
+    loop {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        'fill: for item in items.iter() {
+            let Queued::Frame(frame) = item else { break };
+            for part in [&frame.head, &frame.payload, &frame.attachment] {
+                if part.is_empty() {
+                    continue;
+                }
+                if count == MAX_SLICES {
+                    break 'fill;
+                }
+                slices[count] = IoSlice::new(part);
+                count += 1;
+            }
+        }
+        if count == 0 {
+            // Only empty frames were left.
+            frames += items.len();
+            items.clear();
+            return (bytes, frames);
+        }
+        let n = match io.try_write_vectored(&slices[..count]) {
+            Ok(n) if n > 0 => n,
+            _ => return (bytes, frames),
+        };
+        bytes += n;
+        frames += consume(items, n);
+        if items.is_empty() {
+            return (bytes, frames);
+        }
+    }
+}
+
+/// Removes `n` written bytes from the front of `items`; how many frames were written whole.
+fn consume(items: &mut Vec<Queued>, mut n: usize) -> usize {
+    let mut whole = 0;
+    for item in items.iter_mut() {
+        let Queued::Frame(frame) = item else { break };
+        for part in [&mut frame.head, &mut frame.payload, &mut frame.attachment] {
+            let take = part.len().min(n);
+            part.advance(take);
+            n -= take;
+        }
+        if !frame.is_empty() {
+            break;
+        }
+        whole += 1;
+    }
+    items.drain(..whole);
+    whole
+}
+
 /// The receiving side of a write queue, owned by the connection's writer.
 #[derive(Debug)]
 pub(crate) struct FrameReceiver {
     shared: Arc<Shared>,
-    /// The connection's counters, which count each frame written as a message sent.
-    stats: Option<Arc<SocketStats>>,
 }
 
 impl FrameReceiver {
     /// Waits for frames and moves all queued into `items` (which must be empty); 0 once every
-    /// sender is gone and nothing is left.
+    /// sender is gone and nothing is left. The batch before is done: the writer's turn ends.
     pub(crate) async fn recv_all(&mut self, items: &mut Vec<Queued>) -> usize {
         debug_assert!(items.is_empty());
+        {
+            let mut state = self.shared.state();
+            if state.turn == Turn::Writer {
+                state.turn = Turn::Idle;
+            }
+        }
         poll_fn(|cx| {
             if self.take_into(items) > 0 {
                 // After a wake that found nothing, the waker may still be registered: a frame
@@ -202,16 +398,18 @@ impl FrameReceiver {
         .await
     }
 
-    /// Moves what is queued now into `items`, after what is there; how many came.
+    /// Moves what is queued now into `items`, after what is there; how many came. Nothing
+    /// while a batch is being written directly: its end wakes the writer if more is queued.
     pub(crate) fn take_into(&mut self, items: &mut Vec<Queued>) -> usize {
-        let mut queued = self.shared.queued();
-        let n = queued.len();
-        if n == 0 {
+        let mut state = self.shared.state();
+        let n = state.queued.len();
+        if n == 0 || state.turn == Turn::Direct {
             return 0;
         }
+        state.turn = Turn::Writer;
         // The whole vector, capacity and all: the queue starts again from nothing.
-        let mut taken = std::mem::take(&mut *queued);
-        drop(queued);
+        let mut taken = std::mem::take(&mut state.queued);
+        drop(state);
         if items.is_empty() {
             std::mem::swap(items, &mut taken);
         } else {
@@ -223,12 +421,12 @@ impl FrameReceiver {
 
     /// Counts each frame written as a message sent on the connection `stats` count.
     pub(crate) fn count_into(&mut self, stats: Arc<SocketStats>) {
-        self.stats = Some(stats);
+        let _ = self.shared.stats.set(stats);
     }
 
     /// The connection's counters, if it has them.
     pub(crate) fn stats(&self) -> Option<&SocketStats> {
-        self.stats.as_deref()
+        self.shared.stats.get().map(|stats| &**stats)
     }
 
     /// The counter of bytes not yet written.
@@ -240,9 +438,9 @@ impl FrameReceiver {
 impl Drop for FrameReceiver {
     fn drop(&mut self) {
         let left = {
-            let mut queued = self.shared.queued();
+            let mut state = self.shared.state();
             self.shared.writer_gone.store(true, Ordering::Relaxed);
-            std::mem::take(&mut *queued)
+            std::mem::take(&mut state.queued)
         };
         let bytes: usize = left.iter().map(Queued::len).sum();
         self.shared.unwritten.fetch_sub(bytes, Ordering::Relaxed);
@@ -254,11 +452,11 @@ impl FrameReceiver {
     /// The next queued frame, if any (for tests of what callers queue); `Some(None)` for a
     /// close.
     pub(crate) fn try_recv(&mut self) -> Option<Option<OutFrame>> {
-        let mut queued = self.shared.queued();
-        if queued.is_empty() {
+        let mut state = self.shared.state();
+        if state.queued.is_empty() {
             return None;
         }
-        match queued.remove(0) {
+        match state.queued.remove(0) {
             Queued::Frame(frame) => Some(Some(frame)),
             Queued::Close => Some(None),
         }
@@ -316,6 +514,7 @@ pub(crate) mod pool {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use std::sync::Mutex;
 
     fn frame(text: &'static str) -> OutFrame {
         OutFrame::whole(Bytes::from_static(text.as_bytes()))
@@ -353,13 +552,191 @@ mod tests {
         tx.send(frame("a")).unwrap();
         let mut items = Vec::new();
         assert_eq!(rx.take_into(&mut items), 1);
-        assert_eq!(rx.shared.queued().capacity(), 0);
+        assert_eq!(rx.shared.state().queued.capacity(), 0);
         pool::give(items);
         assert_eq!(pool::spare(), 1);
         // The next frame reuses the vector the writer gave back.
         tx.send(frame("b")).unwrap();
         assert_eq!(pool::spare(), 0);
-        assert!(rx.shared.queued().capacity() > 0);
+        assert!(rx.shared.state().queued.capacity() > 0);
+    }
+
+    /// A socket that takes at most `room` bytes in all, then would block; records what it
+    /// took, in how many writes.
+    struct FakeSocket {
+        room: Mutex<usize>,
+        took: Mutex<Vec<u8>>,
+        writes: AtomicUsize,
+    }
+
+    impl FakeSocket {
+        fn with_room(room: usize) -> Self {
+            FakeSocket {
+                room: Mutex::new(room),
+                took: Mutex::new(Vec::new()),
+                writes: AtomicUsize::new(0),
+            }
+        }
+
+        fn took(&self) -> Vec<u8> {
+            self.took.lock().unwrap().clone()
+        }
+    }
+
+    impl DirectWrite for FakeSocket {
+        fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            let mut room = self.room.lock().unwrap();
+            if *room == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            let mut took = self.took.lock().unwrap();
+            let mut n = 0;
+            for buf in bufs {
+                let part = buf.len().min(*room - n);
+                took.extend_from_slice(&buf[..part]);
+                n += part;
+            }
+            *room -= n;
+            Ok(n)
+        }
+    }
+
+    fn drain(rx: &mut FrameReceiver) -> Vec<u8> {
+        let mut items = Vec::new();
+        rx.take_into(&mut items);
+        let mut bytes = Vec::new();
+        for item in items {
+            if let Queued::Frame(frame) = item {
+                for part in [frame.head, frame.payload, frame.attachment] {
+                    bytes.extend_from_slice(&part);
+                }
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_held_batch_leaves_in_one_direct_write_at_its_end() {
+        let (tx, mut rx) = queue();
+        let socket = FakeSocket::with_room(usize::MAX);
+        tx.hold();
+        tx.send(OutFrame {
+            head: Bytes::from_static(b"one"),
+            payload: Bytes::from_static(b"-"),
+            attachment: Bytes::new(),
+        })
+        .unwrap();
+        tx.send(frame("two")).unwrap();
+        assert!(
+            socket.took().is_empty(),
+            "nothing leaves before the batch ends"
+        );
+        tx.end_batch(Some(&socket));
+        assert_eq!(socket.took(), b"one-two");
+        assert_eq!(socket.writes.load(Ordering::Relaxed), 1);
+        assert_eq!(tx.unwritten(), 0);
+        assert!(
+            drain(&mut rx).is_empty(),
+            "the writer has nothing left to do"
+        );
+    }
+
+    #[test]
+    fn what_the_socket_does_not_take_goes_to_the_writer_first() {
+        let (tx, mut rx) = queue();
+        let socket = FakeSocket::with_room(5);
+        tx.hold();
+        tx.send(frame("abc")).unwrap();
+        tx.send(frame("defgh")).unwrap();
+        tx.end_batch(Some(&socket));
+        assert_eq!(socket.took(), b"abcde");
+        assert_eq!(tx.unwritten(), 3, "the rest still waits");
+        tx.send(frame("later")).unwrap();
+        assert_eq!(drain(&mut rx), b"fghlater");
+    }
+
+    #[test]
+    fn a_lone_frame_is_written_at_once_unless_the_writer_is_busy() {
+        let (tx, mut rx) = queue();
+        let socket = FakeSocket::with_room(usize::MAX);
+        tx.send_direct(frame("alone"), &socket).unwrap();
+        assert_eq!(socket.took(), b"alone");
+        assert_eq!(tx.unwritten(), 0);
+
+        // The writer holds a batch (its turn until it next waits): frames queue behind it.
+        tx.send(frame("batch")).unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(rx.take_into(&mut batch), 1);
+        tx.send_direct(frame("queued"), &socket).unwrap();
+        tx.hold();
+        tx.end_batch(Some(&socket));
+        assert_eq!(socket.took(), b"alone", "not written past the writer");
+        assert_eq!(drain(&mut rx), b"queued");
+    }
+
+    #[test]
+    fn a_batch_with_a_close_is_left_to_the_writer() {
+        let (tx, mut rx) = queue();
+        let socket = FakeSocket::with_room(usize::MAX);
+        tx.hold();
+        tx.send(frame("last")).unwrap();
+        tx.close();
+        tx.end_batch(Some(&socket));
+        assert!(socket.took().is_empty());
+        let mut items = Vec::new();
+        assert_eq!(rx.take_into(&mut items), 2);
+    }
+
+    /// A socket whose write happens while the writer tries to take the queue.
+    struct TakingSocket {
+        writer: Mutex<FrameReceiver>,
+        took_meanwhile: AtomicUsize,
+    }
+
+    impl DirectWrite for TakingSocket {
+        fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            let mut items = Vec::new();
+            let taken = self.writer.lock().unwrap().take_into(&mut items);
+            self.took_meanwhile.fetch_add(taken, Ordering::Relaxed);
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+    }
+
+    #[test]
+    fn the_writer_takes_nothing_while_a_batch_is_written_directly() {
+        let (tx, rx) = queue();
+        let tx2 = tx.clone();
+        let socket = TakingSocket {
+            writer: Mutex::new(rx),
+            took_meanwhile: AtomicUsize::new(0),
+        };
+        tx.hold();
+        tx.send(frame("mine")).unwrap();
+        // Queued by another sender while the batch is being made: it goes with the batch.
+        tx2.send(frame("theirs")).unwrap();
+        tx.end_batch(Some(&socket));
+        assert_eq!(socket.took_meanwhile.load(Ordering::Relaxed), 0);
+        assert_eq!(tx.unwritten(), 0);
+    }
+
+    #[test]
+    fn frames_left_by_a_direct_write_after_the_writer_left_are_not_counted() {
+        let (tx, rx) = queue();
+        let rx = Mutex::new(Some(rx));
+        struct DroppingSocket<'a>(&'a Mutex<Option<FrameReceiver>>);
+        impl DirectWrite for DroppingSocket<'_> {
+            fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+                // The writer ends while the batch is being written.
+                drop(self.0.lock().unwrap().take());
+                Ok(bufs[0].len().min(2))
+            }
+        }
+        tx.hold();
+        tx.send(frame("abcdef")).unwrap();
+        tx.end_batch(Some(&DroppingSocket(&rx)));
+        assert_eq!(tx.unwritten(), 0);
+        assert!(tx.is_closed());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! time and go back to a pool once answered; `short` ones close after their call.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use crate::transport::read_buffer::read_some;
 use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::{self, ClientIo, Security};
 use crate::transport::stream_rpc::table::{front, Front, KeepAlive, Routed, StreamTable};
+use crate::transport::tcp_write::TcpWriteHalf;
 use crate::transport::writer::{self, FrameSender, OutFrame, MAX_UNWRITTEN_BYTES};
 use crate::{errno, ConnectionType, MethodDescriptor, Status};
 
@@ -384,6 +385,11 @@ impl Waiting {
 #[derive(Debug)]
 pub(crate) struct Connection {
     sender: FrameSender,
+    /// The socket, for a call alone on the connection to write its request itself (plain TCP
+    /// only).
+    direct: Option<Counted<TcpWriteHalf>>,
+    /// Calls sent and not yet answered (or given up), for knowing when a call is alone.
+    calls_in_flight: AtomicUsize,
     waiting: Arc<Waiting>,
     /// The brpc streams on the connection, for protocols that carry them.
     streams: Option<Arc<StreamTable>>,
@@ -424,12 +430,13 @@ impl Connection {
             ClientIo::Plain(stream) => {
                 let (read_half, write_half) = stream.into_split();
                 let read_half = Counted::new(read_half, Arc::clone(&stats));
-                ends.run(read_half, Counted::new(write_half, stats))
+                let write_half = Counted::new(TcpWriteHalf::new(write_half), stats);
+                ends.run(read_half, write_half.clone(), Some(write_half))
             }
             #[cfg(feature = "tls")]
             ClientIo::Tls(stream) => {
                 let (read_half, write_half) = tokio::io::split(Counted::new(stream, stats));
-                ends.run(read_half, write_half)
+                ends.run(read_half, write_half, None)
             }
         }
     }
@@ -496,9 +503,14 @@ impl Connection {
         match &*self.waiting {
             Waiting::ById(calls) => {
                 let call = calls.register(correlation_id).map_err(failed)?;
-                self.sender
-                    .send(frame)
-                    .map_err(|_| Failure::request(closed()))?;
+                // A call alone on its connection writes its request itself (brpc's caller
+                // writes first); calls that come together leave together, by the writer.
+                let in_flight = CallInFlight::enter(&self.calls_in_flight);
+                let sent = match self.direct.as_ref().filter(|_| in_flight.alone) {
+                    Some(direct) => self.sender.send_direct(frame, direct),
+                    None => self.sender.send(frame),
+                };
+                sent.map_err(|_| Failure::request(closed()))?;
                 call.wait().await.map_err(failed)
             }
             Waiting::InOrder(calls) => {
@@ -555,8 +567,14 @@ struct Ends {
 
 impl Ends {
     /// Spawns the writer task and hands the reader to a dispatcher, over the two halves of a
-    /// connected stream.
-    fn run<R, W>(self, read_half: R, write_half: W) -> Connection
+    /// connected stream; `direct` is the write half again, when calls may write to it
+    /// themselves.
+    fn run<R, W>(
+        self,
+        read_half: R,
+        write_half: W,
+        direct: Option<Counted<TcpWriteHalf>>,
+    ) -> Connection
     where
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
@@ -612,6 +630,8 @@ impl Ends {
         ));
         Connection {
             sender,
+            direct,
+            calls_in_flight: AtomicUsize::new(0),
             waiting,
             streams,
             reader,
@@ -621,6 +641,26 @@ impl Ends {
             local_addr,
             remote_addr,
         }
+    }
+}
+
+/// A call counted among its connection's calls in flight while it lives.
+struct CallInFlight<'a> {
+    count: &'a AtomicUsize,
+    /// No other call was in flight when this one came.
+    alone: bool,
+}
+
+impl<'a> CallInFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let alone = count.fetch_add(1, Ordering::Relaxed) == 0;
+        CallInFlight { count, alone }
+    }
+}
+
+impl Drop for CallInFlight<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
