@@ -8,8 +8,8 @@
 //! A task that makes many frames at once (a server's read batch of requests answered inline)
 //! may hold the queue for the batch: its frames wake nobody, and when the batch ends they
 //! leave together, written by that task itself if the writer is idle and the socket takes
-//! them (brpc's caller-writes-first), else by the writer. Either way one system call carries
-//! the batch, and the writer task is not woken at all in the common case.
+//! them (brpc's caller-writes-first), else by the writer. Either way one system call usually
+//! carries the batch, and the writer task is not woken at all in the common case.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -84,6 +84,9 @@ struct Shared {
     unwritten: Arc<AtomicUsize>,
     /// The connection's counters, which count each frame written as a message sent.
     stats: OnceLock<Arc<SocketStats>>,
+    /// The error a direct write met first: the writer reports it rather than the one it then
+    /// meets itself (after a reset, the first write says ECONNRESET, later ones EPIPE).
+    direct_error: Mutex<Option<std::io::Error>>,
 }
 
 impl Shared {
@@ -105,6 +108,7 @@ pub(crate) fn queue() -> (FrameSender, FrameReceiver) {
         writer_gone: AtomicBool::new(false),
         unwritten: Arc::new(AtomicUsize::new(0)),
         stats: OnceLock::new(),
+        direct_error: Mutex::new(None),
     });
     (
         FrameSender {
@@ -198,7 +202,8 @@ impl FrameSender {
 
     /// Ends a batch begun with [`hold`](Self::hold): what is queued leaves now. If the writer
     /// is idle and `direct` is given, this task writes it there, as much as the socket takes
-    /// without waiting; the writer is woken for the rest (or for all, without `direct`).
+    /// without waiting; the writer is woken for the rest (or for all, without `direct`). A
+    /// writer busy with a batch of its own takes them when it is done.
     pub(crate) fn end_batch(&self, direct: Option<&dyn DirectWrite>) {
         let mut state = self.shared.state();
         state.held = false;
@@ -255,7 +260,15 @@ impl FrameSender {
     /// Writes `items` to `direct` in this task's turn (taken by the caller), then ends the
     /// turn: the rest, and what was queued meanwhile, is the writer's.
     fn write_direct(&self, direct: &dyn DirectWrite, mut items: Vec<Queued>) {
-        let (bytes, frames) = write_now(direct, &mut items);
+        let (bytes, frames, failed) = write_now(direct, &mut items);
+        if let Some(e) = failed {
+            let mut first = self
+                .shared
+                .direct_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert(e);
+        }
         self.shared.unwritten.fetch_sub(bytes, Ordering::Relaxed);
         if let Some(stats) = self.shared.stats.get() {
             stats.sent(frames);
@@ -299,8 +312,12 @@ impl FrameSender {
 
 /// Writes as much of `items` as `io` takes now, and removes it from them (a frame written in
 /// part keeps its rest); the bytes and whole frames written. An error leaves the frames for the
-/// writer, which meets it again and ends the connection's writing as it does for its own.
-fn write_now(io: &dyn DirectWrite, items: &mut Vec<Queued>) -> (usize, usize) {
+/// writer, which meets it again and ends the connection's writing as it does for its own; it is
+/// returned too, for the writer to report.
+fn write_now(
+    io: &dyn DirectWrite,
+    items: &mut Vec<Queued>,
+) -> (usize, usize, Option<std::io::Error>) {
     /// Slices per system call, on the stack (`writev` takes at most 1024).
     const MAX_SLICES: usize = 128;
     let (mut bytes, mut frames) = (0, 0);
@@ -321,19 +338,22 @@ fn write_now(io: &dyn DirectWrite, items: &mut Vec<Queued>) -> (usize, usize) {
             }
         }
         if count == 0 {
-            // Only empty frames were left.
+            // Only empty frames were left (a batch with a close is the writer's).
+            debug_assert!(items.iter().all(|item| matches!(item, Queued::Frame(_))));
             frames += items.len();
             items.clear();
-            return (bytes, frames);
+            return (bytes, frames, None);
         }
         let n = match io.try_write_vectored(&slices[..count]) {
             Ok(n) if n > 0 => n,
-            _ => return (bytes, frames),
+            Ok(_) => return (bytes, frames, None),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return (bytes, frames, None),
+            Err(e) => return (bytes, frames, Some(e)),
         };
         bytes += n;
         frames += consume(items, n);
         if items.is_empty() {
-            return (bytes, frames);
+            return (bytes, frames, None);
         }
     }
 }
@@ -433,6 +453,16 @@ impl FrameReceiver {
     pub(crate) fn unwritten(&self) -> &AtomicUsize {
         &self.shared.unwritten
     }
+
+    /// The error a direct write met first, if one did: what the connection's writing failed
+    /// of, rather than what the writer met after it.
+    pub(crate) fn take_direct_error(&self) -> Option<std::io::Error> {
+        self.shared
+            .direct_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
 }
 
 impl Drop for FrameReceiver {
@@ -514,7 +544,6 @@ pub(crate) mod pool {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use std::sync::Mutex;
 
     fn frame(text: &'static str) -> OutFrame {
         OutFrame::whole(Bytes::from_static(text.as_bytes()))
@@ -737,6 +766,28 @@ mod tests {
         tx.end_batch(Some(&DroppingSocket(&rx)));
         assert_eq!(tx.unwritten(), 0);
         assert!(tx.is_closed());
+    }
+
+    /// A socket the peer has reset.
+    struct ResetSocket;
+
+    impl DirectWrite for ResetSocket {
+        fn try_write_vectored(&self, _: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::ConnectionReset.into())
+        }
+    }
+
+    #[test]
+    fn a_direct_write_that_fails_leaves_its_frames_and_its_error_to_the_writer() {
+        let (tx, mut rx) = queue();
+        tx.send_direct(frame("lost?"), &ResetSocket).unwrap();
+        assert_eq!(tx.unwritten(), 5);
+        assert_eq!(
+            rx.take_direct_error().map(|e| e.kind()),
+            Some(std::io::ErrorKind::ConnectionReset)
+        );
+        assert!(rx.take_direct_error().is_none(), "reported once");
+        assert_eq!(drain(&mut rx), b"lost?");
     }
 
     #[test]

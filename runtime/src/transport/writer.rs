@@ -1,5 +1,7 @@
 //! One writer task per connection drains a queue of frames with vectored writes, so frames from
 //! many concurrent callers leave in few syscalls (brpc's batched, wait-free write in tokio form).
+//! On plain TCP, a task may write in the writer's stead while the writer is idle (see
+//! [`write_queue`](super::write_queue)); the writer takes what the socket did not.
 
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,7 +56,9 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         }
         // An idle connection keeps no vector: this one goes to the thread's spares.
         pool::give(std::mem::take(&mut items));
-        written?;
+        // A direct write that failed first saw the socket's real error; this one may be only
+        // its echo (EPIPE after ECONNRESET).
+        written.map_err(|e| queue.take_direct_error().unwrap_or(e))?;
     }
     io.shutdown().await
 }
