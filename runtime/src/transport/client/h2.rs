@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::transport::dispatcher::{self, ReadWaker, WakeReadsAsReader};
 use crate::transport::gather::{Gathering, Queued};
+use crate::transport::h2_answers::ChargeAnswers;
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::h2_keep_alive::{watch, KeepAlive};
 use crate::transport::sockets::SocketStats;
@@ -150,7 +151,7 @@ async fn connect(
     // Polled by a dispatcher (below): woken by its socket, it waits behind the other
     // connections' reads; woken by a caller's request, it goes in front of them.
     let reads = Arc::new(ReadWaker::default());
-    let io = WakeReadsAsReader::new(io, Arc::clone(&reads));
+    let io = WakeReadsAsReader::new(ChargeAnswers::new(io), Arc::clone(&reads));
     let handshake = builder.handshake::<_, Bytes>(io);
     let (sender, mut connection) = match tokio::time::timeout(connect_timeout, handshake).await {
         Ok(Ok(parts)) => parts,
