@@ -38,6 +38,7 @@ use super::state::{wait_for_phase, ConnectionGuard, Peer, Phase, Shared, CLOSE_G
 use crate::protocol::{detect, Detection};
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::h2_keep_alive::{watch, KeepAlive};
+use crate::transport::h2_writes::StagedWrites;
 use crate::transport::rewind::Rewind;
 use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::ServerIo;
@@ -114,7 +115,7 @@ async fn serve_h2(
         .initial_connection_window_size(WINDOW)
         .max_send_buffer_size(MAX_SEND_BUFFER)
         .max_header_list_size(MAX_HEADER_LIST)
-        .handshake::<_, Bytes>(io);
+        .handshake::<_, Bytes>(StagedWrites::new(io));
     let mut connection = tokio::select! {
         handshake = handshake => match handshake {
             Ok(connection) => connection,
@@ -180,7 +181,7 @@ async fn serve_h2(
 /// Accepts and starts requests until the connection ends, counting them in `streams` (when
 /// the connection may be closed idle).
 async fn serve_requests(
-    connection: &mut Connection<Io, Bytes>,
+    connection: &mut Connection<StagedWrites<Io>, Bytes>,
     accepted: &mut Accepted,
     peer: Peer,
     shared: &Arc<Shared>,
@@ -281,7 +282,7 @@ impl Accepted {
     /// are.
     fn poll_more(
         &mut self,
-        connection: &mut Connection<Io, Bytes>,
+        connection: &mut Connection<StagedWrites<Io>, Bytes>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<bool, h2::Error>> {
         if let Some(ended) = self.ended.take() {

@@ -9,6 +9,7 @@ pub(crate) mod grpc_body;
 pub(crate) mod h2_answers;
 pub(crate) mod h2_body;
 pub(crate) mod h2_keep_alive;
+pub(crate) mod h2_writes;
 pub(crate) mod id_hasher;
 pub(crate) mod read_buffer;
 pub(crate) mod rewind;

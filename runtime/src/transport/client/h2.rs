@@ -24,6 +24,7 @@ use crate::transport::gather::{Gathering, Queued};
 use crate::transport::h2_answers::ChargeAnswers;
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::h2_keep_alive::{watch, KeepAlive};
+use crate::transport::h2_writes::StagedWrites;
 use crate::transport::sockets::SocketStats;
 use crate::transport::stream::{connect_secured, ClientIo, Security};
 use crate::{errno, Status};
@@ -151,7 +152,10 @@ async fn connect(
     // Polled by a dispatcher (below): woken by its socket, it waits behind the other
     // connections' reads; woken by a caller's request, it goes in front of them.
     let reads = Arc::new(ReadWaker::default());
-    let io = WakeReadsAsReader::new(ChargeAnswers::new(io), Arc::clone(&reads));
+    let io = StagedWrites::new(WakeReadsAsReader::new(
+        ChargeAnswers::new(io),
+        Arc::clone(&reads),
+    ));
     let handshake = builder.handshake::<_, Bytes>(io);
     let (sender, mut connection) = match tokio::time::timeout(connect_timeout, handshake).await {
         Ok(Ok(parts)) => parts,
