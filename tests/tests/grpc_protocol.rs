@@ -1507,3 +1507,66 @@ async fn status_details_and_trailing_metadata_cross_brisk_to_brisk() {
         .unwrap();
     assert_eq!(cntl.response_header("x-echoed-trailer"), Some("e"));
 }
+
+/// HTTP/2 connections are served by the runtime's dispatchers, not by a task each: with
+/// thousands of connections on a busy server, tasks woken by their sockets overflowed a tokio
+/// worker's queue into the runtime's shared one and waited there while others were served
+/// again and again. A hundred connections, each with a call answered on it, leave the server's
+/// runtime with about as many tasks as one did.
+#[test]
+fn http2_connections_take_no_task_each() {
+    const CONNECTIONS: usize = 100;
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_runtime.block_on(start_default());
+    let addr = server.local_addr();
+    let client_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    client_runtime.block_on(async {
+        let call = |addr: SocketAddr| async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let (client, connection) = h2::client::handshake(stream).await.unwrap();
+            let driver = tokio::spawn(connection);
+            let mut client = client.ready().await.unwrap();
+            let request = http::Request::post(format!("http://{addr}/{SERVICE}/Echo"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(())
+                .unwrap();
+            let (response, mut body) = client.send_request(request, false).unwrap();
+            let message = Bytes::from_static(&[0, 0, 0, 0, 2, b'h', b'i']);
+            body.send_data(message.clone(), true).unwrap();
+            let response = tokio::time::timeout(HANG_GUARD, response)
+                .await
+                .expect("an answer within the hang guard")
+                .expect("an answer");
+            let mut body = response.into_body();
+            let mut answered = BytesMut::new();
+            while let Some(data) = body.data().await {
+                answered.extend_from_slice(&data.unwrap());
+            }
+            assert_eq!(answered.freeze(), message, "the message is echoed");
+            (client, driver)
+        };
+        // One first, so that the dispatchers the server's runtime starts are counted before.
+        let first = call(addr).await;
+        let before = server_runtime.metrics().num_alive_tasks();
+        let mut open = Vec::new();
+        for _ in 0..CONNECTIONS {
+            open.push(call(addr).await);
+        }
+        let after = server_runtime.metrics().num_alive_tasks();
+        assert!(
+            after < before + CONNECTIONS / 10,
+            "{CONNECTIONS} more connections took {} more tasks ({before} -> {after})",
+            after.saturating_sub(before)
+        );
+        drop((first, open));
+    });
+    drop(server);
+}

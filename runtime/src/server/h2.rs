@@ -1,7 +1,14 @@
 //! HTTP/2 connections (h2c with prior knowledge, or `h2` by ALPN inside TLS): gRPC and pb
 //! methods, served on `h2` directly.
 //!
-//! The connection's task reads every request that has arrived, then starts them in place
+//! Connections are served by the runtime's dispatchers (`transport::dispatcher`), as the
+//! client's are, not by a task each: with thousands of connections and the server's one core
+//! busy, tasks woken by their sockets overflowed a tokio worker's queue into the runtime's
+//! shared one, and waited there while others were served again and again. A dispatcher polls
+//! connections in the order their sockets became ready; one woken by an answer (a handler
+//! that waited, on a task of its own) is polled in front, to write it.
+//!
+//! The connection's future reads every request that has arrived, then starts them in place
 //! ([`run_inline_or_spawn`]), [`WRITE_EVERY`] at a time: a handler that answers without
 //! waiting has its response queued, written with the others of its group by the connection's
 //! next poll, and costs no task of its own. A handler that waits, or a response that waits for
@@ -36,6 +43,7 @@ use super::http::handle;
 use super::protocol::{ServeFuture, ServerProtocol};
 use super::state::{wait_for_phase, ConnectionGuard, Peer, Phase, Shared, CLOSE_GRACE};
 use crate::protocol::{detect, Detection};
+use crate::transport::dispatcher::{self, ReadWaker, WakeReadsAsReader};
 use crate::transport::h2_body::{BodySender, H2Body, Outgoing};
 use crate::transport::h2_keep_alive::{watch, KeepAlive};
 use crate::transport::h2_writes::StagedWrites;
@@ -82,18 +90,19 @@ impl ServerProtocol for Http2 {
         open: ConnectionGuard,
     ) -> ServeFuture {
         let stats = Arc::clone(io.stats());
-        Box::pin(serve_h2(
-            Rewind::new(prefix.freeze(), io),
-            stats,
-            peer,
-            shared,
-            open,
-        ))
+        let reads = Arc::new(ReadWaker::default());
+        let io = WakeReadsAsReader::new(Rewind::new(prefix.freeze(), io), Arc::clone(&reads));
+        let connection = serve_h2(io, stats, peer, shared, open);
+        // The connection goes on to a dispatcher, and the accepting task ends.
+        Box::pin(async move {
+            let _ = dispatcher::spawn_connection(connection, reads);
+        })
     }
 }
 
-/// The connection type: the preface detection read is replayed first.
-type Io = Rewind<Counted<ServerIo>>;
+/// The connection type: the preface detection read is replayed first, and reads wake the
+/// connection as a reader of its dispatcher.
+type Io = WakeReadsAsReader<Rewind<Counted<ServerIo>>>;
 
 /// Serves HTTP/2 on a detected connection (its preface possibly still in `io`'s rewind
 /// buffer) until the peer leaves, the connection breaks, or the server closes.

@@ -1,5 +1,6 @@
-//! Client connections' readers, polled by a few dispatcher tasks per runtime instead of a task
-//! each (brpc's `EventDispatcher`), so thousands of connections are served in turn.
+//! Connections' readers (a client's, and a server's HTTP/2 connections), polled by a few
+//! dispatcher tasks per runtime instead of a task each (brpc's `EventDispatcher`), so thousands
+//! of connections are served in turn.
 //!
 //! With a task per connection, every response that arrives makes one more tokio task ready. A
 //! tokio worker keeps at most 256 ready tasks in its own queue and moves the overflow to the
@@ -19,9 +20,10 @@
 //! so the readers of a multi-threaded runtime still run in parallel.
 //!
 //! A connection whose one future both reads and writes (an HTTP/2 connection, whose requests
-//! callers queue in `h2` for it to write) comes with [`spawn_connection`]. Its socket's read
-//! readiness queues it behind, with the readers; any other wake-up (a caller queued a request)
-//! queues it in front, a line of its own. Each turn first polls up to a quarter of its readers
+//! callers queue in `h2` for it to write, or whose answers a server's handlers queue there)
+//! comes with [`spawn_connection`]. Its socket's read readiness queues it behind, with the
+//! readers; any other wake-up (a caller queued a request, a handler an answer) queues it in
+//! front, a line of its own. Each turn first polls up to a quarter of its readers
 //! from behind, then connections in front, then behind again: a request waits for the turn
 //! under way, not for every reader ready before it, and a reader behind is never starved by
 //! turns that tokio's budget ends early. Polled from the front, a connection writes and reads
