@@ -350,3 +350,61 @@ fn a_channel_keeps_idle_connections_for_30_seconds_by_default() {
         Some(Duration::from_secs(30))
     );
 }
+
+/// baidu_std connections (as every framed protocol's) are read by the runtime's dispatchers,
+/// not by a task each: with thousands of connections on a busy server, tasks woken by their
+/// sockets overflowed a tokio worker's queue into the runtime's shared one and waited there
+/// while others were served again and again. A hundred connections, each with a call answered
+/// on it, leave the server's runtime with a task each for their writers and none for reading.
+#[test]
+fn framed_connections_take_no_reading_task_each() {
+    const CONNECTIONS: usize = 100;
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_runtime.block_on(server(Duration::from_secs(10)));
+    let addr = server.local_addr().to_string();
+    let client_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    client_runtime.block_on(async {
+        let call = |group: String| {
+            let addr = addr.clone();
+            async move {
+                let channel = Channel::builder()
+                    .connection_group(group.clone())
+                    .timeout(HANG_GUARD)
+                    .connect(&addr)
+                    .await
+                    .unwrap();
+                let client = EchoServiceClient::new(channel);
+                let answer = client
+                    .echo(EchoRequest {
+                        message: group.clone(),
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(answer.message, group);
+                client
+            }
+        };
+        // One first, so that the dispatchers the server's runtime starts are counted before.
+        let first = call("first".into()).await;
+        let before = server_runtime.metrics().num_alive_tasks();
+        let mut open = Vec::new();
+        for i in 0..CONNECTIONS {
+            open.push(call(format!("group {i}")).await);
+        }
+        let after = server_runtime.metrics().num_alive_tasks();
+        assert!(
+            after < before + CONNECTIONS + CONNECTIONS / 10,
+            "{CONNECTIONS} more connections took {} more tasks ({before} -> {after})",
+            after.saturating_sub(before)
+        );
+        drop((first, open));
+    });
+    drop(server);
+}

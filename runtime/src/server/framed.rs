@@ -5,6 +5,7 @@
 //! order for protocols without a correlation id.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ use crate::protocol::{
     Detection, IncomingRequest, OutgoingResponse, Payload, ReplyTo, RequestParseFailure,
     ServerCodec,
 };
+use crate::transport::dispatcher;
 use crate::transport::read_buffer::read_some;
 use crate::transport::sockets::{Counted, SocketStats};
 use crate::transport::stream::ServerIo;
@@ -76,15 +78,26 @@ impl ServerProtocol for FramedProtocol {
                 let (reader, writer) = stream.into_split();
                 let reader = Counted::new(reader, Arc::clone(&stats));
                 let writer = Counted::new(TcpWriteHalf::new(writer), stats);
-                Box::pin(serve(ends, reader, writer.clone(), Some(writer), prefix))
+                on_a_dispatcher(serve(ends, reader, writer.clone(), Some(writer), prefix))
             }
             #[cfg(feature = "tls")]
             tls => {
                 let (reader, writer) = tokio::io::split(Counted::new(tls, stats));
-                Box::pin(serve(ends, reader, writer, None, prefix))
+                on_a_dispatcher(serve(ends, reader, writer, None, prefix))
             }
         }
     }
+}
+
+/// Hands a connection's read loop to a dispatcher of the runtime (`transport::dispatcher`);
+/// the accepting task ends. With thousands of connections on a busy server, a task per
+/// connection overflowed a tokio worker's queue into the runtime's shared one, where some
+/// waited while others were served again and again; a dispatcher polls connections in the
+/// order their sockets became ready.
+fn on_a_dispatcher(serving: impl Future<Output = ()> + Send + 'static) -> ServeFuture {
+    Box::pin(async move {
+        let _ = dispatcher::spawn(serving);
+    })
 }
 
 /// What serves a connection, besides its two halves.
