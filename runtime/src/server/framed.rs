@@ -2,7 +2,8 @@
 //! [`ServerCodec`]): cut requests with the codec, verify the connection's credential on its
 //! first request, dispatch each request to its service concurrently with the others, and write
 //! the replies through the connection's batching writer — in completion order, or in request
-//! order for protocols without a correlation id.
+//! order for protocols without a correlation id. A connection's read loop runs on one of the
+//! runtime's dispatchers (`transport::dispatcher`), its writer on a task of its own.
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -205,8 +205,8 @@ impl ServerBuilder {
 
     /// Runs the handlers of `name` — a method (`example.EchoService.Echo`) or every method of
     /// a service (`example.EchoService`) — on tokio's blocking thread pool, as brpc's
-    /// `usercode_in_pthread` runs user code on pthreads. By default a handler runs on its
-    /// connection's task, in place (the fastest way, and what every async handler wants); a
+    /// `usercode_in_pthread` runs user code on pthreads. By default a handler runs on the
+    /// task that serves its connection, in place (the fastest way, and what every async handler wants); a
     /// handler that blocks its thread (synchronous I/O, a lock held long, heavy computation)
     /// would stall the other requests on that thread. Such handlers belong here. They cost a
     /// thread hand-off per call, and one blocked at the caller's deadline is answered

@@ -1,6 +1,6 @@
-//! Connections' readers (a client's, and a server's HTTP/2 connections), polled by a few
-//! dispatcher tasks per runtime instead of a task each (brpc's `EventDispatcher`), so thousands
-//! of connections are served in turn.
+//! Connections' readers, a client's and a server's, polled by a few dispatcher tasks per
+//! runtime instead of a task each (brpc's `EventDispatcher`), so thousands of connections are
+//! served in turn.
 //!
 //! With a task per connection, every response that arrives makes one more tokio task ready. A
 //! tokio worker keeps at most 256 ready tasks in its own queue and moves the overflow to the
