@@ -358,6 +358,35 @@ pub fn wire_sample(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// The tasks alive on a server's runtime before and after `connections` more connections
+/// (`open(i)` opens one, makes a call on it and returns what keeps it open), opened from a
+/// runtime of their own so that only the server's tasks are counted. One connection is opened
+/// first, so that what the server starts with its first connection is in both counts.
+pub fn server_tasks_around<T, F>(
+    server_runtime: &tokio::runtime::Runtime,
+    connections: usize,
+    open: impl Fn(usize) -> F,
+) -> (usize, usize)
+where
+    F: std::future::Future<Output = T>,
+{
+    let client_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a client runtime");
+    client_runtime.block_on(async {
+        let first = open(0).await;
+        let before = server_runtime.metrics().num_alive_tasks();
+        let mut kept = Vec::with_capacity(connections);
+        for i in 1..=connections {
+            kept.push(open(i).await);
+        }
+        let after = server_runtime.metrics().num_alive_tasks();
+        drop((first, kept));
+        (before, after)
+    })
+}
+
 /// Raw-socket helpers for tests that speak baidu_std bytes directly.
 pub mod raw {
     use std::time::Duration;

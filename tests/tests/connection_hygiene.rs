@@ -368,45 +368,31 @@ fn framed_connections_take_no_reading_task_each() {
         .unwrap();
     let server = server_runtime.block_on(server(Duration::from_secs(10)));
     let addr = server.local_addr().to_string();
-    let client_runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    client_runtime.block_on(async {
-        let call = |group: String| {
-            let addr = addr.clone();
-            async move {
-                let channel = Channel::builder()
-                    .connection_group(group.clone())
-                    .timeout(HANG_GUARD)
-                    .connect(&addr)
-                    .await
-                    .unwrap();
-                let client = EchoServiceClient::new(channel);
-                let answer = client
-                    .echo(EchoRequest {
-                        message: group.clone(),
-                    })
-                    .await
-                    .unwrap();
-                assert_eq!(answer.message, group);
-                client
-            }
-        };
-        // One first, so that the dispatchers the server's runtime starts are counted before.
-        let first = call("first".into()).await;
-        let before = server_runtime.metrics().num_alive_tasks();
-        let mut open = Vec::new();
-        for i in 0..CONNECTIONS {
-            open.push(call(format!("group {i}")).await);
+    let (before, after) = brisk_tests::server_tasks_around(&server_runtime, CONNECTIONS, |i| {
+        let addr = addr.clone();
+        async move {
+            let group = format!("group {i}");
+            let channel = Channel::builder()
+                .connection_group(group.clone())
+                .timeout(HANG_GUARD)
+                .connect(&addr)
+                .await
+                .unwrap();
+            let client = EchoServiceClient::new(channel);
+            let answer = client
+                .echo(EchoRequest {
+                    message: group.clone(),
+                })
+                .await
+                .unwrap();
+            assert_eq!(answer.message, group);
+            client
         }
-        let after = server_runtime.metrics().num_alive_tasks();
-        assert!(
-            after < before + CONNECTIONS + CONNECTIONS / 10,
-            "{CONNECTIONS} more connections took {} more tasks ({before} -> {after})",
-            after.saturating_sub(before)
-        );
-        drop((first, open));
     });
+    assert!(
+        after < before + CONNECTIONS + CONNECTIONS / 10,
+        "{CONNECTIONS} more connections took {} more tasks ({before} -> {after})",
+        after.saturating_sub(before)
+    );
     drop(server);
 }

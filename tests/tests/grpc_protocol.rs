@@ -1523,12 +1523,8 @@ fn http2_connections_take_no_task_each() {
         .unwrap();
     let server = server_runtime.block_on(start_default());
     let addr = server.local_addr();
-    let client_runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    client_runtime.block_on(async {
-        let call = |addr: SocketAddr| async move {
+    let (before, after) =
+        brisk_tests::server_tasks_around(&server_runtime, CONNECTIONS, |_| async {
             let stream = TcpStream::connect(addr).await.unwrap();
             let (client, connection) = h2::client::handshake(stream).await.unwrap();
             let driver = tokio::spawn(connection);
@@ -1552,21 +1548,11 @@ fn http2_connections_take_no_task_each() {
             }
             assert_eq!(answered.freeze(), message, "the message is echoed");
             (client, driver)
-        };
-        // One first, so that the dispatchers the server's runtime starts are counted before.
-        let first = call(addr).await;
-        let before = server_runtime.metrics().num_alive_tasks();
-        let mut open = Vec::new();
-        for _ in 0..CONNECTIONS {
-            open.push(call(addr).await);
-        }
-        let after = server_runtime.metrics().num_alive_tasks();
-        assert!(
-            after < before + CONNECTIONS / 10,
-            "{CONNECTIONS} more connections took {} more tasks ({before} -> {after})",
-            after.saturating_sub(before)
-        );
-        drop((first, open));
-    });
+        });
+    assert!(
+        after < before + CONNECTIONS / 10,
+        "{CONNECTIONS} more connections took {} more tasks ({before} -> {after})",
+        after.saturating_sub(before)
+    );
     drop(server);
 }
