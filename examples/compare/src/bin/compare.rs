@@ -14,11 +14,13 @@
 //! last equally often over a multiple of three runs. It prints the median of the runs, metric by
 //! metric, as a Markdown table, with each Brisk column's QPS as a ratio of tonic's.
 //!
-//! The last scenario is many clients: 1000 connections with one call in flight each. For it
-//! `compare` also builds `../shared/bench/manyconn_probe.c` with `cc` and runs it pinned the
-//! same way (the C floor of the machine for that load), and prints a second table: each
-//! contender as a share of that floor, and how evenly its callers were served (p99 and max
-//! over the mean, and the least served caller's calls over the median caller's).
+//! The last two scenarios are many clients: 1000 and then 10,000 connections with one call in
+//! flight each. For them `compare` also builds `../shared/bench/manyconn_probe.c` with `cc` and
+//! runs it pinned the same way (the C floor of the machine for each load), and prints a table
+//! per load: each contender as a share of that floor, and how evenly its callers were served
+//! (p99 and max over the mean, and the least served caller's calls over the median caller's).
+//! A load needs an open-file limit above its connections (the processes inherit `compare`'s);
+//! one the limit cannot hold is skipped, and the report says so.
 //!
 //! gRPC has no attachment, so Brisk's `h2:grpc` column skips the scenario with one (`n/a`):
 //! Brisk's client refuses to send an attachment over `h2:grpc` ("h2:grpc cannot carry an
@@ -46,7 +48,7 @@ struct Scenario {
     attachment: usize,
 }
 
-const SCENARIOS: [Scenario; 6] = [
+const SCENARIOS: [Scenario; 7] = [
     Scenario {
         conns: 1,
         concurrency: 1,
@@ -80,17 +82,31 @@ const SCENARIOS: [Scenario; 6] = [
     // Many clients with one call each: every message costs a read and a write a side, no
     // batching can help; set beside the C floor (`manyconn_probe`) measured in the same run.
     Scenario {
-        conns: MANY_CONNS,
-        concurrency: MANY_CONNS,
+        conns: MANY_CONNS[0],
+        concurrency: MANY_CONNS[0],
+        size: 16,
+        attachment: 0,
+    },
+    Scenario {
+        conns: MANY_CONNS[1],
+        concurrency: MANY_CONNS[1],
         size: 16,
         attachment: 0,
     },
 ];
 
-/// The connections of the many-clients scenario, each with one call in flight.
-const MANY_CONNS: usize = 1000;
+/// The connections of the many-clients scenarios, each with one call in flight.
+const MANY_CONNS: [usize; 2] = [1000, 10_000];
+
+/// File descriptors a process needs beyond its connections (listeners, the runtime, stdio).
+const SPARE_FDS: u64 = 64;
 
 impl Scenario {
+    /// Whether it is one of the many-clients loads, set beside the C floor.
+    fn is_many(&self) -> bool {
+        MANY_CONNS.contains(&self.conns)
+    }
+
     fn label(&self) -> String {
         let mut label = format!(
             "{} conn × {} in flight, {}",
@@ -304,35 +320,40 @@ fn main() -> ExitCode {
     }
     let tick = clock_ticks_per_second();
     let load_before = load_average();
-    let floor = match floor::build() {
-        Ok(probe) => {
-            let mut runs = Vec::new();
-            for run in 0..options.runs {
-                eprint!(
-                    "compare: C floor, {MANY_CONNS} conns × 1 — run {}/{}: ",
-                    run + 1,
-                    options.runs
-                );
-                match floor::measure(&probe, &options, MANY_CONNS) {
-                    Ok(rate) => {
-                        eprintln!("{rate:.0} msgs/s");
-                        runs.push(rate);
-                    }
-                    Err(e) => eprintln!("failed: {e}"),
-                }
+    let open_files = open_files_limit();
+    let fits = |conns: usize| open_files.is_none_or(|limit| conns as u64 + SPARE_FDS <= limit);
+    let probe = floor::build();
+    let floors: Vec<(usize, Result<f64, String>)> = MANY_CONNS
+        .into_iter()
+        .filter(|&conns| fits(conns))
+        .map(|conns| {
+            let floor = probe
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|probe| floor::median_of_runs(probe, &options, conns));
+            if let Err(e) = &floor {
+                eprintln!("compare: no C floor for {conns} conns: {e}");
             }
-            runs.sort_by(f64::total_cmp);
-            runs.get(runs.len() / 2)
-                .copied()
-                .ok_or_else(|| "every run failed".to_owned())
-        }
-        Err(e) => Err(e),
-    };
-    if let Err(e) = &floor {
-        eprintln!("compare: no C floor: {e}");
-    }
+            (conns, floor)
+        })
+        .collect();
     let mut results = Vec::new();
+    let mut skipped = Vec::new();
     for scenario in SCENARIOS {
+        if !fits(scenario.conns) {
+            let limit = open_files.unwrap_or(0);
+            eprintln!(
+                "compare: {} skipped: the open-file limit is {limit}",
+                scenario.label()
+            );
+            skipped.push(format!(
+                "{} skipped: the open-file limit (`ulimit -n`) is {limit}, below {} connections \
+                 and {SPARE_FDS} spare descriptors",
+                scenario.label(),
+                scenario.conns
+            ));
+            continue;
+        }
         let mut samples: [Vec<Sample>; 3] = Default::default();
         let mut first_errors: [Option<String>; 3] = Default::default();
         for run in 0..options.runs {
@@ -382,8 +403,10 @@ fn main() -> ExitCode {
         results.push((scenario, outcomes));
     }
     let load = format!("{load_before} before, {} after", load_average());
-    print!("{}", report(&options, &results, &load));
-    print!("{}", report_many(&results, &floor));
+    print!("{}", report(&options, &results, &load, &skipped));
+    for (conns, floor) in &floors {
+        print!("{}", report_many(&results, *conns, floor));
+    }
     let failed = results
         .iter()
         .flat_map(|(_, outcomes)| outcomes)
@@ -569,7 +592,12 @@ fn load_average() -> String {
 }
 
 /// The Markdown report: a header describing the setup, one table row per scenario, notes.
-fn report(options: &Options, results: &[(Scenario, [Outcome; 3])], load: &str) -> String {
+fn report(
+    options: &Options,
+    results: &[(Scenario, [Outcome; 3])],
+    load: &str,
+    skipped: &[String],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\n## Brisk (baidu_std, h2:grpc) vs tonic — echo\n");
     let _ = writeln!(
@@ -695,7 +723,22 @@ fn report(options: &Options, results: &[(Scenario, [Outcome; 3])], load: &str) -
     for line in notes {
         let _ = writeln!(out, "\n**{line}**");
     }
+    for line in skipped {
+        let _ = writeln!(out, "\n**{line}.**");
+    }
     out
+}
+
+/// The soft limit on open files (`ulimit -n`), which the servers and clients inherit; `None` when
+/// unlimited or unknown.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn command_line(program: &str, args: &[&str]) -> String {
@@ -768,8 +811,31 @@ mod floor {
         Ok(probe)
     }
 
+    /// The median of `options.runs` runs over `conns` connections, each printed as it ends.
+    pub fn median_of_runs(probe: &Path, options: &Options, conns: usize) -> Result<f64, String> {
+        let mut runs = Vec::new();
+        for run in 0..options.runs {
+            eprint!(
+                "compare: C floor, {conns} conns × 1 — run {}/{}: ",
+                run + 1,
+                options.runs
+            );
+            match measure(probe, options, conns) {
+                Ok(rate) => {
+                    eprintln!("{rate:.0} msgs/s");
+                    runs.push(rate);
+                }
+                Err(e) => eprintln!("failed: {e}"),
+            }
+        }
+        runs.sort_by(f64::total_cmp);
+        runs.get(runs.len() / 2)
+            .copied()
+            .ok_or_else(|| "every run failed".to_owned())
+    }
+
     /// One run: messages a second over `conns` connections.
-    pub fn measure(probe: &Path, options: &Options, conns: usize) -> Result<f64, String> {
+    fn measure(probe: &Path, options: &Options, conns: usize) -> Result<f64, String> {
         let addr = free_port()?;
         let port = addr.port().to_string();
         let mut server = spawn_quiet(pinned(&options.server_cpu, probe).args(["server", &port]))?;
@@ -797,10 +863,18 @@ mod floor {
     }
 }
 
-/// The many-connections scenario beside the C floor, with how evenly callers were served.
-fn report_many(results: &[(Scenario, [Outcome; 3])], floor: &Result<f64, String>) -> String {
+/// The many-connections scenario of `conns` connections beside its C floor, with how evenly
+/// callers were served.
+fn report_many(
+    results: &[(Scenario, [Outcome; 3])],
+    conns: usize,
+    floor: &Result<f64, String>,
+) -> String {
     let mut out = String::new();
-    let Some((scenario, outcomes)) = results.iter().find(|(s, _)| s.conns == MANY_CONNS) else {
+    let Some((scenario, outcomes)) = results
+        .iter()
+        .find(|(s, _)| s.is_many() && s.conns == conns)
+    else {
         return out;
     };
     let _ = writeln!(
