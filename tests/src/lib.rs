@@ -358,6 +358,16 @@ pub fn wire_sample(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// A multi-thread runtime with one worker, for a server whose tasks a test counts with
+/// [`server_tasks_around`] (its metrics count the tasks of that runtime alone).
+pub fn one_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a one-worker runtime")
+}
+
 /// The tasks alive on a server's runtime before and after `connections` more connections
 /// (`open(i)` opens one, makes a call on it and returns what keeps it open), opened from a
 /// runtime of their own so that only the server's tasks are counted. One connection is opened

@@ -361,11 +361,7 @@ fn a_channel_keeps_idle_connections_for_30_seconds_by_default() {
 #[test]
 fn framed_connections_take_no_reading_task_each() {
     const CONNECTIONS: usize = 100;
-    let server_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_runtime = brisk_tests::one_worker_runtime();
     let server = server_runtime.block_on(server(Duration::from_secs(10)));
     let addr = server.local_addr().to_string();
     let (before, after) = brisk_tests::server_tasks_around(&server_runtime, CONNECTIONS, |i| {
