@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use crate::response_metadata::ResponseMetadata;
 use crate::{CompressType, Status};
 
 /// Per-call options and results, as brpc's `brpc::Controller` on the client side.
@@ -53,7 +54,7 @@ pub struct Controller {
     /// Metadata sent with the request: HTTP/gRPC headers, baidu_std `user_fields`.
     pub(crate) request_headers: Vec<(String, String)>,
     /// Metadata the server answered with (HTTP headers, gRPC headers and trailers).
-    pub(crate) response_headers: Vec<(String, String)>,
+    pub(crate) response_headers: ResponseMetadata,
     /// The brpc stream the next call offers its server, attached by
     /// `Stream::create` (the transport's type; the controller only carries it).
     pub(crate) offered_stream: Option<Arc<dyn std::any::Any + Send + Sync>>,
@@ -113,7 +114,7 @@ impl Default for Controller {
             deadline: None,
             sub_controllers: Vec::new(),
             request_headers: Vec::new(),
-            response_headers: Vec::new(),
+            response_headers: ResponseMetadata::default(),
             offered_stream: None,
             call: None,
         }
@@ -369,17 +370,12 @@ impl Controller {
     /// The first value of response metadata `name` (HTTP header, gRPC header or trailer),
     /// compared without regard to case.
     pub fn response_header(&self, name: &str) -> Option<&str> {
-        self.response_headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.response_headers.get(name)
     }
 
     /// All response metadata, in the order received.
     pub fn response_headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.response_headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+        self.response_headers.iter()
     }
 
     /// Clears results and options, for reuse in another call.
@@ -399,7 +395,7 @@ impl Controller {
         self.retried_errors.clear();
         self.response_attachment = Bytes::new();
         self.response_compress_type = CompressType::None;
-        self.response_headers.clear();
+        self.response_headers = ResponseMetadata::default();
         if self.call.as_ref().is_some_and(|s| s.is_finished()) {
             self.call = None;
         }

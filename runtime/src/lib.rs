@@ -186,6 +186,7 @@ pub mod proto_source;
 pub mod protocol;
 pub mod redis;
 mod required;
+mod response_metadata;
 pub mod rpcz;
 mod server;
 mod streaming;

@@ -278,12 +278,12 @@ impl Channel {
         if let Some(policy) = backup_policy {
             policy.on_call_end(cntl);
         }
-        let answer = result?;
+        let mut answer = result?;
         cntl.remote_side = Some(answer.remote);
         cntl.local_side = Some(answer.local);
         cntl.response_compress_type = answer.compress_type;
         cntl.response_attachment = answer.attachment.clone();
-        cntl.response_headers.clone_from(&answer.headers);
+        cntl.response_headers = std::mem::take(&mut answer.headers);
         Ok(answer)
     }
 

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_util::FutureExt;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{AsHeaderName, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio::time::{Instant, Sleep};
@@ -32,12 +32,16 @@ use super::registry::{record_answer, Arrival, MethodGuard};
 use super::state::{wait_for_phase, InflightGuard, Peer, Phase, Shared};
 use super::{ServerContext, Service};
 use crate::compress::CompressType;
-use crate::protocol::grpc::{self, code, grpc_status_from_errno, percent_encode};
+use crate::protocol::grpc::{self, grpc_status_from_errno, percent_encode};
 use crate::protocol::TraceIds;
 use crate::rpcz::{self, Span};
 use crate::streaming::BytesStream;
 use crate::transport::grpc_body::{
     append_message, message_chunks, BodyMessages, Reader, COALESCE_LIMIT,
+};
+use crate::transport::grpc_headers::{
+    ACCEPTED_ENCODINGS, CONTENT_TYPE_GRPC, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_MESSAGE,
+    GRPC_STATUS, GRPC_TIMEOUT, STATUS_OK,
 };
 use crate::{errno, Status};
 
@@ -150,14 +154,14 @@ impl Call {
     fn prepare(headers: &HeaderMap, peer: Peer, shared: &Shared) -> Result<Call, GrpcError> {
         let fail = |status: Status| GrpcError::from_status(&status);
         let auth_context = authenticate(headers, shared, peer.remote).map_err(fail)?;
-        let encoding = header_str(headers, "grpc-encoding").unwrap_or("identity");
+        let encoding = header_str(headers, &GRPC_ENCODING).unwrap_or("identity");
         let Some(request_compress_type) = grpc::parse_encoding(encoding) else {
             return Err(GrpcError::from_status(&Status::unimplemented(format!(
                 "grpc-encoding `{encoding}` is not supported (supported: identity, {})",
                 grpc::ACCEPT_ENCODING.replace(',', ", ")
             ))));
         };
-        let timeout = header_str(headers, "grpc-timeout").and_then(|value| {
+        let timeout = header_str(headers, &GRPC_TIMEOUT).and_then(|value| {
             let parsed = grpc::parse_timeout(value);
             if parsed.is_none() {
                 tracing::debug!(remote = %peer.remote, value, "ignoring a bad grpc-timeout");
@@ -178,7 +182,7 @@ impl Call {
         Ok(Call {
             context,
             deadline,
-            accepts: header_str(headers, "grpc-accept-encoding")
+            accepts: header_str(headers, &GRPC_ACCEPT_ENCODING)
                 .map(grpc::AcceptEncoding::parse)
                 .unwrap_or_default(),
         })
@@ -212,7 +216,7 @@ pub(super) fn authenticate(
 }
 
 /// A header's value, when it is text.
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn header_str(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -251,10 +255,10 @@ fn custom_metadata(headers: &HeaderMap) -> HashMap<String, String> {
 fn response_head(metadata: &[(String, String)], encoding: CompressType) -> http::response::Builder {
     let mut builder = http::Response::builder()
         .status(http::StatusCode::OK)
-        .header(http::header::CONTENT_TYPE, grpc::CONTENT_TYPE)
-        .header("grpc-accept-encoding", grpc::ACCEPT_ENCODING);
+        .header(http::header::CONTENT_TYPE, CONTENT_TYPE_GRPC)
+        .header(GRPC_ACCEPT_ENCODING, ACCEPTED_ENCODINGS);
     if let Some(name) = grpc::encoding_name(encoding) {
-        builder = builder.header("grpc-encoding", name);
+        builder = builder.header(GRPC_ENCODING, HeaderValue::from_static(name));
     }
     if let Some(headers) = builder.headers_mut() {
         for (name, value) in metadata {
@@ -282,10 +286,10 @@ fn response_head(metadata: &[(String, String)], encoding: CompressType) -> http:
 /// `grpc-status`, `grpc-message` and `brisk-error-code` of a failure, for trailers or a
 /// trailers-only head.
 fn status_headers(error: &GrpcError, headers: &mut HeaderMap) {
-    headers.insert("grpc-status", HeaderValue::from(error.code));
+    headers.insert(GRPC_STATUS, HeaderValue::from(error.code));
     if !error.message.is_empty() {
         if let Ok(value) = HeaderValue::from_str(&percent_encode(&error.message)) {
-            headers.insert("grpc-message", value);
+            headers.insert(GRPC_MESSAGE, value);
         }
     }
     headers.insert(grpc::BRISK_ERROR_CODE, HeaderValue::from(error.brisk_code));
@@ -323,7 +327,7 @@ fn trailers(error: Option<&GrpcError>, trailing: &[(String, String)]) -> HeaderM
     match error {
         Some(error) => status_headers(error, &mut map),
         None => {
-            map.insert("grpc-status", HeaderValue::from(code::OK));
+            map.insert(GRPC_STATUS, STATUS_OK);
         }
     }
     add_trailing(&mut map, trailing);

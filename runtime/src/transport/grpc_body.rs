@@ -20,13 +20,36 @@ const COPY_LIMIT: usize = 16 * 1024;
 
 /// One message as DATA chunks: prefix and payload together when small, apart (without
 /// copying the payload) when large.
-pub(crate) fn message_chunks(compressed: bool, payload: Bytes) -> Result<Vec<Bytes>, Status> {
+pub(crate) fn message_chunks(compressed: bool, payload: Bytes) -> Result<MessageChunks, Status> {
     if payload.len() <= COPY_LIMIT {
-        return Ok(vec![message_bytes(compressed, &payload)?]);
+        return Ok(MessageChunks {
+            first: message_bytes(compressed, &payload)?,
+            rest: None,
+        });
     }
     let prefix = message_prefix(compressed, payload.len())
         .map_err(|e| Status::new(errno::EREQUEST, e.to_string()))?;
-    Ok(vec![Bytes::copy_from_slice(&prefix), payload])
+    Ok(MessageChunks {
+        first: Bytes::copy_from_slice(&prefix),
+        rest: Some(payload),
+    })
+}
+
+/// One message's DATA chunks, from [`message_chunks`]: one, or the prefix and then the
+/// payload. (Not a `Vec`: every unary call makes one, and it need not allocate.)
+#[derive(Debug, PartialEq)]
+pub(crate) struct MessageChunks {
+    first: Bytes,
+    rest: Option<Bytes>,
+}
+
+impl IntoIterator for MessageChunks {
+    type Item = Bytes;
+    type IntoIter = std::iter::Chain<std::iter::Once<Bytes>, std::option::IntoIter<Bytes>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        std::iter::once(self.first).chain(self.rest)
+    }
 }
 
 /// How many bytes of messages that are ready at once go out in one DATA chunk. A stream of
@@ -256,10 +279,16 @@ mod tests {
 
     #[test]
     fn large_messages_are_not_copied() {
-        let small = message_chunks(false, Bytes::from_static(b"abc")).unwrap();
+        let small: Vec<Bytes> = message_chunks(false, Bytes::from_static(b"abc"))
+            .unwrap()
+            .into_iter()
+            .collect();
         assert_eq!(small, vec![Bytes::from_static(b"\0\0\0\0\x03abc")]);
         let big = Bytes::from(vec![1u8; COPY_LIMIT + 1]);
-        let chunks = message_chunks(true, big.clone()).unwrap();
+        let chunks: Vec<Bytes> = message_chunks(true, big.clone())
+            .unwrap()
+            .into_iter()
+            .collect();
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[0][0], 1);
         assert_eq!(chunks[1].as_ptr(), big.as_ptr());

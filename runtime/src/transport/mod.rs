@@ -6,6 +6,7 @@ pub(crate) mod client;
 pub(crate) mod dispatcher;
 pub(crate) mod gather;
 pub(crate) mod grpc_body;
+pub(crate) mod grpc_headers;
 pub(crate) mod h2_answers;
 pub(crate) mod h2_body;
 pub(crate) mod h2_keep_alive;

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 
 use crate::protocol::Payload;
+use crate::response_metadata::ResponseMetadata;
 use crate::streaming::BytesStream;
 use crate::transport::h2_keep_alive::KeepAlive;
 use crate::transport::stream::Security;
@@ -72,7 +73,7 @@ pub(crate) struct Answer {
     pub(crate) remote: SocketAddr,
     pub(crate) local: SocketAddr,
     /// Response metadata (HTTP headers, gRPC headers and trailers).
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) headers: ResponseMetadata,
 }
 
 /// Why an attempt failed, and whose doing it was.
@@ -214,7 +215,7 @@ pub(crate) struct StreamRequest<'a> {
 /// status (`None` after the last message of a call that succeeded, an error item otherwise).
 pub(crate) struct OpenStream {
     /// Response metadata.
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) headers: ResponseMetadata,
     /// How response messages are compressed.
     pub(crate) compress_type: CompressType,
     /// The connection's local address.

@@ -27,6 +27,7 @@ use super::in_order::{Completion, InOrderCalls};
 use super::pending::PendingCalls;
 use crate::compress;
 use crate::protocol::{ClientCodec, Matching, OutgoingRequest, Payload};
+use crate::response_metadata::ResponseMetadata;
 use crate::transport::dispatcher;
 use crate::transport::read_buffer::read_some;
 use crate::transport::sockets::{Counted, SocketStats};
@@ -187,7 +188,7 @@ impl FramedConnections {
             compress_type: payload.compress_type,
             remote: conn.remote_addr,
             local: conn.local_addr,
-            headers: Vec::new(),
+            headers: ResponseMetadata::default(),
         })
     }
 

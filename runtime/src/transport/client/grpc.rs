@@ -10,6 +10,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Uri};
 use tokio::sync::oneshot;
 
 use crate::protocol::TraceIds;
@@ -23,9 +24,14 @@ use crate::compress::CompressType;
 use crate::protocol::grpc::{
     self, code, errno_from_grpc_status, parse_encoding, parse_status, percent_decode,
 };
+use crate::response_metadata::ResponseMetadata;
 use crate::streaming::BytesStream;
 use crate::transport::grpc_body::{
     append_message, message_chunks, BodyMessages, Reader, COALESCE_LIMIT,
+};
+use crate::transport::grpc_headers::{
+    ACCEPTED_ENCODINGS, CONTENT_TYPE_GRPC, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_MESSAGE,
+    GRPC_STATUS, GRPC_TIMEOUT,
 };
 use crate::transport::h2_body::H2Body;
 use crate::transport::stream::Security;
@@ -38,6 +44,7 @@ const USER_AGENT: &str = concat!("grpc-brisk/", env!("CARGO_PKG_VERSION"));
 /// each call a stream.
 pub(crate) fn connections(settings: EndpointSettings) -> Box<dyn OwnedConnections> {
     Box::new(GrpcConnections {
+        authority: grpc_authority(settings.addr, &settings.security),
         addr: settings.addr,
         max_body_size: settings.max_body_size,
         security: settings.security,
@@ -48,6 +55,8 @@ pub(crate) fn connections(settings: EndpointSettings) -> Box<dyn OwnedConnection
 /// The HTTP/2 connection to one server, and what its calls need.
 #[derive(Debug)]
 struct GrpcConnections {
+    /// The `:authority` of every request, made once (a name that is not one fails each call).
+    authority: Result<Authority, Status>,
     addr: SocketAddr,
     max_body_size: usize,
     security: Security,
@@ -100,8 +109,12 @@ impl GrpcConnections {
             return Err(Failure::request(no_attachment()));
         }
         let encoding = request_encoding(payload.compress_type).map_err(Failure::request)?;
+        let authority = self
+            .authority
+            .as_ref()
+            .map_err(|e| Failure::request(e.clone()))?;
         let head = RequestHead {
-            addr: self.addr,
+            authority,
             method,
             headers: &request.headers,
             deadline: request.deadline,
@@ -109,9 +122,7 @@ impl GrpcConnections {
             trace: request.trace,
             encoding,
         };
-        let parts = head
-            .build(&self.security, settings)
-            .map_err(Failure::request)?;
+        let parts = head.build(settings).map_err(Failure::request)?;
         let chunks = message_chunks(encoding != CompressType::None, payload.message.clone())
             .map_err(Failure::request)?;
         let conn = self
@@ -130,7 +141,6 @@ impl GrpcConnections {
             .map_err(Failure::transport)?;
         let (parts, body) = response.into_parts();
         let encoding = check_response_head(&parts).map_err(Failure::server)?;
-        let mut headers = header_pairs(&parts.headers);
         let mut messages = BodyMessages::new(body, encoding, self.max_body_size, Reader::Client);
         let mut message = None;
         while let Some(next) = messages.next_message().await {
@@ -149,9 +159,6 @@ impl GrpcConnections {
             }
         }
         let trailers = messages.take_trailers();
-        if let Some(trailers) = &trailers {
-            headers.extend(header_pairs(trailers));
-        }
         let status_from = trailers.as_ref().unwrap_or(&parts.headers);
         call_result(status_from, conn.remote).inspect_err(|failure| {
             tracing::debug!(server = %conn.remote, status = %failure.status, "gRPC call failed");
@@ -168,7 +175,7 @@ impl GrpcConnections {
             compress_type: encoding,
             remote: conn.remote,
             local: conn.local,
-            headers,
+            headers: ResponseMetadata::new(parts.headers, trailers),
         })
     }
 
@@ -183,8 +190,12 @@ impl GrpcConnections {
             return Err(Failure::request(no_attachment()));
         }
         let encoding = request_encoding(request.compress_type).map_err(Failure::request)?;
+        let authority = self
+            .authority
+            .as_ref()
+            .map_err(|e| Failure::request(e.clone()))?;
         let head = RequestHead {
-            addr: self.addr,
+            authority,
             method: request.method,
             headers: request.headers,
             deadline: request.deadline,
@@ -192,7 +203,7 @@ impl GrpcConnections {
             trace: request.trace,
             encoding,
         }
-        .build(&self.security, settings)
+        .build(settings)
         .map_err(Failure::request)?;
         let conn = self
             .slot
@@ -225,14 +236,14 @@ impl GrpcConnections {
         let (parts, body) = response.into_parts();
         let encoding = check_response_head(&parts).map_err(Failure::server)?;
         // A trailers-only response: the status is in the head.
-        let head_ok = if parts.headers.contains_key("grpc-status") {
+        let head_ok = if parts.headers.contains_key(GRPC_STATUS) {
             call_result(&parts.headers, self.addr)?;
             true
         } else {
             false
         };
         Ok(OpenStream {
-            headers: header_pairs(&parts.headers),
+            headers: ResponseMetadata::new(parts.headers, None),
             compress_type: encoding,
             local: conn.local,
             messages: Box::pin(ResponseMessages {
@@ -377,8 +388,8 @@ fn request_encoding(compress_type: CompressType) -> Result<CompressType, Status>
 
 /// What a gRPC request's headers are made of.
 struct RequestHead<'a> {
-    /// The server's address (the `:authority`).
-    addr: SocketAddr,
+    /// The server (the `:authority`).
+    authority: &'a Authority,
     /// The method called.
     method: &'a MethodDescriptor,
     /// Custom metadata.
@@ -396,51 +407,43 @@ struct RequestHead<'a> {
 impl RequestHead<'_> {
     /// The request's head: `POST /service/method` with gRPC's headers, the credential and the
     /// metadata. Bad metadata is EREQUEST.
-    fn build(
-        &self,
-        security: &Security,
-        settings: &CallSettings,
-    ) -> Result<http::request::Parts, Status> {
-        let uri = format!(
-            "http://{}/{}/{}",
-            authority(self.addr, security),
-            self.method.service(),
-            self.method.method()
-        );
+    fn build(&self, settings: &CallSettings) -> Result<http::request::Parts, Status> {
+        let (service, method) = (self.method.service(), self.method.method());
+        let bad_name = |e: &dyn std::fmt::Display| {
+            Status::new(
+                errno::EREQUEST,
+                format!("bad method name {service}/{method}: {e}"),
+            )
+        };
+        // Exactly as long as it needs to be, so the path's bytes are shared without a copy.
+        let mut path = String::with_capacity(2 + service.len() + method.len());
+        for part in ["/", service, "/", method] {
+            path.push_str(part);
+        }
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(self.authority.clone());
+        uri.path_and_query = Some(PathAndQuery::try_from(path).map_err(|e| bad_name(&e))?);
+        let uri = Uri::from_parts(uri).map_err(|e| bad_name(&e))?;
         let (mut parts, ()) = http::Request::post(uri)
             .body(())
-            .map_err(|e| {
-                Status::new(
-                    errno::EREQUEST,
-                    format!(
-                        "bad method name {}/{}: {e}",
-                        self.method.service(),
-                        self.method.method()
-                    ),
-                )
-            })?
+            .map_err(|e| bad_name(&e))?
             .into_parts();
         let headers = &mut parts.headers;
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(grpc::CONTENT_TYPE),
-        );
+        headers.insert(http::header::CONTENT_TYPE, CONTENT_TYPE_GRPC);
         headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
         headers.insert(
             http::header::USER_AGENT,
             HeaderValue::from_static(USER_AGENT),
         );
-        headers.insert(
-            "grpc-accept-encoding",
-            HeaderValue::from_static(grpc::ACCEPT_ENCODING),
-        );
+        headers.insert(GRPC_ACCEPT_ENCODING, ACCEPTED_ENCODINGS);
         if let Some(name) = grpc::encoding_name(self.encoding) {
-            headers.insert("grpc-encoding", HeaderValue::from_static(name));
+            headers.insert(GRPC_ENCODING, HeaderValue::from_static(name));
         }
         if let Some(deadline) = self.deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Ok(value) = HeaderValue::from_str(&grpc::format_timeout(left)) {
-                headers.insert("grpc-timeout", value);
+                headers.insert(GRPC_TIMEOUT, value);
             }
         }
         if let Some(log_id) = self.log_id {
@@ -461,6 +464,17 @@ impl RequestHead<'_> {
         }
         Ok(parts)
     }
+}
+
+/// The `:authority` of requests to `addr`: the TLS server name when there is one.
+fn grpc_authority(addr: SocketAddr, security: &Security) -> Result<Authority, Status> {
+    let text = authority(addr, security);
+    text.parse().map_err(|e| {
+        Status::new(
+            errno::EREQUEST,
+            format!("`{text}` cannot be a request's authority: {e}"),
+        )
+    })
 }
 
 /// Checks a response's head (HTTP status, content type) and returns its message encoding.
@@ -490,7 +504,7 @@ fn check_response_head(parts: &http::response::Parts) -> Result<CompressType, St
     }
     let encoding = parts
         .headers
-        .get("grpc-encoding")
+        .get(GRPC_ENCODING)
         .map(|v| v.to_str().ok().and_then(parse_encoding))
         .unwrap_or(Some(CompressType::None));
     encoding.ok_or_else(|| {
@@ -519,7 +533,7 @@ fn http_status_to_grpc(status: http::StatusCode) -> u32 {
 /// is a transport failure, so clients retry elsewhere as they do on baidu_std.
 /// The status names `remote`, the server that sent it.
 fn call_result(headers: &HeaderMap, remote: SocketAddr) -> Result<(), Failure> {
-    let Some(value) = headers.get("grpc-status") else {
+    let Some(value) = headers.get(GRPC_STATUS) else {
         return Err(Failure::server(Status::new(
             errno::ERESPONSE,
             "the response ended without grpc-status",
@@ -541,7 +555,7 @@ fn call_result(headers: &HeaderMap, remote: SocketAddr) -> Result<(), Failure> {
         .and_then(|v| v.to_str().ok()?.parse::<i32>().ok())
         .filter(|code| *code > 0 && grpc::grpc_status_from_errno(*code) == status);
     let message = headers
-        .get("grpc-message")
+        .get(GRPC_MESSAGE)
         .and_then(|v| v.to_str().ok())
         .map(percent_decode);
     // brpc's gRPC server sends its error text, `[address][E<code>]words`: the words are the
@@ -576,17 +590,6 @@ fn call_result(headers: &HeaderMap, remote: SocketAddr) -> Result<(), Failure> {
         return Err(Failure::transport(status));
     }
     Err(Failure::server(status))
-}
-
-/// Headers as name/value pairs (values that are not text are left out).
-fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter_map(|(name, value)| {
-            let value = value.to_str().ok()?;
-            Some((name.as_str().to_owned(), value.to_owned()))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -690,8 +693,9 @@ mod tests {
     fn request_heads_carry_grpc_headers_and_metadata() {
         let method = MethodDescriptor::new("example.EchoService", "Echo");
         let metadata = vec![("X-Trace".to_owned(), "abc".to_owned())];
+        let authority = grpc_authority(REMOTE, &Security::default()).unwrap();
         let head = RequestHead {
-            addr: "127.0.0.1:8000".parse().unwrap(),
+            authority: &authority,
             method: &method,
             headers: &metadata,
             deadline: Some(Instant::now() + std::time::Duration::from_secs(2)),
@@ -704,7 +708,8 @@ mod tests {
             encoding: CompressType::Gzip,
         };
         let settings = CallSettings::for_tests();
-        let parts = head.build(&Security::default(), &settings).unwrap();
+        let parts = head.build(&settings).unwrap();
+        assert_eq!(parts.uri, "http://127.0.0.1:8000/example.EchoService/Echo");
         assert_eq!(parts.method, http::Method::POST);
         assert_eq!(parts.uri.path(), "/example.EchoService/Echo");
         let h = &parts.headers;
@@ -730,12 +735,7 @@ mod tests {
             headers: &bad,
             ..head
         };
-        assert_eq!(
-            head.build(&Security::default(), &settings)
-                .unwrap_err()
-                .code(),
-            errno::EREQUEST
-        );
+        assert_eq!(head.build(&settings).unwrap_err().code(), errno::EREQUEST);
     }
 
     #[test]

@@ -262,17 +262,17 @@ impl H2Conn {
     pub(crate) async fn send(
         &self,
         request: http::Request<()>,
-        chunks: Vec<Bytes>,
+        chunks: impl IntoIterator<Item = Bytes>,
     ) -> Result<http::Response<H2Body>, Status> {
         let (response, mut body) = self.open(request).await?;
-        if chunks.is_empty() {
+        let mut chunks = chunks.into_iter().peekable();
+        if chunks.peek().is_none() {
             body.send_data(Bytes::new(), true)
                 .map_err(|e| self.broken(e))?;
         }
-        let last = chunks.len().saturating_sub(1);
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            body.send_data(chunk, i == last)
-                .map_err(|e| self.broken(e))?;
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            body.send_data(chunk, last).map_err(|e| self.broken(e))?;
         }
         self.queued.add();
         self.response(response).await

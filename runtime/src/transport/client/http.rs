@@ -23,6 +23,7 @@ use crate::protocol::http::{
     parse_error_body, ERROR_CODE_HEADER, JSON_CONTENT_TYPE, PROTO_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 use crate::protocol::millis_left;
+use crate::response_metadata::ResponseMetadata;
 use crate::transport::sockets::SocketStats;
 use crate::transport::stream::Security;
 use crate::{errno, MethodDescriptor, Status};
@@ -184,11 +185,6 @@ impl HttpConnections {
         let body = read_body(body, self.max_body_size).await?;
         // Only a connection whose response was read whole can carry the next call.
         self.give_back(connection, settings);
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
         if parts.status != StatusCode::OK {
             return Err(failure_from_response(&parts, &body, remote));
         }
@@ -209,7 +205,7 @@ impl HttpConnections {
             compress_type: CompressType::None,
             remote,
             local,
-            headers,
+            headers: ResponseMetadata::new(parts.headers, None),
         })
     }
 
