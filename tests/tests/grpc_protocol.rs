@@ -3,6 +3,7 @@
 //! input from a hand-driven HTTP/2 client, and brpc's own h2:grpc client traffic replayed.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use futures_util::{stream, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Generous, only so a broken build fails instead of hanging.
 const HANG_GUARD: Duration = Duration::from_secs(20);
@@ -1468,7 +1469,8 @@ async fn a_server_sets_no_stream_limit_unless_asked() {
     let limited = interop_server(Server::builder().max_concurrent_streams(50)).await;
     let results = crowd(&limited, "limited", 100, Duration::from_millis(500)).await;
     for result in results {
-        assert_eq!(result.unwrap_err().code(), errno::ERPCTIMEDOUT);
+        let e = result.unwrap_err();
+        assert_eq!(e.code(), errno::ERPCTIMEDOUT, "{e}");
     }
 }
 
@@ -1508,6 +1510,143 @@ async fn status_details_and_trailing_metadata_cross_brisk_to_brisk() {
     assert_eq!(cntl.response_header("x-echoed-trailer"), Some("e"));
 }
 
+/// An HTTP/2 server that refuses the first `refusals` streams it gets (RST_STREAM with
+/// REFUSED_STREAM, as a server does to streams past the limit its SETTINGS set, when a client
+/// opened them before the SETTINGS arrived) and answers the others with the message `hi`.
+/// Its address, and the count of streams it got.
+async fn refusing_server(refusals: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let streams = Arc::new(AtomicUsize::new(0));
+    let counted = streams.clone();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut connection = h2::server::handshake(socket).await.unwrap();
+        while let Some(Ok((_request, mut respond))) = connection.accept().await {
+            if counted.fetch_add(1, Ordering::SeqCst) < refusals {
+                respond.send_reset(h2::Reason::REFUSED_STREAM);
+                continue;
+            }
+            let head = http::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(())
+                .unwrap();
+            let mut body = respond.send_response(head, false).unwrap();
+            let message = Bytes::from_static(&[0, 0, 0, 0, 2, b'h', b'i']);
+            body.send_data(message, false).unwrap();
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            body.send_trailers(trailers).unwrap();
+        }
+    });
+    (addr, streams)
+}
+
+/// A stream the server refused processed nothing, so the client sends it once more without
+/// spending the call's retries (gRPC's transparent retry); refused again, the call fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stream_is_sent_once_more() {
+    for (refusals, streams_sent) in [(1, 2), (2, 2)] {
+        let (addr, streams) = refusing_server(refusals).await;
+        let channel = Channel::builder()
+            .protocol(Protocol::GRPC)
+            .timeout(HANG_GUARD)
+            .max_retry(0)
+            .connect(&addr.to_string())
+            .await
+            .unwrap();
+        let mut cntl = Controller::new();
+        let result = unary(&channel, &mut cntl, b"x").await;
+        match refusals {
+            1 => assert_eq!(result.unwrap(), "hi"),
+            _ => {
+                let status = result.unwrap_err();
+                assert_eq!(status.code(), errno::EFAILEDSOCKET, "{status}");
+                assert!(status.message().contains("refused"), "{status}");
+            }
+        }
+        assert_eq!(streams.load(Ordering::SeqCst), streams_sent);
+        assert_eq!(cntl.retried_count(), 0);
+    }
+}
+
+/// An HTTP/2 frame: its 9-byte head (length, type, flags, stream), then `payload`.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    frame.extend_from_slice(&[kind, flags]);
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The HPACK block of a gRPC request for `path` (nothing indexed, no Huffman coding).
+fn grpc_request_block(authority: &str, path: &str) -> Vec<u8> {
+    // :method POST and :scheme http, from the static table.
+    let mut block = vec![0x83, 0x86];
+    // Literals without indexing, names from the static table: :path (4), :authority (1),
+    // content-type (31, past the 4-bit prefix: 15 + 16).
+    for (name, value) in [
+        (&[0x04][..], path),
+        (&[0x01], authority),
+        (&[0x0f, 0x10], "application/grpc"),
+    ] {
+        block.extend_from_slice(name);
+        block.push(value.len() as u8);
+        block.extend_from_slice(value.as_bytes());
+    }
+    block.extend_from_slice(b"\x00\x02te\x08trailers");
+    block
+}
+
+/// Callers that give up together (a deadline shared by a crowd of calls) cancel streams the
+/// server has read but not yet taken up. `h2` takes more than 20 such streams in one go for
+/// the "rapid reset" attack and ends the connection with every other call on it; the server
+/// lets a burst of 100 pass, and answers the next call on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_cancelled_streams_leaves_the_connection_open() {
+    const BURST: u32 = 100;
+    let server = start_default().await;
+    let addr = server.local_addr();
+    let block = grpc_request_block(&addr.to_string(), &format!("/{SERVICE}/Echo"));
+    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    wire.extend(h2_frame(0x4, 0, 0, &[]));
+    for i in 0..BURST {
+        let stream = 2 * i + 1;
+        // HEADERS (END_HEADERS), then RST_STREAM (CANCEL).
+        wire.extend(h2_frame(0x1, 0x4, stream, &block));
+        wire.extend(h2_frame(0x3, 0, stream, &8u32.to_be_bytes()));
+    }
+    let last = 2 * BURST + 1;
+    wire.extend(h2_frame(0x1, 0x4, last, &block));
+    // DATA (END_STREAM): a 2-byte message behind its gRPC prefix.
+    wire.extend(h2_frame(0x0, 0x1, last, &[0, 0, 0, 0, 2, b'h', b'i']));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&wire).await.unwrap();
+    // Frames until the last call's answer (DATA on its stream); GOAWAY or the end of the
+    // connection first is the failure.
+    let read = async {
+        loop {
+            let mut head = [0u8; 9];
+            if stream.read_exact(&mut head).await.is_err() {
+                return "the server closed the connection";
+            }
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let mut payload = vec![0u8; len];
+            stream.read_exact(&mut payload).await.unwrap();
+            let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            match head[3] {
+                0x7 => return "the server sent GOAWAY",
+                0x0 if id == last => return "answered",
+                _ => {}
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(HANG_GUARD, read)
+        .await
+        .expect("an answer or GOAWAY within the hang guard");
+    assert_eq!(outcome, "answered");
+}
+
 /// HTTP/2 connections are served by the runtime's dispatchers, not by a task each: with
 /// thousands of connections on a busy server, tasks woken by their sockets overflowed a tokio
 /// worker's queue into the runtime's shared one and waited there while others were served
@@ -1516,11 +1655,7 @@ async fn status_details_and_trailing_metadata_cross_brisk_to_brisk() {
 #[test]
 fn http2_connections_take_no_task_each() {
     const CONNECTIONS: usize = 100;
-    let server_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_runtime = brisk_tests::one_worker_runtime();
     let server = server_runtime.block_on(start_default());
     let addr = server.local_addr();
     let (before, after) =

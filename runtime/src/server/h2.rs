@@ -62,6 +62,14 @@ const MAX_SEND_BUFFER: usize = 400 * 1024;
 /// The largest header list a request may carry (hyper's server default).
 const MAX_HEADER_LIST: u32 = 16 * 1024;
 
+/// Streams the client reset before the server took them up that one read may hold before
+/// `h2` ends the connection (ENHANCE_YOUR_CALM, its guard against the "rapid reset" flood;
+/// its default, and hyper's, is 20). Callers that give up together, as a crowd of calls
+/// sharing a deadline does, reset more than 20 streams in one go, and the connection went
+/// down with every other call on it. A connection's streams are taken up at each poll, so
+/// this bounds what one read can leave pending, not the work a flood costs.
+const MAX_PENDING_RESETS: usize = 1024;
+
 /// Requests started between two writes. Writing once per answer costs a syscall per answer;
 /// writing once per read makes client and server take turns (the client idle while the server
 /// answers the whole read, the server idle while the client sends the next). Measured on one
@@ -124,6 +132,7 @@ async fn serve_h2(
         .initial_connection_window_size(WINDOW)
         .max_send_buffer_size(MAX_SEND_BUFFER)
         .max_header_list_size(MAX_HEADER_LIST)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .handshake::<_, Bytes>(StagedWrites::new(io));
     let mut connection = tokio::select! {
         handshake = handshake => match handshake {

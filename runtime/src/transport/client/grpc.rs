@@ -122,9 +122,12 @@ impl GrpcConnections {
             trace: request.trace,
             encoding,
         };
-        let parts = head.build(settings).map_err(Failure::request)?;
-        let chunks = message_chunks(encoding != CompressType::None, payload.message.clone())
-            .map_err(Failure::request)?;
+        let build = || -> Result<_, Status> {
+            let parts = head.build(settings)?;
+            let chunks = message_chunks(encoding != CompressType::None, payload.message.clone())?;
+            Ok((http::Request::from_parts(parts, ()), chunks))
+        };
+        let first = build().map_err(Failure::request)?;
         let conn = self
             .slot
             .connection(
@@ -136,7 +139,7 @@ impl GrpcConnections {
             .await
             .map_err(Failure::transport)?;
         let response = conn
-            .send(http::Request::from_parts(parts, ()), chunks)
+            .send(first, || build().ok())
             .await
             .map_err(Failure::transport)?;
         let (parts, body) = response.into_parts();

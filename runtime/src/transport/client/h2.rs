@@ -257,25 +257,43 @@ impl H2Conn {
         Ok(opened)
     }
 
-    /// Sends a request whose whole body is `chunks` (the last one ends the stream) and waits
-    /// for the response head.
-    pub(crate) async fn send(
+    /// Sends a request whose whole body is its chunks (the last one ends the stream) and waits
+    /// for the response head. A stream the server refuses (`REFUSED_STREAM`: it processed
+    /// none of it, as when a client opened more streams than the server's SETTINGS allow
+    /// before they arrived) is sent once more, made again by `again`, as gRPC's transparent
+    /// retry does: the call's own retries are not spent on it.
+    pub(crate) async fn send<C: IntoIterator<Item = Bytes>>(
         &self,
-        request: http::Request<()>,
-        chunks: impl IntoIterator<Item = Bytes>,
+        first: (http::Request<()>, C),
+        again: impl FnOnce() -> Option<(http::Request<()>, C)>,
     ) -> Result<http::Response<H2Body>, Status> {
-        let (response, mut body) = self.open(request).await?;
-        let mut chunks = chunks.into_iter().peekable();
-        if chunks.peek().is_none() {
-            body.send_data(Bytes::new(), true)
-                .map_err(|e| self.broken(e))?;
+        let mut again = Some(again);
+        let mut attempt = first;
+        loop {
+            let (request, chunks) = attempt;
+            let (response, mut body) = self.open(request).await?;
+            let mut chunks = chunks.into_iter().peekable();
+            if chunks.peek().is_none() {
+                body.send_data(Bytes::new(), true)
+                    .map_err(|e| self.broken(e))?;
+            }
+            while let Some(chunk) = chunks.next() {
+                let last = chunks.peek().is_none();
+                body.send_data(chunk, last).map_err(|e| self.broken(e))?;
+            }
+            self.queued.add();
+            match response.await {
+                Ok(response) => {
+                    self.stats.received(1);
+                    return Ok(response.map(H2Body::new));
+                }
+                Err(e) if refused(&e) => match again.take().and_then(|again| again()) {
+                    Some(request) => attempt = request,
+                    None => return Err(self.broken(e)),
+                },
+                Err(e) => return Err(self.broken(e)),
+            }
         }
-        while let Some(chunk) = chunks.next() {
-            let last = chunks.peek().is_none();
-            body.send_data(chunk, last).map_err(|e| self.broken(e))?;
-        }
-        self.queued.add();
-        self.response(response).await
     }
 
     /// Sends a request whose body is the chunks `chunks` gives once the stream is open, as
@@ -317,6 +335,12 @@ impl H2Conn {
             format!("HTTP/2 call to {} failed: {e}", self.remote),
         )
     }
+}
+
+/// Whether the server refused the stream before processing any of it (RFC 9113 §8.7: such
+/// a request may be sent again).
+fn refused(e: &h2::Error) -> bool {
+    e.is_remote() && e.reason() == Some(h2::Reason::REFUSED_STREAM)
 }
 
 /// Feeds a streaming call's request messages into its HTTP/2 stream, one at a time as flow
