@@ -47,6 +47,7 @@ const BASE: &[&str] = &[
     "json",
     "method",
     "proto_source",
+    "response_metadata",
     "streaming",
     "tls",
 ];
