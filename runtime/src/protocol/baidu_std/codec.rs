@@ -4,7 +4,7 @@ use bytes::BytesMut;
 
 use super::{
     check_sizes, decode_frame, encode_head, encode_request_head, response_meta, RequestHead,
-    RpcMeta, StreamSettings, HEADER_LEN, MAGIC,
+    RpcMeta, StreamSettings, MAGIC,
 };
 use crate::protocol::streaming_rpc::{
     wrap_reply, StreamSetup, INVALID_STREAM_ID, MAGIC as STREAM_MAGIC,
@@ -30,7 +30,9 @@ impl ClientCodec for BaiduStd {
         check_sizes(payload.message.len(), payload.attachment.len())
             .map_err(|e| Status::new(errno::EREQUEST, format!("request {e}")))?;
         let (service, method) = (request.method.service(), request.method.method());
-        let mut head = BytesMut::with_capacity(HEADER_LEN + 32 + service.len() + method.len());
+        // Empty: the encoder reserves the head's exact size, so `freeze` needs no allocation
+        // of its own (it makes one when the buffer has room to spare).
+        let mut head = BytesMut::new();
         encode_request_head(
             &mut head,
             &RequestHead {
@@ -249,7 +251,8 @@ fn encode_reply(response: OutgoingResponse<'_>) -> Result<OutFrame, Status> {
         stream_settings,
         ..meta
     };
-    let mut head = BytesMut::with_capacity(HEADER_LEN + 32);
+    // Sized by the encoder, exactly (see `encode_request`).
+    let mut head = BytesMut::new();
     encode_head(
         &mut head,
         &meta,
