@@ -215,8 +215,8 @@ pub(super) fn authenticate(
         .map_err(|e| fail(e.message()))
 }
 
-/// A header's value, when it is text.
-fn header_str(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
+/// A header's value, when present and text (visible ASCII).
+pub(super) fn header_str(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

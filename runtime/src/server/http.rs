@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Limited};
 use super::body::{content_length, full_body, RequestBody, ResponseBody};
 use super::context::client_timeout;
 use super::dispatch::run_handler;
+use super::grpc::header_str;
 use super::registry::{record_answer, Arrival, Found, JsonBodies};
 use super::state::{InflightGuard, Peer, Phase, Shared};
 use super::ServerContext;
@@ -599,11 +600,6 @@ fn add_handler_headers(map: &mut HeaderMap, headers: &[(String, String)]) {
             _ => tracing::warn!(name, "dropping an invalid response header"),
         }
     }
-}
-
-/// A header's value, when present and visible ASCII.
-fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The client's `x-brisk-timeout-ms`: how long it will wait, in milliseconds.

@@ -97,6 +97,13 @@ impl OwnedConnections for GrpcConnections {
 }
 
 impl GrpcConnections {
+    /// The `:authority` of this endpoint's requests, or why it has none.
+    fn authority(&self) -> Result<&Authority, Failure> {
+        self.authority
+            .as_ref()
+            .map_err(|e| Failure::request(e.clone()))
+    }
+
     /// One unary call attempt.
     async fn unary(
         &self,
@@ -109,10 +116,7 @@ impl GrpcConnections {
             return Err(Failure::request(no_attachment()));
         }
         let encoding = request_encoding(payload.compress_type).map_err(Failure::request)?;
-        let authority = self
-            .authority
-            .as_ref()
-            .map_err(|e| Failure::request(e.clone()))?;
+        let authority = self.authority()?;
         let head = RequestHead {
             authority,
             method,
@@ -193,10 +197,7 @@ impl GrpcConnections {
             return Err(Failure::request(no_attachment()));
         }
         let encoding = request_encoding(request.compress_type).map_err(Failure::request)?;
-        let authority = self
-            .authority
-            .as_ref()
-            .map_err(|e| Failure::request(e.clone()))?;
+        let authority = self.authority()?;
         let head = RequestHead {
             authority,
             method: request.method,
