@@ -5,6 +5,10 @@
 //! each so every buffer has been used, lets them sit idle for `--idle-ms`, and prints the
 //! process's resident memory before and after, per connection. Read the server's resident
 //! memory (`/proc/PID/status`, VmRSS) before and after the same way to get its side.
+//!
+//! With `--hold` it prints the same line as soon as the connections are open and called once,
+//! then keeps them open, idle, until it is killed: `compare` uses it to measure active calls
+//! beside 10,000 idle connections.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,6 +31,9 @@ struct Options {
     /// The protocol the connections speak: `baidu_std`, `h2:grpc`, ...
     #[arg(long, default_value = "baidu_std")]
     protocol: String,
+    /// Print as soon as the connections are open, then hold them until killed.
+    #[arg(long)]
+    hold: bool,
 }
 
 fn main() -> ExitCode {
@@ -35,6 +42,7 @@ fn main() -> ExitCode {
         conns,
         idle_ms,
         protocol,
+        hold,
     } = clap::Parser::parse();
     brisk_examples::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -47,6 +55,7 @@ fn main() -> ExitCode {
         &protocol,
         conns,
         Duration::from_millis(idle_ms),
+        hold,
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -56,7 +65,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(server: &str, protocol: &str, conns: usize, idle: Duration) -> Result<(), Status> {
+async fn run(
+    server: &str,
+    protocol: &str,
+    conns: usize,
+    idle: Duration,
+    hold: bool,
+) -> Result<(), Status> {
     // Warm the allocator and the runtime with one connection before measuring.
     let warm = Channel::builder()
         .protocol(protocol.to_string())
@@ -77,12 +92,18 @@ async fn run(server: &str, protocol: &str, conns: usize, idle: Duration) -> Resu
         call(&channel).await?;
         channels.push(channel);
     }
-    tokio::time::sleep(idle).await;
+    if !hold {
+        tokio::time::sleep(idle).await;
+    }
     let after = resident_kib();
     println!(
         "conns={conns} client_rss_before_kib={before} client_rss_after_kib={after} client_kib_per_idle_conn={:.1}",
         (after.saturating_sub(before)) as f64 / conns.max(1) as f64
     );
+    if hold {
+        // Rust's stdout is line-buffered: the line above is out already.
+        std::future::pending::<()>().await;
+    }
     // Keep them open (and idle) while the server side is read.
     tokio::time::sleep(idle).await;
     drop(channels);

@@ -22,6 +22,10 @@
 //! A load needs an open-file limit above its connections (the processes inherit `compare`'s);
 //! one the limit cannot hold is skipped, and the report says so.
 //!
+//! Last, the busy 1 × 64 load alone and then beside 10,000 idle connections on the same server
+//! (see the `idle` module): the p99 ratio of the two, and the server's memory per idle
+//! connection. `--idle-only` runs just that part.
+//!
 //! gRPC has no attachment, so Brisk's `h2:grpc` column skips the scenario with one (`n/a`):
 //! Brisk's client refuses to send an attachment over `h2:grpc` ("h2:grpc cannot carry an
 //! attachment"), and its echo service has no `bytes` field to carry the bytes instead.
@@ -37,6 +41,9 @@ use brisk_compare::procs::{
     spawn_quiet, wait_until_accepting,
 };
 use brisk_compare::{at_least_one, non_negative_seconds, positive_seconds};
+
+mod floor;
+mod idle;
 
 /// One load: `conns` connections, `concurrency` calls in flight, a `size`-byte message and an
 /// `attachment`-byte attachment (a `bytes` field on tonic's side).
@@ -190,6 +197,8 @@ struct Options {
     brisk_bench: PathBuf,
     tonic_server: PathBuf,
     tonic_bench: PathBuf,
+    idle_holder: PathBuf,
+    idle_only: bool,
 }
 
 impl Options {
@@ -238,6 +247,13 @@ struct Flags {
     /// tonic's load generator (default: next to this binary).
     #[arg(long = "tonic-bench")]
     tonic_bench: Option<PathBuf>,
+    /// Brisk's `idle_memory`, which holds the idle connections (default: next to the echo
+    /// server).
+    #[arg(long = "idle-holder")]
+    idle_holder: Option<PathBuf>,
+    /// Run only the busy load beside idle connections (no other scenario, no C floor).
+    #[arg(long = "idle-only")]
+    idle_only: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -270,12 +286,17 @@ fn parse() -> Result<Options, String> {
         tonic_bench: flags
             .tonic_bench
             .unwrap_or_else(|| own_dir.join("tonic_bench")),
+        idle_holder: flags
+            .idle_holder
+            .unwrap_or_else(|| brisk_dir.join("idle_memory")),
+        idle_only: flags.idle_only,
     };
     for binary in [
         &options.brisk_server,
         &options.brisk_bench,
         &options.tonic_server,
         &options.tonic_bench,
+        &options.idle_holder,
     ] {
         if !binary.is_file() {
             return Err(format!(
@@ -325,7 +346,7 @@ fn main() -> ExitCode {
     let probe = floor::build();
     let floors: Vec<(usize, Result<f64, String>)> = MANY_CONNS
         .into_iter()
-        .filter(|&conns| fits(conns))
+        .filter(|&conns| fits(conns) && !options.idle_only)
         .map(|conns| {
             let floor = probe
                 .as_ref()
@@ -339,7 +360,12 @@ fn main() -> ExitCode {
         .collect();
     let mut results = Vec::new();
     let mut skipped = Vec::new();
-    for scenario in SCENARIOS {
+    let scenarios = if options.idle_only {
+        &[][..]
+    } else {
+        &SCENARIOS[..]
+    };
+    for &scenario in scenarios {
         if !fits(scenario.conns) {
             let limit = open_files.unwrap_or(0);
             eprintln!(
@@ -402,10 +428,26 @@ fn main() -> ExitCode {
         });
         results.push((scenario, outcomes));
     }
+    // The idle connections and the busy load's connection, on each side.
+    let idle = if fits(idle::IDLE_CONNS + idle::BUSY.conns) {
+        Some(idle::measure(&options, tick))
+    } else {
+        let limit = open_files.unwrap_or(0);
+        eprintln!("compare: the idle-connections load skipped: the open-file limit is {limit}");
+        skipped.push(format!(
+            "{} beside {} idle connections skipped: the open-file limit (`ulimit -n`) is {limit}",
+            idle::BUSY.label(),
+            idle::IDLE_CONNS
+        ));
+        None
+    };
     let load = format!("{load_before} before, {} after", load_average());
     print!("{}", report(&options, &results, &load, &skipped));
     for (conns, floor) in &floors {
         print!("{}", report_many(&results, *conns, floor));
+    }
+    if let Some(effects) = &idle {
+        print!("{}", idle::report(effects));
     }
     let failed = results
         .iter()
@@ -637,6 +679,12 @@ fn report(
         "- load average (1 min): {load} (anything above ~2 means other work shared the CPUs)"
     );
     let _ = writeln!(out);
+    if results.is_empty() {
+        for line in skipped {
+            let _ = writeln!(out, "**{line}.**\n");
+        }
+        return out;
+    }
 
     // Columns: QPS of each contender, each Brisk QPS over tonic's, then latency and CPU of each.
     let brisk: Vec<Contender> = CONTENDERS
@@ -766,101 +814,12 @@ fn cpu_model() -> String {
 
 /// A package's version in this crate's Cargo.lock.
 fn locked_version(name: &str) -> String {
-    let lock = include_str!("../../Cargo.lock");
+    let lock = include_str!("../../../Cargo.lock");
     let needle = format!("name = \"{name}\"\nversion = \"");
     lock.find(&needle)
         .and_then(|at| lock[at + needle.len()..].split('"').next())
         .unwrap_or("?")
         .to_owned()
-}
-
-/// The loopback floor for many connections: `manyconn_probe.c` from `../shared/bench/` (one
-/// epoll thread a side, one 16-byte message in flight per connection), built with `cc` and run
-/// pinned as the contenders are.
-mod floor {
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
-
-    use brisk_compare::procs::{
-        free_port, output_field, pinned, spawn_quiet, wait_until_accepting,
-    };
-
-    use super::Options;
-
-    /// Builds the probe into the temporary directory; its path.
-    pub fn build() -> Result<PathBuf, String> {
-        let source =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/manyconn_probe.c");
-        if !source.is_file() {
-            return Err(format!("{} not found", source.display()));
-        }
-        let probe = std::env::temp_dir().join(format!("brisk-compare-mc-{}", std::process::id()));
-        let built = Command::new("cc")
-            .args(["-O2", "-o"])
-            .arg(&probe)
-            .arg(&source)
-            .output()
-            .map_err(|e| format!("cc: {e}"))?;
-        if !built.status.success() {
-            return Err(format!(
-                "cc {}: {}",
-                source.display(),
-                String::from_utf8_lossy(&built.stderr).trim()
-            ));
-        }
-        Ok(probe)
-    }
-
-    /// The median of `options.runs` runs over `conns` connections, each printed as it ends.
-    pub fn median_of_runs(probe: &Path, options: &Options, conns: usize) -> Result<f64, String> {
-        let mut runs = Vec::new();
-        for run in 0..options.runs {
-            eprint!(
-                "compare: C floor, {conns} conns × 1 — run {}/{}: ",
-                run + 1,
-                options.runs
-            );
-            match measure(probe, options, conns) {
-                Ok(rate) => {
-                    eprintln!("{rate:.0} msgs/s");
-                    runs.push(rate);
-                }
-                Err(e) => eprintln!("failed: {e}"),
-            }
-        }
-        runs.sort_by(f64::total_cmp);
-        runs.get(runs.len() / 2)
-            .copied()
-            .ok_or_else(|| "every run failed".to_owned())
-    }
-
-    /// One run: messages a second over `conns` connections.
-    fn measure(probe: &Path, options: &Options, conns: usize) -> Result<f64, String> {
-        let addr = free_port()?;
-        let port = addr.port().to_string();
-        let mut server = spawn_quiet(pinned(&options.server_cpu, probe).args(["server", &port]))?;
-        let measured = (|| {
-            wait_until_accepting(&mut server, addr)?;
-            let output = pinned(&options.client_cpu, probe)
-                .args(["client", &port, &conns.to_string()])
-                .arg(options.duration.to_string())
-                .output()
-                .map_err(|e| format!("probe client: {e}"))?;
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            if !output.status.success() {
-                return Err(format!(
-                    "probe client {}: {}{}",
-                    output.status,
-                    stdout.trim(),
-                    String::from_utf8_lossy(&output.stderr).trim()
-                ));
-            }
-            output_field(&stdout, "msgs/s")
-        })();
-        let _ = server.kill();
-        let _ = server.wait();
-        measured
-    }
 }
 
 /// The many-connections scenario of `conns` connections beside its C floor, with how evenly
