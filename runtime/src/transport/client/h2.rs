@@ -271,18 +271,26 @@ impl H2Conn {
         let mut attempt = first;
         loop {
             let (request, chunks) = attempt;
-            let (response, mut body) = self.open(request).await?;
-            let mut chunks = chunks.into_iter().peekable();
-            if chunks.peek().is_none() {
-                body.send_data(Bytes::new(), true)
-                    .map_err(|e| self.broken(e))?;
-            }
-            while let Some(chunk) = chunks.next() {
-                let last = chunks.peek().is_none();
-                body.send_data(chunk, last).map_err(|e| self.broken(e))?;
-            }
-            self.queued.add();
-            match response.await {
+            let (mut response, mut body) = self.open(request).await?;
+            let answer = match send_body(&mut body, chunks) {
+                Ok(()) => {
+                    self.queued.add();
+                    response.await
+                }
+                // The stream ended before its body was queued: the server reset it (refused
+                // it, perhaps) or answered it in full already, and the response future holds
+                // which (it is ready then: a stream that ended has nothing more to wait for).
+                // Any other failure is the send's own.
+                Err(sent) => {
+                    match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut response).poll(cx)))
+                        .await
+                    {
+                        Poll::Ready(answer) => answer,
+                        Poll::Pending => Err(sent),
+                    }
+                }
+            };
+            match answer {
                 Ok(response) => {
                     self.stats.received(1);
                     return Ok(response.map(H2Body::new));
@@ -335,6 +343,23 @@ impl H2Conn {
             format!("HTTP/2 call to {} failed: {e}", self.remote),
         )
     }
+}
+
+/// Queues a request's whole body, the last chunk ending the stream (an empty one when there
+/// are none).
+fn send_body(
+    body: &mut SendStream<Bytes>,
+    chunks: impl IntoIterator<Item = Bytes>,
+) -> Result<(), h2::Error> {
+    let mut chunks = chunks.into_iter().peekable();
+    if chunks.peek().is_none() {
+        return body.send_data(Bytes::new(), true);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        body.send_data(chunk, last)?;
+    }
+    Ok(())
 }
 
 /// Whether the server refused the stream before processing any of it (RFC 9113 §8.7: such
