@@ -327,6 +327,17 @@ struct Sample {
     client_cpu: f64,
 }
 
+impl Sample {
+    /// µs of CPU per call of a side that used `percent` of one core.
+    fn cpu_us_per_call(&self, percent: f64) -> f64 {
+        if self.qps > 0.0 {
+            percent / 100.0 / self.qps * 1e6
+        } else {
+            0.0
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let options = match parse() {
         Ok(options) => options,
@@ -703,7 +714,7 @@ fn report(
     header.extend(
         CONTENDERS
             .iter()
-            .map(|c| format!("{} CPU server/client", c.name())),
+            .map(|c| format!("{} CPU server/client (µs per call)", c.name())),
     );
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let _ = writeln!(out, "|---|{}", "---:|".repeat(header.len() - 1));
@@ -728,11 +739,17 @@ fn report(
                 o.show(|s| format!("{:.0} / {:.0} / {:.0}", s.p50_us, s.p99_us, s.p999_us))
             }),
         );
-        row.extend(
-            outcomes
-                .iter()
-                .map(|o| o.show(|s| format!("{:.0}% / {:.0}%", s.server_cpu, s.client_cpu))),
-        );
+        row.extend(outcomes.iter().map(|o| {
+            o.show(|s| {
+                format!(
+                    "{:.0}% / {:.0}% ({:.1} / {:.1})",
+                    s.server_cpu,
+                    s.client_cpu,
+                    s.cpu_us_per_call(s.server_cpu),
+                    s.cpu_us_per_call(s.client_cpu)
+                )
+            })
+        }));
         let _ = writeln!(out, "| {} |", row.join(" | "));
 
         for (contender, outcome) in CONTENDERS.iter().zip(outcomes) {
@@ -760,7 +777,8 @@ fn report(
     let _ = writeln!(
         out,
         "CPU is user + system time from `/proc/<pid>/stat` over the measured part of the run, in % \
-         of one core. The 1 MiB scenario uses Brisk's real attachment \
+         of one core, and in brackets µs of CPU per call (that share of a core ÷ QPS). The 1 \
+         MiB scenario uses Brisk's real attachment \
          (`Controller::set_request_attachment`, echoed back as the response attachment) over \
          baidu_std; gRPC has no attachment, so tonic sends the same bytes in a `bytes` field \
          (`compare.Blob`, as `Bytes`) and gets them back, and Brisk's h2:grpc column is n/a \
