@@ -284,7 +284,9 @@ impl ClientCodec for HuluPbrpc {
         let method_index = i32::try_from(request.method_index("hulu_pbrpc")?)
             .map_err(|_| Status::new(errno::EREQUEST, "method index out of hulu_pbrpc's range"))?;
         let service_name = request.method.service_short_name();
-        let mut head = BytesMut::with_capacity(HEADER_LEN + 24 + service_name.len());
+        // Empty: the encoder reserves the head's exact size, so `freeze` needs no allocation
+        // of its own (it makes one when the buffer has room to spare).
+        let mut head = BytesMut::new();
         encode_request_head(
             &mut head,
             &RequestHead {
@@ -402,7 +404,8 @@ impl ServerCodec for HuluPbrpc {
 
     fn encode_response(&self, response: OutgoingResponse<'_>) -> Result<OutFrame, Status> {
         let correlation_id = response.reply_to.correlation_id as i64;
-        let mut head = BytesMut::with_capacity(HEADER_LEN + 24);
+        // Sized by the encoder, exactly (see `encode_request`).
+        let mut head = BytesMut::new();
         match response.result {
             Ok(payload) => {
                 check_sizes(payload.message.len(), payload.attachment.len())

@@ -216,7 +216,9 @@ impl ClientCodec for SofaPbrpc {
             ));
         }
         let (service, method) = (request.method.service(), request.method.method());
-        let mut head = BytesMut::with_capacity(HEADER_LEN + 16 + service.len() + method.len());
+        // Empty: the encoder reserves the head's exact size, so `freeze` needs no allocation
+        // of its own (it makes one when the buffer has room to spare).
+        let mut head = BytesMut::new();
         encode_request_head(
             &mut head,
             request.correlation_id,
@@ -329,7 +331,8 @@ impl ServerCodec for SofaPbrpc {
 
     fn encode_response(&self, response: OutgoingResponse<'_>) -> Result<OutFrame, Status> {
         let sequence_id = response.reply_to.correlation_id;
-        let mut head = BytesMut::with_capacity(HEADER_LEN + 16);
+        // Sized by the encoder, exactly (see `encode_request`).
+        let mut head = BytesMut::new();
         match response.result {
             Ok(payload) => {
                 if !payload.attachment.is_empty() {
