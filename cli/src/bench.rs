@@ -131,12 +131,12 @@ pub async fn run(options: &Options) -> Result<(), Status> {
                 first_error: None,
             };
             let mut cntl = Controller::new();
+            // Made once: a call borrows its request (tonic's client takes it by value, so a
+            // tonic caller clones it for each call).
+            let request = EchoRequest { message };
             while !stop.load(Ordering::Relaxed) {
                 cntl.reset();
                 cntl.set_request_attachment(attachment.clone());
-                let request = EchoRequest {
-                    message: message.clone(),
-                };
                 let sent = Instant::now();
                 let result = channel
                     .unary::<Prost, EchoRequest, EchoResponse>(&ECHO, &mut cntl, &request)
