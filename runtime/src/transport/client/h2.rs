@@ -15,6 +15,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use futures_core::Stream;
+use futures_util::FutureExt as _;
 use h2::client::{ResponseFuture, SendRequest};
 use h2::SendStream;
 use tokio::sync::oneshot;
@@ -278,17 +279,10 @@ impl H2Conn {
                     response.await
                 }
                 // The stream ended before its body was queued: the server reset it (refused
-                // it, perhaps) or answered it in full already, and the response future holds
-                // which (it is ready then: a stream that ended has nothing more to wait for).
-                // Any other failure is the send's own.
-                Err(sent) => {
-                    match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut response).poll(cx)))
-                        .await
-                    {
-                        Poll::Ready(answer) => answer,
-                        Poll::Pending => Err(sent),
-                    }
-                }
+                // it, or answered in full and reset it) or the connection ended. The stream's
+                // state keeps which, and its response future is ready with it. Any other
+                // failure (the stream still open) is the send's own.
+                Err(sent) => (&mut response).now_or_never().unwrap_or(Err(sent)),
             };
             match answer {
                 Ok(response) => {
@@ -400,5 +394,39 @@ impl Future for RequestPump {
                 None => Outgoing::End,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `H2Conn::send` relies on when the server's reset beats the request's body: the
+    /// body cannot be sent, and the response future is ready at once with the reset, so a
+    /// refused stream is known as one and sent again.
+    #[tokio::test]
+    async fn a_stream_reset_before_its_body_is_sent_answers_with_the_reset() {
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let mut connection = h2::server::handshake(far).await.unwrap();
+            let (_request, mut respond) = connection.accept().await.unwrap().unwrap();
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+            while connection.accept().await.is_some() {}
+        });
+        let (mut sender, connection) = h2::client::handshake(near).await.unwrap();
+        tokio::spawn(connection);
+        let request = http::Request::post("http://test/x").body(()).unwrap();
+        let (mut response, mut body) = sender.send_request(request, false).unwrap();
+        // The reset has arrived once the body's side sees it.
+        let reason = std::future::poll_fn(|cx| body.poll_reset(cx))
+            .await
+            .unwrap();
+        assert_eq!(reason, h2::Reason::REFUSED_STREAM);
+
+        let sent = send_body(&mut body, [Bytes::from_static(b"x")]);
+        assert!(sent.is_err(), "a reset stream takes no body");
+        let answer = (&mut response).now_or_never().expect("ready once reset");
+        assert!(refused(&answer.unwrap_err()));
+        server.abort();
     }
 }
