@@ -96,6 +96,7 @@ def run_pair(server_kind, client_kind, size, brpc_dir):
     """QPS, and CPU µs per call of the server and the client."""
     port = free_port()
     server = start_server(server_kind, port, brpc_dir)
+    client = None
     try:
         wait_until_accepting(port, server)
         client = start_client(client_kind, port, size, brpc_dir)
@@ -106,10 +107,13 @@ def run_pair(server_kind, client_kind, size, brpc_dir):
         wall = time.time() - since
         if client_kind == "brpc":
             client.terminate()  # it runs until stopped, printing its QPS each second
-        output = client.communicate()[0]
+        output = client.communicate(timeout=DURATION + 30)[0]
     finally:
-        server.kill()
-        server.wait()
+        # Nothing may keep running on the pinned CPUs into the next measurement.
+        for process in (client, server):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
     if client_kind == "brpc":
         per_second = [int(q) for q in re.findall(r"qps=(\d+)", output)]
         measured = per_second[int(WARMUP):int(WARMUP + DURATION) - 1]

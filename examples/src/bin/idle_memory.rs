@@ -25,7 +25,8 @@ struct Options {
     /// Connections to open.
     #[arg(long, default_value_t = 1000)]
     conns: usize,
-    /// How long they sit idle, in milliseconds.
+    /// How long they sit idle before and after the line is printed, in milliseconds (not used
+    /// with `--hold`).
     #[arg(long = "idle-ms", default_value_t = 2000)]
     idle_ms: u64,
     /// The protocol the connections speak: `baidu_std`, `h2:grpc`, ...

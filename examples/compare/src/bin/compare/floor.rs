@@ -50,10 +50,7 @@ pub fn median_of_runs(probe: &Path, options: &Options, conns: usize) -> Result<f
             Err(e) => eprintln!("failed: {e}"),
         }
     }
-    runs.sort_by(f64::total_cmp);
-    runs.get(runs.len() / 2)
-        .copied()
-        .ok_or_else(|| "every run failed".to_owned())
+    super::median_of(runs.into_iter()).ok_or_else(|| "every run failed".to_owned())
 }
 
 /// One run: messages a second over `conns` connections.

@@ -16,7 +16,7 @@ use std::process::{Child, Stdio};
 
 use brisk_compare::procs::{free_port, pinned, spawn_quiet, wait_until_accepting};
 
-use super::{drive, median, Contender, Options, Sample, Scenario, CONTENDERS};
+use super::{drive, median, median_of, Contender, Options, Sample, Scenario, CONTENDERS};
 
 /// The idle connections held beside the busy load.
 pub const IDLE_CONNS: usize = 10_000;
@@ -37,6 +37,8 @@ pub struct Effect {
     pub beside_idle: Sample,
     /// The server's resident memory per idle connection, in KiB.
     pub server_kib_per_conn: f64,
+    /// What the client first wrote to stderr in either run (its first error), if anything.
+    pub client_stderr: Option<String>,
 }
 
 /// Every contender, `options.runs` times, the order rotated from run to run as in the main
@@ -89,16 +91,21 @@ fn run_one(options: &Options, contender: Contender, tick: f64) -> Result<Effect,
     .map_err(|e| format!("{}: {e}", server_bin.display()))?;
     let measured = (|| {
         wait_until_accepting(&mut server, addr)?;
-        let (alone, _) = drive(options, contender, bench_bin, &mut server, addr, BUSY, tick)?;
+        let (alone, alone_stderr) =
+            drive(options, contender, bench_bin, &mut server, addr, BUSY, tick)?;
         let before = resident_kib(server.id())?;
         let mut holder = Holder::start(options, contender, addr)?;
         let after = resident_kib(server.id())?;
-        let (beside_idle, _) = drive(options, contender, bench_bin, &mut server, addr, BUSY, tick)?;
+        let (beside_idle, beside_stderr) =
+            drive(options, contender, bench_bin, &mut server, addr, BUSY, tick)?;
         holder.still_holding()?;
         Ok(Effect {
             alone,
             beside_idle,
             server_kib_per_conn: after.saturating_sub(before) as f64 / IDLE_CONNS as f64,
+            client_stderr: [alone_stderr, beside_stderr]
+                .into_iter()
+                .find(|stderr| !stderr.is_empty()),
         })
     })();
     let _ = server.kill();
@@ -201,15 +208,20 @@ pub fn report(effects: &[Vec<Effect>; 3]) -> String {
             beside.qps,
             alone.p99_us,
             beside.p99_us,
-            p99_ratio.map_or("—".into(), |r| format!("{r:.2}")),
+            p99_ratio.map_or("—".into(), |r| format!("{r:.2}×")),
             kib.map_or("—".into(), |k| format!("{k:.1}")),
         );
-        if beside.errors > 0.0 {
-            notes.push(format!(
-                "{}: {} errors beside the idle connections (median)",
+        if alone.errors > 0.0 || beside.errors > 0.0 {
+            let mut note = format!(
+                "{}: {} errors alone, {} beside the idle connections (medians)",
                 contender.name(),
+                alone.errors,
                 beside.errors
-            ));
+            );
+            if let Some(stderr) = runs.iter().find_map(|e| e.client_stderr.as_deref()) {
+                let _ = write!(note, "; client stderr: `{stderr}`");
+            }
+            notes.push(note);
         }
     }
     let _ = writeln!(
@@ -224,11 +236,4 @@ pub fn report(effects: &[Vec<Effect>; 3]) -> String {
         let _ = writeln!(out, "\n**{note}.**");
     }
     out
-}
-
-/// The median of some numbers (the upper one of an even count); `None` when there are none.
-fn median_of(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
 }

@@ -354,12 +354,17 @@ fn main() -> ExitCode {
     let load_before = load_average();
     let open_files = open_files_limit();
     let fits = |conns: usize| open_files.is_none_or(|limit| conns as u64 + SPARE_FDS <= limit);
-    let probe = floor::build();
-    let floors: Vec<(usize, Result<f64, String>)> = MANY_CONNS
+    let floor_loads: Vec<usize> = MANY_CONNS
         .into_iter()
         .filter(|&conns| fits(conns) && !options.idle_only)
+        .collect();
+    let probe = (!floor_loads.is_empty()).then(floor::build);
+    let floors: Vec<(usize, Result<f64, String>)> = floor_loads
+        .into_iter()
         .map(|conns| {
             let floor = probe
+                .as_ref()
+                .expect("built for every floor load")
                 .as_ref()
                 .map_err(Clone::clone)
                 .and_then(|probe| floor::median_of_runs(probe, &options, conns));
@@ -369,6 +374,9 @@ fn main() -> ExitCode {
             (conns, floor)
         })
         .collect();
+    if let Some(Ok(probe)) = &probe {
+        let _ = std::fs::remove_file(probe);
+    }
     let mut results = Vec::new();
     let mut skipped = Vec::new();
     let scenarios = if options.idle_only {
@@ -460,10 +468,15 @@ fn main() -> ExitCode {
     if let Some(effects) = &idle {
         print!("{}", idle::report(effects));
     }
-    let failed = results
-        .iter()
-        .flat_map(|(_, outcomes)| outcomes)
-        .any(|outcome| matches!(outcome, Outcome::Failed));
+    let idle_failed = match &idle {
+        Some(effects) => effects.iter().any(Vec::is_empty),
+        None => options.idle_only,
+    };
+    let failed = idle_failed
+        || results
+            .iter()
+            .flat_map(|(_, outcomes)| outcomes)
+            .any(|outcome| matches!(outcome, Outcome::Failed));
     if failed {
         return ExitCode::FAILURE;
     }
@@ -611,16 +624,7 @@ fn median(samples: &[Sample]) -> Option<Sample> {
     if samples.is_empty() {
         return None;
     }
-    let of = |metric: fn(&Sample) -> f64| {
-        let mut values: Vec<f64> = samples.iter().map(metric).collect();
-        values.sort_by(f64::total_cmp);
-        let mid = values.len() / 2;
-        if values.len() % 2 == 1 {
-            values[mid]
-        } else {
-            (values[mid - 1] + values[mid]) / 2.0
-        }
-    };
+    let of = |metric: fn(&Sample) -> f64| median_of(samples.iter().map(metric)).unwrap_or(0.0);
     Some(Sample {
         qps: of(|s| s.qps),
         p50_us: of(|s| s.p50_us),
@@ -634,6 +638,19 @@ fn median(samples: &[Sample]) -> Option<Sample> {
         server_cpu: of(|s| s.server_cpu),
         client_cpu: of(|s| s.client_cpu),
     })
+}
+
+/// The median of some numbers (the mean of the middle two of an even count); `None` when there
+/// are none.
+fn median_of(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(values[mid]),
+        _ => Some((values[mid - 1] + values[mid]) / 2.0),
+    }
 }
 
 /// The 1-minute load average: anything else running skews the numbers.
