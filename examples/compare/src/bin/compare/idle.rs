@@ -14,9 +14,11 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 
-use brisk_compare::procs::{free_port, pinned, spawn_quiet, wait_until_accepting};
+use brisk_compare::procs::pinned;
 
-use super::{drive, median, median_of, Contender, Options, Sample, Scenario, CONTENDERS};
+use super::{
+    drive, median, median_of, start_server, Contender, Options, Sample, Scenario, CONTENDERS,
+};
 
 /// The idle connections held beside the busy load.
 pub const IDLE_CONNS: usize = 10_000;
@@ -79,18 +81,9 @@ pub fn measure(options: &Options, tick: f64) -> [Vec<Effect>; 3] {
 
 /// One run: the busy load alone, then beside the idle connections, on one server.
 fn run_one(options: &Options, contender: Contender, tick: f64) -> Result<Effect, String> {
-    let (server_bin, bench_bin) = options.binaries(contender);
-    let addr = free_port()?;
-    let threads = options.threads.to_string();
-    let mut server = spawn_quiet(pinned(&options.server_cpu, server_bin).args([
-        "--listen",
-        &addr.to_string(),
-        "--threads",
-        &threads,
-    ]))
-    .map_err(|e| format!("{}: {e}", server_bin.display()))?;
+    let (_, bench_bin) = options.binaries(contender);
+    let (mut server, addr) = start_server(options, contender)?;
     let measured = (|| {
-        wait_until_accepting(&mut server, addr)?;
         let (alone, alone_stderr) =
             drive(options, contender, bench_bin, &mut server, addr, BUSY, tick)?;
         let before = resident_kib(server.id())?;

@@ -523,16 +523,8 @@ fn run_one(
     scenario: Scenario,
     tick: f64,
 ) -> Result<(Sample, String), String> {
-    let (server_bin, bench_bin) = options.binaries(contender);
-    let addr = free_port()?;
-    let threads = options.threads.to_string();
-    let mut server = spawn_quiet(pinned(&options.server_cpu, server_bin).args([
-        "--listen",
-        &addr.to_string(),
-        "--threads",
-        &threads,
-    ]))
-    .map_err(|e| format!("{}: {e}", server_bin.display()))?;
+    let (_, bench_bin) = options.binaries(contender);
+    let (mut server, addr) = start_server(options, contender)?;
     let result = drive(
         options,
         contender,
@@ -545,6 +537,22 @@ fn run_one(
     let _ = server.kill();
     let _ = server.wait();
     result
+}
+
+/// Starts `contender`'s echo server on a free port, pinned to the servers' CPU; it and its
+/// address ([`drive`] waits until it accepts).
+fn start_server(options: &Options, contender: Contender) -> Result<(Child, SocketAddr), String> {
+    let (server_bin, _) = options.binaries(contender);
+    let addr = free_port()?;
+    let threads = options.threads.to_string();
+    let server = spawn_quiet(pinned(&options.server_cpu, server_bin).args([
+        "--listen",
+        &addr.to_string(),
+        "--threads",
+        &threads,
+    ]))
+    .map_err(|e| format!("{}: {e}", server_bin.display()))?;
+    Ok((server, addr))
 }
 
 /// Runs `contender`'s client against the server at `addr`; see [`run_one`].
